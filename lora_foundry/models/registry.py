@@ -1,0 +1,149 @@
+"""Where model weights live and how a name becomes an existing local file, before any backend runs.
+
+Several backends download by themselves when a file is missing (facexlib's and LaMa's loaders with
+no timeout, rtmlib treats a missing path as a URL, Hugging Face retries for 25-50 s). So every
+model is resolved here to a file that exists, or fails at once with "put FILE in FOLDER (from
+WHERE)". Nothing here touches the network or imports a backend.
+
+Search order for a backend's folder (``spec.folder``, e.g. ``sam2``):
+1. an explicit path the user gave (absolute, or relative to one of the folders below);
+2. the folders ComfyUI knows for ``models/<folder>`` (extra_model_paths.yaml included), passed in
+   by the node layer as ``extra_dirs``;
+3. ``$LORA_FOUNDRY_MODELS/<folder>`` (outside ComfyUI, or to add a shared store);
+4. ``<cwd>/models/<folder>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODELS_ENV = "LORA_FOUNDRY_MODELS"
+
+
+class ModelMissingError(FileNotFoundError):
+    """A model file is not installed; the message says which file and which folder."""
+
+
+class ModelFormatError(ValueError):
+    """A model file exists but is not in a format we load safely."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One backend's weights: the folder they go in, the names we accept, where to get them.
+
+    ``files`` maps an accepted file name to its sha256 (or "" when unknown); ``formats`` are the
+    suffixes we load (".safetensors", ".pt" via ``torch.load(weights_only=True)``, ".onnx", ...).
+    """
+
+    backend: str
+    folder: str
+    files: dict[str, str]
+    formats: tuple[str, ...]
+    licence: str
+    source: str
+    urls: dict[str, str] = field(default_factory=dict)
+    env_var: str | None = None
+
+    def default_file(self) -> str:
+        return next(iter(self.files))
+
+
+def search_dirs(spec: ModelSpec, extra_dirs: Sequence[Path] = ()) -> list[Path]:
+    """The folders searched for ``spec``, in order, without duplicates."""
+    dirs: list[Path] = [Path(d) for d in extra_dirs]
+    env_root = os.environ.get(MODELS_ENV)
+    if env_root:
+        dirs.append(Path(env_root) / spec.folder)
+    dirs.append(Path.cwd() / "models" / spec.folder)
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def installed_files(spec: ModelSpec, extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """Names of the files with an accepted suffix found in any of ``spec``'s folders."""
+    names: list[str] = []
+    for folder in search_dirs(spec, extra_dirs):
+        if folder.is_dir():
+            for entry in sorted(folder.iterdir()):
+                if entry.is_file() and entry.suffix in spec.formats and entry.name not in names:
+                    names.append(entry.name)
+    return names
+
+
+def resolve(
+    spec: ModelSpec,
+    name: str | None = None,
+    extra_dirs: Sequence[Path] = (),
+) -> Path:
+    """Return the existing local file for ``spec`` (``name`` or its default), or raise at once.
+
+    ``spec.env_var`` (e.g. ``LAMA_MODEL``), when set in the environment, names the file directly.
+    """
+    if spec.env_var and os.environ.get(spec.env_var) and not name:
+        env_path = Path(os.environ[spec.env_var]).expanduser()
+        if env_path.is_file():
+            return _checked_format(spec, env_path)
+        raise ModelMissingError(
+            f"{spec.env_var}={env_path} is set but that file does not exist; "
+            f"fix the variable or put {spec.default_file()} in {_folder_hint(spec, extra_dirs)}"
+        )
+    wanted = name or spec.default_file()
+    candidate = Path(wanted).expanduser()
+    if candidate.is_absolute():
+        if candidate.is_file():
+            return _checked_format(spec, candidate)
+        raise ModelMissingError(f"{spec.backend} model file {candidate} does not exist")
+    for folder in search_dirs(spec, extra_dirs):
+        path = folder / wanted
+        if path.is_file():
+            return _checked_format(spec, path)
+    raise ModelMissingError(missing_message(spec, wanted, extra_dirs))
+
+
+def missing_message(spec: ModelSpec, wanted: str, extra_dirs: Sequence[Path] = ()) -> str:
+    """The one-line fix for a missing file: put FILE in FOLDER (from WHERE)."""
+    url = spec.urls.get(wanted, spec.source)
+    searched = ", ".join(str(d) for d in search_dirs(spec, extra_dirs))
+    return (
+        f"{spec.backend} weights not found: put {wanted} in {_folder_hint(spec, extra_dirs)} "
+        f"(from {url}; licence: {spec.licence}). Searched: {searched}"
+    )
+
+
+def _folder_hint(spec: ModelSpec, extra_dirs: Sequence[Path]) -> str:
+    dirs = search_dirs(spec, extra_dirs)
+    return str(dirs[0]) if dirs else f"models/{spec.folder}"
+
+
+def _checked_format(spec: ModelSpec, path: Path) -> Path:
+    if path.suffix not in spec.formats:
+        allowed = ", ".join(spec.formats)
+        raise ModelFormatError(f"{path} is not a {spec.backend} file we load ({allowed})")
+    return path
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, read in chunks (weights can be several GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_identity(path: Path) -> str:
+    """A cheap identity for stage keys: name, size and mtime (hashing GBs per run is too slow)."""
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
+def specs_by_folder(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:
+    return {spec.folder: spec for spec in specs}

@@ -1,0 +1,68 @@
+"""Names users type, and the roots every output path must stay under.
+
+Workflows are shared as JSON and queued through an HTTP API, so every name that reaches the engine
+(a workspace name, a trigger word, a dataset name, a preset name) may be hostile. Names are checked
+here, once: ``..``, absolute paths, separators and Windows reserved names are refused with an error
+that quotes the name, and every path the engine writes is confined to its root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+OUTPUT_ROOT_ENV = "LORA_FOUNDRY_OUTPUT"
+
+_WINDOWS_RESERVED = {
+    "con", "prn", "aux", "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
+_SAFE_CHARS = re.compile(r"[^\w\-. ]+", re.UNICODE)
+MAX_NAME_LENGTH = 120
+
+
+class UnsafeNameError(ValueError):
+    """A user-typed name that could escape its folder or is not a valid file name anywhere."""
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """Return ``name`` as a file-system-safe single path component, or raise ``UnsafeNameError``.
+
+    Refused outright (not silently rewritten, so nothing lands somewhere unexpected): empty names,
+    ``.``/``..``, anything with a path separator or a drive, absolute paths and reserved device
+    names. Other awkward characters (``:*?"<>|`` and control characters) become ``_``.
+    """
+    if not isinstance(name, str):
+        raise UnsafeNameError(f"{what} must be text, got {type(name).__name__}")
+    stripped = unicodedata.normalize("NFC", name).strip()
+    if not stripped:
+        raise UnsafeNameError(f"{what} is empty")
+    if "/" in stripped or "\\" in stripped or os.path.isabs(stripped) or re.match(r"^[A-Za-z]:", stripped):
+        raise UnsafeNameError(f"{what} {name!r} contains a path separator or drive; give a plain name")
+    if stripped in {".", ".."} or stripped.startswith(".."):
+        raise UnsafeNameError(f"{what} {name!r} refers to a parent folder; give a plain name")
+    cleaned = _SAFE_CHARS.sub("_", stripped).strip(" .")
+    if not cleaned:
+        raise UnsafeNameError(f"{what} {name!r} has no usable characters")
+    if cleaned.split(".")[0].lower() in _WINDOWS_RESERVED:
+        raise UnsafeNameError(f"{what} {name!r} is a reserved device name on Windows")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise UnsafeNameError(f"{what} {name!r} is longer than {MAX_NAME_LENGTH} characters")
+    return cleaned
+
+
+def confined(root: Path, *parts: str) -> Path:
+    """``root / parts``, resolved, refusing any result outside ``root`` (symlinks included)."""
+    root_resolved = Path(root).resolve()
+    candidate = root_resolved.joinpath(*parts).resolve()
+    if candidate != root_resolved and root_resolved not in candidate.parents:
+        raise UnsafeNameError(f"path {'/'.join(parts)!r} would leave {root_resolved}")
+    return candidate
+
+
+def default_output_root() -> Path:
+    """Where outputs go outside ComfyUI: ``$LORA_FOUNDRY_OUTPUT`` or ``./out``."""
+    return Path(os.environ.get(OUTPUT_ROOT_ENV, "out")).resolve()

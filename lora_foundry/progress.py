@@ -1,0 +1,75 @@
+"""Progress and cancel, as the engine sees them.
+
+The engine never imports ComfyUI, yet every long loop must move ComfyUI's progress bar and stop
+promptly when the user cancels. So engine functions take a ``Progress`` object and call
+``progress.update(done, total)`` once per unit of work; the ComfyUI adapter in ``nodes/_comfy.py``
+forwards to ``comfy.utils.ProgressBar`` (which raises on interrupt), the CLI prints, tests record.
+
+Whatever raises out of ``update`` (``Cancelled`` here, ComfyUI's own interrupt exception in a
+server) must leave nothing half-written: engine code writes files atomically and commits manifest
+rows in transactions, so an exception at any ``update`` call is always safe.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Cancelled(Exception):
+    """The user asked the work to stop; everything finished so far is kept."""
+
+
+class Progress(Protocol):
+    def update(self, done: int, total: int, preview: Any = None) -> None:
+        """Report ``done`` of ``total`` units; may raise to cancel the work."""
+
+
+class NullProgress:
+    """Progress that goes nowhere: the default when a caller does not care."""
+
+    def update(self, done: int, total: int, preview: Any = None) -> None:
+        return None
+
+
+class CallbackProgress:
+    """Progress that calls ``callback(done, total)``; raises ``Cancelled`` when ``should_stop()``."""
+
+    def __init__(
+        self,
+        callback: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self._callback = callback
+        self._should_stop = should_stop
+
+    def update(self, done: int, total: int, preview: Any = None) -> None:
+        if self._should_stop is not None and self._should_stop():
+            raise Cancelled(f"cancelled at {done}/{total}")
+        if self._callback is not None:
+            self._callback(done, total)
+
+
+class PrintProgress:
+    """Progress for the command line: one line, rewritten at most every ``interval_s`` seconds."""
+
+    def __init__(self, label: str, interval_s: float = 0.5, stream: Any = None) -> None:
+        self._label = label
+        self._interval_s = interval_s
+        self._stream = stream or sys.stderr
+        self._last = 0.0
+
+    def update(self, done: int, total: int, preview: Any = None) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < self._interval_s:
+            return
+        self._last = now
+        end = "\n" if done >= total else "\r"
+        print(f"{self._label}: {done}/{total}", end=end, file=self._stream, flush=True)
+
+
+def ensure_progress(progress: Progress | None) -> Progress:
+    """``progress`` itself, or a ``NullProgress`` when the caller passed None."""
+    return progress if progress is not None else NullProgress()

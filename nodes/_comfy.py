@@ -1,0 +1,130 @@
+"""The only place nodes touch ComfyUI, imported lazily so nodes import (and test) without it.
+
+Everything here degrades to a plain-Python behaviour when ComfyUI is absent: progress goes
+nowhere, the output root is ``$LORA_FOUNDRY_OUTPUT`` or ``./out``, interrupts never happen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from ..lora_foundry.paths import OUTPUT_ROOT_ENV, default_output_root
+
+CATEGORY = "LoRA Foundry"
+
+
+def _comfy_module(name: str) -> Any | None:
+    """Import a ComfyUI module by name, or None outside ComfyUI."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+class ComfyProgress:
+    """Engine ``Progress`` that drives ComfyUI's progress bar and honours its interrupt.
+
+    ``ProgressBar.update_absolute`` and ``throw_exception_if_processing_interrupted`` raise
+    ComfyUI's interrupt exception; the engine is written so an exception there is always safe.
+    """
+
+    def __init__(self, node_id: str | None = None) -> None:
+        self._node_id = node_id
+        self._bar: Any = None
+        self._total = -1
+        self._utils = _comfy_module("comfy.utils")
+        self._mm = _comfy_module("comfy.model_management")
+
+    def update(self, done: int, total: int, preview: Any = None) -> None:
+        if self._mm is not None:
+            self._mm.throw_exception_if_processing_interrupted()
+        if self._utils is None:
+            return
+        if self._bar is None or total != self._total:
+            self._bar = self._utils.ProgressBar(max(total, 1), node_id=self._node_id)
+            self._total = total
+        self._bar.update_absolute(done, max(total, 1), preview)
+
+
+def check_interrupt() -> None:
+    """Raise ComfyUI's interrupt exception if the user pressed cancel (no-op outside ComfyUI)."""
+    mm = _comfy_module("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+def output_root() -> Path:
+    """Root for everything we write: the operator's ``$LORA_FOUNDRY_OUTPUT``, else ComfyUI's
+    output directory, else ``./out``."""
+    if os.environ.get(OUTPUT_ROOT_ENV):
+        return default_output_root()
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.get_output_directory()).resolve()
+    return default_output_root()
+
+
+def temp_root() -> Path:
+    """ComfyUI's temp directory (previews), else ``<output root>/.previews``."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.get_temp_directory()).resolve()
+    return output_root() / ".previews"
+
+
+def input_root() -> Path | None:
+    """ComfyUI's input directory, where users upload media; None outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return None
+    return Path(folder_paths.get_input_directory()).resolve()
+
+
+def user_root() -> Path:
+    """ComfyUI's user directory (presets, operator config), else ``<output root>/.user``."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        return Path(folder_paths.get_user_directory()).resolve()
+    return output_root() / ".user"
+
+
+def model_folder_paths(folder: str) -> list[Path]:
+    """Every folder ComfyUI knows for ``models/<folder>`` (extra_model_paths.yaml included)."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return []
+    try:
+        return [Path(p) for p in folder_paths.get_folder_paths(folder)]
+    except KeyError:
+        return []
+
+
+def register_model_folder(folder: str) -> None:
+    """Make ``models/<folder>`` known to ComfyUI so extra_model_paths.yaml can add to it."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return
+    default = os.path.join(folder_paths.models_dir, folder)
+    folder_paths.add_model_folder_path(folder, default)
+
+
+def list_models(folder: str) -> list[str]:
+    """File names ComfyUI lists in ``models/<folder>`` (for combo widgets); [] outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is None:
+        return []
+    try:
+        return list(folder_paths.get_filename_list(folder))
+    except KeyError:
+        return []
+
+
+def send_event(event: str, data: dict[str, Any]) -> None:
+    """Send a custom websocket event to the front end (loss curve, live previews)."""
+    server = _comfy_module("server")
+    if server is None or getattr(server.PromptServer, "instance", None) is None:
+        return
+    server.PromptServer.instance.send_sync(event, data)

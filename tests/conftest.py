@@ -1,0 +1,51 @@
+"""Test fixtures shared by every test module.
+
+``pack`` imports the repository folder as a package the way ComfyUI does (by path, under a fixed
+name), so node tests exercise exactly the import path ComfyUI uses, without ComfyUI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MEDIA = REPO.parent / "shared" / "media"
+PACK_NAME = "lora_foundry_pack"
+
+
+def import_pack():
+    """Import the repo as ComfyUI does: ``custom_nodes/<folder>/__init__.py`` as a package."""
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
+    spec = importlib.util.spec_from_file_location(
+        PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def pack():
+    return import_pack()
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    if not MEDIA.is_dir():
+        pytest.skip(f"shared media not found at {MEDIA}")
+    return MEDIA
+
+
+@pytest.fixture()
+def output_root(tmp_path, monkeypatch) -> Path:
+    """An isolated output root: everything a test writes must land under it."""
+    root = tmp_path / "output"
+    root.mkdir()
+    monkeypatch.setenv("LORA_FOUNDRY_OUTPUT", str(root))
+    return root
