@@ -1,0 +1,93 @@
+"""The caption stage: tags from the workspace (and imported tag files) to a "caption" per item.
+
+Reads the "tags" (list of strings) and "cluster" (int) annotations other stages wrote, adds tags
+from an imported folder of WD14/booru ``.txt`` files matched by file name, builds captions with
+``builder.build_captions`` and records them as the "caption" annotation on the same items, which
+the dataset writer uses. The stage's info keeps what the writer and the report need to know: the
+keep_tokens count, the separator, the core tags per cluster and the token warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..progress import Progress
+from ..workspace import Handle, Item, Workspace
+from .builder import CaptionSettings, build_captions
+from .render import KEEP_TOKENS_SEPARATOR
+from .vocabulary import read_tag_folder
+
+STAGE_NAME = "captions"
+STAGE_VERSION = 1
+
+
+def _folder_identity(folder: Path | None) -> list[Any]:
+    """(name, size, mtime) of every tag file, so edited tag files make a new stage key."""
+    if folder is None:
+        return []
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(Path(folder).glob("*.txt")) if p.is_file()]
+
+
+def _stems(item: Item) -> list[str]:
+    """Names an imported tag file may use for this item: its own, its original file's."""
+    stems = [item.path.stem]
+    if item.meta.get("name"):
+        stems.append(Path(str(item.meta["name"])).stem)
+    if item.source and item.frame_index is None:
+        stems.append(Path(item.source).stem)
+    return stems
+
+
+def gather_tags(
+    items: list[Item], stage_tags: dict[int, Any], imported: dict[str, list[str]]
+) -> dict[int, list[str]]:
+    """Each item's tags: the workspace's "tags" annotation, then any imported ones."""
+    tags: dict[int, list[str]] = {}
+    for item in items:
+        own = [str(t) for t in (stage_tags.get(item.id) or [])]
+        extra = next((imported[s] for s in _stems(item) if s in imported), [])
+        tags[item.id] = own + list(extra)
+    return tags
+
+
+def caption_stage(
+    ws: Workspace,
+    handle: Handle,
+    settings: CaptionSettings,
+    tags_folder: Path | None = None,
+    progress: Progress | None = None,
+) -> Handle:
+    """Caption every item of ``handle``; a cache hit when nothing changed."""
+    params = {"settings": asdict(settings), "tags_folder": str(tags_folder or ""),
+              "tag_files": _folder_identity(tags_folder)}
+    with ws.stage(STAGE_NAME, STAGE_VERSION, params, inputs=[handle], label="captions") as st:
+        if not st.complete:
+            items = ws.items(handle)
+            imported = read_tag_folder(tags_folder) if tags_folder else {}
+            tags = gather_tags(items, ws.annotations(handle, "tags"), imported)
+            clusters = ws.annotations(handle, "cluster")
+            result = build_captions(tags, settings, clusters, progress)
+            annotations = {c.item: {"caption": c.text, "caption_dropped": c.dropped} for c in result.captions}
+            st.emit_all([item.id for item in items], annotations)
+            st.set_info(
+                caption_keep_tokens=result.keep_tokens,
+                caption_separator=KEEP_TOKENS_SEPARATOR if settings.separator else None,
+                caption_lora_type=settings.lora_type,
+                caption_trigger=settings.trigger,
+                core_tags={str(k): v for k, v in result.core.items()},
+                token_warnings=result.warnings,
+                untagged=sum(1 for t in tags.values() if not t),
+            )
+        return st.handle
+
+
+def caption_info(ws: Workspace, handle: Handle) -> dict[str, Any]:
+    """The nearest caption stage's info along ``handle``'s lineage ({} when never captioned)."""
+    for key in ws.lineage(handle.stage_key):
+        info = ws.stage_info(key)
+        if "caption_keep_tokens" in info:
+            return info
+    return {}

@@ -1,0 +1,176 @@
+"""Caption strategies, one per LoRA type: what a caption says, and what it leaves to the trigger.
+
+The binding rule: whatever a caption names stays a separate, promptable thing; whatever it leaves
+out is absorbed by the trigger word. So each LoRA type leaves out exactly the thing the LoRA should
+learn and names everything that varies and should stay controllable.
+
+Every caption starts with a *head*: the trigger word, the optional class word and the type's fixed
+prefix word (``sks woman``, ``sks style``, ``sks lighting``). The head is the first comma-separated
+token, so sd-scripts keeps it in place with ``keep_tokens = 1`` while ``shuffle_caption`` shuffles
+the rest (or, with ``keep_tokens_separator = "|||"``, everything before ``|||`` is kept).
+
+"Core" tags are tags found in at least ``threshold`` of a group's images (see ``core_tags``); they
+describe the subject itself and are dropped so they bind to the trigger, except tags in the type's
+*protected* categories, which are always captioned however often they occur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .vocabulary import CATEGORIES, IDENTITY_CATEGORIES
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """What one LoRA type captions (``protected``) and what it never captions (``dropped``)."""
+
+    lora_type: str
+    prefix: str
+    dropped: frozenset[str]
+    protected: frozenset[str]
+    template: str
+
+    @property
+    def core_categories(self) -> frozenset[str]:
+        """Categories where frequent tags count as core and bind to the trigger."""
+        return frozenset(CATEGORIES) - self.protected - self.dropped
+
+
+def _all_except(*categories: str) -> frozenset[str]:
+    return frozenset(CATEGORIES) - set(categories)
+
+
+_CHARACTER = Strategy(
+    lora_type="character",
+    prefix="",
+    dropped=frozenset({*IDENTITY_CATEGORIES, "quality"}),
+    protected=frozenset({"subject", "expression", "view", "pose", "framing", "clothing",
+                         "background", "lighting", "style"}),
+    template=(
+        "character: '<trigger> <class>, <expression>, <view>, <framing>, <pose>, <clothing>, "
+        "<background>, <lighting>'. Captions expression, view, pose, framing, clothing, "
+        "background and lighting so they stay promptable; never hair, eye, face, skin or body "
+        "features, which bind to the trigger. Other tags found in >= threshold of a cluster's "
+        "images (a tattoo, cat ears) are the character's own and are dropped too."
+    ),
+)
+_STYLE = Strategy(
+    lora_type="style",
+    prefix="style",
+    dropped=frozenset({"style", "quality"}),
+    protected=_all_except("style", "quality"),
+    template=(
+        "style: '<trigger> style, <subject>, <content...>'. Captions the content of every image "
+        "(who, what, where, light) and never the style words (watercolor, anime, sketch), so "
+        "the look binds to the trigger and the content stays free."
+    ),
+)
+_SCENE = Strategy(
+    lora_type="scene",
+    prefix="scene",
+    dropped=frozenset({"background", "quality"}),
+    protected=_all_except("background", "quality", "other"),
+    template=(
+        "scene/background: '<trigger> scene, <foreground subjects, their clothing, pose>, "
+        "<lighting>'. Captions the subjects in front of the place, never the scene's own "
+        "features (background tags, and other tags found in >= threshold of the images)."
+    ),
+)
+_CONCEPT = Strategy(
+    lora_type="concept",
+    prefix="",
+    dropped=frozenset({"quality"}),
+    protected=_all_except("pose", "quality", "other"),
+    template=(
+        "pose/concept: '<trigger>, <subject>, <identity>, <clothing>, <background>, "
+        "<lighting>'. Captions everything except the concept: pose or other tags found in >= "
+        "threshold of the images are the concept itself and bind to the trigger."
+    ),
+)
+_EXPRESSION = Strategy(
+    lora_type="expression",
+    prefix="expression",
+    dropped=frozenset({"expression", "quality"}),
+    protected=_all_except("expression", "quality", "other"),
+    template=(
+        "expression: '<trigger> expression, <subject>, <view>, <framing>, <clothing>, "
+        "<background>, <lighting>'. Captions everything except the expression (expression "
+        "tags, and other tags found in >= threshold of the images)."
+    ),
+)
+_LIGHTING = Strategy(
+    lora_type="lighting",
+    prefix="lighting",
+    dropped=frozenset({"lighting", "quality"}),
+    protected=_all_except("lighting", "quality", "other"),
+    template=(
+        "lighting: '<trigger> lighting, <subject>, <view>, <pose>, <clothing>, <background>'. "
+        "Captions everything except the light (lighting tags, and other tags found in >= "
+        "threshold of the images)."
+    ),
+)
+_OBJECT = Strategy(
+    lora_type="object",
+    prefix="",
+    dropped=frozenset({"quality"}),
+    protected=frozenset({"subject", "expression", "view", "pose", "framing", "clothing",
+                         "background", "lighting", "style", *IDENTITY_CATEGORIES}),
+    template=(
+        "object: '<trigger> <class>, <view>, <placement>, <background>, <lighting>'. Captions "
+        "where and how the object is shown; the object's own features (other tags found in >= "
+        "threshold of the images: colour, material, shape) bind to the trigger."
+    ),
+)
+
+STRATEGIES: dict[str, Strategy] = {
+    s.lora_type: s for s in (_CHARACTER, _STYLE, _SCENE, _CONCEPT, _EXPRESSION, _LIGHTING, _OBJECT)
+}
+ALIASES = {"background": "scene", "pose": "concept"}
+LORA_TYPES = tuple(STRATEGIES)
+
+
+def strategy_for(lora_type: str) -> Strategy:
+    """The strategy for a LoRA type name ("background" = "scene", "pose" = "concept")."""
+    key = ALIASES.get(lora_type.strip().lower(), lora_type.strip().lower())
+    if key not in STRATEGIES:
+        raise ValueError(f"unknown LoRA type {lora_type!r}; choose one of {', '.join(LORA_TYPES)}")
+    return STRATEGIES[key]
+
+
+def describe_templates() -> str:
+    """Every template, one paragraph each: shown in the caption node's DESCRIPTION."""
+    return "\n".join(f"- {s.template}" for s in STRATEGIES.values())
+
+
+def head_text(trigger: str, class_word: str, strategy: Strategy) -> str:
+    """The kept first token: trigger, class word, the type's prefix word (empty parts skipped)."""
+    parts = [p.strip() for p in (trigger, class_word, strategy.prefix) if p and p.strip()]
+    if not parts:
+        raise ValueError("a caption needs a trigger word")
+    return " ".join(parts)
+
+
+def decide(
+    tag: str,
+    category: str,
+    strategy: Strategy,
+    core: set[str],
+    force_keep: set[str],
+    force_drop: set[str],
+) -> str | None:
+    """Why ``tag`` is dropped ("forced", "category", "core"), or None when it is captioned.
+
+    Order matters and is documented for users: force-drop beats everything; force-keep beats the
+    category and core rules; a dropped category beats core; core applies outside protected
+    categories only.
+    """
+    if tag in force_drop:
+        return "forced"
+    if tag in force_keep:
+        return None
+    if category in strategy.dropped:
+        return "category"
+    if tag in core and category in strategy.core_categories:
+        return "core"
+    return None

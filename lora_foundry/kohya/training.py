@@ -1,0 +1,90 @@
+"""One call from request to LoRA: plan (preflight + TOMLs), launch, verify, publish.
+
+Kept apart from ``launcher`` (process handling) and ``train_config`` (what to run) so the node and
+the CLI share one sequence, and a dry run is the same sequence stopped before launch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..progress import Progress
+from .launcher import TrainResult, run_training
+from .operator_config import TrainerInstall
+from .train_config import RunPlan, TrainRequest, plan_run
+
+TRAINING_DIR = ("lora_foundry", "training")
+LORAS_SUBDIR = "lora_foundry"
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """The plan that was written and, unless it was a dry run, the run's result."""
+
+    plan: RunPlan
+    result: TrainResult | None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.result is None
+
+
+def publish_lora(src: Path, dst: Path, replace_existing: bool) -> Path:
+    """Copy the verified LoRA into the loras folder atomically (temp file + rename)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and not replace_existing:
+        raise FileExistsError(f"{dst} already exists; choose another output name")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+def train_lora(
+    request: TrainRequest,
+    install: TrainerInstall,
+    run_root: Path,
+    loras_dir: Path,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainOutcome:
+    """Plan the run (always), then unless ``dry_run`` launch it and publish the LoRA on success.
+
+    A cancelled run publishes nothing (its checkpoints stay in the run folder); a failed run
+    raises ``TrainingFailed`` from the launcher.
+    """
+    plan = plan_run(request, install, run_root, loras_dir, dry_run=dry_run)
+    if dry_run:
+        return TrainOutcome(plan, None)
+    result = run_training(plan.spec, progress=progress, on_event=on_event, should_stop=should_stop)
+    if result.status == "success" and result.lora_path is not None:
+        result.lora_path = publish_lora(result.lora_path, plan.final_lora, replace_existing=request.resume)
+    return TrainOutcome(plan, result)
+
+
+def describe(outcome: TrainOutcome) -> str:
+    """A short human report: what ran, how it ended, where things are."""
+    plan, result = outcome.plan, outcome.result
+    lines = [f"command: {plan.command_txt.read_text(encoding='utf-8').strip()}",
+             f"config: {plan.config_toml}", f"dataset: {plan.dataset_toml} ({plan.image_count} images)"]
+    if result is None:
+        lines.insert(0, "dry run: nothing was launched")
+        return "\n".join(lines)
+    speed = f"{result.steps_per_s:.3f} steps/s" if result.steps_per_s else "speed unknown"
+    head = f"{result.status}: {result.steps_done}/{result.total_steps} steps in {result.elapsed_s:.1f} s ({speed})"
+    lines.insert(0, head)
+    if result.lora_path:
+        lines.append(f"LoRA: {result.lora_path}")
+    if result.last_checkpoint:
+        lines.append(f"last checkpoint: {result.last_checkpoint}")
+    if result.loss_curve:
+        lines.append(f"final avr_loss: {result.loss_curve[-1][1]:.4f}")
+    lines += [f"log: {result.log_path}", f"loss curve: {result.loss_path}.csv / .json"]
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Which frames of a video to keep: by interval, per shot, keyframes only, or all.
+
+A plan is computed before any frame is converted or written, so the extraction pass can be resumed
+(the same plan comes out of the same file and parameters) and every sample carries its shot id:
+shots are detected in every mode, because later stages (tracking, clustering) stay inside a shot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..progress import Progress
+from .cuts import CutResult, detect_cuts, shot_of
+from .video import VideoInfo, keyframe_times, probe_video
+
+MODES = ("interval", "scene", "keyframes", "all")
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    frame_index: int
+    time_s: float
+    shot: int
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    info: VideoInfo
+    cuts: list[int]
+    samples: list[FrameSample]
+    mode: str
+
+    @property
+    def wanted(self) -> frozenset[int]:
+        """The sampled frame indices, for ``iter_frames(wanted=plan.wanted.__contains__)``."""
+        return frozenset(sample.frame_index for sample in self.samples)
+
+
+def _time_of(result: CutResult, index: int) -> float:
+    position = index - result.start_frame
+    if 0 <= position < len(result.frame_times):
+        return result.frame_times[position]
+    return index / result.fps
+
+
+def _interval_indices(result: CutResult, interval_s: float) -> list[int]:
+    """The first frame at or after each multiple of ``interval_s`` from the start of the range."""
+    if interval_s <= 0:
+        raise ValueError(f"interval_s must be > 0, got {interval_s}")
+    if not result.frame_times:
+        return []
+    origin = result.frame_times[0]
+    chosen, next_time = [], origin
+    for position, time_s in enumerate(result.frame_times):
+        if time_s + 1e-6 >= next_time:
+            chosen.append(result.start_frame + position)
+            steps = int((time_s + 1e-6 - origin) // interval_s) + 1
+            next_time = origin + steps * interval_s
+    return chosen
+
+
+def shot_bounds(result: CutResult) -> list[tuple[int, int]]:
+    """(first, end) frame indices of every shot in the examined range, end exclusive."""
+    starts = [result.start_frame, *result.cuts]
+    ends = [*result.cuts, result.frame_count]
+    return [(start, end) for start, end in zip(starts, ends, strict=True) if end > start]
+
+
+def _per_shot_indices(result: CutResult, per_shot: int) -> list[int]:
+    """``per_shot`` frames spread evenly inside each shot, at the centres of equal slices.
+
+    Centres keep at least half a slice away from both cut edges, where a frame may still carry
+    compression smear or the tail of the previous shot.
+    """
+    if per_shot < 1:
+        raise ValueError(f"per_shot must be >= 1, got {per_shot}")
+    chosen: list[int] = []
+    for start, end in shot_bounds(result):
+        length = end - start
+        picks = {start + int((k + 0.5) * length / per_shot) for k in range(per_shot)}
+        chosen.extend(sorted(picks))
+    return chosen
+
+
+def _cap_evenly(indices: list[int], max_frames: int) -> list[int]:
+    """At most ``max_frames`` indices spread over the whole list (not its first N)."""
+    if max_frames <= 0 or len(indices) <= max_frames:
+        return indices
+    positions = np.unique(np.round(np.linspace(0, len(indices) - 1, max_frames)).astype(int))
+    return [indices[p] for p in positions]
+
+
+def _select(path: Path, result: CutResult, mode: str, interval_s: float, per_shot: int,
+            start_s: float, end_s: float | None) -> list[int]:
+    if mode == "interval":
+        return _interval_indices(result, interval_s)
+    if mode == "scene":
+        return _per_shot_indices(result, per_shot)
+    if mode == "keyframes":
+        return [index for index, _ in keyframe_times(path, start_s=start_s, end_s=end_s)]
+    return list(range(result.start_frame, result.frame_count))
+
+
+def plan_samples(
+    path: Path,
+    *,
+    mode: str = "interval",
+    interval_s: float = 1.0,
+    per_shot: int = 3,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    max_frames: int = 0,
+    progress: Progress | None = None,
+    cut_threshold: float = 20.0,
+    cut_result: CutResult | None = None,
+) -> SamplePlan:
+    """Detect shots over the range, then choose frames by ``mode``; no frame is converted here.
+
+    ``max_frames`` (0 = no cap) thins the choice evenly across the whole range. Pass
+    ``cut_result`` (from ``detect_cuts`` over the same range) to reuse a detection pass.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown sampling mode {mode!r}; choose one of {', '.join(MODES)}")
+    if end_s is not None and end_s <= start_s:
+        raise ValueError(f"end_s ({end_s}) must be after start_s ({start_s})")
+    path = Path(path)
+    info = probe_video(path)
+    result = cut_result or detect_cuts(path, threshold=cut_threshold, start_s=start_s,
+                                       end_s=end_s, progress=progress)
+    indices = _cap_evenly(_select(path, result, mode, interval_s, per_shot, start_s, end_s),
+                          max_frames)
+    samples = [FrameSample(i, round(_time_of(result, i), 6), shot_of(i, result.cuts))
+               for i in indices]
+    return SamplePlan(info=info, cuts=list(result.cuts), samples=samples, mode=mode)

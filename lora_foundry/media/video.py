@@ -1,0 +1,339 @@
+"""Video probing and sequential frame decoding.
+
+Why sequential: on long-GOP footage an accurate seek costs as much as decoding 40-70 frames, so
+sampling one frame a second by decode-and-drop is as fast as a full decode and faster than seeking
+(FIELD_NOTES). Frames we do not want are decoded but never converted to RGB, which is where the
+time goes; frames we want are scaled by swscale straight from YUV (nearly free) instead of being
+converted at full size and resized afterwards.
+
+Frame indices count from the first frame of the file, so a resumed run, a second pass over the
+same range and the cut detector all agree on which frame is which. With ``start_s > 0`` we seek to
+the keyframe before ``start_s`` and derive the first index from its timestamp, then count.
+
+Animated GIF and WebP are decoded with Pillow (``ImageSequence``), not PyAV: FFmpeg's WebP decoder
+does not handle animated WebP, and Pillow composites GIF frames (disposal, transparency) properly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PILLOW_SUFFIXES = frozenset({".gif", ".webp"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mkv", ".avi", ".mpg", ".mpeg", ".webm", ".mov", ".m4v", ".ts", ".wmv", ".flv",
+     ".gif", ".webp"}
+)
+_DEFAULT_GIF_FPS = 10.0
+
+
+class MediaError(ValueError):
+    """A media file cannot be read; the message always names the file."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration_s: float
+    codec: str
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    index: int
+    time_s: float
+    rgb: np.ndarray  # H x W x 3 uint8
+
+
+@dataclass(frozen=True)
+class _RawFrame:
+    """A decoded frame not yet converted: an ``av.VideoFrame`` or a ``PIL.Image``."""
+
+    index: int
+    time_s: float
+    frame: Any
+
+
+def _check_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: the file is empty (0 bytes)")
+    return path
+
+
+def _uses_pillow(path: Path) -> bool:
+    return path.suffix.lower() in PILLOW_SUFFIXES
+
+
+def _open_av(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
+        raise MediaError(f"{path}: not a readable video file ({exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise MediaError(f"{path}: the file has no video stream")
+    return container
+
+
+def _stream_fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 25.0
+
+
+def _display_size(stream) -> tuple[int, int]:
+    """Width and height as shown: non-square pixels (DVD, DV) are stretched to square ones."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if sar and Fraction(sar) not in (0, 1):
+        width = max(1, round(width * float(sar)))
+    return width, height
+
+
+def _probe_av(path: Path) -> VideoInfo:
+    with _open_av(path) as container:
+        stream = container.streams.video[0]
+        fps = _stream_fps(stream)
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        frames = stream.frames if stream.frames > 0 else round(duration * fps)
+        width, height = _display_size(stream)
+        if width <= 0 or height <= 0:
+            raise MediaError(f"{path}: the video stream has no picture size")
+        return VideoInfo(path, width, height, fps, int(frames), duration, stream.codec_context.name)
+
+
+def _open_pillow(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.seek(0)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise MediaError(f"{path}: not a readable animated image ({exc})") from exc
+    return image
+
+
+def _readable_frames(image, path: Path, limit: int) -> list[float]:
+    """Durations (ms) of the first ``limit`` frames that load; a damaged tail just ends the list."""
+    durations: list[float] = []
+    for position in range(limit):
+        try:
+            image.seek(position)
+            image.load()  # WebP reports a frame's duration only once it is loaded
+        except EOFError:
+            break
+        except (OSError, ValueError, SyntaxError) as exc:
+            if position == 0:
+                raise MediaError(f"{path}: not a readable animated image ({exc})") from exc
+            break
+        durations.append(float(image.info.get("duration", 0) or 0))
+    return durations
+
+
+def _probe_pillow(path: Path) -> VideoInfo:
+    image = _open_pillow(path)
+    with image:
+        try:
+            count = int(getattr(image, "n_frames", 1))
+            durations = _readable_frames(image, path, min(count, 50))
+        except (OSError, ValueError, SyntaxError):  # a damaged file: count what loads
+            durations = _readable_frames(image, path, 1_000_000)
+            count = len(durations)
+        mean_ms = sum(durations) / len(durations) if durations else 0.0
+        fps = 1000.0 / mean_ms if mean_ms > 0 else _DEFAULT_GIF_FPS
+        codec = (image.format or path.suffix.lstrip(".")).lower()
+        return VideoInfo(path, image.width, image.height, fps, count, count / fps, codec)
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Size, frame rate, frame count and codec; exact count when the container stores it."""
+    path = _check_file(path)
+    return _probe_pillow(path) if _uses_pillow(path) else _probe_av(path)
+
+
+def _seek_to(container, stream, start_s: float) -> None:
+    start_pts = stream.start_time or 0
+    target = start_pts + int(max(0.0, start_s) / float(stream.time_base))
+    container.seek(target, stream=stream, backward=True, any_frame=False)
+
+
+def _frames_from(container, stream, start_s: float, fps: float) -> Iterator[Any]:
+    """Frames from a keyframe at or before ``start_s``.
+
+    Some demuxers (MPEG-PS) land after the target; step further back until the first frame is
+    early enough, decoding from the very start as the last resort.
+    """
+    start_pts, base = stream.start_time or 0, float(stream.time_base)
+    for back_s in (0.0, 3.0, 15.0, None):
+        _seek_to(container, stream, 0.0 if back_s is None else start_s - back_s)
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is None:
+            return
+        early = first.pts is None or (first.pts - start_pts) * base <= start_s + 0.25 / fps
+        if early or back_s is None:
+            yield first
+            yield from frames
+            return
+
+
+def _decode_av(path: Path, start_s: float, end_s: float | None, keyframes_only: bool
+               ) -> Iterator[_RawFrame]:
+    import av
+
+    with _open_av(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"
+        fps, base = _stream_fps(stream), float(stream.time_base)
+        start_pts = stream.start_time or 0
+        frames = _frames_from(container, stream, start_s, fps) if start_s > 0 else (
+            container.decode(stream))
+        counter: int | None = 0 if start_s <= 0 and not keyframes_only else None
+        try:
+            for frame in frames:
+                time_s = (frame.pts - start_pts) * base if frame.pts is not None else None
+                if time_s is None:
+                    time_s = (counter or 0) / fps
+                if counter is None or keyframes_only:
+                    counter = max(0, round(time_s * fps))
+                if end_s is not None and time_s >= end_s:
+                    return
+                if time_s >= start_s - 0.25 / fps:
+                    yield _RawFrame(counter, max(0.0, time_s), frame)
+                counter += 1
+        except av.FFmpegError as exc:
+            logger.warning("%s: decoding stopped early, the file looks damaged (%s)", path, exc)
+            return
+        _warn_if_short(path, counter, stream.frames, end_s, keyframes_only)
+
+
+def _warn_if_short(path: Path, decoded_to: int | None, declared: int, end_s: float | None,
+                   keyframes_only: bool) -> None:
+    """A file cut short often just ends; the container's own frame count tells us it did."""
+    if end_s is None and not keyframes_only and declared > 0 and decoded_to is not None:
+        if decoded_to < declared - 1:
+            logger.warning("%s: the stream ended at frame %d of the %d the file declares "
+                           "(truncated file?)", path, decoded_to, declared)
+
+
+def _decode_pillow(path: Path, start_s: float, end_s: float | None) -> Iterator[_RawFrame]:
+    from PIL import ImageSequence
+
+    image = _open_pillow(path)
+    with image:
+        time_s = 0.0
+        try:
+            for index, frame in enumerate(ImageSequence.Iterator(image)):
+                if end_s is not None and time_s >= end_s:
+                    return
+                rgb = frame.convert("RGB")  # loads the frame, which also sets its duration
+                duration_s = float(frame.info.get("duration", 0) or 0) / 1000.0
+                if time_s >= start_s:
+                    yield _RawFrame(index, time_s, rgb)
+                time_s += duration_s if duration_s > 0 else 1.0 / _DEFAULT_GIF_FPS
+        except (OSError, EOFError, ValueError) as exc:
+            logger.warning("%s: decoding stopped early, the file looks damaged (%s)", path, exc)
+
+
+def decode_raw(path: Path, *, start_s: float = 0.0, end_s: float | None = None,
+               keyframes_only: bool = False) -> Iterator[_RawFrame]:
+    """Decoded frames, unconverted, in order; raises MediaError when not one frame decodes."""
+    path = _check_file(path)
+    if _uses_pillow(path):
+        source = _decode_pillow(path, start_s, end_s)
+    else:
+        source = _decode_av(path, start_s, end_s, keyframes_only)
+    produced = 0
+    for raw in source:
+        produced += 1
+        yield raw
+    if produced == 0 and start_s <= 0 and not keyframes_only:
+        raise MediaError(f"{path}: no frame could be decoded (truncated or damaged file?)")
+
+
+def scaled_size(width: int, height: int, long_side: int | None) -> tuple[int, int]:
+    """(width, height) with the long side at most ``long_side``, aspect kept; never upscales."""
+    if not long_side or max(width, height) <= long_side:
+        return width, height
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def raw_to_array(raw: _RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24") -> np.ndarray:
+    """Convert one raw frame to uint8 RGB (``rgb24``) or grey (``gray``) at ``size`` (w, h)."""
+    frame = raw.frame
+    if hasattr(frame, "to_ndarray"):  # av.VideoFrame: swscale converts and scales from YUV
+        width, height = size if size else (frame.width, frame.height)
+        array = frame.to_ndarray(format=fmt, width=width, height=height)
+        if frame.rotation:
+            array = np.ascontiguousarray(np.rot90(array, k=round(frame.rotation / 90)))
+        return array
+    from PIL import Image
+
+    image = frame if fmt == "rgb24" else frame.convert("L")
+    if size and size != image.size:
+        image = image.resize(size, Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _target_size(info: VideoInfo, long_side: int | None, thumb_size: tuple[int, int] | None
+                 ) -> tuple[int, int] | None:
+    if thumb_size is not None:
+        return int(thumb_size[0]), int(thumb_size[1])
+    size = scaled_size(info.width, info.height, long_side)
+    return size
+
+
+def iter_frames(
+    path: Path,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    long_side: int | None = None,
+    wanted: Callable[[int], bool] | None = None,
+    thumb_size: tuple[int, int] | None = None,
+    keyframes_only: bool = False,
+) -> Iterator[DecodedFrame]:
+    """Decode ``path`` in order and yield the frames ``wanted(index)`` accepts, as RGB uint8.
+
+    ``long_side`` shrinks (never enlarges) keeping the aspect; ``thumb_size=(w, h)`` gives frames
+    of exactly that size for analysis. A damaged file yields what decodes, logs a warning and
+    stops; MediaError if nothing decodes.
+    """
+    path = Path(path)
+    info = probe_video(path)
+    size = _target_size(info, long_side, thumb_size)
+    for raw in decode_raw(path, start_s=start_s, end_s=end_s, keyframes_only=keyframes_only):
+        if wanted is not None and not wanted(raw.index):
+            continue
+        yield DecodedFrame(raw.index, raw.time_s, raw_to_array(raw, size))
+
+
+def keyframe_times(path: Path, *, start_s: float = 0.0, end_s: float | None = None
+                   ) -> list[tuple[int, float]]:
+    """(index, time_s) of every keyframe in range, from a pass that skips non-key frames."""
+    return [(raw.index, raw.time_s) for raw in
+            decode_raw(path, start_s=start_s, end_s=end_s, keyframes_only=True)]

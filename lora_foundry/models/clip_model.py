@@ -1,0 +1,220 @@
+"""open_clip image/text embedder: where its weights live and how they open, offline.
+
+Folder: ``models/open_clip``. ComfyUI's own ``models/clip`` holds text encoders for diffusion
+models and ``models/clip_vision`` holds vision towers in ComfyUI's format; an open_clip checkpoint
+is neither, so it gets its own folder. Two ways to install one:
+
+1. a weights file plus an architecture name, e.g. ``models/open_clip/ViT-B-32__laion2b_s34b_b79k
+   .safetensors`` (the text before ``__`` names the architecture, or pick it in the node);
+2. a folder with ``open_clip_config.json`` and the weights next to it (a Hugging Face snapshot
+   of e.g. ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K`` as it is): ``models/open_clip/<folder>/``.
+
+open_clip downloads by itself when ``pretrained`` is a tag or a hub name, so only an existing
+absolute file or ``local-dir:`` ever reaches it, with ``HF_HUB_OFFLINE=1`` around every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .registry import ModelMissingError, ModelSpec, model_identity, resolve
+
+CLIP_FOLDER = "open_clip"
+CONFIG_NAME = "open_clip_config.json"
+ARCH_SEPARATOR = "__"
+LOCAL_DIR_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                     "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth", "model.safetensors",
+                     "pytorch_model.bin", "pytorch_model.pth", "model.pth")
+
+# Architecture -> (pretrained tag, licence, where to get it). Only weights whose licence we know
+# (and that allow use in a tool like this) are offered; MetaCLIP (CC-BY-NC) is deliberately absent.
+KNOWN_WEIGHTS: dict[str, tuple[str, str, str]] = {
+    "ViT-B-32": ("laion2b_s34b_b79k", "MIT", "https://huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K"),
+    "ViT-B-16": ("laion2b_s34b_b88k", "MIT", "https://huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K"),
+    "ViT-L-14": ("laion2b_s32b_b82k", "MIT", "https://huggingface.co/laion/CLIP-ViT-L-14-laion2B-s32B-b82K"),
+    "ViT-H-14": ("laion2b_s32b_b79k", "MIT", "https://huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K"),
+    "ViT-B-32-quickgelu": ("openai", "MIT", "https://huggingface.co/timm/vit_base_patch32_clip_224.openai"),
+    "ViT-L-14-quickgelu": ("openai", "MIT", "https://huggingface.co/timm/vit_large_patch14_clip_224.openai"),
+}
+ARCH_CHOICES: tuple[str, ...] = ("auto", *KNOWN_WEIGHTS)
+
+CLIP_SPEC = ModelSpec(
+    backend="open_clip",
+    folder=CLIP_FOLDER,
+    files={f"ViT-B-32{ARCH_SEPARATOR}laion2b_s34b_b79k.safetensors": ""},
+    formats=(".safetensors", ".bin", ".pt", ".pth"),
+    licence="MIT (LAION OpenCLIP / OpenAI CLIP weights listed in docs/understanding.md)",
+    source=KNOWN_WEIGHTS["ViT-B-32"][2],
+    env_var="LORA_FOUNDRY_CLIP_MODEL",
+)
+CLIP_DIR_SPEC = ModelSpec(
+    backend="open_clip",
+    folder=CLIP_FOLDER,
+    files={CONFIG_NAME: ""},
+    formats=(".json",),
+    licence=CLIP_SPEC.licence,
+    source=CLIP_SPEC.source,
+)
+
+
+@dataclass
+class ClipModel:
+    """An opened open_clip model with its preprocessing and tokenizer (the LF_CLIP_MODEL handle)."""
+
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    device: str
+    identity: str
+    name: str
+
+    @property
+    def embed_dim(self) -> int:
+        proj = getattr(self.model, "text_projection", None)
+        if proj is not None and hasattr(proj, "shape"):
+            return int(proj.shape[-1])
+        return int(getattr(self.model.visual, "output_dim"))
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Force Hugging Face Hub offline for the duration (env var and, if imported, its constant)."""
+    saved_env = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    saved_const = getattr(constants, "HF_HUB_OFFLINE", None) if constants else None
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved_env
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = saved_const
+
+
+def installed_choices(extra_dirs: Sequence[Path] = ()) -> list[str]:
+    """Weight files and ``<folder>/`` entries (with open_clip_config.json) for the loader combo."""
+    from .registry import installed_files, search_dirs
+
+    names = installed_files(CLIP_SPEC, extra_dirs)
+    for folder in search_dirs(CLIP_SPEC, extra_dirs):
+        if folder.is_dir():
+            for sub in sorted(folder.iterdir()):
+                if (sub / CONFIG_NAME).is_file() and f"{sub.name}/" not in names:
+                    names.append(f"{sub.name}/")
+    return names
+
+
+def resolve_clip(name: str | None, extra_dirs: Sequence[Path] = ()) -> Path:
+    """An existing weights file, or an existing folder holding open_clip_config.json.
+
+    A name ending in "/" (or naming a folder) means a local-dir install; anything else a file.
+    """
+    if name and (name.endswith("/") or Path(name).expanduser().is_dir()):
+        config = resolve(CLIP_DIR_SPEC, str(Path(name.rstrip("/")) / CONFIG_NAME), extra_dirs)
+        return config.parent
+    return resolve(CLIP_SPEC, name or None, extra_dirs)
+
+
+def arch_for(path: Path, arch: str = "auto") -> str:
+    """The architecture for a weights file: the explicit choice, else the file-name prefix."""
+    if arch and arch != "auto":
+        return arch
+    stem = path.name.split(".")[0]
+    if ARCH_SEPARATOR in stem:
+        return stem.split(ARCH_SEPARATOR)[0]
+    raise ModelMissingError(
+        f"cannot tell the open_clip architecture of {path.name}: pick it in the loader or name the "
+        f"file <architecture>{ARCH_SEPARATOR}<tag>{path.suffix} (e.g. ViT-B-32{ARCH_SEPARATOR}"
+        f"laion2b_s34b_b79k.safetensors)"
+    )
+
+
+def local_dir_weights(folder: Path) -> Path:
+    """The weights open_clip will pick in a local-dir folder; it silently uses random weights when
+    there are none, so we refuse instead."""
+    if not (folder / CONFIG_NAME).is_file():
+        raise ModelMissingError(f"put {CONFIG_NAME} next to the weights in {folder}")
+    found = sorted(p for suffix in (".safetensors", ".bin", ".pth") for p in folder.glob(f"*{suffix}"))
+    if not found:
+        raise ModelMissingError(
+            f"{folder} has {CONFIG_NAME} but no weights: put open_clip_model.safetensors there "
+            f"(from the same Hugging Face repository as the config)"
+        )
+    preferred = [p for p in found if p.name in LOCAL_DIR_WEIGHTS]
+    return min(preferred, key=lambda p: LOCAL_DIR_WEIGHTS.index(p.name)) if preferred else found[0]
+
+
+def load_clip(path: Path, arch: str = "auto", device: str = "cpu") -> ClipModel:
+    """Open a resolved file (with ``arch``) or local-dir folder; never touches the network."""
+    import open_clip
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelMissingError(f"open_clip weights {path} do not exist (resolve them first)")
+    with hub_offline():
+        if path.is_dir():
+            weights = local_dir_weights(path)
+            model_name = f"local-dir:{path}"
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, device=device)
+            tokenizer = open_clip.get_tokenizer(model_name)
+            identity = f"{path.name}/:{model_identity(path / CONFIG_NAME)}:{model_identity(weights)}"
+        else:
+            model_name = arch_for(path, arch)
+            if model_name not in open_clip.list_models():
+                raise ValueError(f"{model_name!r} is not an open_clip architecture")
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=str(path.resolve()), device=device
+            )
+            tokenizer = open_clip.get_tokenizer(model_name)
+            identity = f"{model_name}:{model_identity(path)}"
+    model.eval()
+    return ClipModel(model, preprocess, tokenizer, device, identity, path.name)
+
+
+def embed_pil_batch(clip: ClipModel, images: Sequence[Any]) -> Any:
+    """L2-normalised image embeddings (float32 numpy, one row per PIL image)."""
+    import torch
+
+    batch = torch.stack([clip.preprocess(img.convert("RGB")) for img in images]).to(clip.device)
+    with torch.inference_mode():
+        feats = clip.model.encode_image(batch).float()
+    feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return feats.cpu().numpy()
+
+
+def embed_texts(clip: ClipModel, texts: Sequence[str]) -> Any:
+    """L2-normalised text embeddings (float32 numpy, one row per text)."""
+    import torch
+
+    with hub_offline():
+        tokens = clip.tokenizer(list(texts)).to(clip.device)
+    with torch.inference_mode():
+        feats = clip.model.encode_text(tokens).float()
+    feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return feats.cpu().numpy()
+
+
+def zero_shot(clip: ClipModel, images: Sequence[Any], labels: Sequence[str], template: str = "{}"
+              ) -> list[tuple[str, float]]:
+    """For each image the best label and its softmax probability over ``labels``."""
+    import numpy as np
+
+    text = embed_texts(clip, [template.format(label) for label in labels])
+    image = embed_pil_batch(clip, images)
+    logits = 100.0 * image @ text.T
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=1, keepdims=True)
+    best = probs.argmax(axis=1)
+    return [(labels[int(b)], float(probs[i, b])) for i, b in enumerate(best)]

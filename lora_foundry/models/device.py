@@ -1,0 +1,30 @@
+"""Which torch device a model runs on: CUDA, then Apple's MPS, else the CPU.
+
+sam2 and facexlib default to ``device="cuda"`` and fail (or hang in CUDA init) on machines without
+it, so every opener takes the device explicitly and nodes pass what this module picks.
+"""
+
+from __future__ import annotations
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(preference: str = "auto") -> str:
+    """The device name to pass to a backend: ``preference`` if it is not "auto", else the best.
+
+    "auto" means CUDA when torch sees a GPU, then MPS, else "cpu". An explicit device that is not
+    available raises at once rather than failing deep inside a backend.
+    """
+    if preference not in DEVICE_CHOICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {preference!r}")
+    import torch
+
+    cuda_ok = torch.cuda.is_available()
+    mps_ok = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if preference == "auto":
+        return "cuda" if cuda_ok else "mps" if mps_ok else "cpu"
+    if preference == "cuda" and not cuda_ok:
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'auto' or 'cpu'")
+    if preference == "mps" and not mps_ok:
+        raise RuntimeError("device 'mps' was asked for but torch sees no MPS device; use 'auto' or 'cpu'")
+    return preference

@@ -1,0 +1,90 @@
+"""RetinaFace face detector (facexlib), built here and loaded with ``weights_only=True``.
+
+Folder: ``models/facedetection`` (where ReActor and face-restore packs already keep
+``detection_Resnet50_Final.pth``, so one copy serves all). facexlib's own
+``init_detection_model`` downloads when the file is missing (no timeout) and calls ``torch.load``
+without ``weights_only``; so we build its ``RetinaFace`` network ourselves and load the state dict
+from a file ``registry.resolve`` found, with ``torch.load(weights_only=True)``.
+
+Real-face detectors miss many anime and 3D faces: callers report faces found per cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .registry import ModelSpec, model_identity
+
+FACE_FOLDER = "facedetection"
+NETWORKS = {
+    "detection_Resnet50_Final.pth": "resnet50",
+    "detection_mobilenet0.25_Final.pth": "mobile0.25",
+}
+FACE_SPEC = ModelSpec(
+    backend="retinaface",
+    folder=FACE_FOLDER,
+    files={name: "" for name in NETWORKS},
+    formats=(".pth",),
+    licence="MIT (biubug6/Pytorch_Retinaface weights as redistributed by facexlib)",
+    source="https://github.com/xinntao/facexlib/releases/tag/v0.1.0",
+    urls={name: f"https://github.com/xinntao/facexlib/releases/download/v0.1.0/{name}" for name in NETWORKS},
+    env_var="LORA_FOUNDRY_FACE_MODEL",
+)
+
+
+@dataclass
+class FaceModel:
+    """An opened RetinaFace (the LF_FACE_MODEL handle)."""
+
+    net: Any
+    device: str
+    identity: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    score: float
+    landmarks: tuple[tuple[float, float], ...]  # eyes, nose, mouth corners
+
+
+def network_for(path: Path) -> str:
+    """facexlib's network name for a weights file, from its name or its keys."""
+    if path.name in NETWORKS:
+        return NETWORKS[path.name]
+    return "mobile0.25" if "mobile" in path.name.lower() else "resnet50"
+
+
+def load_face(path: Path, device: str = "cpu") -> FaceModel:
+    """Build facexlib's RetinaFace for ``path``'s network and load its weights safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"face model {path} does not exist (resolve it first; facexlib would download)")
+    import torch
+    from facexlib.detection.retinaface import RetinaFace
+
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+    net = RetinaFace(network_name=network_for(path), half=False, device=torch.device(device))
+    net.load_state_dict(state, strict=True)
+    net.eval().to(device)
+    return FaceModel(net, device, model_identity(path), path.name)
+
+
+def detect(face: FaceModel, bgr: Any, threshold: float = 0.8, nms: float = 0.4) -> list[Face]:
+    """Faces in one BGR uint8 image, best first."""
+    import torch
+
+    with torch.inference_mode():
+        rows = face.net.detect_faces(bgr, conf_threshold=threshold, nms_threshold=nms, use_origin_size=True)
+    faces = []
+    for row in rows:
+        box = tuple(float(v) for v in row[:4])
+        marks = tuple((float(row[5 + 2 * i]), float(row[6 + 2 * i])) for i in range(5))
+        faces.append(Face(box, float(row[4]), marks))  # type: ignore[arg-type]
+    return faces

@@ -1,0 +1,118 @@
+"""SAM 2 / 2.1 weights: where they go, which config builds each file, and a loader that is safe.
+
+sam2's own ``build_sam2(cfg, ckpt)`` would read the checkpoint itself; we build the network with
+``ckpt=None`` and load the state dict ourselves, so the only file reader is
+``torch.load(weights_only=True)`` (tensors only, no arbitrary pickled objects) or safetensors, and a
+checkpoint that does not match the chosen config fails with a message that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .registry import ModelFormatError, ModelMissingError, ModelSpec
+
+_SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
+_RELEASES = {"sam2.1": "092824", "sam2": "072824"}
+_CDN = "https://dl.fbaipublicfiles.com/segment_anything_2"
+
+
+def _published_names() -> dict[str, str]:
+    """Checkpoint stem -> config path, for every file Meta publishes (SAM 2.1 first, tiny first)."""
+    names: dict[str, str] = {}
+    for release in _RELEASES:
+        for size, short in _SIZES.items():
+            names[f"{release}_hiera_{size}"] = f"configs/{release}/{release}_hiera_{short}.yaml"
+    return names
+
+
+CONFIG_FOR_STEM: dict[str, str] = _published_names()
+CONFIGS: tuple[str, ...] = tuple(CONFIG_FOR_STEM.values())
+
+SAM2_SPEC = ModelSpec(
+    backend="SAM 2",
+    folder="sam2",
+    # sha256 unknown: Meta publishes no checksums for these files.
+    files={f"{stem}{ext}": "" for ext in (".pt", ".safetensors") for stem in CONFIG_FOR_STEM},
+    formats=(".pt", ".safetensors"),
+    licence="Apache-2.0",
+    source="https://github.com/facebookresearch/sam2#download-checkpoints",
+    urls={
+        f"{stem}.pt": f"{_CDN}/{_RELEASES[stem.split('_hiera_')[0]]}/{stem}.pt"
+        for stem in CONFIG_FOR_STEM
+    },
+)
+
+
+def config_for_file(path: Path | str) -> str:
+    """The sam2 config that builds the network for checkpoint ``path``, judged by its name.
+
+    Exact published names map directly; other names (``sam2.1_hiera_base_plus-fp16.safetensors``)
+    map when they contain one release and one size. Anything else must be given explicitly.
+    """
+    stem = Path(path).name.rsplit(".", 1)[0].lower()
+    if stem in CONFIG_FOR_STEM:
+        return CONFIG_FOR_STEM[stem]
+    release = "sam2.1" if "sam2.1" in stem or "sam2_1" in stem else "sam2" if "sam2" in stem else None
+    sizes = [size for size in _SIZES if size in stem.replace("base-plus", "base_plus")]
+    if release and len(sizes) == 1:
+        return CONFIG_FOR_STEM[f"{release}_hiera_{sizes[0]}"]
+    raise ValueError(
+        f"cannot tell which SAM 2 config builds {Path(path).name}; choose one of: {', '.join(CONFIGS)}"
+    )
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """The checkpoint's tensors, read without executing anything from the file.
+
+    ``.pt``: Meta's ``{"model": state_dict}`` through ``torch.load(weights_only=True)``.
+    ``.safetensors``: the state dict itself (a leading ``model.`` prefix on every key is removed).
+    """
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+        if state and all(key.startswith("model.") for key in state):
+            state = {key[len("model."):]: value for key, value in state.items()}
+        return state
+    if path.suffix == ".pt":
+        import torch
+
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, Mapping) or "model" not in checkpoint:
+            raise ModelFormatError(f"{path} is not a SAM 2 checkpoint (expected a dict with key 'model')")
+        return dict(checkpoint["model"])
+    raise ModelFormatError(f"{path} is not a SAM 2 file we load (.pt, .safetensors)")
+
+
+def load_sam2(
+    path: Path | str,
+    device: str,
+    config: str | None = None,
+    hydra_overrides: Sequence[str] = (),
+) -> Any:
+    """Build the SAM 2 network for ``config`` (or the one the file name implies) and load ``path``.
+
+    The state dict must match exactly (strict): a wrong config is reported as such, never run
+    half-loaded. ``hydra_overrides`` change the architecture (tests shrink it); ``device`` is
+    always explicit because sam2 defaults to "cuda".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelMissingError(f"SAM 2 checkpoint {path} does not exist")
+    config_name = config or config_for_file(path)
+    state = read_state_dict(path)
+    from sam2.build_sam import build_sam2
+
+    model = build_sam2(config_name, None, device=device, hydra_overrides_extra=list(hydra_overrides))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelFormatError(
+            f"{path.name} does not match config {config_name}: pick the config of the same size and "
+            f"release as the checkpoint ({str(error).splitlines()[0]})"
+        ) from error
+    model.eval()
+    return model

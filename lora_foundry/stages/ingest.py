@@ -1,0 +1,158 @@
+"""Frames into the workspace: from a video (sampled) or from a folder of images.
+
+A video is read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples
+(kept in the stage's info, so a resumed run never plans again), once to decode the planned frames
+and write them. Frames are written one by one (never one big tensor), each with its provenance:
+source file, frame index, timestamp, shot.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..media import images, sampling, video
+from ..progress import Progress
+from ..workspace import Handle, NewItem, Workspace
+
+log = logging.getLogger(__name__)
+
+FRAME_FORMATS = ("jpg", "png", "webp")
+
+
+@dataclass(frozen=True)
+class VideoIngestOptions:
+    """How to sample a video; every field goes into the stage key."""
+
+    mode: str = "scene"
+    interval_s: float = 1.0
+    per_shot: int = 3
+    start_s: float = 0.0
+    end_s: float = 0.0
+    max_frames: int = 0
+    long_side: int = 0
+    frame_format: str = "jpg"
+    jpeg_quality: int = 95
+
+    def validate(self) -> None:
+        if self.mode not in {"interval", "scene", "keyframes", "all"}:
+            raise ValueError(f"sampling mode {self.mode!r} is not one of interval, scene, keyframes, all")
+        if self.frame_format not in FRAME_FORMATS:
+            raise ValueError(f"frame format {self.frame_format!r} is not one of {', '.join(FRAME_FORMATS)}")
+        if self.end_s and self.end_s <= self.start_s:
+            raise ValueError(f"time range ends ({self.end_s} s) before it starts ({self.start_s} s)")
+
+
+def file_identity(path: Path) -> dict[str, Any]:
+    """What makes a source file 'the same file' for caching: its path, size and modification time."""
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progress: Progress | None = None) -> Handle:
+    """Sample ``path`` into ``ws`` and return the handle of the frames; resumes where a run stopped."""
+    options.validate()
+    path = Path(path)
+    info = video.probe_video(path)
+    params = {"source": file_identity(path), "options": asdict(options)}
+    with ws.stage("ingest_video", 1, params, label=f"frames of {path.name}") as st:
+        if st.complete:
+            return st.handle
+        plan = st.info.get("plan") or _plan(path, options, progress)
+        if "plan" not in st.info:
+            st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
+        _decode_planned(st, path, plan, options, progress)
+    return st.handle
+
+
+def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:
+    plan = sampling.plan_samples(
+        path,
+        mode=options.mode,
+        interval_s=options.interval_s,
+        per_shot=options.per_shot,
+        start_s=options.start_s,
+        end_s=options.end_s or None,
+        max_frames=options.max_frames,
+        progress=progress,
+    )
+    return {
+        "cuts": list(plan.cuts),
+        "samples": [[s.frame_index, s.time_s, s.shot] for s in plan.samples],
+        "mode": plan.mode,
+    }
+
+
+def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIngestOptions,
+                    progress: Progress | None) -> None:
+    samples = {int(index): (float(time_s), int(shot)) for index, time_s, shot in plan["samples"]}
+    units = [f"f{index}" for index in samples]
+    wanted = {index for index in samples if not st.is_done(f"f{index}")}
+    if not wanted:
+        return
+    todo = st.pending_units(units, progress)
+    end_s = options.end_s or None
+    seen = 0
+    for frame in video.iter_frames(path, start_s=options.start_s, end_s=end_s,
+                                   long_side=options.long_side or None, wanted=wanted.__contains__):
+        if frame.index not in wanted:
+            continue
+        position, unit = next(todo)
+        if unit != f"f{frame.index}":
+            raise RuntimeError(f"{path}: decoder returned frame {frame.index}, expected {unit}")
+        _store_frame(st, path, frame, samples[frame.index], position, options)
+        seen += 1
+    if seen < len(wanted):
+        missing = sorted(wanted - {int(u[1:]) for u in units if st.is_done(u)})
+        log.warning("%s: %d planned frames did not decode (truncated file?)", path, len(missing))
+        st.set_info(missing_frames=missing)
+
+
+def _store_frame(st: Any, path: Path, frame: video.DecodedFrame, sample: tuple[float, int], position: int,
+                 options: VideoIngestOptions) -> None:
+    time_s, shot = sample
+    name = f"{frame.index:08d}.{options.frame_format}"
+    rel = st.write_image(frame.rgb, name, quality=options.jpeg_quality)
+    height, width = frame.rgb.shape[:2]
+    st.emit(
+        f"f{frame.index}",
+        position,
+        [NewItem(kind="frame", relpath=rel, width=width, height=height, source=str(path),
+                 frame_index=frame.index, time_s=time_s, shot=shot)],
+    )
+
+
+def ingest_folder(ws: Workspace, folder: Path, long_side: int = 0, recursive: bool = False,
+                  progress: Progress | None = None) -> Handle:
+    """Copy every readable image of ``folder`` into ``ws`` as PNG; broken files are skipped and listed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = images.list_image_files(folder, recursive=recursive)
+    if not files:
+        raise ValueError(f"image folder {folder} has no png/jpg/webp images")
+    params = {"folder": str(folder.resolve()), "files": [file_identity(f) for f in files],
+              "long_side": long_side}
+    with ws.stage("ingest_folder", 1, params, label=f"images of {folder.name}") as st:
+        if st.complete:
+            return st.handle
+        skipped: list[dict[str, str]] = list(st.info.get("skipped", []))
+        for position, unit in st.pending_units([str(i) for i in range(len(files))], progress):
+            source = files[position]
+            try:
+                pixels = images.load_image(source)
+            except images.ImageError as error:
+                log.warning("skipping %s: %s", source, error)
+                skipped.append({"file": str(source), "error": str(error)})
+                st.set_info(skipped=skipped)
+                st.emit(unit, position, [])
+                continue
+            if long_side:
+                pixels = images.resize_long_side(pixels, long_side)
+            rel = st.write_image(pixels, f"{position:06d}.png")
+            height, width = pixels.shape[:2]
+            st.emit(unit, position, [NewItem(kind="image", relpath=rel, width=width, height=height,
+                                             source=str(source), meta={"name": source.name})])
+    return st.handle

@@ -1,0 +1,164 @@
+"""Caption nodes: captions by the binding rule, synthetic prompt sets, and the dataset report.
+
+Thin wrappers: the rules live in ``lora_foundry/captions`` (strategies, vocabulary, core tags,
+rendering, token counts) and ``lora_foundry/kohya/report.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..lora_foundry.captions.builder import CaptionSettings, split_terms
+from ..lora_foundry.captions.core_tags import DEFAULT_THRESHOLD
+from ..lora_foundry.captions.prompt_set import SUBJECT_TYPES, build_prompt_set
+from ..lora_foundry.captions.render import BASE_MODELS
+from ..lora_foundry.captions.stage import caption_info, caption_stage
+from ..lora_foundry.captions.strategies import LORA_TYPES, describe_templates
+from ..lora_foundry.paths import UnsafeNameError, confined
+from ..lora_foundry.workspace import Workspace
+from . import _comfy
+
+CATEGORY = f"{_comfy.CATEGORY}/captions"
+TRIGGER_TOOLTIP = "The trigger word: always the first caption token (kept in place by keep_tokens)."
+CLASS_TOOLTIP = "Optional class word after the trigger (woman, man, dog, mug); empty for none."
+BASE_MODEL_TOOLTIP = "SD1.5, SDXL, Pony: comma-separated tags. Flux, SD3: one natural-language sentence."
+
+
+def resolve_tags_folder(text: str) -> Path | None:
+    """The imported-tags folder, confined to ComfyUI's input or output directory.
+
+    Workflows are shared, so a path typed in one must not read text files from anywhere on the
+    server: relative paths are looked up under the input directory, absolute ones must lie under
+    the input or output directory.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    roots = [r for r in (_comfy.input_root(), _comfy.output_root()) if r is not None]
+    for root in roots:
+        try:
+            candidate = confined(root, text)  # an absolute path must also lie under root
+        except UnsafeNameError:
+            continue
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"tags folder {text!r} not found under {' or '.join(str(r) for r in roots)}; put the WD14/booru "
+        ".txt files in a folder inside ComfyUI's input directory and give its name")
+
+
+class BuildCaptions:
+    DESCRIPTION = (
+        "Captions by the binding rule: what a caption names stays promptable, what it leaves out "
+        "binds to the trigger. Tags come from the frames' 'tags' annotation (tagger stages) plus an "
+        "optional folder of WD14/booru .txt tag files (same file names as the images), normalised "
+        "to one term per concept ('3/4 view' -> 'three quarter view'). Tags present in at least "
+        "'threshold' of a cluster's images are the subject's core and are dropped, unless the type "
+        "always captions their category. force_keep beats the rules; force_drop beats everything.\n"
+        "Templates per LoRA type:\n" + describe_templates())
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = ("LF_FRAMES", "STRING")
+    RETURN_NAMES = ("frames", "summary")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "frames": ("LF_FRAMES", {"tooltip": "The frames to caption (their 'tags' and 'cluster' annotations are used)."}),
+                "lora_type": (list(LORA_TYPES), {"default": "character", "tooltip": "What the LoRA learns; decides what captions leave out (see the node description)."}),
+                "trigger": ("STRING", {"default": "sks", "tooltip": TRIGGER_TOOLTIP}),
+                "class_word": ("STRING", {"default": "", "tooltip": CLASS_TOOLTIP}),
+                "base_model": (list(BASE_MODELS), {"default": "SDXL", "tooltip": BASE_MODEL_TOOLTIP}),
+                "threshold": ("FLOAT", {"default": DEFAULT_THRESHOLD, "min": 0.05, "max": 1.0, "step": 0.05,
+                                        "tooltip": "Core-tag share: a tag in at least this share of a cluster's images binds to the trigger and is dropped."}),
+            },
+            "optional": {
+                "force_keep": ("STRING", {"default": "", "multiline": True, "tooltip": "Comma-separated tags always captioned (beats category and core rules)."}),
+                "force_drop": ("STRING", {"default": "", "multiline": True, "tooltip": "Comma-separated tags never captioned (beats everything)."}),
+                "tags_folder": ("STRING", {"default": "", "tooltip": "Optional folder (inside ComfyUI's input directory) of WD14/booru .txt tag files named like the images."}),
+                "pony_score_prefix": ("BOOLEAN", {"default": False, "tooltip": "Pony only: write 'score_9, score_8_up, score_7_up' after the trigger (kept with keep_tokens)."}),
+                "keep_tokens_separator": ("BOOLEAN", {"default": False, "tooltip": "Write 'trigger ||| tags' for sd-scripts' keep_tokens_separator; other trainers read '|||' as text, so off by default."}),
+                "token_limit": ("INT", {"default": 75, "min": 75, "max": 225, "step": 75, "tooltip": "CLIP tokens before a warning: 75 by default, 150/225 if you train with --max_token_length."}),
+            },
+            "hidden": {"node_id": "UNIQUE_ID"},
+        }
+
+    def build(self, frames: Any, lora_type: str, trigger: str, class_word: str, base_model: str,
+              threshold: float, force_keep: str = "", force_drop: str = "", tags_folder: str = "",
+              pony_score_prefix: bool = False, keep_tokens_separator: bool = False,
+              token_limit: int = 75, node_id: str | None = None) -> tuple[Any, str]:
+        settings = CaptionSettings(
+            lora_type=lora_type, trigger=trigger.strip(), class_word=class_word.strip(),
+            base_model=base_model, threshold=threshold, force_keep=split_terms(force_keep),
+            force_drop=split_terms(force_drop), pony_score=pony_score_prefix,
+            separator=keep_tokens_separator, token_limit=token_limit)
+        with Workspace.from_handle(frames) as ws:
+            out = caption_stage(ws, frames, settings, resolve_tags_folder(tags_folder),
+                                _comfy.ComfyProgress(node_id))
+            summary = _summary(ws, out)
+        return (out, summary)
+
+
+def _summary(ws: Workspace, handle: Any) -> str:
+    info = caption_info(ws, handle)
+    captions = ws.annotations(handle, "caption")
+    lines = [f"{len(captions)} captions; keep_tokens = {info.get('caption_keep_tokens')}"]
+    for cluster, tags in sorted(info.get("core_tags", {}).items()):
+        lines.append(f"core tags (cluster {cluster}): {', '.join(tags) or '-'}")
+    if info.get("untagged"):
+        lines.append(f"warning: {info['untagged']} images have no tags (caption = trigger only)")
+    lines += [f"warning: {w}" for w in info.get("token_warnings", [])[:20]]
+    lines += ["", *[captions[i] for i in sorted(captions)[:10]]]
+    return "\n".join(lines)
+
+
+class PromptSet:
+    DESCRIPTION = (
+        "N training prompts for a synthetic dataset: a fixed appearance anchor (the look, the style, "
+        "the object, the concept, the scene) plus varied angle, expression, outfit, background and "
+        "light; mostly front and three-quarter close-ups, some profiles, upper and full body, a new "
+        "outfit in most images. Each prompt comes with the caption to train on, which leaves the "
+        "anchor out so it binds to the trigger. Same seed, same set. Outputs are lists: a sampler "
+        "downstream runs once per prompt.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = ("STRING", "STRING", "STRING")
+    RETURN_NAMES = ("prompts", "captions", "preview")
+    OUTPUT_IS_LIST = (True, True, False)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "subject_type": (list(SUBJECT_TYPES), {"default": "character", "tooltip": "What the anchor describes: a character, style, object, concept (pose/action) or scene."}),
+                "anchor": ("STRING", {"default": "brown hair, blue eyes, freckles", "multiline": True,
+                                      "tooltip": "The fixed description repeated in every prompt and left out of every caption."}),
+                "count": ("INT", {"default": 24, "min": 1, "max": 1000, "tooltip": "How many prompts."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": "Same seed, same prompts."}),
+                "trigger": ("STRING", {"default": "sks", "tooltip": TRIGGER_TOOLTIP}),
+                "class_word": ("STRING", {"default": "woman", "tooltip": CLASS_TOOLTIP}),
+                "base_model": (list(BASE_MODELS), {"default": "SDXL", "tooltip": BASE_MODEL_TOOLTIP}),
+            },
+            "optional": {
+                "prompt_suffix": ("STRING", {"default": "", "tooltip": "Words appended to every generation prompt only (quality words); never captioned."}),
+            },
+        }
+
+    def build(self, subject_type: str, anchor: str, count: int, seed: int, trigger: str,
+              class_word: str, base_model: str, prompt_suffix: str = "") -> tuple[list[str], list[str], str]:
+        items = build_prompt_set(subject_type, anchor, count, seed, trigger.strip(), class_word.strip(),
+                                 base_model, prompt_suffix)
+        preview = "\n".join(f"{i.index:03d} prompt:  {i.prompt}\n    caption: {i.caption}" for i in items[:20])
+        return ([i.prompt for i in items], [i.caption for i in items], preview)
+
+
+NODE_CLASS_MAPPINGS = {
+    "LF_BuildCaptions": BuildCaptions,
+    "LF_PromptSet": PromptSet,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LF_BuildCaptions": "LF Build Captions",
+    "LF_PromptSet": "LF Prompt Set",
+}

@@ -1,0 +1,314 @@
+"""Layer nodes: SAM 2 / LaMa loaders, layer split (characters vs background), inpainting, and
+IMAGE/MASK interop so other packs' masks come in and ours go out.
+
+The work lives in ``lora_foundry/stages``; these classes declare inputs, resolve model files (a
+missing file fails at once naming file and folder, before any backend is imported) and pass
+ComfyUI's progress bar and interrupt into the engine.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
+from ..lora_foundry.models.lama_model import LAMA_SPEC, load_lama
+from ..lora_foundry.models.registry import ModelMissingError, model_identity, resolve
+from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, config_for_file, load_sam2
+from ..lora_foundry.stages import layers_stage as engine
+from ..lora_foundry.stages.inpaint import InpaintSettings, lama_filler, opencv_filler
+from ..lora_foundry.stages.masks import images_to_tensor, letterbox, masks_to_tensor, tensor_to_masks
+from ..lora_foundry.stages.segment import CharacterRules, parse_color
+from ..lora_foundry.workspace import Workspace
+from . import _comfy
+
+CATEGORY = f"{_comfy.CATEGORY}/layers"
+AUTO_CONFIG = "auto (from file name)"
+OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"
+FRAMES = ("LF_FRAMES", {"tooltip": "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter)."})
+HIDDEN = {"unique_id": "UNIQUE_ID"}
+DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
+CACHE_SIZE = 2
+
+
+def _choices(spec: Any) -> list[str]:
+    """Installed files first, then the published names (choosing a missing one says where to get it)."""
+    _comfy.register_model_folder(spec.folder)
+    installed = _comfy.list_models(spec.folder)
+    return installed + [name for name in spec.files if name not in installed]
+
+
+class _ModelCache:
+    """At most ``CACHE_SIZE`` loaded models, keyed by (file identity, device, config)."""
+
+    def __init__(self) -> None:
+        self._models: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[str, ...], load: Any) -> Any:
+        if key not in self._models:
+            self._models[key] = load()
+            while len(self._models) > CACHE_SIZE:
+                self._models.popitem(last=False)
+        self._models.move_to_end(key)
+        return self._models[key]
+
+
+def _file_state(spec: Any, name: str) -> str:
+    """IS_CHANGED value: the file's name/size/mtime, or 'missing' (never raises)."""
+    try:
+        return model_identity(resolve(spec, name, _comfy.model_folder_paths(spec.folder)))
+    except (OSError, ValueError):
+        return "missing"
+
+
+class SAM2Loader:
+    DESCRIPTION = ("Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2. Nothing is downloaded: "
+                   "a missing file fails at once with the file to get and the folder to put it in.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("LF_SAM2_MODEL",)
+    RETURN_NAMES = ("sam2_model",)
+    _cache = _ModelCache()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "model_name": (_choices(SAM2_SPEC), {"tooltip": "Checkpoint in models/sam2 (Meta's file names, e.g. "
+                                                 "sam2.1_hiera_tiny.pt; tiny is the fastest on CPU)."}),
+            "config": ([AUTO_CONFIG, *CONFIGS], {"default": AUTO_CONFIG, "tooltip": "The sam2 config that builds "
+                       "this checkpoint; 'auto' reads it from the file name."}),
+            "device": DEVICE,
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, model_name: str, config: str = AUTO_CONFIG, device: str = "auto") -> str:
+        return f"{_file_state(SAM2_SPEC, model_name)}|{config}|{device}"
+
+    def load(self, model_name: str, config: str, device: str) -> tuple[Any]:
+        path = resolve(SAM2_SPEC, model_name, _comfy.model_folder_paths(SAM2_SPEC.folder))
+        config_name = config_for_file(path) if config == AUTO_CONFIG else config
+        target = pick_device(device)
+        identity = f"{model_identity(path)}|{config_name}"
+        model = self._cache.get((identity, target), lambda: load_sam2(path, target, config_name))
+        return (engine.LoadedModel(model, target, identity, "sam2"),)
+
+
+class SAM2LayerSplit:
+    DESCRIPTION = ("Split each frame into characters and background with SAM 2: one mask per instance (never one "
+                   "merged mask). Characters are the prompted objects, or in automatic mode the instances that "
+                   "pass the area and border rules. Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and "
+                   "backgrounds whose transparent pixels are the hole to inpaint. Resumes per frame.")
+    CATEGORY = CATEGORY
+    FUNCTION = "split"
+    RETURN_TYPES = ("LF_FRAMES", "LF_FRAMES", "IMAGE")
+    RETURN_NAMES = ("cutouts", "backgrounds", "preview")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "frames": FRAMES,
+            "sam2_model": ("LF_SAM2_MODEL", {"tooltip": "From LF SAM2 Loader."}),
+            "mode": (list(engine.MODES), {"default": "auto", "tooltip": "prompts: only your boxes/points; automatic: "
+                     "SAM 2 finds instances and the rules below pick characters; auto: prompts if given."}),
+            "prompts": ("STRING", {"default": "", "multiline": True, "tooltip": 'JSON, one object per character: '
+                        '[{"box": [x0,y0,x1,y1]}, {"points": [[x,y]], "labels": [1]}] in pixels, or '
+                        '{"relative": true, "objects": [...]} with 0..1 fractions of the frame.'}),
+            "points_per_side": ("INT", {"default": 16, "min": 1, "max": 64, "tooltip": "Automatic mode: grid of "
+                                "points per side (cost grows with its square)."}),
+            "min_area": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.005, "tooltip": "Automatic: "
+                         "smallest character, as a share of the frame."}),
+            "max_area": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Automatic: "
+                         "largest character share (bigger regions are floor, sky, walls)."}),
+            "max_border_sides": ("INT", {"default": 2, "min": 0, "max": 4, "tooltip": "Automatic: masks touching "
+                                 "more frame edges than this are scenery."}),
+            "max_characters": ("INT", {"default": 8, "min": 1, "max": 64, "tooltip": "Keep at most this many "
+                               "characters per frame (largest area x score first)."}),
+            "margin": ("INT", {"default": 16, "min": 0, "max": 512, "tooltip": "Pixels kept around each cut-out's "
+                       "box."}),
+            "plain_color": ("STRING", {"default": "#FFFFFF", "tooltip": "Colour under the transparent pixels of "
+                            "cut-outs (what a tool that ignores alpha sees): #RRGGBB or r,g,b."}),
+        }, "hidden": HIDDEN}
+
+    def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,
+              min_area: float, max_area: float, max_border_sides: int, max_characters: int, margin: int,
+              plain_color: str, unique_id: str | None = None) -> tuple[Any, Any, Any]:
+        rules = CharacterRules(min_area=min_area, max_area=max_area, max_border_sides=max_border_sides,
+                               max_characters=max_characters)
+        options = engine.SplitOptions(prompts=prompts, mode=mode, points_per_side=points_per_side, rules=rules,
+                                      margin=margin, plain_color=plain_color)
+        with Workspace.from_handle(frames) as ws:
+            everything = engine.split_layers(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id))
+            cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
+            backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
+            preview = _preview(ws.items(cutouts)[:8], parse_color(plain_color))
+        return cutouts, backgrounds, preview
+
+
+def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
+    """Up to 8 cut-outs on their plain colour, 256 px squares; one plain square when there are none."""
+    import numpy as np
+
+    tiles = [letterbox(engine.read_rgb(item.path), 256, color) for item in items]
+    return images_to_tensor(tiles or [np.full((256, 256, 3), color, np.uint8)])
+
+
+class LaMaLoader:
+    DESCRIPTION = ("Load LaMa (big-lama.pt, TorchScript) from models/lama or $LAMA_MODEL. Nothing is downloaded. "
+                   "'opencv fallback' uses OpenCV's Telea inpainting when the file is missing (smooth fill, "
+                   "fine for small holes; recorded as such on every result).")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("LF_LAMA_MODEL",)
+    RETURN_NAMES = ("inpaint_model",)
+    _cache = _ModelCache()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "model_name": (_choices(LAMA_SPEC), {"tooltip": "big-lama.pt in models/lama ($LAMA_MODEL, when set, "
+                                                 "names the file instead)."}),
+            "if_missing": (["error", "opencv fallback"], {"default": "error", "tooltip": "What to do when the "
+                           "file is not installed: stop with where to get it, or use OpenCV Telea."}),
+            "device": DEVICE,
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, model_name: str, if_missing: str = "error", device: str = "auto") -> str:
+        return f"{_file_state(LAMA_SPEC, model_name)}|{if_missing}|{device}"
+
+    def load(self, model_name: str, if_missing: str, device: str) -> tuple[Any]:
+        try:
+            path = resolve(LAMA_SPEC, _lama_name(model_name), _comfy.model_folder_paths(LAMA_SPEC.folder))
+        except ModelMissingError:
+            if if_missing != "opencv fallback":
+                raise
+            return (engine.LoadedModel(None, "cpu", OPENCV_METHOD, OPENCV_METHOD),)
+        target = pick_device(device)
+        identity = model_identity(path)
+        model = self._cache.get((identity, target), lambda: load_lama(path, target))
+        return (engine.LoadedModel(model, target, identity, "lama"),)
+
+
+def _lama_name(model_name: str) -> str | None:
+    """The default name defers to $LAMA_MODEL (resolve reads it only when no name is given)."""
+    return None if model_name == LAMA_SPEC.default_file() else model_name
+
+
+class InpaintBackgrounds:
+    DESCRIPTION = ("Fill the holes of background layers (their transparent pixels) with LaMa, working on a window "
+                   "around each hole at full resolution; pixels outside the dilated hole stay exactly as they "
+                   "were. Resumes per frame.")
+    CATEGORY = CATEGORY
+    FUNCTION = "inpaint"
+    RETURN_TYPES = ("LF_FRAMES",)
+    RETURN_NAMES = ("clean_backgrounds",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "backgrounds": ("LF_FRAMES", {"tooltip": "Background layers from LF SAM2 Layer Split or LF Masks To "
+                            "Layers (other kinds are passed over)."}),
+            "inpaint_model": ("LF_LAMA_MODEL", {"tooltip": "From LF LaMa Loader."}),
+            "dilate_px": ("INT", {"default": 8, "min": 0, "max": 128, "tooltip": "Grow each hole by this many "
+                          "pixels first (SAM edges leave a halo of the character)."}),
+            "context": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 4.0, "step": 0.05, "tooltip": "Context "
+                        "around a hole, as a share of its size (at least 32 px)."}),
+            "max_side": ("INT", {"default": 1024, "min": 64, "max": 8192, "tooltip": "Windows larger than this are "
+                         "filled downscaled (memory); only the hole pixels are pasted back."}),
+        }, "hidden": HIDDEN}
+
+    def inpaint(self, backgrounds: Any, inpaint_model: Any, dilate_px: int, context: float, max_side: int,
+                unique_id: str | None = None) -> tuple[Any]:
+        settings = InpaintSettings(dilate_px=dilate_px, context=context, max_side=max_side)
+        if inpaint_model.kind == "lama":
+            filler, method = lama_filler(inpaint_model.model, inpaint_model.device), "lama"
+        else:
+            filler, method = opencv_filler(), OPENCV_METHOD
+        with Workspace.from_handle(backgrounds) as ws:
+            clean = engine.inpaint_backgrounds(ws, backgrounds, filler, method, inpaint_model.identity, settings,
+                                               _comfy.ComfyProgress(unique_id))
+        return (clean,)
+
+
+class LayersToMasks:
+    DESCRIPTION = ("Take layers out as IMAGE + MASK for other packs: a cut-out's mask is its character (alpha), "
+                   "a background's mask is its hole (1 = fill here, ComfyUI's inpaint convention). Loads a slice "
+                   "(start, count) so long runs never fill RAM; all are resized to the first one's size.")
+    CATEGORY = CATEGORY
+    FUNCTION = "export"
+    RETURN_TYPES = ("IMAGE", "MASK", "INT")
+    RETURN_NAMES = ("images", "masks", "total")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "layers": ("LF_FRAMES", {"tooltip": "Cut-outs, backgrounds, or any frames (frames give empty masks)."}),
+            "start": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip": "First item of the slice."}),
+            "count": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": "How many items (at most)."}),
+        }, "hidden": HIDDEN}
+
+    def export(self, layers: Any, start: int, count: int, unique_id: str | None = None) -> tuple[Any, Any, int]:
+        with Workspace.from_handle(layers) as ws:
+            items = ws.items(layers)
+        chosen = items[start:start + count]
+        if not chosen:
+            raise ValueError(f"no items from {start}: this selection has {len(items)}")
+        progress = _comfy.ComfyProgress(unique_id)
+        pixels, masks = [], []
+        for done, item in enumerate(chosen, 1):
+            rgb, mask = engine.read_layer(item)
+            pixels.append(rgb)
+            masks.append(mask)
+            progress.update(done, len(chosen))
+        size = pixels[0].shape[:2]
+        return images_to_tensor(pixels, size), masks_to_tensor(masks, size), len(items)
+
+
+class MasksToLayers:
+    DESCRIPTION = ("Bring masks from other packs in: one MASK per frame (or one for all frames), resized to each "
+                   "frame, becomes cut-outs and backgrounds exactly like LF SAM2 Layer Split's, ready for "
+                   "inpainting and datasets.")
+    CATEGORY = CATEGORY
+    FUNCTION = "convert"
+    RETURN_TYPES = ("LF_FRAMES", "LF_FRAMES")
+    RETURN_NAMES = ("cutouts", "backgrounds")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "frames": FRAMES,
+            "masks": ("MASK", {"tooltip": "A MASK batch in frame order (1 = character), or a single mask."}),
+            "separate_regions": ("BOOLEAN", {"default": True, "tooltip": "Each connected region is its own "
+                                 "character (off: the whole mask is one character)."}),
+            "margin": ("INT", {"default": 16, "min": 0, "max": 512, "tooltip": "Pixels kept around each cut-out."}),
+            "plain_color": ("STRING", {"default": "#FFFFFF", "tooltip": "Colour under cut-outs' transparent "
+                            "pixels: #RRGGBB or r,g,b."}),
+        }, "hidden": HIDDEN}
+
+    def convert(self, frames: Any, masks: Any, separate_regions: bool, margin: int, plain_color: str,
+                unique_id: str | None = None) -> tuple[Any, Any]:
+        arrays = tensor_to_masks(masks)
+        with Workspace.from_handle(frames) as ws:
+            everything = engine.layers_from_masks(ws, frames, arrays, separate_regions, margin, plain_color,
+                                                  _comfy.ComfyProgress(unique_id))
+            cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
+            backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
+        return cutouts, backgrounds
+
+
+NODE_CLASS_MAPPINGS = {
+    "LF_SAM2Loader": SAM2Loader,
+    "LF_SAM2LayerSplit": SAM2LayerSplit,
+    "LF_LaMaLoader": LaMaLoader,
+    "LF_InpaintBackgrounds": InpaintBackgrounds,
+    "LF_LayersToMasks": LayersToMasks,
+    "LF_MasksToLayers": MasksToLayers,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LF_SAM2Loader": "LF SAM2 Loader",
+    "LF_SAM2LayerSplit": "LF SAM2 Layer Split",
+    "LF_LaMaLoader": "LF LaMa Loader",
+    "LF_InpaintBackgrounds": "LF Inpaint Backgrounds",
+    "LF_LayersToMasks": "LF Layers To IMAGE/MASK",
+    "LF_MasksToLayers": "LF Masks To Layers",
+}

@@ -1,0 +1,130 @@
+"""A stand-in for sd-scripts that the tests write into a fake sd-scripts folder and run with the
+real Python: it reads the generated ``--config_file`` TOML like sd-scripts does, prints
+sd-scripts-style progress to stderr redrawn with ``\\r``, obeys SIGINT/SIGTERM, writes a
+safetensors LoRA with ``ss_*`` metadata, or fails the ways sd-scripts fails.
+
+Modes (environment ``FAKE_MODE``): ``ok``; ``nofile`` (exit 0, no LoRA: sd-scripts on an empty
+dataset); ``crash`` (traceback and exit 1 half-way); ``hang`` (ignores SIGINT/SIGTERM and starts a
+child that does too: only SIGKILL of the whole group ends it); ``badmeta`` (a LoRA without the
+metadata we asked for); ``slow`` (like ok, but slower steps, for cancel tests).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lora_foundry.kohya.operator_config import TrainerInstall
+
+FAKE_TRAINER = r'''
+import json, os, signal, subprocess, sys, time, tomllib
+import numpy as np
+from safetensors.numpy import save_file
+
+mode = os.environ.get("FAKE_MODE", "ok")
+args = sys.argv[1:]
+config_path = args[args.index("--config_file") + 1]
+cfg = {}
+for section in tomllib.load(open(config_path, "rb")).values():
+    cfg.update(section if isinstance(section, dict) else {})
+out_dir, name = cfg["output_dir"], cfg["output_name"]
+total = int(cfg["max_train_steps"])
+every = int(cfg.get("save_every_n_steps", 0))
+step_s = float(os.environ.get("FAKE_STEP_S", "0.02"))
+with open(os.path.join(out_dir, "trainer.pid"), "w") as f:
+    f.write(str(os.getpid()))
+print("prepare tokenizers", flush=True)
+print(f"Loading settings from {config_path}...", flush=True)
+
+def write_lora(path, metadata):
+    tensors = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": np.zeros((4, 8), np.float32)}
+    save_file(tensors, path, metadata=metadata)
+
+def metadata():
+    if mode == "badmeta":
+        return {"ss_network_module": "something.else"}
+    return {"ss_network_module": cfg["network_module"], "ss_network_dim": str(cfg["network_dim"]),
+            "ss_network_alpha": str(cfg["network_alpha"]), "ss_output_name": name,
+            "ss_learning_rate": str(cfg["learning_rate"])}
+
+if mode == "nofile":
+    print("No data found. Please verify arguments (train_data_dir must be the parent of folders with images)", flush=True)
+    sys.exit(0)
+if mode == "hang":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = subprocess.Popen([sys.executable, "-c",
+        "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+    with open(os.path.join(out_dir, "child.pid"), "w") as f:
+        f.write(str(child.pid))
+if mode == "slow":
+    step_s = 0.5
+
+start = time.monotonic()
+for step in range(1, total + 1):
+    time.sleep(step_s)
+    if mode == "crash" and step == total // 2:
+        raise RuntimeError("CUDA out of memory (fake)")
+    elapsed = time.monotonic() - start
+    rate = elapsed / step
+    loss = 1.0 / step
+    bar = "\u2588" * (10 * step // total)
+    sys.stderr.write(f"\rsteps: {100 * step // total:3d}%|{bar:<10}| {step}/{total} "
+                     f"[00:{int(elapsed):02d}<00:{int(rate * (total - step)):02d}, {rate:.2f}s/it, avr_loss={loss:.4f}]")
+    sys.stderr.flush()
+    if every and step % every == 0 and step < total:
+        path = os.path.join(out_dir, f"{name}-step{step:08d}.safetensors")
+        print(f"\nsaving checkpoint: {path}", flush=True)
+        write_lora(path, metadata())
+    if mode == "hang" and step == 2:
+        while True:
+            time.sleep(1)
+sys.stderr.write("\n")
+path = os.path.join(out_dir, name + ".safetensors")
+print(f"\nsaving checkpoint: {path}", flush=True)
+write_lora(path, metadata())
+print("model saved.", flush=True)
+'''
+
+
+def make_fake_install(root: Path, tokenizers: tuple[str, ...] = ("openai_clip-vit-large-patch14",)) -> TrainerInstall:
+    """A fake sd-scripts folder whose training scripts are the stand-in, run by this Python."""
+    sd_scripts = root / "sd-scripts"
+    sd_scripts.mkdir(parents=True, exist_ok=True)
+    for script in ("train_network.py", "sdxl_train_network.py", "flux_train_network.py", "sd3_train_network.py"):
+        (sd_scripts / script).write_text(FAKE_TRAINER, encoding="utf-8")
+    cache = root / "tokenizer_cache"
+    for folder in tokenizers:
+        (cache / folder).mkdir(parents=True, exist_ok=True)
+    return TrainerInstall(sd_scripts_dir=sd_scripts, python=Path(sys.executable), tokenizer_cache_dir=cache,
+                          source="test")
+
+
+def make_dataset(root: Path, images: int = 4, trigger: str = "ohwx", class_word: str = "person") -> Path:
+    """A dataset in the writer's layout: ``dataset.toml`` + ``<N>_<trigger> <class>/`` images with
+    ``.txt`` captions (tiny PNGs written with Pillow)."""
+    from PIL import Image
+
+    subset = root / f"10_{trigger} {class_word}"
+    subset.mkdir(parents=True, exist_ok=True)
+    for i in range(images):
+        Image.new("RGB", (64, 64), (40 * i % 255, 90, 160)).save(subset / f"{i:05d}.png")
+        (subset / f"{i:05d}.txt").write_text(f"{trigger}, {class_word}\n", encoding="utf-8")
+    (root / "dataset.toml").write_text(
+        '[general]\ncaption_extension = ".txt"\nkeep_tokens = 1\n\n[[datasets]]\nresolution = 512\n'
+        f'batch_size = 1\nenable_bucket = true\n\n[[datasets.subsets]]\nimage_dir = "{subset.name}"\n'
+        f'num_repeats = 10\nclass_tokens = "{trigger} {class_word}"\n',
+        encoding="utf-8",
+    )
+    return root
+
+
+def make_base_model(folder: Path, name: str = "base.safetensors") -> Path:
+    """A stand-in base model file in a 'checkpoints' folder (the trainer never opens it)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"w": np.zeros(1, np.float32)}, str(folder / name))
+    return folder / name

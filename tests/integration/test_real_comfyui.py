@@ -1,0 +1,169 @@
+"""The pack inside a real ComfyUI: nodes load, example workflows run, results are cached.
+
+Skipped unless ``COMFYUI_DIR`` points at a ComfyUI checkout whose
+``custom_nodes/lora_foundry`` links to this repository (see docs/real_comfyui.md). The server is
+started from that checkout (``$COMFYUI_PYTHON``, else ``$COMFYUI_DIR/venv/bin/python``) with
+``--cpu`` on 127.0.0.1 (``$COMFYUI_PORT`` or a free port), with output, input, temp and user
+folders under pytest's tmp dir: the checkout itself is never written to. Set ``LF_NODE_MODULES``
+(a node_modules folder with playwright-core) to also run the workflow from the real front end in
+headless Chromium and check the preview node shows thumbnails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from comfy_api import ComfyServer, status_messages  # noqa: E402
+from ui_to_api import ui_to_api  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "example_workflows"
+MEDIA = REPO.parent / "shared" / "media"
+SPINE_WORKFLOW = "video_to_kohya_dataset.json"
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+
+pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI checkout to run")
+
+
+def _python(comfy_dir: Path) -> Path:
+    return Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
+
+
+def _link_media(input_dir: Path) -> None:
+    """Example workflows name media relative to ComfyUI's input folder, as a user's would."""
+    if MEDIA.is_dir():
+        for media in MEDIA.iterdir():
+            (input_dir / media.name).symlink_to(media)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    comfy_dir = Path(COMFYUI_DIR).resolve()
+    link = comfy_dir / "custom_nodes" / "lora_foundry"
+    if not link.exists() or link.resolve() != REPO.resolve():
+        pytest.fail(f"{link} must link to {REPO}: ln -s {REPO} {link}")
+    comfy = ComfyServer(comfy_dir, _python(comfy_dir), tmp_path_factory.mktemp("comfyui"),
+                        port=int(os.environ["COMFYUI_PORT"]) if os.environ.get("COMFYUI_PORT") else None)
+    comfy.dirs["input"].mkdir(parents=True, exist_ok=True)
+    _link_media(comfy.dirs["input"])
+    with comfy:
+        comfy.startup_log = comfy.log()
+        yield comfy
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.client.object_info()
+
+
+def _run_workflow(server, object_info, workflow_path: Path) -> tuple[dict, dict]:
+    prompt = ui_to_api(json.loads(workflow_path.read_text(encoding="utf-8")), object_info)
+    return prompt, server.client.run(prompt, timeout=900)
+
+
+def _error_of(entry: dict) -> dict | None:
+    errors = status_messages(entry, "execution_error")
+    return errors[0] if errors else None
+
+
+def test_every_node_loads_in_comfyui(server, object_info, pack):
+    log = server.startup_log
+    failed = [line for line in log.splitlines() if "IMPORT FAILED" in line or "Cannot import" in line]
+    assert not [line for line in failed if "lora_foundry" in line], "\n".join(failed)
+    tracebacks = re.findall(r"Traceback \(most recent call last\):.*?(?=\n\S|\Z)", log, re.S)
+    assert not [t for t in tracebacks if "lora_foundry" in t], "\n".join(tracebacks)
+    listed = {key for key in object_info if key.startswith("LF_")}
+    assert listed == set(pack.NODE_CLASS_MAPPINGS), (
+        f"missing in ComfyUI: {sorted(set(pack.NODE_CLASS_MAPPINGS) - listed)}; "
+        f"unexpected: {sorted(listed - set(pack.NODE_CLASS_MAPPINGS))}")
+    for key in pack.NODE_CLASS_MAPPINGS:
+        assert object_info[key]["category"].startswith("LoRA Foundry"), key
+
+
+def _other_workflows() -> list[Path]:
+    return sorted(p for p in EXAMPLES.glob("*.json") if p.name != SPINE_WORKFLOW)
+
+
+@pytest.mark.parametrize("workflow", _other_workflows(), ids=lambda p: p.stem)
+def test_example_workflow_runs_or_names_the_missing_model(server, object_info, workflow):
+    _, entry = _run_workflow(server, object_info, workflow)
+    error = _error_of(entry)
+    if error is None:
+        assert entry["status"]["status_str"] == "success"
+        return
+    message = error.get("exception_message", "")
+    if "ModelMissingError" in error.get("exception_type", "") and "put " in message:
+        pytest.xfail(f"{workflow.name} needs a model that is not installed: {message.strip()}")
+    pytest.fail(f"{workflow.name} failed in node {error.get('node_id')} ({error.get('node_type')}): "
+                f"{error.get('exception_type')}: {message}\n{''.join(error.get('traceback', []))}")
+
+
+def _files_under(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def spine_runs(server, object_info):
+    """The lead's workflow queued twice through /prompt: (prompt, first entry, files, second entry)."""
+    path = EXAMPLES / SPINE_WORKFLOW
+    if not path.exists():
+        pytest.fail(f"{path} is missing")
+    prompt, first = _run_workflow(server, object_info, path)
+    assert _error_of(first) is None, json.dumps(_error_of(first), indent=1)[:4000]
+    datasets = server.dirs["output"] / "lora_foundry" / "datasets"
+    files = _files_under(datasets) if datasets.is_dir() else {}
+    second = server.client.run(prompt, timeout=900)
+    return prompt, first, files, second
+
+
+def test_spine_workflow_writes_a_kohya_dataset_under_the_output_folder(server, spine_runs):
+    _, first, files, _ = spine_runs
+    assert first["status"]["status_str"] == "success"
+    images = [f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))]
+    captions = [f for f in files if f.endswith(".txt")]
+    assert images, f"no images written under the output folder: {sorted(files)[:20]}"
+    assert {Path(f).with_suffix("") for f in images} == {Path(f).with_suffix("") for f in captions}
+    assert any(f.endswith("dataset.toml") for f in files)
+    subset = Path(images[0]).parent.name
+    assert re.fullmatch(r"\d+_.+", subset), f"{subset} is not a kohya 'N_trigger class' folder"
+
+
+def test_spine_workflow_preview_returns_thumbnails(server, spine_runs):
+    prompt, first, _, _ = spine_runs
+    previews = [node_id for node_id, node in prompt.items() if node["class_type"] == "LF_PreviewFrames"]
+    assert previews, "the workflow has no LF_PreviewFrames node"
+    images = first["outputs"].get(previews[0], {}).get("images", [])
+    assert len(images) >= 6, f"preview returned {images}"
+    for image in images:
+        path = server.dirs[image["type"]] / image.get("subfolder", "") / image["filename"]
+        assert path.is_file() and path.stat().st_size > 0, path
+
+
+def test_spine_workflow_queued_again_is_served_from_cache(server, spine_runs):
+    prompt, _, files, second = spine_runs
+    assert second["status"]["status_str"] == "success"
+    cached = set(status_messages(second, "execution_cached")[0]["nodes"])
+    assert cached == set(prompt), f"re-run nodes: {sorted(set(prompt) - cached)}"
+    assert _files_under(server.dirs["output"] / "lora_foundry" / "datasets") == files, "dataset rewritten"
+
+
+@pytest.mark.skipif(not os.environ.get("LF_NODE_MODULES"), reason="set LF_NODE_MODULES for the browser check")
+def test_spine_workflow_preview_shows_thumbnails_in_the_browser(server, spine_runs, tmp_path):
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    screenshot = Path(os.environ.get("LF_UI_SCREENSHOT") or tmp_path / "preview.png")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_workflow_ui.py"), str(EXAMPLES / SPINE_WORKFLOW),
+         "--url", server.client.base_url, "--screenshot", str(screenshot), "--run"],
+        capture_output=True, text=True, timeout=1200, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "LF_PreviewFrames" in done.stdout and screenshot.stat().st_size > 0

@@ -1,0 +1,119 @@
+"""Real footage into a workspace: cuts, shots, resume after kill -9, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lora_foundry.media.video import MediaError
+from lora_foundry.stages import ingest
+from lora_foundry.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_scene_sampling_keeps_frames_from_every_shot_of_the_montage(tmp_path, media_dir):
+    truth = json.loads((media_dir / "montage_6_shots.json").read_text())
+    ws = Workspace.open(tmp_path / "ws")
+    handle = ingest.ingest_video(ws, media_dir / "montage_6_shots.mp4",
+                                 ingest.VideoIngestOptions(mode="scene", per_shot=2, long_side=320))
+    cuts = ws.stage_info(handle)["plan"]["cuts"]
+    expected = [round(t * truth["fps"]) for t in truth["cuts_s"]]
+    assert len(cuts) == len(expected)
+    assert all(abs(found - want) <= 1 for found, want in zip(cuts, expected))
+    items = ws.items(handle)
+    assert sorted({item.shot for item in items}) == list(range(6))
+    for item in items:
+        assert item.path.is_file() and max(item.width, item.height) == 320
+        start = ([0] + cuts)[item.shot]
+        end = (cuts + [truth["frames"]])[item.shot]
+        assert start <= item.frame_index < end
+
+
+def _ingest_cmd(out: Path, video: Path, workspace: str) -> list[str]:
+    return [sys.executable, "-m", "lora_foundry.cli", "ingest", str(video), "--out", str(out),
+            "--workspace", workspace, "--mode", "all", "--max-frames", "500", "--long-side", "480"]
+
+
+def _done_units(ws_root: Path) -> int:
+    db = ws_root / "manifest.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM stage_units").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _frame_files(ws_root: Path) -> dict[str, Path]:
+    return {p.name: p for p in (ws_root / "stages").rglob("*.jpg")}
+
+
+def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, media_dir):
+    video = media_dir / "montage_6_shots.mp4"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed_root = tmp_path / "out" / "lora_foundry" / "workspaces" / "killed"
+    proc = subprocess.Popen(_ingest_cmd(tmp_path / "out", video, "killed"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _done_units(killed_root) < 120 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _done_units(killed_root)
+    assert 0 < done_before < 500
+    before = {name: path.stat().st_ino for name, path in _frame_files(killed_root).items()}
+
+    subprocess.run(_ingest_cmd(tmp_path / "out", video, "killed"), env=env, check=True, capture_output=True)
+    subprocess.run(_ingest_cmd(tmp_path / "out", video, "clean"), env=env, check=True, capture_output=True)
+
+    resumed = _frame_files(killed_root)
+    clean = _frame_files(tmp_path / "out" / "lora_foundry" / "workspaces" / "clean")
+    assert len(clean) == 500 and sorted(resumed) == sorted(clean)
+    assert all(resumed[name].read_bytes() == clean[name].read_bytes() for name in clean)
+    rewritten = [name for name, inode in before.items() if resumed[name].stat().st_ino != inode]
+    assert len(rewritten) <= 1, f"finished frames were redone: {rewritten[:5]}"
+    assert not list(killed_root.rglob(".tmp-*"))
+
+
+def test_bad_videos_give_one_clear_error_naming_the_file(tmp_path, media_dir):
+    real = (media_dir / "signer_book.mkv").read_bytes()
+    cases = {
+        "empty.mp4": b"",
+        "text.mp4": b"this is not a video\n" * 20,
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        ws = Workspace.open(tmp_path / f"ws_{name}")
+        with pytest.raises(MediaError, match=name):
+            ingest.ingest_video(ws, path, ingest.VideoIngestOptions(mode="interval"))
+        assert not (tmp_path / f"ws_{name}" / "stages").exists() or not any(
+            (tmp_path / f"ws_{name}" / "stages").rglob("*.jpg"))
+    truncated = tmp_path / "truncated.mkv"
+    truncated.write_bytes(real[: len(real) // 2])
+    ws = Workspace.open(tmp_path / "ws_trunc")
+    try:
+        handle = ingest.ingest_video(ws, truncated, ingest.VideoIngestOptions(mode="interval", interval_s=0.2))
+    except MediaError as error:
+        assert "truncated.mkv" in str(error)
+    else:
+        assert 0 < ws.count(handle)
+    outside = {p for p in tmp_path.iterdir() if not p.name.startswith("ws_")}
+    assert outside == {tmp_path / n for n in (*cases, "truncated.mkv")}
+
+
+def test_an_unknown_sampling_mode_is_refused_before_any_work(tmp_path, media_dir):
+    ws = Workspace.open(tmp_path / "ws")
+    with pytest.raises(ValueError, match="sampling mode"):
+        ingest.ingest_video(ws, media_dir / "signer_book.mkv", ingest.VideoIngestOptions(mode="sometimes"))

@@ -1,0 +1,203 @@
+"""Video probing and decoding: every container a user drops in, and every way a file can be bad."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from lora_foundry.media.video import (
+    MediaError,
+    iter_frames,
+    keyframe_times,
+    probe_video,
+)
+
+W, H, FPS, N = 160, 96, 12, 24
+
+
+def _pattern(i: int) -> np.ndarray:
+    """Frame i: a grey level that rises with i, and a white bar whose position encodes i."""
+    frame = np.full((H, W, 3), 10 * i % 250, np.uint8)
+    frame[:, 5 * i : 5 * i + 4] = 255
+    return frame
+
+
+def _write_av(path: Path, codec: str, pix_fmt: str = "yuv420p") -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        for i in range(N):
+            frame = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def _write_pillow(path: Path) -> Path:
+    frames = [Image.fromarray(_pattern(i)) for i in range(N)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=1000 // FPS, loop=0,
+                   **({"lossless": True} if path.suffix == ".webp" else {}))
+    return path
+
+
+FORMATS = {
+    "mp4": ("libx264", "yuv420p"),
+    "mkv": ("libx264", "yuv420p"),
+    "mov": ("libx264", "yuv420p"),
+    "avi": ("mpeg4", "yuv420p"),
+    "mpg": ("mpeg2video", "yuv420p"),
+    "webm": ("libvpx", "yuv420p"),
+    "gif": None,
+    "webp": None,
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(FORMATS))
+def test_every_container_decodes_all_frames_in_order(tmp_path, suffix):
+    path = tmp_path / f"clip.{suffix}"
+    spec = FORMATS[suffix]
+    _write_av(path, *spec) if spec else _write_pillow(path)
+
+    info = probe_video(path)
+    frames = list(iter_frames(path))
+
+    assert (info.width, info.height) == (W, H)
+    assert info.fps == pytest.approx(FPS, rel=0.1)
+    assert [f.index for f in frames] == list(range(N))
+    assert frames[5].time_s == pytest.approx(5 / FPS, abs=0.02)
+    assert frames[0].rgb.shape == (H, W, 3) and frames[0].rgb.dtype == np.uint8
+    # The bar of frame 7 is where frame 7 drew it: the right frame, not a neighbour.
+    column_brightness = frames[7].rgb.mean(axis=(0, 2))
+    assert abs(int(np.argmax(column_brightness)) - 36) <= 3
+
+
+def test_wanted_long_side_and_thumbnails(tmp_path):
+    path = _write_av(tmp_path / "clip.mp4", "libx264")
+    picked = list(iter_frames(path, wanted=lambda i: i % 10 == 0, long_side=80))
+    assert [f.index for f in picked] == [0, 10, 20]
+    assert picked[0].rgb.shape == (48, 80, 3)  # aspect kept
+    assert next(iter_frames(path, long_side=1000)).rgb.shape == (H, W, 3)  # never upscaled
+    assert next(iter_frames(path, thumb_size=(32, 18))).rgb.shape == (18, 32, 3)
+
+
+def test_time_range_keeps_indices_from_file_start(media_dir):
+    path = media_dir / "montage_6_shots.mp4"
+    full = {f.index: f.time_s for f in iter_frames(path, thumb_size=(16, 9), end_s=12.0)}
+    part = list(iter_frames(path, start_s=10.0, end_s=10.5, thumb_size=(16, 9)))
+    assert [f.index for f in part] == list(range(250, 263))
+    assert all(full[f.index] == pytest.approx(f.time_s) for f in part)
+
+
+def test_real_footage_probe(media_dir):
+    info = probe_video(media_dir / "montage_6_shots.mp4")
+    assert (info.width, info.height, info.frame_count, info.codec) == (1280, 720, 525, "h264")
+    assert info.duration_s == pytest.approx(21.0)
+    mpg = probe_video(media_dir / "city_street_cc0.mpg")
+    assert (mpg.width, mpg.height, mpg.codec) == (720, 405, "mpeg2video")
+
+
+def test_keyframes_only_pass(media_dir):
+    keys = keyframe_times(media_dir / "montage_6_shots.mp4")
+    assert keys[0] == (0, 0.0)
+    assert [i for i, _ in keys] == [0, 100, 200, 300, 375, 450]
+    frames = list(iter_frames(media_dir / "montage_6_shots.mp4", keyframes_only=True,
+                              thumb_size=(32, 18)))
+    assert [f.index for f in frames] == [i for i, _ in keys]
+
+
+def _assert_names_file(excinfo, path: Path):
+    assert str(path) in str(excinfo.value)
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(MediaError, match="empty") as excinfo:
+        probe_video(path)
+    _assert_names_file(excinfo, path)
+    with pytest.raises(MediaError):
+        next(iter_frames(path))
+
+
+def test_text_file_named_mp4(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("this is not a video, just some notes\n" * 20)
+    with pytest.raises(MediaError, match="not a readable video") as excinfo:
+        list(iter_frames(path))
+    _assert_names_file(excinfo, path)
+
+
+def test_text_file_named_gif(tmp_path):
+    path = tmp_path / "notes.gif"
+    path.write_text("GIF? no.\n")
+    with pytest.raises(MediaError) as excinfo:
+        probe_video(path)
+    _assert_names_file(excinfo, path)
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    path = tmp_path / "sound.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(MediaError, match="no video stream") as excinfo:
+        probe_video(path)
+    _assert_names_file(excinfo, path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MediaError, match="no such file"):
+        probe_video(tmp_path / "nope.mkv")
+
+
+def test_truncated_mp4_with_index_at_the_end(media_dir, tmp_path):
+    """montage_6_shots.mp4 keeps its index (moov) at the end: half the file cannot be opened."""
+    data = (media_dir / "montage_6_shots.mp4").read_bytes()
+    path = tmp_path / "half.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError) as excinfo:
+        list(iter_frames(path))
+    _assert_names_file(excinfo, path)
+
+
+def test_truncated_mp4_yields_what_decodes_then_warns(media_dir, tmp_path, caplog):
+    """people_walking.mp4 has its index first: a cut copy gives its first frames, then a warning."""
+    source = media_dir / "people_walking.mp4"
+    path = tmp_path / "cut.mp4"
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING):
+        frames = list(iter_frames(path, thumb_size=(32, 18)))
+    assert 100 < len(frames) < 1394
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert any(str(path) in record.getMessage() for record in caplog.records)
+
+
+def test_truncated_gif_yields_first_frames(tmp_path, caplog):
+    good = _write_pillow(tmp_path / "good.gif")
+    path = tmp_path / "cut.gif"
+    data = good.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING):
+        frames = list(iter_frames(path))
+    assert 0 < len(frames) < N
+
+
+def test_unicode_and_space_in_path(tmp_path):
+    folder = tmp_path / "my clips ü"
+    folder.mkdir()
+    path = _write_av(folder / "clip é.mkv", "libx264")
+    assert len(list(iter_frames(path, thumb_size=(8, 8)))) == N
+    copy = folder / "COPY.MKV"
+    shutil.copy(path, copy)
+    assert probe_video(copy).width == W
