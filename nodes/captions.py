@@ -15,6 +15,7 @@ from ..lora_foundry.captions.prompt_set import SUBJECT_TYPES, build_prompt_set
 from ..lora_foundry.captions.render import BASE_MODELS
 from ..lora_foundry.captions.stage import caption_info, caption_stage
 from ..lora_foundry.captions.strategies import LORA_TYPES, describe_templates
+from ..lora_foundry.kohya.report import dataset_report, report_text
 from ..lora_foundry.paths import UnsafeNameError, confined
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
@@ -120,13 +121,14 @@ class PromptSet:
         "the object, the concept, the scene) plus varied angle, expression, outfit, background and "
         "light; mostly front and three-quarter close-ups, some profiles, upper and full body, a new "
         "outfit in most images. Each prompt comes with the caption to train on, which leaves the "
-        "anchor out so it binds to the trigger. Same seed, same set. Outputs are lists: a sampler "
-        "downstream runs once per prompt.")
+        "anchor out so it binds to the trigger. Same seed, same set. 'prompts' is a list: the "
+        "sampler downstream runs once per prompt; batch the images (RebatchImages) and give them with "
+        "'captions' (one line per prompt, same order) to LF Images To Frames.")
     CATEGORY = CATEGORY
     FUNCTION = "build"
     RETURN_TYPES = ("STRING", "STRING", "STRING")
     RETURN_NAMES = ("prompts", "captions", "preview")
-    OUTPUT_IS_LIST = (True, True, False)
+    OUTPUT_IS_LIST = (True, False, False)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -147,18 +149,65 @@ class PromptSet:
         }
 
     def build(self, subject_type: str, anchor: str, count: int, seed: int, trigger: str,
-              class_word: str, base_model: str, prompt_suffix: str = "") -> tuple[list[str], list[str], str]:
+              class_word: str, base_model: str, prompt_suffix: str = "") -> tuple[list[str], str, str]:
         items = build_prompt_set(subject_type, anchor, count, seed, trigger.strip(), class_word.strip(),
                                  base_model, prompt_suffix)
         preview = "\n".join(f"{i.index:03d} prompt:  {i.prompt}\n    caption: {i.caption}" for i in items[:20])
-        return ([i.prompt for i in items], [i.caption for i in items], preview)
+        return ([i.prompt for i in items], "\n".join(i.caption for i in items), preview)
+
+
+class DatasetReport:
+    DESCRIPTION = (
+        "Judges a written dataset: images per subset against the recommended range for the LoRA type "
+        "(character 15-50, style 30-200, object 15-40, concept 20-100, scene 20-80), caption length, "
+        "the most frequent tags, and warnings: too few images, identity tags leaking into captions, "
+        "duplicate captions, unbalanced concepts, captions past the CLIP token limit. Saves a contact "
+        "sheet (contact_sheet.jpg in the dataset folder) and previews it. Reads the captions on disk, "
+        "so hand edits count.")
+    CATEGORY = CATEGORY
+    FUNCTION = "report"
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("report",)
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "dataset": ("LF_DATASET", {"tooltip": "A dataset from LF Write Kohya Dataset."}),
+                "lora_type": (["from dataset", *LORA_TYPES], {"default": "from dataset", "tooltip": "The LoRA type the ranges and leak checks use; 'from dataset' = the writer's setting."}),
+                "count_tokens": ("BOOLEAN", {"default": True, "tooltip": "Count CLIP tokens per caption (loads open_clip's tokenizer, a few seconds)."}),
+                "token_limit": ("INT", {"default": 75, "min": 75, "max": 225, "step": 75, "tooltip": "Warn past this many CLIP tokens (75, or 150/225 with --max_token_length)."}),
+            },
+        }
+
+    def report(self, dataset: Any, lora_type: str, count_tokens: bool, token_limit: int) -> dict[str, Any]:
+        chosen = None if lora_type == "from dataset" else lora_type
+        result = dataset_report(Path(dataset.path), chosen, count_tokens=count_tokens, token_limit=token_limit)
+        text = report_text(result)
+        ui: dict[str, Any] = {"text": [text]}
+        preview = _output_image(Path(dataset.path) / result.contact_sheet) if result.contact_sheet else None
+        if preview:
+            ui["images"] = [preview]
+        return {"ui": ui, "result": (text,)}
+
+
+def _output_image(path: Path) -> dict[str, str] | None:
+    """The ``{filename, subfolder, type}`` ComfyUI previews, when ``path`` is in its output folder."""
+    try:
+        relative = path.resolve().relative_to(_comfy.output_root())
+    except ValueError:
+        return None
+    return {"filename": relative.name, "subfolder": relative.parent.as_posix(), "type": "output"}
 
 
 NODE_CLASS_MAPPINGS = {
     "LF_BuildCaptions": BuildCaptions,
     "LF_PromptSet": PromptSet,
+    "LF_DatasetReport": DatasetReport,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LF_BuildCaptions": "LF Build Captions",
     "LF_PromptSet": "LF Prompt Set",
+    "LF_DatasetReport": "LF Dataset Report",
 }

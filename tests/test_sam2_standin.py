@@ -18,12 +18,24 @@ from lora_foundry.models.registry import ModelFormatError  # noqa: E402
 from lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, config_for_file, load_sam2  # noqa: E402
 
 STANDIN_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
-SHRINK = (
+SHRINK = (  # every width cut to a few channels; image_size (1024) and the layer layout kept
     "++model.image_encoder.trunk.embed_dim=8",
     "++model.image_encoder.trunk.stages=[1,1,1,1]",
     "++model.image_encoder.trunk.global_att_blocks=[]",
     "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
+    "++model.image_encoder.neck.d_model=32",
+    "++model.image_encoder.neck.position_encoding.num_pos_feats=32",
     "++model.memory_attention.num_layers=1",
+    "++model.memory_attention.d_model=32",
+    "++model.memory_attention.layer.d_model=32",
+    "++model.memory_attention.layer.dim_feedforward=64",
+    "++model.memory_attention.layer.self_attention.embedding_dim=32",
+    "++model.memory_attention.layer.cross_attention.embedding_dim=32",
+    "++model.memory_attention.layer.cross_attention.kv_in_dim=16",
+    "++model.memory_encoder.out_dim=16",
+    "++model.memory_encoder.position_encoding.num_pos_feats=16",
+    "++model.memory_encoder.mask_downsampler.embed_dim=32",
+    "++model.memory_encoder.fuser.layer.dim=32",
 )
 
 

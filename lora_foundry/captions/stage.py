@@ -16,7 +16,7 @@ from typing import Any
 from ..progress import Progress
 from ..workspace import Handle, Item, Workspace
 from .builder import CaptionSettings, build_captions
-from .render import KEEP_TOKENS_SEPARATOR
+from .render import KEEP_TOKENS_SEPARATOR, caption_style
 from .vocabulary import read_tag_folder
 
 STAGE_NAME = "captions"
@@ -76,6 +76,7 @@ def caption_stage(
                 caption_keep_tokens=result.keep_tokens,
                 caption_separator=KEEP_TOKENS_SEPARATOR if settings.separator else None,
                 caption_lora_type=settings.lora_type,
+                caption_style=caption_style(settings.base_model),
                 caption_trigger=settings.trigger,
                 core_tags={str(k): v for k, v in result.core.items()},
                 token_warnings=result.warnings,

@@ -1,10 +1,21 @@
-"""Write a workspace selection as a kohya dataset: ``N_trigger class/`` images + ``.txt`` captions,
-a ``dataset.toml`` sd-scripts accepts, and a JSON report.
+"""Write workspace selections as a kohya dataset every trainer reads as it is.
+
+Layout (the kohya_ss GUI's, which the others read too)::
+
+    <name>/img/10_sks woman/00000.png + 00000.txt    training subsets, one folder per concept
+    <name>/reg/1_woman/00000.png + 00000.txt         regularisation (class) images, is_reg
+    <name>/masks/10_sks woman/00000.png              mask images (mask mode "folder" only)
+    <name>/dataset.toml                              sd-scripts --dataset_config
+    <name>/lora_foundry_dataset.json                 what was written, from what
+    <name>/contact_sheet.jpg                         written by the dataset report
+
+Point sd-scripts at dataset.toml (or kohya_ss at img/ and reg/), OneTrainer concepts and
+ai-toolkit's folder_path at a subset folder, ComfyUI's LoadImageTextSetFromFolder at img/.
 
 The dataset is assembled in a temporary folder beside its final place and renamed into place in
 one step, so a crash or cancel never leaves half a dataset under the real name, and an existing
-dataset is never overwritten: the same source and settings are a cache hit (the existing dataset is
-returned), anything else is an error unless the user asks for a new version.
+dataset is never overwritten: the same sources and settings are a cache hit (the existing dataset
+is returned), anything else is an error unless the user asks for a new version.
 """
 
 from __future__ import annotations
@@ -14,16 +25,28 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
-from ..media import images
+from ..captions.stage import caption_info
 from ..paths import confined, safe_name
 from ..progress import Progress, ensure_progress
-from ..workspace import Handle, Item, Workspace
+from ..workspace import Handle, Workspace
+from .buckets import BucketSpec
+from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_text
+from .subsets import (
+    MASK_MODES,
+    SubsetPlan,
+    WriteOptions,
+    WrittenSubset,
+    balanced_repeats,
+    effective_mask_mode,
+    folder_name,
+    write_subsets,
+)
 
 DATASETS_DIR = ("lora_foundry", "datasets")
 REPORT_NAME = "lora_foundry_dataset.json"
@@ -37,7 +60,12 @@ class DatasetExistsError(FileExistsError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What to write; ``trigger``/``name`` are user-typed and checked with ``safe_name``."""
+    """What to write; ``trigger``/``name``/``class_word`` are user-typed and checked with ``safe_name``.
+
+    ``repeats`` is the main subset's num_repeats; extra subsets with repeats 0 are balanced
+    against it by image count. ``bucket`` resizes every image to its aspect bucket around
+    ``resolution``² (``bucket_no_upscale`` keeps small images at their own scale).
+    """
 
     name: str
     trigger: str
@@ -47,6 +75,25 @@ class DatasetSpec:
     image_format: str = "png"
     resolution: int = 512
     if_exists: str = "error"
+    lora_type: str = "character"
+    bucket: bool = True
+    bucket_no_upscale: bool = True
+    bucket_step: int = 64
+    mask_mode: str = "auto"
+    quality: int = 95
+    shuffle_caption: bool | None = None
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class SubsetSource:
+    """Another concept (or regularisation images) to write into the same dataset."""
+
+    handle: Handle
+    trigger: str = ""
+    class_word: str = ""
+    repeats: int = 0
+    is_reg: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +106,9 @@ class Dataset:
     subset_dir: Path
     image_count: int
     trigger: str
+    subsets: tuple[str, ...] = ()
+    lora_type: str = "character"
+    image_root: Path | None = field(default=None, compare=False)
 
 
 def datasets_root(output_root: Path) -> Path:
@@ -66,22 +116,19 @@ def datasets_root(output_root: Path) -> Path:
 
 
 def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: Path,
-                        progress: Progress | None = None) -> Dataset:
-    """Write the items of ``handle`` as a dataset under ``root`` (see the module docstring)."""
+                        progress: Progress | None = None, extra: Sequence[SubsetSource] = ()) -> Dataset:
+    """Write ``handle`` (plus ``extra`` subsets) as a dataset under ``root`` (see the module docstring)."""
     _validate(spec)
     name = safe_name(spec.name, "dataset name")
-    trigger = safe_name(spec.trigger, "trigger word")
-    items = ws.items(handle)
-    if not items:
-        raise ValueError(f"nothing to write: {handle} has no items (were they all filtered out?)")
-    identity = {"stage_key": handle.stage_key, "workspace": handle.workspace, "spec": asdict(spec)}
+    sources = [SubsetSource(handle, spec.trigger, spec.class_word, spec.repeats), *extra]
+    identity = {"subsets": [_source_identity(s) for s in sources], "spec": asdict(spec)}
+    plans, keep_tokens, separator, style = _plan(ws, sources, spec)
     target = _target_folder(root, name, identity, spec.if_exists)
     if target.is_dir():
         return _load_existing(target)
-    captions = ws.annotations(handle, "caption")
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=root))
     try:
-        dataset = _write_into(staging, target, items, captions, spec, trigger, identity, progress)
+        dataset = _write_into(staging, target, plans, spec, identity, (keep_tokens, separator, style), progress)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -96,8 +143,64 @@ def _validate(spec: DatasetSpec) -> None:
         raise ValueError(f"image format {spec.image_format!r} is not one of {', '.join(IMAGE_FORMATS)}")
     if not 1 <= spec.repeats <= 1000:
         raise ValueError(f"repeats must be between 1 and 1000, not {spec.repeats}")
+    if spec.mask_mode not in MASK_MODES:
+        raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {spec.mask_mode!r}")
     if spec.class_word:
         safe_name(spec.class_word, "class word")
+    if spec.bucket:
+        _bucket_spec(spec)
+
+
+def _bucket_spec(spec: DatasetSpec) -> BucketSpec:
+    step = spec.bucket_step
+    min_side = max(step, min(256, spec.resolution // 2 // step * step))
+    return BucketSpec(resolution=spec.resolution, min_side=min_side,
+                      max_side=spec.resolution * 2, step=step, no_upscale=spec.bucket_no_upscale)
+
+
+def _source_identity(source: SubsetSource) -> dict[str, Any]:
+    return {"workspace": source.handle.workspace, "stage_key": source.handle.stage_key,
+            "trigger": source.trigger, "class_word": source.class_word, "repeats": source.repeats,
+            "is_reg": source.is_reg}
+
+
+def _read_source(ws: Workspace, source: SubsetSource) -> tuple[list[Any], dict[int, str], dict[str, Any]]:
+    """Items, captions and caption settings of one source (opening its workspace if it is another)."""
+    if Path(source.handle.workspace).resolve() == ws.root:
+        return ws.items(source.handle), ws.annotations(source.handle, "caption"), caption_info(ws, source.handle)
+    with Workspace.from_handle(source.handle) as other:
+        return (other.items(source.handle), other.annotations(source.handle, "caption"),
+                caption_info(other, source.handle))
+
+
+def _plan(ws: Workspace, sources: Sequence[SubsetSource], spec: DatasetSpec
+          ) -> tuple[list[SubsetPlan], int, str | None, str | None]:
+    """One ``SubsetPlan`` per source, repeats balanced; plus keep_tokens/separator from captions."""
+    read = [_read_source(ws, s) for s in sources]
+    for source, (items, _, _) in zip(sources, read, strict=True):
+        if not items:
+            raise ValueError(f"nothing to write: {source.handle} has no items (were they all filtered out?)")
+    training = [i for i, s in enumerate(sources) if not s.is_reg]
+    counts = [len(read[i][0]) for i in training]
+    fixed = [sources[i].repeats if i > 0 else spec.repeats for i in training]
+    repeats = dict(zip(training, balanced_repeats(counts, spec.repeats, fixed), strict=True))
+    plans, seen = [], set()
+    for index, (source, (items, captions, _)) in enumerate(zip(sources, read, strict=True)):
+        trigger = safe_name(source.trigger or spec.trigger, "trigger word")
+        class_word = safe_name(source.class_word, "class word") if source.class_word.strip() else ""
+        count = repeats.get(index, source.repeats or 1)
+        folder = folder_name(count, class_word or trigger, "") if source.is_reg else folder_name(count, trigger, class_word)
+        if (folder, source.is_reg) in seen:
+            raise ValueError(f"two subsets would share the folder {folder!r}; give them different triggers")
+        seen.add((folder, source.is_reg))
+        fallback = class_word or trigger if source.is_reg else _template_caption(spec, trigger, class_word)
+        plans.append(SubsetPlan(folder=folder, parent="reg" if source.is_reg else "img", trigger=trigger,
+                                class_word=class_word, repeats=count, is_reg=source.is_reg,
+                                sources=tuple(item.path for item in items),
+                                captions=tuple(captions.get(item.id) or fallback for item in items),
+                                items=tuple(item.id for item in items)))
+    info = read[0][2]
+    return plans, int(info.get("caption_keep_tokens", 1)), info.get("caption_separator"), info.get("caption_style")
 
 
 def _target_folder(root: Path, name: str, identity: dict[str, Any], if_exists: str) -> Path:
@@ -127,61 +230,66 @@ def _identity_of(folder: Path) -> dict[str, Any] | None:
 
 def _load_existing(folder: Path) -> Dataset:
     report = json.loads((folder / REPORT_NAME).read_text("utf-8"))
+    subsets = tuple(s["path"] for s in report.get("subsets", []))
     return Dataset(path=folder, toml_path=folder / "dataset.toml", report_path=folder / REPORT_NAME,
                    subset_dir=folder / report["subset"], image_count=report["image_count"],
-                   trigger=report["trigger"])
+                   trigger=report["trigger"], subsets=subsets, lora_type=report.get("lora_type", "character"),
+                   image_root=folder / "img")
 
 
-def _write_into(staging: Path, target: Path, items: list[Item], captions: dict[int, str], spec: DatasetSpec,
-                trigger: str, identity: dict[str, Any], progress: Progress | None) -> Dataset:
-    report_progress = ensure_progress(progress)
-    subset = f"{spec.repeats}_{trigger}" + (f" {spec.class_word}" if spec.class_word else "")
-    subset_dir = staging / subset
-    subset_dir.mkdir()
-    written: list[dict[str, Any]] = []
-    for position, item in enumerate(items):
-        report_progress.update(position, len(items))
-        stem = f"{position:05d}"
-        pixels = images.load_image(item.path)
-        images.save_image(pixels, subset_dir / f"{stem}.{spec.image_format}")
-        caption = captions.get(item.id) or _template_caption(spec, trigger)
-        (subset_dir / f"{stem}.txt").write_text(caption + "\n", encoding="utf-8")
-        written.append({"file": f"{stem}.{spec.image_format}", "item": item.id, "source": item.source,
-                        "frame_index": item.frame_index, "shot": item.shot, "caption": caption})
-    report_progress.update(len(items), len(items))
-    has_alpha = any(_has_alpha(item) for item in items)
-    toml_text = dataset_toml(target / subset, spec, trigger, alpha_mask=has_alpha)
-    (staging / "dataset.toml").write_text(toml_text, encoding="utf-8")
-    report = {"identity": identity, "trigger": trigger, "subset": subset, "image_count": len(written),
-              "repeats": spec.repeats, "alpha_mask": has_alpha, "written_at": time.time(), "images": written}
-    (staging / REPORT_NAME).write_text(json.dumps(report, indent=1), encoding="utf-8")
+def _write_into(staging: Path, target: Path, plans: list[SubsetPlan], spec: DatasetSpec,
+                identity: dict[str, Any], caption_facts: tuple[int, str | None, str | None],
+                progress: Progress | None) -> Dataset:
+    keep_tokens, separator, style = caption_facts
+    buckets = _bucket_spec(spec) if spec.bucket else None
+    any_alpha = any(_may_have_alpha(p) for plan in plans for p in plan.sources)
+    mask_mode = effective_mask_mode(spec.mask_mode, spec.image_format, any_alpha)
+    check_masks_with_reg(mask_mode, any(plan.is_reg for plan in plans))
+    options = WriteOptions(spec.image_format, buckets, mask_mode, spec.quality, workers=spec.workers)
+    written = write_subsets(staging, plans, options, ensure_progress(progress))
+    shuffle = spec.shuffle_caption if spec.shuffle_caption is not None else style == "tags"
+    config = dataset_config(target, written, spec.resolution, buckets, mask_mode, keep_tokens, separator, shuffle)
+    (staging / "dataset.toml").write_text(dataset_toml_text(config), encoding="utf-8")
+    record = _record(written, plans, spec, identity, mask_mode, keep_tokens)
+    (staging / REPORT_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return Dataset(path=target, toml_path=target / "dataset.toml", report_path=target / REPORT_NAME,
-                   subset_dir=target / subset, image_count=len(written), trigger=trigger)
+                   subset_dir=target / written[0].relpath, image_count=record["image_count"],
+                   trigger=plans[0].trigger, subsets=tuple(w.relpath for w in written),
+                   lora_type=spec.lora_type, image_root=target / "img")
 
 
-def _template_caption(spec: DatasetSpec, trigger: str) -> str:
-    caption = spec.caption_template.format(trigger=trigger, class_word=spec.class_word)
+def _may_have_alpha(path: Path) -> bool:
+    """PNG/WebP sources may carry alpha (cut-outs); JPEG never does. Checked from the header only."""
+    if path.suffix.lower() not in (".png", ".webp"):
+        return False
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: DatasetSpec,
+            identity: dict[str, Any], mask_mode: str, keep_tokens: int) -> dict[str, Any]:
+    subsets, images = [], []
+    for subset in written:
+        plan = subset.plan
+        subsets.append({"path": subset.relpath, "repeats": plan.repeats, "is_reg": plan.is_reg,
+                        "images": len(subset.files), "trigger": plan.trigger, "class_word": plan.class_word,
+                        "alpha": subset.has_alpha, "masks": f"masks/{plan.folder}" if subset.masks else None})
+        for index, name in enumerate(subset.files):
+            images.append({"file": f"{subset.relpath}/{name}", "item": plan.items[index],
+                           "source": str(plan.sources[index]), "caption": plan.captions[index],
+                           "size": list(subset.sizes[index])})
+    training = [w for w in written if not w.plan.is_reg]
+    buckets = Counter(f"{w}x{h}" for s in training for (w, h) in s.sizes)
+    return {"identity": identity, "trigger": plans[0].trigger, "subset": written[0].relpath,
+            "image_count": sum(len(s.files) for s in training), "repeats": plans[0].repeats,
+            "alpha_mask": mask_mode == "alpha" and any(s.has_alpha for s in training), "mask_mode": mask_mode,
+            "lora_type": spec.lora_type, "image_format": spec.image_format, "keep_tokens": keep_tokens,
+            "buckets": dict(buckets.most_common()), "subsets": subsets, "written_at": time.time(),
+            "images": images}
+
+
+def _template_caption(spec: DatasetSpec, trigger: str, class_word: str) -> str:
+    caption = spec.caption_template.format(trigger=trigger, class_word=class_word)
     return ", ".join(part.strip() for part in caption.split(",") if part.strip())
-
-
-def _has_alpha(item: Item) -> bool:
-    return item.kind in {"cutout"} or item.path.suffix.lower() == ".png" and item.meta.get("alpha", False)
-
-
-def dataset_toml(image_dir: Path, spec: DatasetSpec, trigger: str, alpha_mask: bool = False) -> str:
-    """The dataset config sd-scripts reads with ``--dataset_config`` (captions are ``.txt``)."""
-    subset: dict[str, Any] = {
-        "image_dir": str(image_dir),
-        "num_repeats": spec.repeats,
-        "class_tokens": f"{trigger} {spec.class_word}".strip(),
-        "caption_extension": ".txt",
-        "keep_tokens": 1,
-    }
-    if alpha_mask:
-        subset["alpha_mask"] = True
-    config = {
-        "general": {"caption_extension": ".txt", "shuffle_caption": False, "keep_tokens": 1},
-        "datasets": [{"resolution": spec.resolution, "batch_size": 1, "enable_bucket": True,
-                      "subsets": [subset]}],
-    }
-    return tomli_w.dumps(config)

@@ -55,7 +55,7 @@ def check(sd_scripts: Path, config: Path, masked_loss: bool) -> dict[str, Any]:
         datasets.append({
             "kind": type(dataset).__name__, "num_train_images": int(dataset.num_train_images),
             "num_reg_images": int(getattr(dataset, "num_reg_images", 0)),
-            "enable_bucket": bool(dataset.enable_bucket), "resolution": list(dataset.resolution or ()),
+            "enable_bucket": bool(dataset.enable_bucket), "resolution": [int(dataset.width), int(dataset.height)],
             "subsets": [_subset_facts(s) for s in dataset.subsets], "captions": _caption_sample(dataset),
         })
     return {"datasets": datasets}

@@ -97,6 +97,9 @@ def _check_dataset(dataset: Any, where: str) -> list[str]:
     subset_only = CONDITIONING_SUBSET_ONLY if kind == "conditioning" else DREAMBOOTH_SUBSET_ONLY
     allowed = {**DATASET_OPTIONS, **SUBSET_OPTIONS, **level, "subsets": lambda v: isinstance(v, list)}
     problems = _check_keys(dataset, allowed, where)
+    if subsets and all(isinstance(s, dict) and s.get("is_reg") for s in subsets):
+        problems.append(f"{where}: only is_reg subsets; sd-scripts uses reg images only up to the "
+                        "dataset's own training image count (0 here), so they would never be used")
     for index, subset in enumerate(subsets):
         here = f"{where}.subsets[{index}]"
         problems += _check_keys(subset, {**SUBSET_OPTIONS, **level, **subset_only}, here)
@@ -119,7 +122,25 @@ def _check_values(config: dict[str, Any]) -> list[str]:
             problems.append(f"{where}: resize_interpolation must be one of {sorted(INTERPOLATIONS)}")
         if table.get("bucket_reso_steps", 64) % 8:
             problems.append(f"{where}: bucket_reso_steps must be a multiple of 8")
-    return problems
+    problems += [_check_bucket_range(config.get("general", {}), d, f"datasets[{i}]")
+                 for i, d in enumerate(config.get("datasets", []))]
+    return [p for p in problems if p]
+
+
+def _check_bucket_range(general: dict[str, Any], dataset: dict[str, Any], where: str) -> str:
+    """sd-scripts asserts min_bucket_reso <= resolution <= max_bucket_reso when bucketing."""
+    def value(key: str, default: Any) -> Any:
+        return dataset.get(key, general.get(key, default))
+
+    if not value("enable_bucket", False) or value("resolution", None) is None:
+        return ""
+    resolution = value("resolution", None)
+    sides = resolution if isinstance(resolution, list) else [resolution, resolution]
+    low, high = value("min_bucket_reso", 256), value("max_bucket_reso", 1024)
+    if min(sides) < low or max(sides) > high:
+        return (f"{where}: with enable_bucket, min_bucket_reso ({low}) <= resolution {resolution} "
+                f"<= max_bucket_reso ({high}) must hold")
+    return ""
 
 
 def validate_dataset_config(config: dict[str, Any]) -> list[str]:

@@ -43,56 +43,104 @@ class CutResult:
     scores: list[float] = field(default_factory=list, repr=False)
 
 
-def _local_median(scores: np.ndarray, half_window: int) -> np.ndarray:
-    """Median of the differences around each frame (edge-padded sliding window)."""
-    if scores.size == 0:
-        return scores
-    padded = np.pad(scores, half_window, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half_window + 1)
-    return np.median(windows, axis=1)
+class CutTracker:
+    """Online cut decisions, one frame at a time, so cuts can be found in the extraction pass.
 
+    ``push(thumbnail)`` per decoded frame (grey uint8, same size each time); ``finish()`` at the
+    end. A frame's shot is final once ``settled`` has passed it: a decision needs the differences
+    half a window ahead (local median, flash test), and a cut may still be replaced by a stronger
+    one less than a minimum shot length after it. ``detect_cuts`` uses this same code, so one
+    pass and two passes give the same shots.
+    """
 
-def _candidates(scores: np.ndarray, skips: np.ndarray, threshold: float, ratio: float,
-                half_window: int) -> list[int]:
-    """Positions (into ``scores``) that pass the absolute, adaptive and flash tests."""
-    baseline = np.maximum(_local_median(scores, half_window), 1.0)
-    passing = np.flatnonzero((scores >= threshold) & (scores >= ratio * baseline))
-    return [int(p) for p in passing if not _is_flash(scores, skips, int(p), threshold)]
+    def __init__(self, fps: float, *, threshold: float = 20.0, ratio: float = 3.0,
+                 min_shot_s: float = 0.5) -> None:
+        self.threshold, self.ratio = threshold, ratio
+        self.half_window = max(2, round(fps / 2))
+        self.min_len = max(1, round(min_shot_s * fps))
+        self.scores: list[float] = []  # scores[p]: frame p vs frame p-1 (0 for the first)
+        self.skips: list[float] = []  # skips[p]: frame p vs frame p-2
+        self.cuts: list[int] = []  # positions (frames since the first pushed)
+        self._decided = 0
+        self._finished = False
+        self._previous: np.ndarray | None = None
+        self._before_previous: np.ndarray | None = None
 
+    def push(self, thumbnail: np.ndarray) -> None:
+        """Score the next frame's grey thumbnail against the two before it."""
+        thumb = thumbnail.astype(np.int16)
+        if self._previous is None:
+            score = skip = 0.0
+        else:
+            score = float(np.abs(thumb - self._previous).mean())
+            reference = self._before_previous if self._before_previous is not None else self._previous
+            skip = float(np.abs(thumb - reference).mean())
+        self._before_previous, self._previous = self._previous, thumb
+        self.push_scores(score, skip)
 
-def _is_flash(scores: np.ndarray, skips: np.ndarray, position: int, threshold: float) -> bool:
-    """A one-frame flash: the frame after it (or before it) looks like the one before (after)."""
-    after = position + 1
-    into_flash = after < scores.size and scores[after] >= threshold and (
-        skips[after] < threshold / 2)
-    out_of_flash = position >= 2 and scores[position - 1] >= threshold and (
-        skips[position] < threshold / 2)
-    return bool(into_flash or out_of_flash)
+    def push_scores(self, score: float, skip: float) -> None:
+        """The next frame's difference to the previous frame and to the one before that."""
+        self.scores.append(float(score))
+        self.skips.append(float(skip))
+        while self._decided + self.half_window + 1 < len(self.scores):
+            self._decide(self._decided)
 
+    def finish(self) -> None:
+        while self._decided < len(self.scores):
+            self._decide(self._decided)
+        self._finished = True
 
-def _enforce_min_shot(positions: list[int], scores: np.ndarray, min_len: int) -> list[int]:
-    """Drop cuts closer than ``min_len`` frames to the previous one, keeping the stronger."""
-    kept: list[int] = []
-    for position in positions:
-        if position < min_len:
-            continue
-        if kept and position - kept[-1] < min_len:
-            if scores[position] > scores[kept[-1]]:
-                kept[-1] = position
-            continue
-        kept.append(position)
-    return kept
+    @property
+    def settled(self) -> int:
+        """Frames at positions below this have their final shot number."""
+        if self._finished:
+            return len(self.scores)
+        return max(0, self._decided - self.min_len)
+
+    def _local_median(self, position: int) -> float:
+        last = len(self.scores) - 1  # edge padding at both ends, as np.pad(mode="edge")
+        window = [self.scores[min(max(i, 0), last)]
+                  for i in range(position - self.half_window, position + self.half_window + 1)]
+        return float(np.median(window))
+
+    def _is_flash(self, position: int) -> bool:
+        """A one-frame flash: the frame after it (or before it) looks like the one before (after)."""
+        limit, after = self.threshold, position + 1
+        into_flash = after < len(self.scores) and self.scores[after] >= limit and (
+            self.skips[after] < limit / 2)
+        out_of_flash = position >= 2 and self.scores[position - 1] >= limit and (
+            self.skips[position] < limit / 2)
+        return into_flash or out_of_flash
+
+    def _decide(self, position: int) -> None:
+        self._decided = position + 1
+        score = self.scores[position]
+        if score < self.threshold or position < self.min_len:
+            return
+        if score < self.ratio * max(self._local_median(position), 1.0) or self._is_flash(position):
+            return
+        if self.cuts and position - self.cuts[-1] < self.min_len:
+            if score > self.scores[self.cuts[-1]]:  # too close: keep the stronger of the two
+                self.cuts[-1] = position
+            return
+        self.cuts.append(position)
 
 
 def cuts_from_scores(scores: Sequence[float], skips: Sequence[float], fps: float, *,
                      threshold: float = 20.0, ratio: float = 3.0, min_shot_s: float = 0.5
                      ) -> list[int]:
-    """Cut positions from per-frame differences; ``scores[i]`` compares frame i to frame i-1."""
-    score_arr = np.asarray(scores, dtype=np.float32)
-    skip_arr = np.asarray(skips, dtype=np.float32)
-    half_window = max(2, round(fps / 2))
-    positions = _candidates(score_arr, skip_arr, threshold, ratio, half_window)
-    return _enforce_min_shot(positions, score_arr, max(1, round(min_shot_s * fps)))
+    """Cut positions from per-frame differences (``scores[i]``: frame i vs i-1, 0 for the first;
+    ``skips[i]``: frame i vs i-2); the same decisions as ``CutTracker``."""
+    tracker = CutTracker(fps, threshold=threshold, ratio=ratio, min_shot_s=min_shot_s)
+    for score, skip in zip(scores, skips, strict=True):
+        tracker.push_scores(score, skip)
+    tracker.finish()
+    return list(tracker.cuts)
+
+
+def gray_thumbnail(raw) -> np.ndarray:
+    """The tiny grey picture the cut detector compares."""
+    return raw_to_array(raw, THUMB_SIZE, "gray")
 
 
 def detect_cuts(
@@ -115,27 +163,21 @@ def detect_cuts(
     span = (end_s if end_s is not None else info.duration_s) - start_s
     total = max(1, round(span * info.fps)) if span > 0 else max(1, info.frame_count)
     step = max(1, round(info.fps))
-    scores, skips, times, indices = [0.0], [0.0], [], []
-    before_prev = prev = None
+    tracker = CutTracker(info.fps, threshold=threshold, ratio=ratio, min_shot_s=min_shot_s)
+    times, indices = [], []
     for done, raw in enumerate(decode_raw(path, start_s=start_s, end_s=end_s), start=1):
-        thumb = raw_to_array(raw, THUMB_SIZE, "gray").astype(np.int16)
-        if prev is not None:
-            scores.append(float(np.abs(thumb - prev).mean()))
-            skips.append(float(np.abs(thumb - before_prev).mean()) if before_prev is not None
-                         else scores[-1])
-        before_prev, prev = prev, thumb
+        tracker.push(gray_thumbnail(raw))
         times.append(raw.time_s)
         indices.append(raw.index)
         if done % step == 0:
             progress.update(min(done, total), total)
+    tracker.finish()
     progress.update(total, total)
     if not indices:
         return CutResult([], 0, info.fps)
-    positions = cuts_from_scores(scores[: len(indices)], skips[: len(indices)], info.fps,
-                                 threshold=threshold, ratio=ratio, min_shot_s=min_shot_s)
     return CutResult(
-        cuts=[indices[p] for p in positions], frame_count=indices[-1] + 1, fps=info.fps,
-        start_frame=indices[0], frame_times=times, scores=scores[: len(indices)],
+        cuts=[indices[p] for p in tracker.cuts], frame_count=indices[-1] + 1, fps=info.fps,
+        start_frame=indices[0], frame_times=times, scores=tracker.scores,
     )
 
 

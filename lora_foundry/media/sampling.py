@@ -7,14 +7,25 @@ shots are detected in every mode, because later stages (tracking, clustering) st
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..progress import Progress
-from .cuts import CutResult, detect_cuts, shot_of
-from .video import VideoInfo, keyframe_times, probe_video
+from ..progress import Progress, ensure_progress
+from .cuts import CutResult, CutTracker, detect_cuts, gray_thumbnail, shot_of
+from .video import (
+    DecodedFrame,
+    VideoInfo,
+    decode_raw,
+    keyframe_times,
+    probe_video,
+    raw_to_array,
+    scaled_size,
+)
 
 MODES = ("interval", "scene", "keyframes", "all")
 
@@ -46,20 +57,31 @@ def _time_of(result: CutResult, index: int) -> float:
     return index / result.fps
 
 
+class _IntervalPicker:
+    """Online: take the first frame at or after each multiple of ``interval_s`` from the first."""
+
+    def __init__(self, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self.interval_s = interval_s
+        self._origin: float | None = None
+        self._next = 0.0
+
+    def take(self, time_s: float) -> bool:
+        if self._origin is None:
+            self._origin = self._next = time_s
+        if time_s + 1e-6 < self._next:
+            return False
+        steps = int((time_s + 1e-6 - self._origin) // self.interval_s) + 1
+        self._next = self._origin + steps * self.interval_s
+        return True
+
+
 def _interval_indices(result: CutResult, interval_s: float) -> list[int]:
     """The first frame at or after each multiple of ``interval_s`` from the start of the range."""
-    if interval_s <= 0:
-        raise ValueError(f"interval_s must be > 0, got {interval_s}")
-    if not result.frame_times:
-        return []
-    origin = result.frame_times[0]
-    chosen, next_time = [], origin
-    for position, time_s in enumerate(result.frame_times):
-        if time_s + 1e-6 >= next_time:
-            chosen.append(result.start_frame + position)
-            steps = int((time_s + 1e-6 - origin) // interval_s) + 1
-            next_time = origin + steps * interval_s
-    return chosen
+    picker = _IntervalPicker(interval_s)
+    return [result.start_frame + position for position, time_s in enumerate(result.frame_times)
+            if picker.take(time_s)]
 
 
 def shot_bounds(result: CutResult) -> list[tuple[int, int]]:
@@ -135,3 +157,59 @@ def plan_samples(
     samples = [FrameSample(i, round(_time_of(result, i), 6), shot_of(i, result.cuts))
                for i in indices]
     return SamplePlan(info=info, cuts=list(result.cuts), samples=samples, mode=mode)
+
+
+def iter_samples(
+    path: Path,
+    *,
+    mode: str = "interval",
+    interval_s: float = 1.0,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    long_side: int | None = None,
+    skip: Callable[[int], bool] | None = None,
+    cut_threshold: float = 20.0,
+    progress: Progress | None = None,
+) -> Iterator[tuple[FrameSample, DecodedFrame]]:
+    """One decode pass for ``interval`` and ``all`` modes: cuts found while the frames come out.
+
+    Gives the same samples (indices, times, shots) as ``plan_samples`` with the same arguments
+    and no cap, in half the decoding: shots are decided by the same ``CutTracker``, and a sampled
+    frame is held back (at most about a second) until its shot number is final. ``skip(index)``
+    marks frames already stored by an interrupted run: they are neither converted nor yielded.
+    """
+    if mode not in ("interval", "all"):
+        raise ValueError(f"one-pass sampling works for 'interval' and 'all', not {mode!r}; "
+                         "use plan_samples for scene and keyframe sampling")
+    path = Path(path)
+    info = probe_video(path)
+    size = scaled_size(info.width, info.height, long_side)
+    tracker = CutTracker(info.fps, threshold=cut_threshold)
+    picker = _IntervalPicker(interval_s) if mode == "interval" else None
+    progress = ensure_progress(progress)
+    total = max(1, round(((end_s or info.duration_s) - start_s) * info.fps))
+    held: deque[tuple[int, DecodedFrame | None]] = deque()
+    first_index: int | None = None
+    for position, raw in enumerate(decode_raw(path, start_s=start_s, end_s=end_s)):
+        first_index = raw.index if first_index is None else first_index
+        tracker.push(gray_thumbnail(raw))
+        if picker is None or picker.take(raw.time_s):
+            wanted = skip is None or not skip(raw.index)
+            frame = DecodedFrame(raw.index, raw.time_s, raw_to_array(raw, size)) if wanted else None
+            held.append((position, frame))
+        yield from _release(held, tracker, tracker.settled)
+        if (position + 1) % max(1, round(info.fps)) == 0:
+            progress.update(min(position + 1, total), total)
+    tracker.finish()
+    yield from _release(held, tracker, tracker.settled)
+    progress.update(total, total)
+
+
+def _release(held: deque, tracker: CutTracker, settled: int
+             ) -> Iterator[tuple[FrameSample, DecodedFrame]]:
+    """Yield the held frames whose shot number can no longer change."""
+    while held and held[0][0] < settled:
+        position, frame = held.popleft()
+        if frame is not None:
+            shot = bisect.bisect_right(tracker.cuts, position)
+            yield FrameSample(frame.index, round(frame.time_s, 6), shot), frame

@@ -106,6 +106,18 @@ def _display_size(stream) -> tuple[int, int]:
     return width, height
 
 
+def _first_frame_rotation(container, stream) -> int:
+    """Display rotation in degrees; PyAV exposes it on frames only, so decode the first one."""
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return int(frame.rotation or 0)
+    except av.FFmpegError:
+        return 0
+    return 0
+
+
 def _probe_av(path: Path) -> VideoInfo:
     with _open_av(path) as container:
         stream = container.streams.video[0]
@@ -120,6 +132,8 @@ def _probe_av(path: Path) -> VideoInfo:
         width, height = _display_size(stream)
         if width <= 0 or height <= 0:
             raise MediaError(f"{path}: the video stream has no picture size")
+        if _first_frame_rotation(container, stream) % 180 == 90:
+            width, height = height, width
         return VideoInfo(path, width, height, fps, int(frames), duration, stream.codec_context.name)
 
 
@@ -286,10 +300,13 @@ def raw_to_array(raw: _RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24
     """Convert one raw frame to uint8 RGB (``rgb24``) or grey (``gray``) at ``size`` (w, h)."""
     frame = raw.frame
     if hasattr(frame, "to_ndarray"):  # av.VideoFrame: swscale converts and scales from YUV
+        quarter_turns = round((frame.rotation or 0) / 90) % 4
         width, height = size if size else (frame.width, frame.height)
+        if size and quarter_turns % 2:  # ``size`` is as displayed: swap before turning
+            width, height = height, width
         array = frame.to_ndarray(format=fmt, width=width, height=height)
-        if frame.rotation:
-            array = np.ascontiguousarray(np.rot90(array, k=round(frame.rotation / 90)))
+        if quarter_turns:  # phone footage: display-matrix rotation, as ffmpeg applies it
+            array = np.ascontiguousarray(np.rot90(array, k=quarter_turns))
         return array
     from PIL import Image
 

@@ -77,9 +77,13 @@ def make_embedder(method: str, clip: Any | None) -> tuple[Callable[[Sequence[Any
 
 
 def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any | None = None,
-                batch_size: int = 16, progress: Progress | None = None) -> Handle:
-    """Embed every item of ``handle`` (batched, resumable); returns the same items, annotated."""
-    embed, identity = make_embedder(method, clip)
+                batch_size: int = 16, progress: Progress | None = None,
+                embedder: tuple[Callable[[Sequence[Any]], np.ndarray], str] | None = None) -> Handle:
+    """Embed every item of ``handle`` (batched, resumable); returns the same items, annotated.
+
+    ``embedder`` (function, identity) replaces the built-in ones, e.g. ComfyUI's CLIP_VISION.
+    """
+    embed, identity = embedder if embedder is not None else make_embedder(method, clip)
     items = ws.items(handle)
     batch_size = max(1, int(batch_size))
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
@@ -93,8 +97,9 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
                 rel = st.write_array(rows, f"{unit}.npy")
                 st.emit(unit, position, [item.id for item in batch],
                         {item.id: {"embedding_row": {"file": rel, "row": r}} for r, item in enumerate(batch)})
-            st.set_info(embedding_method=method, embedding_model=identity,
-                        embedding_dim=int(rows.shape[1]) if items else 0)
+            first = st.path_for(f"{units[0]}.npy") if units else None
+            dim = int(np.load(first, mmap_mode="r", allow_pickle=False).shape[1]) if first else 0
+            st.set_info(embedding_method=method, embedding_model=identity, embedding_dim=dim)
         return st.handle
 
 

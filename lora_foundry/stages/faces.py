@@ -101,9 +101,10 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
             for position, item in st.pending(items, progress):
                 new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size)
                 expressions = _expressions(clip, crops, labels)
-                for new, expression in zip(new_items, expressions):
-                    new.annotations.update({"expression": expression,
-                                            "tags": merged(inherited, -1, [expression[0]], item.id)})
+                for new, (label, probability) in zip(new_items, expressions):
+                    value = {"label": label, "probability": round(probability, 4)} if label else None
+                    new.annotations.update({"expression": value,
+                                            "tags": merged(inherited, -1, [label], item.id)})
                 st.emit(str(item.id), position, new_items, {item.id: {"faces": records}})
         counts = {item.id: len(v or []) for item, v in
                   ((item, ws.annotations(st.handle, "faces").get(item.id)) for item in items)}

@@ -16,6 +16,7 @@ from typing import Any
 from ..media import images, sampling, video
 from ..progress import Progress
 from ..workspace import Handle, NewItem, Workspace
+from . import ingest_scan
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,26 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
     with ws.stage("ingest_video", 1, params, label=f"frames of {path.name}") as st:
         if st.complete:
             return st.handle
+        if _single_pass(options, info):
+            plan = ingest_scan.scan_and_store(st, path, options, progress)
+            st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
+            return st.handle
         plan = st.info.get("plan") or _plan(path, options, progress)
         if "plan" not in st.info:
             st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
         _decode_planned(st, path, plan, options, progress)
     return st.handle
+
+
+def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
+    """Interval and all-frames sampling need no plan unless a cap must thin them evenly."""
+    if options.mode not in {"interval", "all"}:
+        return False
+    if not options.max_frames:
+        return True
+    span = (options.end_s or info.duration_s) - options.start_s
+    expected = span * info.fps if options.mode == "all" else span / options.interval_s
+    return expected < 0.9 * options.max_frames
 
 
 def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:

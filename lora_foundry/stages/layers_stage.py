@@ -11,7 +11,6 @@ separated from its frame; inpainting reads it from there and writes ``clean_back
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,15 +93,8 @@ def read_rgba(path: Path) -> np.ndarray:
 
 
 def write_png(st: Any, pixels: np.ndarray, name: str) -> str:
-    """PNG (lossless: alpha and untouched pixels must survive exactly), fast compression."""
-    from PIL import Image
-
-    def write(handle: Any) -> None:
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-        handle.write(buffer.getvalue())
-
-    return st.write_file(name, write)
+    """PNG (lossless: alpha and untouched pixels must survive exactly), written atomically."""
+    return st.write_image(pixels, name)
 
 
 def make_segmenter(sam: LoadedModel, options: SplitOptions) -> Callable[[np.ndarray], list[Instance]]:

@@ -1,7 +1,8 @@
 """Workspace wrappers for the pose and lighting taggers.
 
-Pose: one unit per item (keypoints for the item's subject box: the alpha box of a cut-out, a
-``box`` annotation, or the whole image), then one final unit that groups items into tracks
+Pose: one unit per item (keypoints for the item's subject box: the alpha box of a cut-out (its
+``box`` annotation is in frame coordinates, the cut-out is a crop), else a ``box`` annotation of a
+whole frame, else the whole image), then one final unit that groups items into tracks
 (same source, shot and cluster, one item per frame) for the motion cues and writes the tags.
 Lighting: one unit per item; CLIP zero-shot setting/time of day when a CLIP model is given.
 """
@@ -26,7 +27,8 @@ def _keypoints_unit(pose_model: Any, item: Any, boxes: dict[int, Any]) -> dict[s
     from ..models.pose_model import estimate
 
     rgba = load_array(item.path, alpha=True)
-    box = boxes.get(item.id) or subject_box(rgba)
+    has_alpha = rgba.ndim == 3 and rgba.shape[2] == 4
+    box = subject_box(rgba) if has_alpha else (boxes.get(item.id) or subject_box(rgba))
     bgr = np.ascontiguousarray(on_grey(rgba)[..., ::-1])
     points, scores = estimate(pose_model, bgr, [box])
     return {"points": np.round(points[0], 2).tolist(), "scores": np.round(scores[0], 4).tolist(),

@@ -1,0 +1,129 @@
+"""Our decode-and-sample speed against the ffmpeg command line doing the same sampling.
+
+ffmpeg: ``ffmpeg -i VIDEO -vf fps=1/INTERVAL -q:v 2 out_%05d.jpg`` (decode everything, keep one
+frame per interval, write JPEGs). Ours, timed in the same run on the same file:
+
+- extract: ``iter_frames`` (sequential decode, only the wanted frames converted) + ``save_image``
+  JPEG-95 of the frames the interval plan picked: the like-for-like comparison (goal ratio >= 0.9);
+- plan + extract: the same plus a separate cut-detection pass that gives every frame its shot id
+  (a second decode of the file, which ffmpeg's command does not do);
+- one pass: ``sampling.iter_samples``: shots detected while the same frames are extracted;
+- full ingest (when the workspace exists): ``stages.ingest.ingest_video`` into a fresh workspace,
+  plan, extraction, manifest rows and all.
+
+Speeds are source frames per second (frames of the video gone through / wall time).
+
+    python bench/ingest.py [--video PATH] [--interval 1.0] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from lora_foundry.media.images import save_image
+from lora_foundry.media.sampling import iter_samples, plan_samples
+from lora_foundry.media.video import iter_frames, probe_video
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEO = REPO.parent / "shared" / "media" / "montage_6_shots.mp4"
+
+
+def time_ffmpeg(video: Path, interval_s: float, out: Path) -> tuple[float, int]:
+    out.mkdir()
+    command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vf", f"fps=1/{interval_s}",
+               "-q:v", "2", str(out / "out_%05d.jpg")]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started, len(list(out.glob("*.jpg")))
+
+
+def time_plan(video: Path, interval_s: float):
+    started = time.perf_counter()
+    plan = plan_samples(video, mode="interval", interval_s=interval_s)
+    return time.perf_counter() - started, plan
+
+
+def time_extract(video: Path, wanted: frozenset[int], out: Path) -> tuple[float, int]:
+    out.mkdir()
+    started = time.perf_counter()
+    written = 0
+    for frame in iter_frames(video, wanted=wanted.__contains__):
+        save_image(frame.rgb, out / f"{frame.index:08d}.jpg", quality=95)
+        written += 1
+    return time.perf_counter() - started, written
+
+
+def time_one_pass(video: Path, interval_s: float, out: Path) -> tuple[float, int]:
+    out.mkdir()
+    started = time.perf_counter()
+    written = 0
+    for sample, frame in iter_samples(video, mode="interval", interval_s=interval_s):
+        save_image(frame.rgb, out / f"{sample.frame_index:08d}.jpg", quality=95)
+        written += 1
+    return time.perf_counter() - started, written
+
+
+def time_full_ingest(video: Path, interval_s: float, root: Path) -> tuple[float, int] | None:
+    """Seconds and frame count of the lead's ingest stage, or None when it is not there yet."""
+    try:
+        from lora_foundry.stages.ingest import VideoIngestOptions, ingest_video
+        from lora_foundry.workspace import Workspace
+    except ImportError:
+        return None
+    workspace = Workspace.open(root / "workspace")
+    started = time.perf_counter()
+    handle = ingest_video(workspace, video, VideoIngestOptions(mode="interval", interval_s=interval_s))
+    seconds = time.perf_counter() - started
+    return seconds, len(workspace.items(handle))
+
+
+def _one_round(video: Path, interval_s: float, root: Path) -> dict[str, tuple[float, int]]:
+    root.mkdir()
+    results = {"ffmpeg CLI": time_ffmpeg(video, interval_s, root / "ffmpeg")}
+    plan_s, plan = time_plan(video, interval_s)
+    results["ours: plan (cuts)"] = (plan_s, len(plan.samples))
+    results["ours: extract"] = time_extract(video, plan.wanted, root / "ours")
+    results["ours: plan + extract"] = (plan_s + results["ours: extract"][0], results["ours: extract"][1])
+    results["ours: one pass"] = time_one_pass(video, interval_s, root / "one_pass")
+    full = time_full_ingest(video, interval_s, root)
+    if full is not None:
+        results["ours: full ingest"] = full
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds; the best time of each contender is kept, so a "
+                             "burst of load on a shared machine does not pick the winner")
+    args = parser.parse_args()
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("the ffmpeg command line is needed for this comparison")
+    info = probe_video(args.video)
+    frames = info.frame_count
+    print(f"{args.video.name}: {info.width}x{info.height} {info.codec}, {frames} frames, "
+          f"{info.fps:g} fps; one frame every {args.interval:g} s, JPEG; best of {args.rounds}")
+    best: dict[str, tuple[float, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="lf_bench_ingest_") as temp:
+        for round_number in range(args.rounds):
+            for name, (seconds, count) in _one_round(args.video, args.interval,
+                                                     Path(temp) / f"r{round_number}").items():
+                if name not in best or seconds < best[name][0]:
+                    best[name] = (seconds, count)
+    reference = best["ffmpeg CLI"][0]
+    for name, (seconds, count) in best.items():
+        print(f"  {name:<22} {seconds:6.2f} s  {frames / seconds:7.1f} frames/s  {count:4d} frames"
+              f"  ratio vs ffmpeg {reference / seconds:.2f}")
+    if "ours: full ingest" not in best:
+        print("  full ingest: lora_foundry.stages.ingest.ingest_video not available")
+
+
+if __name__ == "__main__":
+    main()

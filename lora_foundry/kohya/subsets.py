@@ -1,0 +1,187 @@
+"""Subsets of a dataset: folder names, repeats balanced by image count, and writing the files.
+
+Each subset is one kohya folder ``N_trigger class`` (N = repeats) of images with same-name ``.txt``
+captions: training subsets under ``img/``, regularisation (class) subsets under ``reg/``, mask
+images for masked loss under ``masks/<subset>/`` with the image's file stem. That is the kohya_ss
+GUI layout (img/ reg/ log/ model/), and the folders are what OneTrainer concepts, ai-toolkit
+``folder_path`` and ComfyUI's LoadImageTextSetFromFolder read as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..media import images
+from ..progress import Progress
+from .buckets import BucketSpec, choose_bucket, make_buckets, resize_to_bucket
+
+MASK_MODES = ("auto", "alpha", "folder", "none")
+ALPHA_FORMATS = ("png", "webp")
+MAX_REPEATS = 1000
+
+
+@dataclass(frozen=True)
+class SubsetPlan:
+    """One folder to write: where, which files, what captions, how often it repeats."""
+
+    folder: str          # "10_sks woman"
+    parent: str          # "img" or "reg"
+    trigger: str
+    class_word: str
+    repeats: int
+    is_reg: bool
+    sources: tuple[Path, ...]
+    captions: tuple[str, ...]
+    items: tuple[int, ...] = ()
+
+
+@dataclass
+class WrittenSubset:
+    """What was written for one subset (paths relative to the dataset root)."""
+
+    plan: SubsetPlan
+    files: list[str]
+    sizes: list[tuple[int, int]]
+    has_alpha: bool
+    masks: list[str]
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.plan.parent}/{self.plan.folder}"
+
+
+def folder_name(repeats: int, trigger: str, class_word: str) -> str:
+    """kohya's ``N_trigger class`` folder name (class_tokens for images without a caption)."""
+    return f"{repeats}_{trigger}" + (f" {class_word}" if class_word else "")
+
+
+def balanced_repeats(counts: Sequence[int], base_repeats: int, fixed: Sequence[int]) -> list[int]:
+    """Repeats per training subset so each contributes about the same images x repeats per epoch.
+
+    The largest subset gets ``base_repeats``; a subset with a quarter of the images gets four
+    times as many. A subset with a fixed repeat count (``fixed[i] > 0``) keeps it.
+    """
+    largest = max(counts) if counts else 1
+    result = []
+    for count, own in zip(counts, fixed, strict=True):
+        if own > 0:
+            result.append(own)
+        else:
+            result.append(max(1, min(MAX_REPEATS, round(base_repeats * largest / max(count, 1)))))
+    return result
+
+
+def effective_mask_mode(mode: str, image_format: str, any_alpha: bool) -> str:
+    """"alpha", "folder" or "none": auto keeps alpha in PNG/WebP and uses a mask folder for JPEG."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {mode!r}")
+    if mode == "auto":
+        if not any_alpha:
+            return "none"
+        return "alpha" if image_format in ALPHA_FORMATS else "folder"
+    if mode == "alpha" and image_format not in ALPHA_FORMATS:
+        raise ValueError(f"{image_format} has no alpha channel; use png or webp, or mask mode 'folder'")
+    return mode
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How images are written: format, bucketing, masks, encoder settings, worker threads."""
+
+    image_format: str = "png"
+    buckets: BucketSpec | None = None
+    mask_mode: str = "none"
+    quality: int = 95
+    png_compress_level: int = 1
+    workers: int = 2
+
+
+def _split_alpha(pixels: np.ndarray, mask_mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels to save and the mask to save beside them (folder mode)."""
+    has_alpha = pixels.ndim == 3 and pixels.shape[2] == 4
+    if mask_mode == "alpha":
+        return pixels, None
+    if mask_mode == "folder":
+        mask = pixels[..., 3] if has_alpha else np.full(pixels.shape[:2], 255, np.uint8)
+        return (pixels[..., :3] if has_alpha else pixels), mask
+    return pixels, None
+
+
+def _write_one(source: Path, target: Path, mask_target: Path | None, options: WriteOptions,
+               bucket_list: list[tuple[int, int]] | None) -> tuple[tuple[int, int], bool]:
+    pixels = images.load_image(source)
+    has_alpha = pixels.ndim == 3 and pixels.shape[2] == 4
+    if options.buckets is not None:
+        bucket = choose_bucket(pixels.shape[1], pixels.shape[0], options.buckets, bucket_list)
+        pixels = resize_to_bucket(pixels, bucket)
+    if has_alpha and options.mask_mode == "none" and options.image_format in ALPHA_FORMATS:
+        pixels = _on_white(pixels)  # no masked loss wanted: a plain picture, transparency on white
+    pixels, mask = _split_alpha(pixels, options.mask_mode)
+    images.save_image(pixels, target, quality=options.quality, png_compress_level=options.png_compress_level)
+    if mask_target is not None and mask is not None:
+        images.save_image(mask, mask_target, png_compress_level=options.png_compress_level)
+    return (pixels.shape[1], pixels.shape[0]), has_alpha
+
+
+def _on_white(pixels: np.ndarray) -> np.ndarray:
+    alpha = pixels[..., 3:4].astype(np.float32) / 255.0
+    return np.rint(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
+def write_subsets(
+    staging: Path,
+    plans: Sequence[SubsetPlan],
+    options: WriteOptions,
+    progress: Progress,
+    stem: Callable[[int], str] = lambda i: f"{i:05d}",
+) -> list[WrittenSubset]:
+    """Write every subset's images, captions and masks under ``staging``; progress per image.
+
+    Images are decoded, resized and encoded on ``options.workers`` threads (OpenCV and Pillow
+    release the GIL while they work); results are collected in order so progress and cancel
+    behave as in a plain loop. An exception (cancel included) propagates after pending work is
+    dropped; the caller deletes the staging folder.
+    """
+    bucket_list = make_buckets(options.buckets) if options.buckets else None
+    total = sum(len(p.sources) for p in plans)
+    done = 0
+    written: list[WrittenSubset] = []
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        for plan in plans:
+            folder = staging / plan.parent / plan.folder
+            folder.mkdir(parents=True)
+            mask_dir = staging / "masks" / plan.folder if options.mask_mode == "folder" and not plan.is_reg else None
+            if mask_dir is not None:
+                mask_dir.mkdir(parents=True)
+            files = [f"{stem(i)}.{options.image_format}" for i in range(len(plan.sources))]
+            futures = [pool.submit(_write_one, src, folder / name,
+                                   mask_dir / f"{Path(name).stem}.png" if mask_dir else None, options, bucket_list)
+                       for src, name in zip(plan.sources, files, strict=True)]
+            results: list[Any] = []
+            try:
+                for index, future in enumerate(futures):
+                    results.append(future.result())
+                    _atomic_text(folder / f"{Path(files[index]).stem}.txt", plan.captions[index] + "\n")
+                    done += 1
+                    progress.update(done, total)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            masks = [f"masks/{plan.folder}/{Path(n).stem}.png" for n in files] if mask_dir else []
+            written.append(WrittenSubset(plan, files, [r[0] for r in results],
+                                         any(r[1] for r in results), masks))
+    return written
