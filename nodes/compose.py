@@ -217,7 +217,7 @@ class SaveLoRAPreset:
 
 class ComposePrompt:
     DESCRIPTION = ("Joins the stack's trigger words and your scene into one prompt, and warns about "
-                   "contradictions (two actions, two expressions, two views) and chunks over 75 CLIP tokens.")
+                   "contradictions (two actions, expressions, views or framings) and chunks over 75 CLIP tokens.")
     CATEGORY = CATEGORY
     FUNCTION = "compose"
     RETURN_TYPES = ("STRING", "STRING", "STRING")

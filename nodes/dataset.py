@@ -33,7 +33,7 @@ class DatasetSubset:
                                    "Ignored for regularisation images."}),
             "class_word": ("STRING", {"default": "", "tooltip": "Class word (woman, dog); names the reg folder too."}),
             "repeats": ("INT", {"default": 0, "min": 0, "max": 1000, "tooltip":
-                        "num_repeats; 0 = balance by image count against the main subset (reg: 0 means 1)."}),
+                        "num_repeats; 0 = balance by image count: images x repeats equal to the main subset's (reg: 0 means 1)."}),
             "is_reg": ("BOOLEAN", {"default": False, "tooltip": "Regularisation (class) images: written to reg/ with is_reg."}),
         }, "optional": {
             "subsets": ("LF_SUBSETS", {"tooltip": "More subsets to chain with this one."}),

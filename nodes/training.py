@@ -105,7 +105,8 @@ class KohyaTrainLoRA:
             "alpha": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "tooltip": "network_alpha; 0 = preset."}),
             "resolution": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 64, "tooltip":
                            "Training resolution; 0 = preset."}),
-            "seed": ("INT", {"default": 42, "min": 0, "max": 2**32 - 1, "tooltip": "Training seed."}),
+            "train_seed": ("INT", {"default": 42, "min": 0, "max": 2**32 - 1, "tooltip":
+                           "Training seed (fixed, so re-queuing the same graph does not retrain)."}),
             "dry_run": ("BOOLEAN", {"default": False, "tooltip":
                         "Write the TOML files and the exact command (shown in the report) without training."}),
             "resume": ("BOOLEAN", {"default": False, "tooltip":
@@ -133,7 +134,7 @@ class KohyaTrainLoRA:
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def train(self, architecture: str, lora_type: str, base_model: str, output_name: str, network_variant: str,
-              steps: int, learning_rate: float, rank: int, alpha: float, resolution: int, seed: int,
+              steps: int, learning_rate: float, rank: int, alpha: float, resolution: int, train_seed: int,
               dry_run: bool, resume: bool, dataset: Any = None, dataset_path: str = "", sample_prompts: str = "",
               sample_every_n_steps: int = 0, save_every_n_steps: int = 0, save_state: bool = False,
               clip_l: str = NONE, clip_g: str = NONE, t5xxl: str = NONE, ae: str = NONE,
@@ -147,7 +148,7 @@ class KohyaTrainLoRA:
         request = train_config.TrainRequest(
             architecture=architecture, dataset_dir=dataset_dir, dataset_toml=dataset_toml,
             base_model=train_config.resolve_model_file(base_model, base_dirs, "base model"),
-            output_name=output_name, preset=preset, variant=network_variant, seed=seed,
+            output_name=output_name, preset=preset, variant=network_variant, seed=train_seed,
             extra_models=_extra_models({"clip_l": clip_l, "clip_g": clip_g, "t5xxl": t5xxl, "ae": ae}),
             extra_options=options, sample_prompts=sample_prompts, sample_every_n_steps=sample_every_n_steps,
             save_every_n_steps=save_every_n_steps, save_state=save_state or resume, resume=resume)

@@ -193,3 +193,28 @@ def test_prompt_set_distribution_and_identity_left_out():
         other = build_prompt_set(subject_type, "ANCHOR", 5, 1, "sks", base_model="Flux")
         assert all("ANCHOR" in i.prompt and "ANCHOR" not in i.caption for i in other)
         assert all(i.caption.endswith(".") for i in other)
+
+
+def test_caption_node_reads_imported_tags_only_from_allowed_folders(pack, tmp_path, output_root):
+    from lora_foundry.workspace import NewItem, Workspace
+
+    ws = Workspace.open(tmp_path / "ws")
+    with ws.stage("src", 1, {}) as st:
+        for position, unit in st.pending_units(["0", "1"]):
+            rel = st.write_file(f"{position:04d}.png", lambda h: h.write(b"x"))
+            st.emit(unit, position, [NewItem(kind="image", relpath=rel, width=1, height=1,
+                                             annotations={"tags": ["brown hair", "smiling"]})])
+    tags_dir = output_root / "my_tags"
+    tags_dir.mkdir()
+    (tags_dir / "0001.txt").write_text("blue_eyes, 3/4_view, red_dress")
+    node = pack.nodes.captions.BuildCaptions()
+    frames, summary = node.build(st.handle, "character", "sks", "woman", "SDXL", 0.4, tags_folder="my_tags")
+    captions = Workspace.from_handle(frames).annotations(frames, "caption")
+    assert sorted(captions.values()) == ["sks woman, smiling", "sks woman, smiling, three quarter view, red dress"]
+    assert "keep_tokens = 1" in summary and "core tags" in summary
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    with pytest.raises(FileNotFoundError, match="not found under"):
+        node.build(st.handle, "character", "sks", "woman", "SDXL", 0.4, tags_folder=str(outside))
+    with pytest.raises(FileNotFoundError):
+        node.build(st.handle, "character", "sks", "woman", "SDXL", 0.4, tags_folder="../elsewhere")

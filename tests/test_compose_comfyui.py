@@ -61,6 +61,30 @@ safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv
 '''
 
 
+WEIGHTS_AFTER_LORAS = r'''
+import json, os, sys
+sys.path.insert(0, os.environ["COMFYUI_DIR"]); os.chdir(os.environ["COMFYUI_DIR"])
+from comfy.cli_args import args; args.cpu = True
+import torch, comfy.sd, comfy.utils
+ckpt, plan = sys.argv[1], json.loads(sys.argv[2])
+model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=False, output_clip=True)
+def weights(loras):
+    m, c = model, clip
+    for path, s in loras:
+        m, c = comfy.sd.load_lora_for_models(m, c, comfy.utils.load_torch_file(path, safe_load=True), s, s)
+    out = {}
+    for name, patcher in (("unet", m), ("clip", c.patcher)):
+        patcher.patch_model(force_patch_weights=True)
+        out.update({f"{name}.{k}": v.detach().float().clone() for k, v in patcher.model.state_dict().items()})
+        patcher.unpatch_model()
+    return out
+base, stacked, merged = (weights(p) for p in plan)
+print(json.dumps({"changed": sum(not torch.equal(base[k], stacked[k]) for k in base),
+                  "diff": max(float((stacked[k] - merged[k]).abs().max()) for k in base),
+                  "effect": max(float((stacked[k] - base[k]).abs().max()) for k in base)}))
+'''
+
+
 def comfy_python() -> str:
     venv = Path(COMFYUI_DIR or ".") / "venv" / "bin" / "python"
     return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
@@ -200,6 +224,42 @@ def test_apply_report_counts_matched_modules(server):
            "(UNet 8/8, text encoder 2/2)" in lines[0]
     assert "8/9 modules matched" in lines[1] and "WARNING partial match" in lines[1]
     assert "down_blocks_3" in lines[1]
+
+
+def test_preset_saved_then_loaded_by_name(server):
+    url, work = server
+    graph = stack_graph(("lf_character.safetensors", -1.0), ("lf_pose.safetensors", 0.65))
+    graph["2"]["inputs"]["type_2"] = "pose"
+    graph = {"2": graph["2"], "5": {"class_type": "LF_SaveLoRAPreset", "inputs": {
+        "lora_stack": ["2", 0], "name": "host_face", "overwrite": True, "description": "test"}}}
+    assert run(url, graph)["status"]["status_str"] == "success"
+    assert (work / "user" / "lora_foundry" / "presets" / "host_face.json").is_file()
+    entry = run(url, {"1": {"class_type": "LF_LoRAPreset", "inputs": {"preset": "host_face"}},
+                      "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}},
+                      "3": {"class_type": "PreviewAny", "inputs": {"source": ["1", 2]}}})
+    assert entry["status"]["status_str"] == "success", error_message(entry)
+    assert entry["outputs"]["2"]["text"] == ["alice_lf, arms_up_pose, standing"]
+    assert "compete for the body" in entry["outputs"]["3"]["text"][0]
+
+
+def test_merged_lora_patches_comfyui_weights_like_the_stack(models, tmp_path):
+    """ComfyUI's own patching: stack (1.0, 0.6) vs the concat merge at 1.0, on every weight."""
+    from lora_foundry.lora import merge
+    from lora_foundry.lora.metadata import read_lora_info
+
+    loras = models / "loras"
+    parts = [merge.MergePart("c", str(loras / "lf_character.safetensors"), 1.0, 1.0),
+             merge.MergePart("p", str(loras / "lf_pose.safetensors"), 0.6, 0.6)]
+    state, report = merge.merge_stack(parts, "concat")
+    merged = merge.save_lora(state, merge.merged_metadata(report, [read_lora_info(p.path) for p in parts], "m"),
+                             tmp_path, "merged", dtype="fp32")
+    plan = [[], [[parts[0].path, 1.0], [parts[1].path, 0.6]], [[str(merged), 1.0]]]
+    done = subprocess.run([comfy_python(), "-c", WEIGHTS_AFTER_LORAS, str(models / "checkpoints" / CKPT_NAME),
+                           json.dumps(plan)], env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)},
+                          capture_output=True, text=True, timeout=900, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["changed"] == 10 and result["effect"] > 1e-2
+    assert result["diff"] <= 1e-3, result
 
 
 @pytest.mark.parametrize("name", ["compose_character_background_pose", "lora_weight_sweep_grid"])

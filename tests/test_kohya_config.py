@@ -44,7 +44,7 @@ def server(tmp_path, output_root, monkeypatch, pack):
 
 def node_kwargs(**overrides):
     kwargs = dict(architecture="sd15", lora_type="character", base_model="base.safetensors", output_name="hero",
-                  network_variant="lora", steps=4, learning_rate=0.0, rank=0, alpha=0.0, resolution=64, seed=1,
+                  network_variant="lora", steps=4, learning_rate=0.0, rank=0, alpha=0.0, resolution=64, train_seed=1,
                   dry_run=True, resume=False, dataset_path="hero")
     kwargs.update(overrides)
     return kwargs

@@ -168,11 +168,18 @@ def test_split_and_inpaint_twenty_frames_with_resume(montage, sam, tmp_path, mon
 def test_automatic_mode_runs_on_real_frames(montage, sam):
     root, frames = montage
     ws = Workspace.open(root)
-    first_two = layers_stage.select_kinds(ws, frames, ["frame"], "frames")  # same items, new handle
+    with ws.stage("test_first_frames", 1, {"count": 3}, inputs=[frames]) as st:
+        if not st.complete:
+            st.emit_all([item.id for item in ws.items(frames)[:3]])
+        first_three = st.handle
     options = layers_stage.SplitOptions(mode="automatic", points_per_side=2)
-    split = layers_stage.split_layers(ws, first_two, sam, options)
+    split = layers_stage.split_layers(ws, first_three, sam, options)
     items = ws.items(split)
-    assert sum(1 for item in items if item.kind == "background") == FRAMES
+    assert sum(1 for item in items if item.kind == "background") == 3
+    for item in items:  # whatever the random model found, cut-outs follow the rules
+        if item.kind == "cutout":
+            share = item.meta["area"] / (1280 * 720)
+            assert CharacterRules().min_area <= share <= CharacterRules().max_area
     ws.close()
 
 

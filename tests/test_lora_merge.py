@@ -131,6 +131,8 @@ def test_refuses_formats_it_cannot_merge_exactly(tmp_path, two_loras):
         merge.merge_stack([merge.MergePart("locon", str(tmp_path / "locon.safetensors"), 1, 1)])
     with pytest.raises(merge.MergeError, match="empty"):
         merge.merge_stack([])
+    with pytest.raises(merge.MergeError, match="every strength"):
+        merge.merge_stack([merge.MergePart("a", str(a), 0.0, 0.0)])
 
 
 def test_cancel_stops_before_anything_is_written(two_loras):

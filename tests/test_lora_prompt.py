@@ -30,7 +30,7 @@ def test_counts_clip_bpe_tokens(counter):
     ("standing, sitting on a bench", "actions", ("standing", "sitting")),
     ("smiling, crying", "expressions", ("smiling", "crying")),
     ("from front, from behind, city", "views", ("from front", "from behind")),
-    ("close-up, full body", "views", ("close-up", "full body")),
+    ("close-up, full body", "framings", ("close-up", "full body")),
 ])
 def test_contradictions_are_named(counter, scene, group, terms):
     composed = prompt.compose_prompt([], scene, counter)
@@ -38,6 +38,7 @@ def test_contradictions_are_named(counter, scene, group, terms):
 
 
 @pytest.mark.parametrize("scene", ["smile, smiling", "standing in a park", "closeup, close-up",
+                                   "close-up, from side, smiling",
                                    "understanding, outstanding view"])
 def test_no_false_contradictions(counter, scene):
     assert prompt.compose_prompt([], scene, counter).warnings == ()

@@ -12,7 +12,6 @@ from lora_foundry.media.blur import blurry, brightness_contrast, sharpness
 from lora_foundry.media.contact_sheet import contact_sheet
 from lora_foundry.media.dedup import hamming, near_duplicates, perceptual_hash
 from lora_foundry.media.images import encode_image
-from lora_foundry.media.sampling import plan_samples
 from lora_foundry.media.video import iter_frames
 
 
@@ -20,8 +19,11 @@ from lora_foundry.media.video import iter_frames
 def shot_frames(media_dir) -> list[tuple[int, np.ndarray]]:
     """Two frames per shot of the montage, (shot, rgb) at 320 px: 12 real, varied pictures."""
     path = media_dir / "montage_6_shots.mp4"
-    plan = plan_samples(path, mode="scene", per_shot=2)
-    shots = {s.frame_index: s.shot for s in plan.samples}
+    truth = json.loads((media_dir / "montage_6_shots.json").read_text())
+    shots = {}
+    for number, shot in enumerate(truth["shots"]):  # at 1/3 and 2/3 of each shot
+        start, end = shot["start_s"] * truth["fps"], shot["end_s"] * truth["fps"]
+        shots.update({round(start + (end - start) * k / 3): number for k in (1, 2)})
     return [(shots[f.index], f.rgb) for f in
             iter_frames(path, wanted=shots.__contains__, long_side=320)]
 

@@ -215,3 +215,11 @@ def test_save_refuses_bad_arrays_and_suffixes(tmp_path):
         save_image(np.zeros((4, 4, 3), np.float32), tmp_path / "f.png")
     with pytest.raises(ValueError, match="cannot save"):
         save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "f.gifx")
+
+
+def test_masks_and_grey_arrays_save_as_grey_png(tmp_path):
+    mask = np.zeros((6, 9), bool)
+    mask[2:4, 3:6] = True
+    path = save_image(mask, tmp_path / "mask.png")
+    assert Image.open(path).mode == "L"
+    assert np.array_equal(np.asarray(Image.open(path)), mask.astype(np.uint8) * 255)

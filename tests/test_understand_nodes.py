@@ -9,7 +9,6 @@ from test_clip_standin import save_tiny_local_dir
 from test_faces_standin import MOBILE, save_random_retinaface
 from test_pose_standin import save_tiny_rtmpose
 
-from lora_foundry.models.registry import ModelMissingError
 
 
 @pytest.fixture()
@@ -45,6 +44,7 @@ def no_downloads(monkeypatch):
 def test_missing_weights_give_the_registry_error_and_no_download(pack, models_root, monkeypatch):
     no_downloads(monkeypatch)
     clusters, tagging = pack.nodes.clusters, pack.nodes.tagging
+    ModelMissingError = pack.lora_foundry.models.registry.ModelMissingError
     cases = [
         (lambda: clusters.CLIPLoader().load("ViT-B-32__laion2b_s34b_b79k.safetensors", "auto", "cpu"),
          "put ViT-B-32__laion2b_s34b_b79k.safetensors in"),
@@ -69,7 +69,7 @@ def test_scene_pipeline_without_weights(pack, montage_frames):
     scenes, text = result["result"]
     assert result["ui"]["images"] and "clusters" in text
     chosen = clusters.SelectClusters().select(scenes, "size_rank", "0", 1, "", "")["result"][0]
-    from lora_foundry.workspace import Workspace
+    Workspace = pack.lora_foundry.workspace.Workspace
 
     with Workspace.from_handle(chosen) as ws:
         picked = ws.items(chosen)
@@ -99,7 +99,7 @@ def test_pose_faces_and_clip_with_stand_ins(pack, montage_frames, models_root, m
     face = tagging.FaceLoader().load(MOBILE, "cpu")[0]
     out = tagging.DetectFaces().detect(posed, face, 0.0, 0.3, 8, "smiling, sad", clip)
     crops, face_report = out["result"]
-    from lora_foundry.workspace import Workspace
+    Workspace = pack.lora_foundry.workspace.Workspace
 
     with Workspace.from_handle(posed) as ws:
         items = ws.items(posed)
@@ -119,8 +119,8 @@ def test_pose_faces_and_clip_with_stand_ins(pack, montage_frames, models_root, m
 
 
 def test_faces_report_warns_about_clusters_without_faces(pack, montage_frames):
-    from lora_foundry.stages.faces import faces_report
-    from lora_foundry.workspace import Workspace
+    faces_report = pack.lora_foundry.stages.faces.faces_report
+    Workspace = pack.lora_foundry.workspace.Workspace
 
     clusters = pack.nodes.clusters
     embedded, _ = clusters.EmbedFrames().embed(montage_frames, "pixels", 8)

@@ -183,7 +183,7 @@ def _plan(ws: Workspace, sources: Sequence[SubsetSource], spec: DatasetSpec
     training = [i for i, s in enumerate(sources) if not s.is_reg]
     counts = [len(read[i][0]) for i in training]
     fixed = [sources[i].repeats if i > 0 else spec.repeats for i in training]
-    repeats = dict(zip(training, balanced_repeats(counts, spec.repeats, fixed), strict=True))
+    repeats = dict(zip(training, balanced_repeats(counts, fixed), strict=True))
     plans, seen = [], set()
     for index, (source, (items, captions, _)) in enumerate(zip(sources, read, strict=True)):
         trigger = safe_name(source.trigger or spec.trigger, "trigger word")

@@ -33,6 +33,7 @@ from .log_parse import CheckpointEvent, Event, LineSplitter, ModelSavedEvent, St
 LOG_TAIL_LINES = 40
 GROUP_GONE_DEADLINE_S = 10.0
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+IDLE_UPDATE_S = 2.0  # between steps (model loading takes minutes) progress is re-sent this often
 
 
 class TrainingFailed(RuntimeError):
@@ -340,6 +341,7 @@ def _pump(
     the pipe open (the caller then stops the rest of the group).
     """
     reported = (-1, -1)
+    updated_at = time.monotonic()
     exited_at: float | None = None
     while True:
         try:
@@ -361,6 +363,8 @@ def _pump(
                 on_event(SampleImageEvent(sample))
         if should_stop is not None and should_stop():
             raise InterruptedError("stop requested")
-        if (run.done, run.total) != reported or not line:
-            reported = (run.done, run.total)
-            progress.update(run.done, max(run.total, 1))
+        finished = run.total > 0 and run.done >= run.total
+        idle_due = not finished and time.monotonic() - updated_at >= IDLE_UPDATE_S
+        if (run.done, run.total) != reported or idle_due:
+            reported, updated_at = (run.done, run.total), time.monotonic()
+            progress.update(run.done, max(run.total, 1))  # also where a Progress-raised cancel is noticed

@@ -32,6 +32,12 @@ def _subset_facts(subset: Any) -> dict[str, Any]:
     }
 
 
+def _subsets(dataset: Any) -> list[Any]:
+    """A ControlNet (mask folder) dataset keeps its subsets in a DreamBooth delegate."""
+    delegate = getattr(dataset, "dreambooth_dataset_delegate", None)
+    return list(dataset.subsets) or (list(delegate.subsets) if delegate is not None else [])
+
+
 def _caption_sample(dataset: Any) -> list[str]:
     infos = list(getattr(dataset, "image_data", {}).values())[:3]
     return [str(getattr(info, "caption", "")) for info in infos]
@@ -56,7 +62,7 @@ def check(sd_scripts: Path, config: Path, masked_loss: bool) -> dict[str, Any]:
             "kind": type(dataset).__name__, "num_train_images": int(dataset.num_train_images),
             "num_reg_images": int(getattr(dataset, "num_reg_images", 0)),
             "enable_bucket": bool(dataset.enable_bucket), "resolution": [int(dataset.width), int(dataset.height)],
-            "subsets": [_subset_facts(s) for s in dataset.subsets], "captions": _caption_sample(dataset),
+            "subsets": [_subset_facts(s) for s in _subsets(dataset)], "captions": _caption_sample(dataset),
         })
     return {"datasets": datasets}
 

@@ -62,20 +62,17 @@ def folder_name(repeats: int, trigger: str, class_word: str) -> str:
     return f"{repeats}_{trigger}" + (f" {class_word}" if class_word else "")
 
 
-def balanced_repeats(counts: Sequence[int], base_repeats: int, fixed: Sequence[int]) -> list[int]:
-    """Repeats per training subset so each contributes about the same images x repeats per epoch.
+def balanced_repeats(counts: Sequence[int], repeats: Sequence[int]) -> list[int]:
+    """Repeats per training subset so each weighs about as much per epoch as the first (main) one.
 
-    The largest subset gets ``base_repeats``; a subset with a quarter of the images gets four
-    times as many. A subset with a fixed repeat count (``fixed[i] > 0``) keeps it.
+    ``repeats[0]`` is the main subset's; a subset with ``repeats[i] > 0`` keeps its own, one with
+    0 gets ``main images x main repeats / its images`` (8 x 5 = 40: 2 images -> 20, 80 -> 1).
     """
-    largest = max(counts) if counts else 1
-    result = []
-    for count, own in zip(counts, fixed, strict=True):
-        if own > 0:
-            result.append(own)
-        else:
-            result.append(max(1, min(MAX_REPEATS, round(base_repeats * largest / max(count, 1)))))
-    return result
+    if not counts:
+        return []
+    target = counts[0] * max(1, repeats[0])
+    return [own if own > 0 else max(1, min(MAX_REPEATS, round(target / max(count, 1))))
+            for count, own in zip(counts, repeats, strict=True)]
 
 
 def effective_mask_mode(mode: str, image_format: str, any_alpha: bool) -> str:

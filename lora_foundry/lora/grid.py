@@ -2,7 +2,7 @@
 
 With axes (from a sweep) the grid has one column per value of the last swept LoRA and one row per
 combination of the others, headed by those weights; without axes every cell carries its own
-label. Images are float arrays ``[H, W, 3]`` in 0..1 (a ComfyUI IMAGE item as numpy); cells of
+label (one line per word, so cells stay narrow). Images are float arrays ``[H, W, 3]`` in 0..1 (a ComfyUI IMAGE item as numpy); cells of
 different sizes are centred on the largest cell size.
 """
 
@@ -57,12 +57,14 @@ def make_grid(images: Sequence[Any], labels: Sequence[str], axes: dict[str, Any]
         raise ValueError("the grid needs at least one image")
     cols, col_heads, row_heads = _layout(len(images), axes, columns)
     rows = math.ceil(len(images) / cols)
-    cell_h = max(int(im.shape[0]) for im in images)
-    cell_w = max(int(im.shape[1]) for im in images)
     font = _font(font_size)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_h = _text_size(probe, "Ag0.9", font)[1] + PAD
-    label_h = 0 if col_heads else line_h
+    cell_lines = [] if col_heads else [label.split(" ") for label in labels]
+    texts = col_heads + [line for lines in cell_lines for line in lines]
+    cell_h = max(int(im.shape[0]) for im in images)
+    cell_w = max([int(im.shape[1]) for im in images] + [_text_size(probe, t, font)[0] for t in texts])
+    label_h = line_h * max((len(lines) for lines in cell_lines), default=0)
     left = max((_text_size(probe, t, font)[0] for t in row_heads), default=0) + (2 * PAD if row_heads else 0)
     top = line_h + PAD if col_heads else 0
     width = left + cols * (cell_w + PAD) + PAD
@@ -80,6 +82,6 @@ def make_grid(images: Sequence[Any], labels: Sequence[str], axes: dict[str, Any]
         pixels = (np.clip(np.asarray(image, dtype=np.float32)[..., :3], 0, 1) * 255).round().astype(np.uint8)
         tile = Image.fromarray(pixels)
         canvas.paste(tile, (x0 + (cell_w - tile.width) // 2, y0 + (cell_h - tile.height) // 2))
-        if label_h and index < len(labels):
-            draw.text((x0, y0 + cell_h + 2), labels[index], fill=INK, font=font)
+        for n, line in enumerate(cell_lines[index] if index < len(cell_lines) else []):
+            draw.text((x0, y0 + cell_h + 2 + n * line_h), line, fill=INK, font=font)
     return np.asarray(canvas, dtype=np.float32) / 255.0

@@ -180,6 +180,8 @@ def merge_stack(parts: Sequence[MergePart], mode: str = "concat", rank: int = 32
             report.rank = max(report.rank, down.shape[0])
             report.modules += 1
         progress.update(done, len(prefixes))
+    if not out:
+        raise MergeError("every strength in the stack is 0: the merged LoRA would be empty")
     report.svd_error = math.sqrt(error2_total / norm2_total) if norm2_total > 0 else 0.0
     return out, report
 

@@ -24,10 +24,11 @@ CONTRADICTION_GROUPS: dict[str, tuple[str, ...]] = {
     "expressions": ("smiling", "smile", "laughing", "frowning", "crying", "angry", "sad",
                     "surprised", "shocked", "expressionless", "neutral expression", "scared",
                     "grin", "pout", "serious"),
-    "views": ("from front", "from behind", "from side", "from above", "from below",
-              "close-up", "closeup", "portrait", "upper body", "cowboy shot", "full body",
-              "wide shot", "profile"),
+    "views": ("from front", "from behind", "from side", "from above", "from below", "profile"),
+    "framings": ("close-up", "closeup", "portrait", "upper body", "cowboy shot", "full body",
+                 "wide shot"),
 }
+"""A view (camera angle) and a framing combine fine ("close-up, from side"); two of one group do not."""
 SYNONYMS = {"smile": "smiling", "closeup": "close-up", "lying down": "lying", "profile": "from side"}
 """Words that name the same thing: two of them are no contradiction."""
 

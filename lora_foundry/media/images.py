@@ -191,6 +191,8 @@ def encode_image(arr: np.ndarray, suffix: str, *, quality: int = 95,
                  png_compress_level: int = 1) -> bytes:
     """The bytes ``save_image`` writes for ``suffix`` (.png, .jpg, .webp, .bmp, .tif)."""
     arr = np.asarray(arr)
+    if arr.dtype == np.bool_:  # a mask: False/True -> 0/255
+        arr = arr.astype(np.uint8) * 255
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
         raise ValueError(f"expected a uint8 H x W, H x W x 3 or H x W x 4 array, got {arr.dtype} {arr.shape}")
     if arr.ndim == 3 and arr.shape[2] == 1:

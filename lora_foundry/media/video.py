@@ -16,6 +16,7 @@ does not handle animated WebP, and Pillow composites GIF frames (disposal, trans
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def _open_av(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
-        raise MediaError(f"{path}: not a readable video file ({exc})") from exc
+        raise MediaError(f"{path}: not a readable video file: damaged, truncated or not a video "
+                         f"({exc})") from exc
     if not container.streams.video:
         container.close()
         raise MediaError(f"{path}: the file has no video stream")
@@ -186,30 +188,83 @@ def probe_video(path: Path) -> VideoInfo:
     return _probe_pillow(path) if _uses_pillow(path) else _probe_av(path)
 
 
-def _seek_to(container, stream, start_s: float) -> None:
-    start_pts = stream.start_time or 0
-    target = start_pts + int(max(0.0, start_s) / float(stream.time_base))
+# Containers whose frames carry no trustworthy presentation timestamps (AVI stores none, and
+# B-frames make PyAV's guesses run out of order; raw elementary streams have none at all): frames
+# are numbered and timed by counting, and never reached by seeking.
+_UNTIMED_FORMATS = frozenset({"avi", "h264", "hevc", "mpegvideo", "m4v", "rawvideo", "cavsvideo"})
+
+
+def _is_timed(container) -> bool:
+    return not set(container.format.name.split(",")) & _UNTIMED_FORMATS
+
+
+def _seek_to(container, stream, origin: int, start_s: float) -> None:
+    target = origin + int(max(0.0, start_s) / float(stream.time_base))
     container.seek(target, stream=stream, backward=True, any_frame=False)
 
 
-def _frames_from(container, stream, start_s: float, fps: float) -> Iterator[Any]:
+def _frames_from(container, stream, origin: int, start_s: float, fps: float) -> Iterator[Any]:
     """Frames from a keyframe at or before ``start_s``.
 
     Some demuxers (MPEG-PS) land after the target; step further back until the first frame is
     early enough, decoding from the very start as the last resort.
     """
-    start_pts, base = stream.start_time or 0, float(stream.time_base)
+    base = float(stream.time_base)
     for back_s in (0.0, 3.0, 15.0, None):
-        _seek_to(container, stream, 0.0 if back_s is None else start_s - back_s)
+        _seek_to(container, stream, origin, 0.0 if back_s is None else start_s - back_s)
         frames = container.decode(stream)
         first = next(frames, None)
         if first is None:
             return
-        early = first.pts is None or (first.pts - start_pts) * base <= start_s + 0.25 / fps
+        early = first.pts is None or (first.pts - origin) * base <= start_s + 0.25 / fps
         if early or back_s is None:
             yield first
             yield from frames
             return
+
+
+def _timed_frames(container, stream, start_s: float, end_s: float | None, keyframes_only: bool,
+                  counter: list[int]) -> Iterator[_RawFrame]:
+    """Frames numbered by timestamp (relative to the first frame's), reached by seeking."""
+    fps, base = _stream_fps(stream), float(stream.time_base)
+    if keyframes_only:
+        stream.codec_context.skip_frame = "NONKEY"
+    frames = container.decode(stream)
+    first = next(frames, None)
+    if first is None:
+        return
+    origin = first.pts if first.pts is not None else (stream.start_time or 0)
+    if start_s > 0:
+        frames = _frames_from(container, stream, origin, start_s, fps)
+    else:
+        frames = itertools.chain([first], frames)
+    by_time = start_s > 0 or keyframes_only
+    index = None
+    for frame in frames:
+        time_s = (frame.pts - origin) * base if frame.pts is not None else None
+        if by_time or index is None:
+            index = max(0, round(time_s * fps)) if time_s is not None else 0
+        if time_s is None:
+            time_s = index / fps
+        if end_s is not None and time_s >= end_s:
+            return
+        if time_s >= start_s - 0.25 / fps:
+            yield _RawFrame(index, max(0.0, time_s), frame)
+        index += 1
+        counter[0] = index
+
+
+def _counted_frames(container, stream, start_s: float, end_s: float | None, keyframes_only: bool,
+                    counter: list[int]) -> Iterator[_RawFrame]:
+    """Frames numbered and timed by counting from the start (no seeking, no skipping)."""
+    fps = _stream_fps(stream)
+    for index, frame in enumerate(container.decode(stream)):
+        time_s = index / fps
+        counter[0] = index + 1
+        if end_s is not None and time_s >= end_s:
+            return
+        if time_s >= start_s - 0.25 / fps and (frame.key_frame or not keyframes_only):
+            yield _RawFrame(index, time_s, frame)
 
 
 def _decode_av(path: Path, start_s: float, end_s: float | None, keyframes_only: bool
@@ -219,29 +274,16 @@ def _decode_av(path: Path, start_s: float, end_s: float | None, keyframes_only: 
     with _open_av(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if keyframes_only:
-            stream.codec_context.skip_frame = "NONKEY"
-        fps, base = _stream_fps(stream), float(stream.time_base)
-        start_pts = stream.start_time or 0
-        frames = _frames_from(container, stream, start_s, fps) if start_s > 0 else (
-            container.decode(stream))
-        counter: int | None = 0 if start_s <= 0 and not keyframes_only else None
+        timed = _is_timed(container)
+        source = _timed_frames if timed else _counted_frames
+        counter = [0]  # one past the last frame index seen, for the truncation check
         try:
-            for frame in frames:
-                time_s = (frame.pts - start_pts) * base if frame.pts is not None else None
-                if time_s is None:
-                    time_s = (counter or 0) / fps
-                if counter is None or keyframes_only:
-                    counter = max(0, round(time_s * fps))
-                if end_s is not None and time_s >= end_s:
-                    return
-                if time_s >= start_s - 0.25 / fps:
-                    yield _RawFrame(counter, max(0.0, time_s), frame)
-                counter += 1
+            yield from source(container, stream, start_s, end_s, keyframes_only, counter)
         except av.FFmpegError as exc:
             logger.warning("%s: decoding stopped early, the file looks damaged (%s)", path, exc)
             return
-        _warn_if_short(path, counter, stream.frames, end_s, keyframes_only)
+        if timed:
+            _warn_if_short(path, counter[0], stream.frames, end_s, keyframes_only)
 
 
 def _warn_if_short(path: Path, decoded_to: int | None, declared: int, end_s: float | None,
@@ -304,7 +346,10 @@ def raw_to_array(raw: _RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24
         width, height = size if size else (frame.width, frame.height)
         if size and quarter_turns % 2:  # ``size`` is as displayed: swap before turning
             width, height = height, width
-        array = frame.to_ndarray(format=fmt, width=width, height=height)
+        if (width, height) == (frame.width, frame.height):
+            array = frame.to_ndarray(format=fmt)
+        else:  # swscale's AREA: a box filter, 3x faster than its default for big shrinks
+            array = frame.to_ndarray(format=fmt, width=width, height=height, interpolation="AREA")
         if quarter_turns:  # phone footage: display-matrix rotation, as ffmpeg applies it
             array = np.ascontiguousarray(np.rot90(array, k=quarter_turns))
         return array
@@ -314,14 +359,6 @@ def raw_to_array(raw: _RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24
     if size and size != image.size:
         image = image.resize(size, Image.Resampling.BOX)
     return np.asarray(image, dtype=np.uint8)
-
-
-def _target_size(info: VideoInfo, long_side: int | None, thumb_size: tuple[int, int] | None
-                 ) -> tuple[int, int] | None:
-    if thumb_size is not None:
-        return int(thumb_size[0]), int(thumb_size[1])
-    size = scaled_size(info.width, info.height, long_side)
-    return size
 
 
 def iter_frames(
@@ -342,7 +379,8 @@ def iter_frames(
     """
     path = Path(path)
     info = probe_video(path)
-    size = _target_size(info, long_side, thumb_size)
+    size = (int(thumb_size[0]), int(thumb_size[1])) if thumb_size else (
+        scaled_size(info.width, info.height, long_side))
     for raw in decode_raw(path, start_s=start_s, end_s=end_s, keyframes_only=keyframes_only):
         if wanted is not None and not wanted(raw.index):
             continue

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,12 @@ class ComfyClient:
 
     def get(self, path: str) -> Any:
         return self._request(path)
+
+    def view(self, image: dict) -> bytes:
+        """The bytes the front end shows for a ``{filename, subfolder, type}`` ui image."""
+        query = urllib.parse.urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
+        with urllib.request.urlopen(f"{self.base_url}/view?{query}", timeout=self.timeout) as response:
+            return response.read()
 
     def object_info(self) -> dict[str, dict]:
         return self.get("/object_info")

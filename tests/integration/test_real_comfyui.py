@@ -11,6 +11,7 @@ headless Chromium and check the preview node shows thumbnails.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -20,9 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_api import ComfyServer, status_messages  # noqa: E402
+from comfy_api import ComfyServer, PromptRejected, status_messages  # noqa: E402
 from ui_to_api import ui_to_api  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,9 +95,30 @@ def _other_workflows() -> list[Path]:
     return sorted(p for p in EXAMPLES.glob("*.json") if p.name != SPINE_WORKFLOW)
 
 
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".onnx", ".bin", ".gguf")
+
+
+def missing_model_files(rejection: PromptRejected) -> list[str]:
+    """ComfyUI's own "Value not in list" errors for model-file combos, or [] if any other error."""
+    details = []
+    for node in rejection.body.get("node_errors", {}).values():
+        for error in node.get("errors", []):
+            value = str(error.get("extra_info", {}).get("received_value", ""))
+            if error.get("message") != "Value not in list" or not value.lower().endswith(MODEL_SUFFIXES):
+                return []
+            details.append(f"{node.get('class_type')}: {error.get('details')}")
+    return details
+
+
 @pytest.mark.parametrize("workflow", _other_workflows(), ids=lambda p: p.stem)
 def test_example_workflow_runs_or_names_the_missing_model(server, object_info, workflow):
-    _, entry = _run_workflow(server, object_info, workflow)
+    try:
+        _, entry = _run_workflow(server, object_info, workflow)
+    except PromptRejected as rejection:
+        missing = missing_model_files(rejection)
+        if missing:
+            pytest.xfail(f"{workflow.name} names model files that are not installed: {missing}")
+        raise
     error = _error_of(entry)
     if error is None:
         assert entry["status"]["status_str"] == "success"
@@ -143,9 +166,9 @@ def test_spine_workflow_preview_returns_thumbnails(server, spine_runs):
     assert previews, "the workflow has no LF_PreviewFrames node"
     images = first["outputs"].get(previews[0], {}).get("images", [])
     assert len(images) >= 6, f"preview returned {images}"
-    for image in images:
-        path = server.dirs[image["type"]] / image.get("subfolder", "") / image["filename"]
-        assert path.is_file() and path.stat().st_size > 0, path
+    for image in images:  # served by /view, as the browser fetches them
+        with Image.open(io.BytesIO(server.client.view(image))) as thumbnail:
+            assert min(thumbnail.size) >= 32, (image, thumbnail.size)
 
 
 def test_spine_workflow_queued_again_is_served_from_cache(server, spine_runs):
