@@ -89,3 +89,10 @@ def test_actions_cluster_on_torso_normalised_pose_regardless_of_size_and_place()
     assert len(set(labels) - {-1}) == 2
     assert all(labels[i] == labels[0] for i in range(0, 80, 2))
     assert all(labels[i] == labels[1] for i in range(1, 80, 2))
+
+
+def test_auto_backend_follows_the_benchmark():
+    assert C.pick_backend("auto", 1_000) == "sklearn"
+    assert C.pick_backend("auto", 50_000) == "hdbscan"
+    with pytest.raises(ValueError):
+        C.pick_backend("faiss")

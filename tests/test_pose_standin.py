@@ -12,13 +12,14 @@ from lora_foundry.stages import pose as P
 K = 17
 
 
-def save_tiny_rtmpose(path, size=(192, 256), peak=None):
+def save_tiny_rtmpose(path, size=(192, 256), points=None):
     """SimCC model: input [1,3,H,W] -> simcc_x [1,K,2W], simcc_y [1,K,2H]. Random tiny weights, plus
-    a bias peaked at input pixel ``peak`` (x, y) (default: the centre) so the answer is known."""
+    a bias peaked at input pixels ``points`` ([K, 2], default: all at the centre) so the answer
+    is known."""
     import torch
 
     width, height = size
-    px, py = peak or (width / 2, height / 2)
+    points = np.asarray(points if points is not None else [[width / 2, height / 2]] * K, np.float32)
 
     class TinySimCC(torch.nn.Module):
         def __init__(self):
@@ -27,10 +28,11 @@ def save_tiny_rtmpose(path, size=(192, 256), peak=None):
             self.head_x = torch.nn.Linear(4, K * width * 2)
             self.head_y = torch.nn.Linear(4, K * height * 2)
             with torch.no_grad():
-                for head, n, p in ((self.head_x, width * 2, px), (self.head_y, height * 2, py)):
+                for head, n, axis in ((self.head_x, width * 2, 0), (self.head_y, height * 2, 1)):
                     head.weight.mul_(1e-3)
                     bias = torch.zeros(K, n)
-                    bias[:, int(round(p * 2))] = 10.0
+                    for k in range(K):
+                        bias[k, min(n - 1, int(round(points[k, axis] * 2)))] = 10.0
                     head.bias.copy_(bias.ravel())
 
         def forward(self, x):

@@ -82,7 +82,7 @@ class DatasetSpec:
     mask_mode: str = "auto"
     quality: int = 95
     shuffle_caption: bool | None = None
-    workers: int = 2
+    workers: int = 1  # 2 threads measured no faster on the shared 2-core machine (bench/write.py)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ class WriteOptions:
     mask_mode: str = "none"
     quality: int = 95
     png_compress_level: int = 1
-    workers: int = 2
+    workers: int = 1
 
 
 def _split_alpha(pixels: np.ndarray, mask_mode: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,17 +1,12 @@
 """Video probing and sequential frame decoding.
 
-Why sequential: on long-GOP footage an accurate seek costs as much as decoding 40-70 frames, so
-sampling one frame a second by decode-and-drop is as fast as a full decode and faster than seeking
-(FIELD_NOTES). Frames we do not want are decoded but never converted to RGB, which is where the
-time goes; frames we want are scaled by swscale straight from YUV (nearly free) instead of being
-converted at full size and resized afterwards.
-
-Frame indices count from the first frame of the file, so a resumed run, a second pass over the
-same range and the cut detector all agree on which frame is which. With ``start_s > 0`` we seek to
-the keyframe before ``start_s`` and derive the first index from its timestamp, then count.
-
-Animated GIF and WebP are decoded with Pillow (``ImageSequence``), not PyAV: FFmpeg's WebP decoder
-does not handle animated WebP, and Pillow composites GIF frames (disposal, transparency) properly.
+Sequential, because on long-GOP footage an accurate seek costs as much as decoding 40-70 frames
+(FIELD_NOTES). Frames nobody wants are decoded and dropped, never converted; wanted ones are
+scaled by swscale straight from YUV. Frame indices count from the first frame of the file, so
+resumed runs, second passes and the cut detector agree; with ``start_s > 0`` we seek and number
+frames by timestamp (containers without reliable timestamps, such as AVI, are counted instead).
+Animated GIF and WebP go through Pillow (``ImageSequence``): FFmpeg's WebP decoder does not
+handle animated WebP, and Pillow composites GIF frames (disposal, transparency) properly.
 """
 
 from __future__ import annotations
@@ -19,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -29,11 +24,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 PILLOW_SUFFIXES = frozenset({".gif", ".webp"})
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".mkv", ".avi", ".mpg", ".mpeg", ".webm", ".mov", ".m4v", ".ts", ".wmv", ".flv",
-     ".gif", ".webp"}
-)
-_DEFAULT_GIF_FPS = 10.0
+VIDEO_SUFFIXES = frozenset(".mp4 .mkv .avi .mpg .mpeg .webm .mov .m4v .ts .wmv .flv .gif .webp".split())
 
 
 class MediaError(ValueError):
@@ -59,12 +50,18 @@ class DecodedFrame:
 
 
 @dataclass(frozen=True)
-class _RawFrame:
-    """A decoded frame not yet converted: an ``av.VideoFrame`` or a ``PIL.Image``."""
+class RawFrame:
+    """A decoded frame not yet converted: an ``av.VideoFrame`` or a ``PIL.Image``.
+
+    ``scalers`` is shared by the frames of one decode pass: one swscale context per output
+    (format, size), reused. Building one per frame (what ``frame.to_ndarray(width=...)`` does)
+    cost 9x more for a grey thumbnail and 3x more for a full RGB frame (docs/media.md).
+    """
 
     index: int
     time_s: float
     frame: Any
+    scalers: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _check_file(path: Path) -> Path:
@@ -139,53 +136,14 @@ def _probe_av(path: Path) -> VideoInfo:
         return VideoInfo(path, width, height, fps, int(frames), duration, stream.codec_context.name)
 
 
-def _open_pillow(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.seek(0)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise MediaError(f"{path}: not a readable animated image ({exc})") from exc
-    return image
-
-
-def _readable_frames(image, path: Path, limit: int) -> list[float]:
-    """Durations (ms) of the first ``limit`` frames that load; a damaged tail just ends the list."""
-    durations: list[float] = []
-    for position in range(limit):
-        try:
-            image.seek(position)
-            image.load()  # WebP reports a frame's duration only once it is loaded
-        except EOFError:
-            break
-        except (OSError, ValueError, SyntaxError) as exc:
-            if position == 0:
-                raise MediaError(f"{path}: not a readable animated image ({exc})") from exc
-            break
-        durations.append(float(image.info.get("duration", 0) or 0))
-    return durations
-
-
-def _probe_pillow(path: Path) -> VideoInfo:
-    image = _open_pillow(path)
-    with image:
-        try:
-            count = int(getattr(image, "n_frames", 1))
-            durations = _readable_frames(image, path, min(count, 50))
-        except (OSError, ValueError, SyntaxError):  # a damaged file: count what loads
-            durations = _readable_frames(image, path, 1_000_000)
-            count = len(durations)
-        mean_ms = sum(durations) / len(durations) if durations else 0.0
-        fps = 1000.0 / mean_ms if mean_ms > 0 else _DEFAULT_GIF_FPS
-        codec = (image.format or path.suffix.lstrip(".")).lower()
-        return VideoInfo(path, image.width, image.height, fps, count, count / fps, codec)
-
-
 def probe_video(path: Path) -> VideoInfo:
     """Size, frame rate, frame count and codec; exact count when the container stores it."""
     path = _check_file(path)
-    return _probe_pillow(path) if _uses_pillow(path) else _probe_av(path)
+    if _uses_pillow(path):
+        from .animated import probe_animated
+
+        return probe_animated(path)
+    return _probe_av(path)
 
 
 # Containers whose frames carry no trustworthy presentation timestamps (AVI stores none, and
@@ -224,7 +182,7 @@ def _frames_from(container, stream, origin: int, start_s: float, fps: float) -> 
 
 
 def _timed_frames(container, stream, start_s: float, end_s: float | None, keyframes_only: bool,
-                  counter: list[int]) -> Iterator[_RawFrame]:
+                  counter: list[int]) -> Iterator[RawFrame]:
     """Frames numbered by timestamp (relative to the first frame's), reached by seeking."""
     fps, base = _stream_fps(stream), float(stream.time_base)
     if keyframes_only:
@@ -239,7 +197,7 @@ def _timed_frames(container, stream, start_s: float, end_s: float | None, keyfra
     else:
         frames = itertools.chain([first], frames)
     by_time = start_s > 0 or keyframes_only
-    index = None
+    index, scalers = None, {}
     for frame in frames:
         time_s = (frame.pts - origin) * base if frame.pts is not None else None
         if by_time or index is None:
@@ -249,26 +207,26 @@ def _timed_frames(container, stream, start_s: float, end_s: float | None, keyfra
         if end_s is not None and time_s >= end_s:
             return
         if time_s >= start_s - 0.25 / fps:
-            yield _RawFrame(index, max(0.0, time_s), frame)
+            yield RawFrame(index, max(0.0, time_s), frame, scalers)
         index += 1
         counter[0] = index
 
 
 def _counted_frames(container, stream, start_s: float, end_s: float | None, keyframes_only: bool,
-                    counter: list[int]) -> Iterator[_RawFrame]:
+                    counter: list[int]) -> Iterator[RawFrame]:
     """Frames numbered and timed by counting from the start (no seeking, no skipping)."""
-    fps = _stream_fps(stream)
+    fps, scalers = _stream_fps(stream), {}
     for index, frame in enumerate(container.decode(stream)):
         time_s = index / fps
         counter[0] = index + 1
         if end_s is not None and time_s >= end_s:
             return
         if time_s >= start_s - 0.25 / fps and (frame.key_frame or not keyframes_only):
-            yield _RawFrame(index, time_s, frame)
+            yield RawFrame(index, time_s, frame, scalers)
 
 
 def _decode_av(path: Path, start_s: float, end_s: float | None, keyframes_only: bool
-               ) -> Iterator[_RawFrame]:
+               ) -> Iterator[RawFrame]:
     import av
 
     with _open_av(path) as container:
@@ -295,31 +253,14 @@ def _warn_if_short(path: Path, decoded_to: int | None, declared: int, end_s: flo
                            "(truncated file?)", path, decoded_to, declared)
 
 
-def _decode_pillow(path: Path, start_s: float, end_s: float | None) -> Iterator[_RawFrame]:
-    from PIL import ImageSequence
-
-    image = _open_pillow(path)
-    with image:
-        time_s = 0.0
-        try:
-            for index, frame in enumerate(ImageSequence.Iterator(image)):
-                if end_s is not None and time_s >= end_s:
-                    return
-                rgb = frame.convert("RGB")  # loads the frame, which also sets its duration
-                duration_s = float(frame.info.get("duration", 0) or 0) / 1000.0
-                if time_s >= start_s:
-                    yield _RawFrame(index, time_s, rgb)
-                time_s += duration_s if duration_s > 0 else 1.0 / _DEFAULT_GIF_FPS
-        except (OSError, EOFError, ValueError) as exc:
-            logger.warning("%s: decoding stopped early, the file looks damaged (%s)", path, exc)
-
-
 def decode_raw(path: Path, *, start_s: float = 0.0, end_s: float | None = None,
-               keyframes_only: bool = False) -> Iterator[_RawFrame]:
+               keyframes_only: bool = False) -> Iterator[RawFrame]:
     """Decoded frames, unconverted, in order; raises MediaError when not one frame decodes."""
     path = _check_file(path)
     if _uses_pillow(path):
-        source = _decode_pillow(path, start_s, end_s)
+        from .animated import decode_animated
+
+        source = decode_animated(path, start_s, end_s)
     else:
         source = _decode_av(path, start_s, end_s, keyframes_only)
     produced = 0
@@ -338,7 +279,16 @@ def scaled_size(width: int, height: int, long_side: int | None) -> tuple[int, in
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def raw_to_array(raw: _RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24") -> np.ndarray:
+def _scaler(raw: RawFrame, fmt: str, width: int, height: int):
+    from av.video.reformatter import VideoReformatter
+
+    key = (fmt, width, height)
+    if key not in raw.scalers:
+        raw.scalers[key] = VideoReformatter()
+    return raw.scalers[key]
+
+
+def raw_to_array(raw: RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24") -> np.ndarray:
     """Convert one raw frame to uint8 RGB (``rgb24``) or grey (``gray``) at ``size`` (w, h)."""
     frame = raw.frame
     if hasattr(frame, "to_ndarray"):  # av.VideoFrame: swscale converts and scales from YUV
@@ -346,10 +296,10 @@ def raw_to_array(raw: _RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24
         width, height = size if size else (frame.width, frame.height)
         if size and quarter_turns % 2:  # ``size`` is as displayed: swap before turning
             width, height = height, width
-        if (width, height) == (frame.width, frame.height):
-            array = frame.to_ndarray(format=fmt)
-        else:  # swscale's AREA: a box filter, 3x faster than its default for big shrinks
-            array = frame.to_ndarray(format=fmt, width=width, height=height, interpolation="AREA")
+        array = _scaler(raw, fmt, width, height).reformat(
+            frame, width=width, height=height, format=fmt,
+            interpolation="AREA",  # a box filter when shrinking; and faster than the default
+        ).to_ndarray()
         if quarter_turns:  # phone footage: display-matrix rotation, as ffmpeg applies it
             array = np.ascontiguousarray(np.rot90(array, k=quarter_turns))
         return array

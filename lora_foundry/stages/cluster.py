@@ -2,9 +2,10 @@
 
 Why PCA first: on 512-d unit vectors HDBSCAN's tree methods collapse and 10,000 points take
 85-91 s; PCA to 50 dimensions then euclidean takes ~5 s with the same clusters (FIELD_NOTES,
-re-measured by bench/cluster.py). The hdbscan package is used when installed because it is about
-2.5x faster than scikit-learn's HDBSCAN at 50k points (bench/cluster.py); scikit-learn is the
-fallback. HDBSCAN's noise label (-1) is kept as its own bucket, never forced into a cluster.
+re-measured by bench/cluster.py). Backend "auto" follows bench/cluster.py's measurement here:
+scikit-learn's HDBSCAN was ~4x faster at 1k and 10k vectors, the hdbscan package 1.8x faster at
+50k, so auto picks scikit-learn under ``LARGE_SET`` rows and the hdbscan package (when
+installed) from there on. HDBSCAN's noise label (-1) is kept as its own bucket, never forced into a cluster.
 
 Modes (array level; workspace wrappers live in ``cluster_stage``):
 - characters: embeddings of cut-outs -> clusters;
@@ -22,6 +23,7 @@ import numpy as np
 
 NOISE = -1
 BACKENDS = ("auto", "hdbscan", "sklearn")
+LARGE_SET = 20_000
 COCO_SHOULDERS = (5, 6)
 COCO_HIPS = (11, 12)
 
@@ -56,12 +58,15 @@ def reduce_dims(vectors: np.ndarray, dims: int = 50, seed: int = 0) -> np.ndarra
     return PCA(n_components=target, svd_solver="randomized", random_state=seed).fit_transform(vectors)
 
 
-def pick_backend(backend: str = "auto") -> str:
-    """"hdbscan" when the package imports (faster, see bench/cluster.py), else "sklearn"."""
+def pick_backend(backend: str = "auto", rows: int = 0) -> str:
+    """The explicit choice, else (auto) "sklearn" under ``LARGE_SET`` rows and "hdbscan" from
+    there on when the package imports (bench/cluster.py)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
         return backend
+    if rows < LARGE_SET:
+        return "sklearn"
     try:
         import hdbscan  # noqa: F401
     except ImportError:
@@ -95,7 +100,7 @@ def cluster_vectors(
 ) -> Clusters:
     """HDBSCAN on (L2-normalised, PCA-reduced) vectors; labels renumbered largest first."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    chosen = pick_backend(backend)
+    chosen = pick_backend(backend, len(vectors))
     if len(vectors) < max(2, min_cluster_size):
         return Clusters(np.full(len(vectors), NOISE, np.int64), np.zeros(len(vectors), np.float32), chosen)
     points = l2_normalise(vectors) if normalise else vectors

@@ -60,7 +60,7 @@ def cluster_stage(ws: Workspace, handle: Handle, mode: str = "characters", min_c
     """Cluster ``handle``'s items; returns a handle to the (kept) items annotated with clusters."""
     if mode not in MODES:
         raise ValueError(f"cluster mode must be one of {MODES}, got {mode!r}")
-    params = {"mode": mode, "min_cluster_size": int(min_cluster_size), "backend": C.pick_backend(backend)}
+    params = {"mode": mode, "min_cluster_size": int(min_cluster_size), "backend": backend}
     if mode == "scenes":
         params["similarity"] = float(similarity)
     if mode == "style":
