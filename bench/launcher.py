@@ -4,7 +4,8 @@ Both runs use the identical argument list, working directory and environment fro
 plan; the direct run writes its output to a file like a shell redirect would. Speed is sd-scripts'
 own tqdm rate at the end of each run (smoothing=0: total elapsed / steps), read with the same
 parser, so loading time is excluded and both sides are measured the same way. Runs alternate
-(launcher, direct, launcher, direct, ...) to spread machine load evenly.
+(launcher, direct, launcher, direct, ...) and the ratio is the median of per-pair ratios, so slow
+drifts in machine load (shared CPUs) cancel within a pair.
 
 Needs KOHYA_SD_SCRIPTS (and KOHYA_TOKENIZER_CACHE) set, and a base model:
   KOHYA_SD_SCRIPTS=... KOHYA_TOKENIZER_CACHE=... python bench/launcher.py BASE.safetensors [--steps 20] [--pairs 2]
@@ -73,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base_model", type=Path)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--python-arg", action="append", default=[])
     parser.add_argument("--env", action="append", default=[])
     args = parser.parse_args()
@@ -99,11 +100,11 @@ def main() -> None:
             ours.append(run_launcher(plan))
             direct.append(run_direct(plan, root / f"direct_{pair}.log"))
             print(f"pair {pair + 1}: launcher {ours[-1]:.4f} steps/s, direct {direct[-1]:.4f} steps/s", flush=True)
-    ratio = statistics.median(ours) / statistics.median(direct)
+    ratios = [a / b for a, b in zip(ours, direct, strict=True)]
     print(f"steps/s median: launcher {statistics.median(ours):.4f}, direct {statistics.median(direct):.4f}; "
-          f"ratio launcher/direct = {ratio:.3f} (goal >= 0.98); {args.pairs} pairs x {args.steps} steps, "
+          f"per-pair ratios {', '.join(f'{r:.3f}' for r in ratios)}; median ratio launcher/direct = "
+          f"{statistics.median(ratios):.3f} (goal >= 0.98); {args.pairs} pairs x {args.steps} steps, "
           f"{time.monotonic() - started:.0f} s total; load average {os.getloadavg()[0]:.1f}")
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -159,15 +159,18 @@ class DetectFaces:
                        "Crop margin on each side, as a share of the face box."}),
             "min_size": ("INT", {"default": 64, "min": 1, "max": 4096, "tooltip": "Faces narrower than this "
                          "(pixels) are recorded but not cropped."}),
+            "max_faces": ("INT", {"default": 5, "min": 1, "max": 100, "tooltip": "Most faces kept per image "
+                          "(the most confident)."}),
             "expressions": ("STRING", {"default": ", ".join(faces.EXPRESSIONS), "multiline": True, "tooltip":
                             "Expression vocabulary for CLIP zero-shot, comma or line separated."}),
         }, "optional": {"clip_model": CLIP_OPTIONAL}, "hidden": HIDDEN}
 
     def detect(self, frames: Any, face_model: Any, threshold: float, margin: float, min_size: int,
-               expressions: str, clip_model: Any = None, unique_id: str | None = None) -> dict[str, Any]:
+               max_faces: int, expressions: str, clip_model: Any = None,
+               unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
             out, report = faces.faces_stage(ws, frames, face_model, clip_model, threshold, margin, min_size,
-                                            expressions, _comfy.ComfyProgress(unique_id))
+                                            expressions, _comfy.ComfyProgress(unique_id), max_faces)
             crops = ws.items(out)
             sheet = [(f"{out.stage_key[:16]}_faces", select.contact_sheet([c.path for c in crops],
                                                                           f"{len(crops)} face crops"))]

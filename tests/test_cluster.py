@@ -71,6 +71,16 @@ def test_style_filter_drops_outliers_and_a_tiny_look():
     assert not keep[400:].any()
 
 
+def test_identical_vectors_are_one_cluster_not_noise():
+    found = C.cluster_vectors(np.ones((30, 8), np.float32), min_cluster_size=5)
+    assert (found.labels == 0).all()
+
+
+def test_style_filter_keeps_everything_when_no_look_dominates():
+    found = C.Clusters(np.full(7, C.NOISE), np.zeros(7, np.float32), "sklearn")
+    assert C.style_keep(found).all()
+
+
 def test_actions_cluster_on_torso_normalised_pose_regardless_of_size_and_place():
     base_stand = np.array([[50, 10], [48, 8], [52, 8], [46, 9], [54, 9], [42, 20], [58, 20], [40, 35],
                            [60, 35], [40, 48], [60, 48], [45, 50], [55, 50], [45, 70], [55, 70],

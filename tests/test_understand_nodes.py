@@ -97,7 +97,7 @@ def test_pose_faces_and_clip_with_stand_ins(pack, montage_frames, models_root, m
     pose = tagging.PoseLoader().load("tiny-rtmpose.onnx", "cpu")[0]
     posed, report = tagging.TagPose().tag(lit, pose, 0.3)
     face = tagging.FaceLoader().load(MOBILE, "cpu")[0]
-    out = tagging.DetectFaces().detect(posed, face, 0.0, 0.3, 8, "smiling, sad", clip)
+    out = tagging.DetectFaces().detect(posed, face, 0.0, 0.3, 8, 2, "smiling, sad", clip)
     crops, face_report = out["result"]
     Workspace = pack.lora_foundry.workspace.Workspace
 
@@ -112,6 +112,7 @@ def test_pose_faces_and_clip_with_stand_ins(pack, montage_frames, models_root, m
     with Workspace.from_handle(crops) as ws:
         faces = ws.items(crops)
         assert faces and all(f.kind == "face" for f in faces)
+        assert len(faces) <= 2 * len(items)  # max_faces per image
         expressions = ws.annotations(crops, "expression")
         assert {expressions[f.id]["label"] for f in faces} <= {"smiling", "sad"}
         assert all(expressions[f.id]["label"] in ws.annotations(crops, "tags")[f.id] for f in faces)

@@ -196,11 +196,12 @@ def _timed_frames(container, stream, start_s: float, end_s: float | None, keyfra
         frames = _frames_from(container, stream, origin, start_s, fps)
     else:
         frames = itertools.chain([first], frames)
-    by_time = start_s > 0 or keyframes_only
+    # After a seek the first index comes from its timestamp and the rest are counted (so indices
+    # stay contiguous); a keyframes-only pass skips frames, so each index comes from its time.
     index, scalers = None, {}
     for frame in frames:
         time_s = (frame.pts - origin) * base if frame.pts is not None else None
-        if by_time or index is None:
+        if keyframes_only or index is None:
             index = max(0, round(time_s * fps)) if time_s is not None else 0
         if time_s is None:
             time_s = index / fps

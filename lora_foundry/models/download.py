@@ -35,8 +35,8 @@ def download(
 ) -> Path:
     """Fetch ``url`` to ``destination`` (resuming ``destination.part``), verify, rename; return it.
 
-    ``sha256`` is required unless ``allow_unverified`` (the digest is then printed in the error-free
-    case by the caller via ``sha256_of``). A wrong checksum deletes the partial file and raises.
+    ``sha256`` is required unless ``allow_unverified`` (for files nobody published a digest for;
+    the CLI prints the digest it got). A wrong checksum deletes the partial file and raises.
     An existing ``destination`` is never overwritten.
     """
     destination = Path(destination)

@@ -57,17 +57,12 @@ class PoseModel:
 
 
 def _onnx_shapes(path: Path) -> tuple[list[Any], list[list[Any]]]:
-    """The input shape and output shapes declared by an ONNX file (dims may be names)."""
-    import onnx
+    """The input shape and output shapes an ONNX file declares (dims may be names), read with
+    onnxruntime (the runtime we need anyway; the ``onnx`` package is often not installed)."""
+    import onnxruntime
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    initialisers = {init.name for init in graph.initializer}
-
-    def dims(value: Any) -> list[Any]:
-        return [d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim]
-
-    inputs = [i for i in graph.input if i.name not in initialisers]
-    return dims(inputs[0]), [dims(o) for o in graph.output]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return list(session.get_inputs()[0].shape), [list(o.shape) for o in session.get_outputs()]
 
 
 def inspect_onnx(path: Path) -> tuple[str, tuple[int, int], int]:

@@ -104,6 +104,8 @@ def cluster_vectors(
     if len(vectors) < max(2, min_cluster_size):
         return Clusters(np.full(len(vectors), NOISE, np.int64), np.zeros(len(vectors), np.float32), chosen)
     points = l2_normalise(vectors) if normalise else vectors
+    if float(np.ptp(points, axis=0).max()) < 1e-6:  # all alike: HDBSCAN would call it all noise
+        return Clusters(np.zeros(len(points), np.int64), np.ones(len(points), np.float32), chosen)
     points = reduce_dims(points, dims)
     labels, probabilities = hdbscan_fit(points, max(2, min_cluster_size), min_samples, chosen)
     return Clusters(relabel_by_size(labels), probabilities, chosen)
@@ -157,10 +159,14 @@ def cluster_scenes(vectors: np.ndarray, min_cluster_size: int = 5, similarity: f
 def style_keep(clusters: Clusters, min_share: float = 0.1, min_probability: float = 0.5) -> np.ndarray:
     """Rows that share the dominant look: in a cluster holding >= ``min_share`` of all rows and
     a core-ish member of it (probability >= ``min_probability``). Outliers (noise) and transition
-    frames (crossfades sit between clusters: noise or weak members) are dropped."""
+    frames (crossfades sit between clusters: noise or weak members) are dropped. When HDBSCAN
+    finds no cluster at all (too few frames, one uniform look) there is nothing to compare with,
+    so everything is kept rather than everything dropped."""
     labels, probs = clusters.labels, clusters.probabilities
     total = max(len(labels), 1)
     big = {label for label, size in clusters.sizes().items() if label != NOISE and size / total >= min_share}
+    if not (labels != NOISE).any():
+        return np.ones(len(labels), bool)
     return np.array([int(lab) in big and float(p) >= min_probability for lab, p in zip(labels, probs)])
 
 

@@ -67,7 +67,7 @@ def cluster_stage(ws: Workspace, handle: Handle, mode: str = "characters", min_c
         params.update(min_share=float(min_share), min_probability=float(min_probability))
     model = "" if mode == "actions" else str(embedding_info(ws, handle).get("embedding_model", ""))
     report = ensure_progress(progress)
-    with ws.stage("cluster", 1, params, [handle], model, label=f"{handle.label or 'frames'} · {mode}") as st:
+    with ws.stage("cluster", 2, params, [handle], model, label=f"{handle.label or 'frames'} · {mode}") as st:
         if not st.complete:
             report.update(0, 1)
             items, found, keep = run_mode(ws, handle, mode, params)

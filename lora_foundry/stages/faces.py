@@ -61,12 +61,12 @@ def faces_report(ws: Workspace, handle: Handle, face_counts: dict[int, int]) -> 
 
 
 def _detect_unit(st: Any, face_model: Any, item: Any, threshold: float, margin: float, min_size: int,
-                 ) -> tuple[list[NewItem], list[dict[str, Any]], list[np.ndarray]]:
+                 max_faces: int) -> tuple[list[NewItem], list[dict[str, Any]], list[np.ndarray]]:
     from ..models.face_model import detect
 
     rgb = on_grey(load_array(item.path, alpha=True))
     bgr = np.ascontiguousarray(rgb[..., ::-1])
-    found = detect(face_model, bgr, threshold)
+    found = detect(face_model, bgr, threshold)[: max(0, max_faces)]
     records, crops, new_items = [], [], []
     height, width = rgb.shape[:2]
     for index, face in enumerate(found):
@@ -88,18 +88,20 @@ def _detect_unit(st: Any, face_model: Any, item: Any, threshold: float, margin: 
 
 def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None = None,
                 threshold: float = 0.8, margin: float = 0.3, min_size: int = 64, vocabulary: str = "",
-                progress: Progress | None = None) -> tuple[Handle, str]:
-    """Detect faces in every item; returns (handle to the face crops, per-cluster report)."""
+                progress: Progress | None = None, max_faces: int = 5) -> tuple[Handle, str]:
+    """Detect faces in every item (the ``max_faces`` most confident); returns (handle to the
+    face crops, per-cluster report)."""
     labels = parse_vocabulary(vocabulary) if clip is not None else []
     params = {"threshold": float(threshold), "margin": float(margin), "min_size": int(min_size),
-              "vocabulary": labels}
+              "vocabulary": labels, "max_faces": int(max_faces)}
     model = face_model.identity + (f"+{clip.identity}" if clip is not None else "")
     items = ws.items(handle)
     inherited = inherited_tags(ws, handle)
     with ws.stage("faces", 1, params, [handle], model, label=f"{handle.label or 'frames'} · faces") as st:
         if not st.complete:
             for position, item in st.pending(items, progress):
-                new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size)
+                new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size,
+                                                            max_faces)
                 expressions = _expressions(clip, crops, labels)
                 for new, (label, probability) in zip(new_items, expressions):
                     value = {"label": label, "probability": round(probability, 4)} if label else None
