@@ -25,7 +25,7 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 "$venv/bin/python" -c "import rtmlib, facexlib" 2>/dev/null || "${pip[@]}" --no-deps rtmlib facexlib
 
 set +e
-"$venv/bin/python" -m pytest "$@"
+"$venv/bin/python" -m pytest tests "$@"
 status=$?
 set -e
 [ "$status" = 5 ] && { echo "pytest collected no tests"; exit 1; }

@@ -4,11 +4,9 @@ faces and lighting with stand-in weights; and missing weights fail at once, neve
 from __future__ import annotations
 
 import pytest
-
 from test_clip_standin import save_tiny_local_dir
 from test_faces_standin import MOBILE, save_random_retinaface
 from test_pose_standin import save_tiny_rtmpose
-
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,8 +170,10 @@ def iter_samples(
     skip: Callable[[int], bool] | None = None,
     cut_threshold: float = 20.0,
     progress: Progress | None = None,
-) -> Iterator[tuple[FrameSample, DecodedFrame]]:
+) -> Generator[tuple[FrameSample, DecodedFrame], None, list[int]]:
     """One decode pass for ``interval`` and ``all`` modes: cuts found while the frames come out.
+
+    The generator's return value (``StopIteration.value``) is the list of cuts (frame indices).
 
     Gives the same samples (indices, times, shots) as ``plan_samples`` with the same arguments
     and no cap, in half the decoding: shots are decided by the same ``CutTracker``, and a sampled
@@ -203,6 +205,7 @@ def iter_samples(
     tracker.finish()
     yield from _release(held, tracker, tracker.settled)
     progress.update(total, total)
+    return [] if first_index is None else [first_index + position for position in tracker.cuts]
 
 
 def _release(held: deque, tracker: CutTracker, settled: int

@@ -79,7 +79,7 @@ class ClipModel:
         proj = getattr(self.model, "text_projection", None)
         if proj is not None and hasattr(proj, "shape"):
             return int(proj.shape[-1])
-        return int(getattr(self.model.visual, "output_dim"))
+        return int(self.model.visual.output_dim)
 
 
 @contextlib.contextmanager

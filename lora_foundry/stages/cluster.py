@@ -38,7 +38,7 @@ class Clusters:
 
     def sizes(self) -> dict[int, int]:
         ids, counts = np.unique(self.labels, return_counts=True)
-        return {int(i): int(c) for i, c in zip(ids, counts)}
+        return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -167,7 +167,7 @@ def style_keep(clusters: Clusters, min_share: float = 0.1, min_probability: floa
     big = {label for label, size in clusters.sizes().items() if label != NOISE and size / total >= min_share}
     if not (labels != NOISE).any():
         return np.ones(len(labels), bool)
-    return np.array([int(lab) in big and float(p) >= min_probability for lab, p in zip(labels, probs)])
+    return np.array([int(lab) in big and float(p) >= min_probability for lab, p in zip(labels, probs, strict=True)])
 
 
 def torso_normalised(keypoints: np.ndarray, scores: np.ndarray, min_score: float = 0.3) -> np.ndarray:

@@ -73,12 +73,12 @@ def cluster_stage(ws: Workspace, handle: Handle, mode: str = "characters", min_c
             items, found, keep = run_mode(ws, handle, mode, params)
             annotations = {
                 item.id: {"cluster": int(label), "cluster_probability": round(float(p), 4)}
-                for item, label, p in zip(items, found.labels, found.probabilities)
+                for item, label, p in zip(items, found.labels, found.probabilities, strict=True)
             }
             if mode == "style":
-                for item, kept in zip(items, keep):
+                for item, kept in zip(items, keep, strict=True):
                     annotations[item.id]["style_kept"] = bool(kept)
-            kept_ids = [item.id for item, kept in zip(items, keep) if kept]
+            kept_ids = [item.id for item, kept in zip(items, keep, strict=True) if kept]
             st.emit_all(kept_ids, annotations)
             st.set_info(cluster_mode=mode, cluster_sizes={str(k): v for k, v in found.sizes().items()},
                         cluster_backend=found.backend, dropped=int((~keep).sum()))

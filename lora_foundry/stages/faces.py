@@ -103,7 +103,7 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
                 new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size,
                                                             max_faces)
                 expressions = _expressions(clip, crops, labels)
-                for new, (label, probability) in zip(new_items, expressions):
+                for new, (label, probability) in zip(new_items, expressions, strict=True):
                     value = {"label": label, "probability": round(probability, 4)} if label else None
                     new.annotations.update({"expression": value,
                                             "tags": merged(inherited, -1, [label], item.id)})

@@ -16,7 +16,6 @@ from typing import Any
 from ..media import images, sampling, video
 from ..progress import Progress
 from ..workspace import Handle, NewItem, Workspace
-from . import ingest_scan
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,10 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
         if st.complete:
             return st.handle
         if _single_pass(options, info):
-            plan = ingest_scan.scan_and_store(st, path, options, progress)
-            st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
+            cuts = _sample_in_one_pass(st, path, options, progress)
+            samples = [[i.frame_index, i.time_s, i.shot] for i in st.ws.items(st.handle)]
+            st.set_info(plan={"cuts": cuts, "samples": samples, "mode": options.mode},
+                        video=asdict(info) | {"path": str(path)})
             return st.handle
         plan = st.info.get("plan") or _plan(path, options, progress)
         if "plan" not in st.info:
@@ -81,6 +82,21 @@ def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
     span = (options.end_s or info.duration_s) - options.start_s
     expected = span * info.fps if options.mode == "all" else span / options.interval_s
     return expected < 0.9 * options.max_frames
+
+
+def _sample_in_one_pass(st: Any, path: Path, options: VideoIngestOptions, progress: Progress | None) -> list[int]:
+    """Decode once, store each sampled frame as its shot becomes known; returns the cuts."""
+    samples = sampling.iter_samples(
+        path, mode=options.mode, interval_s=options.interval_s, start_s=options.start_s,
+        end_s=options.end_s or None, long_side=options.long_side or None,
+        skip=lambda index: st.is_done(f"f{index}"), progress=progress,
+    )
+    while True:
+        try:
+            sample, frame = next(samples)
+        except StopIteration as finished:
+            return list(finished.value or [])
+        _store_frame(st, path, frame, (sample.time_s, sample.shot), sample.frame_index, options)
 
 
 def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:

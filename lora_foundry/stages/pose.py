@@ -173,7 +173,7 @@ def motion_cues(times: Sequence[float], bodies: Sequence[Body]) -> list[tuple[fl
     """(speed, lift) per body of ONE track (one character in one shot, in time order)."""
     hips = [b.mid(L_HIP, R_HIP) for b in bodies]
     torsos = [b.torso_length() for b in bodies]
-    valid = [i for i, (h, t) in enumerate(zip(hips, torsos)) if h is not None and t]
+    valid = [i for i, (h, t) in enumerate(zip(hips, torsos, strict=True)) if h is not None and t]
     out: list[tuple[float | None, float | None]] = [(None, None)] * len(bodies)
     if len(valid) < 3:
         return out

@@ -96,7 +96,7 @@ def select_stage(ws: Workspace, handle: Handle, by: str = "size_rank", ids: str 
         if not st.complete:
             items, labels, chosen = choose(ws, handle, by, ids, count, text, clip, references)
             wanted = set(chosen)
-            st.emit_all([item.id for item, label in zip(items, labels) if int(label) in wanted])
+            st.emit_all([item.id for item, label in zip(items, labels, strict=True) if int(label) in wanted])
             st.set_info(selected_clusters=chosen)
         return st.handle
 
@@ -128,7 +128,7 @@ def cluster_sheets(ws: Workspace, handle: Handle, max_clusters: int = 12, thumb:
         order.append(NOISE)
     sheets = []
     for label in order:
-        members = [item.path for item, lab in zip(items, labels) if lab == label]
+        members = [item.path for item, lab in zip(items, labels, strict=True) if lab == label]
         name = "noise" if label == NOISE else f"cluster {label}"
         sheets.append((label, contact_sheet(members, f"{name}: {len(members)} items", thumb)))
     return sheets

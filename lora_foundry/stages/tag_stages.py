@@ -60,7 +60,7 @@ def pose_tag_annotations(ws: Workspace, handle: Handle, poses: dict[int, Any], m
     motion: dict[int, tuple[float | None, float | None]] = {}
     for track in _tracks(items, ws.annotations(handle, "cluster")):
         cues = P.motion_cues([m.time_s for m in track], [bodies[m.id] for m in track])
-        motion.update({m.id: cue for m, cue in zip(track, cues)})
+        motion.update({m.id: cue for m, cue in zip(track, cues, strict=True)})
     inherited = inherited_tags(ws, handle)
     out = {}
     for item in items:

@@ -180,17 +180,6 @@ class StageRun:
             merged = {**json.loads(row["info"]), **info}
             conn.execute("UPDATE stages SET info=? WHERE key=?", (manifest.dumps(merged), self.key))
 
-    def set_shots(self, shots: dict[int, int]) -> None:
-        """Set the shot id of the items emitted at each unit position (known only after a pass)."""
-        conn = self.ws.connection
-        with manifest.Transaction(conn):
-            for order, shot in shots.items():
-                conn.execute(
-                    "UPDATE items SET shot=? WHERE id IN "
-                    "(SELECT item_id FROM stage_outputs WHERE stage_key=? AND major=?)",
-                    (shot, self.key, order),
-                )
-
     @property
     def info(self) -> dict[str, Any]:
         return self.ws.stage_info(self.key)
