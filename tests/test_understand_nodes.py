@@ -127,9 +127,46 @@ def test_faces_report_warns_about_clusters_without_faces(pack, montage_frames):
     with Workspace.from_handle(scenes) as ws:
         items = ws.items(scenes)
         labels = ws.annotations(scenes, "cluster")
-        first = labels[items[0].id]
+        first = next(labels[i.id] for i in items if labels[i.id] != -1)
         counts = {i.id: (1 if labels[i.id] == first else 0) for i in items}
         text, warnings = faces_report(ws, scenes, counts)
     assert f"cluster {first}:" in text
     assert warnings and all("no face found" in w for w in warnings)
     assert not any(f"cluster {first} " in w for w in warnings)
+    assert not any("noise" in w for w in warnings)  # noise is reported, never warned about
+    assert len(warnings) == len({v for v in labels.values() if v != -1}) - 1
+
+
+def test_select_by_reference_image_finds_its_scene(pack, montage_frames):
+    clusters = pack.nodes.clusters
+    Workspace = pack.lora_foundry.workspace.Workspace
+    embedded, _ = clusters.EmbedFrames().embed(montage_frames, "pixels", 8)
+    scenes = clusters.ClusterFrames().cluster(embedded, "scenes", 4, 0.97, 0.1, 0.5, "auto")["result"][0]
+    with Workspace.from_handle(scenes) as ws:
+        labels = ws.annotations(scenes, "cluster")
+        items = [i for i in ws.items(scenes) if labels[i.id] != -1]
+        smallest = min({labels[i.id] for i in items}, key=lambda c: sum(labels[i.id] == c for i in items))
+        reference = next(i.path for i in items if labels[i.id] == smallest)
+    chosen, report = clusters.SelectClusters().select(scenes, "reference", "", 1, "", str(reference))["result"]
+    assert f"selected clusters [{smallest}]" in report
+    with Workspace.from_handle(chosen) as ws:
+        assert {ws.annotations(chosen, "cluster")[i.id] for i in ws.items(chosen)} == {smallest}
+
+
+def test_embedding_can_be_cancelled_and_resumes(pack, montage_frames):
+    progress_module = pack.lora_foundry.progress
+    embed = pack.lora_foundry.stages.embed
+    Workspace = pack.lora_foundry.workspace.Workspace
+    calls = []
+    stop = progress_module.CallbackProgress(lambda done, total: calls.append(done), lambda: len(calls) >= 3)
+    with Workspace.open(__import__("pathlib").Path(montage_frames.workspace)) as ws:
+        with pytest.raises(progress_module.Cancelled):
+            embed.embed_stage(ws, montage_frames, "pixels", None, 4, stop)
+        done_before = list(calls)
+        seen = []
+        handle = embed.embed_stage(ws, montage_frames, "pixels", None, 4,
+                                   progress_module.CallbackProgress(lambda done, total: seen.append(done)))
+        items, vectors = embed.load_embeddings(ws, handle)
+    # the batch finished before the cancel is kept: the second run starts after it
+    assert seen[0] == len(done_before) >= 2
+    assert len(items) == len(vectors) > 0
