@@ -74,10 +74,21 @@ def pick_backend(backend: str = "auto", rows: int = 0) -> str:
     return "hdbscan"
 
 
+DEFAULT_MIN_SAMPLES = 10
+
+
 def hdbscan_fit(points: np.ndarray, min_cluster_size: int, min_samples: int | None, backend: str
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and membership probabilities from the chosen HDBSCAN implementation."""
+    """Labels and membership probabilities from the chosen HDBSCAN implementation.
+
+    ``min_samples`` defaults to at most ``DEFAULT_MIN_SAMPLES``, not to ``min_cluster_size``
+    (both libraries' default): the core-distance k-NN search grows with it, and at 50,000 PCA-50
+    vectors the hdbscan package took 13.6 s with 10, 40.8 s with 25 and over 900 s with 125
+    (min_cluster_size = n/400), all recovering the planted clusters with ARI 1.0.
+    """
     points = np.ascontiguousarray(points, dtype=np.float64)
+    if min_samples is None:
+        min_samples = min(min_cluster_size, DEFAULT_MIN_SAMPLES)
     if backend == "hdbscan":
         import hdbscan
 
