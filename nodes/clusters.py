@@ -8,7 +8,6 @@ ComfyUI's progress bar and cancel reach the engine through ``ComfyProgress``.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +18,12 @@ from ..lora_foundry.stages import cluster as C
 from ..lora_foundry.stages import cluster_stage, embed, select
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
+from ._models import ModelCache, model_choices
 
 CATEGORY = f"{_comfy.CATEGORY}/understand"
 FRAMES = ("LF_FRAMES", {"tooltip": "Frames in a LoRA Foundry workspace (from Load Video Frames, a filter, a split)."})
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
-CACHE_SIZE = 2
-
-
-class ModelCache:
-    """At most ``CACHE_SIZE`` opened models per loader class, keyed by (file identity, device)."""
-
-    def __init__(self) -> None:
-        self._models: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-
-    def get(self, key: tuple[str, ...], load: Any) -> Any:
-        if key not in self._models:
-            self._models[key] = load()
-            while len(self._models) > CACHE_SIZE:
-                self._models.popitem(last=False)
-        self._models.move_to_end(key)
-        return self._models[key]
-
-
-def model_choices(spec: Any, installed: list[str]) -> list[str]:
-    """Installed files first, then the published names (choosing a missing one says where to get it)."""
-    return installed + [name for name in spec.files if name not in installed]
 
 
 def save_previews(sheets: list[tuple[str, Any]]) -> list[dict[str, str]]:

@@ -8,7 +8,6 @@ ComfyUI's progress bar and interrupt into the engine.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
@@ -21,6 +20,7 @@ from ..lora_foundry.stages.masks import images_to_tensor, letterbox, masks_to_te
 from ..lora_foundry.stages.segment import CharacterRules, parse_color
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
+from ._models import ModelCache, file_state, model_choices
 
 CATEGORY = f"{_comfy.CATEGORY}/layers"
 AUTO_CONFIG = "auto (from file name)"
@@ -28,37 +28,6 @@ OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"
 FRAMES = ("LF_FRAMES", {"tooltip": "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter)."})
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
-CACHE_SIZE = 2
-
-
-def _choices(spec: Any) -> list[str]:
-    """Installed files first, then the published names (choosing a missing one says where to get it)."""
-    _comfy.register_model_folder(spec.folder)
-    installed = _comfy.list_models(spec.folder)
-    return installed + [name for name in spec.files if name not in installed]
-
-
-class _ModelCache:
-    """At most ``CACHE_SIZE`` loaded models, keyed by (file identity, device, config)."""
-
-    def __init__(self) -> None:
-        self._models: OrderedDict[tuple[str, ...], Any] = OrderedDict()
-
-    def get(self, key: tuple[str, ...], load: Any) -> Any:
-        if key not in self._models:
-            self._models[key] = load()
-            while len(self._models) > CACHE_SIZE:
-                self._models.popitem(last=False)
-        self._models.move_to_end(key)
-        return self._models[key]
-
-
-def _file_state(spec: Any, name: str) -> str:
-    """IS_CHANGED value: the file's name/size/mtime, or 'missing' (never raises)."""
-    try:
-        return model_identity(resolve(spec, name, _comfy.model_folder_paths(spec.folder)))
-    except (OSError, ValueError):
-        return "missing"
 
 
 class SAM2Loader:
@@ -68,12 +37,12 @@ class SAM2Loader:
     FUNCTION = "load"
     RETURN_TYPES = ("LF_SAM2_MODEL",)
     RETURN_NAMES = ("sam2_model",)
-    _cache = _ModelCache()
+    _cache = ModelCache()
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "model_name": (_choices(SAM2_SPEC), {"tooltip": "Checkpoint in models/sam2 (Meta's file names, e.g. "
+            "model_name": (model_choices(SAM2_SPEC), {"tooltip": "Checkpoint in models/sam2 (Meta's file names, e.g. "
                                                  "sam2.1_hiera_tiny.pt; tiny is the fastest on CPU)."}),
             "config": ([AUTO_CONFIG, *CONFIGS], {"default": AUTO_CONFIG, "tooltip": "The sam2 config that builds "
                        "this checkpoint; 'auto' reads it from the file name."}),
@@ -82,7 +51,7 @@ class SAM2Loader:
 
     @classmethod
     def IS_CHANGED(cls, model_name: str, config: str = AUTO_CONFIG, device: str = "auto") -> str:
-        return f"{_file_state(SAM2_SPEC, model_name)}|{config}|{device}"
+        return f"{file_state(SAM2_SPEC, model_name)}|{config}|{device}"
 
     def load(self, model_name: str, config: str, device: str) -> tuple[Any]:
         path = resolve(SAM2_SPEC, model_name, _comfy.model_folder_paths(SAM2_SPEC.folder))
@@ -160,12 +129,12 @@ class LaMaLoader:
     FUNCTION = "load"
     RETURN_TYPES = ("LF_LAMA_MODEL",)
     RETURN_NAMES = ("inpaint_model",)
-    _cache = _ModelCache()
+    _cache = ModelCache()
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "model_name": (_choices(LAMA_SPEC), {"tooltip": "big-lama.pt in models/lama ($LAMA_MODEL, when set, "
+            "model_name": (model_choices(LAMA_SPEC), {"tooltip": "big-lama.pt in models/lama ($LAMA_MODEL, when set, "
                                                  "names the file instead)."}),
             "if_missing": (["error", "opencv fallback"], {"default": "error", "tooltip": "What to do when the "
                            "file is not installed: stop with where to get it, or use OpenCV Telea."}),
@@ -174,7 +143,7 @@ class LaMaLoader:
 
     @classmethod
     def IS_CHANGED(cls, model_name: str, if_missing: str = "error", device: str = "auto") -> str:
-        return f"{_file_state(LAMA_SPEC, model_name)}|{if_missing}|{device}"
+        return f"{file_state(LAMA_SPEC, model_name)}|{if_missing}|{device}"
 
     def load(self, model_name: str, if_missing: str, device: str) -> tuple[Any]:
         try:

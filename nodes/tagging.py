@@ -16,25 +16,14 @@ from ..lora_foundry.models.registry import model_identity, resolve
 from ..lora_foundry.stages import faces, select, tag_stages
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from .clusters import ModelCache, model_choices, save_previews
+from ._models import ModelCache, file_state, model_choices
+from .clusters import save_previews
 
 CATEGORY = f"{_comfy.CATEGORY}/understand"
 FRAMES = ("LF_FRAMES", {"tooltip": "Frames or cut-outs in a LoRA Foundry workspace."})
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
 CLIP_OPTIONAL = ("LF_CLIP_MODEL", {"tooltip": "Optional open_clip model (LF CLIP Loader) for zero-shot tags."})
-
-
-def _file_state(spec: Any, name: str) -> str:
-    try:
-        return model_identity(resolve(spec, name, _comfy.model_folder_paths(spec.folder)))
-    except (OSError, ValueError):
-        return "missing"
-
-
-def _choices(spec: Any) -> list[str]:
-    _comfy.register_model_folder(spec.folder)
-    return model_choices(spec, _comfy.list_models(spec.folder))
 
 
 def onnx_device(preference: str) -> str:
@@ -60,14 +49,14 @@ class PoseLoader:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "model_name": (_choices(PM.POSE_SPEC), {"tooltip": "ONNX file in models/rtmpose (from mmpose's "
+            "model_name": (model_choices(PM.POSE_SPEC), {"tooltip": "ONNX file in models/rtmpose (from mmpose's "
                            "onnx_sdk zips, renamed; or DWPose's dw-ll_ucoco_384.onnx)."}),
             "device": (["auto", "cpu", "cuda"], {"default": "auto", "tooltip": "onnxruntime provider."}),
         }}
 
     @classmethod
     def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        return f"{_file_state(PM.POSE_SPEC, model_name)}|{device}"
+        return f"{file_state(PM.POSE_SPEC, model_name)}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
         path = resolve(PM.POSE_SPEC, model_name, _comfy.model_folder_paths(PM.POSE_SPEC.folder))
@@ -123,14 +112,14 @@ class FaceLoader:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "model_name": (_choices(FM.FACE_SPEC), {"tooltip": "RetinaFace weights in models/facedetection "
+            "model_name": (model_choices(FM.FACE_SPEC), {"tooltip": "RetinaFace weights in models/facedetection "
                            "(the same folder face-restore packs use)."}),
             "device": DEVICE,
         }}
 
     @classmethod
     def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        return f"{_file_state(FM.FACE_SPEC, model_name)}|{device}"
+        return f"{file_state(FM.FACE_SPEC, model_name)}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
         path = resolve(FM.FACE_SPEC, model_name, _comfy.model_folder_paths(FM.FACE_SPEC.folder))

@@ -108,11 +108,12 @@ def test_sweep_node_outputs_lists_for_the_grid(compose):
     assert labels == ["all on", "without alice", "without pose"] and stacks[2] == [stack[0]]
 
 
-def test_grid_node_lays_out_cells_with_axes(compose):
+def test_grid_node_lays_out_cells_with_axes(compose, pack):
+    grid_nodes = pack.nodes.compose_grid
     images = [torch.full((1, 32, 48, 3), v / 6) for v in range(6)]
     labels = [f"pose={p} alice={a}" for p in (0.5, 0.7, 0.9) for a in (0.8, 1.0)]
     axes = json.dumps({"x": {"name": "alice", "values": [0.8, 1.0]}, "y": {"name": "pose", "values": [0.5, 0.7, 0.9]}})
-    out = compose.CompositionGrid().grid(images, labels, [axes], [0])
+    out = grid_nodes.CompositionGrid().grid(images, labels, [axes], [0])
     grid = out["result"][0]
     assert grid.shape[0] == 1 and grid.shape[3] == 3
     assert grid.shape[2] > 2 * 48 and grid.shape[1] > 3 * 32
@@ -120,7 +121,7 @@ def test_grid_node_lays_out_cells_with_axes(compose):
     values = sorted({round(float(v), 3) for v in grid[0].reshape(-1, 3)[:, 0]})
     for v in range(6):
         assert round(v / 6, 3) in values or round(round(v / 6 * 255) / 255, 3) in values
-    plain = compose.CompositionGrid().grid(images[:3], labels[:3], None, [3])["result"][0]
+    plain = grid_nodes.CompositionGrid().grid(images[:3], labels[:3], None, [3])["result"][0]
     assert plain.shape[2] > 3 * 48 and plain.shape[1] < 2 * 32 + 60
 
 

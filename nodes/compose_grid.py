@@ -1,0 +1,65 @@
+"""The composition grid: a weight sweep's images laid out with the weights on the axes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ..lora_foundry.lora import grid
+from . import _comfy
+from .compose import CATEGORY
+
+
+class CompositionGrid:
+    DESCRIPTION = ("Lays out the images of a weight sweep in a grid with the weights on the axes (or each "
+                   "image's label under it), and previews it.")
+    CATEGORY = CATEGORY
+    FUNCTION = "grid"
+    OUTPUT_NODE = True
+    INPUT_IS_LIST = True
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("grid",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {
+            "images": ("IMAGE", {"tooltip": "The sweep's images, one per stack, in sweep order."}),
+            "labels": ("STRING", {"forceInput": True, "tooltip": "Labels from LoRA Weight Sweep."}),
+        }, "optional": {
+            "axes": ("STRING", {"forceInput": True, "tooltip": "Axes JSON from LoRA Weight Sweep: puts the "
+                                "weights on the grid's rows and columns."}),
+            "columns": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Columns when there are no "
+                                "axes; 0 = square-ish."}),
+        }}
+
+    def grid(self, images: list, labels: list, axes: list | None = None,
+             columns: list | None = None) -> dict[str, Any]:
+        import torch
+
+        flat = [img.cpu().numpy() for batch in images for img in batch]
+        names = list(labels)
+        axes_dict = json.loads(axes[0]) if axes and axes[0] else None
+        if len(flat) != len(names):
+            per = max(1, len(flat) // max(1, len(names)))
+            names = [f"{names[i // per]} #{i % per + 1}" if i // per < len(names) else str(i + 1)
+                     for i in range(len(flat))]
+            axes_dict = None
+        picture = grid.make_grid(flat, names, axes_dict, int(columns[0]) if columns else 0)
+        result = torch.from_numpy(picture)[None]
+        return {"ui": {"images": [_save_preview(picture)]}, "result": (result,)}
+
+
+def _save_preview(picture: Any) -> dict[str, str]:
+    import numpy as np
+    from PIL import Image
+
+    folder = _comfy.temp_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"lf_composition_grid_{time.time_ns()}.png"
+    Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)).save(folder / name, compress_level=1)
+    return {"filename": name, "subfolder": "", "type": "temp"}
+
+
+NODE_CLASS_MAPPINGS = {"LF_CompositionGrid": CompositionGrid}
+NODE_DISPLAY_NAME_MAPPINGS = {"LF_CompositionGrid": "LF Composition Grid"}
