@@ -136,3 +136,27 @@ def test_an_unknown_sampling_mode_is_refused_before_any_work(tmp_path, media_dir
     ws = Workspace.open(tmp_path / "ws")
     with pytest.raises(ValueError, match="sampling mode"):
         ingest.ingest_video(ws, media_dir / "signer_book.mkv", ingest.VideoIngestOptions(mode="sometimes"))
+
+
+def test_image_folder_skips_broken_and_huge_files_with_a_reason_and_keeps_the_rest(tmp_path, media_dir):
+    from PIL import Image
+    from test_media_images import _huge_png
+
+    from lora_foundry.media.video import iter_frames
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    frames = list(iter_frames(media_dir / "signer_book.mkv", long_side=160,
+                              wanted=lambda i: i in {0, 30, 60}))
+    for n, frame in enumerate(frames):
+        Image.fromarray(frame.rgb).save(folder / f"good_{n}.png")
+    (folder / "broken.png").write_bytes((folder / "good_0.png").read_bytes()[:200])
+    _huge_png(folder / "huge.png", 30000, 30000)
+    ws = Workspace.open(tmp_path / "ws")
+    handle = ingest.ingest_folder(ws, folder)
+    kept = ws.items(handle)
+    assert sorted(item.meta["name"] for item in kept) == ["good_0.png", "good_1.png", "good_2.png"]
+    skipped = {Path(entry["file"]).name: entry["error"] for entry in ws.stage_info(handle)["skipped"]}
+    assert set(skipped) == {"broken.png", "huge.png"}
+    assert "30000x30000" in skipped["huge.png"] and "broken.png" in skipped["broken.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "ws"]
