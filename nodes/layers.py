@@ -65,7 +65,11 @@ class SAM2Loader:
 class SAM2LayerSplit:
     DESCRIPTION = ("Split each frame into characters and background with SAM 2: one mask per instance (never one "
                    "merged mask). Characters are the prompted objects, or in automatic mode the instances that "
-                   "pass the area and border rules. Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and "
+                   "pass the area and border rules. With a CLIP model and a text prompt (\"a rabbit, a person\") "
+                   "and no boxes/points, the automatic instances that pass those rules are scored by CLIP "
+                   "against each phrase: an instance is kept for a phrase when its similarity is at least "
+                   "text_min_similarity and within text_margin of the frame's best instance for that phrase; "
+                   "its phrase and similarity are recorded on the cut-out and added to its tags. Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and "
                    "backgrounds whose transparent pixels are the hole to inpaint. Resumes per frame.")
     CATEGORY = CATEGORY
     FUNCTION = "split"
@@ -96,17 +100,32 @@ class SAM2LayerSplit:
                        "box."}),
             "plain_color": ("STRING", {"default": "#FFFFFF", "tooltip": "Colour under the transparent pixels of "
                             "cut-outs (what a tool that ignores alpha sees): #RRGGBB or r,g,b."}),
+        }, "optional": {
+            "clip_model": ("LF_CLIP_MODEL", {"tooltip": "From LF CLIP Loader: lets text_prompt say which "
+                           "automatic instances are characters (needed only with a text prompt)."}),
+            "text_prompt": ("STRING", {"default": "", "multiline": False, "tooltip": "What the characters are, "
+                            "comma-separated (e.g. 'a rabbit, a person'). Used with clip_model when no "
+                            "boxes/points are given; empty = area/border rules only."}),
+            "text_margin": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 2.0, "step": 0.005, "tooltip": "Text: "
+                            "keep an instance whose CLIP similarity to a phrase is within this of the frame's "
+                            "best instance for that phrase (0 = only the best; larger keeps near-ties)."}),
+            "text_min_similarity": ("FLOAT", {"default": 0.15, "min": -1.0, "max": 1.0, "step": 0.01,
+                                    "tooltip": "Text: never keep an instance whose CLIP similarity to its "
+                                    "phrase is below this (a frame without the character gives none)."}),
         }, "hidden": HIDDEN}
 
     def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,
               min_area: float, max_area: float, max_border_sides: int, max_characters: int, margin: int,
-              plain_color: str, unique_id: str | None = None) -> tuple[Any, Any, Any]:
+              plain_color: str, clip_model: Any | None = None, text_prompt: str = "", text_margin: float = 0.02,
+              text_min_similarity: float = 0.15, unique_id: str | None = None) -> tuple[Any, Any, Any]:
         rules = CharacterRules(min_area=min_area, max_area=max_area, max_border_sides=max_border_sides,
                                max_characters=max_characters)
         options = engine.SplitOptions(prompts=prompts, mode=mode, points_per_side=points_per_side, rules=rules,
-                                      margin=margin, plain_color=plain_color)
+                                      margin=margin, plain_color=plain_color, text_prompt=text_prompt,
+                                      text_margin=text_margin, text_min_similarity=text_min_similarity)
         with Workspace.from_handle(frames) as ws:
-            everything = engine.split_layers(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id))
+            everything = engine.split_layers(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id),
+                                             clip=clip_model)
             cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
             backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
             preview = _preview(ws.items(cutouts)[:8], parse_color(plain_color))

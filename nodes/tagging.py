@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..lora_foundry.models import expression_model as EM
 from ..lora_foundry.models import face_model as FM
 from ..lora_foundry.models import pose_model as PM
 from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
@@ -127,9 +128,52 @@ class FaceLoader:
         return (self._cache.get((model_identity(path), target), lambda: FM.load_face(path, target)),)
 
 
+class ExpressionClassifierLoader:
+    DESCRIPTION = ("Load your own facial-expression classifier: an ONNX image classifier from models/expression, "
+                   "labels in NAME.txt beside it (one per line) or its 'labels' metadata; input size from the "
+                   "model, mean/std from its metadata (ImageNet by default). onnxruntime, CPU or CUDA. "
+                   "Never downloads.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("LF_EXPRESSION_MODEL",)
+    RETURN_NAMES = ("expression_model",)
+    _cache = ModelCache()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        spec = EM.EXPRESSION_SPEC
+        installed = [n for n in _comfy_list(spec.folder) if n.lower().endswith(spec.formats)]
+        return {"required": {
+            "model_name": (model_choices(spec, installed), {"tooltip": "ONNX classifier in models/expression "
+                           "(e.g. FER+ emotion-ferplus-8.onnx, or your own); labels in the same-name .txt."}),
+            "device": (["auto", "cpu", "cuda"], {"default": "auto", "tooltip": "onnxruntime provider."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
+        try:
+            state = EM.model_state(resolve(EM.EXPRESSION_SPEC, model_name,
+                                           _comfy.model_folder_paths(EM.EXPRESSION_SPEC.folder)))
+        except (OSError, ValueError):
+            state = "missing"
+        return f"{state}|{device}"
+
+    def load(self, model_name: str, device: str) -> tuple[Any]:
+        spec = EM.EXPRESSION_SPEC
+        path = resolve(spec, model_name, _comfy.model_folder_paths(spec.folder))
+        target = onnx_device(device)
+        return (self._cache.get((EM.model_state(path), target), lambda: EM.load_expression(path, target)),)
+
+
+def _comfy_list(folder: str) -> list[str]:
+    _comfy.register_model_folder(folder)
+    return _comfy.list_models(folder)
+
+
 class DetectFaces:
     DESCRIPTION = ("Find faces (boxes + 5 landmarks), save square crops with a margin as new items, and tag each "
-                   "crop's expression by CLIP zero-shot over a vocabulary when a CLIP model is connected. Reports "
+                   "crop's expression with your classifier (LF Expression Classifier Loader) when connected, "
+                   "else by CLIP zero-shot over a vocabulary when a CLIP model is connected. Reports "
                    "faces found per cluster and warns when a cluster has none (anime/3D faces are often missed).")
     CATEGORY = CATEGORY
     FUNCTION = "detect"
@@ -152,14 +196,18 @@ class DetectFaces:
                           "(the most confident)."}),
             "expressions": ("STRING", {"default": ", ".join(faces.EXPRESSIONS), "multiline": True, "tooltip":
                             "Expression vocabulary for CLIP zero-shot, comma or line separated."}),
-        }, "optional": {"clip_model": CLIP_OPTIONAL}, "hidden": HIDDEN}
+        }, "optional": {"clip_model": CLIP_OPTIONAL, "expression_model": (
+            "LF_EXPRESSION_MODEL", {"tooltip": "Optional classifier (LF Expression Classifier Loader); when "
+                                    "connected it tags expressions instead of CLIP and its labels replace the "
+                                    "vocabulary."})}, "hidden": HIDDEN}
 
     def detect(self, frames: Any, face_model: Any, threshold: float, margin: float, min_size: int,
-               max_faces: int, expressions: str, clip_model: Any = None,
+               max_faces: int, expressions: str, clip_model: Any = None, expression_model: Any = None,
                unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
             out, report = faces.faces_stage(ws, frames, face_model, clip_model, threshold, margin, min_size,
-                                            expressions, _comfy.ComfyProgress(unique_id), max_faces)
+                                            expressions, _comfy.ComfyProgress(unique_id), max_faces,
+                                            expression_model)
             crops = ws.items(out)
             sheet = [(f"{out.stage_key[:16]}_faces", select.contact_sheet([c.path for c in crops],
                                                                           f"{len(crops)} face crops"))]
@@ -197,6 +245,7 @@ NODE_CLASS_MAPPINGS = {
     "LF_PoseLoader": PoseLoader,
     "LF_TagPose": TagPose,
     "LF_FaceLoader": FaceLoader,
+    "LF_ExpressionClassifierLoader": ExpressionClassifierLoader,
     "LF_DetectFaces": DetectFaces,
     "LF_TagLighting": TagLighting,
 }
@@ -204,6 +253,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LF_PoseLoader": "LF Pose Loader (RTMPose/DWPose/RTMO)",
     "LF_TagPose": "LF Tag Pose",
     "LF_FaceLoader": "LF Face Loader (RetinaFace)",
+    "LF_ExpressionClassifierLoader": "LF Expression Classifier Loader (ONNX)",
     "LF_DetectFaces": "LF Detect Faces",
     "LF_TagLighting": "LF Tag Lighting",
 }

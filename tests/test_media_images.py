@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lora_foundry.media import images
+from lora_foundry import fileio
 from lora_foundry.media.images import (
     ImageError,
     list_image_files,
@@ -186,7 +186,7 @@ def test_interrupted_then_resumed_writes_equal_an_uninterrupted_run(tmp_path, mo
         save_image(frame, straight / f"{i:03d}.jpg")
 
     resumed = tmp_path / "resumed"
-    real_replace, calls = images.os.replace, []
+    real_replace, calls = fileio.os.replace, []
 
     def crash_on_fifth(src, dst):
         calls.append(dst)
@@ -194,11 +194,11 @@ def test_interrupted_then_resumed_writes_equal_an_uninterrupted_run(tmp_path, mo
             raise KeyboardInterrupt("power cut")
         real_replace(src, dst)
 
-    monkeypatch.setattr(images.os, "replace", crash_on_fifth)
+    monkeypatch.setattr(fileio.os, "replace", crash_on_fifth)
     with pytest.raises(KeyboardInterrupt):
         for i, frame in enumerate(frames):
             save_image(frame, resumed / f"{i:03d}.jpg")
-    monkeypatch.setattr(images.os, "replace", real_replace)
+    monkeypatch.setattr(fileio.os, "replace", real_replace)
     assert sorted(p.name for p in resumed.iterdir()) == ["000.jpg", "001.jpg", "002.jpg", "003.jpg"]
 
     for i, frame in enumerate(frames):  # the resumed run skips what exists

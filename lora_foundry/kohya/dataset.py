@@ -127,6 +127,7 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
     if target.is_dir():
         return _load_existing(target)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=root))
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; a trainer may run as another user
     try:
         dataset = _write_into(staging, target, plans, spec, identity, (keep_tokens, separator, style), progress)
         os.replace(staging, target)

@@ -9,7 +9,6 @@ GUI layout (img/ reg/ log/ model/), and the folders are what OneTrainer concepts
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import atomic_write_text
 from ..media import images
 from ..progress import Progress
 from .buckets import BucketSpec, choose_bucket, make_buckets, resize_to_bucket
@@ -132,12 +132,6 @@ def _on_white(pixels: np.ndarray) -> np.ndarray:
     return np.rint(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
-
-
 def write_subsets(
     staging: Path,
     plans: Sequence[SubsetPlan],
@@ -171,7 +165,7 @@ def write_subsets(
             try:
                 for index, future in enumerate(futures):
                     results.append(future.result())
-                    _atomic_text(folder / f"{Path(files[index]).stem}.txt", plan.captions[index] + "\n")
+                    atomic_write_text(folder / f"{Path(files[index]).stem}.txt", plan.captions[index] + "\n")
                     done += 1
                     progress.update(done, total)
             except BaseException:

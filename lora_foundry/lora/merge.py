@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_bytes
 from ..paths import confined, safe_name
 from ..progress import Progress, ensure_progress
 from .metadata import TRIGGER_KEY, module_prefix
@@ -216,7 +215,7 @@ def save_lora(state_dict: dict[str, Any], metadata: dict[str, str], dest_dir: Pa
               dtype: str = "fp16", overwrite: bool = False) -> Path:
     """Write ``<dest_dir>/<name>.safetensors`` atomically; never replace a file unless asked."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if dtype not in SAVE_DTYPES:
         raise MergeError(f"dtype {dtype!r} is not one of {SAVE_DTYPES}")
@@ -230,12 +229,4 @@ def save_lora(state_dict: dict[str, Any], metadata: dict[str, str], dest_dir: Pa
         raise FileExistsError(f"{path} exists; choose another name or set overwrite")
     tensors = {k: (v.to(torch_dtype) if k.endswith(".weight") else v.float()).contiguous()
                for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".merge-", suffix=".tmp", dir=dest_dir)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))

@@ -9,12 +9,11 @@ existing preset unless asked to.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fileio import atomic_write_text
 from ..paths import confined, safe_name
 from .stack import StackEntry, StackRow
 
@@ -67,16 +66,7 @@ def save_preset(user_root: Path, preset: Preset, overwrite: bool = False) -> Pat
     path = preset_path(user_root, preset.name)
     if path.exists() and not overwrite:
         raise PresetError(f"preset {preset.name!r} already exists at {path}; set overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".preset-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(preset.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, preset.to_json())
 
 
 def load_preset(user_root: Path, name: str) -> Preset:

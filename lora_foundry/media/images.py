@@ -12,13 +12,13 @@ uninterrupted one). JPEG and PNG go through OpenCV: same libjpeg-turbo output as
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ..fileio import atomic_write_bytes
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -225,13 +225,5 @@ def save_image(arr: np.ndarray, path: Path, *, quality: int = 95, png_compress_l
     """
     path = Path(path)
     data = encode_image(arr, path.suffix, quality=quality, png_compress_level=png_compress_level)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
     return path

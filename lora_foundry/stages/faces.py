@@ -2,8 +2,9 @@
 
 An expression LoRA wants face crops tagged with one emotion. RetinaFace (facexlib) finds the
 faces; each face at least ``min_size`` pixels wide becomes a crop item (kind "face", parent = the
-frame or cut-out) enlarged by ``margin`` on every side. Expressions come from CLIP zero-shot over
-a vocabulary (``EXPRESSIONS`` or the user's own labels). Real-face detectors miss many anime and
+frame or cut-out) enlarged by ``margin`` on every side. Expressions come from a classifier the
+user supplies (an ONNX file in ``models/expression``) when one is given, else from CLIP
+zero-shot over a vocabulary (``EXPRESSIONS`` or the user's own labels). Real-face detectors miss many anime and
 3D faces, so the stage reports faces found per cluster and warns about clusters with none.
 """
 
@@ -88,13 +89,19 @@ def _detect_unit(st: Any, face_model: Any, item: Any, threshold: float, margin: 
 
 def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None = None,
                 threshold: float = 0.8, margin: float = 0.3, min_size: int = 64, vocabulary: str = "",
-                progress: Progress | None = None, max_faces: int = 5) -> tuple[Handle, str]:
+                progress: Progress | None = None, max_faces: int = 5,
+                expression_model: Any | None = None) -> tuple[Handle, str]:
     """Detect faces in every item (the ``max_faces`` most confident); returns (handle to the
-    face crops, per-cluster report)."""
-    labels = parse_vocabulary(vocabulary) if clip is not None else []
+    face crops, per-cluster report). ``expression_model``, when given, tags the crops instead
+    of CLIP."""
+    if expression_model is not None:
+        clip = None
+    labels = list(expression_model.labels) if expression_model is not None else (
+        parse_vocabulary(vocabulary) if clip is not None else [])
     params = {"threshold": float(threshold), "margin": float(margin), "min_size": int(min_size),
               "vocabulary": labels, "max_faces": int(max_faces)}
-    model = face_model.identity + (f"+{clip.identity}" if clip is not None else "")
+    tagger = expression_model if expression_model is not None else clip
+    model = face_model.identity + (f"+{tagger.identity}" if tagger is not None else "")
     items = ws.items(handle)
     inherited = inherited_tags(ws, handle)
     with ws.stage("faces", 1, params, [handle], model, label=f"{handle.label or 'frames'} · faces") as st:
@@ -102,7 +109,7 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
             for position, item in st.pending(items, progress):
                 new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size,
                                                             max_faces)
-                expressions = _expressions(clip, crops, labels)
+                expressions = _expressions(clip, crops, labels, expression_model)
                 for new, (label, probability) in zip(new_items, expressions, strict=True):
                     value = {"label": label, "probability": round(probability, 4)} if label else None
                     new.annotations.update({"expression": value,
@@ -114,8 +121,14 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
         return st.handle, report
 
 
-def _expressions(clip: Any | None, crops: list[np.ndarray], labels: list[str]) -> list[tuple[str, float]]:
-    """(label, probability) per crop by CLIP zero-shot; ("", 0) per crop without CLIP."""
+def _expressions(clip: Any | None, crops: list[np.ndarray], labels: list[str],
+                 expression_model: Any | None = None) -> list[tuple[str, float]]:
+    """(label, probability) per crop by the user's classifier, else CLIP zero-shot; ("", 0) per
+    crop with neither."""
+    if expression_model is not None and crops:
+        from ..models.expression_model import classify
+
+        return classify(expression_model, crops)
     if clip is None or not crops:
         return [("", 0.0)] * len(crops)
     from PIL import Image

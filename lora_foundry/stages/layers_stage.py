@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..progress import Progress
 from ..workspace import Handle, Item, NewItem, Workspace
+from .annotate import inherited_tags, union
 from .inpaint import Filler, InpaintSettings, inpaint
 from .masks import resize_mask
 from .segment import (
@@ -36,6 +37,7 @@ from .segment import (
     segment_prompted,
     select_characters,
 )
+from .text_select import TextRule, clip_functions, parse_phrases, select_by_text
 
 SPLIT_VERSION = 1
 INPAINT_VERSION = 1
@@ -47,7 +49,9 @@ class SplitOptions:
     """Everything that decides a layer split's result (all of it goes into the stage key).
 
     ``mode``: "prompts" uses only the user's prompts, "automatic" only SAM 2's automatic masks and
-    ``rules``, "auto" uses prompts when some are given, else automatic.
+    ``rules``, "auto" uses prompts when some are given, else automatic. ``text_prompt`` (phrases,
+    comma-separated) picks among the automatic instances through CLIP (see ``text_select``); it
+    is used only when automatic instances are, and then a CLIP model is required.
     """
 
     prompts: str = ""
@@ -56,6 +60,32 @@ class SplitOptions:
     rules: CharacterRules = field(default_factory=CharacterRules)
     margin: int = 16
     plain_color: str = "#FFFFFF"
+    text_prompt: str = ""
+    text_margin: float = 0.02
+    text_min_similarity: float = 0.15
+
+    def uses_prompts(self) -> bool:
+        return self.mode == "prompts" or (self.mode == "auto" and bool(parse_prompts(self.prompts)[0]))
+
+    def text_rule(self) -> TextRule | None:
+        """The text rule when text picks the characters (phrases given, automatic instances), else None."""
+        phrases = parse_phrases(self.text_prompt)
+        if not phrases or self.uses_prompts():
+            return None
+        return TextRule(phrases, self.text_margin, self.text_min_similarity)
+
+    def key_params(self, clip: Any | None) -> dict[str, Any]:
+        """Stage-key parameters; the text fields (and CLIP identity) only when text is used, so
+        results made before text prompts existed keep their keys."""
+        params = {**asdict(self), "rules": asdict(self.rules)}
+        for name in ("text_prompt", "text_margin", "text_min_similarity"):
+            params.pop(name)
+        rule = self.text_rule()
+        if rule is not None:
+            params["text"] = {"phrases": list(rule.phrases), "margin": rule.margin,
+                              "min_similarity": rule.min_similarity,
+                              "clip": getattr(clip, "identity", None)}
+        return params
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -66,6 +96,8 @@ class SplitOptions:
         parse_color(self.plain_color)
         if self.points_per_side < 1 or self.margin < 0:
             raise ValueError("points_per_side must be >= 1 and margin >= 0")
+        if self.text_margin < 0:
+            raise ValueError("text_margin must be >= 0 (how far below the best match a match may be)")
 
 
 @dataclass(frozen=True)
@@ -97,19 +129,39 @@ def write_png(st: Any, pixels: np.ndarray, name: str) -> str:
     return st.write_image(pixels, name)
 
 
-def make_segmenter(sam: LoadedModel, options: SplitOptions) -> Callable[[np.ndarray], list[Instance]]:
-    """A function frame -> its characters (each its own instance), by prompts or automatic rules."""
+def make_segmenter(sam: LoadedModel, options: SplitOptions,
+                   clip: Any | None = None) -> Callable[[np.ndarray], list[Instance]]:
+    """A function frame -> its characters (each its own instance), by prompts, text or automatic rules."""
     objects, relative = parse_prompts(options.prompts)
-    if options.mode == "prompts" or (options.mode == "auto" and objects):
+    if options.uses_prompts():
         predictor = make_predictor(sam.model)
         return lambda image: segment_prompted(predictor, image, objects, relative)
     generator = make_generator(sam.model, points_per_side=options.points_per_side)
-    return lambda image: select_characters(segment_automatic(generator, image), options.rules)
+    rule = options.text_rule()
+    if rule is None:
+        return lambda image: select_characters(segment_automatic(generator, image), options.rules)
+    if clip is None:
+        raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
+                         "(or clear text_prompt)")
+    embed_images, phrase_vectors = clip_functions(clip, rule)
+    color = parse_color(options.plain_color)
+    # Scenery and parts are still dropped by the rules; the cap applies after the text has chosen.
+    uncapped = replace(options.rules, max_characters=1_000_000)
+
+    def by_text(image: np.ndarray) -> list[Instance]:
+        candidates = select_characters(segment_automatic(generator, image), uncapped)
+        chosen = select_by_text(image, candidates, color, rule, embed_images, phrase_vectors)
+        return chosen[: options.rules.max_characters]
+
+    return by_text
 
 
 def split_frame_items(st: Any, item: Item, image: np.ndarray, characters: Sequence[Instance],
-                      color: tuple[int, int, int], margin: int) -> list[NewItem]:
-    """Write one frame's cut-outs and background; return the items to record."""
+                      color: tuple[int, int, int], margin: int, tags: Sequence[str] = ()) -> list[NewItem]:
+    """Write one frame's cut-outs and background; return the items to record.
+
+    A character chosen by text carries ``text_match`` / ``text_similarity`` and its phrase joins
+    ``tags`` (the frame's inherited ``tags`` first, as the tagging stages do)."""
     common = {"parent": item.id, "source": item.source, "frame_index": item.frame_index,
               "time_s": item.time_s, "shot": item.shot}
     outputs = []
@@ -119,8 +171,12 @@ def split_frame_items(st: Any, item: Item, image: np.ndarray, characters: Sequen
         rel = write_png(st, rgba, f"{item.id:08d}_cutout_{number:02d}.png")
         facts = {"instance": number, "box": list(character.box), "crop_box": list(crop),
                  "area": character.area, "score": round(character.score, 4), "by": character.source}
+        notes = dict(facts)
+        if character.label:
+            facts.update(by="text", text_match=character.label, text_similarity=character.label_score)
+            notes = {**facts, "tags": union(tags, [character.label])}
         outputs.append(NewItem(kind="cutout", relpath=rel, width=rgba.shape[1], height=rgba.shape[0],
-                               meta=facts, annotations=facts, **common))
+                               meta=facts, annotations=notes, **common))
     hole = hole_mask(characters, image.shape[:2])
     background = np.dstack([image, np.where(hole, 0, 255).astype(np.uint8)])
     rel = write_png(st, background, f"{item.id:08d}_background.png")
@@ -131,19 +187,26 @@ def split_frame_items(st: Any, item: Item, image: np.ndarray, characters: Sequen
 
 
 def split_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: SplitOptions,
-                 progress: Progress | None = None) -> Handle:
-    """Run the layer split over every frame of ``frames``; returns the handle of all its items."""
+                 progress: Progress | None = None, clip: Any | None = None) -> Handle:
+    """Run the layer split over every frame of ``frames``; returns the handle of all its items.
+
+    ``clip`` (a loaded ``ClipModel``) is needed only when ``options.text_prompt`` picks characters.
+    """
     options.validate()
     color = parse_color(options.plain_color)
-    params = {**asdict(options), "rules": asdict(options.rules)}
-    with ws.stage("layer_split", SPLIT_VERSION, params, inputs=[frames], model=sam.identity,
-                  label="layers") as st:
+    if options.text_rule() is not None and clip is None:
+        raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
+                         "(or clear text_prompt)")
+    with ws.stage("layer_split", SPLIT_VERSION, options.key_params(clip), inputs=[frames],
+                  model=sam.identity, label="layers") as st:
         if not st.complete:
-            segment = make_segmenter(sam, options)
+            segment = make_segmenter(sam, options, clip)
+            tags = inherited_tags(ws, frames) if options.text_rule() is not None else {}
             for position, item in st.pending(ws.items(frames), progress):
                 image = read_rgb(item.path)
                 characters = segment(image)
-                outputs = split_frame_items(st, item, image, characters, color, options.margin)
+                outputs = split_frame_items(st, item, image, characters, color, options.margin,
+                                            tags.get(item.id, []))
                 st.emit(unit=str(item.id), order=position, outputs=outputs)
         return st.handle
 

@@ -28,6 +28,8 @@ class Instance:
     area: int
     score: float
     source: str  # "prompt" or "auto"
+    label: str = ""  # the text phrase that chose it (text prompts through CLIP), else ""
+    label_score: float | None = None  # that phrase's CLIP cosine similarity
 
 
 @dataclass(frozen=True)

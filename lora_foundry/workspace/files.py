@@ -1,49 +1,20 @@
-"""Atomic file writes and the one-writer lock.
-
-A file is written to a temporary name in the same folder, flushed, then renamed over its final
-name: a crash or cancel leaves either the old file or the new one, never half of one. Temporary
-names start with ``.tmp-`` so a later run can sweep what a kill -9 left behind.
-"""
+"""The one-writer lock, and sweeping the temporaries a killed run left (writes: ``fileio``)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-TMP_PREFIX = ".tmp-"
+from ..fileio import TMP_PREFIX, atomic_write, atomic_write_bytes, atomic_write_text
+
+__all__ = ["TMP_PREFIX", "WorkspaceBusyError", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+           "sweep_temporaries", "writer_lock"]
 
 
 class WorkspaceBusyError(RuntimeError):
     """Another process is writing to this workspace."""
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Create ``path`` atomically by calling ``write(handle)`` on a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write(path, lambda handle: handle.write(data))
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def sweep_temporaries(folder: Path) -> int:
