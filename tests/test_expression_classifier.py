@@ -155,4 +155,5 @@ def test_detect_faces_writes_the_classifiers_label(pack, media_dir, output_root,
             if wanted:
                 assert label == wanted, (item.path, label, wanted)
                 checked += 1
+        print("faces", len(faces), "checked", checked, sorted({expressions[f.id]["label"] for f in faces}))
         assert checked >= len(faces) // 2
