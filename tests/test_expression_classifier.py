@@ -25,7 +25,7 @@ def expected_label(rgb: np.ndarray) -> str | None:
 
 
 def save_brightness_classifier(path, mean=EM.IMAGENET_MEAN, std=EM.IMAGENET_STD, labels_txt=True,
-                               metadata=None):
+                               metadata=None, channels=3):
     """Export the stand-in: it undoes the (mean, std) normalisation it expects, so it only answers by
     the rule when the loader normalises as the file says."""
     import onnx
@@ -42,7 +42,7 @@ def save_brightness_classifier(path, mean=EM.IMAGENET_MEAN, std=EM.IMAGENET_STD,
             return torch.stack([60 * (level - 2 / 3), level * 0.0, 60 * (1 / 3 - level)], dim=1)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(Brightness().eval(), (torch.zeros(1, 3, HEIGHT, WIDTH),), str(path), input_names=["image"],
+    torch.onnx.export(Brightness().eval(), (torch.zeros(1, channels, HEIGHT, WIDTH),), str(path), input_names=["image"],
                       output_names=["logits"], dynamo=False, opset_version=17)
     if metadata:
         model = onnx.load(str(path))
@@ -74,11 +74,11 @@ def real_crops(media_dir):
 
 def test_bright_mid_and_dark_crops_get_the_classifiers_labels(tmp_path, real_crops):
     folder = tmp_path / "expression"
-    save_brightness_classifier(folder / "mine.onnx", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                               labels_txt=False, metadata={"labels": ", ".join(LABELS), "mean": "0.5,0.5,0.5",
-                                                           "std": "0.25"})
+    save_brightness_classifier(folder / "mine.onnx", mean=(0.9, 0.9, 0.9), std=(0.05, 0.05, 0.05),
+                               labels_txt=False, metadata={"labels": ", ".join(LABELS), "mean": "0.9,0.9,0.9",
+                                                           "std": "0.05"})
     model = EM.load_expression(resolve(EM.EXPRESSION_SPEC, "mine.onnx", [folder]), "cpu")
-    assert model.labels == LABELS and model.size == (WIDTH, HEIGHT) and model.std == (0.25,)
+    assert model.labels == LABELS and model.size == (WIDTH, HEIGHT) and model.std == (0.05,)
     results = EM.classify(model, real_crops)
     checked = [(label, expected_label(crop)) for (label, _), crop in zip(results, real_crops, strict=True)
                if expected_label(crop)]
@@ -97,6 +97,16 @@ def test_labels_from_the_txt_file_with_imagenet_defaults(tmp_path):
     path.with_suffix(".txt").write_text("happy\ncalm\ncross\n", encoding="utf-8")
     assert EM.load_expression(path).labels == ["happy", "calm", "cross"]  # edited labels are read
     assert EM.model_state(path) != EM.model_identity(path)  # the .txt is part of the identity
+
+
+def test_greyscale_classifier_with_raw_pixel_scale(tmp_path):
+    """FER+-style input: one channel, pixels 0..255 (metadata mean 0, std 1/255)."""
+    path = save_brightness_classifier(tmp_path / "grey.onnx", mean=(0.0,), std=(1 / 255,), channels=1,
+                                      metadata={"mean": "0", "std": str(1 / 255)})
+    model = EM.load_expression(path)
+    assert model.channels == 1 and not model.channels_last
+    colours = [np.full((64, 64, 3), (250, 240, 230), np.uint8), np.full((64, 64, 3), (10, 30, 20), np.uint8)]
+    assert [label for label, _ in EM.classify(model, colours)] == ["smiling", "angry"]
 
 
 def test_files_without_matching_labels_are_refused(tmp_path):
@@ -155,5 +165,4 @@ def test_detect_faces_writes_the_classifiers_label(pack, media_dir, output_root,
             if wanted:
                 assert label == wanted, (item.path, label, wanted)
                 checked += 1
-        print("faces", len(faces), "checked", checked, sorted({expressions[f.id]["label"] for f in faces}))
         assert checked >= len(faces) // 2
