@@ -27,6 +27,8 @@ AUTO_CONFIG = "auto (from file name)"
 OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"
 FRAMES = ("LF_FRAMES", {"tooltip": "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter)."})
 HIDDEN = {"unique_id": "UNIQUE_ID"}
+# Text-prompt settings are sockets, not widgets, so workflows saved before they existed keep their
+# widget positions (a UI workflow stores widget values by position).
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
 
 
@@ -103,15 +105,17 @@ class SAM2LayerSplit:
         }, "optional": {
             "clip_model": ("LF_CLIP_MODEL", {"tooltip": "From LF CLIP Loader: lets text_prompt say which "
                            "automatic instances are characters (needed only with a text prompt)."}),
-            "text_prompt": ("STRING", {"default": "", "multiline": False, "tooltip": "What the characters are, "
-                            "comma-separated (e.g. 'a rabbit, a person'). Used with clip_model when no "
-                            "boxes/points are given; empty = area/border rules only."}),
-            "text_margin": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 2.0, "step": 0.005, "tooltip": "Text: "
-                            "keep an instance whose CLIP similarity to a phrase is within this of the frame's "
-                            "best instance for that phrase (0 = only the best; larger keeps near-ties)."}),
+            "text_prompt": ("STRING", {"default": "", "tooltip": "What the characters are, "
+                            "comma-separated (e.g. 'a rabbit, a person'); connect a String node. Used with "
+                            "clip_model when no boxes/points are given; empty = area/border rules only."}),
+            "text_margin": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 2.0, "step": 0.005,
+                            "tooltip": "Text (default 0.02): keep an instance whose CLIP similarity to a phrase "
+                            "is within this of the frame's best instance for that phrase (0 = only the best; "
+                            "larger keeps near-ties)."}),
             "text_min_similarity": ("FLOAT", {"default": 0.15, "min": -1.0, "max": 1.0, "step": 0.01,
-                                    "tooltip": "Text: never keep an instance whose CLIP similarity to its "
-                                    "phrase is below this (a frame without the character gives none)."}),
+                                    "tooltip": "Text (default 0.15): never keep an instance whose CLIP "
+                                    "similarity to its phrase is below this (a frame without the character "
+                                    "gives none)."}),
         }, "hidden": HIDDEN}
 
     def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,

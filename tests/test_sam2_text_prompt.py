@@ -41,6 +41,8 @@ def test_choose_by_text_keeps_each_phrases_best_and_near_ties():
     assert chosen[0][2] == pytest.approx(0.30)
     strict = choose_by_text(sims, TextRule(("p0", "p1"), margin=0.0, min_similarity=0.27))
     assert [(i, p) for i, p, _ in strict] == [(0, 0)]
+    wide = choose_by_text(sims, TextRule(("p0", "p1"), margin=0.06, min_similarity=0.15))
+    assert [(i, p) for i, p, _ in wide] == [(0, 0), (1, 0), (2, 1)]  # eligible for both: its better phrase
     assert choose_by_text(np.zeros((0, 2)), TextRule(("p0", "p1"))) == []
     assert parse_phrases(" a rabbit,, a  person ,a rabbit\nsky ") == ("a rabbit", "a person", "sky")
 
@@ -109,8 +111,9 @@ def rig(pack, media_dir, output_root, tmp_path, monkeypatch):
 
 
 def test_node_writes_cutouts_labelled_with_the_phrase_clip_prefers(rig):
-    from lora_foundry.models.clip_model import embed_pil_batch, embed_texts
     from PIL import Image
+
+    from lora_foundry.models.clip_model import embed_pil_batch, embed_texts
 
     layers = rig.pack.nodes.layers
     with pytest.raises(ValueError, match="clip_model"):  # text without CLIP fails before any SAM 2 work
