@@ -134,6 +134,16 @@ def _files_under(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _spine_dataset_files(server, prompt: dict) -> dict[str, int]:
+    """Files of the spine's own dataset folder(s) (other workflows share the output folder)."""
+    datasets = server.dirs["output"] / "lora_foundry" / "datasets"
+    name = next(node["inputs"]["dataset_name"] for node in prompt.values()
+                if node["class_type"] == "LF_WriteKohyaDataset")
+    ours = re.compile(rf"{re.escape(name)}(_v\d+)?")
+    everything = _files_under(datasets) if datasets.is_dir() else {}
+    return {f: v for f, v in everything.items() if ours.fullmatch(Path(f).parts[0])}
+
+
 @pytest.fixture(scope="module")
 def spine_runs(server, object_info):
     """The lead's workflow queued twice through /prompt: (prompt, first entry, files, second entry)."""
@@ -142,8 +152,7 @@ def spine_runs(server, object_info):
         pytest.fail(f"{path} is missing")
     prompt, first = _run_workflow(server, object_info, path)
     assert _error_of(first) is None, json.dumps(_error_of(first), indent=1)[:4000]
-    datasets = server.dirs["output"] / "lora_foundry" / "datasets"
-    files = _files_under(datasets) if datasets.is_dir() else {}
+    files = _spine_dataset_files(server, prompt)
     second = server.client.run(prompt, timeout=900)
     return prompt, first, files, second
 
@@ -151,8 +160,9 @@ def spine_runs(server, object_info):
 def test_spine_workflow_writes_a_kohya_dataset_under_the_output_folder(server, spine_runs):
     _, first, files, _ = spine_runs
     assert first["status"]["status_str"] == "success"
-    images = [f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))]
-    captions = [f for f in files if f.endswith(".txt")]
+    in_subsets = [f for f in files if re.fullmatch(r"\d+_.+", Path(f).parent.name)]
+    images = [f for f in in_subsets if f.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))]
+    captions = [f for f in in_subsets if f.endswith(".txt")]
     assert images, f"no images written under the output folder: {sorted(files)[:20]}"
     assert {Path(f).with_suffix("") for f in images} == {Path(f).with_suffix("") for f in captions}
     assert any(f.endswith("dataset.toml") for f in files)
@@ -176,7 +186,7 @@ def test_spine_workflow_queued_again_is_served_from_cache(server, spine_runs):
     assert second["status"]["status_str"] == "success"
     cached = set(status_messages(second, "execution_cached")[0]["nodes"])
     assert cached == set(prompt), f"re-run nodes: {sorted(set(prompt) - cached)}"
-    assert _files_under(server.dirs["output"] / "lora_foundry" / "datasets") == files, "dataset rewritten"
+    assert _spine_dataset_files(server, prompt) == files, "dataset rewritten"
 
 
 @pytest.mark.skipif(not os.environ.get("LF_NODE_MODULES"), reason="set LF_NODE_MODULES for the browser check")
