@@ -3,8 +3,8 @@
 Both runs use the identical argument list, working directory and environment from one dry-run
 plan; the direct run writes its output to a file like a shell redirect would. Speed is sd-scripts'
 own tqdm rate at the end of each run (smoothing=0: total elapsed / steps), read with the same
-parser, so loading time is excluded and both sides are measured the same way. Runs alternate
-(launcher, direct, launcher, direct, ...) and the ratio is the median of per-pair ratios, so slow
+parser, so loading time is excluded and both sides are measured the same way. After one untimed warm-up run, pairs alternate
+which side goes first (launcher-direct, direct-launcher, ...) and the ratio is the median of per-pair ratios, so slow
 drifts in machine load (shared CPUs) cancel within a pair.
 
 Needs KOHYA_SD_SCRIPTS (and KOHYA_TOKENIZER_CACHE) set, and a base model:
@@ -96,9 +96,14 @@ def main() -> None:
         plan = train_config.plan_run(request, install, root / "runs", root / "loras", dry_run=True)
         ours, direct = [], []
         started = time.monotonic()
+        run_direct(plan, root / "warmup.log")  # untimed: fills the page cache for both sides
         for pair in range(args.pairs):
-            ours.append(run_launcher(plan))
-            direct.append(run_direct(plan, root / f"direct_{pair}.log"))
+            if pair % 2 == 0:  # alternate who goes first, so neither side always runs colder
+                ours.append(run_launcher(plan))
+                direct.append(run_direct(plan, root / f"direct_{pair}.log"))
+            else:
+                direct.append(run_direct(plan, root / f"direct_{pair}.log"))
+                ours.append(run_launcher(plan))
             print(f"pair {pair + 1}: launcher {ours[-1]:.4f} steps/s, direct {direct[-1]:.4f} steps/s", flush=True)
     ratios = [a / b for a, b in zip(ours, direct, strict=True)]
     print(f"steps/s median: launcher {statistics.median(ours):.4f}, direct {statistics.median(direct):.4f}; "
