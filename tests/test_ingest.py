@@ -72,7 +72,8 @@ def _shots(ws_root: Path) -> dict[int, int]:
 
 
 def _frame_files(ws_root: Path) -> dict[str, Path]:
-    return {p.name: p for p in (ws_root / "stages").rglob("*.jpg")}
+    """Finished frames; a ``.tmp-*`` file is the frame that was in flight when the run was killed."""
+    return {p.name: p for p in (ws_root / "stages").rglob("*.jpg") if not p.name.startswith(".tmp-")}
 
 
 def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, media_dir):
