@@ -128,3 +128,12 @@ def send_event(event: str, data: dict[str, Any]) -> None:
     if server is None or getattr(server.PromptServer, "instance", None) is None:
         return
     server.PromptServer.instance.send_sync(event, data)
+
+
+def apply_lora(model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float
+               ) -> tuple[Any, Any]:
+    """Apply a LoRA from models/loras with ComfyUI's own ``LoraLoader`` (its key mapping, its cache)."""
+    comfy_nodes = _comfy_module("nodes")
+    if comfy_nodes is None or not hasattr(comfy_nodes, "LoraLoader"):
+        raise RuntimeError("applying a LoRA needs ComfyUI (its LoraLoader node)")
+    return comfy_nodes.LoraLoader().load_lora(model, clip, lora_name, strength_model, strength_clip)

@@ -15,6 +15,7 @@ from ..lora_foundry.models.lama_model import LAMA_SPEC, load_lama
 from ..lora_foundry.models.registry import ModelMissingError, model_identity, resolve
 from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, config_for_file, load_sam2
 from ..lora_foundry.stages import layers_stage as engine
+from ..lora_foundry.stages import track_stage
 from ..lora_foundry.stages.inpaint import InpaintSettings, lama_filler, opencv_filler
 from ..lora_foundry.stages.masks import images_to_tensor, letterbox, masks_to_tensor, tensor_to_masks
 from ..lora_foundry.stages.segment import CharacterRules, parse_color
@@ -128,12 +129,27 @@ class SAM2LayerSplit:
                                       margin=margin, plain_color=plain_color, text_prompt=text_prompt,
                                       text_margin=text_margin, text_min_similarity=text_min_similarity)
         with Workspace.from_handle(frames) as ws:
-            everything = engine.split_layers(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id),
-                                             clip=clip_model)
+            everything = self._run(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id), clip_model)
             cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
             backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
             preview = _preview(ws.items(cutouts)[:8], parse_color(plain_color))
         return cutouts, backgrounds, preview
+
+    def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any) -> Any:
+        return engine.split_layers(ws, frames, sam2_model, options, progress, clip=clip)
+
+
+class SAM2TrackShots(SAM2LayerSplit):
+    DESCRIPTION = ("Like LF SAM2 Layer Split, but each character is found once, on the first frame of its shot "
+                   "(by your boxes/points, the automatic rules or a text prompt, with the same settings), and "
+                   "SAM 2's video tracking follows it through the rest of the shot. Every cut-out carries "
+                   "'track', the same number for the same character throughout the shot, and a character "
+                   "the per-frame rules would miss in some frame is still cut out. Frames are read as "
+                   "tracking reaches them, never the whole shot at once. Prompts apply to each shot's first "
+                   "frame. Resumes per shot: a cancelled run keeps finished shots.")
+
+    def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any) -> Any:
+        return track_stage.track_layers(ws, frames, sam2_model, options, progress, clip=clip)
 
 
 def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
@@ -291,6 +307,7 @@ class MasksToLayers:
 NODE_CLASS_MAPPINGS = {
     "LF_SAM2Loader": SAM2Loader,
     "LF_SAM2LayerSplit": SAM2LayerSplit,
+    "LF_SAM2TrackShots": SAM2TrackShots,
     "LF_LaMaLoader": LaMaLoader,
     "LF_InpaintBackgrounds": InpaintBackgrounds,
     "LF_LayersToMasks": LayersToMasks,
@@ -299,6 +316,7 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LF_SAM2Loader": "LF SAM2 Loader",
     "LF_SAM2LayerSplit": "LF SAM2 Layer Split",
+    "LF_SAM2TrackShots": "LF SAM2 Track Through Shots",
     "LF_LaMaLoader": "LF LaMa Loader",
     "LF_InpaintBackgrounds": "LF Inpaint Backgrounds",
     "LF_LayersToMasks": "LF Layers To IMAGE/MASK",

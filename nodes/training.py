@@ -232,18 +232,7 @@ class LoadTrainedLoRA:
     def load(self, model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float) -> tuple[Any, Any]:
         if not lora_name:
             raise ValueError("no LoRA name: did the training run succeed (dry runs make no LoRA)?")
-        return _apply_lora(model, clip, lora_name, strength_model, strength_clip)
-
-
-def _apply_lora(model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float) -> tuple[Any, Any]:
-    """ComfyUI's own LoraLoader, reached lazily (the lead may move this into ``_comfy``)."""
-    helper = getattr(_comfy, "apply_lora", None)
-    if helper is not None:
-        return helper(model, clip, lora_name, strength_model, strength_clip)
-    comfy_nodes = _comfy._comfy_module("nodes")
-    if comfy_nodes is None or not hasattr(comfy_nodes, "LoraLoader"):
-        raise RuntimeError("LF Load Trained LoRA needs ComfyUI")
-    return comfy_nodes.LoraLoader().load_lora(model, clip, lora_name, strength_model, strength_clip)
+        return _comfy.apply_lora(model, clip, lora_name, strength_model, strength_clip)
 
 
 NODE_CLASS_MAPPINGS = {"LF_KohyaTrainLoRA": KohyaTrainLoRA, "LF_LoadTrainedLoRA": LoadTrainedLoRA}

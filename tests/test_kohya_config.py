@@ -198,3 +198,26 @@ def test_every_architecture_and_type_has_a_preset_and_overrides_win():
     assert 3000 <= presets.get_preset("sd15", "style").max_train_steps <= 6000
     changed = sd15.with_overrides(max_train_steps=10, learning_rate=0.0, network_dim=4)
     assert (changed.max_train_steps, changed.learning_rate, changed.network_dim) == (10, 1e-4, 4)
+
+
+def test_load_trained_lora_goes_through_comfyui_own_lora_loader(pack, monkeypatch):
+    """Outside ComfyUI the node says what it needs; inside, ComfyUI's LoraLoader gets the values."""
+    import sys
+    import types
+
+    node = pack.nodes.training.LoadTrainedLoRA()
+    with pytest.raises(ValueError, match="no LoRA name"):
+        node.load("model", "clip", "", 1.0, 1.0)
+    monkeypatch.delitem(sys.modules, "nodes", raising=False)
+    with pytest.raises(RuntimeError, match="needs ComfyUI"):
+        node.load("model", "clip", "lora_foundry/mine.safetensors", 1.0, 1.0)
+    calls = []
+
+    class LoraLoader:
+        def load_lora(self, *args):
+            calls.append(args)
+            return ("patched model", "patched clip")
+
+    monkeypatch.setitem(sys.modules, "nodes", types.SimpleNamespace(LoraLoader=LoraLoader))
+    assert node.load("model", "clip", "lora_foundry/mine.safetensors", 0.8, 0.5) == ("patched model", "patched clip")
+    assert calls == [("model", "clip", "lora_foundry/mine.safetensors", 0.8, 0.5)]

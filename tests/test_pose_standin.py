@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -183,3 +185,22 @@ def test_motion_cues_from_a_track():
     jump = [body(low, height=200), body(low, height=200), body(low - [0, 30], height=200), body(low, height=200)]
     lifts = [lift for _, lift in P.motion_cues(times, jump)]
     assert lifts[2] > 0.35 and abs(lifts[0]) < 0.1
+
+
+def test_tracked_cutouts_give_one_motion_track_per_character():
+    """Two people in one shot: cut-outs tracked through it are told apart by their track number;
+    untracked cut-outs of one cluster, two per frame, cannot be and give no motion track."""
+    from lora_foundry.stages.tag_stages import _tracks
+    from lora_foundry.workspace.items import Item
+
+    def cutout(number: int, frame: int, track: int | None) -> Item:
+        meta = {} if track is None else {"track": track}
+        return Item(number, "cutout", Path(f"{number}.png"), f"{number}.png", frame, "clip.mp4", frame,
+                    frame / 25, 0, 64, 64, meta)
+
+    tracked = [cutout(10 * f + t, f, t) for f in range(3) for t in (0, 1)]
+    groups = _tracks(tracked, {})
+    assert sorted([item.meta["track"] for item in group] for group in groups) == [[0, 0, 0], [1, 1, 1]]
+    assert all([item.frame_index for item in group] == [0, 1, 2] for group in groups)
+    untracked = [cutout(10 * f + t, f, None) for f in range(3) for t in (0, 1)]
+    assert _tracks(untracked, {}) == []

@@ -32,6 +32,7 @@ SHRINK = (  # every width cut to a few channels; image_size (1024) and the layer
     "++model.memory_attention.layer.self_attention.embedding_dim=32",
     "++model.memory_attention.layer.cross_attention.embedding_dim=32",
     "++model.memory_attention.layer.cross_attention.kv_in_dim=16",
+    "++model.memory_encoder.in_dim=32",  # = neck.d_model: the memory encoder reads its features
     "++model.memory_encoder.out_dim=16",
     "++model.memory_encoder.position_encoding.num_pos_feats=16",
     "++model.memory_encoder.mask_downsampler.embed_dim=32",

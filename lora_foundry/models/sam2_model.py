@@ -98,15 +98,22 @@ def load_sam2(
     The state dict must match exactly (strict): a wrong config is reported as such, never run
     half-loaded. ``hydra_overrides`` change the architecture (tests shrink it); ``device`` is
     always explicit because sam2 defaults to "cuda".
+
+    The network is built as sam2's video predictor class (a ``SAM2Base`` subclass with the same
+    weights and sam2's video post-processing settings), so one loaded model serves single images,
+    the automatic mask generator and tracking through a shot.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelMissingError(f"SAM 2 checkpoint {path} does not exist")
     config_name = config or config_for_file(path)
     state = read_state_dict(path)
-    from sam2.build_sam import build_sam2
+    from sam2.build_sam import build_sam2_video_predictor
 
-    model = build_sam2(config_name, None, device=device, hydra_overrides_extra=list(hydra_overrides))
+    model = build_sam2_video_predictor(config_name, None, device=device,
+                                       hydra_overrides_extra=list(hydra_overrides))
+    if not _has_cuda_extension():
+        model.fill_hole_area = 0
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -116,3 +123,15 @@ def load_sam2(
         ) from error
     model.eval()
     return model
+
+
+def _has_cuda_extension() -> bool:
+    """Whether sam2 was built with its optional CUDA extension. Without it (``SAM2_BUILD_CUDA=0``)
+    sam2 skips filling small holes in tracked masks anyway, but warns on every run; switching the
+    step off (``fill_hole_area = 0``) gives the same masks without the warning."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("sam2._C") is not None
+    except (ImportError, ValueError):
+        return False

@@ -161,16 +161,20 @@ def split_frame_items(st: Any, item: Item, image: np.ndarray, characters: Sequen
     """Write one frame's cut-outs and background; return the items to record.
 
     A character chosen by text carries ``text_match`` / ``text_similarity`` and its phrase joins
-    ``tags`` (the frame's inherited ``tags`` first, as the tagging stages do)."""
+    ``tags`` (the frame's inherited ``tags`` first, as the tagging stages do). A tracked character
+    carries ``track``, its object number within the shot, and is numbered by it."""
     common = {"parent": item.id, "source": item.source, "frame_index": item.frame_index,
               "time_s": item.time_s, "shot": item.shot}
     outputs = []
-    for number, character in enumerate(characters):
+    for position, character in enumerate(characters):
+        number = position if character.track is None else character.track
         rgba, crop = cutout_rgba(image, character.mask, margin)
         rgba[rgba[..., 3] == 0, :3] = color
         rel = write_png(st, rgba, f"{item.id:08d}_cutout_{number:02d}.png")
         facts = {"instance": number, "box": list(character.box), "crop_box": list(crop),
                  "area": character.area, "score": round(character.score, 4), "by": character.source}
+        if character.track is not None:
+            facts["track"] = character.track
         notes = dict(facts)
         if character.label:
             facts.update(by="text", text_match=character.label, text_similarity=character.label_score)

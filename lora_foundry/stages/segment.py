@@ -30,6 +30,7 @@ class Instance:
     source: str  # "prompt" or "auto"
     label: str = ""  # the text phrase that chose it (text prompts through CLIP), else ""
     label_score: float | None = None  # that phrase's CLIP cosine similarity
+    track: int | None = None  # the object's number within its shot when tracked through it
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,15 @@ def _keypoints_unit(pose_model: Any, item: Any, boxes: dict[int, Any]) -> dict[s
 
 
 def _tracks(items: list[Any], clusters: dict[int, Any]) -> list[list[Any]]:
-    """Items grouped by (source, shot, cluster) in time order; groups with two items on one frame
-    are dropped (we cannot tell who is who without tracking)."""
+    """Items grouped into one character per shot, in time order: by SAM 2's ``track`` number when
+    the cut-outs were tracked through the shot, else by (source, shot, cluster); groups with two
+    items on one frame are dropped (without tracking we cannot tell who is who)."""
     groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
     for item in items:
         if item.time_s is not None:
-            groups[(item.source, item.shot, clusters.get(item.id))].append(item)
+            track = item.meta.get("track")
+            who = ("track", track) if track is not None else ("cluster", clusters.get(item.id))
+            groups[(item.source, item.shot, who)].append(item)
     tracks = []
     for members in groups.values():
         frames = [m.frame_index for m in members]

@@ -1,0 +1,124 @@
+"""Layer split that follows each character through its shot with SAM 2's video tracking.
+
+The per-frame split (``layers_stage.split_layers``) finds characters in every frame on its own,
+so instance 0 in one frame may be instance 1 in the next and a character the automatic rules
+miss for a frame is simply gone. Here the characters are found once, on the first frame of each
+shot (boxes/points, automatic rules or text, exactly as the per-frame split finds them), and SAM 2
+tracks each of them through the rest of the shot: every cut-out carries ``track``, the same number
+for the same character throughout the shot. Outputs have the per-frame split's layout, so
+inpainting, tagging and datasets take them unchanged.
+
+One shot is one unit of work (tracking memory cannot be resumed half-way): an interrupted run
+keeps its finished shots and redoes the shot it was in. Frames are read from the workspace as
+SAM 2 reaches them, never all at once (see ``video_tracking``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..progress import Progress, ensure_progress
+from ..workspace import Handle, Item, NewItem, Workspace
+from .annotate import inherited_tags
+from .layers_stage import LoadedModel, SplitOptions, make_segmenter, read_rgb, split_frame_items
+from .masks import mask_box
+from .segment import Instance, parse_color
+from .video_tracking import check_tracker, track_shot
+
+TRACK_VERSION = 1
+
+
+def shots_in_order(items: Sequence[Item]) -> list[list[Item]]:
+    """Runs of consecutive items from the same source and shot, in the order given.
+
+    An item without a shot (an image from a folder) is a shot of its own: unrelated images are
+    never tracked into each other.
+    """
+    shots: list[list[Item]] = []
+    for item in items:
+        previous = shots[-1][-1] if shots else None
+        same = (previous is not None and item.shot is not None
+                and (previous.source, previous.shot) == (item.source, item.shot))
+        if same:
+            shots[-1].append(item)
+        else:
+            shots.append([item])
+    return shots
+
+
+class FrameCounter:
+    """Per-frame progress over all shots (a shot is the unit of resume, a frame the unit of report)."""
+
+    def __init__(self, progress: Progress | None, total: int, done: int) -> None:
+        self._report = ensure_progress(progress)
+        self.total = total
+        self.done = done
+        self._report.update(done, total)
+
+    def step(self) -> None:
+        self.done += 1
+        self._report.update(self.done, self.total)
+
+
+def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: SplitOptions,
+                 progress: Progress | None = None, clip: Any | None = None) -> Handle:
+    """Layer split with tracking through each shot; returns the handle of all cut-outs and backgrounds."""
+    options.validate()
+    check_tracker(sam.model)
+    color = parse_color(options.plain_color)
+    if options.text_rule() is not None and clip is None:
+        raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
+                         "(or clear text_prompt)")
+    items = ws.items(frames)
+    shots = shots_in_order(items)
+    with ws.stage("layer_track", TRACK_VERSION, options.key_params(clip), inputs=[frames],
+                  model=sam.identity, label="layers") as st:
+        if not st.complete:
+            segment = make_segmenter(sam, options, clip)
+            tags = inherited_tags(ws, frames) if options.text_rule() is not None else {}
+            units = [f"shot:{shot[0].id}" for shot in shots]
+            counter = FrameCounter(progress, len(items),
+                                   sum(len(shot) for shot, unit in zip(shots, units, strict=True) if st.is_done(unit)))
+            order = 0
+            for shot, unit in zip(shots, units, strict=True):
+                if not st.is_done(unit):
+                    outputs = track_one_shot(st, sam.model, shot, segment, color, options.margin, tags,
+                                             counter.step)
+                    st.emit(unit=unit, order=order, outputs=outputs)
+                order += len(shot)
+        return st.handle
+
+
+def track_one_shot(st: Any, predictor: Any, shot: Sequence[Item], segment: Callable[[np.ndarray], list[Instance]],
+                   color: tuple[int, int, int], margin: int, tags: dict[int, list[str]],
+                   step: Callable[[], None]) -> list[NewItem]:
+    """Find the characters on the shot's first frame, track them through the rest, write every frame."""
+    first = shot[0]
+    image = read_rgb(first.path)
+    characters = [replace(found, track=number) for number, found in enumerate(segment(image))]
+    outputs = split_frame_items(st, first, image, characters, color, margin, tags.get(first.id, []))
+    step()
+    if characters:
+        tracked = track_shot(predictor, [item.path for item in shot], [c.mask for c in characters])
+    else:
+        tracked = ((index, []) for index in range(1, len(shot)))
+    for index, masks in tracked:
+        item = shot[index]
+        found = [_follow(character, mask) for character, mask in zip(characters, masks, strict=True)]
+        outputs += split_frame_items(st, item, read_rgb(item.path), [f for f in found if f is not None],
+                                     color, margin, tags.get(item.id, []))
+        step()
+    return outputs
+
+
+def _follow(character: Instance, mask: np.ndarray) -> Instance | None:
+    """The keyframe character at its tracked mask (None when it is not in this frame); its score,
+    phrase and track number are the keyframe's."""
+    box = mask_box(mask)
+    if box is None:
+        return None
+    return replace(character, mask=mask, box=box, area=int(mask.sum()), source="track")
