@@ -122,20 +122,22 @@ class SAM2LayerSplit:
     def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,
               min_area: float, max_area: float, max_border_sides: int, max_characters: int, margin: int,
               plain_color: str, clip_model: Any | None = None, text_prompt: str = "", text_margin: float = 0.02,
-              text_min_similarity: float = 0.15, unique_id: str | None = None) -> tuple[Any, Any, Any]:
+              text_min_similarity: float = 0.15, unique_id: str | None = None, **more: Any) -> tuple[Any, Any, Any]:
         rules = CharacterRules(min_area=min_area, max_area=max_area, max_border_sides=max_border_sides,
                                max_characters=max_characters)
         options = engine.SplitOptions(prompts=prompts, mode=mode, points_per_side=points_per_side, rules=rules,
                                       margin=margin, plain_color=plain_color, text_prompt=text_prompt,
                                       text_margin=text_margin, text_min_similarity=text_min_similarity)
         with Workspace.from_handle(frames) as ws:
-            everything = self._run(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id), clip_model)
+            everything = self._run(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id), clip_model,
+                                   **more)
             cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
             backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
             preview = _preview(ws.items(cutouts)[:8], parse_color(plain_color))
         return cutouts, backgrounds, preview
 
     def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any) -> Any:
+        """The engine call; subclasses change it (and take their own extra inputs)."""
         return engine.split_layers(ws, frames, sam2_model, options, progress, clip=clip)
 
 
@@ -146,10 +148,22 @@ class SAM2TrackShots(SAM2LayerSplit):
                    "'track', the same number for the same character throughout the shot, and a character "
                    "the per-frame rules would miss in some frame is still cut out. Frames are read as "
                    "tracking reaches them, never the whole shot at once. Prompts apply to each shot's first "
-                   "frame. Resumes per shot: a cancelled run keeps finished shots.")
+                   "frame; with redetect_every, characters entering later are found and tracked too. Resumes "
+                   "per shot: a cancelled run keeps finished shots.")
 
-    def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any) -> Any:
-        return track_stage.track_layers(ws, frames, sam2_model, options, progress, clip=clip)
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        inputs = super().INPUT_TYPES()
+        inputs["optional"]["redetect_every"] = ("INT", {"default": 0, "min": 0, "max": 10_000, "tooltip": (
+            "0 = find characters on each shot's first frame only. N = also look every N frames of the shot "
+            "(the same way) and track the characters found there that overlap none already tracked, up to "
+            "max_characters per shot (each tracked character costs time on every frame).")})
+        return inputs
+
+    def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any,
+             redetect_every: int = 0) -> Any:
+        return track_stage.track_layers(ws, frames, sam2_model, options, progress, clip=clip,
+                                        redetect_every=redetect_every)
 
 
 def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:

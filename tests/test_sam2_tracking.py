@@ -149,8 +149,8 @@ def test_tracked_layers_on_real_footage_resume_per_shot(tracker, two_shots, tmp_
     segmented: list[list[np.ndarray]] = []  # keyframe masks, in the order keyframes were segmented
     original_track, original_segment = track_stage.track_shot, layers_stage.segment_prompted
 
-    def recording_track(predictor, paths, masks):
-        for index, found in original_track(predictor, paths, masks):
+    def recording_track(predictor, paths, masks, *more):
+        for index, found in original_track(predictor, paths, masks, *more):
             tracked[paths[index].name] = found
             yield index, found
 
@@ -219,3 +219,72 @@ def test_the_node_tracks_and_previews(pack, tracker, two_shots):
         assert ws.count(backgrounds) == 12
     assert len(tracks) == 4  # two characters in each of two shots: numbers restart at a cut
     assert preview.shape[1:] == (256, 256, 3) and preview.shape[0] == 8
+
+
+def test_characters_found_later_join_without_changing_the_others(tracker, clip_folder):
+    """A character found on frame 6 is tracked from there on; the two tracked from the start get
+    exactly the masks they get without it (sam2 1.1 tracks each object on its own)."""
+    predictor = tracker.model
+    newcomer = np.zeros((720, 1280), bool)
+    newcomer[50:200, 1000:1200] = True
+    asked: list[tuple[int, int]] = []
+
+    def find_new(frame_idx: int, tracked: list[np.ndarray]) -> list[np.ndarray]:
+        asked.append((frame_idx, len(tracked)))
+        return [newcomer] if frame_idx == 6 else []
+
+    plain = dict(video_tracking.track_shot(predictor, clip_paths(clip_folder), two_boxes()))
+    joined = dict(video_tracking.track_shot(predictor, clip_paths(clip_folder), two_boxes(), find_new, every=3))
+    assert asked == [(3, 2), (6, 2), (9, 3), (12, 3)]  # every 3rd frame, with what is tracked so far
+    assert joined.keys() == plain.keys() == set(range(1, CLIP_FRAMES))
+    assert all(len(joined[index]) == (3 if index >= 6 else 2) for index in joined)
+    assert joined[6][2] is newcomer  # on the frame it was found, its mask is the finding
+    assert all(joined[index][2].any() for index in range(7, CLIP_FRAMES))  # then it is tracked
+    for index in plain:
+        assert all(np.array_equal(a, b) for a, b in zip(plain[index], joined[index][:2], strict=True))
+
+
+def test_overlap_decides_who_is_new():
+    from lora_foundry.stages.video_tracking import overlaps_any
+
+    person = np.zeros((100, 100), bool)
+    person[10:90, 20:60] = True
+    face = np.zeros_like(person)
+    face[12:25, 30:45] = True  # inside the person: a part, not a new character
+    neighbour = np.zeros_like(person)
+    neighbour[10:90, 55:95] = True  # touches the person a little: someone else
+    assert overlaps_any(face, [person]) and overlaps_any(person, [face])
+    assert not overlaps_any(neighbour, [person])
+    assert not overlaps_any(neighbour, [np.zeros_like(person)])  # a lost (empty) track claims nothing
+
+
+def test_lost_characters_are_found_again_up_to_the_limit(tracker, two_shots, monkeypatch):
+    """With the presence head turned to "absent" every track is lost at once; redetection every
+    3rd frame finds the character again as a new track, until max_characters tracks exist."""
+    root, frames = two_shots
+    head = tracker.model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias
+    options = layers_stage.SplitOptions(prompts=PROMPTS, mode="prompts", margin=0,
+                                        rules=layers_stage.CharacterRules(max_characters=3))
+    monkeypatch.setattr(layers_stage, "segment_prompted", lambda predictor, image, objects, relative: [
+        layers_stage.make_instance(_blob(image.shape[:2]), 0.9, "prompt")])
+    saved = head.detach().clone()
+    try:
+        with torch.no_grad():
+            head.fill_(-20.0)
+        with Workspace.open(root) as ws:
+            result = track_stage.track_layers(ws, frames, tracker, options, redetect_every=3)
+            found = [(item.parent, item.meta["track"], item.meta["by"]) for item in ws.items(result)
+                     if item.kind == "cutout"]
+            frame_ids = [item.id for item in ws.items(frames)]
+    finally:
+        with torch.no_grad():
+            head.copy_(saved)
+    first_shot, second_shot = frame_ids[:8], frame_ids[8:]
+    assert found == [(first_shot[0], 0, "prompt"), (first_shot[3], 1, "prompt"), (first_shot[6], 2, "prompt"),
+                     (second_shot[0], 0, "prompt"), (second_shot[3], 1, "prompt")]
+
+
+def _blob(shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[shape[0] // 4: shape[0] * 3 // 4, shape[1] // 3: shape[1] * 2 // 3] = True
+    return mask

@@ -27,7 +27,7 @@ from .annotate import inherited_tags
 from .layers_stage import LoadedModel, SplitOptions, make_segmenter, read_rgb, split_frame_items
 from .masks import mask_box
 from .segment import Instance, parse_color
-from .video_tracking import check_tracker, track_shot
+from .video_tracking import check_tracker, overlaps_any, track_shot
 
 TRACK_VERSION = 1
 
@@ -65,9 +65,16 @@ class FrameCounter:
 
 
 def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: SplitOptions,
-                 progress: Progress | None = None, clip: Any | None = None) -> Handle:
-    """Layer split with tracking through each shot; returns the handle of all cut-outs and backgrounds."""
+                 progress: Progress | None = None, clip: Any | None = None, redetect_every: int = 0) -> Handle:
+    """Layer split with tracking through each shot; returns the handle of all cut-outs and backgrounds.
+
+    ``redetect_every`` > 0 also looks for characters on every n-th frame of a shot (the same way
+    as on its first frame) and tracks those that overlap no tracked character from there on, up
+    to ``options.rules.max_characters`` per shot: characters who enter mid-shot are kept too.
+    """
     options.validate()
+    if redetect_every < 0:
+        raise ValueError("redetect_every must be >= 0 (0 = find characters on each shot's first frame only)")
     check_tracker(sam.model)
     color = parse_color(options.plain_color)
     if options.text_rule() is not None and clip is None:
@@ -75,8 +82,8 @@ def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: Split
                          "(or clear text_prompt)")
     items = ws.items(frames)
     shots = shots_in_order(items)
-    with ws.stage("layer_track", TRACK_VERSION, options.key_params(clip), inputs=[frames],
-                  model=sam.identity, label="layers") as st:
+    params = {**options.key_params(clip), "redetect_every": redetect_every}
+    with ws.stage("layer_track", TRACK_VERSION, params, inputs=[frames], model=sam.identity, label="layers") as st:
         if not st.complete:
             segment = make_segmenter(sam, options, clip)
             tags = inherited_tags(ws, frames) if options.text_rule() is not None else {}
@@ -86,29 +93,54 @@ def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: Split
             order = 0
             for shot, unit in zip(shots, units, strict=True):
                 if not st.is_done(unit):
-                    outputs = track_one_shot(st, sam.model, shot, segment, color, options.margin, tags,
+                    finder = NewCharacters(segment, shot, redetect_every, options.rules.max_characters)
+                    outputs = track_one_shot(st, sam.model, shot, finder, color, options.margin, tags,
                                              counter.step)
                     st.emit(unit=unit, order=order, outputs=outputs)
                 order += len(shot)
         return st.handle
 
 
-def track_one_shot(st: Any, predictor: Any, shot: Sequence[Item], segment: Callable[[np.ndarray], list[Instance]],
+class NewCharacters:
+    """Who the characters of one shot are: found on its first frame, then (every ``every`` frames)
+    the found ones that overlap no tracked character, up to ``limit`` in all. ``known[n]`` is
+    track number n as it was found."""
+
+    def __init__(self, segment: Callable[[np.ndarray], list[Instance]], shot: Sequence[Item], every: int,
+                 limit: int) -> None:
+        self._segment, self._shot, self.every, self._limit = segment, shot, every, limit
+        self.known: list[Instance] = []
+
+    def first(self, image: np.ndarray) -> list[Instance]:
+        self.known = [replace(found, track=number) for number, found in enumerate(self._segment(image))]
+        return self.known
+
+    def __call__(self, frame_idx: int, tracked: list[np.ndarray]) -> list[np.ndarray]:
+        room = self._limit - len(self.known)
+        if room <= 0:
+            return []
+        fresh: list[Instance] = []
+        for found in self._segment(read_rgb(self._shot[frame_idx].path)):
+            if len(fresh) < room and not overlaps_any(found.mask, [*tracked, *(f.mask for f in fresh)]):
+                fresh.append(replace(found, track=len(self.known) + len(fresh)))
+        self.known += fresh
+        return [found.mask for found in fresh]
+
+
+def track_one_shot(st: Any, predictor: Any, shot: Sequence[Item], finder: NewCharacters,
                    color: tuple[int, int, int], margin: int, tags: dict[int, list[str]],
                    step: Callable[[], None]) -> list[NewItem]:
     """Find the characters on the shot's first frame, track them through the rest, write every frame."""
     first = shot[0]
     image = read_rgb(first.path)
-    characters = [replace(found, track=number) for number, found in enumerate(segment(image))]
+    characters = finder.first(image)
     outputs = split_frame_items(st, first, image, characters, color, margin, tags.get(first.id, []))
     step()
-    if characters:
-        tracked = track_shot(predictor, [item.path for item in shot], [c.mask for c in characters])
-    else:
-        tracked = ((index, []) for index in range(1, len(shot)))
+    tracked = track_shot(predictor, [item.path for item in shot], [c.mask for c in characters],
+                         finder if finder.every else None, finder.every)
     for index, masks in tracked:
         item = shot[index]
-        found = [_follow(character, mask) for character, mask in zip(characters, masks, strict=True)]
+        found = [_follow(character, mask) for character, mask in zip(finder.known, masks, strict=True)]
         outputs += split_frame_items(st, item, read_rgb(item.path), [f for f in found if f is not None],
                                      color, margin, tags.get(item.id, []))
         step()
@@ -116,8 +148,10 @@ def track_one_shot(st: Any, predictor: Any, shot: Sequence[Item], segment: Calla
 
 
 def _follow(character: Instance, mask: np.ndarray) -> Instance | None:
-    """The keyframe character at its tracked mask (None when it is not in this frame); its score,
-    phrase and track number are the keyframe's."""
+    """The character at its tracked mask (None when it is not in this frame); its score, phrase
+    and track number are those it was found with. On the frame it was found, it is the finding."""
+    if mask is character.mask:
+        return character
     box = mask_box(mask)
     if box is None:
         return None

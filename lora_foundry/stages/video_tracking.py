@@ -17,7 +17,7 @@ frames (a test compares the mask logits bit for bit).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,35 +148,80 @@ def forget_unreachable(state: dict[str, Any], next_frame: int, reach: int) -> No
             del tracked[stale]
 
 
-def track_logits(predictor: Any, state: dict[str, Any], keyframe_masks: Sequence[np.ndarray],
-                 trim: bool = True) -> Iterator[tuple[int, Any]]:
+def track_logits(predictor: Any, state: dict[str, Any], keyframe_masks: Sequence[np.ndarray]
+                 ) -> Iterator[tuple[int, Any]]:
     """Track each keyframe mask (object i = mask i, given on frame 0) forward through the state's frames.
 
     Yields ``(frame_idx, logits)`` with logits (objects x H x W, video resolution, >0 = object)
-    as sam2's ``propagate_in_video`` does; with ``trim``, outputs sam2 can no longer read are
-    dropped as it goes.
+    as sam2's ``propagate_in_video`` does, dropping outputs sam2 can no longer read as it goes.
     """
-    import torch
+    add_objects(predictor, state, 0, keyframe_masks, first_id=0)
+    yield from _propagate(predictor, state, 0, memory_reach(predictor))
 
-    with torch.inference_mode():
-        for obj_id, mask in enumerate(keyframe_masks):
-            predictor.add_new_mask(state, frame_idx=0, obj_id=obj_id, mask=np.asarray(mask, bool))
-        reach = memory_reach(predictor)
-        for frame_idx, _ids, logits in predictor.propagate_in_video(state):
-            yield frame_idx, logits[:, 0]
-            if trim:
-                forget_unreachable(state, frame_idx + 1, reach)
+
+def add_objects(predictor: Any, state: dict[str, Any], frame_idx: int, masks: Sequence[np.ndarray],
+                first_id: int) -> int:
+    """Give sam2 each mask as a new object on ``frame_idx`` (ids ``first_id``, ``first_id + 1``, ...);
+    returns how many were added."""
+    for offset, mask in enumerate(masks):
+        predictor.add_new_mask(state, frame_idx=frame_idx, obj_id=first_id + offset, mask=np.asarray(mask, bool))
+    return len(masks)
+
+
+def _propagate(predictor: Any, state: dict[str, Any], start: int, reach: int) -> Iterator[tuple[int, Any]]:
+    for frame_idx, _ids, logits in predictor.propagate_in_video(state, start_frame_idx=start):
+        yield frame_idx, logits[:, 0]
+        forget_unreachable(state, frame_idx + 1, reach)
+
+
+FindNew = Callable[[int, list[np.ndarray]], list[np.ndarray]]
 
 
 def track_shot(predictor: Any, paths: Sequence[Path], keyframe_masks: Sequence[np.ndarray],
-               keep_frames: int = 2) -> Iterator[tuple[int, list[np.ndarray]]]:
-    """For each frame of the shot after the first, the tracked mask of every keyframe object
-    (bool H x W, possibly empty when the object left the frame), in frame order."""
+               find_new: FindNew | None = None, every: int = 0, keep_frames: int = 2
+               ) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """For each frame of the shot after the first, the mask of every object so far (bool H x W,
+    empty when the object is not in the frame), object i at position i, in frame order.
+
+    Objects are the keyframe masks, plus, when ``find_new`` is given, what it returns on every
+    ``every``-th frame: ``find_new(frame_idx, tracked_masks)`` gives the masks of characters not
+    tracked yet; they join as new objects on that frame (their given mask is that frame's mask)
+    and are tracked from the next frame on, with the objects already there.
+    """
     check_tracker(predictor)
-    if not keyframe_masks or len(paths) < 2:
+    if len(paths) < 2:
         return
     state = new_state(predictor, ShotFrames(paths, predictor.image_size, keep_frames))
-    for frame_idx, logits in track_logits(predictor, state, keyframe_masks):
-        if frame_idx == 0:
+    reach = memory_reach(predictor)
+    count = add_objects(predictor, state, 0, keyframe_masks, first_id=0)
+    frame = 1
+    while frame < len(paths):
+        if count == 0:  # nothing to track yet: look for characters, or pass the frame by
+            found = find_new(frame, []) if _due(frame, every, find_new) else []
+            count += add_objects(predictor, state, frame, found, first_id=0)
+            yield frame, list(found)
+            frame += 1
             continue
-        yield frame_idx, [plane.cpu().numpy() > 0 for plane in logits]
+        for frame_idx, logits in _propagate(predictor, state, frame, reach):
+            masks = [plane.cpu().numpy() > 0 for plane in logits]
+            found = find_new(frame_idx, masks) if _due(frame_idx, every, find_new) else []
+            frame = frame_idx + 1
+            yield frame_idx, masks + list(found)
+            if found:  # restart after this frame so sam2 tracks the new objects too
+                count += add_objects(predictor, state, frame_idx, found, first_id=count)
+                break
+
+
+def _due(frame_idx: int, every: int, find_new: FindNew | None) -> bool:
+    return find_new is not None and every > 0 and frame_idx % every == 0
+
+
+def overlaps_any(mask: np.ndarray, others: Sequence[np.ndarray], limit: float = 0.5) -> bool:
+    """Whether ``mask`` shares more than ``limit`` of the smaller of itself and some other mask
+    (so a part of a tracked character, or a character inside a found region, is not new)."""
+    area = int(mask.sum())
+    for other in others:
+        smaller = min(area, int(other.sum()))
+        if smaller and np.logical_and(mask, other).sum() > limit * smaller:
+            return True
+    return False
