@@ -46,7 +46,8 @@ def _step(label: str, started: float, detail: str) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with Workspace.open(workspace_path(args.out.resolve(), args.workspace)) as ws:
-        handle = ingest.ingest_video(ws, args.video, _ingest_options(args), PrintProgress("ingest"))
+        handle = ingest.ingest_video(ws, args.video, _ingest_options(args), PrintProgress("extract frames"),
+                                     PrintProgress("find cuts"))
         info = ws.stage_info(handle)
         _step("ingest", started, f"{ws.count(handle)} frames, {len(info['plan']['cuts'])} cuts in {ws.root}")
     return 0
@@ -60,7 +61,8 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     out = args.out.resolve()
     with Workspace.open(workspace_path(out, args.workspace)) as ws:
-        frames = ingest.ingest_video(ws, video_path, _ingest_options(args), PrintProgress("decode"))
+        frames = ingest.ingest_video(ws, video_path, _ingest_options(args), PrintProgress("extract frames"),
+                                     PrintProgress("find cuts"))
         plan = ws.stage_info(frames)["plan"]
         cut_times = [round(c / _fps(ws, frames), 2) for c in plan["cuts"]]
         _step("frames", started, f"{ws.count(frames)} frames from {video_path.name}; cuts at {cut_times} s "

@@ -60,12 +60,13 @@ class PrintProgress:
         self._interval_s = interval_s
         self._stream = stream or sys.stderr
         self._last = 0.0
+        self._shown: tuple[int, int] | None = None
 
     def update(self, done: int, total: int, preview: Any = None) -> None:
         now = time.monotonic()
-        if done < total and now - self._last < self._interval_s:
+        if (done, total) == self._shown or (done < total and now - self._last < self._interval_s):
             return
-        self._last = now
+        self._last, self._shown = now, (done, total)
         end = "\n" if done >= total else "\r"
         print(f"{self._label}: {done}/{total}", end=end, file=self._stream, flush=True)
 

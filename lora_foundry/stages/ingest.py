@@ -51,8 +51,13 @@ def file_identity(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progress: Progress | None = None) -> Handle:
-    """Sample ``path`` into ``ws`` and return the handle of the frames; resumes where a run stopped."""
+def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progress: Progress | None = None,
+                 plan_progress: Progress | None = None) -> Handle:
+    """Sample ``path`` into ``ws`` and return the handle of the frames; resumes where a run stopped.
+
+    Modes that plan first (scene, keyframes, a capped interval) decode the video twice: the
+    planning pass reports to ``plan_progress`` (default: ``progress``), extraction to ``progress``.
+    """
     options.validate()
     path = Path(path)
     info = video.probe_video(path)
@@ -66,7 +71,7 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
             st.set_info(plan={"cuts": cuts, "samples": samples, "mode": options.mode},
                         video=asdict(info) | {"path": str(path)})
             return st.handle
-        plan = st.info.get("plan") or _plan(path, options, progress)
+        plan = st.info.get("plan") or _plan(path, options, plan_progress or progress)
         if "plan" not in st.info:
             st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
         _decode_planned(st, path, plan, options, progress)
@@ -136,6 +141,7 @@ def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIng
             raise RuntimeError(f"{path}: decoder returned frame {frame.index}, expected {unit}")
         _store_frame(st, path, frame, samples[frame.index], position, options)
         seen += 1
+    next(todo, None)  # resume the unit generator once more: it reports the last frame as done
     if seen < len(wanted):
         missing = sorted(wanted - {int(u[1:]) for u in units if st.is_done(u)})
         log.warning("%s: %d planned frames did not decode (truncated file?)", path, len(missing))
