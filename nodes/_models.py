@@ -1,9 +1,11 @@
-"""What every model-loader node shares: the file list for its combo, its IS_CHANGED value, and a
-small bounded cache of opened models (so re-queuing a graph does not reload weights)."""
+"""What every model-loader node shares: the file list for its combo, where a chosen file is, its
+IS_CHANGED value, and a small bounded cache of opened models (so a second loader node or another
+graph naming the same file does not load the weights again)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.models.registry import ModelSpec, model_identity, resolve
@@ -39,9 +41,15 @@ def model_choices(spec: ModelSpec, installed: list[str] | None = None) -> list[s
     return installed + [name for name in spec.files if name not in installed]
 
 
+def installed_path(spec: ModelSpec, name: str | None) -> Path:
+    """The installed file ``name`` of ``spec`` in ComfyUI's models folders (or raises
+    ``ModelMissingError`` saying which file to put in which folder)."""
+    return resolve(spec, name, _comfy.model_folder_paths(spec.folder))
+
+
 def file_state(spec: ModelSpec, name: str) -> str:
     """IS_CHANGED value: the file's name/size/mtime, or 'missing' (never raises)."""
     try:
-        return model_identity(resolve(spec, name, _comfy.model_folder_paths(spec.folder)))
+        return model_identity(installed_path(spec, name))
     except (OSError, ValueError):
         return "missing"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..lora_foundry.media import images
 from ..lora_foundry.stages import filters, ingest, interop
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
@@ -111,10 +112,11 @@ class LoadImageFolder:
         }, **HIDDEN}
 
     @classmethod
-    def IS_CHANGED(cls, folder: str, **kwargs: Any) -> str:
+    def IS_CHANGED(cls, folder: str, recursive: bool = False, **kwargs: Any) -> str:
+        """The images the load would read (sub-folders too when recursive), with their mtimes."""
         try:
-            root = resolve_media_path(folder, "folder")
-            return ";".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(root.iterdir()))
+            files = images.list_image_files(resolve_media_path(folder, "folder"), recursive=recursive)
+            return ";".join(f"{p}:{p.stat().st_mtime_ns}" for p in files)
         except (OSError, ValueError):
             return folder
 

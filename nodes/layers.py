@@ -12,7 +12,7 @@ from typing import Any
 
 from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
 from ..lora_foundry.models.lama_model import LAMA_SPEC, load_lama
-from ..lora_foundry.models.registry import ModelMissingError, model_identity, resolve
+from ..lora_foundry.models.registry import ModelMissingError, model_identity
 from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, config_for_file, load_sam2
 from ..lora_foundry.stages import layers_stage as engine
 from ..lora_foundry.stages import track_stage
@@ -21,7 +21,7 @@ from ..lora_foundry.stages.masks import images_to_tensor, letterbox, masks_to_te
 from ..lora_foundry.stages.segment import CharacterRules, parse_color
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from ._models import ModelCache, file_state, model_choices
+from ._models import ModelCache, file_state, installed_path, model_choices
 
 CATEGORY = f"{_comfy.CATEGORY}/layers"
 AUTO_CONFIG = "auto (from file name)"
@@ -57,7 +57,7 @@ class SAM2Loader:
         return f"{file_state(SAM2_SPEC, model_name)}|{config}|{device}"
 
     def load(self, model_name: str, config: str, device: str) -> tuple[Any]:
-        path = resolve(SAM2_SPEC, model_name, _comfy.model_folder_paths(SAM2_SPEC.folder))
+        path = installed_path(SAM2_SPEC, model_name)
         config_name = config_for_file(path) if config == AUTO_CONFIG else config
         target = pick_device(device)
         identity = f"{model_identity(path)}|{config_name}"
@@ -131,8 +131,7 @@ class SAM2LayerSplit:
         with Workspace.from_handle(frames) as ws:
             everything = self._run(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id), clip_model,
                                    **more)
-            cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
-            backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
+            cutouts, backgrounds = engine.cutouts_and_backgrounds(ws, everything)
             preview = _preview(ws.items(cutouts)[:8], parse_color(plain_color))
         return cutouts, backgrounds, preview
 
@@ -200,7 +199,7 @@ class LaMaLoader:
 
     def load(self, model_name: str, if_missing: str, device: str) -> tuple[Any]:
         try:
-            path = resolve(LAMA_SPEC, _lama_name(model_name), _comfy.model_folder_paths(LAMA_SPEC.folder))
+            path = installed_path(LAMA_SPEC, _lama_name(model_name))
         except ModelMissingError:
             if if_missing != "opencv fallback":
                 raise
@@ -313,8 +312,7 @@ class MasksToLayers:
         with Workspace.from_handle(frames) as ws:
             everything = engine.layers_from_masks(ws, frames, arrays, separate_regions, margin, plain_color,
                                                   _comfy.ComfyProgress(unique_id))
-            cutouts = engine.select_kinds(ws, everything, ["cutout"], "cutouts")
-            backgrounds = engine.select_kinds(ws, everything, ["background"], "backgrounds")
+            cutouts, backgrounds = engine.cutouts_and_backgrounds(ws, everything)
         return cutouts, backgrounds
 
 

@@ -12,12 +12,12 @@ from typing import Any
 from ..lora_foundry.models import expression_model as EM
 from ..lora_foundry.models import face_model as FM
 from ..lora_foundry.models import pose_model as PM
-from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
-from ..lora_foundry.models.registry import model_identity, resolve
+from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device, pick_onnx_device
+from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.stages import faces, select, tag_stages
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from ._models import ModelCache, file_state, model_choices
+from ._models import ModelCache, file_state, installed_path, model_choices
 from .clusters import save_previews
 
 CATEGORY = f"{_comfy.CATEGORY}/understand"
@@ -25,17 +25,6 @@ FRAMES = ("LF_FRAMES", {"tooltip": "Frames or cut-outs in a LoRA Foundry workspa
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
 CLIP_OPTIONAL = ("LF_CLIP_MODEL", {"tooltip": "Optional open_clip model (LF CLIP Loader) for zero-shot tags."})
-
-
-def onnx_device(preference: str) -> str:
-    """onnxruntime has no MPS provider here: 'cuda' when asked for (or auto with CUDA), else 'cpu'."""
-    if preference == "cuda":
-        return "cuda"
-    if preference == "auto":
-        import onnxruntime
-
-        return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
-    return "cpu"
 
 
 class PoseLoader:
@@ -60,8 +49,7 @@ class PoseLoader:
         return f"{file_state(PM.POSE_SPEC, model_name)}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
-        path = resolve(PM.POSE_SPEC, model_name, _comfy.model_folder_paths(PM.POSE_SPEC.folder))
-        target = onnx_device(device)
+        path, target = installed_path(PM.POSE_SPEC, model_name), pick_onnx_device(device)
         return (self._cache.get((model_identity(path), target), lambda: PM.load_pose(path, target)),)
 
 
@@ -123,8 +111,7 @@ class FaceLoader:
         return f"{file_state(FM.FACE_SPEC, model_name)}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
-        path = resolve(FM.FACE_SPEC, model_name, _comfy.model_folder_paths(FM.FACE_SPEC.folder))
-        target = pick_device(device)
+        path, target = installed_path(FM.FACE_SPEC, model_name), pick_device(device)
         return (self._cache.get((model_identity(path), target), lambda: FM.load_face(path, target)),)
 
 
@@ -152,16 +139,13 @@ class ExpressionClassifierLoader:
     @classmethod
     def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
         try:
-            state = EM.model_state(resolve(EM.EXPRESSION_SPEC, model_name,
-                                           _comfy.model_folder_paths(EM.EXPRESSION_SPEC.folder)))
+            state = EM.model_state(installed_path(EM.EXPRESSION_SPEC, model_name))
         except (OSError, ValueError):
             state = "missing"
         return f"{state}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
-        spec = EM.EXPRESSION_SPEC
-        path = resolve(spec, model_name, _comfy.model_folder_paths(spec.folder))
-        target = onnx_device(device)
+        path, target = installed_path(EM.EXPRESSION_SPEC, model_name), pick_onnx_device(device)
         return (self._cache.get((EM.model_state(path), target), lambda: EM.load_expression(path, target)),)
 
 

@@ -79,3 +79,19 @@ def test_hostile_workspace_and_trigger_names_are_refused(nodes, media_dir, outpu
         nodes.dataset.WriteKohyaDataset().write(frames, "ok", "../../x", "", 5, "png", 512, "error")
     written = [p for p in output_root.rglob("*") if "datasets" in p.parts]
     assert written == [] or all(p.name == "datasets" or p.is_dir() and not any(p.iterdir()) for p in written)
+
+
+def test_image_folder_is_reloaded_when_an_image_in_a_subfolder_changes(pack, tmp_path):
+    """Recursive loading reads sub-folders, so a change there must make ComfyUI run the node again."""
+    import os
+
+    from PIL import Image
+
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "sub" / "b.png")
+    node = pack.nodes.frames.LoadImageFolder
+    before = node.IS_CHANGED(folder=str(tmp_path), recursive=True)
+    os.utime(tmp_path / "sub" / "b.png", ns=(1, 1))
+    assert node.IS_CHANGED(folder=str(tmp_path), recursive=True) != before
+    assert node.IS_CHANGED(folder=str(tmp_path / "missing"), recursive=True) == str(tmp_path / "missing")

@@ -167,3 +167,13 @@ def test_text_and_clip_identity_are_in_the_stage_key(rig):
     assert plain.key_params(rig.clip) == plain.key_params(None)
     prompted = engine.SplitOptions(prompts='[{"box": [0, 0, 10, 10]}]', text_prompt="a rabbit")
     assert "text" not in prompted.key_params(rig.clip)  # boxes given: the text is not used
+
+
+def test_a_text_prompt_without_a_clip_model_is_refused_before_any_work():
+    from lora_foundry.stages import layers_stage as engine
+
+    options = engine.SplitOptions(text_prompt="a rabbit")
+    with pytest.raises(ValueError, match="text_prompt needs a CLIP model"):
+        options.validate(clip=None)
+    engine.SplitOptions(text_prompt="a rabbit", prompts='[{"box": [0, 0, 4, 4]}]').validate()  # boxes win
+    engine.SplitOptions(text_prompt="a rabbit").validate(clip=object())

@@ -87,8 +87,4 @@ def caption_stage(
 
 def caption_info(ws: Workspace, handle: Handle) -> dict[str, Any]:
     """The nearest caption stage's info along ``handle``'s lineage ({} when never captioned)."""
-    for key in ws.lineage(handle.stage_key):
-        info = ws.stage_info(key)
-        if "caption_keep_tokens" in info:
-            return info
-    return {}
+    return ws.nearest_info(handle, "caption_keep_tokens")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_text
 from ..progress import Progress, ensure_progress
 from .log_parse import CheckpointEvent, Event, LineSplitter, ModelSavedEvent, StepEvent, parse_line
 
@@ -233,14 +234,9 @@ def write_loss_curve(loss_path: Path, curve: Sequence[tuple[int, float]]) -> Non
     writer = csv.writer(text)
     writer.writerow(["step", "avr_loss"])
     writer.writerows(curve)
-    _atomic_write(loss_path.with_name(loss_path.name + ".csv"), text.getvalue())
-    _atomic_write(loss_path.with_name(loss_path.name + ".json"), json.dumps({"step": [s for s, _ in curve], "avr_loss": [v for _, v in curve]}))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(loss_path.with_name(loss_path.name + ".csv"), text.getvalue())
+    atomic_write_text(loss_path.with_name(loss_path.name + ".json"),
+                      json.dumps({"step": [s for s, _ in curve], "avr_loss": [v for _, v in curve]}))
 
 
 def _new_samples(sample_dir: Path | None, seen: set[Path]) -> list[Path]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from ..fileio import atomic_write_text
 from ..models.registry import ModelMissingError
 from ..paths import confined, safe_name
 from .launcher import LaunchSpec
@@ -157,7 +158,7 @@ def copy_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int) ->
             f"the dataset {src} has no training images in its image_dir folders; sd-scripts would "
             "'finish' without making a LoRA. Add images (or check the dataset writer's report)"
         )
-    _atomic_write(dst, tomli_w.dumps(data))
+    atomic_write_text(dst, tomli_w.dumps(data))
     return images
 
 
@@ -216,12 +217,6 @@ def latest_state(run_dir: Path, output_name: str) -> Path:
     return states[-1]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _train_options(request: TrainRequest, name: str, module: str, net_args: list[str]) -> dict[str, Any]:
     p = request.preset
     options: dict[str, Any] = {
@@ -267,10 +262,10 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     images = copy_dataset_toml(request.dataset_toml, dataset_toml, request.preset.resolution, request.preset.train_batch_size)
     config = _config_sections(request, install, name, module, net_args, run_dir, dataset_toml, tokenizer_cache)
     config_toml = run_dir / "run.toml"
-    _atomic_write(config_toml, tomli_w.dumps(config))
+    atomic_write_text(config_toml, tomli_w.dumps(config))
     argv = install.command(request.architecture, config_toml)
     command_txt = run_dir / "command.txt"
-    _atomic_write(command_txt, " ".join(_quote(a) for a in argv) + "\n")
+    atomic_write_text(command_txt, " ".join(_quote(a) for a in argv) + "\n")
     spec = LaunchSpec(
         argv=argv, cwd=install.sd_scripts_dir, env=_child_env(install), output_file=run_dir / f"{name}.safetensors",
         log_path=run_dir / f"{name}.log", loss_path=run_dir / f"{name}.loss", sample_dir=run_dir / "sample",
@@ -298,7 +293,7 @@ def _config_sections(request: TrainRequest, install: TrainerInstall, name: str, 
                              "logging_dir": str(run_dir / "logs")}
     if request.sample_prompts.strip():
         prompts = run_dir / "sample_prompts.txt"
-        _atomic_write(prompts, request.sample_prompts.strip() + "\n")
+        atomic_write_text(prompts, request.sample_prompts.strip() + "\n")
         paths["sample_prompts"] = str(prompts)
         training.setdefault("sample_every_n_steps", request.sample_every_n_steps or max(1, request.preset.max_train_steps // 4))
     if request.resume:

@@ -6,13 +6,12 @@ the CLI share one sequence, and a dry run is the same sequence stopped before la
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_copy
 from ..progress import Progress
 from .launcher import TrainResult, run_training
 from .operator_config import TrainerInstall
@@ -36,13 +35,9 @@ class TrainOutcome:
 
 def publish_lora(src: Path, dst: Path, replace_existing: bool) -> Path:
     """Copy the verified LoRA into the loras folder atomically (temp file + rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() and not replace_existing:
         raise FileExistsError(f"{dst} already exists; choose another output name")
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    return dst
+    return atomic_copy(src, dst)
 
 
 def train_lora(

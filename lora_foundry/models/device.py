@@ -28,3 +28,15 @@ def pick_device(preference: str = "auto") -> str:
     if preference == "mps" and not mps_ok:
         raise RuntimeError("device 'mps' was asked for but torch sees no MPS device; use 'auto' or 'cpu'")
     return preference
+
+
+def pick_onnx_device(preference: str = "auto") -> str:
+    """The device for an onnxruntime model: "cuda" when asked for (or "auto" with the CUDA provider
+    installed), else "cpu" (onnxruntime has no MPS provider in the packages we install)."""
+    if preference == "cuda":
+        return "cuda"
+    if preference == "auto":
+        import onnxruntime
+
+        return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+    return "cpu"

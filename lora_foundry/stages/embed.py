@@ -105,10 +105,9 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
 
 def embedding_info(ws: Workspace, handle: Handle) -> dict[str, Any]:
     """The nearest embed stage's info (method, model identity, dim) in ``handle``'s lineage."""
-    for key in ws.lineage(handle.stage_key):
-        info = ws.stage_info(key)
-        if "embedding_method" in info:
-            return info
+    info = ws.nearest_info(handle, "embedding_method")
+    if info:
+        return info
     raise ValueError(f"{handle} has no embeddings: put an LF Embed Frames node before this one")
 
 

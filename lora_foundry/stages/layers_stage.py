@@ -87,7 +87,11 @@ class SplitOptions:
                               "clip": getattr(clip, "identity", None)}
         return params
 
-    def validate(self) -> None:
+    def validate(self, clip: Any | None = None) -> None:
+        """Refuse bad settings before any work, naming them; ``clip`` is the model text prompts need."""
+        if self.text_rule() is not None and clip is None:
+            raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
+                             "(or clear text_prompt)")
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
         objects, _ = parse_prompts(self.prompts)
@@ -131,7 +135,8 @@ def write_png(st: Any, pixels: np.ndarray, name: str) -> str:
 
 def make_segmenter(sam: LoadedModel, options: SplitOptions,
                    clip: Any | None = None) -> Callable[[np.ndarray], list[Instance]]:
-    """A function frame -> its characters (each its own instance), by prompts, text or automatic rules."""
+    """A function frame -> its characters (each its own instance), by prompts, text or automatic rules
+    (``options`` already checked with ``validate(clip)``)."""
     objects, relative = parse_prompts(options.prompts)
     if options.uses_prompts():
         predictor = make_predictor(sam.model)
@@ -140,9 +145,6 @@ def make_segmenter(sam: LoadedModel, options: SplitOptions,
     rule = options.text_rule()
     if rule is None:
         return lambda image: select_characters(segment_automatic(generator, image), options.rules)
-    if clip is None:
-        raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
-                         "(or clear text_prompt)")
     embed_images, phrase_vectors = clip_functions(clip, rule)
     color = parse_color(options.plain_color)
     # Scenery and parts are still dropped by the rules; the cap applies after the text has chosen.
@@ -196,11 +198,8 @@ def split_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: Split
 
     ``clip`` (a loaded ``ClipModel``) is needed only when ``options.text_prompt`` picks characters.
     """
-    options.validate()
+    options.validate(clip)
     color = parse_color(options.plain_color)
-    if options.text_rule() is not None and clip is None:
-        raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
-                         "(or clear text_prompt)")
     with ws.stage("layer_split", SPLIT_VERSION, options.key_params(clip), inputs=[frames],
                   model=sam.identity, label="layers") as st:
         if not st.complete:
@@ -221,6 +220,12 @@ def select_kinds(ws: Workspace, source: Handle, kinds: Sequence[str], label: str
         if not st.complete:
             st.emit_all([item.id for item in ws.items(source) if item.kind in kinds])
         return st.handle
+
+
+def cutouts_and_backgrounds(ws: Workspace, layers: Handle) -> tuple[Handle, Handle]:
+    """A layer split's result as the two handles its nodes give out: cut-outs, backgrounds."""
+    return (select_kinds(ws, layers, ["cutout"], "cutouts"),
+            select_kinds(ws, layers, ["background"], "backgrounds"))
 
 
 def hole_of(background: np.ndarray) -> np.ndarray:

@@ -72,14 +72,11 @@ def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: Split
     as on its first frame) and tracks those that overlap no tracked character from there on, up
     to ``options.rules.max_characters`` per shot: characters who enter mid-shot are kept too.
     """
-    options.validate()
+    options.validate(clip)
     if redetect_every < 0:
         raise ValueError("redetect_every must be >= 0 (0 = find characters on each shot's first frame only)")
     check_tracker(sam.model)
     color = parse_color(options.plain_color)
-    if options.text_rule() is not None and clip is None:
-        raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
-                         "(or clear text_prompt)")
     items = ws.items(frames)
     shots = shots_in_order(items)
     params = {**options.key_params(clip), "redetect_every": redetect_every}

@@ -133,6 +133,15 @@ class Workspace:
             frontier = next_frontier
         return order
 
+    def nearest_info(self, handle: Handle, field: str) -> dict[str, Any]:
+        """The info of the nearest stage in ``handle``'s lineage that recorded ``field`` ({} if none):
+        how a later stage finds what an earlier one (captions, embeddings) decided."""
+        for key in self.lineage(handle.stage_key):
+            info = self.stage_info(key)
+            if field in info:
+                return info
+        return {}
+
     def annotations(self, handle: Handle, name: str) -> dict[int, Any]:
         """``{item id: value}`` of annotation ``name`` from this stage or its ancestors.
 
