@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lora_foundry.stages.cluster import hdbscan_fit, l2_normalise, reduce_dims, relabel_by_size  # noqa: E402
+from lora_foundry.stages.clusters.cluster import hdbscan_fit, l2_normalise, reduce_dims, relabel_by_size  # noqa: E402
 
 
 def planted(n: int, dim: int = 512, clusters: int = 20, spread: float = 0.6, seed: int = 0

@@ -72,7 +72,7 @@ def time_one_pass(video: Path, interval_s: float, out: Path) -> tuple[float, int
 def time_full_ingest(video: Path, interval_s: float, root: Path) -> tuple[float, int] | None:
     """Seconds and frame count of the lead's ingest stage, or None when it is not there yet."""
     try:
-        from lora_foundry.stages.ingest import VideoIngestOptions, ingest_video
+        from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
         from lora_foundry.workspace import Workspace
     except ImportError:
         return None

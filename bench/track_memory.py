@@ -57,7 +57,7 @@ def child(method: str, folder: Path, count: int, checkpoint: Path) -> None:
     from test_sam2_standin import SHRINK
 
     from lora_foundry.models.sam2_model import load_sam2
-    from lora_foundry.stages import video_tracking
+    from lora_foundry.stages.layers import video_tracking
 
     predictor = load_sam2(checkpoint, "cpu", hydra_overrides=SHRINK)
     paths = [folder / f"{index}.jpg" for index in range(count)]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .kohya import dataset
 from .progress import PrintProgress
-from .stages import filters, ingest
+from .stages.frames import filter_stage as filters
+from .stages.frames import ingest_stage as ingest
 from .workspace import Workspace, workspace_path
 
 BUNDLED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "media" / "montage_6_shots.mp4"

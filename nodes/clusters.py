@@ -11,11 +11,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..lora_foundry.models import clip_model as CM
+from ..lora_foundry.models import clip_model
 from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
 from ..lora_foundry.models.registry import model_identity
-from ..lora_foundry.stages import cluster as C
-from ..lora_foundry.stages import cluster_stage, embed, select
+from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, embedders, select, select_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._models import ModelCache, model_choices
@@ -55,12 +54,12 @@ class CLIPLoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        _comfy.register_model_folder(CM.CLIP_FOLDER)
-        installed = CM.installed_choices(_comfy.model_folder_paths(CM.CLIP_FOLDER))
+        _comfy.register_model_folder(clip_model.CLIP_FOLDER)
+        installed = clip_model.installed_choices(_comfy.model_folder_paths(clip_model.CLIP_FOLDER))
         return {"required": {
-            "model_name": (model_choices(CM.CLIP_SPEC, installed), {"tooltip": "Weights file, or a folder "
+            "model_name": (model_choices(clip_model.CLIP_SPEC, installed), {"tooltip": "Weights file, or a folder "
                            "ending in '/' holding open_clip_config.json, in models/open_clip."}),
-            "architecture": (list(CM.ARCH_CHOICES), {"default": "auto", "tooltip": "open_clip architecture of "
+            "architecture": (list(clip_model.ARCH_CHOICES), {"default": "auto", "tooltip": "open_clip architecture of "
                              "a weights file; auto reads it from '<arch>__<tag>' in the file name. Only "
                              "architectures with weights of known licence are listed (docs/understanding.md)."}),
             "device": DEVICE,
@@ -69,17 +68,17 @@ class CLIPLoader:
     @classmethod
     def IS_CHANGED(cls, model_name: str, architecture: str = "auto", device: str = "auto") -> str:
         try:
-            path = CM.resolve_clip(model_name, _comfy.model_folder_paths(CM.CLIP_FOLDER))
-            target = path / CM.CONFIG_NAME if path.is_dir() else path
+            path = clip_model.resolve_clip(model_name, _comfy.model_folder_paths(clip_model.CLIP_FOLDER))
+            target = path / clip_model.CONFIG_NAME if path.is_dir() else path
             return f"{model_identity(target)}|{architecture}|{device}"
         except (OSError, ValueError):
             return "missing"
 
     def load(self, model_name: str, architecture: str, device: str) -> tuple[Any]:
-        path = CM.resolve_clip(model_name, _comfy.model_folder_paths(CM.CLIP_FOLDER))
+        path = clip_model.resolve_clip(model_name, _comfy.model_folder_paths(clip_model.CLIP_FOLDER))
         target = pick_device(device)
         key = (str(path), architecture, target, self.IS_CHANGED(model_name, architecture, device))
-        return (self._cache.get(key, lambda: CM.load_clip(path, architecture, target)),)
+        return (self._cache.get(key, lambda: clip_model.load_clip(path, architecture, target)),)
 
 
 class EmbedFrames:
@@ -95,7 +94,7 @@ class EmbedFrames:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
             "frames": FRAMES,
-            "method": (list(embed.METHODS), {"default": "clip", "tooltip": "clip: open_clip image embeddings "
+            "method": (list(embedders.METHODS), {"default": "clip", "tooltip": "clip: open_clip image embeddings "
                        "(needs clip_model); pixels: colour/layout features, no weights (scenes, styles)."}),
             "batch_size": ("INT", {"default": 16, "min": 1, "max": 512, "tooltip": "Images per model call."}),
         }, "optional": {
@@ -105,8 +104,8 @@ class EmbedFrames:
     def embed(self, frames: Any, method: str, batch_size: int, clip_model: Any = None,
               unique_id: str | None = None) -> tuple[Any, str]:
         with Workspace.from_handle(frames) as ws:
-            out = embed.embed_stage(ws, frames, method, clip_model, batch_size, _comfy.ComfyProgress(unique_id))
-            info = embed.embedding_info(ws, out)
+            out = embed_stage.embed_stage(ws, frames, method, clip_model, batch_size, _comfy.ComfyProgress(unique_id))
+            info = embed_stage.embedding_info(ws, out)
             report = f"{ws.count(out)} items embedded ({info['embedding_method']}, {info['embedding_dim']}-d, " \
                      f"{info['embedding_model']})"
         return out, report
@@ -131,7 +130,7 @@ class EmbedWithClipVision:
     def embed(self, frames: Any, clip_vision: Any, batch_size: int, unique_id: str | None = None) -> tuple[Any]:
         embedder = clip_vision_embedder(clip_vision)
         with Workspace.from_handle(frames) as ws:
-            out = embed.embed_stage(ws, frames, "clip_vision", None, batch_size,
+            out = embed_stage.embed_stage(ws, frames, "clip_vision", None, batch_size,
                                     _comfy.ComfyProgress(unique_id), embedder=embedder)
         return (out,)
 
@@ -181,7 +180,7 @@ class ClusterFrames:
                                 "Style: keep clusters holding at least this share of all frames."}),
             "style_min_probability": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
                                       "tooltip": "Style: drop weak members (transition frames) below this."}),
-            "backend": (list(C.BACKENDS), {"default": "auto", "tooltip": "HDBSCAN implementation; auto picks "
+            "backend": (list(cluster.BACKENDS), {"default": "auto", "tooltip": "HDBSCAN implementation; auto picks "
                         "the faster one measured by bench/cluster.py."}),
         }, "hidden": HIDDEN}
 
@@ -194,7 +193,7 @@ class ClusterFrames:
                                               _comfy.ComfyProgress(unique_id))
             report = cluster_stage.cluster_summary(ws, out)
             sheets = [(f"{out.stage_key[:16]}_c{label}", sheet)
-                      for label, sheet in select.cluster_sheets(ws, out)]
+                      for label, sheet in select_stage.cluster_sheets(ws, out)]
         return {"ui": {"images": save_previews(sheets), "text": [report]}, "result": (out, report)}
 
 
@@ -229,11 +228,11 @@ class SelectClusters:
                clip_model: Any = None, unique_id: str | None = None) -> dict[str, Any]:
         references = [_input_path(line) for line in reference_images.splitlines() if line.strip()]
         with Workspace.from_handle(frames) as ws:
-            out = select.select_stage(ws, frames, by, cluster_ids, count, text, clip_model, references)
+            out = select_stage.select_stage(ws, frames, by, cluster_ids, count, text, clip_model, references)
             chosen = ws.stage_info(out).get("selected_clusters", [])
             report = f"selected clusters {chosen}: {ws.count(out)} of {ws.count(frames)} items"
             sheets = [(f"{out.stage_key[:16]}_c{label}", sheet)
-                      for label, sheet in select.cluster_sheets(ws, out)]
+                      for label, sheet in select_stage.cluster_sheets(ws, out)]
         return {"ui": {"images": save_previews(sheets), "text": [report]}, "result": (out, report)}
 
 

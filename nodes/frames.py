@@ -7,8 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..lora_foundry import tensors
 from ..lora_foundry.media import images
-from ..lora_foundry.stages import filters, ingest, interop
+from ..lora_foundry.stages.frames import filter_stage as filters
+from ..lora_foundry.stages.frames import ingest_stage as ingest
+from ..lora_foundry.stages.frames import interop_stage as interop
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
 
@@ -180,7 +185,7 @@ class FramesToImages:
     def convert(self, frames: Handle, output: str, start: int, count: int, long_side: int) -> tuple:
         with Workspace.from_handle(frames) as ws:
             batch = interop.frames_to_arrays(ws, frames, start, count, long_side, output == "contact_sheet")
-        return interop.to_comfy_image(batch.rgb), interop.to_comfy_mask(batch.alpha), "\n".join(batch.captions)
+        return tensors.images_to_tensor(list(batch.rgb)), tensors.masks_to_tensor(list(batch.alpha)), "\n".join(batch.captions)
 
 
 class ImagesToFrames:
@@ -204,8 +209,8 @@ class ImagesToFrames:
 
     def convert(self, images: Any, workspace: str, captions: str = "", masks: Any = None,
                 unique_id: str | None = None) -> tuple:
-        rgb = interop.from_comfy_image(images)
-        alpha = interop.from_comfy_mask(masks, rgb.shape[:3]) if masks is not None else None
+        rgb = np.stack(tensors.tensor_to_images(images))
+        alpha = tensors.masks_for_images(masks, rgb.shape[:3]) if masks is not None else None
         lines = [line.strip() for line in captions.splitlines()] if captions else []
         with open_workspace(workspace) as ws:
             handle = interop.add_arrays(ws, rgb, alpha, lines, _comfy.ComfyProgress(unique_id))

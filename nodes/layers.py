@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..lora_foundry.media.images import letterbox, load_rgb
 from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
+from ..lora_foundry.models.handle import ModelHandle
 from ..lora_foundry.models.lama_model import LAMA_SPEC, load_lama
 from ..lora_foundry.models.registry import ModelMissingError, model_identity
 from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, config_for_file, load_sam2
-from ..lora_foundry.stages import layers_stage as engine
-from ..lora_foundry.stages import track_stage
-from ..lora_foundry.stages.inpaint import InpaintSettings, lama_filler, opencv_filler
-from ..lora_foundry.stages.masks import images_to_tensor, letterbox, masks_to_tensor, tensor_to_masks
-from ..lora_foundry.stages.segment import CharacterRules, parse_color
+from ..lora_foundry.stages.layers import inpaint_stage, split, split_stage, track_stage
+from ..lora_foundry.stages.layers.inpaint import InpaintSettings, lama_filler, opencv_filler
+from ..lora_foundry.stages.layers.segment import CharacterRules, parse_color
+from ..lora_foundry.tensors import images_to_tensor, masks_to_tensor, tensor_to_masks
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._models import ModelCache, file_state, installed_path, model_choices
@@ -62,7 +63,7 @@ class SAM2Loader:
         target = pick_device(device)
         identity = f"{model_identity(path)}|{config_name}"
         model = self._cache.get((identity, target), lambda: load_sam2(path, target, config_name))
-        return (engine.LoadedModel(model, target, identity, "sam2"),)
+        return (ModelHandle(model, target, identity, "sam2"),)
 
 
 class SAM2LayerSplit:
@@ -84,7 +85,7 @@ class SAM2LayerSplit:
         return {"required": {
             "frames": FRAMES,
             "sam2_model": ("LF_SAM2_MODEL", {"tooltip": "From LF SAM2 Loader."}),
-            "mode": (list(engine.MODES), {"default": "auto", "tooltip": "prompts: only your boxes/points; automatic: "
+            "mode": (list(split.MODES), {"default": "auto", "tooltip": "prompts: only your boxes/points; automatic: "
                      "SAM 2 finds instances and the rules below pick characters; auto: prompts if given."}),
             "prompts": ("STRING", {"default": "", "multiline": True, "tooltip": 'JSON, one object per character: '
                         '[{"box": [x0,y0,x1,y1]}, {"points": [[x,y]], "labels": [1]}] in pixels, or '
@@ -125,19 +126,19 @@ class SAM2LayerSplit:
               text_min_similarity: float = 0.15, unique_id: str | None = None, **more: Any) -> tuple[Any, Any, Any]:
         rules = CharacterRules(min_area=min_area, max_area=max_area, max_border_sides=max_border_sides,
                                max_characters=max_characters)
-        options = engine.SplitOptions(prompts=prompts, mode=mode, points_per_side=points_per_side, rules=rules,
+        options = split.SplitOptions(prompts=prompts, mode=mode, points_per_side=points_per_side, rules=rules,
                                       margin=margin, plain_color=plain_color, text_prompt=text_prompt,
                                       text_margin=text_margin, text_min_similarity=text_min_similarity)
         with Workspace.from_handle(frames) as ws:
             everything = self._run(ws, frames, sam2_model, options, _comfy.ComfyProgress(unique_id), clip_model,
                                    **more)
-            cutouts, backgrounds = engine.cutouts_and_backgrounds(ws, everything)
+            cutouts, backgrounds = split_stage.cutouts_and_backgrounds(ws, everything)
             preview = _preview(ws.items(cutouts)[:8], parse_color(plain_color))
         return cutouts, backgrounds, preview
 
     def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any) -> Any:
         """The engine call; subclasses change it (and take their own extra inputs)."""
-        return engine.split_layers(ws, frames, sam2_model, options, progress, clip=clip)
+        return split_stage.split_layers(ws, frames, sam2_model, options, progress, clip=clip)
 
 
 class SAM2TrackShots(SAM2LayerSplit):
@@ -169,7 +170,7 @@ def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
     """Up to 8 cut-outs on their plain colour, 256 px squares; one plain square when there are none."""
     import numpy as np
 
-    tiles = [letterbox(engine.read_rgb(item.path), 256, color) for item in items]
+    tiles = [letterbox(load_rgb(item.path), 256, color) for item in items]
     return images_to_tensor(tiles or [np.full((256, 256, 3), color, np.uint8)])
 
 
@@ -203,11 +204,11 @@ class LaMaLoader:
         except ModelMissingError:
             if if_missing != "opencv fallback":
                 raise
-            return (engine.LoadedModel(None, "cpu", OPENCV_METHOD, OPENCV_METHOD),)
+            return (ModelHandle(None, "cpu", OPENCV_METHOD, OPENCV_METHOD),)
         target = pick_device(device)
         identity = model_identity(path)
         model = self._cache.get((identity, target), lambda: load_lama(path, target))
-        return (engine.LoadedModel(model, target, identity, "lama"),)
+        return (ModelHandle(model, target, identity, "lama"),)
 
 
 def _lama_name(model_name: str) -> str | None:
@@ -246,7 +247,7 @@ class InpaintBackgrounds:
         else:
             filler, method = opencv_filler(), OPENCV_METHOD
         with Workspace.from_handle(backgrounds) as ws:
-            clean = engine.inpaint_backgrounds(ws, backgrounds, filler, method, inpaint_model.identity, settings,
+            clean = inpaint_stage.inpaint_backgrounds(ws, backgrounds, filler, method, inpaint_model.identity, settings,
                                                _comfy.ComfyProgress(unique_id))
         return (clean,)
 
@@ -277,7 +278,7 @@ class LayersToMasks:
         progress = _comfy.ComfyProgress(unique_id)
         pixels, masks = [], []
         for done, item in enumerate(chosen, 1):
-            rgb, mask = engine.read_layer(item)
+            rgb, mask = split.read_layer(item.path, item.kind)
             pixels.append(rgb)
             masks.append(mask)
             progress.update(done, len(chosen))
@@ -310,9 +311,9 @@ class MasksToLayers:
                 unique_id: str | None = None) -> tuple[Any, Any]:
         arrays = tensor_to_masks(masks)
         with Workspace.from_handle(frames) as ws:
-            everything = engine.layers_from_masks(ws, frames, arrays, separate_regions, margin, plain_color,
+            everything = split_stage.layers_from_masks(ws, frames, arrays, separate_regions, margin, plain_color,
                                                   _comfy.ComfyProgress(unique_id))
-            cutouts, backgrounds = engine.cutouts_and_backgrounds(ws, everything)
+            cutouts, backgrounds = split_stage.cutouts_and_backgrounds(ws, everything)
         return cutouts, backgrounds
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lora_foundry.models import expression_model as EM
-from ..lora_foundry.models import face_model as FM
-from ..lora_foundry.models import pose_model as PM
+from ..lora_foundry.media.contact_sheet import titled_sheet
+from ..lora_foundry.models import expression_model, face_model, pose_model
 from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device, pick_onnx_device
 from ..lora_foundry.models.registry import model_identity
-from ..lora_foundry.stages import faces, select, tag_stages
+from ..lora_foundry.stages.tagging import face_stage, faces, lighting_stage, pose_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._models import ModelCache, file_state, installed_path, model_choices
@@ -39,18 +38,18 @@ class PoseLoader:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "model_name": (model_choices(PM.POSE_SPEC), {"tooltip": "ONNX file in models/rtmpose (from mmpose's "
+            "model_name": (model_choices(pose_model.POSE_SPEC), {"tooltip": "ONNX file in models/rtmpose (from mmpose's "
                            "onnx_sdk zips, renamed; or DWPose's dw-ll_ucoco_384.onnx)."}),
             "device": (["auto", "cpu", "cuda"], {"default": "auto", "tooltip": "onnxruntime provider."}),
         }}
 
     @classmethod
     def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        return f"{file_state(PM.POSE_SPEC, model_name)}|{device}"
+        return f"{file_state(pose_model.POSE_SPEC, model_name)}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
-        path, target = installed_path(PM.POSE_SPEC, model_name), pick_onnx_device(device)
-        return (self._cache.get((model_identity(path), target), lambda: PM.load_pose(path, target)),)
+        path, target = installed_path(pose_model.POSE_SPEC, model_name), pick_onnx_device(device)
+        return (self._cache.get((model_identity(path), target), lambda: pose_model.load_pose(path, target)),)
 
 
 class TagPose:
@@ -73,7 +72,7 @@ class TagPose:
 
     def tag(self, frames: Any, pose_model: Any, min_score: float, unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
-            out = tag_stages.pose_stage(ws, frames, pose_model, min_score, _comfy.ComfyProgress(unique_id))
+            out = pose_stage.pose_stage(ws, frames, pose_model, min_score, _comfy.ComfyProgress(unique_id))
             report = _tag_counts(ws.annotations(out, "pose_tags"), ws.count(out))
         return out, report
 
@@ -101,18 +100,18 @@ class FaceLoader:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {
-            "model_name": (model_choices(FM.FACE_SPEC), {"tooltip": "RetinaFace weights in models/facedetection "
+            "model_name": (model_choices(face_model.FACE_SPEC), {"tooltip": "RetinaFace weights in models/facedetection "
                            "(the same folder face-restore packs use)."}),
             "device": DEVICE,
         }}
 
     @classmethod
     def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        return f"{file_state(FM.FACE_SPEC, model_name)}|{device}"
+        return f"{file_state(face_model.FACE_SPEC, model_name)}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
-        path, target = installed_path(FM.FACE_SPEC, model_name), pick_device(device)
-        return (self._cache.get((model_identity(path), target), lambda: FM.load_face(path, target)),)
+        path, target = installed_path(face_model.FACE_SPEC, model_name), pick_device(device)
+        return (self._cache.get((model_identity(path), target), lambda: face_model.load_face(path, target)),)
 
 
 class ExpressionClassifierLoader:
@@ -128,7 +127,7 @@ class ExpressionClassifierLoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        spec = EM.EXPRESSION_SPEC
+        spec = expression_model.EXPRESSION_SPEC
         installed = [n for n in _comfy_list(spec.folder) if n.lower().endswith(spec.formats)]
         return {"required": {
             "model_name": (model_choices(spec, installed), {"tooltip": "ONNX classifier in models/expression "
@@ -139,14 +138,14 @@ class ExpressionClassifierLoader:
     @classmethod
     def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
         try:
-            state = EM.model_state(installed_path(EM.EXPRESSION_SPEC, model_name))
+            state = expression_model.model_state(installed_path(expression_model.EXPRESSION_SPEC, model_name))
         except (OSError, ValueError):
             state = "missing"
         return f"{state}|{device}"
 
     def load(self, model_name: str, device: str) -> tuple[Any]:
-        path, target = installed_path(EM.EXPRESSION_SPEC, model_name), pick_onnx_device(device)
-        return (self._cache.get((EM.model_state(path), target), lambda: EM.load_expression(path, target)),)
+        path, target = installed_path(expression_model.EXPRESSION_SPEC, model_name), pick_onnx_device(device)
+        return (self._cache.get((expression_model.model_state(path), target), lambda: expression_model.load_expression(path, target)),)
 
 
 def _comfy_list(folder: str) -> list[str]:
@@ -189,11 +188,11 @@ class DetectFaces:
                max_faces: int, expressions: str, clip_model: Any = None, expression_model: Any = None,
                unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
-            out, report = faces.faces_stage(ws, frames, face_model, clip_model, threshold, margin, min_size,
+            out, report = face_stage.faces_stage(ws, frames, face_model, clip_model, threshold, margin, min_size,
                                             expressions, _comfy.ComfyProgress(unique_id), max_faces,
                                             expression_model)
             crops = ws.items(out)
-            sheet = [(f"{out.stage_key[:16]}_faces", select.contact_sheet([c.path for c in crops],
+            sheet = [(f"{out.stage_key[:16]}_faces", titled_sheet([c.path for c in crops],
                                                                           f"{len(crops)} face crops"))]
         report = f"{len(crops)} face crops\n{report}"
         return {"ui": {"images": save_previews(sheet), "text": [report]}, "result": (out, report)}
@@ -219,7 +218,7 @@ class TagLighting:
     def tag(self, frames: Any, clip_min_probability: float, clip_model: Any = None,
             unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
-            out = tag_stages.lighting_stage(ws, frames, clip_model, clip_min_probability,
+            out = lighting_stage.lighting_stage(ws, frames, clip_model, clip_min_probability,
                                             _comfy.ComfyProgress(unique_id))
             report = _tag_counts(ws.annotations(out, "lighting_tags"), ws.count(out))
         return out, report

@@ -14,6 +14,7 @@ from ..lora_foundry.kohya import presets, train_config
 from ..lora_foundry.kohya.log_parse import StepEvent
 from ..lora_foundry.kohya.operator_config import load_trainer_install, validate_extra_options
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR, describe, train_lora
+from ..lora_foundry.media import images
 from ..lora_foundry.paths import confined
 from . import _comfy
 
@@ -203,10 +204,8 @@ class _EventForwarder:
                                                "loss": event.loss, "steps_per_s": event.steps_per_s,
                                                "remaining_s": event.remaining_s})
         elif hasattr(event, "path") and Path(event.path).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}:
-            from PIL import Image
-
-            with Image.open(event.path) as image:
-                self._progress.update(*self._last, preview=("PNG", image.convert("RGB"), 512))
+            picture = images.to_pil(images.load_rgb(Path(event.path)))
+            self._progress.update(*self._last, preview=("PNG", picture, 512))
 
 
 class LoadTrainedLoRA:

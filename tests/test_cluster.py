@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lora_foundry.stages import cluster as C
+from lora_foundry.stages.clusters import cluster as C
 
 
 def planted(n: int, dim: int = 512, clusters: int = 12, spread: float = 0.6, seed: int = 1):

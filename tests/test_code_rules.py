@@ -72,3 +72,83 @@ def test_requirements_leave_torch_numpy_and_pillow_alone():
     for package in ("numpy", "pillow"):
         spec = names.get(package, "")
         assert "<" not in spec, f"{spec} caps {package}"
+
+
+def _imports(tree: ast.AST, package: str) -> list[tuple[int, str, list[str]]]:
+    """(line, absolute module, names) of every import, relative ones resolved against ``package``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1] if node.level else []
+            module = ".".join([*base, node.module] if node.module else base)
+            found.append((node.lineno, module, [alias.name for alias in node.names]))
+    return found
+
+
+def _package_of(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+
+
+STAGE_ALGORITHMS = [p for p in (REPO / "lora_foundry" / "stages").rglob("*.py")
+                    if not p.stem.endswith("_stage") and p.name != "__init__.py"]
+
+
+@pytest.mark.parametrize("path", STAGE_ALGORITHMS, ids=lambda p: str(p.relative_to(REPO)))
+def test_stage_algorithms_never_import_the_workspace(path):
+    """In stages/<family>/, only ``*_stage`` modules drive the workspace; algorithms work on arrays."""
+    imports = _imports(ast.parse(path.read_text("utf-8")), _package_of(path))
+    bad = [f"line {line}: {module}" for line, module, names in imports
+           if module.startswith("lora_foundry.workspace") or module.endswith("_stage")
+           or any(name.endswith("_stage") for name in names)]
+    assert not bad, f"{path.name} is an algorithm module but imports the workspace side: {bad}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_images_are_opened_only_by_media_images(path):
+    """media/images owns reading: its size guard, EXIF handling and modes hold for every reader."""
+    if path == REPO / "lora_foundry" / "media" / "images.py":
+        return
+    calls = [call.lineno for call in _calls(ast.parse(path.read_text("utf-8")))
+             if _name(call.func) in {"Image.open", "PIL.Image.open"}]
+    assert not calls, f"{path.name} opens images itself (lines {calls}): use media.images"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_one_letter_module_aliases(path):
+    """``from .x import y as C`` hides what is imported; modules keep their names (``np`` is a convention)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    short = [f"line {node.lineno}: {alias.name} as {alias.asname}" for node in ast.walk(tree)
+             if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names
+             if alias.asname and (len(alias.asname) == 1 or (alias.asname.isupper() and len(alias.asname) <= 3))]
+    assert not short, f"{path.name}: {short}"
+
+
+def test_engine_has_no_import_cycles():
+    """No two engine modules import each other, directly or through others (lazy imports count too:
+    media/video and media/animated once did, through a function-level import)."""
+    graph: dict[str, set[str]] = {}
+    engine = [p for p in SOURCES if p.is_relative_to(REPO / "lora_foundry")]
+    names = {".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__") for p in engine}
+    for path in engine:
+        me = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text("utf-8"))
+        package = me if path.name == "__init__.py" else _package_of(path)
+        targets = set()
+        for _, module, imported in _imports(tree, package):
+            submodules = {f"{module}.{n}" for n in imported if f"{module}.{n}" in names}
+            targets |= submodules
+            if module in names and len(submodules) < max(1, len(imported)):
+                targets.add(module)
+        graph[me] = targets - {me}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and (seen.add(nxt) or reaches(nxt, goal, seen))):
+                return True
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m, set()) and not m.endswith("__init__"))
+    assert not cycles, f"modules on an import cycle: {cycles}"

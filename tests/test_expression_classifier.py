@@ -152,7 +152,7 @@ def test_detect_faces_writes_the_classifiers_label(pack, media_dir, output_root,
     crops, report = tagging.DetectFaces().detect(frames, face, 0.0, 0.3, 8, 3, "sad, surprised", None,
                                                  classifier)["result"]
     Workspace = pack.lora_foundry.workspace.Workspace
-    load_array = pack.lora_foundry.stages.annotate.load_array
+    load_image = pack.lora_foundry.media.images.load_image
     with Workspace.from_handle(crops) as ws:
         faces = ws.items(crops)
         expressions, tags = ws.annotations(crops, "expression"), ws.annotations(crops, "tags")
@@ -161,7 +161,7 @@ def test_detect_faces_writes_the_classifiers_label(pack, media_dir, output_root,
         for item in faces:
             label = expressions[item.id]["label"]
             assert label in LABELS and label in tags[item.id]  # the classifier's labels, not the vocabulary
-            wanted = expected_label(load_array(item.path))
+            wanted = expected_label(load_image(item.path))
             if wanted:
                 assert label == wanted, (item.path, label, wanted)
                 checked += 1

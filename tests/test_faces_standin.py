@@ -7,7 +7,7 @@ import pytest
 
 from lora_foundry.models import face_model as FM
 from lora_foundry.models.registry import ModelMissingError, resolve
-from lora_foundry.stages.faces import crop_box, parse_vocabulary
+from lora_foundry.stages.tagging.faces import crop_box, parse_vocabulary
 
 MOBILE = "detection_mobilenet0.25_Final.pth"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lora_foundry.media.video import MediaError
-from lora_foundry.stages import ingest
+from lora_foundry.stages.frames import ingest_stage as ingest
 from lora_foundry.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]

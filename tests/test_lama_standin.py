@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from lora_foundry.models.lama_model import LAMA_SPEC, load_lama  # noqa: E402
 from lora_foundry.models.registry import ModelMissingError, resolve  # noqa: E402
-from lora_foundry.stages.inpaint import InpaintSettings, inpaint, lama_filler, opencv_filler  # noqa: E402
+from lora_foundry.stages.layers.inpaint import InpaintSettings, inpaint, lama_filler, opencv_filler  # noqa: E402
 
 
 class TinyLama(torch.nn.Module):

@@ -20,13 +20,14 @@ pytest.importorskip("sam2")
 from test_lama_standin import save_lama_standin  # noqa: E402
 from test_sam2_standin import SHRINK, save_standin  # noqa: E402
 
+from lora_foundry.models.handle import ModelHandle  # noqa: E402
 from lora_foundry.models.lama_model import load_lama  # noqa: E402
 from lora_foundry.models.registry import model_identity  # noqa: E402
 from lora_foundry.models.sam2_model import load_sam2  # noqa: E402
 from lora_foundry.progress import Cancelled  # noqa: E402
-from lora_foundry.stages import layers_stage  # noqa: E402
-from lora_foundry.stages.inpaint import InpaintSettings, dilate, lama_filler  # noqa: E402
-from lora_foundry.stages.segment import CharacterRules, Instance, make_instance, select_characters  # noqa: E402
+from lora_foundry.stages.layers import inpaint_stage, split, split_stage  # noqa: E402
+from lora_foundry.stages.layers.inpaint import InpaintSettings, dilate, lama_filler  # noqa: E402
+from lora_foundry.stages.layers.segment import CharacterRules, Instance, make_instance, select_characters  # noqa: E402
 from lora_foundry.workspace import Workspace  # noqa: E402
 
 PROMPTS = '{"relative": true, "objects": [{"box": [0.30, 0.15, 0.60, 0.95]}, {"box": [0.05, 0.5, 0.25, 0.9]}]}'
@@ -42,7 +43,7 @@ def read(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def montage(tmp_path_factory, media_dir):
-    from lora_foundry.stages.ingest import VideoIngestOptions, ingest_video
+    from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
 
     root = tmp_path_factory.mktemp("ws") / "montage"
     ws = Workspace.open(root)
@@ -57,7 +58,7 @@ def montage(tmp_path_factory, media_dir):
 def sam(tmp_path_factory):
     path = save_standin(tmp_path_factory.mktemp("sam2"))
     model = load_sam2(path, "cpu", hydra_overrides=SHRINK)
-    return layers_stage.LoadedModel(model, "cpu", model_identity(path), "sam2")
+    return ModelHandle(model, "cpu", model_identity(path), "sam2")
 
 
 class StopAfter:
@@ -86,27 +87,27 @@ def count_calls(monkeypatch, module, name: str) -> list[int]:
 def test_split_and_inpaint_twenty_frames_with_resume(montage, sam, tmp_path, monkeypatch):
     root, frames = montage
     ws = Workspace.open(root)
-    options = layers_stage.SplitOptions(prompts=PROMPTS, mode="prompts", margin=8, plain_color="#00FF00")
+    options = split.SplitOptions(prompts=PROMPTS, mode="prompts", margin=8, plain_color="#00FF00")
     masks_by_frame: dict[int, list[Instance]] = {}
-    original = layers_stage.segment_prompted
+    original = split.segment_prompted
 
     def recording(predictor, image, objects, relative):
         found = original(predictor, image, objects, relative)
         masks_by_frame[int(image[..., 0].sum()) * 31 + int(image[..., 2].sum())] = found
         return found
 
-    monkeypatch.setattr(layers_stage, "segment_prompted", recording)
+    monkeypatch.setattr(split, "segment_prompted", recording)
 
     with pytest.raises(Cancelled):
-        layers_stage.split_layers(ws, frames, sam, options, StopAfter(7))
+        split_stage.split_layers(ws, frames, sam, options, StopAfter(7))
     first_items = {item.relpath: item.id for item in ws.get_items(range(1, 10_000)).values()
                    if item.kind in ("cutout", "background")}
     assert sum(1 for rel in first_items if rel.endswith("_background.png")) == 7
-    reads = count_calls(monkeypatch, layers_stage, "read_rgb")
-    split = layers_stage.split_layers(ws, frames, sam, options)
+    reads = count_calls(monkeypatch, split_stage.images, "load_rgb")
+    layered = split_stage.split_layers(ws, frames, sam, options)
     assert len(reads) == FRAMES - 7  # the 7 finished frames were not redone
 
-    items = ws.items(split)
+    items = ws.items(layered)
     for rel, item_id in first_items.items():  # earlier results kept as they were
         assert any(item.relpath == rel and item.id == item_id for item in items)
     frames_by_id = {item.id: item for item in ws.items(frames)}
@@ -145,11 +146,11 @@ def test_split_and_inpaint_twenty_frames_with_resume(montage, sam, tmp_path, mon
 
     lama = load_lama(save_lama_standin(tmp_path / "lama"), "cpu")
     settings = InpaintSettings(dilate_px=6)
-    background_handle = layers_stage.select_kinds(ws, split, ["background"], "backgrounds")
+    background_handle = split_stage.select_kinds(ws, layered, ["background"], "backgrounds")
     fill = lama_filler(lama, "cpu")
     with pytest.raises(Cancelled):
-        layers_stage.inpaint_backgrounds(ws, background_handle, fill, "lama", "standin", settings, StopAfter(5))
-    clean_handle = layers_stage.inpaint_backgrounds(ws, background_handle, fill, "lama", "standin", settings)
+        inpaint_stage.inpaint_backgrounds(ws, background_handle, fill, "lama", "standin", settings, StopAfter(5))
+    clean_handle = inpaint_stage.inpaint_backgrounds(ws, background_handle, fill, "lama", "standin", settings)
     clean = ws.items(clean_handle)
     assert len(clean) == FRAMES and all(item.kind == "clean_background" for item in clean)
     by_id = {item.id: item for item in backgrounds}
@@ -172,9 +173,9 @@ def test_automatic_mode_runs_on_real_frames(montage, sam):
         if not st.complete:
             st.emit_all([item.id for item in ws.items(frames)[:3]])
         first_three = st.handle
-    options = layers_stage.SplitOptions(mode="automatic", points_per_side=2)
-    split = layers_stage.split_layers(ws, first_three, sam, options)
-    items = ws.items(split)
+    options = split.SplitOptions(mode="automatic", points_per_side=2)
+    layered = split_stage.split_layers(ws, first_three, sam, options)
+    items = ws.items(layered)
     assert sum(1 for item in items if item.kind == "background") == 3
     for item in items:  # whatever the random model found, cut-outs follow the rules
         if item.kind == "cutout":

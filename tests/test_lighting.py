@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lora_foundry.media.video import iter_frames
-from lora_foundry.stages import lighting as L
+from lora_foundry.stages.tagging import lighting as L
 
 
 @pytest.fixture(scope="module")

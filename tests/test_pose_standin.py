@@ -9,7 +9,7 @@ import pytest
 
 from lora_foundry.models import pose_model as PM
 from lora_foundry.models.registry import ModelMissingError, resolve
-from lora_foundry.stages import pose as P
+from lora_foundry.stages.tagging import pose as P
 
 K = 17
 
@@ -190,7 +190,7 @@ def test_motion_cues_from_a_track():
 def test_tracked_cutouts_give_one_motion_track_per_character():
     """Two people in one shot: cut-outs tracked through it are told apart by their track number;
     untracked cut-outs of one cluster, two per frame, cannot be and give no motion track."""
-    from lora_foundry.stages.tag_stages import _tracks
+    from lora_foundry.stages.tagging.pose_stage import _tracks
     from lora_foundry.workspace.items import Item
 
     def cutout(number: int, frame: int, track: int | None) -> Item:

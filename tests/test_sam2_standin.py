@@ -114,7 +114,7 @@ def test_every_published_name_maps_to_an_installed_config():
 
 def test_standin_segments_a_real_frame_from_a_box(standin_files, media_dir):
     from lora_foundry.media.video import iter_frames
-    from lora_foundry.stages.segment import make_predictor, parse_prompts, segment_prompted
+    from lora_foundry.stages.layers.segment import make_predictor, parse_prompts, segment_prompted
 
     frame = next(iter_frames(media_dir / "montage_6_shots.mp4", wanted=lambda i: i == 30)).rgb
     model = load_sam2(standin_files[".safetensors"], "cpu", hydra_overrides=SHRINK)

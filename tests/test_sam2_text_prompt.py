@@ -24,8 +24,8 @@ pytest.importorskip("open_clip")
 from test_clip_standin import save_tiny_local_dir  # noqa: E402
 from test_sam2_standin import SHRINK, save_standin  # noqa: E402
 
-from lora_foundry.stages.segment import make_instance  # noqa: E402
-from lora_foundry.stages.text_select import TextRule, choose_by_text, parse_phrases, select_by_text  # noqa: E402
+from lora_foundry.stages.layers.segment import make_instance  # noqa: E402
+from lora_foundry.stages.layers.text_select import TextRule, choose_by_text, parse_phrases, select_by_text  # noqa: E402
 
 PHRASES = "a rabbit, a person"
 OPEN_RULES = {"min_area": 0.0, "max_area": 1.0, "max_border_sides": 4, "max_characters": 8}
@@ -98,16 +98,16 @@ def rig(pack, media_dir, output_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     save_tiny_local_dir(tmp_path / "models" / "open_clip" / "tiny-clip")
     clip = pack.nodes.clusters.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0]
-    engine = pack.nodes.layers.engine
+    split, split_stage = pack.nodes.layers.split, pack.nodes.layers.split_stage
     path = save_standin(tmp_path / "sam2")
-    sam = engine.LoadedModel(load_sam2(path, "cpu", hydra_overrides=SHRINK), "cpu", "standin-sam2", "sam2")
-    real_generator = engine.make_generator
-    monkeypatch.setattr(engine, "make_generator", lambda model, points_per_side: real_generator(
+    sam = pack.nodes.layers.ModelHandle(load_sam2(path, "cpu", hydra_overrides=SHRINK), "cpu", "standin-sam2", "sam2")
+    real_generator = split.make_generator
+    monkeypatch.setattr(split, "make_generator", lambda model, points_per_side: real_generator(
         model, points_per_side=points_per_side, pred_iou_thresh=0.0, stability_score_thresh=0.0))
     frames, _ = pack.nodes.frames.LoadVideoFrames().load(
         str(media_dir / "montage_6_shots.mp4"), "textprompt", mode="interval", interval_s=3.0, per_shot=1,
         start_s=0.0, end_s=0.0, max_frames=3, long_side=256, frame_format="png")
-    return SimpleNamespace(pack=pack, engine=engine, clip=clip, sam=sam, frames=frames)
+    return SimpleNamespace(pack=pack, split=split, split_stage=split_stage, clip=clip, sam=sam, frames=frames)
 
 
 def test_node_writes_cutouts_labelled_with_the_phrase_clip_prefers(rig):
@@ -143,37 +143,37 @@ def test_node_writes_cutouts_labelled_with_the_phrase_clip_prefers(rig):
 
 
 def test_text_and_clip_identity_are_in_the_stage_key(rig):
-    engine = rig.engine
+    split, split_stage = rig.split, rig.split_stage
     ws = rig.pack.nodes.layers.Workspace.from_handle(rig.frames)
     with ws:
         with ws.stage("test_first_frame", 1, {"count": 1}, inputs=[rig.frames]) as st:
             if not st.complete:
                 st.emit_all([ws.items(rig.frames)[0].id])
             one = st.handle
-        rules = engine.CharacterRules(**OPEN_RULES)
-        rabbit = engine.SplitOptions(mode="automatic", points_per_side=2, rules=rules, margin=0,
+        rules = rig.pack.nodes.layers.CharacterRules(**OPEN_RULES)
+        rabbit = split.SplitOptions(mode="automatic", points_per_side=2, rules=rules, margin=0,
                                      text_prompt="a rabbit", text_min_similarity=-1.0)
-        person = engine.SplitOptions(**{**rabbit.__dict__, "text_prompt": "a person"})
-        first = engine.split_layers(ws, one, rig.sam, rabbit, clip=rig.clip)
-        second = engine.split_layers(ws, one, rig.sam, person, clip=rig.clip)
-        again = engine.split_layers(ws, one, rig.sam, rabbit, clip=rig.clip)
+        person = split.SplitOptions(**{**rabbit.__dict__, "text_prompt": "a person"})
+        first = split_stage.split_layers(ws, one, rig.sam, rabbit, clip=rig.clip)
+        second = split_stage.split_layers(ws, one, rig.sam, person, clip=rig.clip)
+        again = split_stage.split_layers(ws, one, rig.sam, rabbit, clip=rig.clip)
         assert first.stage_key != second.stage_key and again.stage_key == first.stage_key
         labels = {item.meta.get("text_match") for item in ws.items(second) if item.kind == "cutout"}
         assert labels <= {"a person"}
     other_clip = SimpleNamespace(identity="another-clip")
     assert rabbit.key_params(rig.clip) != rabbit.key_params(other_clip)
-    plain = engine.SplitOptions(mode="automatic", rules=rules)
+    plain = split.SplitOptions(mode="automatic", rules=rules)
     assert "text" not in plain.key_params(rig.clip)  # no text: keys of earlier results unchanged
     assert plain.key_params(rig.clip) == plain.key_params(None)
-    prompted = engine.SplitOptions(prompts='[{"box": [0, 0, 10, 10]}]', text_prompt="a rabbit")
+    prompted = split.SplitOptions(prompts='[{"box": [0, 0, 10, 10]}]', text_prompt="a rabbit")
     assert "text" not in prompted.key_params(rig.clip)  # boxes given: the text is not used
 
 
 def test_a_text_prompt_without_a_clip_model_is_refused_before_any_work():
-    from lora_foundry.stages import layers_stage as engine
+    from lora_foundry.stages.layers import split
 
-    options = engine.SplitOptions(text_prompt="a rabbit")
+    options = split.SplitOptions(text_prompt="a rabbit")
     with pytest.raises(ValueError, match="text_prompt needs a CLIP model"):
         options.validate(clip=None)
-    engine.SplitOptions(text_prompt="a rabbit", prompts='[{"box": [0, 0, 4, 4]}]').validate()  # boxes win
-    engine.SplitOptions(text_prompt="a rabbit").validate(clip=object())
+    split.SplitOptions(text_prompt="a rabbit", prompts='[{"box": [0, 0, 4, 4]}]').validate()  # boxes win
+    split.SplitOptions(text_prompt="a rabbit").validate(clip=object())

@@ -22,10 +22,11 @@ pytest.importorskip("sam2")
 from test_layers import StopAfter, read  # noqa: E402
 from test_sam2_standin import SHRINK, STANDIN_CONFIG  # noqa: E402
 
+from lora_foundry.models.handle import ModelHandle  # noqa: E402
 from lora_foundry.models.registry import model_identity  # noqa: E402
 from lora_foundry.models.sam2_model import load_sam2  # noqa: E402
 from lora_foundry.progress import Cancelled  # noqa: E402
-from lora_foundry.stages import layers_stage, track_stage, video_tracking  # noqa: E402
+from lora_foundry.stages.layers import segment, split, track_stage, video_tracking  # noqa: E402
 from lora_foundry.workspace import Workspace  # noqa: E402
 
 SHORT_MEMORY = (*SHRINK, "++model.num_maskmem=3", "++model.max_obj_ptrs_in_encoder=4")
@@ -51,7 +52,7 @@ def save_tracking_standin(folder: Path) -> Path:
 def tracker(tmp_path_factory):
     path = save_tracking_standin(tmp_path_factory.mktemp("sam2_track"))
     model = load_sam2(path, "cpu", hydra_overrides=SHORT_MEMORY)
-    return layers_stage.LoadedModel(model, "cpu", model_identity(path), "sam2")
+    return ModelHandle(model, "cpu", model_identity(path), "sam2")
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def test_a_model_that_cannot_track_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def two_shots(tmp_path_factory, media_dir):
     """12 frames two a second from 0 s: 8 in shot 1, 4 in shot 2 (the cut is at 4 s)."""
-    from lora_foundry.stages.ingest import VideoIngestOptions, ingest_video
+    from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
 
     root = tmp_path_factory.mktemp("ws") / "montage"
     with Workspace.open(root) as ws:
@@ -144,10 +145,10 @@ def two_shots(tmp_path_factory, media_dir):
 
 def test_tracked_layers_on_real_footage_resume_per_shot(tracker, two_shots, tmp_path, monkeypatch):
     root, frames = two_shots
-    options = layers_stage.SplitOptions(prompts=PROMPTS, mode="prompts", margin=8, plain_color="#00FF00")
+    options = split.SplitOptions(prompts=PROMPTS, mode="prompts", margin=8, plain_color="#00FF00")
     tracked: dict[str, list[np.ndarray]] = {}  # frame file name -> the tracker's masks
     segmented: list[list[np.ndarray]] = []  # keyframe masks, in the order keyframes were segmented
-    original_track, original_segment = track_stage.track_shot, layers_stage.segment_prompted
+    original_track, original_segment = track_stage.track_shot, split.segment_prompted
 
     def recording_track(predictor, paths, masks, *more):
         for index, found in original_track(predictor, paths, masks, *more):
@@ -160,7 +161,7 @@ def test_tracked_layers_on_real_footage_resume_per_shot(tracker, two_shots, tmp_
         return found
 
     monkeypatch.setattr(track_stage, "track_shot", recording_track)
-    monkeypatch.setattr(layers_stage, "segment_prompted", recording_segment)
+    monkeypatch.setattr(split, "segment_prompted", recording_segment)
     with Workspace.open(root) as ws:
         with pytest.raises(Cancelled):
             track_stage.track_layers(ws, frames, tracker, options, StopAfter(10))  # in the second shot
@@ -190,7 +191,7 @@ def test_tracked_layers_on_real_footage_resume_per_shot(tracker, two_shots, tmp_
         assert np.array_equal(background[..., 3] == 0, hole)
 
     with Workspace.open(tmp_path / "again") as fresh:
-        from lora_foundry.stages.ingest import VideoIngestOptions, ingest_video
+        from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
 
         again_frames = ingest_video(fresh, Path(frame_items[0].source),
                                     VideoIngestOptions(mode="interval", interval_s=0.5, end_s=6.0))
@@ -245,7 +246,7 @@ def test_characters_found_later_join_without_changing_the_others(tracker, clip_f
 
 
 def test_overlap_decides_who_is_new():
-    from lora_foundry.stages.video_tracking import overlaps_any
+    from lora_foundry.stages.layers.video_tracking import overlaps_any
 
     person = np.zeros((100, 100), bool)
     person[10:90, 20:60] = True
@@ -263,10 +264,10 @@ def test_lost_characters_are_found_again_up_to_the_limit(tracker, two_shots, mon
     3rd frame finds the character again as a new track, until max_characters tracks exist."""
     root, frames = two_shots
     head = tracker.model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias
-    options = layers_stage.SplitOptions(prompts=PROMPTS, mode="prompts", margin=0,
-                                        rules=layers_stage.CharacterRules(max_characters=3))
-    monkeypatch.setattr(layers_stage, "segment_prompted", lambda predictor, image, objects, relative: [
-        layers_stage.make_instance(_blob(image.shape[:2]), 0.9, "prompt")])
+    options = split.SplitOptions(prompts=PROMPTS, mode="prompts", margin=0,
+                                        rules=segment.CharacterRules(max_characters=3))
+    monkeypatch.setattr(split, "segment_prompted", lambda predictor, image, objects, relative: [
+        segment.make_instance(_blob(image.shape[:2]), 0.9, "prompt")])
     saved = head.detach().clone()
     try:
         with torch.no_grad():

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from lora_foundry.media.video import iter_frames
-from lora_foundry.stages import cluster as C
-from lora_foundry.stages.embed import pixel_features
+from lora_foundry.stages.clusters import cluster as C
+from lora_foundry.stages.clusters.embedders import pixel_features
 
 
 @pytest.fixture(scope="module")

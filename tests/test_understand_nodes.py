@@ -118,7 +118,7 @@ def test_pose_faces_and_clip_with_stand_ins(pack, montage_frames, models_root, m
 
 
 def test_faces_report_warns_about_clusters_without_faces(pack, montage_frames):
-    faces_report = pack.lora_foundry.stages.faces.faces_report
+    faces_report = pack.lora_foundry.stages.tagging.face_stage.faces_report
     Workspace = pack.lora_foundry.workspace.Workspace
 
     clusters = pack.nodes.clusters
@@ -155,7 +155,7 @@ def test_select_by_reference_image_finds_its_scene(pack, montage_frames):
 
 def test_embedding_can_be_cancelled_and_resumes(pack, montage_frames):
     progress_module = pack.lora_foundry.progress
-    embed = pack.lora_foundry.stages.embed
+    embed = pack.lora_foundry.stages.clusters.embed_stage
     Workspace = pack.lora_foundry.workspace.Workspace
     calls = []
     stop = progress_module.CallbackProgress(lambda done, total: calls.append(done), lambda: len(calls) >= 3)

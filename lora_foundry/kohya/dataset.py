@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..captions.stage import caption_info
+from ..media import images
 from ..paths import confined, safe_name
 from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Workspace
@@ -263,10 +264,7 @@ def _may_have_alpha(path: Path) -> bool:
     """PNG/WebP sources may carry alpha (cut-outs); JPEG never does. Checked from the header only."""
     if path.suffix.lower() not in (".png", ".webp"):
         return False
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    return images.file_has_alpha(path)
 
 
 def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: DatasetSpec,

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from .video import MediaError, RawFrame, VideoInfo
+from .images import ImageError, open_checked
+from .video_types import MediaError, RawFrame, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -18,12 +19,10 @@ DEFAULT_FPS = 10.0  # when a file gives no frame durations
 
 
 def _open_pillow(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        image = Image.open(path)
+        image = open_checked(path)
         image.seek(0)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (ImageError, OSError, SyntaxError) as exc:
         raise MediaError(f"{path}: not a readable animated image ({exc})") from exc
     return image
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+
+from .images import flatten, load_rgb
 
 BACKGROUND = (32, 32, 32)
 LABEL_COLOUR = (230, 230, 230)
@@ -14,13 +17,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     pixels = np.asarray(image)
     if pixels.dtype != np.uint8:
         raise ValueError(f"contact sheet images must be uint8, got {pixels.dtype}")
-    if pixels.ndim == 2:
-        return np.repeat(pixels[..., None], 3, axis=2)
-    if pixels.shape[2] == 4:  # show transparency as the sheet's background
-        alpha = pixels[..., 3:4].astype(np.float32) / 255.0
-        back = np.array(BACKGROUND, np.float32)
-        return np.rint(pixels[..., :3] * alpha + back * (1 - alpha)).astype(np.uint8)
-    return pixels[..., :3]
+    return flatten(pixels, BACKGROUND)  # transparency shows as the sheet's background
 
 
 def _fit(image: np.ndarray, cell: int) -> np.ndarray:
@@ -62,4 +59,17 @@ def contact_sheet(images: Sequence[np.ndarray], *, columns: int = 6, cell: int =
         x = (position % columns) * pitch_x + 3
         y = (position // columns) * pitch_y + cell + 4
         draw.text((x, y), str(label)[: max(4, cell // 7)], fill=LABEL_COLOUR, font=font)
+    return np.asarray(canvas)
+
+
+def titled_sheet(paths: Sequence[Path], title: str, thumb: int = 128, columns: int = 6) -> np.ndarray:
+    """One RGB sheet of image files: a title bar over up to ``columns * 4`` thumbnails (cut-outs on
+    grey), for choosing clusters or checking crops by eye."""
+    from PIL import Image, ImageDraw
+
+    shown = [load_rgb(Path(p)) for p in list(paths)[: columns * 4]]
+    grid = contact_sheet(shown, columns=columns, cell=thumb) if shown else np.zeros((thumb, thumb, 3), np.uint8)
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 22), (24, 24, 24))
+    canvas.paste(Image.fromarray(grid), (0, 22))
+    ImageDraw.Draw(canvas).text((6, 5), title, fill=(240, 240, 240))
     return np.asarray(canvas)

@@ -22,6 +22,8 @@ from ..fileio import atomic_write_bytes
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 100_000_000
+WHITE = (255, 255, 255)
+GREY = (128, 128, 128)  # neutral: a cut-out's old background does not count for CLIP or colour features
 
 
 class ImageError(ValueError):
@@ -60,8 +62,12 @@ def _png_header_size(path: Path) -> tuple[int, int] | None:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def _open_checked(path: Path, max_pixels: int):
-    """Open ``path`` reading only its header; refuse pictures above ``max_pixels``."""
+def open_checked(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A Pillow image of ``path`` with only its header read; pictures above ``max_pixels`` are refused.
+
+    The one place a file is opened with Pillow: every other reader (``load_image``, the animated
+    GIF/WebP decoder) goes through it, so the size guard and the error wording hold everywhere.
+    """
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
@@ -134,7 +140,7 @@ def load_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     from PIL import ImageOps
 
     path = Path(path)
-    image = _open_checked(path, max_pixels)
+    image = open_checked(path, max_pixels)
     try:
         with image:
             image.seek(0)  # animated files: the first frame
@@ -159,9 +165,62 @@ def resize_long_side(arr: np.ndarray, long_side: int) -> np.ndarray:
     return cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
 
 
-def _composite_on_white(arr: np.ndarray) -> np.ndarray:
-    alpha = arr[..., 3:4].astype(np.float32) / 255.0
-    return np.rint(arr[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+def has_alpha(pixels: np.ndarray) -> bool:
+    """Whether an array from ``load_image`` carries an alpha channel (H x W x 4)."""
+    return pixels.ndim == 3 and pixels.shape[2] == 4
+
+
+def flatten(pixels: np.ndarray, colour: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """RGB uint8: RGBA composited over a plain ``colour``; RGB passes through, grey becomes RGB.
+
+    Every place that shows or encodes a cut-out without its alpha (JPEG files, CLIP, pose and face
+    detectors, contact sheets) flattens here, each with the colour it needs.
+    """
+    if pixels.ndim == 2:
+        return np.repeat(pixels[..., None], 3, axis=2)
+    if not has_alpha(pixels):
+        return pixels[..., :3]
+    alpha = pixels[..., 3:4].astype(np.float32) / 255.0
+    back = np.array(colour, np.float32).reshape(1, 1, 3)
+    return np.clip(np.rint(pixels[..., :3] * alpha + back * (1.0 - alpha)), 0, 255).astype(np.uint8)
+
+
+def load_rgb(path: Path, background: tuple[int, int, int] = GREY) -> np.ndarray:
+    """RGB pixels of ``path``; a file with alpha is flattened over ``background``."""
+    return flatten(load_image(path), background)
+
+
+def load_rgba(path: Path) -> np.ndarray:
+    """RGBA pixels of ``path``; a file without alpha gets an opaque one."""
+    pixels = load_image(path)
+    if has_alpha(pixels):
+        return pixels
+    return np.dstack([pixels, np.full(pixels.shape[:2], 255, np.uint8)])
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` from the file's header, without decoding the pixels."""
+    with open_checked(Path(path)) as image:
+        return image.height, image.width
+
+
+def file_has_alpha(path: Path) -> bool:
+    """Whether the file stores transparency, read from its header only."""
+    with open_checked(Path(path)) as image:
+        return image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info
+
+
+def to_pil(pixels: np.ndarray):
+    """A Pillow image of a uint8 array (for libraries that take Pillow images, such as open_clip)."""
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def resize_like_pillow(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``(width, height)`` with Pillow's default filter: what sam2's own frame loader does,
+    so tracked frames match its preprocessing exactly."""
+    return np.asarray(to_pil(pixels).resize(size))
 
 
 def _encode_cv2(arr: np.ndarray, ext: str, params: list[int]) -> bytes:
@@ -201,7 +260,7 @@ def encode_image(arr: np.ndarray, suffix: str, *, quality: int = 95,
     suffix = suffix.lower()
     if suffix in (".jpg", ".jpeg"):
         if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = _composite_on_white(arr)  # JPEG has no alpha
+            arr = flatten(arr, WHITE)  # JPEG has no alpha
         import cv2
 
         return _encode_cv2(arr, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -227,3 +286,28 @@ def save_image(arr: np.ndarray, path: Path, *, quality: int = 95, png_compress_l
     data = encode_image(arr, path.suffix, quality=quality, png_compress_level=png_compress_level)
     atomic_write_bytes(path, data)
     return path
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a uint8 image to ``(height, width)`` (area when shrinking, linear when growing)."""
+    if image.shape[:2] == tuple(size):
+        return image
+    import cv2
+
+    height, width = size
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def letterbox(image: np.ndarray, side: int, color: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """Fit an RGB image into a ``side`` x ``side`` square (aspect kept, bars of ``color``)."""
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    resized = resize_image(image[..., :3], (new_h, new_w))
+    canvas = np.empty((side, side, 3), np.uint8)
+    canvas[:] = color
+    top, left = (side - new_h) // 2, (side - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas

@@ -14,54 +14,18 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .video_types import DecodedFrame, MediaError, RawFrame, VideoInfo
+
 logger = logging.getLogger(__name__)
 
 PILLOW_SUFFIXES = frozenset({".gif", ".webp"})
 VIDEO_SUFFIXES = frozenset(".mp4 .mkv .avi .mpg .mpeg .webm .mov .m4v .ts .wmv .flv .gif .webp".split())
-
-
-class MediaError(ValueError):
-    """A media file cannot be read; the message always names the file."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    path: Path
-    width: int
-    height: int
-    fps: float
-    frame_count: int
-    duration_s: float
-    codec: str
-
-
-@dataclass(frozen=True)
-class DecodedFrame:
-    index: int
-    time_s: float
-    rgb: np.ndarray  # H x W x 3 uint8
-
-
-@dataclass(frozen=True)
-class RawFrame:
-    """A decoded frame not yet converted: an ``av.VideoFrame`` or a ``PIL.Image``.
-
-    ``scalers`` is shared by the frames of one decode pass: one swscale context per output
-    (format, size), reused. Building one per frame (what ``frame.to_ndarray(width=...)`` does)
-    cost 9x more for a grey thumbnail and 3x more for a full RGB frame (docs/media.md).
-    """
-
-    index: int
-    time_s: float
-    frame: Any
-    scalers: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _check_file(path: Path) -> Path:

@@ -142,6 +142,11 @@ class Workspace:
                 return info
         return {}
 
+    def tags(self, handle: Handle) -> dict[int, list[str]]:
+        """``{item id: tags}`` visible from ``handle``: the ``tags`` union every tagging stage extends
+        (see ``stages/tagging/tags.py``), which the caption builder reads."""
+        return {item_id: list(value or []) for item_id, value in self.annotations(handle, "tags").items()}
+
     def annotations(self, handle: Handle, name: str) -> dict[int, Any]:
         """``{item id: value}`` of annotation ``name`` from this stage or its ancestors.
 

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..media import images, sampling, video
-from ..progress import Progress
-from ..workspace import Handle, NewItem, Workspace
+from ...media import images, sampling, video
+from ...progress import Progress
+from ...workspace import Handle, NewItem, Workspace
 
 log = logging.getLogger(__name__)
 

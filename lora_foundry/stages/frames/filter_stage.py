@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..media import blur, dedup, images
-from ..progress import Progress
-from ..workspace import Handle, Item, Workspace
+from ...media import blur, dedup, images
+from ...progress import Progress
+from ...workspace import Handle, Item, Workspace
 
 MEASURE_LONG_SIDE = 512
 
@@ -34,7 +34,7 @@ def measure(ws: Workspace, handle: Handle, progress: Progress | None = None) -> 
             return st.handle
         items = ws.items(handle)
         for position, item in st.pending(items, progress):
-            pixels = images.resize_long_side(images.load_image(item.path)[..., :3], MEASURE_LONG_SIDE)
+            pixels = images.resize_long_side(images.load_rgb(item.path), MEASURE_LONG_SIDE)
             brightness, contrast = blur.brightness_contrast(pixels)
             values = {"phash": format(dedup.perceptual_hash(pixels), "016x"),
                       "sharpness": float(blur.sharpness(pixels)),

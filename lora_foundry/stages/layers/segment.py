@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .masks import mask_box
+from ...media.masks import mask_box
 
 
 @dataclass(frozen=True)
@@ -187,14 +187,6 @@ def cutout_rgba(image: np.ndarray, mask: np.ndarray, margin: int = 0
     rgba[..., :3] = image[y0:y1, x0:x1, :3]
     rgba[..., 3] = np.where(mask[y0:y1, x0:x1], 255, 0)
     return rgba, (x0, y0, x1, y1)
-
-
-def on_plain_background(rgba: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    """The cut-out over a plain colour (alpha is binary, so the character pixels are unchanged)."""
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-    background = np.array(color, np.float32).reshape(1, 1, 3)
-    mixed = rgba[..., :3].astype(np.float32) * alpha + background * (1.0 - alpha)
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
 def hole_mask(characters: Sequence[Instance], shape: tuple[int, int]) -> np.ndarray:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ...media import images
+
 SAM2_MEAN = (0.485, 0.456, 0.406)  # sam2's load_video_frames defaults
 SAM2_STD = (0.229, 0.224, 0.225)
 MINIMUM_SAM2 = (1, 1)  # per-object state layout ("output_dict_per_obj") came with sam2 1.1
@@ -70,24 +72,21 @@ class ShotFrames(Sequence):
 
     def _load(self, index: int) -> Any:
         import torch
-        from PIL import Image
 
         path = self.paths[index]
-        with Image.open(path) as image:
-            if (image.height, image.width) != (self.height, self.width):
-                raise ValueError(f"{path.name} is {image.width}x{image.height}, but its shot's first frame is "
-                                 f"{self.width}x{self.height}: frames of one shot must share a size")
-            resized = image.convert("RGB").resize((self.image_size, self.image_size))
-        scaled = (np.asarray(resized) / 255.0).astype(np.float32)
+        pixels = images.load_rgb(path)
+        height, width = pixels.shape[:2]
+        if (height, width) != (self.height, self.width):
+            raise ValueError(f"{path.name} is {width}x{height}, but its shot's first frame is "
+                             f"{self.width}x{self.height}: frames of one shot must share a size")
+        resized = images.resize_like_pillow(pixels, (self.image_size, self.image_size))
+        scaled = (resized / 255.0).astype(np.float32)
         self.loads += 1
         return (torch.from_numpy(scaled).permute(2, 0, 1) - self._mean) / self._std
 
 
 def _frame_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.height, image.width
+    return images.image_size(path)
 
 
 def check_tracker(model: Any) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .segment import Instance, cutout_rgba, on_plain_background
+from ...media import images
+from .segment import Instance, cutout_rgba
 
 ImageEmbedder = Callable[[Sequence[Any]], np.ndarray]
 
@@ -69,12 +70,10 @@ def choose_by_text(sims: np.ndarray, rule: TextRule) -> list[tuple[int, int, flo
 
 def instance_pictures(image: np.ndarray, instances: Sequence[Instance], color: tuple[int, int, int]) -> list[Any]:
     """Each instance cut out to its box on the plain colour, as a PIL image (what CLIP sees)."""
-    from PIL import Image
-
     pictures = []
     for inst in instances:
         rgba, _ = cutout_rgba(image, inst.mask, 0)
-        pictures.append(Image.fromarray(on_plain_background(rgba, color)))
+        pictures.append(images.to_pil(images.flatten(rgba, color)))
     return pictures
 
 
@@ -95,7 +94,7 @@ def select_by_text(image: np.ndarray, instances: Sequence[Instance], color: tupl
 
 def clip_functions(clip: Any, rule: TextRule) -> tuple[ImageEmbedder, np.ndarray]:
     """The image embedder and phrase vectors of a loaded ``ClipModel`` (the embed stage's functions)."""
-    from ..models.clip_model import embed_texts
-    from .embed import clip_embedder
+    from ...models.clip_model import embed_texts
+    from ..clusters.embedders import clip_embedder
 
     return clip_embedder(clip), embed_texts(clip, list(rule.phrases))

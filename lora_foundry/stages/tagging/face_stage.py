@@ -10,35 +10,15 @@ zero-shot over a vocabulary (``EXPRESSIONS`` or the user's own labels). Real-fac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..progress import Progress
-from ..workspace import Handle, NewItem, Workspace
-from .annotate import inherited_tags, load_array, merged, on_grey
-
-EXPRESSIONS = ("smiling", "laughing", "neutral expression", "sad", "crying", "angry", "shouting",
-               "surprised", "frightened", "disgusted", "eyes closed")
-EXPRESSION_TEMPLATE = "a close-up photo of a face, {}"
-
-
-def crop_box(box: Sequence[float], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """The face box grown by ``margin`` of its size on each side, made square, kept in the image."""
-    x1, y1, x2, y2 = (float(v) for v in box[:4])
-    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = min(side, float(width), float(height))
-    left = min(max(cx - side / 2, 0.0), width - side)
-    top = min(max(cy - side / 2, 0.0), height - side)
-    return int(round(left)), int(round(top)), int(round(left + side)), int(round(top + side))
-
-
-def parse_vocabulary(text: str) -> list[str]:
-    """User labels, comma or newline separated; the default vocabulary when empty."""
-    labels = [part.strip() for part in str(text).replace("\n", ",").split(",") if part.strip()]
-    return labels or list(EXPRESSIONS)
+from ...media import images
+from ...progress import Progress
+from ...workspace import Handle, NewItem, Workspace
+from .faces import EXPRESSION_TEMPLATE, crop_box, parse_vocabulary
+from .tags import merged
 
 
 def faces_report(ws: Workspace, handle: Handle, face_counts: dict[int, int]) -> tuple[str, list[str]]:
@@ -63,9 +43,9 @@ def faces_report(ws: Workspace, handle: Handle, face_counts: dict[int, int]) -> 
 
 def _detect_unit(st: Any, face_model: Any, item: Any, threshold: float, margin: float, min_size: int,
                  max_faces: int) -> tuple[list[NewItem], list[dict[str, Any]], list[np.ndarray]]:
-    from ..models.face_model import detect
+    from ...models.face_model import detect
 
-    rgb = on_grey(load_array(item.path, alpha=True))
+    rgb = images.load_rgb(item.path)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     found = detect(face_model, bgr, threshold)[: max(0, max_faces)]
     records, crops, new_items = [], [], []
@@ -103,7 +83,7 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
     tagger = expression_model if expression_model is not None else clip
     model = face_model.identity + (f"+{tagger.identity}" if tagger is not None else "")
     items = ws.items(handle)
-    inherited = inherited_tags(ws, handle)
+    inherited = ws.tags(handle)
     with ws.stage("faces", 1, params, [handle], model, label=f"{handle.label or 'frames'} · faces") as st:
         if not st.complete:
             for position, item in st.pending(items, progress):
@@ -126,13 +106,11 @@ def _expressions(clip: Any | None, crops: list[np.ndarray], labels: list[str],
     """(label, probability) per crop by the user's classifier, else CLIP zero-shot; ("", 0) per
     crop with neither."""
     if expression_model is not None and crops:
-        from ..models.expression_model import classify
+        from ...models.expression_model import classify
 
         return classify(expression_model, crops)
     if clip is None or not crops:
         return [("", 0.0)] * len(crops)
-    from PIL import Image
+    from ...models.clip_model import zero_shot
 
-    from ..models.clip_model import zero_shot
-
-    return zero_shot(clip, [Image.fromarray(c) for c in crops], labels, EXPRESSION_TEMPLATE)
+    return zero_shot(clip, [images.to_pil(c) for c in crops], labels, EXPRESSION_TEMPLATE)

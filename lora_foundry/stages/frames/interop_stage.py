@@ -1,4 +1,5 @@
-"""Frames to and from ComfyUI IMAGE/MASK batches, and preview thumbnails.
+"""Frames out of the workspace as uint8 batches (for IMAGE/MASK, via ``tensors``) and into it as new
+items, and preview thumbnails.
 
 IMAGE batches live in RAM (about 24 MB per 1080p frame as float32), so frames leave the workspace
 only as a slice (start/count) fitted to one size, or as a contact sheet; images come in as new
@@ -10,15 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..media import images
-from ..media.contact_sheet import contact_sheet
-from ..progress import Progress
-from ..workspace import Handle, Item, NewItem, Workspace
-from . import masks as tensors
+from ...media import images
+from ...media.contact_sheet import contact_sheet
+from ...progress import Progress
+from ...workspace import Handle, Item, NewItem, Workspace
 
 PREVIEW_LONG_SIDE = 256
 
@@ -37,7 +36,7 @@ def _fit(pixels: np.ndarray, long_side: int) -> np.ndarray:
     height, width = pixels.shape[:2]
     scale = long_side / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    resized = tensors.resize_image(pixels, size)
+    resized = images.resize_image(pixels, size)
     canvas = np.zeros((long_side, long_side, 4), np.uint8)
     top, left = (long_side - size[0]) // 2, (long_side - size[1]) // 2
     canvas[top : top + size[0], left : left + size[1]] = resized
@@ -53,34 +52,12 @@ def frames_to_arrays(ws: Workspace, handle: Handle, start: int, count: int, long
     captions = ws.annotations(handle, "caption")
     texts = [str(captions.get(item.id, "")) for item in items]
     if as_contact_sheet:
-        pictures = [images.load_image(item.path)[..., :3] for item in items]
+        pictures = [images.load_rgb(item.path) for item in items]
         labels = [_label(item) for item in items]
         sheet = contact_sheet(pictures, labels=labels, cell=max(64, long_side // 4))
         return ArrayBatch(sheet[None], np.ones(sheet.shape[:2], bool)[None], ["\n".join(texts)])
     fitted = np.stack([_fit(images.load_image(item.path), long_side) for item in items])
     return ArrayBatch(fitted[..., :3], fitted[..., 3] > 127, texts)
-
-
-def to_comfy_image(rgb: np.ndarray) -> Any:
-    return tensors.images_to_tensor(list(rgb))
-
-
-def to_comfy_mask(alpha: np.ndarray) -> Any:
-    return tensors.masks_to_tensor(list(alpha))
-
-
-def from_comfy_image(image: Any) -> np.ndarray:
-    return np.stack(tensors.tensor_to_images(image))
-
-
-def from_comfy_mask(mask: Any, shape: tuple[int, int, int]) -> np.ndarray:
-    """MASK batch -> bool B x H x W at the images' size; a single mask is used for every image."""
-    found = [tensors.resize_mask(m, shape[1:3]) for m in tensors.tensor_to_masks(mask)]
-    if len(found) == 1 and shape[0] > 1:
-        found = found * shape[0]
-    if len(found) != shape[0]:
-        raise ValueError(f"{len(found)} masks for {shape[0]} images: give one mask, or one per image")
-    return np.stack(found)
 
 
 def add_arrays(ws: Workspace, rgb: np.ndarray, alpha: np.ndarray | None, captions: list[str],

@@ -14,21 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..workspace import Handle, Workspace
-from .cluster import NOISE, centroids, l2_normalise
-from .embed import embedding_info, load_embeddings, load_rgb, make_embedder
-
-BY = ("id", "size_rank", "text", "reference")
-
-
-def parse_ids(text: str) -> list[int]:
-    """"0, 2 ,5" -> [0, 2, 5]; "noise" or -1 for the noise bucket."""
-    ids = []
-    for part in str(text).replace(";", ",").split(","):
-        part = part.strip().lower()
-        if part:
-            ids.append(NOISE if part == "noise" else int(part))
-    return ids
+from ...media import images
+from ...media.contact_sheet import titled_sheet
+from ...workspace import Handle, Workspace
+from .cluster import NOISE
+from .embed_stage import embedding_info, load_embeddings
+from .embedders import make_embedder
+from .select import BY, by_size_rank, nearest_clusters, parse_ids
 
 
 def cluster_labels(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray]:
@@ -37,22 +29,6 @@ def cluster_labels(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray
     if not labels:
         raise ValueError(f"{handle} is not clustered: put LF Cluster Frames before LF Select Clusters")
     return items, np.array([int(labels.get(item.id, NOISE)) for item in items], np.int64)
-
-
-def by_size_rank(labels: np.ndarray, count: int) -> list[int]:
-    ids, sizes = np.unique(labels[labels != NOISE], return_counts=True)
-    order = ids[np.argsort(-sizes, kind="stable")]
-    return [int(i) for i in order[: max(0, count)]]
-
-
-def nearest_clusters(vectors: np.ndarray, labels: np.ndarray, query: np.ndarray, count: int) -> list[int]:
-    """Clusters whose centroids are most cosine-similar to ``query`` (a vector or vectors)."""
-    cents = centroids(vectors, labels)
-    if not cents:
-        return []
-    q = l2_normalise(np.atleast_2d(query)).mean(axis=0)
-    scores = {label: float(c @ q) for label, c in cents.items()}
-    return sorted(scores, key=lambda k: -scores[k])[: max(1, count)]
 
 
 def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1, text: str = "",
@@ -72,7 +48,7 @@ def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1
             raise ValueError("select by text needs the frames embedded with CLIP and that CLIP model connected")
         if clip.identity != info.get("embedding_model"):
             raise ValueError(f"the frames were embedded with {info.get('embedding_model')}, not {clip.identity}")
-        from ..models.clip_model import embed_texts
+        from ...models.clip_model import embed_texts
 
         return items, labels, nearest_clusters(vectors, labels, embed_texts(clip, [text]), count)
     if not references:
@@ -80,7 +56,7 @@ def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1
     embed, identity = make_embedder(str(info["embedding_method"]), clip)
     if identity != info.get("embedding_model"):
         raise ValueError(f"references must be embedded like the frames ({info.get('embedding_model')})")
-    query = embed([load_rgb(Path(p)) for p in references])
+    query = embed([images.to_pil(images.load_rgb(Path(p))) for p in references])
     return items, labels, nearest_clusters(vectors, labels, query, count)
 
 
@@ -101,24 +77,6 @@ def select_stage(ws: Workspace, handle: Handle, by: str = "size_rank", ids: str 
         return st.handle
 
 
-def contact_sheet(paths: Sequence[Path], title: str, thumb: int = 128, columns: int = 6) -> np.ndarray:
-    """One RGB sheet: a title bar and up to ``columns * 4`` thumbnails (cut-outs on grey)."""
-    from PIL import Image, ImageDraw
-
-    shown = list(paths)[: columns * 4]
-    rows = max(1, (len(shown) + columns - 1) // columns)
-    bar = 22
-    sheet = Image.new("RGB", (columns * thumb, bar + rows * thumb), (24, 24, 24))
-    for index, path in enumerate(shown):
-        img = load_rgb(Path(path))
-        img.thumbnail((thumb, thumb))
-        x = (index % columns) * thumb + (thumb - img.width) // 2
-        y = bar + (index // columns) * thumb + (thumb - img.height) // 2
-        sheet.paste(img, (x, y))
-    ImageDraw.Draw(sheet).text((6, 5), title, fill=(240, 240, 240))
-    return np.asarray(sheet)
-
-
 def cluster_sheets(ws: Workspace, handle: Handle, max_clusters: int = 12, thumb: int = 128
                    ) -> list[tuple[int, np.ndarray]]:
     """(cluster id, contact sheet) for the largest clusters, then noise."""
@@ -130,5 +88,5 @@ def cluster_sheets(ws: Workspace, handle: Handle, max_clusters: int = 12, thumb:
     for label in order:
         members = [item.path for item, lab in zip(items, labels, strict=True) if lab == label]
         name = "noise" if label == NOISE else f"cluster {label}"
-        sheets.append((label, contact_sheet(members, f"{name}: {len(members)} items", thumb)))
+        sheets.append((label, titled_sheet(members, f"{name}: {len(members)} items", thumb)))
     return sheets

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import Progress, ensure_progress
-from ..workspace import Handle, Workspace
-from . import cluster as C
-from .embed import embedding_info, load_embeddings
+from ...progress import Progress, ensure_progress
+from ...workspace import Handle, Workspace
+from . import cluster
+from .embed_stage import embedding_info, load_embeddings
 
 MODES = ("characters", "scenes", "style", "actions")
 
@@ -36,21 +36,21 @@ def _pose_arrays(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray, 
 
 
 def run_mode(ws: Workspace, handle: Handle, mode: str, params: dict[str, Any]
-             ) -> tuple[list[Any], C.Clusters, np.ndarray]:
+             ) -> tuple[list[Any], cluster.Clusters, np.ndarray]:
     """(items, clusters, keep mask) for ``mode``."""
     size, backend = int(params["min_cluster_size"]), params["backend"]
     if mode == "actions":
         items, keypoints, scores = _pose_arrays(ws, handle)
-        found = C.cluster_actions(keypoints, scores, size, backend)
+        found = cluster.cluster_actions(keypoints, scores, size, backend)
         return items, found, np.ones(len(items), bool)
     items, vectors = load_embeddings(ws, handle)
     if mode == "scenes":
-        found = C.cluster_scenes(vectors, size, float(params["similarity"]), backend=backend)
+        found = cluster.cluster_scenes(vectors, size, float(params["similarity"]), backend=backend)
     else:
-        found = C.cluster_vectors(vectors, size, backend=backend)
+        found = cluster.cluster_vectors(vectors, size, backend=backend)
     keep = np.ones(len(items), bool)
     if mode == "style":
-        keep = C.style_keep(found, float(params["min_share"]), float(params["min_probability"]))
+        keep = cluster.style_keep(found, float(params["min_share"]), float(params["min_probability"]))
     return items, found, keep
 
 
@@ -91,7 +91,7 @@ def cluster_summary(ws: Workspace, handle: Handle) -> str:
     info = ws.stage_info(handle)
     sizes = {int(k): v for k, v in info.get("cluster_sizes", {}).items()}
     parts = [f"cluster {k}: {v}" for k, v in sorted(sizes.items(), key=lambda kv: (kv[0] < 0, kv[0]))]
-    noise = sizes.get(C.NOISE, 0)
+    noise = sizes.get(cluster.NOISE, 0)
     head = f"{info.get('cluster_mode', '?')} via {info.get('cluster_backend', '?')}: " \
            f"{len([k for k in sizes if k >= 0])} clusters, {noise} noise"
     if info.get("dropped"):

@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from ..progress import Progress, ensure_progress
-from ..workspace import Handle, Item, NewItem, Workspace
-from .annotate import inherited_tags
-from .layers_stage import LoadedModel, SplitOptions, make_segmenter, read_rgb, split_frame_items
-from .masks import mask_box
+from ...media import images
+from ...media.masks import mask_box
+from ...models.handle import ModelHandle
+from ...progress import Progress, ensure_progress
+from ...workspace import Handle, Item, NewItem, Workspace
 from .segment import Instance, parse_color
+from .split import SplitOptions, make_segmenter
+from .split_stage import split_frame_items
 from .video_tracking import check_tracker, overlaps_any, track_shot
 
 TRACK_VERSION = 1
@@ -64,7 +66,7 @@ class FrameCounter:
         self._report.update(self.done, self.total)
 
 
-def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: SplitOptions,
+def track_layers(ws: Workspace, frames: Handle, sam: ModelHandle, options: SplitOptions,
                  progress: Progress | None = None, clip: Any | None = None, redetect_every: int = 0) -> Handle:
     """Layer split with tracking through each shot; returns the handle of all cut-outs and backgrounds.
 
@@ -83,7 +85,7 @@ def track_layers(ws: Workspace, frames: Handle, sam: LoadedModel, options: Split
     with ws.stage("layer_track", TRACK_VERSION, params, inputs=[frames], model=sam.identity, label="layers") as st:
         if not st.complete:
             segment = make_segmenter(sam, options, clip)
-            tags = inherited_tags(ws, frames) if options.text_rule() is not None else {}
+            tags = ws.tags(frames) if options.text_rule() is not None else {}
             units = [f"shot:{shot[0].id}" for shot in shots]
             counter = FrameCounter(progress, len(items),
                                    sum(len(shot) for shot, unit in zip(shots, units, strict=True) if st.is_done(unit)))
@@ -117,7 +119,7 @@ class NewCharacters:
         if room <= 0:
             return []
         fresh: list[Instance] = []
-        for found in self._segment(read_rgb(self._shot[frame_idx].path)):
+        for found in self._segment(images.load_rgb(self._shot[frame_idx].path)):
             if len(fresh) < room and not overlaps_any(found.mask, [*tracked, *(f.mask for f in fresh)]):
                 fresh.append(replace(found, track=len(self.known) + len(fresh)))
         self.known += fresh
@@ -129,7 +131,7 @@ def track_one_shot(st: Any, predictor: Any, shot: Sequence[Item], finder: NewCha
                    step: Callable[[], None]) -> list[NewItem]:
     """Find the characters on the shot's first frame, track them through the rest, write every frame."""
     first = shot[0]
-    image = read_rgb(first.path)
+    image = images.load_rgb(first.path)
     characters = finder.first(image)
     outputs = split_frame_items(st, first, image, characters, color, margin, tags.get(first.id, []))
     step()
@@ -138,7 +140,7 @@ def track_one_shot(st: Any, predictor: Any, shot: Sequence[Item], finder: NewCha
     for index, masks in tracked:
         item = shot[index]
         found = [_follow(character, mask) for character, mask in zip(finder.known, masks, strict=True)]
-        outputs += split_frame_items(st, item, read_rgb(item.path), [f for f in found if f is not None],
+        outputs += split_frame_items(st, item, images.load_rgb(item.path), [f for f in found if f is not None],
                                      color, margin, tags.get(item.id, []))
         step()
     return outputs

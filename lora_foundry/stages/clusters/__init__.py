@@ -1,0 +1,1 @@
+"""Clusters stages; see ../__init__.py for the layout rule."""

@@ -1,0 +1,1 @@
+"""Frames stages; see ../__init__.py for the layout rule."""

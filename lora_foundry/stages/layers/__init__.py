@@ -1,0 +1,1 @@
+"""Layers stages; see ../__init__.py for the layout rule."""

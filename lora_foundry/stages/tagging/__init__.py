@@ -1,0 +1,1 @@
+"""Tagging stages; see ../__init__.py for the layout rule."""
