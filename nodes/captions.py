@@ -15,12 +15,14 @@ from ..lora_foundry.captions.prompt_set import SUBJECT_TYPES, build_prompt_set
 from ..lora_foundry.captions.render import BASE_MODELS
 from ..lora_foundry.captions.stage import caption_info, caption_stage
 from ..lora_foundry.captions.strategies import LORA_TYPES, describe_templates
+from ..lora_foundry.captions.vocabulary import tag_files
 from ..lora_foundry.kohya.report import dataset_report, report_text
 from ..lora_foundry.paths import UnsafeNameError, confined
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
+from ._changed import files_state
+from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 
-CATEGORY = f"{_comfy.CATEGORY}/captions"
 TRIGGER_TOOLTIP = "The trigger word: always the first caption token (kept in place by keep_tokens)."
 CLASS_TOOLTIP = "Optional class word after the trigger (woman, man, dog, mug); empty for none."
 BASE_MODEL_TOOLTIP = "SD1.5, SDXL, Pony: comma-separated tags. Flux, SD3: one natural-language sentence."
@@ -49,47 +51,49 @@ def resolve_tags_folder(text: str) -> Path | None:
         ".txt files in a folder inside ComfyUI's input directory and give its name")
 
 
+@node("LF_BuildCaptions", "LF Build Captions", category="captions", function="build",
+      outputs=[("LF_FRAMES", "frames"), ("STRING", "summary")],
+      description="Captions by the binding rule: what a caption names stays promptable, what it leaves out binds "
+      "to the trigger. Tags come from the frames' 'tags' annotation (tagger stages) plus an optional folder of "
+      "WD14/booru .txt tag files (same file names as the images), normalised to one term per concept ('3/4 "
+      "view' -> 'three quarter view'). Tags present in at least 'threshold' of a cluster's images are the "
+      "subject's core and are dropped, unless the type always captions their category. force_keep beats the "
+      "rules; force_drop beats everything.\nTemplates per LoRA type:\n" + describe_templates())
 class BuildCaptions:
-    DESCRIPTION = (
-        "Captions by the binding rule: what a caption names stays promptable, what it leaves out "
-        "binds to the trigger. Tags come from the frames' 'tags' annotation (tagger stages) plus an "
-        "optional folder of WD14/booru .txt tag files (same file names as the images), normalised "
-        "to one term per concept ('3/4 view' -> 'three quarter view'). Tags present in at least "
-        "'threshold' of a cluster's images are the subject's core and are dropped, unless the type "
-        "always captions their category. force_keep beats the rules; force_drop beats everything.\n"
-        "Templates per LoRA type:\n" + describe_templates())
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("frames", "summary")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "frames": ("LF_FRAMES", {"tooltip": "The frames to caption (their 'tags' and 'cluster' annotations are used)."}),
-                "lora_type": (list(LORA_TYPES), {"default": "character", "tooltip": "What the LoRA learns; decides what captions leave out (see the node description)."}),
-                "trigger": ("STRING", {"default": "sks", "tooltip": TRIGGER_TOOLTIP}),
-                "class_word": ("STRING", {"default": "", "tooltip": CLASS_TOOLTIP}),
-                "base_model": (list(BASE_MODELS), {"default": "SDXL", "tooltip": BASE_MODEL_TOOLTIP}),
-                "threshold": ("FLOAT", {"default": DEFAULT_THRESHOLD, "min": 0.05, "max": 1.0, "step": 0.05,
-                                        "tooltip": "Core-tag share: a tag in at least this share of a cluster's images binds to the trigger and is dropped."}),
-            },
-            "optional": {
-                "force_keep": ("STRING", {"default": "", "multiline": True, "tooltip": "Comma-separated tags always captioned (beats category and core rules)."}),
-                "force_drop": ("STRING", {"default": "", "multiline": True, "tooltip": "Comma-separated tags never captioned (beats everything)."}),
-                "tags_folder": ("STRING", {"default": "", "tooltip": "Optional folder (inside ComfyUI's input directory) of WD14/booru .txt tag files named like the images."}),
-                "pony_score_prefix": ("BOOLEAN", {"default": False, "tooltip": "Pony only: write 'score_9, score_8_up, score_7_up' after the trigger (kept with keep_tokens)."}),
-                "keep_tokens_separator": ("BOOLEAN", {"default": False, "tooltip": "Write 'trigger ||| tags' for sd-scripts' keep_tokens_separator; other trainers read '|||' as text, so off by default."}),
-                "token_limit": ("INT", {"default": 75, "min": 75, "max": 225, "step": 75, "tooltip": "CLIP tokens before a warning: 75 by default, 150/225 if you train with --max_token_length."}),
-            },
-            "hidden": {"node_id": "UNIQUE_ID"},
-        }
+        return inputs({
+            "frames": socket("LF_FRAMES", "The frames to caption (their 'tags' and 'cluster' annotations are used)."),
+            "lora_type": choice(LORA_TYPES, "What the LoRA learns; decides what captions leave out (see the node "
+                                "description).", "character"),
+            "trigger": text(TRIGGER_TOOLTIP, "sks"),
+            "class_word": text(CLASS_TOOLTIP),
+            "base_model": choice(BASE_MODELS, BASE_MODEL_TOOLTIP, "SDXL"),
+            "threshold": number("Core-tag share: a tag in at least this share of a cluster's images binds to the "
+                                "trigger and is dropped.", DEFAULT_THRESHOLD, 0.05, 1.0, 0.05),
+        }, {
+            "force_keep": text("Comma-separated tags always captioned (beats category and core rules).", "", True),
+            "force_drop": text("Comma-separated tags never captioned (beats everything).", "", True),
+            "tags_folder": text("Optional folder (inside ComfyUI's input directory) of WD14/booru .txt tag files "
+                                "named like the images."),
+            "pony_score_prefix": boolean("Pony only: write 'score_9, score_8_up, score_7_up' after the trigger "
+                                         "(kept with keep_tokens).", False),
+            "keep_tokens_separator": boolean("Write 'trigger ||| tags' for sd-scripts' keep_tokens_separator; other "
+                                             "trainers read '|||' as text, so off by default.", False),
+            "token_limit": integer("CLIP tokens before a warning: 75 by default, 150/225 if you train with "
+                                   "--max_token_length.", 75, 75, 225, 75),
+        })
+
+    @classmethod
+    def IS_CHANGED(cls, tags_folder: str = "", **_: Any) -> str:
+        """The tag files the build would read: editing, adding or removing one must re-run the node
+        (ComfyUI compares only widget values otherwise)."""
+        return files_state(lambda: _tag_files(tags_folder), tags_folder)
 
     def build(self, frames: Any, lora_type: str, trigger: str, class_word: str, base_model: str,
               threshold: float, force_keep: str = "", force_drop: str = "", tags_folder: str = "",
               pony_score_prefix: bool = False, keep_tokens_separator: bool = False,
-              token_limit: int = 75, node_id: str | None = None) -> tuple[Any, str]:
+              token_limit: int = 75, unique_id: str | None = None) -> tuple[Any, str]:
         settings = CaptionSettings(
             lora_type=lora_type, trigger=trigger.strip(), class_word=class_word.strip(),
             base_model=base_model, threshold=threshold, force_keep=split_terms(force_keep),
@@ -97,9 +101,15 @@ class BuildCaptions:
             separator=keep_tokens_separator, token_limit=token_limit)
         with Workspace.from_handle(frames) as ws:
             out = caption_stage(ws, frames, settings, resolve_tags_folder(tags_folder),
-                                _comfy.ComfyProgress(node_id))
+                                _comfy.ComfyProgress(unique_id))
             summary = _summary(ws, out)
         return (out, summary)
+
+
+def _tag_files(tags_folder: str) -> list[Path]:
+    """The tag files a build would read: the same folder rule and the same listing as the build."""
+    folder = resolve_tags_folder(tags_folder)
+    return tag_files(folder) if folder is not None else []
 
 
 def _summary(ws: Workspace, handle: Any) -> str:
@@ -115,73 +125,63 @@ def _summary(ws: Workspace, handle: Any) -> str:
     return "\n".join(lines)
 
 
+@node("LF_PromptSet", "LF Prompt Set", category="captions", function="build",
+      outputs=[("STRING", "prompts"), ("STRING", "captions"), ("STRING", "preview")],
+      description="N training prompts for a synthetic dataset: a fixed appearance anchor (the look, the style, "
+      "the object, the concept, the scene) plus varied angle, expression, outfit, background and light; mostly "
+      "front and three-quarter close-ups, some profiles, upper and full body, a new outfit in most images. Each "
+      "prompt comes with the caption to train on, which leaves the anchor out so it binds to the trigger. Same "
+      "seed, same set. 'prompts' is a list: the sampler downstream runs once per prompt; batch the images "
+      "(RebatchImages) and give them with 'captions' (one line per prompt, same order) to LF Images To Frames.")
 class PromptSet:
-    DESCRIPTION = (
-        "N training prompts for a synthetic dataset: a fixed appearance anchor (the look, the style, "
-        "the object, the concept, the scene) plus varied angle, expression, outfit, background and "
-        "light; mostly front and three-quarter close-ups, some profiles, upper and full body, a new "
-        "outfit in most images. Each prompt comes with the caption to train on, which leaves the "
-        "anchor out so it binds to the trigger. Same seed, same set. 'prompts' is a list: the "
-        "sampler downstream runs once per prompt; batch the images (RebatchImages) and give them with "
-        "'captions' (one line per prompt, same order) to LF Images To Frames.")
-    CATEGORY = CATEGORY
-    FUNCTION = "build"
-    RETURN_TYPES = ("STRING", "STRING", "STRING")
-    RETURN_NAMES = ("prompts", "captions", "preview")
     OUTPUT_IS_LIST = (True, False, False)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "subject_type": (list(SUBJECT_TYPES), {"default": "character", "tooltip": "What the anchor describes: a character, style, object, concept (pose/action) or scene."}),
-                "anchor": ("STRING", {"default": "brown hair, blue eyes, freckles", "multiline": True,
-                                      "tooltip": "The fixed description repeated in every prompt and left out of every caption."}),
-                "count": ("INT", {"default": 24, "min": 1, "max": 1000, "tooltip": "How many prompts."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "tooltip": "Same seed, same prompts."}),
-                "trigger": ("STRING", {"default": "sks", "tooltip": TRIGGER_TOOLTIP}),
-                "class_word": ("STRING", {"default": "woman", "tooltip": CLASS_TOOLTIP}),
-                "base_model": (list(BASE_MODELS), {"default": "SDXL", "tooltip": BASE_MODEL_TOOLTIP}),
-            },
-            "optional": {
-                "prompt_suffix": ("STRING", {"default": "", "tooltip": "Words appended to every generation prompt only (quality words); never captioned."}),
-            },
-        }
+        return inputs({
+            "subject_type": choice(SUBJECT_TYPES, "What the anchor describes: a character, style, object, concept "
+                                   "(pose/action) or scene.", "character"),
+            "anchor": text("The fixed description repeated in every prompt and left out of every caption.",
+                           "brown hair, blue eyes, freckles", True),
+            "count": integer("How many prompts.", 24, 1, 1000),
+            "seed": integer("Same seed, same prompts.", 0, 0, 2**31 - 1),
+            "trigger": text(TRIGGER_TOOLTIP, "sks"),
+            "class_word": text(CLASS_TOOLTIP, "woman"),
+            "base_model": choice(BASE_MODELS, BASE_MODEL_TOOLTIP, "SDXL"),
+        }, {
+            "prompt_suffix": text("Words appended to every generation prompt only (quality words); never captioned."),
+        })
 
-    def build(self, subject_type: str, anchor: str, count: int, seed: int, trigger: str,
-              class_word: str, base_model: str, prompt_suffix: str = "") -> tuple[list[str], str, str]:
+    def build(self, subject_type: str, anchor: str, count: int, seed: int, trigger: str, class_word: str,
+              base_model: str, prompt_suffix: str = "", unique_id: str | None = None) -> tuple[list[str], str, str]:
         items = build_prompt_set(subject_type, anchor, count, seed, trigger.strip(), class_word.strip(),
                                  base_model, prompt_suffix)
         preview = "\n".join(f"{i.index:03d} prompt:  {i.prompt}\n    caption: {i.caption}" for i in items[:20])
         return ([i.prompt for i in items], "\n".join(i.caption for i in items), preview)
 
 
+@node("LF_DatasetReport", "LF Dataset Report", category="captions", function="report", output_node=True,
+      outputs=[("STRING", "report")],
+      description="Judges a written dataset: images per subset against the recommended range for the LoRA type "
+      "(character 15-50, style 30-200, object 15-40, concept 20-100, scene 20-80), caption length, the most "
+      "frequent tags, and warnings: too few images, identity tags leaking into captions, duplicate captions, "
+      "unbalanced concepts, captions past the CLIP token limit. Saves a contact sheet (contact_sheet.jpg in the "
+      "dataset folder) and previews it. Reads the captions on disk, so hand edits count.")
 class DatasetReport:
-    DESCRIPTION = (
-        "Judges a written dataset: images per subset against the recommended range for the LoRA type "
-        "(character 15-50, style 30-200, object 15-40, concept 20-100, scene 20-80), caption length, "
-        "the most frequent tags, and warnings: too few images, identity tags leaking into captions, "
-        "duplicate captions, unbalanced concepts, captions past the CLIP token limit. Saves a contact "
-        "sheet (contact_sheet.jpg in the dataset folder) and previews it. Reads the captions on disk, "
-        "so hand edits count.")
-    CATEGORY = CATEGORY
-    FUNCTION = "report"
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("report",)
-    OUTPUT_NODE = True
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "dataset": ("LF_DATASET", {"tooltip": "A dataset from LF Write Kohya Dataset."}),
-                "lora_type": (["from dataset", *LORA_TYPES], {"default": "from dataset", "tooltip": "The LoRA type the ranges and leak checks use; 'from dataset' = the writer's setting."}),
-                "count_tokens": ("BOOLEAN", {"default": True, "tooltip": "Count CLIP tokens per caption (loads open_clip's tokenizer, a few seconds)."}),
-                "token_limit": ("INT", {"default": 75, "min": 75, "max": 225, "step": 75, "tooltip": "Warn past this many CLIP tokens (75, or 150/225 with --max_token_length)."}),
-            },
-        }
+        return inputs({
+            "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
+            "lora_type": choice(["from dataset", *LORA_TYPES], "The LoRA type the ranges and leak checks use; 'from "
+                                "dataset' = the writer's setting.", "from dataset"),
+            "count_tokens": boolean("Count CLIP tokens per caption (loads open_clip's tokenizer, a few seconds).",
+                                    True),
+            "token_limit": integer("Warn past this many CLIP tokens (75, or 150/225 with --max_token_length).",
+                                   75, 75, 225, 75),
+        })
 
-    def report(self, dataset: Any, lora_type: str, count_tokens: bool, token_limit: int) -> dict[str, Any]:
+    def report(self, dataset: Any, lora_type: str, count_tokens: bool, token_limit: int,
+               unique_id: str | None = None) -> dict[str, Any]:
         chosen = None if lora_type == "from dataset" else lora_type
         result = dataset_report(Path(dataset.path), chosen, count_tokens=count_tokens, token_limit=token_limit)
         text = report_text(result)
@@ -201,13 +201,4 @@ def _output_image(path: Path) -> dict[str, str] | None:
     return {"filename": relative.name, "subfolder": relative.parent.as_posix(), "type": "output"}
 
 
-NODE_CLASS_MAPPINGS = {
-    "LF_BuildCaptions": BuildCaptions,
-    "LF_PromptSet": PromptSet,
-    "LF_DatasetReport": DatasetReport,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LF_BuildCaptions": "LF Build Captions",
-    "LF_PromptSet": "LF Prompt Set",
-    "LF_DatasetReport": "LF Dataset Report",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(BuildCaptions, PromptSet, DatasetReport)

@@ -27,12 +27,12 @@ from ..lora_foundry.lora.stack import (
     normalize_stack,
 )
 from . import _comfy
+from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 
-CATEGORY = f"{_comfy.CATEGORY}/compose"
 ROWS = 6
 DEFAULT_ROW_TYPES = ("character", "background", "pose", "expression", "style", "lighting")
-STACK_INPUT = ("LORA_STACK", {"tooltip": "A LoRA stack: list of (lora_name, model_strength, clip_strength) "
-                              "as Efficiency, Comfyroll and LoRA-Manager stacks give it."})
+STACK_INPUT = socket("LORA_STACK", "A LoRA stack: list of (lora_name, model_strength, clip_strength) as "
+                     "Efficiency, Comfyroll and LoRA-Manager stacks give it.")
 
 
 def _comfy_load(path: Path) -> dict[str, Any]:
@@ -53,42 +53,40 @@ def lora_choices() -> list[str]:
 
 
 def _strength(tooltip: str, default: float) -> tuple[str, dict[str, Any]]:
-    return ("FLOAT", {"default": default, "min": -10.0, "max": 10.0, "step": 0.05, "tooltip": tooltip})
+    return number(tooltip, default, -10.0, 10.0, 0.05)
 
 
+@node("LF_LoRAStack", "LF LoRA Stack", category="compose", function="stack",
+      outputs=[("LORA_STACK", "lora_stack"), ("STRING", "triggers"), ("STRING", "warnings")],
+      description="Up to 6 typed LoRAs (character, background, pose, expression, style, lighting) as a "
+      "LORA_STACK, with their trigger words and warnings about LoRAs that fight over the body, face or palette. "
+      "Choosing a type fills its recommended strength; a strength of -1 means 'recommended for the type'. Chain "
+      "stacks through lora_stack.")
 class LoRAStack:
-    DESCRIPTION = ("Up to 6 typed LoRAs (character, background, pose, expression, style, lighting) as a "
-                   "LORA_STACK, with their trigger words and warnings about LoRAs that fight over the body, "
-                   "face or palette. Choosing a type fills its recommended strength; a strength of -1 means "
-                   "'recommended for the type'. Chain stacks through lora_stack.")
-    CATEGORY = CATEGORY
-    FUNCTION = "stack"
-    RETURN_TYPES = ("LORA_STACK", "STRING", "STRING")
-    RETURN_NAMES = ("lora_stack", "triggers", "warnings")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         loras = lora_choices()
-        required: dict[str, Any] = {}
-        for i, default_type in enumerate(DEFAULT_ROW_TYPES[:ROWS], 1):
+        recommended = ", ".join(f"{t.name} {t.recommended:g}" for t in LORA_TYPES.values())
+        required: dict[str, tuple] = {}
+        for i, default_type in enumerate(DEFAULT_ROW_TYPES[:ROWS], 1):  # five widgets per row, in saved order
             rec = LORA_TYPES[default_type].recommended
-            required[f"lora_{i}"] = (loras, {"tooltip": f"Row {i}: a LoRA from models/loras, or None."})
-            required[f"type_{i}"] = (list(TYPE_NAMES), {"default": default_type, "tooltip": (
-                "What this LoRA controls; choosing a type fills its recommended strength (" + ", ".join(
-                    f"{t.name} {t.recommended:g}" for t in LORA_TYPES.values()) + ").")})
-            required[f"model_strength_{i}"] = _strength("Strength on the diffusion model; -1 = recommended "
-                                                        "for the type.", rec)
-            required[f"clip_strength_{i}"] = _strength("Strength on the text encoder; -1 = recommended "
-                                                       "for the type.", rec)
-            required[f"enabled_{i}"] = ("BOOLEAN", {"default": True, "tooltip": f"Row {i} on or off."})
-        return {"required": required, "optional": {"lora_stack": STACK_INPUT}}
+            required.update({
+                f"lora_{i}": choice(loras, f"Row {i}: a LoRA from models/loras, or None."),
+                f"type_{i}": choice(TYPE_NAMES, "What this LoRA controls; choosing a type fills its recommended "
+                                    "strength (" + recommended + ").", default_type),
+                f"model_strength_{i}": _strength("Strength on the diffusion model; -1 = recommended for the type.",
+                                                 rec),
+                f"clip_strength_{i}": _strength("Strength on the text encoder; -1 = recommended for the type.", rec),
+                f"enabled_{i}": boolean(f"Row {i} on or off.", True),
+            })
+        return inputs(required, {"lora_stack": STACK_INPUT})
 
     @classmethod
     def IS_CHANGED(cls, **kwargs: Any) -> str:
         names = [kwargs.get(f"lora_{i}") for i in range(1, ROWS + 1)]
         return json.dumps([_file_signature(n) for n in names if n and n != NONE_NAME])
 
-    def stack(self, lora_stack: Any = None, **rows: Any) -> tuple[list, str, str]:
+    def stack(self, lora_stack: Any = None, unique_id: str | None = None, **rows: Any) -> tuple[list, str, str]:
         parsed = [StackRow(rows[f"lora_{i}"], rows[f"type_{i}"], rows[f"model_strength_{i}"],
                            rows[f"clip_strength_{i}"], rows[f"enabled_{i}"]) for i in range(1, ROWS + 1)]
         summary = summarize(chain(lora_stack, parsed), lora_dirs(), CACHES)
@@ -118,24 +116,21 @@ def _model_hint(model: Any) -> str:
     return type(config).__name__ if config is not None else ""
 
 
+@node("LF_ApplyLoRAStack", "LF Apply LoRA Stack", category="compose", function="apply",
+      outputs=[("MODEL", "model"), ("CLIP", "clip"), ("STRING", "report")],
+      description="Applies a LORA_STACK to MODEL and CLIP through ComfyUI's own LoRA loader, and reports, per "
+      "LoRA, how many of its modules matched the model. A LoRA that matches nothing (an SDXL LoRA on SD1.5) "
+      "stops with an error instead of silently doing nothing; a partial match is a warning in the report. Files "
+      "are read once and cached.")
 class ApplyLoRAStack:
-    DESCRIPTION = ("Applies a LORA_STACK to MODEL and CLIP through ComfyUI's own LoRA loader, and reports, "
-                   "per LoRA, how many of its modules matched the model. A LoRA that matches nothing (an "
-                   "SDXL LoRA on SD1.5) stops with an error instead of silently doing nothing; a partial "
-                   "match is a warning in the report. Files are read once and cached.")
-    CATEGORY = CATEGORY
-    FUNCTION = "apply"
-    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
-    RETURN_NAMES = ("model", "clip", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"model": ("MODEL", {"tooltip": "The diffusion model to patch."}),
-                             "lora_stack": STACK_INPUT},
-                "optional": {"clip": ("CLIP", {"tooltip": "The text encoder to patch (leave empty for "
-                                               "model-only LoRA application)."})}}
+        return inputs({"model": socket("MODEL", "The diffusion model to patch."), "lora_stack": STACK_INPUT},
+                      {"clip": socket("CLIP", "The text encoder to patch (leave empty for model-only LoRA "
+                                      "application).")})
 
-    def apply(self, model: Any, lora_stack: Any, clip: Any = None) -> tuple[Any, Any, str]:
+    def apply(self, model: Any, lora_stack: Any, clip: Any = None,
+              unique_id: str | None = None) -> tuple[Any, Any, str]:
         import comfy.lora
         import comfy.lora_convert
         import comfy.sd
@@ -162,20 +157,16 @@ class ApplyLoRAStack:
         return model, clip, "\n".join(lines) if lines else "empty stack: nothing applied"
 
 
+@node("LF_LoRAPreset", "LF LoRA Preset", category="compose", function="load",
+      outputs=[("LORA_STACK", "lora_stack"), ("STRING", "triggers"), ("STRING", "warnings")],
+      description="Loads a named LoRA stack saved with Save LoRA Preset (JSON in ComfyUI's user folder, "
+      "lora_foundry/presets/), so an API caller picks a whole stack with one field.")
 class LoRAPreset:
-    DESCRIPTION = ("Loads a named LoRA stack saved with Save LoRA Preset (JSON in ComfyUI's user folder, "
-                   "lora_foundry/presets/), so an API caller picks a whole stack with one field.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LORA_STACK", "STRING", "STRING")
-    RETURN_NAMES = ("lora_stack", "triggers", "warnings")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         names = presets.list_presets(_comfy.user_root()) or ["(no presets saved yet)"]
-        return {"required": {"preset": (names, {"tooltip": "Preset name (a file in "
-                                                "<user>/lora_foundry/presets/)."})},
-                "optional": {"lora_stack": STACK_INPUT}}
+        return inputs({"preset": choice(names, "Preset name (a file in <user>/lora_foundry/presets/).")},
+                      {"lora_stack": STACK_INPUT})
 
     @classmethod
     def IS_CHANGED(cls, preset: str, **_: Any) -> str:
@@ -184,54 +175,47 @@ class LoRAPreset:
         except (OSError, ValueError):
             return preset
 
-    def load(self, preset: str, lora_stack: Any = None) -> tuple[list, str, str]:
+    def load(self, preset: str, lora_stack: Any = None, unique_id: str | None = None) -> tuple[list, str, str]:
         loaded = presets.load_preset(_comfy.user_root(), preset)
         summary = summarize(chain(lora_stack, loaded.rows), lora_dirs(), CACHES)
         return summary.stack, summary.trigger_text(), summary.warning_text()
 
 
+@node("LF_SaveLoRAPreset", "LF Save LoRA Preset", category="compose", function="save", output_node=True,
+      outputs=[("STRING", "path")],
+      description="Saves a LoRA stack (with each LoRA's type) as a named preset for LoRA Preset.")
 class SaveLoRAPreset:
-    DESCRIPTION = "Saves a LoRA stack (with each LoRA's type) as a named preset for LoRA Preset."
-    CATEGORY = CATEGORY
-    FUNCTION = "save"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING",)
-    RETURN_NAMES = ("path",)
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "lora_stack": STACK_INPUT,
-            "name": ("STRING", {"default": "my_stack", "tooltip": "Preset name: a plain name, no slashes."}),
-            "overwrite": ("BOOLEAN", {"default": False, "tooltip": "Replace a preset with the same name."}),
-            "description": ("STRING", {"default": "", "tooltip": "What the preset is for (optional)."}),
-        }}
+            "name": text("Preset name: a plain name, no slashes.", "my_stack"),
+            "overwrite": boolean("Replace a preset with the same name.", False),
+            "description": text("What the preset is for (optional)."),
+        })
 
-    def save(self, lora_stack: Any, name: str, overwrite: bool, description: str) -> dict[str, Any]:
+    def save(self, lora_stack: Any, name: str, overwrite: bool, description: str,
+             unique_id: str | None = None) -> dict[str, Any]:
         stack = summarize(normalize_stack(lora_stack), lora_dirs(), CACHES).stack
         preset = presets.Preset(name, presets.rows_from_stack(stack), description)
         path = presets.save_preset(_comfy.user_root(), preset, overwrite=overwrite)
         return {"ui": {"text": [str(path)]}, "result": (str(path),)}
 
 
+@node("LF_ComposePrompt", "LF Compose Prompt", category="compose", function="compose",
+      outputs=[("STRING", "prompt"), ("STRING", "warnings"), ("STRING", "tokens")],
+      description="Joins the stack's trigger words and your scene into one prompt, and warns about "
+      "contradictions (two actions, expressions, views or framings) and chunks over 75 CLIP tokens.")
 class ComposePrompt:
-    DESCRIPTION = ("Joins the stack's trigger words and your scene into one prompt, and warns about "
-                   "contradictions (two actions, expressions, views or framings) and chunks over 75 CLIP tokens.")
-    CATEGORY = CATEGORY
-    FUNCTION = "compose"
-    RETURN_TYPES = ("STRING", "STRING", "STRING")
-    RETURN_NAMES = ("prompt", "warnings", "tokens")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"scene": ("STRING", {"multiline": True, "default": "standing in a park, smiling",
-                                                  "tooltip": "The scene: everything but the trigger words."})},
-                "optional": {"lora_stack": (STACK_INPUT[0], {"tooltip": "Read trigger words from these "
-                                                             "LoRAs' metadata."}),
-                             "triggers": ("STRING", {"default": "", "tooltip": "Extra trigger words, "
-                                                     "comma separated (e.g. the LoRA Stack's triggers)."})}}
+        return inputs({"scene": text("The scene: everything but the trigger words.", "standing in a park, smiling",
+                                     True)},
+                      {"lora_stack": socket("LORA_STACK", "Read trigger words from these LoRAs' metadata."),
+                       "triggers": text("Extra trigger words, comma separated (e.g. the LoRA Stack's triggers).")})
 
-    def compose(self, scene: str, lora_stack: Any = None, triggers: str = "") -> tuple[str, str, str]:
+    def compose(self, scene: str, lora_stack: Any = None, triggers: str = "",
+                unique_id: str | None = None) -> tuple[str, str, str]:
         words = [t.strip() for t in triggers.split(",") if t.strip()]
         if lora_stack:
             words += summarize(normalize_stack(lora_stack), lora_dirs(), CACHES).triggers
@@ -240,33 +224,29 @@ class ComposePrompt:
         return composed.text, warnings, composed.tokens.summary()
 
 
+@node("LF_LoRAWeightSweep", "LF LoRA Weight Sweep", category="compose", function="sweep",
+      outputs=[("LORA_STACK", "lora_stacks"), ("STRING", "labels"), ("STRING", "axes")],
+      description="Makes a list of stacks from one: weight ranges per row (one line each, e.g. 'pose: "
+      "0.5:0.9:0.2' or '1: 0.6, 0.8, 1.0') or an on/off ablation. Downstream nodes run once per stack; feed the "
+      "images and labels to Composition Grid.")
 class LoRAWeightSweep:
-    DESCRIPTION = ("Makes a list of stacks from one: weight ranges per row (one line each, e.g. "
-                   "'pose: 0.5:0.9:0.2' or '1: 0.6, 0.8, 1.0') or an on/off ablation. Downstream nodes run "
-                   "once per stack; feed the images and labels to Composition Grid.")
-    CATEGORY = CATEGORY
-    FUNCTION = "sweep"
-    RETURN_TYPES = ("LORA_STACK", "STRING", "STRING")
-    RETURN_NAMES = ("lora_stacks", "labels", "axes")
     OUTPUT_IS_LIST = (True, True, False)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "lora_stack": STACK_INPUT,
-            "mode": (["weights", "ablation"], {"tooltip": "weights: the product of the ranges below; "
-                                               "ablation: all on, then each LoRA off in turn."}),
-            "spec": ("STRING", {"multiline": True, "default": "1: 0.6:1.0:0.2", "tooltip": (
-                "One line per swept row: 'row: start:stop:step' or 'row: a, b, c'; row = 1-based index, "
-                "file name or type.")}),
-            "max_stacks": ("INT", {"default": 16, "min": 1, "max": 256, "tooltip": "Refuse sweeps "
-                               "that would make more stacks than this."}),
-            "sweep_clip": ("BOOLEAN", {"default": True, "tooltip": "Sweep the clip strength with the "
-                                       "model strength (off: keep the row's clip strength)."}),
-        }}
+            "mode": choice(["weights", "ablation"], "weights: the product of the ranges below; ablation: all on, "
+                           "then each LoRA off in turn."),
+            "spec": text("One line per swept row: 'row: start:stop:step' or 'row: a, b, c'; row = 1-based index, "
+                         "file name or type.", "1: 0.6:1.0:0.2", True),
+            "max_stacks": integer("Refuse sweeps that would make more stacks than this.", 16, 1, 256),
+            "sweep_clip": boolean("Sweep the clip strength with the model strength (off: keep the row's clip "
+                                  "strength).", True),
+        })
 
-    def sweep(self, lora_stack: Any, mode: str, spec: str, max_stacks: int,
-              sweep_clip: bool) -> tuple[list, list, str]:
+    def sweep(self, lora_stack: Any, mode: str, spec: str, max_stacks: int, sweep_clip: bool,
+              unique_id: str | None = None) -> tuple[list, list, str]:
         stack = summarize(normalize_stack(lora_stack), lora_dirs(), CACHES).stack
         if mode == "ablation":
             variants, axes = sweep.ablation(stack), {}
@@ -279,30 +259,26 @@ class LoRAWeightSweep:
         return [list(v.stack) for v in variants], [v.label for v in variants], json.dumps(axes)
 
 
+@node("LF_MergeLoRAStack", "LF Merge LoRA Stack", category="compose", function="merge", output_node=True,
+      outputs=[("STRING", "lora_name"), ("STRING", "report")],
+      description="Merges a stack into one kohya-format LoRA in models/loras/lora_foundry/: exactly (ranks "
+      "concatenated) or re-factored by SVD to a target rank, with the error reported. Metadata names the parts "
+      "and their strengths. Apply the result at strength 1.0.")
 class MergeLoRAStack:
-    DESCRIPTION = ("Merges a stack into one kohya-format LoRA in models/loras/lora_foundry/: exactly (ranks "
-                   "concatenated) or re-factored by SVD to a target rank, with the error reported. Metadata "
-                   "names the parts and their strengths. Apply the result at strength 1.0.")
-    CATEGORY = CATEGORY
-    FUNCTION = "merge"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING", "STRING")
-    RETURN_NAMES = ("lora_name", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "lora_stack": STACK_INPUT,
-            "name": ("STRING", {"default": "merged_stack", "tooltip": "File name (plain name, no slashes)."}),
-            "mode": (list(merge.MERGE_MODES), {"tooltip": "concat: exact, rank = sum of ranks; svd: "
-                                               "re-factor to 'rank' (smaller, approximate)."}),
-            "rank": ("INT", {"default": 32, "min": 1, "max": 1024, "tooltip": "Target rank for svd."}),
-            "dtype": (list(merge.SAVE_DTYPES), {"tooltip": "Precision of the saved weights."}),
-            "overwrite": ("BOOLEAN", {"default": False, "tooltip": "Replace a file with the same name."}),
-        }}
+            "name": text("File name (plain name, no slashes).", "merged_stack"),
+            "mode": choice(merge.MERGE_MODES, "concat: exact, rank = sum of ranks; svd: re-factor to 'rank' "
+                           "(smaller, approximate)."),
+            "rank": integer("Target rank for svd.", 32, 1, 1024),
+            "dtype": choice(merge.SAVE_DTYPES, "Precision of the saved weights."),
+            "overwrite": boolean("Replace a file with the same name.", False),
+        })
 
-    def merge(self, lora_stack: Any, name: str, mode: str, rank: int, dtype: str,
-              overwrite: bool) -> dict[str, Any]:
+    def merge(self, lora_stack: Any, name: str, mode: str, rank: int, dtype: str, overwrite: bool,
+              unique_id: str | None = None) -> dict[str, Any]:
         stack = normalize_stack(lora_stack)
         dirs = lora_dirs() or [_comfy.output_root() / "loras"]
         paths = [resolve_lora(e.lora_name, dirs) for e in stack]
@@ -316,39 +292,24 @@ class MergeLoRAStack:
         return {"ui": {"text": [text]}, "result": (relative, text)}
 
 
+@node("LF_LoRAInfo", "LF LoRA Info", category="compose", function="info", output_node=True,
+      outputs=[("STRING", "info"), ("STRING", "triggers"), ("STRING", "base_model")],
+      description="Shows what a LoRA file says about itself: base model, rank, alpha, trigger words and tag "
+      "frequencies (read from the header only).")
 class LoRAInfo:
-    DESCRIPTION = ("Shows what a LoRA file says about itself: base model, rank, alpha, trigger words and "
-                   "tag frequencies (read from the header only).")
-    CATEGORY = CATEGORY
-    FUNCTION = "info"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING", "STRING", "STRING")
-    RETURN_NAMES = ("info", "triggers", "base_model")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {"lora": (_comfy.list_models("loras"), {"tooltip": "A LoRA from models/loras."})}}
+        return inputs({"lora": choice(_comfy.list_models("loras"), "A LoRA from models/loras.")})
 
     @classmethod
-    def IS_CHANGED(cls, lora: str) -> str:
+    def IS_CHANGED(cls, lora: str, **_: Any) -> str:
         return _file_signature(lora)
 
-    def info(self, lora: str) -> dict[str, Any]:
+    def info(self, lora: str, unique_id: str | None = None) -> dict[str, Any]:
         info = CACHES.infos.get(resolve_lora(lora, lora_dirs()))
         text = format_info(info, lora)
         return {"ui": {"text": [text]}, "result": (text, ", ".join(info.triggers), info.base_model)}
 
 
-NODE_CLASS_MAPPINGS = {
-    "LF_LoRAStack": LoRAStack, "LF_ApplyLoRAStack": ApplyLoRAStack, "LF_LoRAPreset": LoRAPreset,
-    "LF_SaveLoRAPreset": SaveLoRAPreset, "LF_ComposePrompt": ComposePrompt,
-    "LF_LoRAWeightSweep": LoRAWeightSweep,
-    "LF_MergeLoRAStack": MergeLoRAStack, "LF_LoRAInfo": LoRAInfo,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LF_LoRAStack": "LF LoRA Stack", "LF_ApplyLoRAStack": "LF Apply LoRA Stack",
-    "LF_LoRAPreset": "LF LoRA Preset", "LF_SaveLoRAPreset": "LF Save LoRA Preset",
-    "LF_ComposePrompt": "LF Compose Prompt", "LF_LoRAWeightSweep": "LF LoRA Weight Sweep",
-    "LF_MergeLoRAStack": "LF Merge LoRA Stack",
-    "LF_LoRAInfo": "LF LoRA Info",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    LoRAStack, ApplyLoRAStack, LoRAPreset, SaveLoRAPreset, ComposePrompt, LoRAWeightSweep, MergeLoRAStack, LoRAInfo)

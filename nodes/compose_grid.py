@@ -8,33 +8,29 @@ from typing import Any
 
 from ..lora_foundry.lora import grid
 from . import _comfy
-from .compose import CATEGORY
+from ._declare import inputs, integer, mappings, node, socket
 
 
+@node("LF_CompositionGrid", "LF Composition Grid", category="compose", function="grid", output_node=True,
+      outputs=[("IMAGE", "grid")],
+      description="Lays out the images of a weight sweep in a grid with the weights on the axes (or each image's "
+      "label under it), and previews it.")
 class CompositionGrid:
-    DESCRIPTION = ("Lays out the images of a weight sweep in a grid with the weights on the axes (or each "
-                   "image's label under it), and previews it.")
-    CATEGORY = CATEGORY
-    FUNCTION = "grid"
-    OUTPUT_NODE = True
     INPUT_IS_LIST = True
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("grid",)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "The sweep's images, one per stack, in sweep order."}),
-            "labels": ("STRING", {"forceInput": True, "tooltip": "Labels from LoRA Weight Sweep."}),
-        }, "optional": {
-            "axes": ("STRING", {"forceInput": True, "tooltip": "Axes JSON from LoRA Weight Sweep: puts the "
-                                "weights on the grid's rows and columns."}),
-            "columns": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Columns when there are no "
-                                "axes; 0 = square-ish."}),
-        }}
+        return inputs({
+            "images": socket("IMAGE", "The sweep's images, one per stack, in sweep order."),
+            "labels": socket("STRING", "Labels from LoRA Weight Sweep.", forceInput=True),
+        }, {
+            "axes": socket("STRING", "Axes JSON from LoRA Weight Sweep: puts the weights on the grid's rows and "
+                           "columns.", forceInput=True),
+            "columns": integer("Columns when there are no axes; 0 = square-ish.", 0, 0, 64),
+        })
 
-    def grid(self, images: list, labels: list, axes: list | None = None,
-             columns: list | None = None) -> dict[str, Any]:
+    def grid(self, images: list, labels: list, axes: list | None = None, columns: list | None = None,
+             unique_id: list[str] | None = None) -> dict[str, Any]:
         import torch
 
         flat = [img.cpu().numpy() for batch in images for img in batch]
@@ -61,5 +57,4 @@ def _save_preview(picture: Any) -> dict[str, str]:
     return {"filename": name, "subfolder": "", "type": "temp"}
 
 
-NODE_CLASS_MAPPINGS = {"LF_CompositionGrid": CompositionGrid}
-NODE_DISPLAY_NAME_MAPPINGS = {"LF_CompositionGrid": "LF Composition Grid"}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(CompositionGrid)

@@ -16,11 +16,11 @@ from ..lora_foundry.stages.frames import ingest_stage as ingest
 from ..lora_foundry.stages.frames import interop_stage as interop
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
+from ._changed import files_state
+from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 
-CATEGORY = f"{_comfy.CATEGORY}/frames"
-HIDDEN = {"hidden": {"unique_id": "UNIQUE_ID"}}
-WORKSPACE_INPUT = ("STRING", {"default": "default", "tooltip": "Workspace name: a folder under "
-                   "<output>/lora_foundry/workspaces/ holding the frames on disk. Plain name, no slashes."})
+WORKSPACE_INPUT = text("Workspace name: a folder under <output>/lora_foundry/workspaces/ holding the frames on "
+                       "disk. Plain name, no slashes.", "default")
 
 
 def open_workspace(name: str) -> Workspace:
@@ -42,46 +42,35 @@ def resolve_media_path(text: str, what: str) -> Path:
 
 def file_signature(path_text: str) -> str:
     """For IS_CHANGED: ComfyUI re-runs a node only when this changes (the file was edited)."""
-    try:
-        path = resolve_media_path(path_text, "file")
-        stat = path.stat()
-        return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
-    except (OSError, ValueError):
-        return path_text
+    return files_state(lambda: [resolve_media_path(path_text, "file")], path_text)
 
 
+@node("LF_LoadVideoFrames", "LF Load Video Frames", category="frames", function="load",
+      outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
+      description="Samples frames from a video (anything FFmpeg decodes, GIF and animated WebP too) into a "
+      "workspace on disk. Scene mode finds the cuts and takes N frames per shot; every frame keeps its source, "
+      "timestamp and shot id. Resumes where a cancelled run stopped.")
 class LoadVideoFrames:
-    DESCRIPTION = ("Samples frames from a video (anything FFmpeg decodes, GIF and animated WebP too) into a "
-                   "workspace on disk. Scene mode finds the cuts and takes N frames per shot; every frame "
-                   "keeps its source, timestamp and shot id. Resumes where a cancelled run stopped.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("frames", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "video": ("STRING", {"default": "", "tooltip": "Video file: an absolute path, or a path relative "
-                                 "to ComfyUI's input folder (mp4, mkv, avi, mpg, webm, mov, gif, webp)."}),
+        return inputs({
+            "video": text("Video file: an absolute path, or a path relative to ComfyUI's input folder (mp4, mkv, "
+                          "avi, mpg, webm, mov, gif, webp)."),
             "workspace": WORKSPACE_INPUT,
-            "mode": (["scene", "interval", "keyframes", "all"], {"default": "scene", "tooltip":
-                     "scene: N frames per detected shot; interval: one frame every N seconds; keyframes: "
-                     "the encoder's keyframes only (fast); all: every frame."}),
-            "interval_s": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 3600.0, "step": 0.01,
-                                     "tooltip": "Seconds between frames in interval mode."}),
-            "per_shot": ("INT", {"default": 3, "min": 1, "max": 100, "tooltip": "Frames per shot in scene mode."}),
-            "start_s": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1e6, "step": 0.1,
-                                  "tooltip": "Start of the time range, in seconds."}),
-            "end_s": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1e6, "step": 0.1,
-                                "tooltip": "End of the time range in seconds; 0 means the end of the video."}),
-            "max_frames": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip":
-                                   "Cap on the number of frames, spread evenly over the video; 0 = no cap."}),
-            "long_side": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip":
-                                  "Resize so the long side is at most this many pixels; 0 keeps the size."}),
-            "frame_format": (list(ingest.FRAME_FORMATS), {"default": "jpg", "tooltip":
-                             "How frames are stored in the workspace: jpg (quality 95, fast), png (lossless)."}),
-        }, **HIDDEN}
+            "mode": choice(["scene", "interval", "keyframes", "all"], "scene: N frames per detected shot; interval: "
+                           "one frame every N seconds; keyframes: the encoder's keyframes only (fast); all: every "
+                           "frame.", "scene"),
+            "interval_s": number("Seconds between frames in interval mode.", 1.0, 0.01, 3600.0, 0.01),
+            "per_shot": integer("Frames per shot in scene mode.", 3, 1, 100),
+            "start_s": number("Start of the time range, in seconds.", 0.0, 0.0, 1e6, 0.1),
+            "end_s": number("End of the time range in seconds; 0 means the end of the video.", 0.0, 0.0, 1e6, 0.1),
+            "max_frames": integer("Cap on the number of frames, spread evenly over the video; 0 = no cap.",
+                                  0, 0, 1_000_000),
+            "long_side": integer("Resize so the long side is at most this many pixels; 0 keeps the size.",
+                                 0, 0, 8192, 8),
+            "frame_format": choice(ingest.FRAME_FORMATS, "How frames are stored in the workspace: jpg (quality 95, "
+                                   "fast), png (lossless).", "jpg"),
+        })
 
     @classmethod
     def IS_CHANGED(cls, video: str, **kwargs: Any) -> str:
@@ -98,32 +87,25 @@ class LoadVideoFrames:
         return handle, json.dumps(report, indent=1)
 
 
+@node("LF_LoadImageFolder", "LF Load Image Folder", category="frames", function="load",
+      outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
+      description="Copies every readable image of a folder (png, jpg, webp, ...; EXIF rotation, CMYK, 16-bit and "
+      "palette images handled) into a workspace. Broken files are skipped and listed.")
 class LoadImageFolder:
-    DESCRIPTION = ("Copies every readable image of a folder (png, jpg, webp, ...; EXIF rotation, CMYK, 16-bit "
-                   "and palette images handled) into a workspace. Broken files are skipped and listed.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("frames", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "folder": ("STRING", {"default": "", "tooltip": "Image folder: absolute, or relative to ComfyUI's input folder."}),
+        return inputs({
+            "folder": text("Image folder: absolute, or relative to ComfyUI's input folder."),
             "workspace": WORKSPACE_INPUT,
-            "long_side": ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8,
-                                  "tooltip": "Resize so the long side is at most this; 0 keeps the size."}),
-            "recursive": ("BOOLEAN", {"default": False, "tooltip": "Also read images in sub-folders."}),
-        }, **HIDDEN}
+            "long_side": integer("Resize so the long side is at most this; 0 keeps the size.", 0, 0, 8192, 8),
+            "recursive": boolean("Also read images in sub-folders.", False),
+        })
 
     @classmethod
     def IS_CHANGED(cls, folder: str, recursive: bool = False, **kwargs: Any) -> str:
-        """The images the load would read (sub-folders too when recursive), with their mtimes."""
-        try:
-            files = images.list_image_files(resolve_media_path(folder, "folder"), recursive=recursive)
-            return ";".join(f"{p}:{p.stat().st_mtime_ns}" for p in files)
-        except (OSError, ValueError):
-            return folder
+        """The images the load would read (sub-folders too when recursive), with their sizes and mtimes."""
+        return files_state(lambda: images.list_image_files(resolve_media_path(folder, "folder"),
+                                                           recursive=recursive), folder)
 
     def load(self, folder: str, workspace: str, long_side: int, recursive: bool,
              unique_id: str | None = None) -> tuple:
@@ -134,25 +116,22 @@ class LoadImageFolder:
         return handle, json.dumps(report, indent=1)
 
 
+@node("LF_FilterFrames", "LF Filter Frames (duplicates, blur)", category="frames", function="filter",
+      outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
+      description="Drops near-duplicates over the whole set (perceptual hash) and blurry or too dark frames "
+      "(variance of the Laplacian, judged per shot), and reports each dropped frame and why.")
 class FilterFrames:
-    DESCRIPTION = ("Drops near-duplicates over the whole set (perceptual hash) and blurry or too dark frames "
-                   "(variance of the Laplacian, judged per shot), and reports each dropped frame and why.")
-    CATEGORY = CATEGORY
-    FUNCTION = "filter"
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("frames", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "frames": ("LF_FRAMES", {"tooltip": "Frames to filter."}),
-            "dedup": ("BOOLEAN", {"default": True, "tooltip": "Drop near-duplicate frames (keeps the first)."}),
-            "hash_threshold": ("INT", {"default": 6, "min": 0, "max": 32, "tooltip":
-                               "Perceptual-hash distance at or under which two frames count as duplicates."}),
-            "blur": ("BOOLEAN", {"default": True, "tooltip": "Drop blurry and too dark frames."}),
-            "blur_relative": ("FLOAT", {"default": 0.35, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                              "A frame is blurry when its sharpness is under this share of its shot's median."}),
-        }, **HIDDEN}
+        return inputs({
+            "frames": socket("LF_FRAMES", "Frames to filter."),
+            "dedup": boolean("Drop near-duplicate frames (keeps the first).", True),
+            "hash_threshold": integer("Perceptual-hash distance at or under which two frames count as duplicates.",
+                                      6, 0, 32),
+            "blur": boolean("Drop blurry and too dark frames.", True),
+            "blur_relative": number("A frame is blurry when its sharpness is under this share of its shot's "
+                                    "median.", 0.35, 0.0, 1.0, 0.01),
+        })
 
     def filter(self, frames: Handle, unique_id: str | None = None, **options: Any) -> tuple:
         with Workspace.from_handle(frames) as ws:
@@ -161,51 +140,45 @@ class FilterFrames:
         return handle, json.dumps(report, indent=1)
 
 
+@node("LF_FramesToImages", "LF Frames to IMAGE", category="frames", function="convert",
+      outputs=[("IMAGE", "images"), ("MASK", "masks"), ("STRING", "captions")],
+      description="Turns frames into a ComfyUI IMAGE batch (a chosen slice, resized to one size) or one contact "
+      "sheet, for previews and other node packs. Use start/count to walk a big set in chunks.")
 class FramesToImages:
-    DESCRIPTION = ("Turns frames into a ComfyUI IMAGE batch (a chosen slice, resized to one size) or one contact "
-                   "sheet, for previews and other node packs. Use start/count to walk a big set in chunks.")
-    CATEGORY = CATEGORY
-    FUNCTION = "convert"
-    RETURN_TYPES = ("IMAGE", "MASK", "STRING")
-    RETURN_NAMES = ("images", "masks", "captions")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "frames": ("LF_FRAMES", {"tooltip": "Frames to convert."}),
-            "output": (["batch", "contact_sheet"], {"default": "batch", "tooltip":
-                       "batch: one IMAGE per frame; contact_sheet: one IMAGE with thumbnails of the slice."}),
-            "start": ("INT", {"default": 0, "min": 0, "max": 10_000_000, "tooltip": "First frame of the slice."}),
-            "count": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip":
-                              "How many frames (keep small: an IMAGE batch lives in RAM)."}),
-            "long_side": ("INT", {"default": 768, "min": 64, "max": 8192, "step": 8, "tooltip":
-                                  "Frames are fitted (letterboxed) into this size so the batch has one shape."}),
-        }}
+        return inputs({
+            "frames": socket("LF_FRAMES", "Frames to convert."),
+            "output": choice(["batch", "contact_sheet"], "batch: one IMAGE per frame; contact_sheet: one IMAGE with "
+                             "thumbnails of the slice.", "batch"),
+            "start": integer("First frame of the slice.", 0, 0, 10_000_000),
+            "count": integer("How many frames (keep small: an IMAGE batch lives in RAM).", 16, 1, 4096),
+            "long_side": integer("Frames are fitted (letterboxed) into this size so the batch has one shape.",
+                                 768, 64, 8192, 8),
+        })
 
-    def convert(self, frames: Handle, output: str, start: int, count: int, long_side: int) -> tuple:
+    def convert(self, frames: Handle, output: str, start: int, count: int, long_side: int,
+                unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
             batch = interop.frames_to_arrays(ws, frames, start, count, long_side, output == "contact_sheet")
         return tensors.images_to_tensor(list(batch.rgb)), tensors.masks_to_tensor(list(batch.alpha)), "\n".join(batch.captions)
 
 
+@node("LF_ImagesToFrames", "LF IMAGE to Frames", category="frames", function="convert",
+      outputs=[("LF_FRAMES", "frames")],
+      description="Adds images made by other nodes (e.g. generated ones) to a workspace as frames, with optional "
+      "captions (one line per image) and masks.")
 class ImagesToFrames:
-    DESCRIPTION = ("Adds images made by other nodes (e.g. generated ones) to a workspace as frames, with optional "
-                   "captions (one line per image) and masks.")
-    CATEGORY = CATEGORY
-    FUNCTION = "convert"
-    RETURN_TYPES = ("LF_FRAMES",)
-    RETURN_NAMES = ("frames",)
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "Images to add."}),
+        return inputs({
+            "images": socket("IMAGE", "Images to add."),
             "workspace": WORKSPACE_INPUT,
-        }, "optional": {
-            "captions": ("STRING", {"default": "", "multiline": True, "forceInput": True, "tooltip":
-                         "Optional captions, one line per image, stored as each frame's caption."}),
-            "masks": ("MASK", {"tooltip": "Optional masks, stored as the frames' alpha channel."}),
-        }, **HIDDEN}
+        }, {
+            "captions": text("Optional captions, one line per image, stored as each frame's caption.", "", True,
+                             forceInput=True),
+            "masks": socket("MASK", "Optional masks, stored as the frames' alpha channel."),
+        })
 
     def convert(self, images: Any, workspace: str, captions: str = "", masks: Any = None,
                 unique_id: str | None = None) -> tuple:
@@ -217,41 +190,22 @@ class ImagesToFrames:
         return (handle,)
 
 
+@node("LF_PreviewFrames", "LF Preview Frames", category="frames", function="preview", output_node=True,
+      description="Shows thumbnails of the frames in the node, with how many were kept and dropped.")
 class PreviewFrames:
-    DESCRIPTION = "Shows thumbnails of the frames in the node, with how many were kept and dropped."
-    CATEGORY = CATEGORY
-    FUNCTION = "preview"
-    RETURN_TYPES = ()
-    OUTPUT_NODE = True
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "frames": ("LF_FRAMES", {"tooltip": "Frames to preview."}),
-            "max_thumbnails": ("INT", {"default": 24, "min": 1, "max": 256,
-                                       "tooltip": "How many thumbnails to show, spread over the set."}),
-        }}
+        return inputs({
+            "frames": socket("LF_FRAMES", "Frames to preview."),
+            "max_thumbnails": integer("How many thumbnails to show, spread over the set.", 24, 1, 256),
+        })
 
-    def preview(self, frames: Handle, max_thumbnails: int) -> dict[str, Any]:
+    def preview(self, frames: Handle, max_thumbnails: int, unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
             files, summary = interop.write_previews(ws, frames, max_thumbnails, _comfy.temp_root())
         images = [{"filename": f.name, "subfolder": f.parent.name, "type": "temp"} for f in files]
         return {"ui": {"images": images, "text": [summary]}}
 
 
-NODE_CLASS_MAPPINGS = {
-    "LF_LoadVideoFrames": LoadVideoFrames,
-    "LF_LoadImageFolder": LoadImageFolder,
-    "LF_FilterFrames": FilterFrames,
-    "LF_FramesToImages": FramesToImages,
-    "LF_ImagesToFrames": ImagesToFrames,
-    "LF_PreviewFrames": PreviewFrames,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LF_LoadVideoFrames": "LF Load Video Frames",
-    "LF_LoadImageFolder": "LF Load Image Folder",
-    "LF_FilterFrames": "LF Filter Frames (duplicates, blur)",
-    "LF_FramesToImages": "LF Frames to IMAGE",
-    "LF_ImagesToFrames": "LF IMAGE to Frames",
-    "LF_PreviewFrames": "LF Preview Frames",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
+    LoadVideoFrames, LoadImageFolder, FilterFrames, FramesToImages, ImagesToFrames, PreviewFrames)

@@ -22,15 +22,13 @@ from ..lora_foundry.stages.layers.segment import CharacterRules, parse_color
 from ..lora_foundry.tensors import images_to_tensor, masks_to_tensor, tensor_to_masks
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
+from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 from ._models import ModelCache, file_state, installed_path, model_choices
 
 CATEGORY = f"{_comfy.CATEGORY}/layers"
 AUTO_CONFIG = "auto (from file name)"
 OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"
-FRAMES = ("LF_FRAMES", {"tooltip": "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter)."})
-HIDDEN = {"unique_id": "UNIQUE_ID"}
-# Text-prompt settings are sockets, not widgets, so workflows saved before they existed keep their
-# widget positions (a UI workflow stores widget values by position).
+FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter).")
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
 
 
@@ -66,59 +64,54 @@ class SAM2Loader:
         return (ModelHandle(model, target, identity, "sam2"),)
 
 
+@node("LF_SAM2LayerSplit", "LF SAM2 Layer Split", category="layers", function="split",
+      outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds"), ("IMAGE", "preview")],
+      description="Split each frame into characters and background with SAM 2: one mask per instance (never one "
+      "merged mask). Characters are the prompted objects, or in automatic mode the instances that pass the area "
+      "and border rules. With a CLIP model and a text prompt (\"a rabbit, a person\") and no boxes/points, the "
+      "automatic instances that pass those rules are scored by CLIP against each phrase: an instance is kept for "
+      "a phrase when its similarity is at least text_min_similarity and within text_margin of the frame's best "
+      "instance for that phrase; its phrase and similarity are recorded on the cut-out and added to its tags. "
+      "Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and backgrounds whose transparent pixels are the "
+      "hole to inpaint. Resumes per frame.")
 class SAM2LayerSplit:
-    DESCRIPTION = ("Split each frame into characters and background with SAM 2: one mask per instance (never one "
-                   "merged mask). Characters are the prompted objects, or in automatic mode the instances that "
-                   "pass the area and border rules. With a CLIP model and a text prompt (\"a rabbit, a person\") "
-                   "and no boxes/points, the automatic instances that pass those rules are scored by CLIP "
-                   "against each phrase: an instance is kept for a phrase when its similarity is at least "
-                   "text_min_similarity and within text_margin of the frame's best instance for that phrase; "
-                   "its phrase and similarity are recorded on the cut-out and added to its tags. Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and "
-                   "backgrounds whose transparent pixels are the hole to inpaint. Resumes per frame.")
-    CATEGORY = CATEGORY
-    FUNCTION = "split"
-    RETURN_TYPES = ("LF_FRAMES", "LF_FRAMES", "IMAGE")
-    RETURN_NAMES = ("cutouts", "backgrounds", "preview")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "frames": FRAMES,
-            "sam2_model": ("LF_SAM2_MODEL", {"tooltip": "From LF SAM2 Loader."}),
-            "mode": (list(split.MODES), {"default": "auto", "tooltip": "prompts: only your boxes/points; automatic: "
-                     "SAM 2 finds instances and the rules below pick characters; auto: prompts if given."}),
-            "prompts": ("STRING", {"default": "", "multiline": True, "tooltip": 'JSON, one object per character: '
-                        '[{"box": [x0,y0,x1,y1]}, {"points": [[x,y]], "labels": [1]}] in pixels, or '
-                        '{"relative": true, "objects": [...]} with 0..1 fractions of the frame.'}),
-            "points_per_side": ("INT", {"default": 16, "min": 1, "max": 64, "tooltip": "Automatic mode: grid of "
-                                "points per side (cost grows with its square)."}),
-            "min_area": ("FLOAT", {"default": 0.01, "min": 0.0, "max": 1.0, "step": 0.005, "tooltip": "Automatic: "
-                         "smallest character, as a share of the frame."}),
-            "max_area": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "Automatic: "
-                         "largest character share (bigger regions are floor, sky, walls)."}),
-            "max_border_sides": ("INT", {"default": 2, "min": 0, "max": 4, "tooltip": "Automatic: masks touching "
-                                 "more frame edges than this are scenery."}),
-            "max_characters": ("INT", {"default": 8, "min": 1, "max": 64, "tooltip": "Keep at most this many "
-                               "characters per frame (largest area x score first)."}),
-            "margin": ("INT", {"default": 16, "min": 0, "max": 512, "tooltip": "Pixels kept around each cut-out's "
-                       "box."}),
-            "plain_color": ("STRING", {"default": "#FFFFFF", "tooltip": "Colour under the transparent pixels of "
-                            "cut-outs (what a tool that ignores alpha sees): #RRGGBB or r,g,b."}),
-        }, "optional": {
-            "clip_model": ("LF_CLIP_MODEL", {"tooltip": "From LF CLIP Loader: lets text_prompt say which "
-                           "automatic instances are characters (needed only with a text prompt)."}),
-            "text_prompt": ("STRING", {"default": "", "tooltip": "What the characters are, "
-                            "comma-separated (e.g. 'a rabbit, a person'); connect a String node. Used with "
-                            "clip_model when no boxes/points are given; empty = area/border rules only."}),
-            "text_margin": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 2.0, "step": 0.005,
-                            "tooltip": "Text (default 0.02): keep an instance whose CLIP similarity to a phrase "
-                            "is within this of the frame's best instance for that phrase (0 = only the best; "
-                            "larger keeps near-ties)."}),
-            "text_min_similarity": ("FLOAT", {"default": 0.15, "min": -1.0, "max": 1.0, "step": 0.01,
-                                    "tooltip": "Text (default 0.15): never keep an instance whose CLIP "
-                                    "similarity to its phrase is below this (a frame without the character "
-                                    "gives none)."}),
-        }, "hidden": HIDDEN}
+            "sam2_model": socket("LF_SAM2_MODEL", "From LF SAM2 Loader."),
+            "mode": choice(split.MODES, "prompts: only your boxes/points; automatic: SAM 2 finds instances and the "
+                           "rules below pick characters; auto: prompts if given.", "auto"),
+            "prompts": text('JSON, one object per character: [{"box": [x0,y0,x1,y1]}, {"points": [[x,y]], '
+                            '"labels": [1]}] in pixels, or {"relative": true, "objects": [...]} with 0..1 fractions '
+                            'of the frame.', "", True),
+            "points_per_side": integer("Automatic mode: grid of points per side (cost grows with its square).",
+                                       16, 1, 64),
+            "min_area": number("Automatic: smallest character, as a share of the frame.", 0.01, 0.0, 1.0, 0.005),
+            "max_area": number("Automatic: largest character share (bigger regions are floor, sky, walls).",
+                               0.6, 0.0, 1.0, 0.01),
+            "max_border_sides": integer("Automatic: masks touching more frame edges than this are scenery.",
+                                        2, 0, 4),
+            "max_characters": integer("Keep at most this many characters per frame (largest area x score first).",
+                                      8, 1, 64),
+            "margin": integer("Pixels kept around each cut-out's box.", 16, 0, 512),
+            "plain_color": text("Colour under the transparent pixels of cut-outs (what a tool that ignores alpha "
+                                "sees): #RRGGBB or r,g,b.", "#FFFFFF"),
+        }, {
+            # Text-prompt settings are sockets, not widgets, so workflows saved before they existed keep their
+            # widget positions (a UI workflow stores widget values by position).
+            "clip_model": socket("LF_CLIP_MODEL", "From LF CLIP Loader: lets text_prompt say which automatic "
+                                 "instances are characters (needed only with a text prompt)."),
+            "text_prompt": text("What the characters are, comma-separated (e.g. 'a rabbit, a person'); connect a "
+                                "String node. Used with clip_model when no boxes/points are given; empty = "
+                                "area/border rules only."),
+            "text_margin": number("Text (default 0.02): keep an instance whose CLIP similarity to a phrase is within "
+                                  "this of the frame's best instance for that phrase (0 = only the best; larger "
+                                  "keeps near-ties).", 0.02, 0.0, 2.0, 0.005),
+            "text_min_similarity": number("Text (default 0.15): never keep an instance whose CLIP similarity to its "
+                                          "phrase is below this (a frame without the character gives none).",
+                                          0.15, -1.0, 1.0, 0.01),
+        })
 
     def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,
               min_area: float, max_area: float, max_border_sides: int, max_characters: int, margin: int,
@@ -141,24 +134,24 @@ class SAM2LayerSplit:
         return split_stage.split_layers(ws, frames, sam2_model, options, progress, clip=clip)
 
 
+@node("LF_SAM2TrackShots", "LF SAM2 Track Through Shots", category="layers", function="split",
+      outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds"), ("IMAGE", "preview")],
+      description="Like LF SAM2 Layer Split, but each character is found once, on the first frame of its shot (by "
+      "your boxes/points, the automatic rules or a text prompt, with the same settings), and SAM 2's video "
+      "tracking follows it through the rest of the shot. Every cut-out carries 'track', the same number for the "
+      "same character throughout the shot, and a character the per-frame rules would miss in some frame is "
+      "still cut out. Frames are read as tracking reaches them, never the whole shot at once. Prompts apply to "
+      "each shot's first frame; with redetect_every, characters entering later are found and tracked too. "
+      "Resumes per shot: a cancelled run keeps finished shots.")
 class SAM2TrackShots(SAM2LayerSplit):
-    DESCRIPTION = ("Like LF SAM2 Layer Split, but each character is found once, on the first frame of its shot "
-                   "(by your boxes/points, the automatic rules or a text prompt, with the same settings), and "
-                   "SAM 2's video tracking follows it through the rest of the shot. Every cut-out carries "
-                   "'track', the same number for the same character throughout the shot, and a character "
-                   "the per-frame rules would miss in some frame is still cut out. Frames are read as "
-                   "tracking reaches them, never the whole shot at once. Prompts apply to each shot's first "
-                   "frame; with redetect_every, characters entering later are found and tracked too. Resumes "
-                   "per shot: a cancelled run keeps finished shots.")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        inputs = super().INPUT_TYPES()
-        inputs["optional"]["redetect_every"] = ("INT", {"default": 0, "min": 0, "max": 10_000, "tooltip": (
-            "0 = find characters on each shot's first frame only. N = also look every N frames of the shot "
-            "(the same way) and track the characters found there that overlap none already tracked, up to "
-            "max_characters per shot (each tracked character costs time on every frame).")})
-        return inputs
+        declared = super().INPUT_TYPES()
+        declared["optional"]["redetect_every"] = integer(
+            "0 = find characters on each shot's first frame only. N = also look every N frames of the shot (the "
+            "same way) and track the characters found there that overlap none already tracked, up to "
+            "max_characters per shot (each tracked character costs time on every frame).", 0, 0, 10_000)
+        return declared
 
     def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any,
              redetect_every: int = 0) -> Any:
@@ -216,28 +209,24 @@ def _lama_name(model_name: str) -> str | None:
     return None if model_name == LAMA_SPEC.default_file() else model_name
 
 
+@node("LF_InpaintBackgrounds", "LF Inpaint Backgrounds", category="layers", function="inpaint",
+      outputs=[("LF_FRAMES", "clean_backgrounds")],
+      description="Fill the holes of background layers (their transparent pixels) with LaMa, working on a window "
+      "around each hole at full resolution; pixels outside the dilated hole stay exactly as they were. Resumes "
+      "per frame.")
 class InpaintBackgrounds:
-    DESCRIPTION = ("Fill the holes of background layers (their transparent pixels) with LaMa, working on a window "
-                   "around each hole at full resolution; pixels outside the dilated hole stay exactly as they "
-                   "were. Resumes per frame.")
-    CATEGORY = CATEGORY
-    FUNCTION = "inpaint"
-    RETURN_TYPES = ("LF_FRAMES",)
-    RETURN_NAMES = ("clean_backgrounds",)
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "backgrounds": ("LF_FRAMES", {"tooltip": "Background layers from LF SAM2 Layer Split or LF Masks To "
-                            "Layers (other kinds are passed over)."}),
-            "inpaint_model": ("LF_LAMA_MODEL", {"tooltip": "From LF LaMa Loader."}),
-            "dilate_px": ("INT", {"default": 8, "min": 0, "max": 128, "tooltip": "Grow each hole by this many "
-                          "pixels first (SAM edges leave a halo of the character)."}),
-            "context": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 4.0, "step": 0.05, "tooltip": "Context "
-                        "around a hole, as a share of its size (at least 32 px)."}),
-            "max_side": ("INT", {"default": 1024, "min": 64, "max": 8192, "tooltip": "Windows larger than this are "
-                         "filled downscaled (memory); only the hole pixels are pasted back."}),
-        }, "hidden": HIDDEN}
+        return inputs({
+            "backgrounds": socket("LF_FRAMES", "Background layers from LF SAM2 Layer Split or LF Masks To Layers "
+                                  "(other kinds are passed over)."),
+            "inpaint_model": socket("LF_LAMA_MODEL", "From LF LaMa Loader."),
+            "dilate_px": integer("Grow each hole by this many pixels first (SAM edges leave a halo of the "
+                                 "character).", 8, 0, 128),
+            "context": number("Context around a hole, as a share of its size (at least 32 px).", 0.5, 0.0, 4.0, 0.05),
+            "max_side": integer("Windows larger than this are filled downscaled (memory); only the hole pixels are "
+                                "pasted back.", 1024, 64, 8192),
+        })
 
     def inpaint(self, backgrounds: Any, inpaint_model: Any, dilate_px: int, context: float, max_side: int,
                 unique_id: str | None = None) -> tuple[Any]:
@@ -252,22 +241,19 @@ class InpaintBackgrounds:
         return (clean,)
 
 
+@node("LF_LayersToMasks", "LF Layers To IMAGE/MASK", category="layers", function="export",
+      outputs=[("IMAGE", "images"), ("MASK", "masks"), ("INT", "total")],
+      description="Take layers out as IMAGE + MASK for other packs: a cut-out's mask is its character (alpha), a "
+      "background's mask is its hole (1 = fill here, ComfyUI's inpaint convention). Loads a slice (start, count) "
+      "so long runs never fill RAM; all are resized to the first one's size.")
 class LayersToMasks:
-    DESCRIPTION = ("Take layers out as IMAGE + MASK for other packs: a cut-out's mask is its character (alpha), "
-                   "a background's mask is its hole (1 = fill here, ComfyUI's inpaint convention). Loads a slice "
-                   "(start, count) so long runs never fill RAM; all are resized to the first one's size.")
-    CATEGORY = CATEGORY
-    FUNCTION = "export"
-    RETURN_TYPES = ("IMAGE", "MASK", "INT")
-    RETURN_NAMES = ("images", "masks", "total")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "layers": ("LF_FRAMES", {"tooltip": "Cut-outs, backgrounds, or any frames (frames give empty masks)."}),
-            "start": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip": "First item of the slice."}),
-            "count": ("INT", {"default": 16, "min": 1, "max": 4096, "tooltip": "How many items (at most)."}),
-        }, "hidden": HIDDEN}
+        return inputs({
+            "layers": socket("LF_FRAMES", "Cut-outs, backgrounds, or any frames (frames give empty masks)."),
+            "start": integer("First item of the slice.", 0, 0, 1_000_000),
+            "count": integer("How many items (at most).", 16, 1, 4096),
+        })
 
     def export(self, layers: Any, start: int, count: int, unique_id: str | None = None) -> tuple[Any, Any, int]:
         with Workspace.from_handle(layers) as ws:
@@ -286,26 +272,22 @@ class LayersToMasks:
         return images_to_tensor(pixels, size), masks_to_tensor(masks, size), len(items)
 
 
+@node("LF_MasksToLayers", "LF Masks To Layers", category="layers", function="convert",
+      outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds")],
+      description="Bring masks from other packs in: one MASK per frame (or one for all frames), resized to each "
+      "frame, becomes cut-outs and backgrounds exactly like LF SAM2 Layer Split's, ready for inpainting and "
+      "datasets.")
 class MasksToLayers:
-    DESCRIPTION = ("Bring masks from other packs in: one MASK per frame (or one for all frames), resized to each "
-                   "frame, becomes cut-outs and backgrounds exactly like LF SAM2 Layer Split's, ready for "
-                   "inpainting and datasets.")
-    CATEGORY = CATEGORY
-    FUNCTION = "convert"
-    RETURN_TYPES = ("LF_FRAMES", "LF_FRAMES")
-    RETURN_NAMES = ("cutouts", "backgrounds")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "frames": FRAMES,
-            "masks": ("MASK", {"tooltip": "A MASK batch in frame order (1 = character), or a single mask."}),
-            "separate_regions": ("BOOLEAN", {"default": True, "tooltip": "Each connected region is its own "
-                                 "character (off: the whole mask is one character)."}),
-            "margin": ("INT", {"default": 16, "min": 0, "max": 512, "tooltip": "Pixels kept around each cut-out."}),
-            "plain_color": ("STRING", {"default": "#FFFFFF", "tooltip": "Colour under cut-outs' transparent "
-                            "pixels: #RRGGBB or r,g,b."}),
-        }, "hidden": HIDDEN}
+            "masks": socket("MASK", "A MASK batch in frame order (1 = character), or a single mask."),
+            "separate_regions": boolean("Each connected region is its own character (off: the whole mask is one "
+                                        "character).", True),
+            "margin": integer("Pixels kept around each cut-out.", 16, 0, 512),
+            "plain_color": text("Colour under cut-outs' transparent pixels: #RRGGBB or r,g,b.", "#FFFFFF"),
+        })
 
     def convert(self, frames: Any, masks: Any, separate_regions: bool, margin: int, plain_color: str,
                 unique_id: str | None = None) -> tuple[Any, Any]:
@@ -317,21 +299,9 @@ class MasksToLayers:
         return cutouts, backgrounds
 
 
-NODE_CLASS_MAPPINGS = {
-    "LF_SAM2Loader": SAM2Loader,
-    "LF_SAM2LayerSplit": SAM2LayerSplit,
-    "LF_SAM2TrackShots": SAM2TrackShots,
-    "LF_LaMaLoader": LaMaLoader,
-    "LF_InpaintBackgrounds": InpaintBackgrounds,
-    "LF_LayersToMasks": LayersToMasks,
-    "LF_MasksToLayers": MasksToLayers,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LF_SAM2Loader": "LF SAM2 Loader",
-    "LF_SAM2LayerSplit": "LF SAM2 Layer Split",
-    "LF_SAM2TrackShots": "LF SAM2 Track Through Shots",
-    "LF_LaMaLoader": "LF LaMa Loader",
-    "LF_InpaintBackgrounds": "LF Inpaint Backgrounds",
-    "LF_LayersToMasks": "LF Layers To IMAGE/MASK",
-    "LF_MasksToLayers": "LF Masks To Layers",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(SAM2LayerSplit, SAM2TrackShots, InpaintBackgrounds,
+                                                           LayersToMasks, MasksToLayers)
+# --- model loaders, declared by hand until the loader rewrite replaces this block ---
+NODE_CLASS_MAPPINGS.update({"LF_SAM2Loader": SAM2Loader, "LF_LaMaLoader": LaMaLoader})
+NODE_DISPLAY_NAME_MAPPINGS.update({"LF_SAM2Loader": "LF SAM2 Loader", "LF_LaMaLoader": "LF LaMa Loader"})
+# --- end of model loader block ---

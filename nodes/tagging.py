@@ -16,14 +16,14 @@ from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.stages.tagging import face_stage, faces, lighting_stage, pose_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
+from ._declare import inputs, integer, mappings, node, number, socket, text
 from ._models import ModelCache, file_state, installed_path, model_choices
 from .clusters import save_previews
 
 CATEGORY = f"{_comfy.CATEGORY}/understand"
-FRAMES = ("LF_FRAMES", {"tooltip": "Frames or cut-outs in a LoRA Foundry workspace."})
-HIDDEN = {"unique_id": "UNIQUE_ID"}
+FRAMES = socket("LF_FRAMES", "Frames or cut-outs in a LoRA Foundry workspace.")
 DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
-CLIP_OPTIONAL = ("LF_CLIP_MODEL", {"tooltip": "Optional open_clip model (LF CLIP Loader) for zero-shot tags."})
+CLIP_OPTIONAL = socket("LF_CLIP_MODEL", "Optional open_clip model (LF CLIP Loader) for zero-shot tags.")
 
 
 class PoseLoader:
@@ -52,23 +52,19 @@ class PoseLoader:
         return (self._cache.get((model_identity(path), target), lambda: pose_model.load_pose(path, target)),)
 
 
+@node("LF_TagPose", "LF Tag Pose", category="understand", function="tag",
+      outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
+      description="Keypoints per item (on the cut-out's own box) and tags: action (standing, walking, running, "
+      "jumping, sitting, lying; motion across a shot when frames have timestamps), view (front, three-quarter, "
+      "side, back) and framing (close-up, upper body, full body).")
 class TagPose:
-    DESCRIPTION = ("Keypoints per item (on the cut-out's own box) and tags: action (standing, walking, running, "
-                   "jumping, sitting, lying; motion across a shot when frames have timestamps), view (front, "
-                   "three-quarter, side, back) and framing (close-up, upper body, full body).")
-    CATEGORY = CATEGORY
-    FUNCTION = "tag"
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("frames", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "frames": FRAMES,
-            "pose_model": ("LF_POSE_MODEL", {"tooltip": "From LF Pose Loader."}),
-            "min_score": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                          "A keypoint counts as seen at or above this confidence."}),
-        }, "hidden": HIDDEN}
+            "pose_model": socket("LF_POSE_MODEL", "From LF Pose Loader."),
+            "min_score": number("A keypoint counts as seen at or above this confidence.", 0.3, 0.0, 1.0, 0.05),
+        })
 
     def tag(self, frames: Any, pose_model: Any, min_score: float, unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
@@ -153,36 +149,30 @@ def _comfy_list(folder: str) -> list[str]:
     return _comfy.list_models(folder)
 
 
+@node("LF_DetectFaces", "LF Detect Faces", category="understand", function="detect", output_node=True,
+      outputs=[("LF_FRAMES", "faces"), ("STRING", "report")],
+      description="Find faces (boxes + 5 landmarks), save square crops with a margin as new items, and tag each "
+      "crop's expression with your classifier (LF Expression Classifier Loader) when connected, else by CLIP "
+      "zero-shot over a vocabulary when a CLIP model is connected. Reports faces found per cluster and warns "
+      "when a cluster has none (anime/3D faces are often missed).")
 class DetectFaces:
-    DESCRIPTION = ("Find faces (boxes + 5 landmarks), save square crops with a margin as new items, and tag each "
-                   "crop's expression with your classifier (LF Expression Classifier Loader) when connected, "
-                   "else by CLIP zero-shot over a vocabulary when a CLIP model is connected. Reports "
-                   "faces found per cluster and warns when a cluster has none (anime/3D faces are often missed).")
-    CATEGORY = CATEGORY
-    FUNCTION = "detect"
-    OUTPUT_NODE = True
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("faces", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "frames": FRAMES,
-            "face_model": ("LF_FACE_MODEL", {"tooltip": "From LF Face Loader."}),
-            "threshold": ("FLOAT", {"default": 0.8, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip":
-                          "Detection confidence to keep a face."}),
-            "margin": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip":
-                       "Crop margin on each side, as a share of the face box."}),
-            "min_size": ("INT", {"default": 64, "min": 1, "max": 4096, "tooltip": "Faces narrower than this "
-                         "(pixels) are recorded but not cropped."}),
-            "max_faces": ("INT", {"default": 5, "min": 1, "max": 100, "tooltip": "Most faces kept per image "
-                          "(the most confident)."}),
-            "expressions": ("STRING", {"default": ", ".join(faces.EXPRESSIONS), "multiline": True, "tooltip":
-                            "Expression vocabulary for CLIP zero-shot, comma or line separated."}),
-        }, "optional": {"clip_model": CLIP_OPTIONAL, "expression_model": (
-            "LF_EXPRESSION_MODEL", {"tooltip": "Optional classifier (LF Expression Classifier Loader); when "
-                                    "connected it tags expressions instead of CLIP and its labels replace the "
-                                    "vocabulary."})}, "hidden": HIDDEN}
+            "face_model": socket("LF_FACE_MODEL", "From LF Face Loader."),
+            "threshold": number("Detection confidence to keep a face.", 0.8, 0.0, 1.0, 0.01),
+            "margin": number("Crop margin on each side, as a share of the face box.", 0.3, 0.0, 2.0, 0.05),
+            "min_size": integer("Faces narrower than this (pixels) are recorded but not cropped.", 64, 1, 4096),
+            "max_faces": integer("Most faces kept per image (the most confident).", 5, 1, 100),
+            "expressions": text("Expression vocabulary for CLIP zero-shot, comma or line separated.",
+                                ", ".join(faces.EXPRESSIONS), True),
+        }, {
+            "clip_model": CLIP_OPTIONAL,
+            "expression_model": socket("LF_EXPRESSION_MODEL", "Optional classifier (LF Expression Classifier "
+                                       "Loader); when connected it tags expressions instead of CLIP and its labels "
+                                       "replace the vocabulary."),
+        })
 
     def detect(self, frames: Any, face_model: Any, threshold: float, margin: float, min_size: int,
                max_faces: int, expressions: str, clip_model: Any = None, expression_model: Any = None,
@@ -198,22 +188,19 @@ class DetectFaces:
         return {"ui": {"images": save_previews(sheet), "text": [report]}, "result": (out, report)}
 
 
+@node("LF_TagLighting", "LF Tag Lighting", category="understand", function="tag",
+      outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
+      description="Lighting from pixels, no weights: key (high/low), contrast, colour temperature, light "
+      "direction, and tags (sunset, golden hour, midday, night, indoor, dramatic, soft, rim light); setting and "
+      "time of day by CLIP zero-shot too when a CLIP model is connected.")
 class TagLighting:
-    DESCRIPTION = ("Lighting from pixels, no weights: key (high/low), contrast, colour temperature, light direction, "
-                   "and tags (sunset, golden hour, midday, night, indoor, dramatic, soft, rim light); setting and "
-                   "time of day by CLIP zero-shot too when a CLIP model is connected.")
-    CATEGORY = CATEGORY
-    FUNCTION = "tag"
-    RETURN_TYPES = ("LF_FRAMES", "STRING")
-    RETURN_NAMES = ("frames", "report")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
+        return inputs({
             "frames": FRAMES,
-            "clip_min_probability": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
-                                     "CLIP setting/time tag only when its zero-shot probability reaches this."}),
-        }, "optional": {"clip_model": CLIP_OPTIONAL}, "hidden": HIDDEN}
+            "clip_min_probability": number("CLIP setting/time tag only when its zero-shot probability reaches "
+                                           "this.", 0.5, 0.0, 1.0, 0.05),
+        }, {"clip_model": CLIP_OPTIONAL})
 
     def tag(self, frames: Any, clip_min_probability: float, clip_model: Any = None,
             unique_id: str | None = None) -> tuple:
@@ -224,19 +211,11 @@ class TagLighting:
         return out, report
 
 
-NODE_CLASS_MAPPINGS = {
-    "LF_PoseLoader": PoseLoader,
-    "LF_TagPose": TagPose,
-    "LF_FaceLoader": FaceLoader,
-    "LF_ExpressionClassifierLoader": ExpressionClassifierLoader,
-    "LF_DetectFaces": DetectFaces,
-    "LF_TagLighting": TagLighting,
-}
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "LF_PoseLoader": "LF Pose Loader (RTMPose/DWPose/RTMO)",
-    "LF_TagPose": "LF Tag Pose",
-    "LF_FaceLoader": "LF Face Loader (RetinaFace)",
-    "LF_ExpressionClassifierLoader": "LF Expression Classifier Loader (ONNX)",
-    "LF_DetectFaces": "LF Detect Faces",
-    "LF_TagLighting": "LF Tag Lighting",
-}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(TagPose, DetectFaces, TagLighting)
+# --- model loaders, declared by hand until the loader rewrite replaces this block ---
+NODE_CLASS_MAPPINGS.update({"LF_PoseLoader": PoseLoader, "LF_FaceLoader": FaceLoader,
+                            "LF_ExpressionClassifierLoader": ExpressionClassifierLoader})
+NODE_DISPLAY_NAME_MAPPINGS.update({"LF_PoseLoader": "LF Pose Loader (RTMPose/DWPose/RTMO)",
+                                   "LF_FaceLoader": "LF Face Loader (RetinaFace)",
+                                   "LF_ExpressionClassifierLoader": "LF Expression Classifier Loader (ONNX)"})
+# --- end of model loader block ---

@@ -17,8 +17,8 @@ from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR, describe, 
 from ..lora_foundry.media import images
 from ..lora_foundry.paths import confined
 from . import _comfy
+from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 
-CATEGORY = f"{_comfy.CATEGORY}/training"
 NONE = "(none)"
 LOSS_EVENT = "lora_foundry.loss"
 BASE_FOLDERS = ("checkpoints", "diffusion_models")
@@ -34,7 +34,7 @@ def _base_models() -> list[str]:
 
 def _optional_model(folder: str, tooltip: str) -> tuple[list[str], dict[str, Any]]:
     files = [n for n in _comfy.list_models(folder) if n.endswith(".safetensors")]
-    return ([NONE, *files], {"default": NONE, "tooltip": tooltip})
+    return choice([NONE, *files], tooltip, NONE)
 
 
 def loras_dir() -> Path:
@@ -73,66 +73,56 @@ def _extra_models(choices: dict[str, str]) -> dict[str, Path]:
     return chosen
 
 
+@node("LF_KohyaTrainLoRA", "LF Kohya Train LoRA", category="training", function="train", output_node=True,
+      outputs=[("STRING", "lora_name"), ("STRING", "lora_path"), ("STRING", "report")],
+      description="Trains a LoRA with kohya sd-scripts (installed by the server operator in its own venv; see "
+      "docs/training.md). Presets per architecture and LoRA type, every value overridable (0 = preset). Success "
+      "only when sd-scripts exits 0 AND the LoRA file exists with the expected metadata; the LoRA lands in "
+      "models/loras/lora_foundry/. Cancel stops the whole trainer; checkpoints are kept.")
 class KohyaTrainLoRA:
-    DESCRIPTION = ("Trains a LoRA with kohya sd-scripts (installed by the server operator in its own venv; see "
-                   "docs/training.md). Presets per architecture and LoRA type, every value overridable (0 = preset). "
-                   "Success only when sd-scripts exits 0 AND the LoRA file exists with the expected metadata; the "
-                   "LoRA lands in models/loras/lora_foundry/. Cancel stops the whole trainer; checkpoints are kept.")
-    CATEGORY = CATEGORY
-    FUNCTION = "train"
-    RETURN_TYPES = ("STRING", "STRING", "STRING")
-    RETURN_NAMES = ("lora_name", "lora_path", "report")
-    OUTPUT_NODE = True
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "architecture": (list(presets.ARCHITECTURES), {"default": "sd15", "tooltip":
-                             "Model family: picks the sd-scripts script and network module (sd15/sd2 train_network, "
-                             "sdxl, flux with clip_l/t5xxl/ae, sd3)."}),
-            "lora_type": (list(presets.LORA_TYPES), {"default": "character", "tooltip":
-                          "Preset family: character, style or concept (sets lr, rank, steps; see docs/training.md)."}),
-            "base_model": (_base_models(), {"tooltip": "Base model from models/checkpoints or models/diffusion_models "
-                           "(.safetensors only)."}),
-            "output_name": ("STRING", {"default": "my_lora", "tooltip":
-                            "LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors."}),
-            "network_variant": (list(train_config.VARIANTS), {"default": "lora", "tooltip":
-                                "LoRA (sd-scripts), or LoCon/LoHa/LoKr/DoRA through LyCORIS (must be installed in "
-                                "sd-scripts' venv). Unsupported combinations are refused."}),
-            "steps": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip": "Training steps; 0 = preset."}),
-            "learning_rate": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 0.01, "step": 0.00001, "round": False,
-                              "tooltip": "Learning rate; 0 = preset."}),
-            "rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "network_dim (rank); 0 = preset."}),
-            "alpha": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1024.0, "tooltip": "network_alpha; 0 = preset."}),
-            "resolution": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 64, "tooltip":
-                           "Training resolution; 0 = preset."}),
-            "train_seed": ("INT", {"default": 42, "min": 0, "max": 2**32 - 1, "tooltip":
-                           "Training seed (fixed, so re-queuing the same graph does not retrain)."}),
-            "dry_run": ("BOOLEAN", {"default": False, "tooltip":
-                        "Write the TOML files and the exact command (shown in the report) without training."}),
-            "resume": ("BOOLEAN", {"default": False, "tooltip":
-                       "Continue from the newest saved state of this output name (train once with save_state on)."}),
-        }, "optional": {
-            "dataset": ("LF_DATASET", {"tooltip": "A dataset from LF Write Kohya Dataset."}),
-            "dataset_path": ("STRING", {"default": "", "tooltip":
-                             "Instead of a connected dataset: a dataset folder name under <output>/lora_foundry/datasets/."}),
-            "sample_prompts": ("STRING", {"default": "", "multiline": True, "tooltip":
-                               "One prompt per line for sample images during training (sd-scripts syntax, e.g. "
-                               "'mychar, smiling --w 512 --h 512 --s 20'). Empty = no samples."}),
-            "sample_every_n_steps": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
-                                     "Sample interval; 0 = a quarter of the steps."}),
-            "save_every_n_steps": ("INT", {"default": 0, "min": 0, "max": 100000, "tooltip":
-                                   "Save an intermediate LoRA every N steps (kept if you cancel); 0 = only at the end."}),
-            "save_state": ("BOOLEAN", {"default": False, "tooltip": "Also save the optimizer state so a run can resume."}),
+        return inputs({
+            "architecture": choice(presets.ARCHITECTURES, "Model family: picks the sd-scripts script and network "
+                                   "module (sd15/sd2 train_network, sdxl, flux with clip_l/t5xxl/ae, sd3).", "sd15"),
+            "lora_type": choice(presets.LORA_TYPES, "Preset family: character, style or concept (sets lr, rank, steps; "
+                                "see docs/training.md).", "character"),
+            "base_model": choice(_base_models(), "Base model from models/checkpoints or models/diffusion_models "
+                                 "(.safetensors only)."),
+            "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
+                                "my_lora"),
+            "network_variant": choice(train_config.VARIANTS, "LoRA (sd-scripts), or LoCon/LoHa/LoKr/DoRA through "
+                                      "LyCORIS (must be installed in sd-scripts' venv). Unsupported combinations are "
+                                      "refused.", "lora"),
+            "steps": integer("Training steps; 0 = preset.", 0, 0, 100000),
+            "learning_rate": number("Learning rate; 0 = preset.", 0.0, 0.0, 0.01, 0.00001, round=False),
+            "rank": integer("network_dim (rank); 0 = preset.", 0, 0, 1024),
+            "alpha": number("network_alpha; 0 = preset.", 0.0, 0.0, 1024.0),
+            "resolution": integer("Training resolution; 0 = preset.", 0, 0, 4096, 64),
+            "train_seed": integer("Training seed (fixed, so re-queuing the same graph does not retrain).",
+                                  42, 0, 2**32 - 1),
+            "dry_run": boolean("Write the TOML files and the exact command (shown in the report) without training.",
+                               False),
+            "resume": boolean("Continue from the newest saved state of this output name (train once with save_state "
+                              "on).", False),
+        }, {
+            "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
+            "dataset_path": text("Instead of a connected dataset: a dataset folder name under "
+                                 "<output>/lora_foundry/datasets/."),
+            "sample_prompts": text("One prompt per line for sample images during training (sd-scripts syntax, e.g. "
+                                   "'mychar, smiling --w 512 --h 512 --s 20'). Empty = no samples.", "", True),
+            "sample_every_n_steps": integer("Sample interval; 0 = a quarter of the steps.", 0, 0, 100000),
+            "save_every_n_steps": integer("Save an intermediate LoRA every N steps (kept if you cancel); 0 = only at "
+                                          "the end.", 0, 0, 100000),
+            "save_state": boolean("Also save the optimizer state so a run can resume.", False),
             "clip_l": _optional_model("text_encoders", "CLIP-L text encoder (Flux, optional for SD3)."),
             "clip_g": _optional_model("text_encoders", "CLIP-G text encoder (optional for SD3)."),
             "t5xxl": _optional_model("text_encoders", "T5-XXL text encoder (Flux, optional for SD3)."),
             "ae": _optional_model("vae", "Autoencoder (Flux ae.safetensors)."),
-            "extra_options": ("STRING", {"default": "", "multiline": True, "tooltip":
-                              "More sd-scripts options as TOML 'key = value' lines, allow-listed (numbers, flags, "
-                              "fixed choices such as optimizer_type, mixed_precision, gradient_checkpointing). "
-                              "Paths and programs are refused."}),
-        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+            "extra_options": text("More sd-scripts options as TOML 'key = value' lines, allow-listed (numbers, flags, "
+                                  "fixed choices such as optimizer_type, mixed_precision, gradient_checkpointing). "
+                                  "Paths and programs are refused.", "", True),
+        })
 
     def train(self, architecture: str, lora_type: str, base_model: str, output_name: str, network_variant: str,
               steps: int, learning_rate: float, rank: int, alpha: float, resolution: int, train_seed: int,
@@ -208,31 +198,26 @@ class _EventForwarder:
             self._progress.update(*self._last, preview=("PNG", picture, 512))
 
 
+@node("LF_LoadTrainedLoRA", "LF Load Trained LoRA", category="training", function="load",
+      outputs=[("MODEL", "model"), ("CLIP", "clip")],
+      description="Applies a LoRA by name (e.g. the lora_name output of LF Kohya Train LoRA) to a model and CLIP "
+      "with ComfyUI's own LoraLoader; use it when the name comes from a link rather than a list.")
 class LoadTrainedLoRA:
-    DESCRIPTION = ("Applies a LoRA by name (e.g. the lora_name output of LF Kohya Train LoRA) to a model and CLIP "
-                   "with ComfyUI's own LoraLoader; use it when the name comes from a link rather than a list.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("MODEL", "CLIP")
-    RETURN_NAMES = ("model", "clip")
-
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "model": ("MODEL", {"tooltip": "The diffusion model to patch."}),
-            "clip": ("CLIP", {"tooltip": "The text encoder to patch."}),
-            "lora_name": ("STRING", {"forceInput": True, "tooltip": "LoRA file relative to models/loras."}),
-            "strength_model": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                               "tooltip": "How strongly the LoRA changes the model."}),
-            "strength_clip": ("FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                              "tooltip": "How strongly the LoRA changes the text encoder."}),
-        }}
+        return inputs({
+            "model": socket("MODEL", "The diffusion model to patch."),
+            "clip": socket("CLIP", "The text encoder to patch."),
+            "lora_name": socket("STRING", "LoRA file relative to models/loras.", forceInput=True),
+            "strength_model": number("How strongly the LoRA changes the model.", 1.0, -10.0, 10.0, 0.01),
+            "strength_clip": number("How strongly the LoRA changes the text encoder.", 1.0, -10.0, 10.0, 0.01),
+        })
 
-    def load(self, model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float) -> tuple[Any, Any]:
+    def load(self, model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float,
+             unique_id: str | None = None) -> tuple[Any, Any]:
         if not lora_name:
             raise ValueError("no LoRA name: did the training run succeed (dry runs make no LoRA)?")
         return _comfy.apply_lora(model, clip, lora_name, strength_model, strength_clip)
 
 
-NODE_CLASS_MAPPINGS = {"LF_KohyaTrainLoRA": KohyaTrainLoRA, "LF_LoadTrainedLoRA": LoadTrainedLoRA}
-NODE_DISPLAY_NAME_MAPPINGS = {"LF_KohyaTrainLoRA": "LF Kohya Train LoRA", "LF_LoadTrainedLoRA": "LF Load Trained LoRA"}
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(KohyaTrainLoRA, LoadTrainedLoRA)

@@ -17,7 +17,7 @@ from ..progress import Progress
 from ..workspace import Handle, Item, Workspace
 from .builder import CaptionSettings, build_captions
 from .render import KEEP_TOKENS_SEPARATOR, caption_style
-from .vocabulary import read_tag_folder
+from .vocabulary import read_tag_folder, tag_files
 
 STAGE_NAME = "captions"
 STAGE_VERSION = 1
@@ -27,8 +27,7 @@ def _folder_identity(folder: Path | None) -> list[Any]:
     """(name, size, mtime) of every tag file, so edited tag files make a new stage key."""
     if folder is None:
         return []
-    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(Path(folder).glob("*.txt")) if p.is_file()]
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tag_files(Path(folder))]
 
 
 def _stems(item: Item) -> list[str]:

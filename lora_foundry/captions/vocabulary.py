@@ -196,16 +196,19 @@ def parse_tag_text(text: str) -> list[str]:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def read_tag_folder(folder: Path, extension: str = ".txt") -> dict[str, list[str]]:
-    """Imported tags per image stem from a folder of tag files (``0001.txt`` tags ``0001.png``)."""
+def tag_files(folder: Path, extension: str = ".txt") -> list[Path]:
+    """The tag files ``read_tag_folder`` reads (top level only, extension in any case), sorted: one
+    listing, so the caption stage's key and the node's IS_CHANGED see exactly the files read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"tags folder {folder} does not exist")
-    tags: dict[str, list[str]] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() == extension and path.is_file():
-            tags[path.stem] = parse_tag_text(path.read_text(encoding="utf-8", errors="replace"))
-    return tags
+    return [p for p in sorted(folder.iterdir()) if p.suffix.lower() == extension and p.is_file()]
+
+
+def read_tag_folder(folder: Path, extension: str = ".txt") -> dict[str, list[str]]:
+    """Imported tags per image stem from a folder of tag files (``0001.txt`` tags ``0001.png``)."""
+    return {path.stem: parse_tag_text(path.read_text(encoding="utf-8", errors="replace"))
+            for path in tag_files(folder, extension)}
 
 
 def group_by_category(tags: list[str]) -> dict[str, list[str]]:
