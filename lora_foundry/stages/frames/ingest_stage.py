@@ -1,8 +1,9 @@
 """Frames into the workspace: from a video (sampled) or from a folder of images.
 
-A video is read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples
-(kept in the stage's info, so a resumed run never plans again), once to decode the planned frames
-and write them. Frames are written one by one (never one big tensor), each with its provenance:
+A video is probed once per run (the ``VideoInfo`` is passed down to every media function) and
+read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples (kept in
+the stage's info, so a resumed run never plans again), once to decode the planned frames and
+write them. Frames are written one by one (never one big tensor), each with its provenance:
 source file, frame index, timestamp, shot.
 """
 
@@ -66,15 +67,15 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
         if st.complete:
             return st.handle
         if _single_pass(options, info):
-            cuts = _sample_in_one_pass(st, path, options, progress)
+            cuts = _sample_in_one_pass(st, info, options, progress)
             samples = [[i.frame_index, i.time_s, i.shot] for i in st.ws.items(st.handle)]
             st.set_info(plan={"cuts": cuts, "samples": samples, "mode": options.mode},
                         video=asdict(info) | {"path": str(path)})
             return st.handle
-        plan = st.info.get("plan") or _plan(path, options, plan_progress or progress)
+        plan = st.info.get("plan") or _plan(info, options, plan_progress or progress)
         if "plan" not in st.info:
             st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
-        _decode_planned(st, path, plan, options, progress)
+        _decode_planned(st, info, plan, options, progress)
     return st.handle
 
 
@@ -89,10 +90,12 @@ def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
     return expected < 0.9 * options.max_frames
 
 
-def _sample_in_one_pass(st: Any, path: Path, options: VideoIngestOptions, progress: Progress | None) -> list[int]:
+def _sample_in_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOptions,
+                        progress: Progress | None) -> list[int]:
     """Decode once, store each sampled frame as its shot becomes known; returns the cuts."""
+    path = info.path
     samples = sampling.iter_samples(
-        path, mode=options.mode, interval_s=options.interval_s, start_s=options.start_s,
+        path, info=info, mode=options.mode, interval_s=options.interval_s, start_s=options.start_s,
         end_s=options.end_s or None, long_side=options.long_side or None,
         skip=lambda index: st.is_done(f"f{index}"), progress=progress,
     )
@@ -104,9 +107,10 @@ def _sample_in_one_pass(st: Any, path: Path, options: VideoIngestOptions, progre
         _store_frame(st, path, frame, (sample.time_s, sample.shot), sample.frame_index, options)
 
 
-def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:
+def _plan(info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:
     plan = sampling.plan_samples(
-        path,
+        info.path,
+        info=info,
         mode=options.mode,
         interval_s=options.interval_s,
         per_shot=options.per_shot,
@@ -122,8 +126,9 @@ def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) ->
     }
 
 
-def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIngestOptions,
+def _decode_planned(st: Any, info: video.VideoInfo, plan: dict[str, Any], options: VideoIngestOptions,
                     progress: Progress | None) -> None:
+    path = info.path
     samples = {int(index): (float(time_s), int(shot)) for index, time_s, shot in plan["samples"]}
     units = [f"f{index}" for index in samples]
     wanted = {index for index in samples if not st.is_done(f"f{index}")}
@@ -132,7 +137,7 @@ def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIng
     todo = st.pending_units(units, progress)
     end_s = options.end_s or None
     seen = 0
-    for frame in video.iter_frames(path, start_s=options.start_s, end_s=end_s,
+    for frame in video.iter_frames(path, info=info, start_s=options.start_s, end_s=end_s,
                                    long_side=options.long_side or None, wanted=wanted.__contains__):
         if frame.index not in wanted:
             continue
