@@ -4,12 +4,15 @@ A video is probed once per run (the ``VideoInfo`` is passed down to every media 
 read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples (kept in
 the stage's info, so a resumed run never plans again), once to decode the planned frames and
 write them. Frames are written one by one (never one big tensor), each with its provenance:
-source file, frame index, timestamp, shot.
+source file, frame index, timestamp, shot. What the stage records about the run (plan, video,
+missing frames, skipped files) is written and read as an ``IngestSummary``; readers call
+``ingest_summary``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 from ...media import images, sampling, video
 from ...progress import Progress
 from ...workspace import Handle, NewItem, Workspace
+from .ingest_summary import IngestSummary, Sample, SkippedFile
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +72,20 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
             return st.handle
         if _single_pass(options, info):
             cuts = _sample_in_one_pass(st, info, options, progress)
-            samples = [[i.frame_index, i.time_s, i.shot] for i in st.ws.items(st.handle)]
-            st.set_info(plan={"cuts": cuts, "samples": samples, "mode": options.mode},
-                        video=asdict(info) | {"path": str(path)})
+            samples = tuple((i.frame_index, i.time_s, i.shot) for i in st.ws.items(st.handle))
+            st.set_info(**IngestSummary(options.mode, tuple(cuts), samples, info).to_info())
             return st.handle
-        plan = st.info.get("plan") or _plan(info, options, plan_progress or progress)
-        if "plan" not in st.info:
-            st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
-        _decode_planned(st, info, plan, options, progress)
+        summary = IngestSummary.from_info(st.info)
+        if not summary.has_plan:
+            summary = _plan(info, options, plan_progress or progress)
+            st.set_info(**summary.to_info())
+        _decode_planned(st, info, summary.samples, options, progress)
     return st.handle
+
+
+def ingest_summary(ws: Workspace, handle: Handle) -> IngestSummary:
+    """What the ingest that made ``handle`` (``ingest_video`` or ``ingest_folder``) recorded."""
+    return IngestSummary.from_info(ws.stage_info(handle))
 
 
 def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
@@ -107,7 +116,7 @@ def _sample_in_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOpti
         _store_frame(st, path, frame, (sample.time_s, sample.shot), sample.frame_index, options)
 
 
-def _plan(info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:
+def _plan(info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None) -> IngestSummary:
     plan = sampling.plan_samples(
         info.path,
         info=info,
@@ -119,17 +128,14 @@ def _plan(info: video.VideoInfo, options: VideoIngestOptions, progress: Progress
         max_frames=options.max_frames,
         progress=progress,
     )
-    return {
-        "cuts": list(plan.cuts),
-        "samples": [[s.frame_index, s.time_s, s.shot] for s in plan.samples],
-        "mode": plan.mode,
-    }
+    samples = tuple((s.frame_index, s.time_s, s.shot) for s in plan.samples)
+    return IngestSummary(plan.mode, tuple(plan.cuts), samples, info)
 
 
-def _decode_planned(st: Any, info: video.VideoInfo, plan: dict[str, Any], options: VideoIngestOptions,
+def _decode_planned(st: Any, info: video.VideoInfo, planned: Sequence[Sample], options: VideoIngestOptions,
                     progress: Progress | None) -> None:
     path = info.path
-    samples = {int(index): (float(time_s), int(shot)) for index, time_s, shot in plan["samples"]}
+    samples = {index: (time_s, shot) for index, time_s, shot in planned}
     units = [f"f{index}" for index in samples]
     wanted = {index for index in samples if not st.is_done(f"f{index}")}
     if not wanted:
@@ -150,7 +156,7 @@ def _decode_planned(st: Any, info: video.VideoInfo, plan: dict[str, Any], option
     if seen < len(wanted):
         missing = sorted(wanted - {int(u[1:]) for u in units if st.is_done(u)})
         log.warning("%s: %d planned frames did not decode (truncated file?)", path, len(missing))
-        st.set_info(missing_frames=missing)
+        st.set_info(**IngestSummary(missing_frames=tuple(missing)).to_info())
 
 
 def _store_frame(st: Any, path: Path, frame: video.DecodedFrame, sample: tuple[float, int], position: int,
@@ -181,15 +187,15 @@ def ingest_folder(ws: Workspace, folder: Path, long_side: int = 0, recursive: bo
     with ws.stage("ingest_folder", 1, params, label=f"images of {folder.name}") as st:
         if st.complete:
             return st.handle
-        skipped: list[dict[str, str]] = list(st.info.get("skipped", []))
+        skipped = list(IngestSummary.from_info(st.info).skipped)
         for position, unit in st.pending_units([str(i) for i in range(len(files))], progress):
             source = files[position]
             try:
                 pixels = images.load_image(source)
             except images.ImageError as error:
                 log.warning("skipping %s: %s", source, error)
-                skipped.append({"file": str(source), "error": str(error)})
-                st.set_info(skipped=skipped)
+                skipped.append(SkippedFile(str(source), str(error)))
+                st.set_info(**IngestSummary(skipped=tuple(skipped)).to_info())
                 st.emit(unit, position, [])
                 continue
             if long_side:
