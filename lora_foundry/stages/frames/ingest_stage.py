@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import names
 from ...media import images, sampling, video
 from ...progress import Progress
 from ...workspace import Handle, NewItem, Workspace
@@ -168,7 +169,7 @@ def _store_frame(st: Any, path: Path, frame: video.DecodedFrame, sample: tuple[f
     st.emit(
         f"f{frame.index}",
         position,
-        [NewItem(kind="frame", relpath=rel, width=width, height=height, source=str(path),
+        [NewItem(kind=names.KIND_FRAME, relpath=rel, width=width, height=height, source=str(path),
                  frame_index=frame.index, time_s=time_s, shot=shot)],
     )
 
@@ -202,6 +203,6 @@ def ingest_folder(ws: Workspace, folder: Path, long_side: int = 0, recursive: bo
                 pixels = images.resize_long_side(pixels, long_side)
             rel = st.write_image(pixels, f"{position:06d}.png")
             height, width = pixels.shape[:2]
-            st.emit(unit, position, [NewItem(kind="image", relpath=rel, width=width, height=height,
-                                             source=str(source), meta={"name": source.name})])
+            st.emit(unit, position, [NewItem(kind=names.KIND_IMAGE, relpath=rel, width=width, height=height,
+                                             source=str(source), meta={names.META_NAME: source.name})])
     return st.handle

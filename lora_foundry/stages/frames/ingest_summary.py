@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import names
 from ...media.video_types import VideoInfo
 
 FALLBACK_FPS = 25.0
@@ -65,28 +66,28 @@ class IngestSummary:
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> IngestSummary:
         """Read an ingest stage's info (any workspace version); missing keys give empty fields."""
-        plan = info.get("plan") or {}
+        plan = info.get(names.INFO_PLAN) or {}
         return cls(
             mode=str(plan.get("mode", "")),
             cuts=tuple(int(cut) for cut in plan.get("cuts", [])),
             samples=tuple((int(index), float(time_s), int(shot)) for index, time_s, shot in plan.get("samples", [])),
-            video=_video_from(info["video"]) if info.get("video") else None,
-            missing_frames=tuple(int(index) for index in info.get("missing_frames", [])),
-            skipped=tuple(SkippedFile(str(entry["file"]), str(entry["error"])) for entry in info.get("skipped", [])),
+            video=_video_from(info[names.INFO_VIDEO]) if info.get(names.INFO_VIDEO) else None,
+            missing_frames=tuple(int(index) for index in info.get(names.INFO_MISSING_FRAMES, [])),
+            skipped=tuple(SkippedFile(str(entry["file"]), str(entry["error"])) for entry in info.get(names.INFO_SKIPPED, [])),
         )
 
     def to_info(self) -> dict[str, Any]:
         """The stage-info keys for the recorded fields, laid out as workspaces always stored them."""
         info: dict[str, Any] = {}
         if self.has_plan:
-            info["plan"] = {"cuts": list(self.cuts), "samples": [list(sample) for sample in self.samples],
+            info[names.INFO_PLAN] = {"cuts": list(self.cuts), "samples": [list(sample) for sample in self.samples],
                             "mode": self.mode}
         if self.video is not None:
-            info["video"] = asdict(self.video) | {"path": str(self.video.path)}
+            info[names.INFO_VIDEO] = asdict(self.video) | {"path": str(self.video.path)}
         if self.missing_frames:
-            info["missing_frames"] = list(self.missing_frames)
+            info[names.INFO_MISSING_FRAMES] = list(self.missing_frames)
         if self.skipped:
-            info["skipped"] = [entry.as_dict() for entry in self.skipped]
+            info[names.INFO_SKIPPED] = [entry.as_dict() for entry in self.skipped]
         return info
 
 
