@@ -49,8 +49,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     with Workspace.open(workspace_path(args.out.resolve(), args.workspace)) as ws:
         handle = ingest.ingest_video(ws, args.video, _ingest_options(args), PrintProgress("extract frames"),
                                      PrintProgress("find cuts"))
-        info = ws.stage_info(handle)
-        _step("ingest", started, f"{ws.count(handle)} frames, {len(info['plan']['cuts'])} cuts in {ws.root}")
+        summary = ingest.ingest_summary(ws, handle)
+        _step("ingest", started, f"{ws.count(handle)} frames, {len(summary.cuts)} cuts in {ws.root}")
     return 0
 
 
@@ -64,10 +64,9 @@ def run_demo(args: argparse.Namespace) -> int:
     with Workspace.open(workspace_path(out, args.workspace)) as ws:
         frames = ingest.ingest_video(ws, video_path, _ingest_options(args), PrintProgress("extract frames"),
                                      PrintProgress("find cuts"))
-        plan = ws.stage_info(frames)["plan"]
-        cut_times = [round(c / _fps(ws, frames), 2) for c in plan["cuts"]]
-        _step("frames", started, f"{ws.count(frames)} frames from {video_path.name}; cuts at {cut_times} s "
-              f"({len(plan['cuts']) + 1} shots)")
+        summary = ingest.ingest_summary(ws, frames)
+        _step("frames", started, f"{ws.count(frames)} frames from {video_path.name}; cuts at {summary.cut_times()} s "
+              f"({summary.shots} shots)")
         kept, report = filters.filter_frames(ws, frames, filters.FilterOptions(), PrintProgress("measure"))
         _step("filter", started, f"kept {report['kept']}, dropped {report['dropped']} {report['dropped_by_reason']}")
         spec = dataset.DatasetSpec(name=args.dataset_name, trigger=args.trigger, class_word=args.class_word,
@@ -77,10 +76,6 @@ def run_demo(args: argparse.Namespace) -> int:
     _step("dataset", started, f"sd-scripts config: {written.toml_path}")
     print(json.dumps({"dataset": str(written.path), "images": written.image_count}))
     return 0
-
-
-def _fps(ws: Workspace, handle) -> float:
-    return float(ws.stage_info(handle)["video"]["fps"]) or 25.0
 
 
 def build_parser() -> argparse.ArgumentParser:

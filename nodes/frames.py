@@ -81,9 +81,9 @@ class LoadVideoFrames:
         with open_workspace(workspace) as ws:
             handle = ingest.ingest_video(ws, path, ingest.VideoIngestOptions(**options),
                                          _comfy.ComfyProgress(unique_id))
-            info = ws.stage_info(handle)
-            report = {"frames": ws.count(handle), "shots": len(info["plan"]["cuts"]) + 1,
-                      "cuts_at_frames": info["plan"]["cuts"], "missing_frames": info.get("missing_frames", [])}
+            summary = ingest.ingest_summary(ws, handle)
+            report = {"frames": ws.count(handle), "shots": summary.shots, "cuts_at_frames": list(summary.cuts),
+                      "missing_frames": list(summary.missing_frames)}
         return handle, json.dumps(report, indent=1)
 
 
@@ -112,7 +112,8 @@ class LoadImageFolder:
         path = resolve_media_path(folder, "image folder")
         with open_workspace(workspace) as ws:
             handle = ingest.ingest_folder(ws, path, long_side, recursive, _comfy.ComfyProgress(unique_id))
-            report = {"images": ws.count(handle), "skipped": ws.stage_info(handle).get("skipped", [])}
+            skipped = ingest.ingest_summary(ws, handle).skipped
+            report = {"images": ws.count(handle), "skipped": [entry.as_dict() for entry in skipped]}
         return handle, json.dumps(report, indent=1)
 
 

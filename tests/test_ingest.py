@@ -50,6 +50,23 @@ def test_interval_sampling_in_one_pass_still_knows_every_frames_shot(tmp_path, m
         assert item.shot == expected_shot, (item.time_s, item.shot)
 
 
+@pytest.mark.parametrize("options", [
+    ingest.VideoIngestOptions(mode="scene", per_shot=1, end_s=8.0, long_side=160),
+    ingest.VideoIngestOptions(mode="interval", interval_s=2.0, end_s=8.0, long_side=160),
+], ids=["planned scene ingest", "one-pass interval ingest"])
+def test_a_video_is_probed_once_per_ingest(tmp_path, media_dir, monkeypatch, options):
+    """Probing opens the file and decodes a frame: the ingest does it once and passes it down."""
+    from lora_foundry.media import video
+
+    probes = []
+    real_probe = video._probe_av
+    monkeypatch.setattr(video, "_probe_av", lambda path: probes.append(path) or real_probe(path))
+    ws = Workspace.open(tmp_path / "ws")
+    handle = ingest.ingest_video(ws, media_dir / "montage_6_shots.mp4", options)
+    assert ws.count(handle) >= 2
+    assert len(probes) == 1, f"probed {len(probes)} times"
+
+
 def _ingest_cmd(out: Path, video: Path, workspace: str) -> list[str]:
     return [sys.executable, "-m", "lora_foundry.cli", "ingest", str(video), "--out", str(out),
             "--workspace", workspace, "--mode", "all", "--end", "20", "--long-side", "480"]

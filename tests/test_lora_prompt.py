@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from lora_foundry.clip_tokens import ClipTokenCounter
 from lora_foundry.lora import prompt
 
 
 @pytest.fixture(scope="module")
 def counter():
-    return prompt.ClipTokenCounter()
+    return ClipTokenCounter()
 
 
 def test_triggers_come_first_once(counter):
@@ -70,6 +71,6 @@ def test_falls_back_to_an_estimate_without_open_clip(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_open_clip)
-    composed = prompt.compose_prompt(["alice_lf"], "standing in a park", prompt.ClipTokenCounter())
+    composed = prompt.compose_prompt(["alice_lf"], "standing in a park", ClipTokenCounter())
     assert not composed.tokens.exact and composed.tokens.total == 6  # 5 words + 1 comma
     assert any("estimate" in w for w in composed.warnings)

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import names
 from ..progress import Progress
 from ..workspace import Handle, Item, Workspace
 from .builder import CaptionSettings, build_captions
@@ -33,8 +34,8 @@ def _folder_identity(folder: Path | None) -> list[Any]:
 def _stems(item: Item) -> list[str]:
     """Names an imported tag file may use for this item: its own, its original file's."""
     stems = [item.path.stem]
-    if item.meta.get("name"):
-        stems.append(Path(str(item.meta["name"])).stem)
+    if item.meta.get(names.META_NAME):
+        stems.append(Path(str(item.meta[names.META_NAME])).stem)
     if item.source and item.frame_index is None:
         stems.append(Path(item.source).stem)
     return stems
@@ -66,24 +67,24 @@ def caption_stage(
         if not st.complete:
             items = ws.items(handle)
             imported = read_tag_folder(tags_folder) if tags_folder else {}
-            tags = gather_tags(items, ws.annotations(handle, "tags"), imported)
-            clusters = ws.annotations(handle, "cluster")
+            tags = gather_tags(items, ws.annotations(handle, names.TAGS), imported)
+            clusters = ws.annotations(handle, names.CLUSTER)
             result = build_captions(tags, settings, clusters, progress)
-            annotations = {c.item: {"caption": c.text, "caption_dropped": c.dropped} for c in result.captions}
+            annotations = {c.item: {names.CAPTION: c.text, names.CAPTION_DROPPED: c.dropped} for c in result.captions}
             st.emit_all([item.id for item in items], annotations)
-            st.set_info(
-                caption_keep_tokens=result.keep_tokens,
-                caption_separator=KEEP_TOKENS_SEPARATOR if settings.separator else None,
-                caption_lora_type=settings.lora_type,
-                caption_style=caption_style(settings.base_model),
-                caption_trigger=settings.trigger,
-                core_tags={str(k): v for k, v in result.core.items()},
-                token_warnings=result.warnings,
-                untagged=sum(1 for t in tags.values() if not t),
-            )
+            st.set_info(**{
+                names.INFO_CAPTION_KEEP_TOKENS: result.keep_tokens,
+                names.INFO_CAPTION_SEPARATOR: KEEP_TOKENS_SEPARATOR if settings.separator else None,
+                names.INFO_CAPTION_LORA_TYPE: settings.lora_type,
+                names.INFO_CAPTION_STYLE: caption_style(settings.base_model),
+                names.INFO_CAPTION_TRIGGER: settings.trigger,
+                names.INFO_CORE_TAGS: {str(k): v for k, v in result.core.items()},
+                names.INFO_TOKEN_WARNINGS: result.warnings,
+                names.INFO_UNTAGGED: sum(1 for t in tags.values() if not t),
+            })
         return st.handle
 
 
 def caption_info(ws: Workspace, handle: Handle) -> dict[str, Any]:
     """The nearest caption stage's info along ``handle``'s lineage ({} when never captioned)."""
-    return ws.nearest_info(handle, "caption_keep_tokens")
+    return ws.nearest_info(handle, names.INFO_CAPTION_KEEP_TOKENS)

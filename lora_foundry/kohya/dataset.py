@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import names
 from ..captions.stage import caption_info
 from ..media import images
 from ..paths import confined, safe_name
@@ -169,9 +170,9 @@ def _source_identity(source: SubsetSource) -> dict[str, Any]:
 def _read_source(ws: Workspace, source: SubsetSource) -> tuple[list[Any], dict[int, str], dict[str, Any]]:
     """Items, captions and caption settings of one source (opening its workspace if it is another)."""
     if Path(source.handle.workspace).resolve() == ws.root:
-        return ws.items(source.handle), ws.annotations(source.handle, "caption"), caption_info(ws, source.handle)
+        return ws.items(source.handle), ws.annotations(source.handle, names.CAPTION), caption_info(ws, source.handle)
     with Workspace.from_handle(source.handle) as other:
-        return (other.items(source.handle), other.annotations(source.handle, "caption"),
+        return (other.items(source.handle), other.annotations(source.handle, names.CAPTION),
                 caption_info(other, source.handle))
 
 
@@ -202,7 +203,8 @@ def _plan(ws: Workspace, sources: Sequence[SubsetSource], spec: DatasetSpec
                                 captions=tuple(captions.get(item.id) or fallback for item in items),
                                 items=tuple(item.id for item in items)))
     info = read[0][2]
-    return plans, int(info.get("caption_keep_tokens", 1)), info.get("caption_separator"), info.get("caption_style")
+    keep_tokens = int(info.get(names.INFO_CAPTION_KEEP_TOKENS, 1))
+    return plans, keep_tokens, info.get(names.INFO_CAPTION_SEPARATOR), info.get(names.INFO_CAPTION_STYLE)
 
 
 def _target_folder(root: Path, name: str, identity: dict[str, Any], if_exists: str) -> Path:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..clip_tokens import ClipTokenCounter
 from .conflicts import conflict_messages
 from .files import FileCache, LoraNotFoundError, load_state_dict, resolve_lora
 from .metadata import LoraInfo, LoraInfoCache
-from .prompt import ClipTokenCounter
 from .stack import StackEntry, duplicate_warnings, with_types
 
 TENSOR_CACHE_BYTES = 2 * 1024**3

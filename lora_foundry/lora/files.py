@@ -3,18 +3,19 @@
 Stack entries name LoRAs the way ComfyUI's ``loras`` combo does (``sub/name.safetensors``
 relative to a ``models/loras`` folder); LoRA-Manager may pass an absolute path instead. Both are
 accepted, but only inside the configured LoRA folders: a name from a shared workflow must not read
-an arbitrary file. Loaded files are kept in a ``FileCache`` bounded by entry count and bytes and
-keyed by (path, mtime, size), so a re-trained file is re-read and an unchanged one is not.
+an arbitrary file. Loaded files are kept in a ``FileCache``: the one ``BoundedCache`` keyed by
+``file_key`` (path, mtime, size), so a re-trained file is re-read and an unchanged one is not, and
+bounded by entry count and by the files' bytes on disk.
 """
 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ..cache import BoundedCache, file_key
 from ..paths import UnsafeNameError, confined
 
 T = TypeVar("T")
@@ -44,45 +45,33 @@ def resolve_lora(name: str, lora_dirs: Sequence[Path]) -> Path:
     raise LoraNotFoundError(f"LoRA {name!r} not found: put it in models/loras (searched {folders})")
 
 
-def file_key(path: Path) -> tuple[str, int, int]:
-    stat = os.stat(path)
-    return str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size
+def _file_bytes(key: Any, value: Any) -> int:
+    """A cached file's weight against the byte bound: its size on disk (``file_key``'s third part)."""
+    return int(key[2])
 
 
 class FileCache(Generic[T]):
-    """LRU of ``loader(path)`` results keyed by (path, mtime, size), bounded by count and bytes."""
+    """``loader(path)`` results in a ``BoundedCache`` keyed by ``file_key``, bounded by count and by
+    the files' total size; ``reads`` counts the files really read (cache misses)."""
 
     def __init__(self, loader: Callable[[Path], T], max_entries: int = 8,
                  max_bytes: int | None = None) -> None:
         self._loader = loader
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[str, int, int], T] = OrderedDict()
-        self.reads = 0
+        self._cache: BoundedCache[T] = BoundedCache(max_entries, max_bytes, _file_bytes)
 
-    def get(self, path: Path) -> T:
+    def get(self, path: str | os.PathLike[str]) -> T:
         key = file_key(path)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        value = self._loader(Path(key[0]))
-        self.reads += 1
-        self._entries[key] = value
-        self._evict()
-        return value
+        return self._cache.get(key, lambda: self._loader(Path(key[0])))
 
-    def _evict(self) -> None:
-        while len(self._entries) > self._max_entries or (
-            self._max_bytes is not None and len(self._entries) > 1
-            and sum(k[2] for k in self._entries) > self._max_bytes
-        ):
-            self._entries.popitem(last=False)
+    @property
+    def reads(self) -> int:
+        return self._cache.loads
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._cache)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._cache.clear()
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:

@@ -5,18 +5,20 @@ the file's header: kohya's ``ss_*`` keys and SAI's ``modelspec.*`` keys, our own
 ``lora_foundry.*`` keys, and the tensor names and shapes (which tell SD1.x from SD2.x from SDXL
 even when the metadata was stripped). The header is read with ``safetensors.safe_open`` (memory
 mapped: no weight tensor is read; only the scalar ``.alpha`` tensors, a few bytes each, when the
-metadata does not name the alpha). Results are cached by (path, mtime, size) in a bounded
-``LoraInfoCache`` that a node owns, never in a module global.
+metadata does not name the alpha). Results are cached by (path, mtime, size) in a
+``LoraInfoCache`` (a ``FileCache`` of ``read_lora_info``) that a node owns, never in a module global.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .files import FileCache
 
 TRIGGER_KEY = "lora_foundry.trigger"
 TYPE_KEY = "lora_foundry.type"
@@ -212,30 +214,11 @@ def read_lora_info(path: str | os.PathLike[str]) -> LoraInfo:
     )
 
 
-class LoraInfoCache:
-    """A bounded LRU of ``LoraInfo`` keyed by (path, mtime, size): a changed file is re-read."""
+class LoraInfoCache(FileCache[LoraInfo]):
+    """The bounded ``FileCache`` of ``read_lora_info``: a changed file is re-read, ``reads`` counts reads."""
 
     def __init__(self, max_entries: int = 128) -> None:
-        self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, int, int], LoraInfo] = OrderedDict()
-        self.reads = 0
-
-    def get(self, path: str | os.PathLike[str]) -> LoraInfo:
-        resolved = str(Path(path).resolve())
-        stat = os.stat(resolved)
-        key = (resolved, stat.st_mtime_ns, stat.st_size)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        info = read_lora_info(resolved)
-        self.reads += 1
-        self._entries[key] = info
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return info
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        super().__init__(read_lora_info, max_entries)
 
 
 def format_info(info: LoraInfo, name: str | None = None) -> str:

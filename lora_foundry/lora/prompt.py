@@ -4,9 +4,9 @@ Two things silently ruin stacked-LoRA prompts. Contradictions ("standing, sittin
 crying", "from front, from behind"): each LoRA pulls toward one and the image mixes both. And
 length: CLIP reads 75 tokens per chunk; ComfyUI encodes longer prompts as several chunks and
 concatenates them, so words past the first chunk (often the trigger words appended last) lose
-weight, and a phrase cut at the boundary is split between two encodings. Counting uses
-open_clip's ``SimpleTokenizer`` (the CLIP BPE, shipped inside the wheel: works offline); without
-open_clip the count falls back to a whitespace estimate and says so.
+weight, and a phrase cut at the boundary is split between two encodings. Counting is
+``clip_tokens.ClipTokenCounter`` (open_clip's BPE; without open_clip its one documented estimate,
+and the prompt then says so), the same counter the caption builder uses.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-CHUNK_TOKENS = 75
+from ..clip_tokens import CHUNK_TOKENS, ClipTokenCounter
 
 CONTRADICTION_GROUPS: dict[str, tuple[str, ...]] = {
     "actions": ("standing", "sitting", "lying", "lying down", "kneeling", "running", "walking",
@@ -56,36 +55,6 @@ class ComposedPrompt:
     warnings: tuple[str, ...]
     tokens: TokenReport
     found: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-class ClipTokenCounter:
-    """Counts CLIP tokens; owns its tokenizer (loaded on first use, once)."""
-
-    def __init__(self) -> None:
-        self._tokenizer: Any = None
-        self._unavailable: str | None = None
-
-    def _load(self) -> Any:
-        if self._tokenizer is None and self._unavailable is None:
-            try:
-                from open_clip.tokenizer import SimpleTokenizer
-
-                self._tokenizer = SimpleTokenizer()
-            except Exception as exc:  # open_clip missing or its BPE file unreadable
-                self._unavailable = f"open_clip unavailable ({type(exc).__name__}); whitespace estimate"
-        return self._tokenizer
-
-    def count(self, text: str) -> tuple[int, bool, str]:
-        """(tokens, exact, note) for ``text`` without start/end tokens."""
-        tokenizer = self._load()
-        if tokenizer is None:
-            return estimate_tokens(text), False, self._unavailable or ""
-        return len(tokenizer.encode(text)), True, ""
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough CLIP token count: one per word, one per punctuation mark."""
-    return len(re.findall(r"\w+|[^\w\s]", text))
 
 
 def token_report(text: str, counter: ClipTokenCounter) -> TokenReport:

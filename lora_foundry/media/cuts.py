@@ -22,6 +22,7 @@ import numpy as np
 
 from ..progress import Progress, ensure_progress
 from .video import decode_raw, probe_video, raw_to_array
+from .video_types import VideoInfo
 
 THUMB_SIZE = (64, 36)
 
@@ -152,13 +153,15 @@ def detect_cuts(
     start_s: float = 0.0,
     end_s: float | None = None,
     progress: Progress | None = None,
+    info: VideoInfo | None = None,
 ) -> CutResult:
     """Decode ``path`` once and return where its hard cuts are (frame indices from the file start).
 
     ``threshold`` is the mean absolute grey difference (0-255) a cut needs at least; ``ratio`` how
-    many times above the local median difference it must be.
+    many times above the local median difference it must be. ``info``: the caller's
+    ``probe_video(path)``, probed here when not given.
     """
-    info = probe_video(path)
+    info = info or probe_video(path)
     progress = ensure_progress(progress)
     span = (end_s if end_s is not None else info.duration_s) - start_s
     total = max(1, round(span * info.fps)) if span > 0 else max(1, info.frame_count)

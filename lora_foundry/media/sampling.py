@@ -138,20 +138,22 @@ def plan_samples(
     progress: Progress | None = None,
     cut_threshold: float = 20.0,
     cut_result: CutResult | None = None,
+    info: VideoInfo | None = None,
 ) -> SamplePlan:
     """Detect shots over the range, then choose frames by ``mode``; no frame is converted here.
 
     ``max_frames`` (0 = no cap) thins the choice evenly across the whole range. Pass
-    ``cut_result`` (from ``detect_cuts`` over the same range) to reuse a detection pass.
+    ``cut_result`` (from ``detect_cuts`` over the same range) to reuse a detection pass, and
+    ``info`` (``probe_video(path)``) to reuse a probe.
     """
     if mode not in MODES:
         raise ValueError(f"unknown sampling mode {mode!r}; choose one of {', '.join(MODES)}")
     if end_s is not None and end_s <= start_s:
         raise ValueError(f"end_s ({end_s}) must be after start_s ({start_s})")
     path = Path(path)
-    info = probe_video(path)
+    info = info or probe_video(path)
     result = cut_result or detect_cuts(path, threshold=cut_threshold, start_s=start_s,
-                                       end_s=end_s, progress=progress)
+                                       end_s=end_s, progress=progress, info=info)
     indices = _cap_evenly(_select(path, result, mode, interval_s, per_shot, start_s, end_s),
                           max_frames)
     samples = [FrameSample(i, round(_time_of(result, i), 6), shot_of(i, result.cuts))
@@ -170,6 +172,7 @@ def iter_samples(
     skip: Callable[[int], bool] | None = None,
     cut_threshold: float = 20.0,
     progress: Progress | None = None,
+    info: VideoInfo | None = None,
 ) -> Generator[tuple[FrameSample, DecodedFrame], None, list[int]]:
     """One decode pass for ``interval`` and ``all`` modes: cuts found while the frames come out.
 
@@ -179,12 +182,13 @@ def iter_samples(
     and no cap, in half the decoding: shots are decided by the same ``CutTracker``, and a sampled
     frame is held back (at most about a second) until its shot number is final. ``skip(index)``
     marks frames already stored by an interrupted run: they are neither converted nor yielded.
+    ``info``: the caller's ``probe_video(path)``, probed here when not given.
     """
     if mode not in ("interval", "all"):
         raise ValueError(f"one-pass sampling works for 'interval' and 'all', not {mode!r}; "
                          "use plan_samples for scene and keyframe sampling")
     path = Path(path)
-    info = probe_video(path)
+    info = info or probe_video(path)
     size = scaled_size(info.width, info.height, long_side)
     tracker = CutTracker(info.fps, threshold=cut_threshold)
     picker = _IntervalPicker(interval_s) if mode == "interval" else None

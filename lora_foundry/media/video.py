@@ -285,15 +285,17 @@ def iter_frames(
     wanted: Callable[[int], bool] | None = None,
     thumb_size: tuple[int, int] | None = None,
     keyframes_only: bool = False,
+    info: VideoInfo | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode ``path`` in order and yield the frames ``wanted(index)`` accepts, as RGB uint8.
 
     ``long_side`` shrinks (never enlarges) keeping the aspect; ``thumb_size=(w, h)`` gives frames
     of exactly that size for analysis. A damaged file yields what decodes, logs a warning and
-    stops; MediaError if nothing decodes.
+    stops; MediaError if nothing decodes. ``info`` is ``probe_video(path)`` when the caller has
+    it already (probing decodes a frame); probed here otherwise.
     """
     path = Path(path)
-    info = probe_video(path)
+    info = info or probe_video(path)
     size = (int(thumb_size[0]), int(thumb_size[1])) if thumb_size else (
         scaled_size(info.width, info.height, long_side))
     for raw in decode_raw(path, start_s=start_s, end_s=end_s, keyframes_only=keyframes_only):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import names
 from ..paths import confined, safe_name
 from . import manifest
 from .items import Handle, Item
@@ -145,7 +146,7 @@ class Workspace:
     def tags(self, handle: Handle) -> dict[int, list[str]]:
         """``{item id: tags}`` visible from ``handle``: the ``tags`` union every tagging stage extends
         (see ``stages/tagging/tags.py``), which the caption builder reads."""
-        return {item_id: list(value or []) for item_id, value in self.annotations(handle, "tags").items()}
+        return {item_id: list(value or []) for item_id, value in self.annotations(handle, names.TAGS).items()}
 
     def annotations(self, handle: Handle, name: str) -> dict[int, Any]:
         """``{item id: value}`` of annotation ``name`` from this stage or its ancestors.

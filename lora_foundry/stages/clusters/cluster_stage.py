@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...progress import Progress, ensure_progress
 from ...workspace import Handle, Workspace
 from . import cluster
@@ -22,7 +23,7 @@ MODES = ("characters", "scenes", "style", "actions")
 
 def _pose_arrays(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray, np.ndarray]:
     items = ws.items(handle)
-    poses = ws.annotations(handle, "pose_keypoints")
+    poses = ws.annotations(handle, names.POSE_KEYPOINTS)
     if not poses:
         raise ValueError(f"{handle} has no pose keypoints: put LF Tag Pose before clustering actions")
     keypoints = np.zeros((len(items), 17, 2), np.float32)
@@ -65,23 +66,24 @@ def cluster_stage(ws: Workspace, handle: Handle, mode: str = "characters", min_c
         params["similarity"] = float(similarity)
     if mode == "style":
         params.update(min_share=float(min_share), min_probability=float(min_probability))
-    model = "" if mode == "actions" else str(embedding_info(ws, handle).get("embedding_model", ""))
+    model = "" if mode == "actions" else str(embedding_info(ws, handle).get(names.INFO_EMBEDDING_MODEL, ""))
     report = ensure_progress(progress)
     with ws.stage("cluster", 2, params, [handle], model, label=f"{handle.label or 'frames'} · {mode}") as st:
         if not st.complete:
             report.update(0, 1)
             items, found, keep = run_mode(ws, handle, mode, params)
             annotations = {
-                item.id: {"cluster": int(label), "cluster_probability": round(float(p), 4)}
+                item.id: {names.CLUSTER: int(label), names.CLUSTER_PROBABILITY: round(float(p), 4)}
                 for item, label, p in zip(items, found.labels, found.probabilities, strict=True)
             }
             if mode == "style":
                 for item, kept in zip(items, keep, strict=True):
-                    annotations[item.id]["style_kept"] = bool(kept)
+                    annotations[item.id][names.STYLE_KEPT] = bool(kept)
             kept_ids = [item.id for item, kept in zip(items, keep, strict=True) if kept]
             st.emit_all(kept_ids, annotations)
-            st.set_info(cluster_mode=mode, cluster_sizes={str(k): v for k, v in found.sizes().items()},
-                        cluster_backend=found.backend, dropped=int((~keep).sum()))
+            st.set_info(**{names.INFO_CLUSTER_MODE: mode,
+                           names.INFO_CLUSTER_SIZES: {str(k): v for k, v in found.sizes().items()},
+                           names.INFO_CLUSTER_BACKEND: found.backend, names.INFO_DROPPED: int((~keep).sum())})
             report.update(1, 1)
         return st.handle
 
@@ -89,11 +91,11 @@ def cluster_stage(ws: Workspace, handle: Handle, mode: str = "characters", min_c
 def cluster_summary(ws: Workspace, handle: Handle) -> str:
     """One line per cluster (largest first) for the node's text output."""
     info = ws.stage_info(handle)
-    sizes = {int(k): v for k, v in info.get("cluster_sizes", {}).items()}
+    sizes = {int(k): v for k, v in info.get(names.INFO_CLUSTER_SIZES, {}).items()}
     parts = [f"cluster {k}: {v}" for k, v in sorted(sizes.items(), key=lambda kv: (kv[0] < 0, kv[0]))]
     noise = sizes.get(cluster.NOISE, 0)
-    head = f"{info.get('cluster_mode', '?')} via {info.get('cluster_backend', '?')}: " \
+    head = f"{info.get(names.INFO_CLUSTER_MODE, '?')} via {info.get(names.INFO_CLUSTER_BACKEND, '?')}: " \
            f"{len([k for k in sizes if k >= 0])} clusters, {noise} noise"
-    if info.get("dropped"):
-        head += f", {info['dropped']} dropped by the style filter"
+    if info.get(names.INFO_DROPPED):
+        head += f", {info[names.INFO_DROPPED]} dropped by the style filter"
     return head + "\n" + "\n".join(p.replace("cluster -1", "noise (-1)") for p in parts)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...progress import Progress
 from ...workspace import Handle, Workspace
@@ -39,16 +40,17 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
                 rows = embed([images.to_pil(images.load_rgb(item.path)) for item in batch]).astype(np.float32)
                 rel = st.write_array(rows, f"{unit}.npy")
                 st.emit(unit, position, [item.id for item in batch],
-                        {item.id: {"embedding_row": {"file": rel, "row": r}} for r, item in enumerate(batch)})
+                        {item.id: {names.EMBEDDING_ROW: {"file": rel, "row": r}} for r, item in enumerate(batch)})
             first = st.path_for(f"{units[0]}.npy") if units else None
             dim = int(np.load(first, mmap_mode="r", allow_pickle=False).shape[1]) if first else 0
-            st.set_info(embedding_method=method, embedding_model=identity, embedding_dim=dim)
+            st.set_info(**{names.INFO_EMBEDDING_METHOD: method, names.INFO_EMBEDDING_MODEL: identity,
+                           names.INFO_EMBEDDING_DIM: dim})
         return st.handle
 
 
 def embedding_info(ws: Workspace, handle: Handle) -> dict[str, Any]:
     """The nearest embed stage's info (method, model identity, dim) in ``handle``'s lineage."""
-    info = ws.nearest_info(handle, "embedding_method")
+    info = ws.nearest_info(handle, names.INFO_EMBEDDING_METHOD)
     if info:
         return info
     raise ValueError(f"{handle} has no embeddings: put an LF Embed Frames node before this one")
@@ -57,7 +59,7 @@ def embedding_info(ws: Workspace, handle: Handle) -> dict[str, Any]:
 def load_embeddings(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray]:
     """(items, matrix) with one row per item of ``handle``, read from the embed stage's files."""
     items = ws.items(handle)
-    rows = ws.annotations(handle, "embedding_row")
+    rows = ws.annotations(handle, names.EMBEDDING_ROW)
     missing = [item.id for item in items if item.id not in rows]
     if missing:
         raise ValueError(f"{len(missing)} items of {handle} have no embedding: embed these frames first")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...media.contact_sheet import titled_sheet
 from ...workspace import Handle, Workspace
@@ -25,7 +26,7 @@ from .select import BY, by_size_rank, nearest_clusters, parse_ids
 
 def cluster_labels(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray]:
     items = ws.items(handle)
-    labels = ws.annotations(handle, "cluster")
+    labels = ws.annotations(handle, names.CLUSTER)
     if not labels:
         raise ValueError(f"{handle} is not clustered: put LF Cluster Frames before LF Select Clusters")
     return items, np.array([int(labels.get(item.id, NOISE)) for item in items], np.int64)
@@ -44,18 +45,19 @@ def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1
     info = embedding_info(ws, handle)
     _, vectors = load_embeddings(ws, handle)
     if by == "text":
-        if clip is None or info.get("embedding_method") != "clip":
+        if clip is None or info.get(names.INFO_EMBEDDING_METHOD) != "clip":
             raise ValueError("select by text needs the frames embedded with CLIP and that CLIP model connected")
-        if clip.identity != info.get("embedding_model"):
-            raise ValueError(f"the frames were embedded with {info.get('embedding_model')}, not {clip.identity}")
+        embedded_with = info.get(names.INFO_EMBEDDING_MODEL)
+        if clip.identity != embedded_with:
+            raise ValueError(f"the frames were embedded with {embedded_with}, not {clip.identity}")
         from ...models.clip_model import embed_texts
 
         return items, labels, nearest_clusters(vectors, labels, embed_texts(clip, [text]), count)
     if not references:
         raise ValueError("select by reference needs at least one reference image")
-    embed, identity = make_embedder(str(info["embedding_method"]), clip)
-    if identity != info.get("embedding_model"):
-        raise ValueError(f"references must be embedded like the frames ({info.get('embedding_model')})")
+    embed, identity = make_embedder(str(info[names.INFO_EMBEDDING_METHOD]), clip)
+    if identity != info.get(names.INFO_EMBEDDING_MODEL):
+        raise ValueError(f"references must be embedded like the frames ({info.get(names.INFO_EMBEDDING_MODEL)})")
     query = embed([images.to_pil(images.load_rgb(Path(p))) for p in references])
     return items, labels, nearest_clusters(vectors, labels, query, count)
 
@@ -73,7 +75,7 @@ def select_stage(ws: Workspace, handle: Handle, by: str = "size_rank", ids: str 
             items, labels, chosen = choose(ws, handle, by, ids, count, text, clip, references)
             wanted = set(chosen)
             st.emit_all([item.id for item, label in zip(items, labels, strict=True) if int(label) in wanted])
-            st.set_info(selected_clusters=chosen)
+            st.set_info(**{names.INFO_SELECTED_CLUSTERS: chosen})
         return st.handle
 
 

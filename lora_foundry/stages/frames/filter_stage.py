@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ... import names
 from ...media import blur, dedup, images
 from ...progress import Progress
 from ...workspace import Handle, Item, Workspace
@@ -39,7 +40,7 @@ def measure(ws: Workspace, handle: Handle, progress: Progress | None = None) -> 
             values = {"phash": format(dedup.perceptual_hash(pixels), "016x"),
                       "sharpness": float(blur.sharpness(pixels)),
                       "brightness": float(brightness), "contrast": float(contrast)}
-            st.emit(str(item.id), position, [item.id], {item.id: {"measure": values}})
+            st.emit(str(item.id), position, [item.id], {item.id: {names.MEASURE: values}})
     return st.handle
 
 
@@ -49,14 +50,14 @@ def filter_frames(ws: Workspace, handle: Handle, options: FilterOptions,
     measured = measure(ws, handle, progress)
     with ws.stage("filter_frames", 1, asdict(options), inputs=[measured], label="filtered frames") as st:
         if st.complete:
-            return st.handle, st.info["report"]
+            return st.handle, st.info[names.INFO_REPORT]
         items = ws.items(measured)
-        values = ws.annotations(measured, "measure")
+        values = ws.annotations(measured, names.MEASURE)
         reasons = _drop_reasons(items, values, options)
         kept = [item.id for item in items if item.id not in reasons]
         report = _report(items, reasons)
-        st.emit_all(kept, {item_id: {"dropped": reason} for item_id, reason in reasons.items()})
-        st.set_info(report=report)
+        st.emit_all(kept, {item_id: {names.DROPPED: reason} for item_id, reason in reasons.items()})
+        st.set_info(**{names.INFO_REPORT: report})
     return st.handle, report
 
 

@@ -1,21 +1,27 @@
 """Frames into the workspace: from a video (sampled) or from a folder of images.
 
-A video is read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples
-(kept in the stage's info, so a resumed run never plans again), once to decode the planned frames
-and write them. Frames are written one by one (never one big tensor), each with its provenance:
-source file, frame index, timestamp, shot.
+A video is probed once per run (the ``VideoInfo`` is passed down to every media function) and
+read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples (kept in
+the stage's info, so a resumed run never plans again), once to decode the planned frames and
+write them. Frames are written one by one (never one big tensor), each with its provenance:
+source file, frame index, timestamp, shot. What the stage records about the run (plan, video,
+missing frames, skipped files) is written and read as an ``IngestSummary``; readers call
+``ingest_summary``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ... import names
 from ...media import images, sampling, video
 from ...progress import Progress
 from ...workspace import Handle, NewItem, Workspace
+from .ingest_summary import IngestSummary, Sample, SkippedFile
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +72,21 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
         if st.complete:
             return st.handle
         if _single_pass(options, info):
-            cuts = _sample_in_one_pass(st, path, options, progress)
-            samples = [[i.frame_index, i.time_s, i.shot] for i in st.ws.items(st.handle)]
-            st.set_info(plan={"cuts": cuts, "samples": samples, "mode": options.mode},
-                        video=asdict(info) | {"path": str(path)})
+            cuts = _sample_in_one_pass(st, info, options, progress)
+            samples = tuple((i.frame_index, i.time_s, i.shot) for i in st.ws.items(st.handle))
+            st.set_info(**IngestSummary(options.mode, tuple(cuts), samples, info).to_info())
             return st.handle
-        plan = st.info.get("plan") or _plan(path, options, plan_progress or progress)
-        if "plan" not in st.info:
-            st.set_info(plan=plan, video=asdict(info) | {"path": str(path)})
-        _decode_planned(st, path, plan, options, progress)
+        summary = IngestSummary.from_info(st.info)
+        if not summary.has_plan:
+            summary = _plan(info, options, plan_progress or progress)
+            st.set_info(**summary.to_info())
+        _decode_planned(st, info, summary.samples, options, progress)
     return st.handle
+
+
+def ingest_summary(ws: Workspace, handle: Handle) -> IngestSummary:
+    """What the ingest that made ``handle`` (``ingest_video`` or ``ingest_folder``) recorded."""
+    return IngestSummary.from_info(ws.stage_info(handle))
 
 
 def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
@@ -89,10 +100,12 @@ def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
     return expected < 0.9 * options.max_frames
 
 
-def _sample_in_one_pass(st: Any, path: Path, options: VideoIngestOptions, progress: Progress | None) -> list[int]:
+def _sample_in_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOptions,
+                        progress: Progress | None) -> list[int]:
     """Decode once, store each sampled frame as its shot becomes known; returns the cuts."""
+    path = info.path
     samples = sampling.iter_samples(
-        path, mode=options.mode, interval_s=options.interval_s, start_s=options.start_s,
+        path, info=info, mode=options.mode, interval_s=options.interval_s, start_s=options.start_s,
         end_s=options.end_s or None, long_side=options.long_side or None,
         skip=lambda index: st.is_done(f"f{index}"), progress=progress,
     )
@@ -104,9 +117,10 @@ def _sample_in_one_pass(st: Any, path: Path, options: VideoIngestOptions, progre
         _store_frame(st, path, frame, (sample.time_s, sample.shot), sample.frame_index, options)
 
 
-def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) -> dict[str, Any]:
+def _plan(info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None) -> IngestSummary:
     plan = sampling.plan_samples(
-        path,
+        info.path,
+        info=info,
         mode=options.mode,
         interval_s=options.interval_s,
         per_shot=options.per_shot,
@@ -115,16 +129,14 @@ def _plan(path: Path, options: VideoIngestOptions, progress: Progress | None) ->
         max_frames=options.max_frames,
         progress=progress,
     )
-    return {
-        "cuts": list(plan.cuts),
-        "samples": [[s.frame_index, s.time_s, s.shot] for s in plan.samples],
-        "mode": plan.mode,
-    }
+    samples = tuple((s.frame_index, s.time_s, s.shot) for s in plan.samples)
+    return IngestSummary(plan.mode, tuple(plan.cuts), samples, info)
 
 
-def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIngestOptions,
+def _decode_planned(st: Any, info: video.VideoInfo, planned: Sequence[Sample], options: VideoIngestOptions,
                     progress: Progress | None) -> None:
-    samples = {int(index): (float(time_s), int(shot)) for index, time_s, shot in plan["samples"]}
+    path = info.path
+    samples = {index: (time_s, shot) for index, time_s, shot in planned}
     units = [f"f{index}" for index in samples]
     wanted = {index for index in samples if not st.is_done(f"f{index}")}
     if not wanted:
@@ -132,7 +144,7 @@ def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIng
     todo = st.pending_units(units, progress)
     end_s = options.end_s or None
     seen = 0
-    for frame in video.iter_frames(path, start_s=options.start_s, end_s=end_s,
+    for frame in video.iter_frames(path, info=info, start_s=options.start_s, end_s=end_s,
                                    long_side=options.long_side or None, wanted=wanted.__contains__):
         if frame.index not in wanted:
             continue
@@ -145,7 +157,7 @@ def _decode_planned(st: Any, path: Path, plan: dict[str, Any], options: VideoIng
     if seen < len(wanted):
         missing = sorted(wanted - {int(u[1:]) for u in units if st.is_done(u)})
         log.warning("%s: %d planned frames did not decode (truncated file?)", path, len(missing))
-        st.set_info(missing_frames=missing)
+        st.set_info(**IngestSummary(missing_frames=tuple(missing)).to_info())
 
 
 def _store_frame(st: Any, path: Path, frame: video.DecodedFrame, sample: tuple[float, int], position: int,
@@ -157,7 +169,7 @@ def _store_frame(st: Any, path: Path, frame: video.DecodedFrame, sample: tuple[f
     st.emit(
         f"f{frame.index}",
         position,
-        [NewItem(kind="frame", relpath=rel, width=width, height=height, source=str(path),
+        [NewItem(kind=names.KIND_FRAME, relpath=rel, width=width, height=height, source=str(path),
                  frame_index=frame.index, time_s=time_s, shot=shot)],
     )
 
@@ -176,21 +188,21 @@ def ingest_folder(ws: Workspace, folder: Path, long_side: int = 0, recursive: bo
     with ws.stage("ingest_folder", 1, params, label=f"images of {folder.name}") as st:
         if st.complete:
             return st.handle
-        skipped: list[dict[str, str]] = list(st.info.get("skipped", []))
+        skipped = list(IngestSummary.from_info(st.info).skipped)
         for position, unit in st.pending_units([str(i) for i in range(len(files))], progress):
             source = files[position]
             try:
                 pixels = images.load_image(source)
             except images.ImageError as error:
                 log.warning("skipping %s: %s", source, error)
-                skipped.append({"file": str(source), "error": str(error)})
-                st.set_info(skipped=skipped)
+                skipped.append(SkippedFile(str(source), str(error)))
+                st.set_info(**IngestSummary(skipped=tuple(skipped)).to_info())
                 st.emit(unit, position, [])
                 continue
             if long_side:
                 pixels = images.resize_long_side(pixels, long_side)
             rel = st.write_image(pixels, f"{position:06d}.png")
             height, width = pixels.shape[:2]
-            st.emit(unit, position, [NewItem(kind="image", relpath=rel, width=width, height=height,
-                                             source=str(source), meta={"name": source.name})])
+            st.emit(unit, position, [NewItem(kind=names.KIND_IMAGE, relpath=rel, width=width, height=height,
+                                             source=str(source), meta={names.META_NAME: source.name})])
     return st.handle

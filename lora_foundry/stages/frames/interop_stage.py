@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...media.contact_sheet import contact_sheet
 from ...progress import Progress
@@ -49,7 +50,7 @@ def frames_to_arrays(ws: Workspace, handle: Handle, start: int, count: int, long
     items = ws.items(handle)[start : start + count]
     if not items:
         raise ValueError(f"{handle} has {ws.count(handle)} frames: nothing from index {start}")
-    captions = ws.annotations(handle, "caption")
+    captions = ws.annotations(handle, names.CAPTION)
     texts = [str(captions.get(item.id, "")) for item in items]
     if as_contact_sheet:
         pictures = [images.load_rgb(item.path) for item in items]
@@ -75,9 +76,9 @@ def add_arrays(ws: Workspace, rgb: np.ndarray, alpha: np.ndarray | None, caption
         for position, unit in st.pending_units([str(i) for i in range(len(rgb))], progress):
             pixels = rgb[position] if alpha is None else np.dstack([rgb[position], alpha[position] * np.uint8(255)])
             rel = st.write_image(pixels, f"{position:06d}.png")
-            notes = {"caption": captions[position]} if captions and captions[position] else {}
-            st.emit(unit, position, [NewItem(kind="image", relpath=rel, width=pixels.shape[1],
-                                             height=pixels.shape[0], meta={"alpha": alpha is not None},
+            notes = {names.CAPTION: captions[position]} if captions and captions[position] else {}
+            st.emit(unit, position, [NewItem(kind=names.KIND_IMAGE, relpath=rel, width=pixels.shape[1],
+                                             height=pixels.shape[0], meta={names.META_ALPHA: alpha is not None},
                                              annotations=notes)])
     return st.handle
 
@@ -99,7 +100,7 @@ def write_previews(ws: Workspace, handle: Handle, max_thumbnails: int, temp_root
 
 
 def _summary(ws: Workspace, handle: Handle, kept: int) -> str:
-    report = ws.stage_info(handle).get("report")
+    report = ws.stage_info(handle).get(names.INFO_REPORT)
     if not report:
         return f"{kept} frames"
     reasons = ", ".join(f"{n} {why}" for why, n in report.get("dropped_by_reason", {}).items())

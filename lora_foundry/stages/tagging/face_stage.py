@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...progress import Progress
 from ...workspace import Handle, NewItem, Workspace
@@ -23,7 +24,7 @@ from .tags import merged
 
 def faces_report(ws: Workspace, handle: Handle, face_counts: dict[int, int]) -> tuple[str, list[str]]:
     """"cluster 0: 12 of 40 items with a face" lines and warnings for clusters with no face."""
-    clusters = ws.annotations(handle, "cluster")
+    clusters = ws.annotations(handle, names.CLUSTER)
     per: dict[str, list[int]] = {}
     for item_id, count in face_counts.items():
         key = str(clusters.get(item_id, "all")) if clusters else "all"
@@ -60,10 +61,10 @@ def _detect_unit(st: Any, face_model: Any, item: Any, threshold: float, margin: 
         crop = rgb[y1:y2, x1:x2]
         rel = st.write_image(crop, f"{item.id:08d}_face{index}.png")
         crops.append(crop)
-        new_items.append(NewItem(kind="face", relpath=rel, width=crop.shape[1], height=crop.shape[0],
+        new_items.append(NewItem(kind=names.KIND_FACE, relpath=rel, width=crop.shape[1], height=crop.shape[0],
                                  parent=item.id, source=item.source, frame_index=item.frame_index,
                                  time_s=item.time_s, shot=item.shot,
-                                 meta={"face_box": record["box"], "crop_box": [x1, y1, x2, y2]}))
+                                 meta={names.META_FACE_BOX: record["box"], names.META_CROP_BOX: [x1, y1, x2, y2]}))
     return new_items, records, crops
 
 
@@ -92,11 +93,11 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
                 expressions = _expressions(clip, crops, labels, expression_model)
                 for new, (label, probability) in zip(new_items, expressions, strict=True):
                     value = {"label": label, "probability": round(probability, 4)} if label else None
-                    new.annotations.update({"expression": value,
-                                            "tags": merged(inherited, -1, [label], item.id)})
-                st.emit(str(item.id), position, new_items, {item.id: {"faces": records}})
+                    new.annotations.update({names.EXPRESSION: value,
+                                            names.TAGS: merged(inherited, -1, [label], item.id)})
+                st.emit(str(item.id), position, new_items, {item.id: {names.FACES: records}})
         counts = {item.id: len(v or []) for item, v in
-                  ((item, ws.annotations(st.handle, "faces").get(item.id)) for item in items)}
+                  ((item, ws.annotations(st.handle, names.FACES).get(item.id)) for item in items)}
         report, _ = faces_report(ws, handle, counts)
         return st.handle, report
 

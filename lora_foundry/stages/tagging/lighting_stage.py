@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...progress import Progress
 from ...workspace import Handle, Workspace
@@ -40,6 +41,6 @@ def lighting_stage(ws: Workspace, handle: Handle, clip: Any | None = None, min_p
                 if setting and setting not in tags:
                     tags.append(setting)
                 st.emit(str(item.id), position, [item.id], {item.id: {
-                    "lighting": stats.as_dict(), "lighting_tags": tags,
-                    "tags": merged(inherited, item.id, tags)}})
+                    names.LIGHTING: stats.as_dict(), names.LIGHTING_TAGS: tags,
+                    names.TAGS: merged(inherited, item.id, tags)}})
         return st.handle

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...progress import Progress
 from ...workspace import Handle, Workspace
@@ -41,7 +42,7 @@ def _tracks(items: list[Any], clusters: dict[int, Any]) -> list[list[Any]]:
     groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
     for item in items:
         if item.time_s is not None:
-            track = item.meta.get("track")
+            track = item.meta.get(names.META_TRACK)
             who = ("track", track) if track is not None else ("cluster", clusters.get(item.id))
             groups[(item.source, item.shot, who)].append(item)
     tracks = []
@@ -60,7 +61,7 @@ def pose_tag_annotations(ws: Workspace, handle: Handle, poses: dict[int, Any], m
                                    poses[item.id]["width"], poses[item.id]["height"], min_score)
               for item in items}
     motion: dict[int, tuple[float | None, float | None]] = {}
-    for track in _tracks(items, ws.annotations(handle, "cluster")):
+    for track in _tracks(items, ws.annotations(handle, names.CLUSTER)):
         cues = pose.motion_cues([m.time_s for m in track], [bodies[m.id] for m in track])
         motion.update({m.id: cue for m, cue in zip(track, cues, strict=True)})
     inherited = ws.tags(handle)
@@ -68,8 +69,8 @@ def pose_tag_annotations(ws: Workspace, handle: Handle, poses: dict[int, Any], m
     for item in items:
         speed, lift = motion.get(item.id, (None, None))
         tags = pose.tags_for(bodies[item.id], speed, lift)
-        out[item.id] = {"pose_tags": tags,
-                        "tags": merged(inherited, item.id, [t for t in tags.values() if t])}
+        out[item.id] = {names.POSE_TAGS: tags,
+                        names.TAGS: merged(inherited, item.id, [t for t in tags.values() if t])}
     return out
 
 
@@ -77,17 +78,17 @@ def pose_stage(ws: Workspace, handle: Handle, pose_model: Any, min_score: float 
                progress: Progress | None = None) -> Handle:
     """Keypoints (annotation ``pose_keypoints``) and tags (``pose_tags``, ``tags``) per item."""
     items = ws.items(handle)
-    boxes = ws.annotations(handle, "box")
+    boxes = ws.annotations(handle, names.BOX)
     units = [str(item.id) for item in items] + [FINAL_UNIT]
     with ws.stage("pose", 1, {"min_score": float(min_score)}, [handle], pose_model.identity,
                   label=f"{handle.label or 'frames'} · pose") as st:
         if not st.complete:
             for position, unit in st.pending_units(units, progress):
                 if unit == FINAL_UNIT:
-                    poses = ws.annotations(st.handle, "pose_keypoints")
+                    poses = ws.annotations(st.handle, names.POSE_KEYPOINTS)
                     st.emit(FINAL_UNIT, len(items), (), pose_tag_annotations(ws, st.handle, poses, min_score))
                     continue
                 item = items[position]
                 st.emit(unit, position, [item.id],
-                        {item.id: {"pose_keypoints": _keypoints_unit(pose_model, item, boxes)}})
+                        {item.id: {names.POSE_KEYPOINTS: _keypoints_unit(pose_model, item, boxes)}})
         return st.handle
