@@ -137,3 +137,43 @@ def apply_lora(model: Any, clip: Any, lora_name: str, strength_model: float, str
     if comfy_nodes is None or not hasattr(comfy_nodes, "LoraLoader"):
         raise RuntimeError("applying a LoRA needs ComfyUI (its LoraLoader node)")
     return comfy_nodes.LoraLoader().load_lora(model, clip, lora_name, strength_model, strength_clip)
+
+
+def _required(name: str) -> Any:
+    """A ComfyUI module that the calling node cannot work without (it was handed ComfyUI objects)."""
+    module = _comfy_module(name)
+    if module is None:
+        raise RuntimeError(f"this node needs ComfyUI ({name} is not importable)")
+    return module
+
+
+def load_tensor_file(path: Path) -> dict[str, Any]:
+    """A LoRA file's tensors through ComfyUI's own loader (safetensors, or pickles refused)."""
+    return _required("comfy.utils").load_torch_file(str(path), safe_load=True)
+
+
+def lora_key_map(model: Any, clip: Any) -> dict[str, Any]:
+    """ComfyUI's map from LoRA module names to the weights of ``model`` and ``clip`` (either may be None)."""
+    lora = _required("comfy.lora")
+    key_map: dict[str, Any] = {}
+    if model is not None:
+        key_map = lora.model_lora_keys_unet(model.model, key_map)
+    if clip is not None:
+        key_map = lora.model_lora_keys_clip(clip.cond_stage_model, key_map)
+    return key_map
+
+
+def convert_lora(state: dict[str, Any]) -> dict[str, Any]:
+    """A LoRA state dict in the key format ComfyUI loads (its own converter)."""
+    return _required("comfy.lora_convert").convert_lora(state)
+
+
+def lora_patches(converted: dict[str, Any], to_load: dict[str, Any]) -> dict[Any, Any]:
+    """The patches ComfyUI builds for the modules in ``to_load`` (what would really apply)."""
+    return _required("comfy.lora").load_lora(converted, to_load, log_missing=False)
+
+
+def load_lora_for_models(model: Any, clip: Any, state: dict[str, Any], strength_model: float,
+                         strength_clip: float) -> tuple[Any, Any]:
+    """``model`` and ``clip`` with a LoRA applied, by ComfyUI's own loader."""
+    return _required("comfy.sd").load_lora_for_models(model, clip, state, strength_model, strength_clip)

@@ -35,13 +35,7 @@ STACK_INPUT = socket("LORA_STACK", "A LoRA stack: list of (lora_name, model_stre
                      "Efficiency, Comfyroll and LoRA-Manager stacks give it.")
 
 
-def _comfy_load(path: Path) -> dict[str, Any]:
-    import comfy.utils
-
-    return comfy.utils.load_torch_file(str(path), safe_load=True)
-
-
-CACHES = ComposeCaches(tensors=FileCache(_comfy_load, 8, 2 * 1024**3))
+CACHES = ComposeCaches(tensors=FileCache(_comfy.load_tensor_file, 8, 2 * 1024**3))
 
 
 def lora_dirs() -> list[Path]:
@@ -100,17 +94,6 @@ def _file_signature(name: str) -> str:
         return name
 
 
-def _lora_key_maps(model: Any, clip: Any) -> dict[str, Any]:
-    import comfy.lora
-
-    key_map: dict[str, Any] = {}
-    if model is not None:
-        key_map = comfy.lora.model_lora_keys_unet(model.model, key_map)
-    if clip is not None:
-        key_map = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, key_map)
-    return key_map
-
-
 def _model_hint(model: Any) -> str:
     config = getattr(getattr(model, "model", None), "model_config", None)
     return type(config).__name__ if config is not None else ""
@@ -131,12 +114,8 @@ class ApplyLoRAStack:
 
     def apply(self, model: Any, lora_stack: Any, clip: Any = None,
               unique_id: str | None = None) -> tuple[Any, Any, str]:
-        import comfy.lora
-        import comfy.lora_convert
-        import comfy.sd
-
         stack = normalize_stack(lora_stack)
-        key_map = _lora_key_maps(model, clip)
+        key_map = _comfy.lora_key_map(model, clip)
         lines: list[str] = []
         for entry in stack:
             _comfy.check_interrupt()
@@ -145,13 +124,13 @@ class ApplyLoRAStack:
                 continue
             path = resolve_lora(entry.lora_name, lora_dirs())
             state = CACHES.tensors.get(path)
-            converted = comfy.lora_convert.convert_lora(state)
+            converted = _comfy.convert_lora(state)
             to_load = {m: key_map[m] for m in lora_modules(converted.keys()) if m in key_map}
-            patches = comfy.lora.load_lora(converted, to_load, log_missing=False)
+            patches = _comfy.lora_patches(converted, to_load)
             report = match_modules(entry.lora_name, converted.keys(), key_map, set(patches),
                                    clip is not None, CACHES.infos.get(path).base_model)
             raise_if_unmatched(report, _model_hint(model))
-            model, clip = comfy.sd.load_lora_for_models(model, clip, state, entry.model_strength,
+            model, clip = _comfy.load_lora_for_models(model, clip, state, entry.model_strength,
                                                         entry.clip_strength)
             lines.append(report.line(entry.model_strength, entry.clip_strength))
         return model, clip, "\n".join(lines) if lines else "empty stack: nothing applied"

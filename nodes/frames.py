@@ -76,11 +76,15 @@ class LoadVideoFrames:
     def IS_CHANGED(cls, video: str, **kwargs: Any) -> str:
         return file_signature(video)
 
-    def load(self, video: str, workspace: str, unique_id: str | None = None, **options: Any) -> tuple:
+    def load(self, video: str, workspace: str, mode: str, interval_s: float, per_shot: int, start_s: float,
+             end_s: float, max_frames: int, long_side: int, frame_format: str,
+             unique_id: str | None = None) -> tuple:
         path = resolve_media_path(video, "video")
+        options = ingest.VideoIngestOptions(mode=mode, interval_s=interval_s, per_shot=per_shot, start_s=start_s,
+                                            end_s=end_s, max_frames=max_frames, long_side=long_side,
+                                            frame_format=frame_format)
         with open_workspace(workspace) as ws:
-            handle = ingest.ingest_video(ws, path, ingest.VideoIngestOptions(**options),
-                                         _comfy.ComfyProgress(unique_id))
+            handle = ingest.ingest_video(ws, path, options, _comfy.ComfyProgress(unique_id))
             summary = ingest.ingest_summary(ws, handle)
             report = {"frames": ws.count(handle), "shots": summary.shots, "cuts_at_frames": list(summary.cuts),
                       "missing_frames": list(summary.missing_frames)}
@@ -134,9 +138,12 @@ class FilterFrames:
                                     "median.", 0.35, 0.0, 1.0, 0.01),
         })
 
-    def filter(self, frames: Handle, unique_id: str | None = None, **options: Any) -> tuple:
+    def filter(self, frames: Handle, dedup: bool, hash_threshold: int, blur: bool, blur_relative: float,
+               unique_id: str | None = None) -> tuple:
+        options = filters.FilterOptions(dedup=dedup, hash_threshold=hash_threshold, blur=blur,
+                                        blur_relative=blur_relative)
         with Workspace.from_handle(frames) as ws:
-            handle, report = filters.filter_frames(ws, frames, filters.FilterOptions(**options),
+            handle, report = filters.filter_frames(ws, frames, options,
                                                    _comfy.ComfyProgress(unique_id))
         return handle, json.dumps(report, indent=1)
 

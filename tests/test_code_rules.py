@@ -152,3 +152,19 @@ def test_engine_has_no_import_cycles():
 
     cycles = sorted(m for m in graph if reaches(m, m, set()) and not m.endswith("__init__"))
     assert not cycles, f"modules on an import cycle: {cycles}"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if p.is_relative_to(REPO / "nodes") and p.name != "_comfy.py"],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_only_the_bridge_imports_comfyui(path):
+    """Node modules reach ComfyUI through nodes/_comfy.py only (lazy imports count too), so the one
+    place that knows ComfyUI's module layout is the one place to update when it moves."""
+    tree = ast.parse(path.read_text("utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    bad = [f"line {line}: {name}" for line, name in found if name.split(".")[0] in COMFY_MODULES]
+    assert not bad, f"{path.name} imports ComfyUI directly: {bad}"
