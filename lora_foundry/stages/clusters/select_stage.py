@@ -16,6 +16,7 @@ import numpy as np
 
 from ...media import images
 from ...media.contact_sheet import titled_sheet
+from ...models.handle import all_on_device
 from ...workspace import Handle, Workspace
 from .cluster import NOISE
 from .embed_stage import embedding_info, load_embeddings
@@ -50,13 +51,17 @@ def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1
             raise ValueError(f"the frames were embedded with {info.get('embedding_model')}, not {clip.identity}")
         from ...models.clip_model import embed_texts
 
-        return items, labels, nearest_clusters(vectors, labels, embed_texts(clip, [text]), count)
+        with all_on_device(clip):
+            query = embed_texts(clip, [text])
+        return items, labels, nearest_clusters(vectors, labels, query, count)
     if not references:
         raise ValueError("select by reference needs at least one reference image")
     embed, identity = make_embedder(str(info["embedding_method"]), clip)
     if identity != info.get("embedding_model"):
         raise ValueError(f"references must be embedded like the frames ({info.get('embedding_model')})")
-    query = embed([images.to_pil(images.load_rgb(Path(p))) for p in references])
+    pictures = [images.to_pil(images.load_rgb(Path(p))) for p in references]
+    with all_on_device(clip if info["embedding_method"] == "clip" else None):
+        query = embed(pictures)
     return items, labels, nearest_clusters(vectors, labels, query, count)
 
 

@@ -119,7 +119,8 @@ def pad_to_multiple(array: np.ndarray, multiple: int = 8) -> tuple[np.ndarray, t
 
 
 def lama_filler(model: Any, device: str) -> Filler:
-    """A ``Filler`` that runs the TorchScript LaMa ``model(image, mask)`` on ``device``."""
+    """A ``Filler`` that runs the TorchScript LaMa ``model(image, mask)`` on ``device`` (the model
+    must be there when it fills: inside its handle's ``on_device()``)."""
 
     def fill(window: np.ndarray, hole: np.ndarray) -> np.ndarray:
         import torch
