@@ -168,8 +168,9 @@ class ComfyMemory:
 
     def make_room(self, size: int, device: str) -> None:
         mm = _comfy_module("comfy.model_management")
-        if mm is not None:
-            mm.free_memory(size, _as_comfy_device(mm, device))
+        target = _as_comfy_device(mm, device) if mm is not None else None
+        if target is not None:
+            mm.free_memory(size, target)
 
     def released(self, device: str) -> None:
         mm = _comfy_module("comfy.model_management")
@@ -177,13 +178,17 @@ class ComfyMemory:
             mm.soft_empty_cache()
 
 
-def _as_comfy_device(mm: Any, device: str) -> Any:
-    """``device`` as ComfyUI names it: ``free_memory`` unloads the models whose device *equals* it,
-    and ComfyUI's are indexed ("cuda:0"), so a bare "cuda" becomes ComfyUI's own device."""
+def _as_comfy_device(mm: Any, device: str) -> Any | None:
+    """``device`` as ComfyUI names it, or None when ComfyUI keeps no models on that kind of device
+    (an ONNX model on "cuda" while ComfyUI runs with --cpu: nothing to free, and asking would query
+    a GPU that is not there). ``free_memory`` unloads the models whose device *equals* the one
+    asked about, and ComfyUI's are indexed ("cuda:0"), so a bare "cuda" becomes ComfyUI's own."""
     import torch
 
     target, own = torch.device(device), mm.get_torch_device()
-    return own if target.index is None and target.type == own.type else target
+    if target.type != own.type:
+        return None
+    return own if target.index is None else target
 
 
 def torch_device(preference: str) -> str:

@@ -98,6 +98,13 @@ def rig(pack, models_root, output_root, tmp_path, monkeypatch):
         return moving(module, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", recording_to)
+    asking = pack.nodes._comfy.ComfyMemory.make_room
+
+    def recording_make_room(memory, size, device):
+        events.append(("room", int(size), str(device)))
+        return asking(memory, size, device)
+
+    monkeypatch.setattr(pack.nodes._comfy.ComfyMemory, "make_room", recording_make_room)
     monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(models_root))
     monkeypatch.setattr(pack.lora_foundry.models.sam2_model, "load_sam2", _shrunk(pack))
     folder = tmp_path / "images"
@@ -259,7 +266,10 @@ def check_visit(events: list, handle) -> None:
         assert arrivals, "no session was opened on the compute device"
         assert all(events[i][2]() is None for i in arrivals), "a CUDA session outlived the node"
         assert handle.model.__class__.__name__ in ("RTMPose", "RTMO", "InferenceSession")
-    asked = [i for i, e in enumerate(events[:arrivals[0]]) if e[0] == "free"]
+    # ComfyUI is asked about the devices it manages (the fake's cpu:0); the CUDA sessions of ONNX
+    # models are opened after the handle asked (ComfyUI, here on "cpu:0", keeps nothing on CUDA).
+    kind = "free" if isinstance(handle.model, torch.nn.Module) else "room"
+    asked = [i for i, e in enumerate(events[:arrivals[0]]) if e[0] == kind]
     assert asked, "the model moved before ComfyUI was asked for room"
     assert events[asked[-1]][1:] == (handle.size_bytes(), handle.compute_device)
     assert handle.size_bytes() > handle.work_bytes > 0
@@ -345,3 +355,7 @@ def test_comfyui_is_asked_about_its_own_device(monkeypatch):
     memory.released("cuda")
     assert events == [("free", 100, "cuda:0"), ("free", 200, "cuda:1"), ("empty",)]
     assert comfy.torch_device("auto") == "cuda:0"
+    fake.get_torch_device = lambda: torch.device("cpu")  # --cpu: ComfyUI keeps nothing on a GPU
+    events.clear()
+    memory.make_room(100, "cuda")
+    assert events == []
