@@ -1,32 +1,42 @@
 """What every model-loader node shares: the file list for its combo, where a chosen file is, its
 IS_CHANGED value, and a small bounded cache of opened models (so a second loader node or another
-graph naming the same file does not load the weights again)."""
+graph naming the same file does not load the weights again).
+
+``ModelLoader`` is the base of the loader nodes (``nodes/loaders.py``): a loader declares its spec,
+its settings after ``model_name`` and how ``models/`` opens the file; the base resolves the file
+(a missing one fails at once, naming file and folder, before any backend is imported), asks
+``models/`` for the identity, and caches the opened ``ModelHandle``. Handles rest on the CPU (the
+offload device) and visit the compute device only inside ``on_device()``, asking ComfyUI for
+room first (``_comfy.ComfyMemory``), so the caches hold CPU copies only.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ..lora_foundry.cache import BoundedCache
+from ..lora_foundry.models.device import DEVICE_CHOICES
+from ..lora_foundry.models.handle import ModelHandle
 from ..lora_foundry.models.registry import ModelSpec, model_identity, resolve
 from . import _comfy
+from ._declare import choice, inputs
 
 CACHE_SIZE = 2
+ONNX_DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
-class ModelCache:
-    """At most ``CACHE_SIZE`` opened models per loader class, keyed by (file identity, device, ...)."""
+def torch_device_input() -> tuple[list[str], dict[str, Any]]:
+    """The ``device`` setting of a torch model's loader."""
+    return choice(DEVICE_CHOICES, "Where the model works; between nodes it rests on the CPU. auto = ComfyUI's "
+                  "device (CUDA, then Apple MPS, else CPU when run outside ComfyUI).", "auto")
 
-    def __init__(self) -> None:
-        self._models: OrderedDict[tuple[str, ...], Any] = OrderedDict()
 
-    def get(self, key: tuple[str, ...], load: Any) -> Any:
-        if key not in self._models:
-            self._models[key] = load()
-            while len(self._models) > CACHE_SIZE:
-                self._models.popitem(last=False)
-        self._models.move_to_end(key)
-        return self._models[key]
+def onnx_device_input() -> tuple[list[str], dict[str, Any]]:
+    """The ``device`` setting of an ONNX model's loader."""
+    return choice(ONNX_DEVICE_CHOICES, "onnxruntime provider (a CUDA session is opened for each run and "
+                  "closed after it; the cached one stays on the CPU).", "auto")
 
 
 def model_choices(spec: ModelSpec, installed: list[str] | None = None) -> list[str]:
@@ -47,9 +57,82 @@ def installed_path(spec: ModelSpec, name: str | None) -> Path:
     return resolve(spec, name, _comfy.model_folder_paths(spec.folder))
 
 
-def file_state(spec: ModelSpec, name: str) -> str:
-    """IS_CHANGED value: the file's name/size/mtime, or 'missing' (never raises)."""
-    try:
-        return model_identity(installed_path(spec, name))
-    except (OSError, ValueError):
-        return "missing"
+class ModelLoader:
+    """Base of the loader nodes. Subclasses set ``SPEC``, ``MODEL_TOOLTIP`` (and ``ONNX`` for
+    onnxruntime models), may declare more ``settings()`` and must say how to ``open`` a file."""
+
+    SPEC: ClassVar[ModelSpec]
+    MODEL_TOOLTIP: ClassVar[str] = "Model file."
+    ONNX: ClassVar[bool] = False
+    _cache: ClassVar[BoundedCache[ModelHandle]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each loader class gets its own cache of ``CACHE_SIZE`` opened models."""
+        super().__init_subclass__(**kwargs)
+        cls._cache = BoundedCache(CACHE_SIZE)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return inputs({"model_name": choice(cls.model_names(), cls.MODEL_TOOLTIP), **cls.settings()})
+
+    @classmethod
+    def model_names(cls) -> list[str]:
+        """The combo's file names."""
+        return model_choices(cls.SPEC)
+
+    @classmethod
+    def settings(cls) -> dict[str, tuple]:
+        """The inputs after ``model_name``, in order (saved workflows store widget values by position)."""
+        return {"device": onnx_device_input() if cls.ONNX else torch_device_input()}
+
+    @classmethod
+    def locate(cls, model_name: str) -> Path:
+        """The installed file (or folder) for ``model_name``; raises ``ModelMissingError``."""
+        return installed_path(cls.SPEC, model_name)
+
+    @classmethod
+    def identity(cls, path: Path, settings: dict[str, Any]) -> str:
+        """The model's identity, as ``models/`` computes it for the handle."""
+        return model_identity(path)
+
+    @classmethod
+    def IS_CHANGED(cls, model_name: str, *values: Any, unique_id: str | None = None, **named: Any) -> str:
+        """The file's identity and the settings, or "missing|..." (never raises)."""
+        settings = cls.settings_of(values, named)
+        try:
+            state = cls.identity(cls.locate(model_name), settings)
+        except (OSError, ValueError):
+            state = "missing"
+        return "|".join([state, *(str(value) for value in settings.values())])
+
+    def load(self, model_name: str, *values: Any, unique_id: str | None = None, **named: Any
+             ) -> tuple[ModelHandle]:
+        """The cached handle for this file and these settings, or a newly opened one."""
+        settings = self.settings_of(values, named)
+        path = self.locate(model_name)
+        device = (_comfy.onnx_device if self.ONNX else _comfy.torch_device)(settings["device"])
+        key = (self.identity(path, settings), device, *settings.values())
+        return (self._cache.get(key, lambda: self._opened(path, device, settings)),)
+
+    def _opened(self, path: Path, device: str, settings: dict[str, Any]) -> ModelHandle:
+        handle = self.open(path, device, settings)
+        handle.memory = _comfy.ComfyMemory()
+        return handle
+
+    def open(self, path: Path, device: str, settings: dict[str, Any]) -> ModelHandle:
+        """Open ``path`` through ``models/``: resting on the CPU, working on ``device``."""
+        raise NotImplementedError
+
+    @classmethod
+    def settings_of(cls, values: Sequence[Any], named: dict[str, Any]) -> dict[str, Any]:
+        """The settings by name in declared order: given by position, by name, else the default."""
+        declared = cls.settings()
+        unknown = set(named) - set(declared)
+        if len(values) > len(declared) or unknown:
+            raise TypeError(f"{cls.__name__} takes the settings {list(declared)}; got {len(values)} values "
+                            f"and {sorted(unknown)}")
+        found = dict(zip(declared, values, strict=False))
+        for name, spec in declared.items():
+            if name not in found:
+                found[name] = named.get(name, spec[1].get("default"))
+        return found

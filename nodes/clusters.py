@@ -11,18 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..lora_foundry.models import clip_model
-from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
-from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, embedders, select, select_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import choice, inputs, integer, mappings, node, number, socket, text
-from ._models import ModelCache, model_choices
 
-CATEGORY = f"{_comfy.CATEGORY}/understand"
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames, a filter, a split).")
-DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
 
 
 def save_previews(sheets: list[tuple[str, Any]]) -> list[dict[str, str]]:
@@ -40,45 +34,6 @@ def save_previews(sheets: list[tuple[str, Any]]) -> list[dict[str, str]]:
             temp.replace(target)
         entries.append({"filename": target.name, "subfolder": "lora_foundry_previews", "type": "temp"})
     return entries
-
-
-class CLIPLoader:
-    DESCRIPTION = ("Load an open_clip image/text model from models/open_clip: a weights file named "
-                   "<architecture>__<tag>.safetensors (or pick the architecture), or a folder with "
-                   "open_clip_config.json (a Hugging Face snapshot). Never downloads.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_CLIP_MODEL",)
-    RETURN_NAMES = ("clip_model",)
-    _cache = ModelCache()
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        _comfy.register_model_folder(clip_model.CLIP_FOLDER)
-        installed = clip_model.installed_choices(_comfy.model_folder_paths(clip_model.CLIP_FOLDER))
-        return {"required": {
-            "model_name": (model_choices(clip_model.CLIP_SPEC, installed), {"tooltip": "Weights file, or a folder "
-                           "ending in '/' holding open_clip_config.json, in models/open_clip."}),
-            "architecture": (list(clip_model.ARCH_CHOICES), {"default": "auto", "tooltip": "open_clip architecture of "
-                             "a weights file; auto reads it from '<arch>__<tag>' in the file name. Only "
-                             "architectures with weights of known licence are listed (docs/understanding.md)."}),
-            "device": DEVICE,
-        }}
-
-    @classmethod
-    def IS_CHANGED(cls, model_name: str, architecture: str = "auto", device: str = "auto") -> str:
-        try:
-            path = clip_model.resolve_clip(model_name, _comfy.model_folder_paths(clip_model.CLIP_FOLDER))
-            target = path / clip_model.CONFIG_NAME if path.is_dir() else path
-            return f"{model_identity(target)}|{architecture}|{device}"
-        except (OSError, ValueError):
-            return "missing"
-
-    def load(self, model_name: str, architecture: str, device: str) -> tuple[Any]:
-        path = clip_model.resolve_clip(model_name, _comfy.model_folder_paths(clip_model.CLIP_FOLDER))
-        target = pick_device(device)
-        key = (str(path), architecture, target, self.IS_CHANGED(model_name, architecture, device))
-        return (self._cache.get(key, lambda: clip_model.load_clip(path, architecture, target)),)
 
 
 @node("LF_EmbedFrames", "LF Embed Frames", category="understand", function="embed",
@@ -225,7 +180,3 @@ def _input_path(text: str) -> Path:
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(EmbedFrames, EmbedWithClipVision, ClusterFrames,
                                                            SelectClusters)
-# --- model loader, declared by hand until the loader rewrite replaces this block ---
-NODE_CLASS_MAPPINGS.update({"LF_CLIPLoader": CLIPLoader})
-NODE_DISPLAY_NAME_MAPPINGS.update({"LF_CLIPLoader": "LF CLIP Loader (open_clip)"})
-# --- end of model loader block ---

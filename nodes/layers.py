@@ -11,57 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..lora_foundry.media.images import letterbox, load_rgb
-from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device
-from ..lora_foundry.models.handle import ModelHandle
-from ..lora_foundry.models.lama_model import LAMA_SPEC, load_lama
-from ..lora_foundry.models.registry import ModelMissingError, model_identity
-from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, config_for_file, load_sam2
 from ..lora_foundry.stages.layers import inpaint_stage, split, split_stage, track_stage
-from ..lora_foundry.stages.layers.inpaint import InpaintSettings, lama_filler, opencv_filler
+from ..lora_foundry.stages.layers.inpaint import OPENCV_METHOD, InpaintSettings, lama_filler, opencv_filler
 from ..lora_foundry.stages.layers.segment import CharacterRules, parse_color
 from ..lora_foundry.tensors import images_to_tensor, masks_to_tensor, tensor_to_masks
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
-from ._models import ModelCache, file_state, installed_path, model_choices
 
-CATEGORY = f"{_comfy.CATEGORY}/layers"
-AUTO_CONFIG = "auto (from file name)"
-OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter).")
-DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
-
-
-class SAM2Loader:
-    DESCRIPTION = ("Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2. Nothing is downloaded: "
-                   "a missing file fails at once with the file to get and the folder to put it in.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_SAM2_MODEL",)
-    RETURN_NAMES = ("sam2_model",)
-    _cache = ModelCache()
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "model_name": (model_choices(SAM2_SPEC), {"tooltip": "Checkpoint in models/sam2 (Meta's file names, e.g. "
-                                                 "sam2.1_hiera_tiny.pt; tiny is the fastest on CPU)."}),
-            "config": ([AUTO_CONFIG, *CONFIGS], {"default": AUTO_CONFIG, "tooltip": "The sam2 config that builds "
-                       "this checkpoint; 'auto' reads it from the file name."}),
-            "device": DEVICE,
-        }}
-
-    @classmethod
-    def IS_CHANGED(cls, model_name: str, config: str = AUTO_CONFIG, device: str = "auto") -> str:
-        return f"{file_state(SAM2_SPEC, model_name)}|{config}|{device}"
-
-    def load(self, model_name: str, config: str, device: str) -> tuple[Any]:
-        path = installed_path(SAM2_SPEC, model_name)
-        config_name = config_for_file(path) if config == AUTO_CONFIG else config
-        target = pick_device(device)
-        identity = f"{model_identity(path)}|{config_name}"
-        model = self._cache.get((identity, target), lambda: load_sam2(path, target, config_name))
-        return (ModelHandle(model, target, identity, "sam2"),)
 
 
 @node("LF_SAM2LayerSplit", "LF SAM2 Layer Split", category="layers", function="split",
@@ -167,48 +125,6 @@ def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
     return images_to_tensor(tiles or [np.full((256, 256, 3), color, np.uint8)])
 
 
-class LaMaLoader:
-    DESCRIPTION = ("Load LaMa (big-lama.pt, TorchScript) from models/lama or $LAMA_MODEL. Nothing is downloaded. "
-                   "'opencv fallback' uses OpenCV's Telea inpainting when the file is missing (smooth fill, "
-                   "fine for small holes; recorded as such on every result).")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_LAMA_MODEL",)
-    RETURN_NAMES = ("inpaint_model",)
-    _cache = ModelCache()
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "model_name": (model_choices(LAMA_SPEC), {"tooltip": "big-lama.pt in models/lama ($LAMA_MODEL, when set, "
-                                                 "names the file instead)."}),
-            "if_missing": (["error", "opencv fallback"], {"default": "error", "tooltip": "What to do when the "
-                           "file is not installed: stop with where to get it, or use OpenCV Telea."}),
-            "device": DEVICE,
-        }}
-
-    @classmethod
-    def IS_CHANGED(cls, model_name: str, if_missing: str = "error", device: str = "auto") -> str:
-        return f"{file_state(LAMA_SPEC, model_name)}|{if_missing}|{device}"
-
-    def load(self, model_name: str, if_missing: str, device: str) -> tuple[Any]:
-        try:
-            path = installed_path(LAMA_SPEC, _lama_name(model_name))
-        except ModelMissingError:
-            if if_missing != "opencv fallback":
-                raise
-            return (ModelHandle(None, "cpu", OPENCV_METHOD, OPENCV_METHOD),)
-        target = pick_device(device)
-        identity = model_identity(path)
-        model = self._cache.get((identity, target), lambda: load_lama(path, target))
-        return (ModelHandle(model, target, identity, "lama"),)
-
-
-def _lama_name(model_name: str) -> str | None:
-    """The default name defers to $LAMA_MODEL (resolve reads it only when no name is given)."""
-    return None if model_name == LAMA_SPEC.default_file() else model_name
-
-
 @node("LF_InpaintBackgrounds", "LF Inpaint Backgrounds", category="layers", function="inpaint",
       outputs=[("LF_FRAMES", "clean_backgrounds")],
       description="Fill the holes of background layers (their transparent pixels) with LaMa, working on a window "
@@ -232,12 +148,12 @@ class InpaintBackgrounds:
                 unique_id: str | None = None) -> tuple[Any]:
         settings = InpaintSettings(dilate_px=dilate_px, context=context, max_side=max_side)
         if inpaint_model.kind == "lama":
-            filler, method = lama_filler(inpaint_model.model, inpaint_model.device), "lama"
+            filler, method = lama_filler(inpaint_model.model, inpaint_model.compute_device), "lama"
         else:
             filler, method = opencv_filler(), OPENCV_METHOD
         with Workspace.from_handle(backgrounds) as ws:
             clean = inpaint_stage.inpaint_backgrounds(ws, backgrounds, filler, method, inpaint_model.identity, settings,
-                                               _comfy.ComfyProgress(unique_id))
+                                               _comfy.ComfyProgress(unique_id), model=inpaint_model)
         return (clean,)
 
 
@@ -301,7 +217,3 @@ class MasksToLayers:
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(SAM2LayerSplit, SAM2TrackShots, InpaintBackgrounds,
                                                            LayersToMasks, MasksToLayers)
-# --- model loaders, declared by hand until the loader rewrite replaces this block ---
-NODE_CLASS_MAPPINGS.update({"LF_SAM2Loader": SAM2Loader, "LF_LaMaLoader": LaMaLoader})
-NODE_DISPLAY_NAME_MAPPINGS.update({"LF_SAM2Loader": "LF SAM2 Loader", "LF_LaMaLoader": "LF LaMa Loader"})
-# --- end of model loader block ---

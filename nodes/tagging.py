@@ -10,46 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..lora_foundry.media.contact_sheet import titled_sheet
-from ..lora_foundry.models import expression_model, face_model, pose_model
-from ..lora_foundry.models.device import DEVICE_CHOICES, pick_device, pick_onnx_device
-from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.stages.tagging import face_stage, faces, lighting_stage, pose_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import inputs, integer, mappings, node, number, socket, text
-from ._models import ModelCache, file_state, installed_path, model_choices
 from .clusters import save_previews
 
-CATEGORY = f"{_comfy.CATEGORY}/understand"
 FRAMES = socket("LF_FRAMES", "Frames or cut-outs in a LoRA Foundry workspace.")
-DEVICE = (list(DEVICE_CHOICES), {"default": "auto", "tooltip": "auto = CUDA, then Apple MPS, else CPU."})
 CLIP_OPTIONAL = socket("LF_CLIP_MODEL", "Optional open_clip model (LF CLIP Loader) for zero-shot tags.")
-
-
-class PoseLoader:
-    DESCRIPTION = ("Load an RTMPose / DWPose (top-down, runs on the character boxes we already have) or RTMO "
-                   "ONNX file from models/rtmpose, on onnxruntime (CPU or CUDA). Never downloads.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_POSE_MODEL",)
-    RETURN_NAMES = ("pose_model",)
-    _cache = ModelCache()
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "model_name": (model_choices(pose_model.POSE_SPEC), {"tooltip": "ONNX file in models/rtmpose (from mmpose's "
-                           "onnx_sdk zips, renamed; or DWPose's dw-ll_ucoco_384.onnx)."}),
-            "device": (["auto", "cpu", "cuda"], {"default": "auto", "tooltip": "onnxruntime provider."}),
-        }}
-
-    @classmethod
-    def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        return f"{file_state(pose_model.POSE_SPEC, model_name)}|{device}"
-
-    def load(self, model_name: str, device: str) -> tuple[Any]:
-        path, target = installed_path(pose_model.POSE_SPEC, model_name), pick_onnx_device(device)
-        return (self._cache.get((model_identity(path), target), lambda: pose_model.load_pose(path, target)),)
 
 
 @node("LF_TagPose", "LF Tag Pose", category="understand", function="tag",
@@ -82,71 +50,6 @@ def _tag_counts(values: dict[int, Any], total: int) -> str:
                 counts[str(tag)] = counts.get(str(tag), 0) + 1
     lines = [f"{tag}: {n}" for tag, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return f"{total} items\n" + "\n".join(lines)
-
-
-class FaceLoader:
-    DESCRIPTION = ("Load facexlib's RetinaFace (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth) "
-                   "from models/facedetection, safely (weights only). Never downloads.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_FACE_MODEL",)
-    RETURN_NAMES = ("face_model",)
-    _cache = ModelCache()
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {"required": {
-            "model_name": (model_choices(face_model.FACE_SPEC), {"tooltip": "RetinaFace weights in models/facedetection "
-                           "(the same folder face-restore packs use)."}),
-            "device": DEVICE,
-        }}
-
-    @classmethod
-    def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        return f"{file_state(face_model.FACE_SPEC, model_name)}|{device}"
-
-    def load(self, model_name: str, device: str) -> tuple[Any]:
-        path, target = installed_path(face_model.FACE_SPEC, model_name), pick_device(device)
-        return (self._cache.get((model_identity(path), target), lambda: face_model.load_face(path, target)),)
-
-
-class ExpressionClassifierLoader:
-    DESCRIPTION = ("Load your own facial-expression classifier: an ONNX image classifier from models/expression, "
-                   "labels in NAME.txt beside it (one per line) or its 'labels' metadata; input size from the "
-                   "model, mean/std from its metadata (ImageNet by default). onnxruntime, CPU or CUDA. "
-                   "Never downloads.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load"
-    RETURN_TYPES = ("LF_EXPRESSION_MODEL",)
-    RETURN_NAMES = ("expression_model",)
-    _cache = ModelCache()
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        spec = expression_model.EXPRESSION_SPEC
-        installed = [n for n in _comfy_list(spec.folder) if n.lower().endswith(spec.formats)]
-        return {"required": {
-            "model_name": (model_choices(spec, installed), {"tooltip": "ONNX classifier in models/expression "
-                           "(e.g. FER+ emotion-ferplus-8.onnx, or your own); labels in the same-name .txt."}),
-            "device": (["auto", "cpu", "cuda"], {"default": "auto", "tooltip": "onnxruntime provider."}),
-        }}
-
-    @classmethod
-    def IS_CHANGED(cls, model_name: str, device: str = "auto") -> str:
-        try:
-            state = expression_model.model_state(installed_path(expression_model.EXPRESSION_SPEC, model_name))
-        except (OSError, ValueError):
-            state = "missing"
-        return f"{state}|{device}"
-
-    def load(self, model_name: str, device: str) -> tuple[Any]:
-        path, target = installed_path(expression_model.EXPRESSION_SPEC, model_name), pick_onnx_device(device)
-        return (self._cache.get((expression_model.model_state(path), target), lambda: expression_model.load_expression(path, target)),)
-
-
-def _comfy_list(folder: str) -> list[str]:
-    _comfy.register_model_folder(folder)
-    return _comfy.list_models(folder)
 
 
 @node("LF_DetectFaces", "LF Detect Faces", category="understand", function="detect", output_node=True,
@@ -212,10 +115,3 @@ class TagLighting:
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(TagPose, DetectFaces, TagLighting)
-# --- model loaders, declared by hand until the loader rewrite replaces this block ---
-NODE_CLASS_MAPPINGS.update({"LF_PoseLoader": PoseLoader, "LF_FaceLoader": FaceLoader,
-                            "LF_ExpressionClassifierLoader": ExpressionClassifierLoader})
-NODE_DISPLAY_NAME_MAPPINGS.update({"LF_PoseLoader": "LF Pose Loader (RTMPose/DWPose/RTMO)",
-                                   "LF_FaceLoader": "LF Face Loader (RetinaFace)",
-                                   "LF_ExpressionClassifierLoader": "LF Expression Classifier Loader (ONNX)"})
-# --- end of model loader block ---

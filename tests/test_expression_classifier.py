@@ -78,7 +78,7 @@ def test_bright_mid_and_dark_crops_get_the_classifiers_labels(tmp_path, real_cro
                                labels_txt=False, metadata={"labels": ", ".join(LABELS), "mean": "0.9,0.9,0.9",
                                                            "std": "0.05"})
     model = EM.load_expression(resolve(EM.EXPRESSION_SPEC, "mine.onnx", [folder]), "cpu")
-    assert model.labels == LABELS and model.size == (WIDTH, HEIGHT) and model.std == (0.05,)
+    assert model.details.labels == LABELS and model.details.size == (WIDTH, HEIGHT) and model.details.std == (0.05,)
     results = EM.classify(model, real_crops)
     checked = [(label, expected_label(crop)) for (label, _), crop in zip(results, real_crops, strict=True)
                if expected_label(crop)]
@@ -91,11 +91,11 @@ def test_bright_mid_and_dark_crops_get_the_classifiers_labels(tmp_path, real_cro
 def test_labels_from_the_txt_file_with_imagenet_defaults(tmp_path):
     path = save_brightness_classifier(tmp_path / "expression" / "plain.onnx")
     model = EM.load_expression(path)
-    assert model.labels == LABELS and model.mean == EM.IMAGENET_MEAN
+    assert model.details.labels == LABELS and model.details.mean == EM.IMAGENET_MEAN
     grey = lambda value: np.full((90, 70, 3), value, np.uint8)  # noqa: E731
     assert [label for label, _ in EM.classify(model, [grey(240), grey(128), grey(20)])] == LABELS
     path.with_suffix(".txt").write_text("happy\ncalm\ncross\n", encoding="utf-8")
-    assert EM.load_expression(path).labels == ["happy", "calm", "cross"]  # edited labels are read
+    assert EM.load_expression(path).details.labels == ["happy", "calm", "cross"]  # edited labels are read
     assert EM.model_state(path) != EM.model_identity(path)  # the .txt is part of the identity
 
 
@@ -104,7 +104,7 @@ def test_greyscale_classifier_with_raw_pixel_scale(tmp_path):
     path = save_brightness_classifier(tmp_path / "grey.onnx", mean=(0.0,), std=(1 / 255,), channels=1,
                                       metadata={"mean": "0", "std": str(1 / 255)})
     model = EM.load_expression(path)
-    assert model.channels == 1 and not model.channels_last
+    assert model.details.channels == 1 and not model.details.channels_last
     colours = [np.full((64, 64, 3), (250, 240, 230), np.uint8), np.full((64, 64, 3), (10, 30, 20), np.uint8)]
     assert [label for label, _ in EM.classify(model, colours)] == ["smiling", "angry"]
 
@@ -127,7 +127,7 @@ def models_root(tmp_path, monkeypatch):
 
 
 def test_missing_classifier_gives_the_registry_error(pack, models_root):
-    loader = pack.nodes.tagging.ExpressionClassifierLoader
+    loader = pack.nodes.loaders.ExpressionClassifierLoader
     missing = pack.lora_foundry.models.registry.ModelMissingError
     with pytest.raises(missing, match=r"put emotion-ferplus-8.onnx in .*expression .*from https://"):
         loader().load("emotion-ferplus-8.onnx", "cpu")
@@ -146,9 +146,10 @@ def test_detect_faces_writes_the_classifiers_label(pack, media_dir, output_root,
     frames, _ = pack.nodes.frames.LoadVideoFrames().load(
         str(media_dir / "montage_6_shots.mp4"), "expressions", mode="interval", interval_s=1.0, per_shot=1,
         start_s=0.0, end_s=0.0, max_frames=6, long_side=256, frame_format="png")
-    face = tagging.FaceLoader().load(MOBILE, "cpu")[0]
-    classifier = tagging.ExpressionClassifierLoader().load("tiny-expression.onnx", "cpu")[0]
-    assert tagging.ExpressionClassifierLoader().load("tiny-expression.onnx", "cpu")[0] is classifier
+    loaders = pack.nodes.loaders
+    face = loaders.FaceLoader().load(MOBILE, "cpu")[0]
+    classifier = loaders.ExpressionClassifierLoader().load("tiny-expression.onnx", "cpu")[0]
+    assert loaders.ExpressionClassifierLoader().load("tiny-expression.onnx", "cpu")[0] is classifier
     crops, report = tagging.DetectFaces().detect(frames, face, 0.0, 0.3, 8, 3, "sad, surprised", None,
                                                  classifier)["result"]
     Workspace = pack.lora_foundry.workspace.Workspace

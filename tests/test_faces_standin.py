@@ -36,7 +36,7 @@ def test_random_retinaface_loads_and_detects(face_dir, monkeypatch):
 
     monkeypatch.setattr(misc, "download_url_to_file", lambda *a, **k: pytest.fail("facexlib tried to download"))
     face = FM.load_face(resolve(FM.FACE_SPEC, MOBILE, [face_dir]), "cpu")
-    assert face.net.backbone == "mobilenet0.25" and face.name == MOBILE
+    assert face.model.backbone == "mobilenet0.25" and face.name == MOBILE
     image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     faces = FM.detect(face, image, threshold=0.0)
     assert faces, "with threshold 0 a random net proposes boxes"
@@ -49,7 +49,7 @@ def test_weights_match_the_saved_file(face_dir):
 
     face = FM.load_face(face_dir / MOBILE)
     saved = torch.load(face_dir / MOBILE, weights_only=True)
-    for key, value in face.net.state_dict().items():
+    for key, value in face.model.state_dict().items():
         assert torch.equal(value, saved["module." + key])
 
 

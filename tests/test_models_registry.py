@@ -110,16 +110,16 @@ def test_openers_refuse_missing_files_without_network(tmp_path, black_hole_proxy
 def test_loader_nodes_fail_fast_behind_a_dead_proxy(pack, tmp_path, monkeypatch, black_hole_proxy):
     """The nodes users run: both loaders raise the registry's error; the fallback still works."""
     monkeypatch.chdir(tmp_path)
-    layers = pack.nodes.layers
+    loaders = pack.nodes.loaders
     pack_missing_error = pack.lora_foundry.models.registry.ModelMissingError  # the pack's own class
-    for call, name in ((lambda: layers.SAM2Loader().load("sam2.1_hiera_tiny.pt", "auto (from file name)", "cpu"),
+    for call, name in ((lambda: loaders.SAM2Loader().load("sam2.1_hiera_tiny.pt", "auto (from file name)", "cpu"),
                         "sam2.1_hiera_tiny.pt"),
-                       (lambda: layers.LaMaLoader().load("big-lama.pt", "error", "cpu"), "big-lama.pt")):
+                       (lambda: loaders.LaMaLoader().load("big-lama.pt", "error", "cpu"), "big-lama.pt")):
         error, seconds = run_guarded(call)
         assert isinstance(error, pack_missing_error), error
         assert name in str(error) and str(tmp_path / "models") in str(error)
         print(f"{name}: node failed in {seconds:.3f} s")
-    (fallback,) = layers.LaMaLoader().load("big-lama.pt", "opencv fallback", "cpu")
+    (fallback,) = loaders.LaMaLoader().load("big-lama.pt", "opencv fallback", "cpu")
     assert fallback.kind.startswith("opencv-telea") and "fallback" in fallback.kind
     assert black_hole_proxy.accepted == []
 

@@ -86,7 +86,7 @@ def pose_dir(tmp_path_factory):
 
 def test_simcc_model_runs_top_down_on_our_boxes(pose_dir):
     pose = PM.load_pose(resolve(PM.POSE_SPEC, "tiny-rtmpose.onnx", [pose_dir]), "cpu")
-    assert (pose.kind, pose.input_size, pose.num_keypoints) == ("simcc", (192, 256), 17)
+    assert (pose.kind, pose.details.input_size, pose.details.num_keypoints) == ("simcc", (192, 256), 17)
     image = np.zeros((480, 640, 3), np.uint8)
     boxes = [[100, 50, 200, 350], [400, 100, 600, 300]]
     points, scores = PM.estimate(pose, image, boxes)
@@ -98,7 +98,7 @@ def test_simcc_model_runs_top_down_on_our_boxes(pose_dir):
 
 def test_rtmo_people_are_matched_to_our_boxes(pose_dir):
     pose = PM.load_pose(resolve(PM.POSE_SPEC, "tiny-rtmo.onnx", [pose_dir]), "cpu")
-    assert pose.kind == "rtmo" and pose.num_keypoints == 17
+    assert pose.kind == "rtmo" and pose.details.num_keypoints == 17
     image = np.zeros((640, 640, 3), np.uint8)
     points, scores = PM.estimate(pose, image, [[50, 50, 200, 250], [400, 400, 500, 500]])
     assert np.allclose(points[0], [100, 120], atol=1e-3) and scores[0].min() > 0.5

@@ -97,10 +97,10 @@ def rig(pack, media_dir, output_root, tmp_path, monkeypatch):
     monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(tmp_path / "models"))
     monkeypatch.chdir(tmp_path)
     save_tiny_local_dir(tmp_path / "models" / "open_clip" / "tiny-clip")
-    clip = pack.nodes.clusters.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0]
+    clip = pack.nodes.loaders.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0]
     split, split_stage = pack.nodes.layers.split, pack.nodes.layers.split_stage
     path = save_standin(tmp_path / "sam2")
-    sam = pack.nodes.layers.ModelHandle(load_sam2(path, "cpu", hydra_overrides=SHRINK), "cpu", "standin-sam2", "sam2")
+    sam = pack.lora_foundry.models.handle.ModelHandle(load_sam2(path, "cpu", hydra_overrides=SHRINK), "cpu", "standin-sam2", "sam2")
     real_generator = split.make_generator
     monkeypatch.setattr(split, "make_generator", lambda model, points_per_side: real_generator(
         model, points_per_side=points_per_side, pred_iou_thresh=0.0, stability_score_thresh=0.0))

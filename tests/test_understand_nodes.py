@@ -41,20 +41,20 @@ def no_downloads(monkeypatch):
 
 def test_missing_weights_give_the_registry_error_and_no_download(pack, models_root, monkeypatch):
     no_downloads(monkeypatch)
-    clusters, tagging = pack.nodes.clusters, pack.nodes.tagging
+    loaders = pack.nodes.loaders
     ModelMissingError = pack.lora_foundry.models.registry.ModelMissingError
     cases = [
-        (lambda: clusters.CLIPLoader().load("ViT-B-32__laion2b_s34b_b79k.safetensors", "auto", "cpu"),
+        (lambda: loaders.CLIPLoader().load("ViT-B-32__laion2b_s34b_b79k.safetensors", "auto", "cpu"),
          "put ViT-B-32__laion2b_s34b_b79k.safetensors in"),
-        (lambda: clusters.CLIPLoader().load("laion-snapshot/", "auto", "cpu"), "put laion-snapshot/open_clip_config"),
-        (lambda: tagging.PoseLoader().load("dw-ll_ucoco_384.onnx", "cpu"), "put dw-ll_ucoco_384.onnx in"),
-        (lambda: tagging.FaceLoader().load("detection_Resnet50_Final.pth", "cpu"), "put detection_Resnet50_Final.pth in"),
+        (lambda: loaders.CLIPLoader().load("laion-snapshot/", "auto", "cpu"), "put laion-snapshot/open_clip_config"),
+        (lambda: loaders.PoseLoader().load("dw-ll_ucoco_384.onnx", "cpu"), "put dw-ll_ucoco_384.onnx in"),
+        (lambda: loaders.FaceLoader().load("detection_Resnet50_Final.pth", "cpu"), "put detection_Resnet50_Final.pth in"),
     ]
     for load, message in cases:
         with pytest.raises(ModelMissingError, match=message) as error:
             load()
         assert "from http" in str(error.value) and "licence" in str(error.value)
-    assert clusters.CLIPLoader.IS_CHANGED("nothing.safetensors") == "missing"
+    assert loaders.CLIPLoader.IS_CHANGED("nothing.safetensors") == "missing"
 
 
 def test_scene_pipeline_without_weights(pack, montage_frames):
@@ -84,17 +84,17 @@ def test_pose_faces_and_clip_with_stand_ins(pack, montage_frames, models_root, m
     save_tiny_local_dir(models_root / "open_clip" / "tiny-clip")
     save_tiny_rtmpose(models_root / "rtmpose" / "tiny-rtmpose.onnx")
     save_random_retinaface(models_root / "facedetection")
-    clusters, tagging = pack.nodes.clusters, pack.nodes.tagging
-    clip = clusters.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0]
-    assert clusters.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0] is clip  # cached
+    clusters, tagging, loaders = pack.nodes.clusters, pack.nodes.tagging, pack.nodes.loaders
+    clip = loaders.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0]
+    assert loaders.CLIPLoader().load("tiny-clip/", "auto", "cpu")[0] is clip  # cached
     embedded, _ = clusters.EmbedFrames().embed(montage_frames, "clip", 16, clip)
     clustered = clusters.ClusterFrames().cluster(embedded, "characters", 3, 0.9, 0.1, 0.5, "sklearn")["result"][0]
     by_text = clusters.SelectClusters().select(clustered, "text", "", 1, "a bunny in a meadow", "", clip)
     assert "selected clusters" in by_text["result"][1]
     lit, _ = tagging.TagLighting().tag(clustered, 0.0, clip)
-    pose = tagging.PoseLoader().load("tiny-rtmpose.onnx", "cpu")[0]
+    pose = loaders.PoseLoader().load("tiny-rtmpose.onnx", "cpu")[0]
     posed, report = tagging.TagPose().tag(lit, pose, 0.3)
-    face = tagging.FaceLoader().load(MOBILE, "cpu")[0]
+    face = loaders.FaceLoader().load(MOBILE, "cpu")[0]
     out = tagging.DetectFaces().detect(posed, face, 0.0, 0.3, 8, 2, "smiling, sad", clip)
     crops, face_report = out["result"]
     Workspace = pack.lora_foundry.workspace.Workspace

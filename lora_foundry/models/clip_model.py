@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .handle import ModelHandle
 from .registry import ModelMissingError, ModelSpec, model_identity, resolve
 
 CLIP_FOLDER = "open_clip"
@@ -63,23 +64,17 @@ CLIP_DIR_SPEC = ModelSpec(
 )
 
 
-@dataclass
-class ClipModel:
-    """An opened open_clip model with its preprocessing and tokenizer (the LF_CLIP_MODEL handle)."""
+# Room asked for besides the weights (an estimate): a batch of up to 64 images through a ViT-L.
+CLIP_WORK_BYTES = 1 << 30
 
-    model: Any
+
+@dataclass(frozen=True)
+class ClipParts:
+    """What open_clip needs besides the network, none of it on a device: the image preprocessing
+    and the tokenizer (the ``details`` of a CLIP ``ModelHandle``)."""
+
     preprocess: Any
     tokenizer: Any
-    device: str
-    identity: str
-    name: str
-
-    @property
-    def embed_dim(self) -> int:
-        proj = getattr(self.model, "text_projection", None)
-        if proj is not None and hasattr(proj, "shape"):
-            return int(proj.shape[-1])
-        return int(self.model.visual.output_dim)
 
 
 @contextlib.contextmanager
@@ -155,57 +150,68 @@ def local_dir_weights(folder: Path) -> Path:
     return min(preferred, key=lambda p: LOCAL_DIR_WEIGHTS.index(p.name)) if preferred else found[0]
 
 
-def load_clip(path: Path, arch: str = "auto", device: str = "cpu") -> ClipModel:
-    """Open a resolved file (with ``arch``) or local-dir folder; never touches the network."""
+def clip_identity(path: Path, arch: str = "auto") -> str:
+    """The model's identity: a weights file after its architecture, or a local-dir folder's weights
+    after the folder name, with its config as the variant (editing either is another model)."""
+    path = Path(path)
+    if path.is_dir():
+        return model_identity(local_dir_weights(path), arch=f"{path.name}/",
+                              variant=model_identity(path / CONFIG_NAME))
+    return model_identity(path, arch=arch_for(path, arch))
+
+
+def load_clip(path: Path, arch: str = "auto", device: str = "cpu") -> ModelHandle[ClipParts]:
+    """Open a resolved file (with ``arch``) or local-dir folder, never touching the network; the
+    handle rests on the CPU and works on ``device`` inside ``on_device()``."""
     import open_clip
 
     path = Path(path)
     if not path.exists():
         raise ModelMissingError(f"open_clip weights {path} do not exist (resolve them first)")
+    identity = clip_identity(path, arch)
     with hub_offline():
         if path.is_dir():
-            weights = local_dir_weights(path)
             model_name = f"local-dir:{path}"
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, device=device)
-            tokenizer = open_clip.get_tokenizer(model_name)
-            identity = f"{path.name}/:{model_identity(path / CONFIG_NAME)}:{model_identity(weights)}"
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, device="cpu")
         else:
             model_name = arch_for(path, arch)
             if model_name not in open_clip.list_models():
                 raise ValueError(f"{model_name!r} is not an open_clip architecture")
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=str(path.resolve()), device=device
+                model_name, pretrained=str(path.resolve()), device="cpu"
             )
-            tokenizer = open_clip.get_tokenizer(model_name)
-            identity = f"{model_name}:{model_identity(path)}"
+        tokenizer = open_clip.get_tokenizer(model_name)
     model.eval()
-    return ClipModel(model, preprocess, tokenizer, device, identity, path.name)
+    return ModelHandle(model, device, identity, "open_clip", name=path.name,
+                       details=ClipParts(preprocess, tokenizer), work_bytes=CLIP_WORK_BYTES)
 
 
-def embed_pil_batch(clip: ClipModel, images: Sequence[Any]) -> Any:
-    """L2-normalised image embeddings (float32 numpy, one row per PIL image)."""
+def embed_pil_batch(clip: ModelHandle[ClipParts], images: Sequence[Any]) -> Any:
+    """L2-normalised image embeddings (float32 numpy, one row per PIL image), computed where the
+    model is now (inside ``clip.on_device()``: the compute device)."""
     import torch
 
-    batch = torch.stack([clip.preprocess(img.convert("RGB")) for img in images]).to(clip.device)
+    preprocess = clip.details.preprocess
+    batch = torch.stack([preprocess(img.convert("RGB")) for img in images]).to(clip.device)
     with torch.inference_mode():
         feats = clip.model.encode_image(batch).float()
     feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return feats.cpu().numpy()
 
 
-def embed_texts(clip: ClipModel, texts: Sequence[str]) -> Any:
-    """L2-normalised text embeddings (float32 numpy, one row per text)."""
+def embed_texts(clip: ModelHandle[ClipParts], texts: Sequence[str]) -> Any:
+    """L2-normalised text embeddings (float32 numpy, one row per text), computed where the model is now."""
     import torch
 
     with hub_offline():
-        tokens = clip.tokenizer(list(texts)).to(clip.device)
+        tokens = clip.details.tokenizer(list(texts)).to(clip.device)
     with torch.inference_mode():
         feats = clip.model.encode_text(tokens).float()
     feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return feats.cpu().numpy()
 
 
-def zero_shot(clip: ClipModel, images: Sequence[Any], labels: Sequence[str], template: str = "{}"
+def zero_shot(clip: ModelHandle[ClipParts], images: Sequence[Any], labels: Sequence[str], template: str = "{}"
               ) -> list[tuple[str, float]]:
     """For each image the best label and its softmax probability over ``labels``."""
     import numpy as np

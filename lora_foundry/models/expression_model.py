@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .handle import ModelHandle, reopen_on
 from .registry import ModelSpec, model_identity
 
 EXPRESSION_FOLDER = "expression"
@@ -40,13 +41,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SIZE = 224
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 NUMPY_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+# Room asked for besides the file's size when a CUDA session opens (an estimate; one crop a run).
+EXPRESSION_WORK_BYTES = 256 << 20
 
 
-@dataclass
-class ExpressionModel:
-    """An opened classifier (the LF_EXPRESSION_MODEL handle)."""
+@dataclass(frozen=True)
+class ClassifierFacts:
+    """What a classifier's file declares (the ``details`` of its handle)."""
 
-    session: Any
     input_name: str
     labels: list[str]
     size: tuple[int, int]  # (width, height)
@@ -55,9 +57,6 @@ class ExpressionModel:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     dtype: str
-    device: str
-    identity: str
-    name: str
 
 
 def labels_file(path: Path) -> Path:
@@ -68,7 +67,7 @@ def labels_file(path: Path) -> Path:
 def model_state(path: Path) -> str:
     """Identity of the ONNX file and its labels file: editing either must reload and re-tag."""
     txt = labels_file(path)
-    return model_identity(path) + (f"+{model_identity(txt)}" if txt.is_file() else "")
+    return model_identity(path, variant=model_identity(txt) if txt.is_file() else "")
 
 
 def read_labels(path: Path, metadata: dict[str, str]) -> list[str]:
@@ -112,18 +111,18 @@ def _layout(shape: Sequence[Any]) -> tuple[tuple[int, int], int, bool]:
     return (known(width), known(height)), int(channels), bool(channels_last)
 
 
-def load_expression(path: Path, device: str = "cpu") -> ExpressionModel:
-    """Open a resolved ONNX classifier on onnxruntime (``device`` "cpu" or "cuda") and check it."""
+def load_expression(path: Path, device: str = "cpu") -> ModelHandle[ClassifierFacts]:
+    """Open a resolved ONNX classifier on onnxruntime (``device`` "cpu" or "cuda") and check it.
+
+    As for pose models, the handle keeps a CPU session and opens a CUDA one only inside
+    ``on_device()`` (an onnxruntime session cannot move between devices).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expression model {path} does not exist (resolve it first)")
     if device not in PROVIDERS:
         raise ValueError(f"expression model device must be one of {', '.join(PROVIDERS)}, got {device!r}")
-    import onnxruntime
-
-    available = set(onnxruntime.get_available_providers())
-    providers = [p for p in PROVIDERS[device] if p in available] or ["CPUExecutionProvider"]
-    session = onnxruntime.InferenceSession(str(path), providers=providers)
+    session = _session(path, "cpu")
     metadata = dict(session.get_modelmeta().custom_metadata_map or {})
     first = session.get_inputs()[0]
     size, channels, channels_last = _layout(first.shape)
@@ -131,27 +130,39 @@ def load_expression(path: Path, device: str = "cpu") -> ExpressionModel:
     width = session.get_outputs()[0].shape[-1]
     if isinstance(width, int) and width > 0 and width != len(labels):
         raise ValueError(f"{path.name} outputs {width} scores but has {len(labels)} labels")
-    return ExpressionModel(session, first.name, labels, size, channels, channels_last,
-                           _numbers(metadata.get("mean"), IMAGENET_MEAN, "mean"),
-                           _numbers(metadata.get("std"), IMAGENET_STD, "std"),
-                           NUMPY_TYPES.get(first.type, "float32"), device, model_state(path), path.name)
+    facts = ClassifierFacts(first.name, labels, size, channels, channels_last,
+                            _numbers(metadata.get("mean"), IMAGENET_MEAN, "mean"),
+                            _numbers(metadata.get("std"), IMAGENET_STD, "std"),
+                            NUMPY_TYPES.get(first.type, "float32"))
+    return ModelHandle(session, device, model_state(path), "classifier", name=path.name, details=facts,
+                       placer=reopen_on(lambda target: _session(path, target)),
+                       weight_bytes=path.stat().st_size, work_bytes=EXPRESSION_WORK_BYTES)
 
 
-def _tensor(model: ExpressionModel, rgb: Any) -> Any:
+def _session(path: Path, device: str) -> Any:
+    """A new onnxruntime session for ``path`` on ``device`` (CPU when its provider is missing)."""
+    import onnxruntime
+
+    available = set(onnxruntime.get_available_providers())
+    providers = [p for p in PROVIDERS[device] if p in available] or ["CPUExecutionProvider"]
+    return onnxruntime.InferenceSession(str(path), providers=providers)
+
+
+def _tensor(facts: ClassifierFacts, rgb: Any) -> Any:
     """One RGB uint8 crop → the model's input tensor (batch of one)."""
     import numpy as np
     from PIL import Image
 
-    image = Image.fromarray(np.ascontiguousarray(rgb[..., :3])).convert("RGB" if model.channels == 3 else "L")
-    array = np.asarray(image.resize(model.size, Image.BILINEAR), np.float32) / 255.0
-    if model.channels == 1:
+    image = Image.fromarray(np.ascontiguousarray(rgb[..., :3])).convert("RGB" if facts.channels == 3 else "L")
+    array = np.asarray(image.resize(facts.size, Image.BILINEAR), np.float32) / 255.0
+    if facts.channels == 1:
         array = array[..., None]
-    mean = np.asarray(model.mean[: model.channels] if len(model.mean) > 1 else model.mean, np.float32)
-    std = np.asarray(model.std[: model.channels] if len(model.std) > 1 else model.std, np.float32)
+    mean = np.asarray(facts.mean[: facts.channels] if len(facts.mean) > 1 else facts.mean, np.float32)
+    std = np.asarray(facts.std[: facts.channels] if len(facts.std) > 1 else facts.std, np.float32)
     array = (array - mean) / std
-    if not model.channels_last:
+    if not facts.channels_last:
         array = array.transpose(2, 0, 1)
-    return array[None].astype(model.dtype)
+    return array[None].astype(facts.dtype)
 
 
 def _probabilities(scores: Any) -> Any:
@@ -165,14 +176,14 @@ def _probabilities(scores: Any) -> Any:
     return exp / exp.sum()
 
 
-def classify(model: ExpressionModel, crops: Sequence[Any]) -> list[tuple[str, float]]:
+def classify(model: ModelHandle[ClassifierFacts], crops: Sequence[Any]) -> list[tuple[str, float]]:
     """(top label, its probability) per RGB uint8 crop, one crop per run (many models fix batch 1)."""
-    results = []
+    facts, results = model.details, []
     for crop in crops:
-        scores = model.session.run(None, {model.input_name: _tensor(model, crop)})[0]
+        scores = model.model.run(None, {facts.input_name: _tensor(facts, crop)})[0]
         probabilities = _probabilities(scores)
-        if len(probabilities) != len(model.labels):
-            raise ValueError(f"{model.name} returned {len(probabilities)} scores for {len(model.labels)} labels")
+        if len(probabilities) != len(facts.labels):
+            raise ValueError(f"{model.name} returned {len(probabilities)} scores for {len(facts.labels)} labels")
         best = int(probabilities.argmax())
-        results.append((model.labels[best], float(probabilities[best])))
+        results.append((facts.labels[best], float(probabilities[best])))
     return results

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .handle import ModelHandle
 from .registry import ModelSpec, model_identity
 
 FACE_FOLDER = "facedetection"
@@ -34,14 +35,9 @@ FACE_SPEC = ModelSpec(
 )
 
 
-@dataclass
-class FaceModel:
-    """An opened RetinaFace (the LF_FACE_MODEL handle)."""
-
-    net: Any
-    device: str
-    identity: str
-    name: str
+# Room asked for besides the weights (an estimate): RetinaFace runs at the frame's own size
+# (use_origin_size), about 1 GB of activations for a 1080p frame through ResNet-50.
+FACE_WORK_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -58,8 +54,9 @@ def network_for(path: Path) -> str:
     return "mobile0.25" if "mobile" in path.name.lower() else "resnet50"
 
 
-def load_face(path: Path, device: str = "cpu") -> FaceModel:
-    """Build facexlib's RetinaFace for ``path``'s network and load its weights safely."""
+def load_face(path: Path, device: str = "cpu") -> ModelHandle:
+    """Build facexlib's RetinaFace for ``path``'s network and load its weights safely; the handle
+    rests on the CPU and works on ``device`` inside ``on_device()``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"face model {path} does not exist (resolve it first; facexlib would download)")
@@ -70,18 +67,30 @@ def load_face(path: Path, device: str = "cpu") -> FaceModel:
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-    net = RetinaFace(network_name=network_for(path), half=False, device=torch.device(device))
+    net = RetinaFace(network_name=network_for(path), half=False, device=torch.device("cpu"))
     net.load_state_dict(state, strict=True)
-    net.eval().to(device)
-    return FaceModel(net, device, model_identity(path), path.name)
+    net.eval()
+    return ModelHandle(net, device, model_identity(path), "retinaface", name=path.name, placer=place_retinaface,
+                       work_bytes=FACE_WORK_BYTES)
 
 
-def detect(face: FaceModel, bgr: Any, threshold: float = 0.8, nms: float = 0.4) -> list[Face]:
-    """Faces in one BGR uint8 image, best first."""
+def place_retinaface(net: Any, device: str) -> Any:
+    """Move RetinaFace: its weights, and what facexlib keeps outside them (the device its inputs
+    go to and the mean it subtracts, a plain tensor attribute that ``.to`` does not move)."""
+    import torch
+
+    net.to(device)
+    net.device = torch.device(device)
+    net.mean_tensor = net.mean_tensor.to(device)
+    return net
+
+
+def detect(face: ModelHandle, bgr: Any, threshold: float = 0.8, nms: float = 0.4) -> list[Face]:
+    """Faces in one BGR uint8 image, best first (on the device the model is on now)."""
     import torch
 
     with torch.inference_mode():
-        rows = face.net.detect_faces(bgr, conf_threshold=threshold, nms_threshold=nms, use_origin_size=True)
+        rows = face.model.detect_faces(bgr, conf_threshold=threshold, nms_threshold=nms, use_origin_size=True)
     faces = []
     for row in rows:
         box = tuple(float(v) for v in row[:4])

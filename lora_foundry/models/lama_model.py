@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .registry import ModelMissingError, ModelSpec
+from .handle import ModelHandle
+from .registry import ModelMissingError, ModelSpec, model_identity
 
 LAMA_URL = "https://github.com/enesmsahin/simple-lama-inpainting/releases/download/v0.1.0/big-lama.pt"
 
@@ -24,6 +25,17 @@ LAMA_SPEC = ModelSpec(
     urls={"big-lama.pt": LAMA_URL},
     env_var="LAMA_MODEL",
 )
+# Room asked for besides the weights (an estimate): big-lama's activations on a window of up to
+# 1024 px a side (the inpaint node's default max_side).
+LAMA_WORK_BYTES = 2 << 30
+
+
+def open_lama(path: Path | str, compute_device: str) -> ModelHandle:
+    """LaMa as a handle: loaded and resting on the CPU, working on ``compute_device`` only inside
+    ``on_device()`` (a TorchScript module moves like any torch module)."""
+    path = Path(path)
+    return ModelHandle(load_lama(path, "cpu"), compute_device, model_identity(path), "lama", name=path.name,
+                       work_bytes=LAMA_WORK_BYTES)
 
 
 def load_lama(path: Path | str, device: str) -> Any:

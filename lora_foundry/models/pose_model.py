@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .handle import ModelHandle, reopen_on
 from .registry import ModelSpec, model_identity
 
 POSE_FOLDER = "rtmpose"
@@ -43,17 +44,18 @@ POSE_SPEC = ModelSpec(
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
-@dataclass
-class PoseModel:
-    """An opened pose estimator (the LF_POSE_MODEL handle)."""
+# Room asked for besides the file's size when a CUDA session opens (an estimate): onnxruntime's
+# arena for one person crop (top-down) or one 640 px frame (RTMO).
+POSE_WORK_BYTES = 512 << 20
 
-    estimator: Any
-    kind: str  # "simcc" (RTMPose / DWPose, top-down) or "rtmo" (one-stage)
+
+@dataclass(frozen=True)
+class PoseFacts:
+    """What a pose handle's file declares (its ``details``); its ``kind`` is "simcc" (RTMPose /
+    DWPose, top-down) or "rtmo" (one-stage)."""
+
     input_size: tuple[int, int]  # (width, height), rtmlib's order
     num_keypoints: int
-    device: str
-    identity: str
-    name: str
 
 
 def _onnx_shapes(path: Path) -> tuple[list[Any], list[list[Any]]]:
@@ -84,25 +86,38 @@ def inspect_onnx(path: Path) -> tuple[str, tuple[int, int], int]:
     raise ValueError(f"{path.name}: outputs {outs} match neither RTMPose (SimCC) nor RTMO")
 
 
-def load_pose(path: Path, device: str = "cpu") -> PoseModel:
-    """Open a resolved ONNX file with rtmlib on onnxruntime (``device`` "cpu" or "cuda")."""
+def load_pose(path: Path, device: str = "cpu") -> ModelHandle[PoseFacts]:
+    """Open a resolved ONNX file with rtmlib on onnxruntime (``device`` "cpu" or "cuda").
+
+    An onnxruntime session cannot move between devices, so the handle keeps a CPU session (what
+    loader caches hold) and, when ``device`` is "cuda", opens a CUDA session inside each
+    ``on_device()`` and drops it afterwards, which frees its GPU memory.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pose model {path} does not exist (resolve it first; rtmlib would download)")
     if device not in PROVIDERS:
         raise ValueError(f"pose device must be one of {', '.join(PROVIDERS)}, got {device!r}")
     kind, size, keypoints = inspect_onnx(path)
+
+    def open_for(target: str) -> Any:
+        return _estimator(path, kind, size, target)
+
+    return ModelHandle(open_for("cpu"), device, model_identity(path), kind, name=path.name,
+                       details=PoseFacts(size, int(keypoints)), placer=reopen_on(open_for),
+                       weight_bytes=path.stat().st_size, work_bytes=POSE_WORK_BYTES)
+
+
+def _estimator(path: Path, kind: str, size: tuple[int, int], device: str) -> Any:
+    """rtmlib's estimator for ``kind`` on ``device`` (a new onnxruntime session)."""
     from rtmlib import RTMO, RTMPose
 
     if kind == "simcc":
-        estimator = RTMPose(onnx_model=str(path), model_input_size=size, backend="onnxruntime", device=device)
-    else:
-        estimator = RTMO(onnx_model=str(path), model_input_size=(size[1], size[0]),
-                         backend="onnxruntime", device=device)
-    return PoseModel(estimator, kind, size, int(keypoints), device, model_identity(path), path.name)
+        return RTMPose(onnx_model=str(path), model_input_size=size, backend="onnxruntime", device=device)
+    return RTMO(onnx_model=str(path), model_input_size=(size[1], size[0]), backend="onnxruntime", device=device)
 
 
-def estimate(pose: PoseModel, bgr: Any, boxes: Sequence[Sequence[float]]) -> tuple[Any, Any]:
+def estimate(pose: ModelHandle[PoseFacts], bgr: Any, boxes: Sequence[Sequence[float]]) -> tuple[Any, Any]:
     """Keypoints ``[N, K, 2]`` (pixels) and scores ``[N, K]``, one row per box, in box order.
 
     Top-down models run once per box. RTMO runs on the whole frame; each box then takes the
@@ -112,11 +127,12 @@ def estimate(pose: PoseModel, bgr: Any, boxes: Sequence[Sequence[float]]) -> tup
 
     boxes = [list(map(float, b)) for b in boxes] or [[0.0, 0.0, float(bgr.shape[1]), float(bgr.shape[0])]]
     if pose.kind == "simcc":
-        keypoints, scores = pose.estimator(bgr, bboxes=boxes)
+        keypoints, scores = pose.model(bgr, bboxes=boxes)
         return np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
-    people, people_scores = pose.estimator(bgr)
-    out_k = np.zeros((len(boxes), pose.num_keypoints, 2), np.float32)
-    out_s = np.zeros((len(boxes), pose.num_keypoints), np.float32)
+    people, people_scores = pose.model(bgr)
+    count = pose.details.num_keypoints
+    out_k = np.zeros((len(boxes), count, 2), np.float32)
+    out_s = np.zeros((len(boxes), count), np.float32)
     for row, (x1, y1, x2, y2) in enumerate(boxes):
         inside = ((people[..., 0] >= x1) & (people[..., 0] <= x2) & (people[..., 1] >= y1)
                   & (people[..., 1] <= y2) & (people_scores > 0.3)).sum(axis=1)

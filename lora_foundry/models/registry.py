@@ -139,10 +139,15 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def model_identity(path: Path) -> str:
-    """A cheap identity for stage keys: name, size and mtime (hashing GBs per run is too slow)."""
-    stat = path.stat()
-    return f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
+def model_identity(path: Path, *, arch: str = "", variant: str = "") -> str:
+    """The one identity of a model in stage keys: the file's name, size and mtime (hashing GBs per
+    run is too slow), after ``arch`` (the network the weights go in, when the file does not say:
+    open_clip's architecture) and before ``variant`` (what else decides the network or its output:
+    SAM 2's config, a classifier's labels file). Loader caches and IS_CHANGED use the same string.
+    """
+    stat = Path(path).stat()
+    identity = f"{Path(path).name}:{stat.st_size}:{int(stat.st_mtime)}"
+    return f"{arch + ':' if arch else ''}{identity}{'|' + variant if variant else ''}"
 
 
 def specs_by_folder(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:

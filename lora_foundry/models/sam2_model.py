@@ -12,11 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .registry import ModelFormatError, ModelMissingError, ModelSpec
+from .handle import ModelHandle
+from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_identity
 
 _SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
 _RELEASES = {"sam2.1": "092824", "sam2": "072824"}
 _CDN = "https://dl.fbaipublicfiles.com/segment_anything_2"
+# Room asked for besides the weights (an estimate, as ComfyUI's upscale node makes one): the image
+# encoder's activations at 1024 px, the automatic generator's point batches, a tracking state.
+SAM2_WORK_BYTES = 2 << 30
 
 
 def _published_names() -> dict[str, str]:
@@ -62,6 +66,23 @@ def config_for_file(path: Path | str) -> str:
     raise ValueError(
         f"cannot tell which SAM 2 config builds {Path(path).name}; choose one of: {', '.join(CONFIGS)}"
     )
+
+
+def sam2_identity(path: Path | str, config: str | None = None) -> str:
+    """The model's identity: its file, and the config that builds it (the same file built by
+    another config is another network)."""
+    return model_identity(Path(path), variant=config or config_for_file(path))
+
+
+def open_sam2(path: Path | str, compute_device: str, config: str | None = None,
+              hydra_overrides: Sequence[str] = ()) -> ModelHandle:
+    """SAM 2 for ``path`` as a handle: built and resting on the CPU, working on ``compute_device``
+    only inside ``on_device()`` (see ``handle``)."""
+    path = Path(path)
+    config_name = config or config_for_file(path)
+    model = load_sam2(path, "cpu", config_name, hydra_overrides)
+    return ModelHandle(model, compute_device, sam2_identity(path, config_name), "sam2", name=path.name,
+                       work_bytes=SAM2_WORK_BYTES)
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import names
 from ...media import images
+from ...models.handle import all_on_device
 from ...progress import Progress
 from ...workspace import Handle, Workspace
 from .embedders import make_embedder
@@ -25,7 +26,8 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
                 embedder: tuple[Callable[[Sequence[Any]], np.ndarray], str] | None = None) -> Handle:
     """Embed every item of ``handle`` (batched, resumable); returns the same items, annotated.
 
-    ``embedder`` (function, identity) replaces the built-in ones, e.g. ComfyUI's CLIP_VISION.
+    ``embedder`` (function, identity) replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which
+    ComfyUI moves itself). The CLIP model visits its compute device for the run, only when there is work.
     """
     embed, identity = embedder if embedder is not None else make_embedder(method, clip)
     items = ws.items(handle)
@@ -35,12 +37,13 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
     with ws.stage("embed", 1, {"method": method, "batch_size": batch_size}, [handle], identity,
                   label=f"{handle.label or 'frames'} · embedded") as st:
         if not st.complete:
-            for position, unit in st.pending_units(units, progress):
-                batch = batches[position]
-                rows = embed([images.to_pil(images.load_rgb(item.path)) for item in batch]).astype(np.float32)
-                rel = st.write_array(rows, f"{unit}.npy")
-                st.emit(unit, position, [item.id for item in batch],
-                        {item.id: {names.EMBEDDING_ROW: {"file": rel, "row": r}} for r, item in enumerate(batch)})
+            with all_on_device(clip if embedder is None and method == "clip" else None):
+                for position, unit in st.pending_units(units, progress):
+                    batch = batches[position]
+                    rows = embed([images.to_pil(images.load_rgb(item.path)) for item in batch]).astype(np.float32)
+                    rel = st.write_array(rows, f"{unit}.npy")
+                    st.emit(unit, position, [item.id for item in batch],
+                            {item.id: {names.EMBEDDING_ROW: {"file": rel, "row": r}} for r, item in enumerate(batch)})
             first = st.path_for(f"{units[0]}.npy") if units else None
             dim = int(np.load(first, mmap_mode="r", allow_pickle=False).shape[1]) if first else 0
             st.set_info(**{names.INFO_EMBEDDING_METHOD: method, names.INFO_EMBEDDING_MODEL: identity,

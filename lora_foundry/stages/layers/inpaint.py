@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"  # recorded on results filled without LaMa
+
 # fill(window_rgb uint8 HxWx3, window_mask bool HxW) -> filled window uint8 HxWx3
 Filler = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -119,7 +121,8 @@ def pad_to_multiple(array: np.ndarray, multiple: int = 8) -> tuple[np.ndarray, t
 
 
 def lama_filler(model: Any, device: str) -> Filler:
-    """A ``Filler`` that runs the TorchScript LaMa ``model(image, mask)`` on ``device``."""
+    """A ``Filler`` that runs the TorchScript LaMa ``model(image, mask)`` on ``device`` (the model
+    must be there when it fills: inside its handle's ``on_device()``)."""
 
     def fill(window: np.ndarray, hole: np.ndarray) -> np.ndarray:
         import torch

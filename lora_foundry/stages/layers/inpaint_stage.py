@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ...media import images
+from ...models.handle import ModelHandle, all_on_device
 from ...progress import Progress
 from ...workspace import Handle, Item, NewItem, Workspace
 from .inpaint import Filler, InpaintSettings, inpaint
@@ -16,10 +17,12 @@ INPAINT_VERSION = 1
 
 def inpaint_backgrounds(ws: Workspace, backgrounds: Handle, filler: Filler, method: str, identity: str,
                         settings: InpaintSettings | None = None,
-                        progress: Progress | None = None) -> Handle:
+                        progress: Progress | None = None, model: ModelHandle | None = None) -> Handle:
     """Fill every background's hole; returns the handle of the ``clean_background`` items.
 
-    Items of other kinds are passed over (counted in the stage info as ``skipped``).
+    Items of other kinds are passed over (counted in the stage info as ``skipped``). ``model`` is
+    the handle ``filler`` runs (LaMa): it visits its compute device for the run, and only when
+    there is work.
     """
     settings = settings or InpaintSettings()
     params = {"method": method, **asdict(settings)}
@@ -28,9 +31,10 @@ def inpaint_backgrounds(ws: Workspace, backgrounds: Handle, filler: Filler, meth
         if not st.complete:
             items = ws.items(backgrounds)
             st.set_info(skipped=sum(1 for item in items if item.kind != "background"))
-            for position, item in st.pending(items, progress):
-                outputs = [_clean_item(st, item, filler, method, settings)] if item.kind == "background" else []
-                st.emit(unit=str(item.id), order=position, outputs=outputs)
+            with all_on_device(model):
+                for position, item in st.pending(items, progress):
+                    outputs = [_clean_item(st, item, filler, method, settings)] if item.kind == "background" else []
+                    st.emit(unit=str(item.id), order=position, outputs=outputs)
         return st.handle
 
 def _clean_item(st: Any, item: Item, filler: Filler, method: str, settings: InpaintSettings) -> NewItem:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...media import images
 from ...media.masks import resize_mask
-from ...models.handle import ModelHandle
+from ...models.handle import ModelHandle, all_on_device
 from ...progress import Progress
 from ...workspace import Handle, Item, NewItem, Workspace
 from ..tagging.tags import union
@@ -64,21 +64,24 @@ def split_layers(ws: Workspace, frames: Handle, sam: ModelHandle, options: Split
                  progress: Progress | None = None, clip: Any | None = None) -> Handle:
     """Run the layer split over every frame of ``frames``; returns the handle of all its items.
 
-    ``clip`` (a loaded ``ClipModel``) is needed only when ``options.text_prompt`` picks characters.
+    ``clip`` (a CLIP ``ModelHandle``) is needed only when ``options.text_prompt`` picks characters.
+    Both visit their compute device for the whole run and return to their offload device after it
+    (also when it fails or is cancelled).
     """
     options.validate(clip)
     color = parse_color(options.plain_color)
     with ws.stage("layer_split", SPLIT_VERSION, options.key_params(clip), inputs=[frames],
                   model=sam.identity, label="layers") as st:
         if not st.complete:
-            segment = make_segmenter(sam, options, clip)
             tags = ws.tags(frames) if options.text_rule() is not None else {}
-            for position, item in st.pending(ws.items(frames), progress):
-                image = images.load_rgb(item.path)
-                characters = segment(image)
-                outputs = split_frame_items(st, item, image, characters, color, options.margin,
-                                            tags.get(item.id, []))
-                st.emit(unit=str(item.id), order=position, outputs=outputs)
+            with all_on_device(sam, clip):
+                segment = make_segmenter(sam, options, clip)
+                for position, item in st.pending(ws.items(frames), progress):
+                    image = images.load_rgb(item.path)
+                    characters = segment(image)
+                    outputs = split_frame_items(st, item, image, characters, color, options.margin,
+                                                tags.get(item.id, []))
+                    st.emit(unit=str(item.id), order=position, outputs=outputs)
         return st.handle
 
 def select_kinds(ws: Workspace, source: Handle, kinds: Sequence[str], label: str) -> Handle:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...media import images
 from ...media.masks import mask_box
-from ...models.handle import ModelHandle
+from ...models.handle import ModelHandle, all_on_device
 from ...progress import Progress, ensure_progress
 from ...workspace import Handle, Item, NewItem, Workspace
 from .segment import Instance, parse_color
@@ -73,6 +73,9 @@ def track_layers(ws: Workspace, frames: Handle, sam: ModelHandle, options: Split
     ``redetect_every`` > 0 also looks for characters on every n-th frame of a shot (the same way
     as on its first frame) and tracks those that overlap no tracked character from there on, up
     to ``options.rules.max_characters`` per shot: characters who enter mid-shot are kept too.
+
+    SAM 2 (and CLIP) visit the compute device once for the whole run, not once per shot: nothing
+    else runs between two shots of one node, and each visit costs two copies of the weights.
     """
     options.validate(clip)
     if redetect_every < 0:
@@ -84,19 +87,20 @@ def track_layers(ws: Workspace, frames: Handle, sam: ModelHandle, options: Split
     params = {**options.key_params(clip), "redetect_every": redetect_every}
     with ws.stage("layer_track", TRACK_VERSION, params, inputs=[frames], model=sam.identity, label="layers") as st:
         if not st.complete:
-            segment = make_segmenter(sam, options, clip)
             tags = ws.tags(frames) if options.text_rule() is not None else {}
             units = [f"shot:{shot[0].id}" for shot in shots]
             counter = FrameCounter(progress, len(items),
                                    sum(len(shot) for shot, unit in zip(shots, units, strict=True) if st.is_done(unit)))
-            order = 0
-            for shot, unit in zip(shots, units, strict=True):
-                if not st.is_done(unit):
-                    finder = NewCharacters(segment, shot, redetect_every, options.rules.max_characters)
-                    outputs = track_one_shot(st, sam.model, shot, finder, color, options.margin, tags,
-                                             counter.step)
-                    st.emit(unit=unit, order=order, outputs=outputs)
-                order += len(shot)
+            with all_on_device(sam, clip):
+                segment = make_segmenter(sam, options, clip)
+                order = 0
+                for shot, unit in zip(shots, units, strict=True):
+                    if not st.is_done(unit):
+                        finder = NewCharacters(segment, shot, redetect_every, options.rules.max_characters)
+                        outputs = track_one_shot(st, sam.model, shot, finder, color, options.margin, tags,
+                                                 counter.step)
+                        st.emit(unit=unit, order=order, outputs=outputs)
+                    order += len(shot)
         return st.handle
 
 

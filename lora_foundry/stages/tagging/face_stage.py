@@ -16,6 +16,7 @@ import numpy as np
 
 from ... import names
 from ...media import images
+from ...models.handle import all_on_device
 from ...progress import Progress
 from ...workspace import Handle, NewItem, Workspace
 from .faces import EXPRESSION_TEMPLATE, crop_box, parse_vocabulary
@@ -74,10 +75,10 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
                 expression_model: Any | None = None) -> tuple[Handle, str]:
     """Detect faces in every item (the ``max_faces`` most confident); returns (handle to the
     face crops, per-cluster report). ``expression_model``, when given, tags the crops instead
-    of CLIP."""
+    of CLIP. The detector and the tagger visit their compute device for the run."""
     if expression_model is not None:
         clip = None
-    labels = list(expression_model.labels) if expression_model is not None else (
+    labels = list(expression_model.details.labels) if expression_model is not None else (
         parse_vocabulary(vocabulary) if clip is not None else [])
     params = {"threshold": float(threshold), "margin": float(margin), "min_size": int(min_size),
               "vocabulary": labels, "max_faces": int(max_faces)}
@@ -87,15 +88,16 @@ def faces_stage(ws: Workspace, handle: Handle, face_model: Any, clip: Any | None
     inherited = ws.tags(handle)
     with ws.stage("faces", 1, params, [handle], model, label=f"{handle.label or 'frames'} · faces") as st:
         if not st.complete:
-            for position, item in st.pending(items, progress):
-                new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size,
-                                                            max_faces)
-                expressions = _expressions(clip, crops, labels, expression_model)
-                for new, (label, probability) in zip(new_items, expressions, strict=True):
-                    value = {"label": label, "probability": round(probability, 4)} if label else None
-                    new.annotations.update({names.EXPRESSION: value,
-                                            names.TAGS: merged(inherited, -1, [label], item.id)})
-                st.emit(str(item.id), position, new_items, {item.id: {names.FACES: records}})
+            with all_on_device(face_model, tagger):
+                for position, item in st.pending(items, progress):
+                    new_items, records, crops = _detect_unit(st, face_model, item, threshold, margin, min_size,
+                                                             max_faces)
+                    expressions = _expressions(clip, crops, labels, expression_model)
+                    for new, (label, probability) in zip(new_items, expressions, strict=True):
+                        value = {"label": label, "probability": round(probability, 4)} if label else None
+                        new.annotations.update({names.EXPRESSION: value,
+                                                names.TAGS: merged(inherited, -1, [label], item.id)})
+                    st.emit(str(item.id), position, new_items, {item.id: {names.FACES: records}})
         counts = {item.id: len(v or []) for item, v in
                   ((item, ws.annotations(st.handle, names.FACES).get(item.id)) for item in items)}
         report, _ = faces_report(ws, handle, counts)

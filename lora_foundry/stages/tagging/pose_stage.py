@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import names
 from ...media import images
+from ...models.handle import all_on_device
 from ...progress import Progress
 from ...workspace import Handle, Workspace
 from . import pose
@@ -76,19 +77,21 @@ def pose_tag_annotations(ws: Workspace, handle: Handle, poses: dict[int, Any], m
 
 def pose_stage(ws: Workspace, handle: Handle, pose_model: Any, min_score: float = 0.3,
                progress: Progress | None = None) -> Handle:
-    """Keypoints (annotation ``pose_keypoints``) and tags (``pose_tags``, ``tags``) per item."""
+    """Keypoints (annotation ``pose_keypoints``) and tags (``pose_tags``, ``tags``) per item; the
+    pose model visits its compute device for the run."""
     items = ws.items(handle)
     boxes = ws.annotations(handle, names.BOX)
     units = [str(item.id) for item in items] + [FINAL_UNIT]
     with ws.stage("pose", 1, {"min_score": float(min_score)}, [handle], pose_model.identity,
                   label=f"{handle.label or 'frames'} · pose") as st:
         if not st.complete:
-            for position, unit in st.pending_units(units, progress):
-                if unit == FINAL_UNIT:
-                    poses = ws.annotations(st.handle, names.POSE_KEYPOINTS)
-                    st.emit(FINAL_UNIT, len(items), (), pose_tag_annotations(ws, st.handle, poses, min_score))
-                    continue
-                item = items[position]
-                st.emit(unit, position, [item.id],
-                        {item.id: {names.POSE_KEYPOINTS: _keypoints_unit(pose_model, item, boxes)}})
+            with all_on_device(pose_model):
+                for position, unit in st.pending_units(units, progress):
+                    if unit == FINAL_UNIT:
+                        poses = ws.annotations(st.handle, names.POSE_KEYPOINTS)
+                        st.emit(FINAL_UNIT, len(items), (), pose_tag_annotations(ws, st.handle, poses, min_score))
+                        continue
+                    item = items[position]
+                    st.emit(unit, position, [item.id],
+                            {item.id: {names.POSE_KEYPOINTS: _keypoints_unit(pose_model, item, boxes)}})
         return st.handle
