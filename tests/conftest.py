@@ -49,3 +49,18 @@ def output_root(tmp_path, monkeypatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("LORA_FOUNDRY_OUTPUT", str(root))
     return root
+
+
+@pytest.fixture()
+def without_open_clip(monkeypatch):
+    """Imports of open_clip fail, as on an install without the models extra."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_open_clip(name, *args, **kwargs):
+        if name.startswith("open_clip"):
+            raise ImportError("no open_clip here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_open_clip)

@@ -3,10 +3,6 @@ and without it (where both fall back to the same estimate and both say it is one
 
 from __future__ import annotations
 
-import builtins
-
-import pytest
-
 from lora_foundry.captions.builder import CaptionSettings, build_captions
 from lora_foundry.clip_tokens import ClipTokenCounter
 from lora_foundry.lora.prompt import compose_prompt
@@ -16,18 +12,6 @@ TAGS = {
     "trigger_like": ["zxqv hat", "standing", "city street at night"],
     "long": [f"detail number {i}" for i in range(40)],
 }
-
-
-@pytest.fixture()
-def without_open_clip(monkeypatch):
-    real_import = builtins.__import__
-
-    def no_open_clip(name, *args, **kwargs):
-        if name.startswith("open_clip"):
-            raise ImportError("no open_clip here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_open_clip)
 
 
 def _caption_and_prompt_counts() -> list[tuple[str, int, int, bool, bool]]:

@@ -60,17 +60,7 @@ def test_long_prompt_warns_about_chunks(counter):
     assert len(short.tokens.chunks) == 1 and not short.warnings
 
 
-def test_falls_back_to_an_estimate_without_open_clip(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_open_clip(name, *args, **kwargs):
-        if name.startswith("open_clip"):
-            raise ImportError("no open_clip here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_open_clip)
+def test_falls_back_to_an_estimate_without_open_clip(without_open_clip):
     composed = prompt.compose_prompt(["alice_lf"], "standing in a park", ClipTokenCounter())
     assert not composed.tokens.exact and composed.tokens.total == 6  # 5 words + 1 comma
     assert any("estimate" in w for w in composed.warnings)
