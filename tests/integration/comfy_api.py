@@ -51,14 +51,18 @@ class ComfyClient:
     def object_info(self) -> dict[str, dict]:
         return self.get("/object_info")
 
-    def queue(self, prompt: dict, client_id: str = "lf-tests") -> str:
+    def submit(self, prompt: dict, client_id: str = "lf-tests") -> dict:
+        """POST /prompt; its answer: ``prompt_id`` and ``node_errors`` (ComfyUI queues the outputs
+        that validate and lists the others there)."""
         try:
-            answer = self._request("/prompt", {"prompt": prompt, "client_id": client_id})
+            return self._request("/prompt", {"prompt": prompt, "client_id": client_id})
         except urllib.error.HTTPError as error:
             if error.code == 400:
                 raise PromptRejected(json.loads(error.read() or b"{}")) from None
             raise
-        return answer["prompt_id"]
+
+    def queue(self, prompt: dict, client_id: str = "lf-tests") -> str:
+        return self.submit(prompt, client_id)["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float = 600, poll: float = 0.5) -> dict:
         """The history entry of ``prompt_id`` once it finished (success or error)."""
@@ -87,10 +91,13 @@ def free_port() -> int:
 
 class ComfyServer:
     """``python main.py --cpu`` from ``comfy_dir`` on 127.0.0.1, with every folder it writes under
-    ``work_dir`` (so the checkout is never written to), stopped on exit."""
+    ``work_dir`` (so the checkout is never written to), stopped on exit. ``extra_args`` are added
+    to the command line (e.g. ``--extra-model-paths-config FILE``)."""
 
-    def __init__(self, comfy_dir: Path, python: Path, work_dir: Path, port: int | None = None) -> None:
+    def __init__(self, comfy_dir: Path, python: Path, work_dir: Path, port: int | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.comfy_dir, self.python, self.work_dir = Path(comfy_dir), Path(python), Path(work_dir)
+        self.extra_args = tuple(str(arg) for arg in extra_args)
         self.port = port or free_port()
         self.dirs = {name: self.work_dir / name for name in ("output", "input", "temp", "user")}
         self.log_path = self.work_dir / "comfyui.log"
@@ -101,7 +108,8 @@ class ComfyServer:
         return [str(self.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                 "--disable-auto-launch",
                 "--output-directory", str(self.dirs["output"]), "--input-directory", str(self.dirs["input"]),
-                "--temp-directory", str(self.dirs["temp"]), "--user-directory", str(self.dirs["user"])]
+                "--temp-directory", str(self.dirs["temp"]), "--user-directory", str(self.dirs["user"]),
+                *self.extra_args]
 
     def start(self, timeout: float = 300) -> "ComfyServer":
         for folder in self.dirs.values():
