@@ -51,9 +51,11 @@ CHARACTER_ROWS = (
 
 
 def save_wd14_standin(model_path: Path, rows: tuple[Row, ...] = CHARACTER_ROWS, layout: str = "v3",
-                      batch: int | None = None, size: int = SIZE, csv_path: Path | None = None) -> Path:
+                      batch: int | None = None, size: int | tuple[int, int] = SIZE, csv_path: Path | None = None,
+                      channels_first: bool = False) -> Path:
     """Write the ONNX file (and its CSV: ``selected_tags.csv`` beside a ``model.onnx``, else
-    ``<stem>.csv``); ``batch`` fixes the batch dimension as some exports do."""
+    ``<stem>.csv``); ``batch`` fixes the batch dimension as some exports do. ``size`` (or a
+    (height, width) pair) and ``channels_first`` make layouts the loader must refuse."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -62,15 +64,18 @@ def save_wd14_standin(model_path: Path, rows: tuple[Row, ...] = CHARACTER_ROWS, 
     weights = np.array([[row.blue, row.green, row.red] for row in rows], np.float32).T / 255.0
     bias = np.array([row.bias for row in rows], np.float32)
     batch_dim = batch if batch else "batch_size"
+    height, width = (size, size) if isinstance(size, int) else size
+    shape = [batch_dim, 3, height, width] if channels_first else [batch_dim, height, width, 3]
     nodes = [
-        helper.make_node("ReduceMean", [input_name], ["means"], axes=[1, 2], keepdims=0),
+        helper.make_node("ReduceMean", [input_name], ["means"], axes=[2, 3] if channels_first else [1, 2],
+                         keepdims=0),
         helper.make_node("MatMul", ["means", "weights"], ["scaled"]),
         helper.make_node("Add", ["scaled", "bias"], ["logits"]),
         helper.make_node("Sigmoid", ["logits"], [output_name]),
     ]
     graph = helper.make_graph(
         nodes, "wd14_standin",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch_dim, size, size, 3])],
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch_dim, len(rows)])],
         [numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(bias, "bias")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="lf-wd14-standin")
