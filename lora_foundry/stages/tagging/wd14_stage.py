@@ -23,7 +23,7 @@ from ...models.handle import all_on_device
 from ...progress import Progress, ensure_progress
 from ...workspace import Handle, Item, Workspace
 from .tags import merged
-from .wd14 import TagRules, Tagged, pick, prepare
+from .wd14 import Tagged, TagRules, pick, prepare
 
 STAGE_VERSION = 1
 DEFAULT_BATCH = 8
