@@ -24,6 +24,7 @@ from .clusters import save_previews
 
 PREVIEW_ITEMS = 6
 PREVIEW_TAGS = 4
+PREVIEW_CELL = 256
 
 
 @node("LF_TaggerLoader", "LF Tagger Loader (WD14)", category="understand", function="load",
@@ -89,13 +90,25 @@ class TagFrames:
             out = wd14_stage.wd14_stage(ws, frames, tagger, rules, batch_size, _comfy.ComfyProgress(unique_id))
             items = ws.items(out)
             top = wd14_stage.top_tags(ws, out, PREVIEW_TAGS)
+            general = wd14_stage.top_tags(ws, out, PREVIEW_TAGS, general_only=True)
         shown = items[:PREVIEW_ITEMS]
         report = _report(tagger, items, top)
-        labels = [", ".join(top.get(item.id, [])[:2]) or "(no tag)" for item in shown]
-        sheet = contact_sheet([load_rgb(item.path) for item in shown], columns=3, cell=192, labels=labels) \
-            if shown else None
+        labels = [_label(general.get(item.id, [])) for item in shown]
+        sheet = contact_sheet([load_rgb(item.path) for item in shown], columns=3, cell=PREVIEW_CELL,
+                              labels=labels) if shown else None
         previews = save_previews([(f"{out.stage_key[:16]}_wd14", sheet)]) if sheet is not None else []
         return {"ui": {"images": previews, "text": [report]}, "result": (out, report)}
+
+
+def _label(tags: list[str], width: int = PREVIEW_CELL // 7) -> str:
+    """As many of the best general tags as fit under a thumbnail (character tags are in the report)."""
+    label = ""
+    for tag in tags:
+        candidate = f"{label}, {tag}" if label else tag
+        if len(candidate) > width:
+            break
+        label = candidate
+    return label or (tags[0] if tags else "(no tag)")
 
 
 def _report(tagger: Any, items: list[Any], top: dict[int, list[str]]) -> str:

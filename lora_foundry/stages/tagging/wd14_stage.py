@@ -94,7 +94,12 @@ def wd14_stage(ws: Workspace, handle: Handle, tagger: Any, rules: TagRules, batc
         return st.handle
 
 
-def top_tags(ws: Workspace, handle: Handle, count: int = 5) -> dict[int, list[str]]:
-    """The ``count`` best-scored WD14 tags of each tagged item (for previews and reports)."""
-    values = ws.annotations(handle, names.WD14_TAGS)
-    return {item_id: list((value or {}).get("tags", []))[:count] for item_id, value in values.items()}
+def top_tags(ws: Workspace, handle: Handle, count: int = 5, general_only: bool = False) -> dict[int, list[str]]:
+    """The first ``count`` WD14 tags of each tagged item (characters first, then general tags by
+    score; only general tags with ``general_only``), for previews and reports."""
+    top = {}
+    for item_id, value in ws.annotations(handle, names.WD14_TAGS).items():
+        value = value or {}
+        skip = set(value.get("characters", [])) if general_only else set()
+        top[item_id] = [tag for tag in value.get("tags", []) if tag not in skip][:count]
+    return top
