@@ -106,7 +106,7 @@ def read_tags(path: Path) -> tuple[tuple[str, ...], tuple[int, ...]]:
         raise ModelMissingError(f"wd14 tags not found: put {csv_path.name} in {csv_path.parent} (from {where}; "
                                 f"licence: {LICENCE}); {path.name} needs the tag list it was trained with")
     names, categories = [], []
-    with open(csv_path, encoding="utf-8", newline="") as handle:
+    with open(csv_path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"name", "category"} - set(reader.fieldnames or ())
         if missing:
