@@ -27,6 +27,7 @@ EXPRESSION = "expression"  # face_stage on crops ({"label", "probability"}) → 
 FACES = "faces"  # face_stage on the input items (boxes, scores, landmarks) → face_stage report
 LIGHTING = "lighting"  # lighting_stage (pixel statistics) → (kept for inspection)
 LIGHTING_TAGS = "lighting_tags"  # lighting_stage → TagLighting node report
+WD14_TAGS = "wd14_tags"  # wd14_stage ({tags, scores, characters, rating}) → TagFrames node preview and report
 MEASURE = "measure"  # filter_stage.measure (phash, sharpness, brightness, contrast) → filter_frames
 DROPPED = "dropped"  # filter_frames on dropped items (the reason) → (kept for inspection)
 BOX = "box"  # layer split on cut-outs (character box in frame coordinates) → pose_stage subject box
@@ -49,7 +50,7 @@ ANNOTATIONS = frozenset({
     TAGS, CLUSTER, CLUSTER_PROBABILITY, STYLE_KEPT, CAPTION, CAPTION_DROPPED, EMBEDDING_ROW, POSE_KEYPOINTS,
     POSE_TAGS, EXPRESSION, FACES, LIGHTING, LIGHTING_TAGS, MEASURE, DROPPED, BOX, INSTANCE, CROP_BOX, AREA,
     SCORE, FOUND_BY, TRACK, TEXT_MATCH, TEXT_SIMILARITY, HOLE_AREA, CHARACTERS, HOLE_IN, INPAINT_METHOD,
-    FILLED_AREA, DILATE_PX,
+    FILLED_AREA, DILATE_PX, WD14_TAGS,
 })
 
 # -- item kinds: Item.kind, set when a stage makes a new item ---------------------------------------

@@ -129,6 +129,9 @@ _SUFFIX_CATEGORIES: tuple[tuple[str, str], ...] = (
     (" uniform", "clothing"), (" sweater", "clothing"), (" gloves", "clothing"),
     (" style", "style"), (" (style)", "style"), (" view", "view"), (" shot", "framing"),
 )
+# Tags whose underscore is part of the face they draw (WD14 taggers emit them as they are).
+KAOMOJI = frozenset({"0_0", "(o)_(o)", "+_+", "+_-", "._.", "<o>_<o>", "<|>_<|>", "=_=", ">_<", "3_3",
+                     "6_9", ">_o", "@_@", "^_^", "o_o", "u_u", "x_x", "|_|", "||_||"})
 _ESCAPES = re.compile(r"\\([()\[\]{}])")
 _SPACES = re.compile(r"\s+")
 _TERM_CATEGORY: dict[str, str] = {
@@ -137,12 +140,16 @@ _TERM_CATEGORY: dict[str, str] = {
 
 
 def normalise_tag(tag: str) -> str:
-    """The canonical spelling of one tag: lower case, ``_`` to space, escapes gone, synonyms mapped.
+    """The canonical spelling of one tag: lower case, ``_`` to space (kaomoji such as ``^_^`` kept),
+    escapes gone, synonyms mapped.
 
     >>> normalise_tag("3/4_view"), normalise_tag(" Brown_Hair "), normalise_tag("smile")
     ('three quarter view', 'brown hair', 'smiling')
     """
-    text = _ESCAPES.sub(r"\1", tag.strip().lower()).replace("_", " ")
+    text = _ESCAPES.sub(r"\1", tag.strip().lower())
+    if text in KAOMOJI:
+        return text
+    text = text.replace("_", " ")
     text = _SPACES.sub(" ", text).strip(" ,")
     return SYNONYMS.get(text, text)
 

@@ -17,6 +17,8 @@ The server then opens them with the pack's own loaders (and ComfyUI's, for check
   prefixed ``module.`` as in the published file (the unit test builds the mobile0.25 one).
 - ``rtmpose/dw-ll_ucoco_384.onnx``: the tiny SimCC model of ``tests/test_pose_standin.py`` with
   DWPose's contract (288x384 input, 133 keypoints).
+- ``wd14/wd-vit-tagger-v3/model.onnx`` (+ ``selected_tags.csv``): the scripted WD14-layout tagger of
+  ``tests/wd14_standin.py`` (v3 names and shapes: ``input`` [batch, 448, 448, 3], ``output``).
 - ``checkpoints/v1-5-pruned-emaonly.safetensors`` and ``checkpoints/lf_tiny_sd15.safetensors``: the
   tiny SD1.5-shaped checkpoint of ``tests/test_compose_comfyui.py`` (tiny UNet, full-size random
   CLIP-L, TAESD as VAE), built with ComfyUI's own classes by ComfyUI's Python; its UNet keeps
@@ -59,6 +61,7 @@ STANDIN_FILES: dict[str, tuple[str, ...]] = {
     "open_clip": ("ViT-B-32__laion2b_s34b_b79k.safetensors",),
     "facedetection": ("detection_Resnet50_Final.pth",),
     "rtmpose": ("dw-ll_ucoco_384.onnx",),
+    "wd14": ("wd-vit-tagger-v3/model.onnx",),
     "checkpoints": SD15_CHECKPOINTS,
     "loras": LORAS,
 }
@@ -129,6 +132,12 @@ def build_dwpose(folder: Path) -> None:
         pose.K = saved
 
 
+def build_wd14(folder: Path) -> None:
+    """The scripted WD14 tagger, in Hugging Face's layout (a folder with model.onnx and its CSV)."""
+    (name,) = STANDIN_FILES["wd14"]
+    _test_module("wd14_standin").save_wd14_standin(folder / name)
+
+
 def build_loras(folder: Path) -> None:
     """The compose test's LoRAs (same modules, seeds, ranks and metadata)."""
     from lora_foundry.lora.synthetic import SD15_MODULES, SD15_TE_MODULES, write_kohya_lora
@@ -184,7 +193,7 @@ def install_standins(models_dir: Path, *, comfy_dir: Path | None = None, comfy_p
     comfy_python = Path(comfy_python or os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
     builders: dict[str, Callable[[Path], None]] = {
         "sam2": build_sam2, "lama": build_lama, "open_clip": build_open_clip, "facedetection": build_retinaface,
-        "rtmpose": build_dwpose, "loras": build_loras,
+        "rtmpose": build_dwpose, "wd14": build_wd14, "loras": build_loras,
         "checkpoints": lambda folder: build_checkpoints(folder, comfy_dir, comfy_python),
     }
     for folder, names in STANDIN_FILES.items():

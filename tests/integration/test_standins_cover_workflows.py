@@ -19,6 +19,7 @@ from lora_foundry.models.face_model import FACE_SPEC  # noqa: E402
 from lora_foundry.models.lama_model import LAMA_SPEC  # noqa: E402
 from lora_foundry.models.pose_model import POSE_SPEC  # noqa: E402
 from lora_foundry.models.sam2_model import SAM2_SPEC  # noqa: E402
+from lora_foundry.models.wd14_model import WD14_SPEC  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
@@ -29,6 +30,7 @@ FOLDER_OF_NODE = {
     "LF_CLIPLoader": CLIP_SPEC.folder,
     "LF_FaceLoader": FACE_SPEC.folder,
     "LF_PoseLoader": POSE_SPEC.folder,
+    "LF_TaggerLoader": WD14_SPEC.folder,
     "LF_LoRAStack": "loras",
     "CheckpointLoaderSimple": "checkpoints",
     "LF_KohyaTrainLoRA": "checkpoints",  # base_model (models/checkpoints or diffusion_models)

@@ -16,10 +16,12 @@ import numpy as np
 def union(*groups: Iterable[str] | None) -> list[str]:
     """Tags from all groups, first occurrence order, empty and duplicate tags dropped."""
     out: list[str] = []
+    seen: set[str] = set()  # a tagger at a low threshold gives thousands of tags per image
     for group in groups:
         for tag in group or ():
             tag = str(tag).strip()
-            if tag and tag not in out:
+            if tag and tag not in seen:
+                seen.add(tag)
                 out.append(tag)
     return out
 
