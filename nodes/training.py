@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.kohya import presets, train_config
-from ..lora_foundry.kohya.log_parse import StepEvent
+from ..lora_foundry.kohya.log_parse import LossPoint, StepEvent
 from ..lora_foundry.kohya.operator_config import load_trainer_install, validate_extra_options
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR, describe, train_lora
 from ..lora_foundry.media import images
@@ -185,14 +185,16 @@ class _EventForwarder:
         self._node_id = node_id
         self._progress = progress
         self._last = (0, 1)
+        self._speed: tuple[float | None, float | None] = (None, None)
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, StepEvent):
             self._last = (event.done, max(event.total, 1))
-            if event.loss is not None:
-                _comfy.send_event(LOSS_EVENT, {"node": self._node_id, "step": event.done, "total": event.total,
-                                               "loss": event.loss, "steps_per_s": event.steps_per_s,
-                                               "remaining_s": event.remaining_s})
+            self._speed = (event.steps_per_s, event.remaining_s)
+        elif isinstance(event, LossPoint):  # one per step, with the step's final avr_loss
+            _comfy.send_event(LOSS_EVENT, {"node": self._node_id, "step": event.step, "total": event.total,
+                                           "loss": event.loss, "steps_per_s": self._speed[0],
+                                           "remaining_s": self._speed[1]})
         elif hasattr(event, "path") and Path(event.path).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}:
             picture = images.to_pil(images.load_rgb(Path(event.path)))
             self._progress.update(*self._last, preview=("PNG", picture, 512))
