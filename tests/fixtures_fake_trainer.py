@@ -107,9 +107,19 @@ def make_fake_install(root: Path, tokenizers: tuple[str, ...] = ("openai_clip-vi
         (sd_scripts / script).write_text(FAKE_TRAINER, encoding="utf-8")
     cache = root / "tokenizer_cache"
     for folder in tokenizers:
-        (cache / folder).mkdir(parents=True, exist_ok=True)
+        write_tokenizer_files(cache / folder)
     return TrainerInstall(sd_scripts_dir=sd_scripts, python=Path(sys.executable), tokenizer_cache_dir=cache,
                           source="test")
+
+
+def write_tokenizer_files(folder: Path) -> None:
+    """The files sd-scripts' tokenizers read, with placeholder content (the stand-in never reads them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if "t5" in folder.name:
+        (folder / "spiece.model").write_bytes(b"placeholder sentencepiece model")
+    else:
+        (folder / "vocab.json").write_text('{"a</w>": 0}', encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
 
 
 def make_dataset(root: Path, images: int = 4, trigger: str = "ohwx", class_word: str = "person") -> Path:
