@@ -9,7 +9,8 @@
 #
 #   LF_CHECK_TRAINING_DOCS=1 scripts/check_training_docs.sh
 # Optional environment:
-#   SD_SCRIPTS_REPO   where to clone sd-scripts from (the docs' default is GitHub)
+#   LF_SD_SCRIPTS_INSTALL  commands replacing the docs' block that starts with "# sd-scripts"
+#                     (clone + checkout + venv), for a machine that cannot reach GitHub
 #   LF_TORCH_INSTALL  a command replacing the docs' block that starts with "# torch" (the one
 #                     machine-specific step: which PyTorch build fits the machine)
 #   COMFY_PYTHON      the Python that runs ComfyUI (default: the python3 on PATH)
@@ -32,11 +33,13 @@ import os, re, sys
 text = open(sys.argv[1], encoding="utf-8").read()
 setup = text.split("<!-- setup:begin -->", 1)[1].split("<!-- setup:end -->", 1)[0]
 blocks = re.findall(r"```sh\n(.*?)```", setup, flags=re.S)
-torch = os.environ.get("LF_TORCH_INSTALL")
+replace = {"# torch": os.environ.get("LF_TORCH_INSTALL"), "# sd-scripts": os.environ.get("LF_SD_SCRIPTS_INSTALL")}
 steps = []
 for block in blocks:
-    if torch and block.lstrip().startswith("# torch"):
-        block = torch + "\n"
+    tag = block.lstrip().splitlines()[0].strip()
+    if replace.get(tag):
+        print(f"replaced on this machine: the block starting {tag!r}")
+        block = replace[tag] + "\n"
     steps.append(block)
 open(sys.argv[2], "w", encoding="utf-8").write("set -euxo pipefail\n" + "\n".join(steps))
 print(f"{len(blocks)} blocks from the setup section of docs/training.md")
