@@ -24,8 +24,7 @@ from ..models.registry import ModelMissingError
 from ..paths import confined, safe_name
 from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
-from .preflight import (PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts,
-                        tokenizer_problems)
+from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
 from .presets import Preset
 
 __all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
