@@ -5,6 +5,7 @@ printed for it; the chart gets exactly one point per step; checkpoints are repor
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -106,3 +107,24 @@ def test_a_run_without_intermediate_saves_reports_no_checkpoint_not_the_final_lo
     outcome = train_lora(request_for(dataset, base, 3), install, run_root, loras)
     assert outcome.result.status == "success" and outcome.result.last_checkpoint is None
     assert "last checkpoint" not in describe(outcome)
+
+
+REAL_LOGS = sorted((Path(__file__).parent / "data").glob("sd_scripts_real_*.log"))
+
+
+@pytest.mark.parametrize("log", REAL_LOGS, ids=[p.stem for p in REAL_LOGS])
+def test_loss_csv_of_a_captured_real_run_equals_the_last_printed_values(tmp_path, log):
+    """Console logs captured from real sd-scripts runs (tests/test_kohya_real_lycoris.py with
+    LF_KEEP_REAL_LOG): replayed through the launcher, the curve is each step's last printed value."""
+    from test_kohya_real_lycoris import last_printed_losses
+
+    raw = log.read_bytes()
+    expected = last_printed_losses(raw.decode("utf-8"))
+    curve, events, csv_path = replay(tmp_path, raw.split(b"\n", 1)[1])  # drop the launcher's "$ command" line
+    assert expected and curve == expected and points(events) == expected
+    total = int(re.search(rb"\| \d+/(\d+) \[", raw)[1])
+    assert [step for step, _ in curve] == list(range(1, total + 1))
+    printed: dict[int, set[str]] = {}
+    for step, _, loss in re.findall(r"(\d+)/(\d+) \[[^\]]*?avr_loss=([0-9.e+-]+)\]", raw.decode("utf-8")):
+        printed.setdefault(int(step), set()).add(loss)
+    assert any(len(values) > 1 for values in printed.values())  # the log shows stale first redraws
