@@ -128,3 +128,19 @@ def test_loss_csv_of_a_captured_real_run_equals_the_last_printed_values(tmp_path
     for step, _, loss in re.findall(r"(\d+)/(\d+) \[[^\]]*?avr_loss=([0-9.e+-]+)\]", raw.decode("utf-8")):
         printed.setdefault(int(step), set()).add(loss)
     assert any(len(values) > 1 for values in printed.values())  # the log shows stale first redraws
+
+
+def test_a_cancel_between_a_steps_two_redraws_records_no_stale_loss(tmp_path):
+    """Stopped after step 2's first redraw (which still shows step 1's loss): step 2 has no loss yet."""
+    printer = ("import sys, time\nsys.stderr.write('steps:  25%|##  | 1/4 [00:01<00:03,  1.00s/it]\\r"
+               "steps:  25%|##  | 1/4 [00:01<00:03,  1.00s/it, avr_loss=1.09]\\r"
+               "steps:  50%|#####  | 2/4 [00:02<00:02,  1.00s/it, avr_loss=1.09]\\r')\nsys.stderr.flush()\n"
+               "time.sleep(60)\n")
+    out = tmp_path / "out.safetensors"
+    spec = LaunchSpec(argv=(sys.executable, "-c", printer), cwd=tmp_path, env={}, output_file=out,
+                      log_path=tmp_path / "run.log", loss_path=tmp_path / "run.loss")
+    events: list[object] = []
+    result = run_training(spec, on_event=events.append, grace_s=1.0, should_stop=lambda: any(
+        isinstance(e, log_parse.StepEvent) and e.done == 2 for e in events))
+    assert result.status == "cancelled" and result.steps_done == 2
+    assert result.loss_curve == [(1, 1.09)] and points(events) == [(1, 1.09)]

@@ -103,6 +103,7 @@ class _Run:
         self.total = 0
         self.loss_curve: list[tuple[int, float]] = []
         self.pending: tuple[int, float] | None = None
+        self.redraws = (0, 0)  # (step, bar lines seen for it): 1 line may be only the stale redraw
         self.checkpoints: list[Path] = []
         self.model_saved = False
         self.samples: list[Path] = []
@@ -115,6 +116,8 @@ class _Run:
             self.done, self.total = event.done, event.total
             self.rates.append((time.monotonic(), event.done))
             final = self.finish_step() if self.pending and event.done > self.pending[0] else None
+            step, count = self.redraws
+            self.redraws = (event.done, count + 1 if step == event.done else 1)
             if event.loss is not None and event.done >= 1:
                 self.pending = (event.done, event.loss)
             return final
@@ -124,9 +127,15 @@ class _Run:
             self.model_saved = True
         return None
 
-    def finish_step(self) -> LossPoint | None:
-        """Move the pending value into the curve (called on the next step and at the end)."""
-        if self.pending is None:
+    def finish_step(self, cancelled: bool = False) -> LossPoint | None:
+        """Move the pending value into the curve (called on the next step and at the end).
+
+        A cancel can land between a step's two redraws; then its only value is the previous
+        step's, so it is dropped rather than recorded as this step's loss.
+        """
+        stale_only = self.redraws == (self.pending[0], 1) if self.pending else False
+        if self.pending is None or (cancelled and stale_only):
+            self.pending = None
             return None
         step, loss = self.pending
         self.pending = None
@@ -304,7 +313,7 @@ def run_training(
             stop_process_group(proc, grace_s)
     reader.join(timeout=5.0)
     _drain(lines, run, on_event)
-    _emit(run.finish_step(), on_event)
+    _emit(run.finish_step(cancelled=cancel_cause is not None), on_event)
     for sample in _new_samples(spec.sample_dir, seen):
         run.samples.append(sample)
     write_loss_curve(spec.loss_path, run.loss_curve)
