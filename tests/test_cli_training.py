@@ -117,6 +117,21 @@ def test_doctor_names_a_lycoris_that_breaks_sd15(operator, capsys, monkeypatch):
     assert line.startswith("FIX") and "4.1.3" in line and "--no-deps lycoris-lora==3.4.0" in line
 
 
+def test_doctor_flags_a_torchvision_that_does_not_import(operator, capsys, monkeypatch):
+    """Seen here: PyPI's CUDA torchvision next to a CPU torch is 'installed' but fails to import."""
+    from lora_foundry.kohya import doctor
+
+    monkeypatch.setattr(doctor, "probe_python", lambda install: {"python": "3.11.7", "packages": {
+        "torch": "2.13.0+cpu", "torchvision": "0.28.0", "accelerate": "1.6.0", "transformers": "4.54.1",
+        "diffusers": "0.32.1", "safetensors": "0.4.5", "lycoris-lora": "3.4.0"},
+        "broken": {"torchvision": "RuntimeError: operator torchvision::nms does not exist"}})
+    assert cli.main(["doctor"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "OK   torch: 2.13.0+cpu" in lines and "OK   lycoris-lora: 3.4.0" in lines
+    line = next(x for x in lines if x.startswith("FIX  torchvision"))
+    assert "does not import" in line and "torchvision::nms" in line
+
+
 def test_tokenizers_builds_clip_l_and_says_what_the_others_need(tmp_path, capsys):
     assert cli.main(["tokenizers", "--cache", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out

@@ -20,9 +20,13 @@ from .tokenizer_cache import CLIP_L_ID, cache_status, missing_tokenizer_command
 OK, FIX, OPTIONAL = "OK", "FIX", "--"
 REQUIRED_PACKAGES = ("torch", "torchvision", "accelerate", "transformers", "diffusers", "safetensors")
 LECO_SCRIPTS = ("train_leco.py", "sdxl_train_leco.py")
-PROBE = ("import json, sys\nfrom importlib import metadata\nfound = {}\nfor name in sys.argv[1:]:\n"
-         "    try:\n        found[name] = metadata.version(name)\n    except metadata.PackageNotFoundError:\n"
-         "        found[name] = None\nprint(json.dumps({'python': sys.version.split()[0], 'packages': found}))\n")
+IMPORTED = ("torch", "torchvision")  # installed is not enough: a torchvision built for another torch fails here
+PROBE = ("import importlib, json, sys\nfrom importlib import metadata\nfound, broken = {}, {}\n"
+         "for name in sys.argv[1:]:\n    try:\n        found[name] = metadata.version(name)\n"
+         "    except metadata.PackageNotFoundError:\n        found[name] = None\n"
+         f"for name in {IMPORTED!r}:\n    try:\n        importlib.import_module(name)\n"
+         "    except Exception as exc:\n        broken[name] = f'{type(exc).__name__}: {exc}'[:300]\n"
+         "print(json.dumps({'python': sys.version.split()[0], 'packages': found, 'broken': broken}))\n")
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,15 @@ def probe_python(install: TrainerInstall, timeout_s: float = 120.0) -> dict[str,
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def _package_findings(install: TrainerInstall, packages: dict[str, str | None]) -> list[Finding]:
+def _package_findings(install: TrainerInstall, packages: dict[str, str | None],
+                      broken: dict[str, str]) -> list[Finding]:
     findings = []
     for name in REQUIRED_PACKAGES:
         version = packages.get(name)
+        if version and name in broken:
+            findings.append(Finding(FIX, name, f"{version} is installed but does not import ({broken[name]}): install "
+                                    "the torch and torchvision builds made for each other (docs/training.md)"))
+            continue
         findings.append(Finding(OK, name, version) if version else Finding(
             FIX, name, f"missing: cd {install.sd_scripts_dir} && {install.python} -m pip install -r requirements.txt "
             "(install torch and torchvision first, see docs/training.md)"))
@@ -138,5 +147,5 @@ def diagnose(install: TrainerInstall) -> list[Finding]:
         findings.append(Finding(FIX, "python", f"{install.python} does not run ({exc}): create sd-scripts' venv"))
     else:
         findings.append(Finding(OK, "python", f"{install.python} ({probe['python']})"))
-        findings += _package_findings(install, dict(probe["packages"]))  # type: ignore[arg-type]
+        findings += _package_findings(install, dict(probe["packages"]), dict(probe.get("broken", {})))  # type: ignore[arg-type]
     return findings + _script_findings(install) + _tokenizer_findings(install)
