@@ -82,7 +82,7 @@ def test_lycoris_variant_trains_and_reports_the_true_loss(assets, variant, tmp_p
     result = outcome.result
     assert result.status == "success", result
     assert result.metadata["ss_network_module"] == "lycoris.kohya"
-    assert f"algo={variant}" in result.metadata.get("ss_network_args", "")
+    assert json.loads(result.metadata["ss_network_args"])["algo"] == variant
     log = result.log_path.read_text(encoding="utf-8")
     if os.environ.get("LF_KEEP_REAL_LOG"):
         shutil.copy(result.log_path, Path(os.environ["LF_KEEP_REAL_LOG"]) / f"sd_scripts_{variant}.log")
