@@ -14,6 +14,7 @@ from lora_foundry.kohya.operator_config import TrainerInstall
 from lora_foundry.kohya.tokenizer_cache import build_clip_l
 
 CHANNELS = "32,64,64,64"
+COMFY_DETECTABLE_CHANNELS = "320,320,320,320"  # ComfyUI detects SD1.5 only with 320 model channels
 
 # sd-scripts hard-codes SD1.5's UNet channels as module constants; patch them, then run the script.
 SHIM = """
@@ -51,15 +52,19 @@ mu.save_stable_diffusion_checkpoint(False, os.path.join(out, "base.safetensors")
 """
 
 
-def build_real_assets(install: TrainerInstall, root: Path) -> tuple[TrainerInstall, Path]:
-    """(install with the tiny-UNet wrapper and tokenizer cache, base checkpoint) under ``root``."""
+def build_real_assets(install: TrainerInstall, root: Path, channels: str = CHANNELS) -> tuple[TrainerInstall, Path]:
+    """(install with the tiny-UNet wrapper and tokenizer cache, base checkpoint) under ``root``.
+
+    ``channels`` are the UNet's four level widths; ``COMFY_DETECTABLE_CHANNELS`` gives a larger
+    model that ComfyUI's model detection also takes for SD1.5 (to load the trained LoRA there).
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "shim.py").write_text(SHIM, encoding="utf-8")
     (root / "build.py").write_text(BUILDER, encoding="utf-8")
     build_clip_l(root / "tokenizer_cache")  # the engine's own offline CLIP-L cache (lora-foundry tokenizers)
-    env = {"LF_UNET_CHANNELS": CHANNELS, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    env = {"LF_UNET_CHANNELS": channels, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     subprocess.run([str(install.python), str(root / "build.py"), str(install.sd_scripts_dir), str(root)],
                    cwd=install.sd_scripts_dir, env=env, check=True, timeout=900)
-    tiny = dataclasses.replace(install, python_args=(str(root / "shim.py"),), env={"LF_UNET_CHANNELS": CHANNELS},
+    tiny = dataclasses.replace(install, python_args=(str(root / "shim.py"),), env={"LF_UNET_CHANNELS": channels},
                                tokenizer_cache_dir=root / "tokenizer_cache")
     return tiny, root / "base.safetensors"

@@ -122,7 +122,7 @@ def test_loss_csv_of_a_captured_real_run_equals_the_last_printed_values(tmp_path
     expected = last_printed_losses(raw.decode("utf-8"))
     curve, events, csv_path = replay(tmp_path, raw.split(b"\n", 1)[1])  # drop the launcher's "$ command" line
     assert expected and curve == expected and points(events) == expected
-    total = int(re.search(rb"\| \d+/(\d+) \[", raw)[1])
+    total = int(re.search(rb"(?:^|[\r\n])steps: +\d+%\|[^|\r\n]*\| \d+/(\d+) \[", raw)[1])
     assert [step for step, _ in curve] == list(range(1, total + 1))
     printed: dict[int, set[str]] = {}
     for step, _, loss in re.findall(r"(\d+)/(\d+) \[[^\]]*?avr_loss=([0-9.e+-]+)\]", raw.decode("utf-8")):

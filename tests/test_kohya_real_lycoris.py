@@ -47,9 +47,10 @@ print(json.dumps({"not_loaded": captured.getvalue().count("lora key not loaded")
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    from kohya_real_assets import build_real_assets
+    from kohya_real_assets import CHANNELS, COMFY_DETECTABLE_CHANNELS, build_real_assets
 
-    return build_real_assets(load_trainer_install(None), tmp_path_factory.mktemp("real_assets"))
+    channels = COMFY_DETECTABLE_CHANNELS if COMFYUI_DIR else CHANNELS
+    return build_real_assets(load_trainer_install(None), tmp_path_factory.mktemp("real_assets"), channels)
 
 
 def last_printed_losses(log: str) -> list[tuple[int, float]]:
