@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .operator_config import SCRIPTS, TrainerInstall
-from .preflight import LYCORIS_BROKEN_FROM, LYCORIS_PIN, lycoris_install_command
+from .preflight import LYCORIS_PIN, lycoris_breaks_sd1, lycoris_install_command
 from .tokenizer_cache import CLIP_L_ID, cache_status, missing_tokenizer_command
 
 OK, FIX, OPTIONAL = "OK", "FIX", "--"
@@ -89,7 +89,7 @@ def _package_findings(install: TrainerInstall, packages: dict[str, str | None],
     fix = lycoris_install_command(install.python)
     if lycoris is None:
         findings.append(Finding(OPTIONAL, "lycoris-lora", f"not installed (only for LoCon/LoHa/LoKr/DoRA): {fix}"))
-    elif tuple(int(p) for p in lycoris.split(".")[:1] if p.isdigit()) >= LYCORIS_BROKEN_FROM:
+    elif lycoris_breaks_sd1(lycoris):
         findings.append(Finding(FIX, "lycoris-lora", f"{lycoris} fails on SD1.5/SD2 ('duplicated lora name'): {fix}"))
     else:
         findings.append(Finding(OK, "lycoris-lora", lycoris + ("" if lycoris == LYCORIS_PIN else f" (tested: {LYCORIS_PIN})")))

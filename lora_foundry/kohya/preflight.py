@@ -61,8 +61,9 @@ def installed_version(install: TrainerInstall, distribution: str) -> str | None:
     return None
 
 
-def _major_minor(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+def lycoris_breaks_sd1(version: str) -> bool:
+    """Whether this lycoris-lora version fails on sd-scripts' SD1.5/SD2 UNet (4.0 and later)."""
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2]) >= LYCORIS_BROKEN_FROM
 
 
 def check_lycoris(install: TrainerInstall, architecture: str, variant: str) -> str:
@@ -71,7 +72,7 @@ def check_lycoris(install: TrainerInstall, architecture: str, variant: str) -> s
     fix = lycoris_install_command(install.python)
     if version is None:
         raise PreflightError(f"{variant} needs LyCORIS in sd-scripts' environment ({install.python}): {fix}")
-    if architecture in LYCORIS_SD1_ARCHITECTURES and _major_minor(version) >= LYCORIS_BROKEN_FROM:
+    if architecture in LYCORIS_SD1_ARCHITECTURES and lycoris_breaks_sd1(version):
         raise PreflightError(
             f"lycoris-lora {version} cannot train {variant} on {architecture} with sd-scripts: LyCORIS 4+ wraps the "
             "UNet's time embedding twice and stops with 'duplicated lora name: lora_unet_time_embedding_linear_1'. "
