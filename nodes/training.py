@@ -7,11 +7,12 @@ allow-listed options, so a shared workflow cannot make the server run another pr
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.kohya import presets, train_config
-from ..lora_foundry.kohya.log_parse import StepEvent
+from ..lora_foundry.kohya.log_parse import LossPoint, StepEvent
 from ..lora_foundry.kohya.operator_config import load_trainer_install, validate_extra_options
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR, describe, train_lora
 from ..lora_foundry.media import images
@@ -21,6 +22,7 @@ from ._declare import boolean, choice, inputs, integer, mappings, node, number, 
 
 NONE = "(none)"
 LOSS_EVENT = "lora_foundry.loss"
+REPORT_EVENT = "lora_foundry.train_report"
 BASE_FOLDERS = ("checkpoints", "diffusion_models")
 EXTRA_MODEL_FOLDERS = {"clip_l": "text_encoders", "clip_g": "text_encoders", "t5xxl": "text_encoders", "ae": "vae"}
 
@@ -151,6 +153,7 @@ class KohyaTrainLoRA:
         report = describe(outcome)
         result = outcome.result
         if result is not None and result.status == "cancelled":
+            _show_cancel_report(unique_id, report)
             raise result.cancel_cause or RuntimeError(report)
         lora_path = str(result.lora_path) if result and result.lora_path else ""
         lora_name = f"{LORAS_SUBDIR}/{outcome.plan.final_lora.name}" if lora_path else ""
@@ -158,6 +161,13 @@ class KohyaTrainLoRA:
         if result is not None and result.samples:
             ui["images"] = _ui_images(result.samples[-8:])
         return {"ui": ui, "result": (lora_name, lora_path, report)}
+
+
+def _show_cancel_report(node_id: str | None, report: str) -> None:
+    """A cancelled node returns nothing, so its report (steps done, kept checkpoints) goes to the
+    node's chart area and to the server log; it is also in the run folder's report.txt."""
+    _comfy.send_event(REPORT_EVENT, {"node": node_id, "text": report})
+    logging.getLogger(__name__).warning("LoRA training cancelled:\n%s", report)
 
 
 def _interrupted() -> bool:
@@ -185,14 +195,16 @@ class _EventForwarder:
         self._node_id = node_id
         self._progress = progress
         self._last = (0, 1)
+        self._speed: tuple[float | None, float | None] = (None, None)
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, StepEvent):
             self._last = (event.done, max(event.total, 1))
-            if event.loss is not None:
-                _comfy.send_event(LOSS_EVENT, {"node": self._node_id, "step": event.done, "total": event.total,
-                                               "loss": event.loss, "steps_per_s": event.steps_per_s,
-                                               "remaining_s": event.remaining_s})
+            self._speed = (event.steps_per_s, event.remaining_s)
+        elif isinstance(event, LossPoint):  # one per step, with the step's final avr_loss
+            _comfy.send_event(LOSS_EVENT, {"node": self._node_id, "step": event.step, "total": event.total,
+                                           "loss": event.loss, "steps_per_s": self._speed[0],
+                                           "remaining_s": self._speed[1]})
         elif hasattr(event, "path") and Path(event.path).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}:
             picture = images.to_pil(images.load_rgb(Path(event.path)))
             self._progress.update(*self._last, preview=("PNG", picture, 512))

@@ -61,22 +61,33 @@ if mode == "hang":
 if mode == "slow":
     step_s = 0.5
 
+def bar(step, elapsed, postfix):
+    # tqdm's own layout; like sd-scripts' bar, postfix values are tqdm.format_num'd ('{:.3g}')
+    rate = elapsed / step if step else 0.0
+    filled = "\u2588" * (10 * step // total)
+    timing = f"{int(elapsed) // 60:02d}:{int(elapsed) % 60:02d}<00:{int(rate * (total - step)):02d}, {rate:5.2f}s/it"
+    if not step:
+        timing = "00:00<?, ?it/s"
+    return f"\rsteps: {100 * step // total:3d}%|{filled:<10}| {step}/{total} [{timing}{postfix}]"
+
 start = time.monotonic()
+postfix = ""
+sys.stderr.write(bar(0, 0.0, ""))
 for step in range(1, total + 1):
     time.sleep(step_s)
     if mode == "crash" and step == total // 2:
         raise RuntimeError("CUDA out of memory (fake)")
-    elapsed = time.monotonic() - start
-    rate = elapsed / step
-    loss = 1.0 / step
-    bar = "\u2588" * (10 * step // total)
-    sys.stderr.write(f"\rsteps: {100 * step // total:3d}%|{bar:<10}| {step}/{total} "
-                     f"[00:{int(elapsed):02d}<00:{int(rate * (total - step)):02d}, {rate:.2f}s/it, avr_loss={loss:.4f}]")
+    # sd-scripts: progress_bar.update(1) redraws with the PREVIOUS step's avr_loss ...
+    sys.stderr.write(bar(step, time.monotonic() - start, postfix))
     sys.stderr.flush()
     if every and step % every == 0 and step < total:
         path = os.path.join(out_dir, f"{name}-step{step:08d}.safetensors")
         print(f"\nsaving checkpoint: {path}", flush=True)
         write_lora(path, metadata())
+    # ... then set_postfix(avr_loss=...) redraws with this step's value.
+    postfix = f", avr_loss={1.0 / step:.3g}"
+    sys.stderr.write(bar(step, time.monotonic() - start, postfix))
+    sys.stderr.flush()
     if mode == "hang" and step == 2:
         while True:
             time.sleep(1)
@@ -96,9 +107,19 @@ def make_fake_install(root: Path, tokenizers: tuple[str, ...] = ("openai_clip-vi
         (sd_scripts / script).write_text(FAKE_TRAINER, encoding="utf-8")
     cache = root / "tokenizer_cache"
     for folder in tokenizers:
-        (cache / folder).mkdir(parents=True, exist_ok=True)
+        write_tokenizer_files(cache / folder)
     return TrainerInstall(sd_scripts_dir=sd_scripts, python=Path(sys.executable), tokenizer_cache_dir=cache,
                           source="test")
+
+
+def write_tokenizer_files(folder: Path) -> None:
+    """The files sd-scripts' tokenizers read, with placeholder content (the stand-in never reads them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if "t5" in folder.name:
+        (folder / "spiece.model").write_bytes(b"placeholder sentencepiece model")
+    else:
+        (folder / "vocab.json").write_text('{"a</w>": 0}', encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
 
 
 def make_dataset(root: Path, images: int = 4, trigger: str = "ohwx", class_word: str = "person") -> Path:

@@ -1,5 +1,5 @@
 """Offline assets for the real-sd-scripts test: a random SD1.5-family checkpoint with a tiny UNet,
-a CLIP tokenizer built from open_clip's BPE file, and a launch wrapper that makes sd-scripts build
+a CLIP tokenizer cache built by the engine from open_clip's BPE file, and a launch wrapper that makes sd-scripts build
 its UNet with the same tiny channels. Scripts run with sd-scripts' own python (they need its
 diffusers/transformers); nothing is downloaded.
 """
@@ -7,13 +7,14 @@ diffusers/transformers); nothing is downloaded.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import subprocess
 from pathlib import Path
 
 from lora_foundry.kohya.operator_config import TrainerInstall
+from lora_foundry.kohya.tokenizer_cache import build_clip_l
 
 CHANNELS = "32,64,64,64"
+COMFY_DETECTABLE_CHANNELS = "320,320,320,320"  # ComfyUI detects SD1.5 only with 320 model channels
 
 # sd-scripts hard-codes SD1.5's UNet channels as module constants; patch them, then run the script.
 SHIM = """
@@ -31,31 +32,15 @@ runpy.run_path(script, run_name="__main__")
 BUILDER = """
 import gzip, json, os, sys
 sys.path.insert(0, os.getcwd())
-exec_dir, bpe, out = sys.argv[1], sys.argv[2], sys.argv[3]
+exec_dir, out = sys.argv[1], sys.argv[2]
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel
 from diffusers import AutoencoderKL
 ch = tuple(int(c) for c in os.environ["LF_UNET_CHANNELS"].split(","))
 import library.original_unet as ou, library.model_util as mu
 ou.BLOCK_OUT_CHANNELS, ou.TIMESTEP_INPUT_DIM, ou.TIME_EMBED_DIM = ch, ch[0], ch[0] * 4
 mu.UNET_PARAMS_MODEL_CHANNELS, mu.UNET_PARAMS_CHANNEL_MULT = ch[0], [c // ch[0] for c in ch]
 
-def byte_alphabet():
-    keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    chars, extra = keep[:], 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b); chars.append(256 + extra); extra += 1
-    return [chr(c) for c in chars]
-
-merges = gzip.open(bpe).read().decode("utf-8").split("\\n")[1:49152 - 256 - 2 + 1]
-vocab = byte_alphabet()
-vocab += [v + "</w>" for v in vocab] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-tok_dir = os.path.join(out, "tokenizer_cache", "openai_clip-vit-large-patch14")
-os.makedirs(tok_dir, exist_ok=True)
-json.dump({t: i for i, t in enumerate(vocab)}, open(os.path.join(tok_dir, "vocab.json"), "w"))
-open(os.path.join(tok_dir, "merges.txt"), "w").write("#version: 0.2\\n" + "\\n".join(merges) + "\\n")
-CLIPTokenizer(os.path.join(tok_dir, "vocab.json"), os.path.join(tok_dir, "merges.txt"), pad_token="<|endoftext|>", model_max_length=77).save_pretrained(tok_dir)
 torch.manual_seed(0)
 unet = ou.UNet2DConditionModel(**mu.create_unet_diffusers_config(False))
 vae = AutoencoderKL(**mu.create_vae_diffusers_config())
@@ -67,15 +52,19 @@ mu.save_stable_diffusion_checkpoint(False, os.path.join(out, "base.safetensors")
 """
 
 
-def build_real_assets(install: TrainerInstall, root: Path) -> tuple[TrainerInstall, Path]:
-    """(install with the tiny-UNet wrapper and tokenizer cache, base checkpoint) under ``root``."""
+def build_real_assets(install: TrainerInstall, root: Path, channels: str = CHANNELS) -> tuple[TrainerInstall, Path]:
+    """(install with the tiny-UNet wrapper and tokenizer cache, base checkpoint) under ``root``.
+
+    ``channels`` are the UNet's four level widths; ``COMFY_DETECTABLE_CHANNELS`` gives a larger
+    model that ComfyUI's model detection also takes for SD1.5 (to load the trained LoRA there).
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "shim.py").write_text(SHIM, encoding="utf-8")
     (root / "build.py").write_text(BUILDER, encoding="utf-8")
-    bpe = Path(importlib.util.find_spec("open_clip").origin).parent / "bpe_simple_vocab_16e6.txt.gz"
-    env = {"LF_UNET_CHANNELS": CHANNELS, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    subprocess.run([str(install.python), str(root / "build.py"), str(install.sd_scripts_dir), str(bpe), str(root)],
+    build_clip_l(root / "tokenizer_cache")  # the engine's own offline CLIP-L cache (lora-foundry tokenizers)
+    env = {"LF_UNET_CHANNELS": channels, "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run([str(install.python), str(root / "build.py"), str(install.sd_scripts_dir), str(root)],
                    cwd=install.sd_scripts_dir, env=env, check=True, timeout=900)
-    tiny = dataclasses.replace(install, python_args=(str(root / "shim.py"),), env={"LF_UNET_CHANNELS": CHANNELS},
+    tiny = dataclasses.replace(install, python_args=(str(root / "shim.py"),), env={"LF_UNET_CHANNELS": channels},
                                tokenizer_cache_dir=root / "tokenizer_cache")
     return tiny, root / "base.safetensors"

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..fileio import atomic_write_text
 from ..progress import Progress, ensure_progress
-from .log_parse import CheckpointEvent, Event, LineSplitter, ModelSavedEvent, StepEvent, parse_line
+from .log_parse import CheckpointEvent, Event, LineSplitter, LossPoint, ModelSavedEvent, StepEvent, parse_line
 
 LOG_TAIL_LINES = 40
 GROUP_GONE_DEADLINE_S = 10.0
@@ -86,31 +86,61 @@ class TrainResult:
     samples: list[Path]
     metadata: dict[str, str] = field(default_factory=dict)
     cancel_cause: BaseException | None = None
+    checkpoints: list[Path] = field(default_factory=list)  # intermediate LoRAs kept on disk, oldest first
 
 
 class _Run:
-    """Mutable bookkeeping of one run, owned by ``run_training``'s thread."""
+    """Mutable bookkeeping of one run, owned by ``run_training``'s thread.
+
+    sd-scripts redraws its bar at ``progress_bar.update(1)`` with the previous step's
+    ``avr_loss`` and only then calls ``set_postfix`` with the new one, so a step's loss is the LAST
+    value printed for it. A step's value is final once a later step appears (or the run ends):
+    ``pending`` holds the current step's newest value until then.
+    """
 
     def __init__(self) -> None:
         self.done = 0
         self.total = 0
         self.loss_curve: list[tuple[int, float]] = []
+        self.pending: tuple[int, float] | None = None
+        self.redraws = (0, 0)  # (step, bar lines seen for it): 1 line may be only the stale redraw
         self.checkpoints: list[Path] = []
         self.model_saved = False
         self.samples: list[Path] = []
         self.tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.rates: list[tuple[float, int]] = []
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event) -> LossPoint | None:
+        """Record ``event``; return the loss point it made final, if any."""
         if isinstance(event, StepEvent):
             self.done, self.total = event.done, event.total
             self.rates.append((time.monotonic(), event.done))
-            if event.loss is not None and (not self.loss_curve or self.loss_curve[-1][0] != event.done):
-                self.loss_curve.append((event.done, event.loss))
-        elif isinstance(event, CheckpointEvent):
+            final = self.finish_step() if self.pending and event.done > self.pending[0] else None
+            step, count = self.redraws
+            self.redraws = (event.done, count + 1 if step == event.done else 1)
+            if event.loss is not None and event.done >= 1:
+                self.pending = (event.done, event.loss)
+            return final
+        if isinstance(event, CheckpointEvent):
             self.checkpoints.append(Path(event.path))
         elif isinstance(event, ModelSavedEvent):
             self.model_saved = True
+        return None
+
+    def finish_step(self, cancelled: bool = False) -> LossPoint | None:
+        """Move the pending value into the curve (called on the next step and at the end).
+
+        A cancel can land between a step's two redraws; then its only value is the previous
+        step's, so it is dropped rather than recorded as this step's loss.
+        """
+        stale_only = self.redraws == (self.pending[0], 1) if self.pending else False
+        if self.pending is None or (cancelled and stale_only):
+            self.pending = None
+            return None
+        step, loss = self.pending
+        self.pending = None
+        self.loss_curve.append((step, loss))
+        return LossPoint(step, self.total, loss)
 
     def steps_per_s(self) -> float | None:
         """Steady-state speed: from the first step seen to the last (excludes loading time)."""
@@ -283,17 +313,18 @@ def run_training(
             stop_process_group(proc, grace_s)
     reader.join(timeout=5.0)
     _drain(lines, run, on_event)
+    _emit(run.finish_step(cancelled=cancel_cause is not None), on_event)
     for sample in _new_samples(spec.sample_dir, seen):
         run.samples.append(sample)
     write_loss_curve(spec.loss_path, run.loss_curve)
     elapsed = time.monotonic() - started
-    checkpoints = [p for p in run.checkpoints if p.is_file()]
+    checkpoints = [p for p in run.checkpoints if p.is_file() and p.resolve() != spec.output_file.resolve()]
     result = TrainResult(
         status="cancelled" if cancel_cause is not None else "success",
         lora_path=None, steps_done=run.done, total_steps=run.total, elapsed_s=elapsed,
         steps_per_s=run.steps_per_s(), last_checkpoint=checkpoints[-1] if checkpoints else None,
         log_path=spec.log_path, loss_path=spec.loss_path, loss_curve=run.loss_curve,
-        samples=run.samples, cancel_cause=cancel_cause,
+        samples=run.samples, cancel_cause=cancel_cause, checkpoints=checkpoints,
     )
     if cancel_cause is None:
         result.metadata = _check_output(spec, proc.returncode, run)
@@ -315,9 +346,14 @@ def _handle_line(line: str, run: _Run, on_event: Callable[[Any], None] | None) -
     run.tail.append(line)
     event = parse_line(line)
     if event is not None:
-        run.apply(event)
-        if on_event is not None:
-            on_event(event)
+        final = run.apply(event)
+        _emit(event, on_event)
+        _emit(final, on_event)
+
+
+def _emit(event: Any, on_event: Callable[[Any], None] | None) -> None:
+    if event is not None and on_event is not None:
+        on_event(event)
 
 
 def _pump(

@@ -45,6 +45,20 @@ class ModelSavedEvent:
     """sd-scripts' last message of a successful run (the file must still be checked)."""
 
 
+@dataclass(frozen=True)
+class LossPoint:
+    """A step's final ``avr_loss`` (the last value sd-scripts printed for it): one per step.
+
+    Made by the launcher, not by ``parse_line``: a step's value is only known to be final when a
+    later step appears or the run ends (sd-scripts redraws the bar with the previous step's loss
+    first, then with the new one).
+    """
+
+    step: int
+    total: int
+    loss: float
+
+
 Event = StepEvent | CheckpointEvent | ModelSavedEvent
 
 

@@ -24,7 +24,10 @@ from ..models.registry import ModelMissingError
 from ..paths import confined, safe_name
 from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
+from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
 from .presets import Preset
+
+__all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 VARIANTS = ("lora", "locon", "loha", "lokr", "dora")
@@ -49,10 +52,6 @@ ARCH_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
              "guidance_scale": 1.0, "network_train_unet_only": True, "cache_text_encoder_outputs": True},
     "sd3": {"network_train_unet_only": True, "cache_text_encoder_outputs": True},
 }
-
-
-class PreflightError(ValueError):
-    """Something that would make the run fail or lie, found before launching it."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,7 @@ class RunPlan:
     final_lora: Path
     image_count: int
     config: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()  # what preflight changed or found (shown in the report)
 
 
 def dataset_location(dataset: Any) -> tuple[Path, Path]:
@@ -124,16 +124,22 @@ def network_settings(architecture: str, variant: str, dim: int, alpha: float) ->
 
 def count_images(image_dir: Path) -> int:
     """Images sd-scripts would read from ``image_dir`` (it does not recurse by default)."""
-    if not image_dir.is_dir():
-        return 0
-    return sum(1 for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return len(list_images(image_dir))
 
 
 def copy_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int) -> int:
-    """Write the run's dataset TOML (absolute image_dir, our resolution); return the image count.
+    """Write the run's dataset TOML (absolute image_dir, our resolution); return the image count."""
+    return prepare_dataset_toml(src, dst, resolution, batch_size)[0]
+
+
+def prepare_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int,
+                         caches_text: bool = False) -> tuple[int, list[str]]:
+    """Write the run's dataset TOML; return (training image count, warnings).
 
     sd-scripts runs with the sd-scripts folder as its working directory, so relative image_dir
-    entries are made absolute against the dataset folder here.
+    entries are made absolute against the dataset folder here. Refuses what sd-scripts would only
+    refuse after loading the model: no images, a resolution its bucketing cannot place the images
+    at, caption options that clash with cached text-encoder outputs (``caches_text``).
     """
     if not src.is_file():
         raise PreflightError(f"dataset config {src} does not exist: write the dataset first")
@@ -145,12 +151,15 @@ def copy_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int) ->
         _fit_buckets(dataset)
         if batch_size:
             dataset["batch_size"] = batch_size
+        files: list[Path] = []
         for subset in dataset.get("subsets", []):
             image_dir = Path(subset.get("image_dir", ""))
             image_dir = image_dir if image_dir.is_absolute() else (src.parent / image_dir)
             subset["image_dir"] = str(image_dir.resolve())
+            files += list_images(image_dir)
             if not subset.get("is_reg", False):
                 images += count_images(image_dir)
+        check_buckets(dataset, _image_sizes(files))
     general = data.setdefault("general", {})
     general.setdefault("caption_extension", ".txt")
     if images == 0:
@@ -158,8 +167,27 @@ def copy_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int) ->
             f"the dataset {src} has no training images in its image_dir folders; sd-scripts would "
             "'finish' without making a LoRA. Add images (or check the dataset writer's report)"
         )
+    warnings = resolve_cached_text_conflicts(data) if caches_text else []
     atomic_write_text(dst, tomli_w.dumps(data))
-    return images
+    return images, warnings
+
+
+def list_images(image_dir: Path) -> list[Path]:
+    """Images sd-scripts would read from ``image_dir`` (it does not recurse by default)."""
+    if not image_dir.is_dir():
+        return []
+    return [p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def _image_sizes(files: list[Path]) -> set[tuple[int, int]]:
+    """Distinct (width, height) of ``files``, read from the headers only."""
+    from ..media.images import image_size
+
+    sizes = set()
+    for path in files:
+        height, width = image_size(path)
+        sizes.add((width, height))
+    return sizes
 
 
 def _fit_buckets(dataset: dict[str, Any]) -> None:
@@ -202,10 +230,12 @@ def check_tokenizers(install: TrainerInstall, architecture: str) -> Path:
             "no tokenizer cache configured: set KOHYA_TOKENIZER_CACHE or \"tokenizer_cache_dir\" in "
             "trainer.json (sd-scripts would try to download tokenizers); see docs/training.md"
         )
-    missing = [m for m in TOKENIZERS[architecture] if not (cache / m.replace("/", "_")).is_dir()]
-    if missing:
-        dirs = ", ".join(str(cache / m.replace("/", "_")) for m in missing)
-        raise PreflightError(f"tokenizers missing from the cache (runs are offline): {dirs}; see docs/training.md")
+    problems = [p for model_id in TOKENIZERS[architecture] for p in tokenizer_problems(cache, model_id)]
+    if problems:
+        raise PreflightError(
+            "tokenizers are not ready in the offline cache: " + "; ".join(problems)
+            + ". Build CLIP-L with `lora-foundry tokenizers --cache " + str(cache) + "` and copy the others "
+            "(see docs/training.md)")
     return cache
 
 
@@ -246,8 +276,7 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     tokenizer_cache = check_tokenizers(install, request.architecture)
     module, net_args = network_settings(request.architecture, request.variant, request.preset.network_dim,
                                         request.preset.network_alpha)
-    if module == "lycoris.kohya" and not dry_run:
-        _check_lycoris(install)
+    warnings = _lycoris_warnings(install, request, module, dry_run)
     if not request.base_model.is_file():
         raise ModelMissingError(f"base model {request.base_model} does not exist")
     for key in REQUIRED_EXTRAS.get(request.architecture, ()):
@@ -259,7 +288,11 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     run_dir = confined(run_root, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset_toml = run_dir / "dataset.toml"
-    images = copy_dataset_toml(request.dataset_toml, dataset_toml, request.preset.resolution, request.preset.train_batch_size)
+    caches_text = bool({**ARCH_DEFAULTS.get(request.architecture, {}), **request.extra_options}
+                       .get("cache_text_encoder_outputs"))
+    images, dataset_warnings = prepare_dataset_toml(request.dataset_toml, dataset_toml, request.preset.resolution,
+                                                    request.preset.train_batch_size, caches_text)
+    warnings += dataset_warnings
     config = _config_sections(request, install, name, module, net_args, run_dir, dataset_toml, tokenizer_cache)
     config_toml = run_dir / "run.toml"
     atomic_write_text(config_toml, tomli_w.dumps(config))
@@ -272,7 +305,20 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
         expected_metadata={"ss_network_module": module, "ss_network_dim": str(request.preset.network_dim),
                            "ss_output_name": name},
     )
-    return RunPlan(spec, run_dir, config_toml, dataset_toml, command_txt, final_lora, images, config)
+    return RunPlan(spec, run_dir, config_toml, dataset_toml, command_txt, final_lora, images, config, tuple(warnings))
+
+
+def _lycoris_warnings(install: TrainerInstall, request: TrainRequest, module: str, dry_run: bool) -> list[str]:
+    """Refuse a missing or broken LyCORIS before launch; a dry run reports it instead."""
+    if module != "lycoris.kohya":
+        return []
+    try:
+        check_lycoris(install, request.architecture, request.variant)
+    except PreflightError as exc:
+        if not dry_run:
+            raise
+        return [f"a real run would be refused: {exc}"]
+    return []
 
 
 def _config_sections(request: TrainRequest, install: TrainerInstall, name: str, module: str, net_args: list[str],
@@ -299,17 +345,6 @@ def _config_sections(request: TrainRequest, install: TrainerInstall, name: str, 
     if request.resume:
         paths["resume"] = str(latest_state(run_dir, name))
     return {"model": model, "paths": paths, "training": training}
-
-
-def _check_lycoris(install: TrainerInstall) -> None:
-    """LyCORIS must be installed in sd-scripts' venv for LoCon/LoHa/LoKr/DoRA."""
-    site = list(install.python.parent.parent.glob("lib/python*/site-packages/lycoris"))
-    site += list(install.python.parent.parent.glob("Lib/site-packages/lycoris"))
-    if not site:
-        raise PreflightError(
-            f"this network variant needs LyCORIS in sd-scripts' environment: "
-            f"{install.python} -m pip install lycoris-lora"
-        )
 
 
 def _child_env(install: TrainerInstall) -> dict[str, str]:

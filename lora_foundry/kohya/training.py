@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_copy
+from ..fileio import atomic_copy, atomic_write_text
 from ..progress import Progress
 from .launcher import TrainResult, run_training
 from .operator_config import TrainerInstall
@@ -19,6 +19,7 @@ from .train_config import RunPlan, TrainRequest, plan_run
 
 TRAINING_DIR = ("lora_foundry", "training")
 LORAS_SUBDIR = "lora_foundry"
+REPORT_NAME = "report.txt"
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,18 @@ def train_lora(
     result = run_training(plan.spec, progress=progress, on_event=on_event, should_stop=should_stop)
     if result.status == "success" and result.lora_path is not None:
         result.lora_path = publish_lora(result.lora_path, plan.final_lora, replace_existing=request.resume)
-    return TrainOutcome(plan, result)
+    outcome = TrainOutcome(plan, result)
+    atomic_write_text(plan.run_dir / REPORT_NAME, describe(outcome) + "\n")  # kept for a cancelled run too
+    return outcome
 
 
 def describe(outcome: TrainOutcome) -> str:
-    """A short human report: what ran, how it ended, where things are."""
+    """A short human report: what ran, how it ended, where things are (a cancelled run's
+    checkpoints included, so the user can pick one up)."""
     plan, result = outcome.plan, outcome.result
     lines = [f"command: {plan.command_txt.read_text(encoding='utf-8').strip()}",
              f"config: {plan.config_toml}", f"dataset: {plan.dataset_toml} ({plan.image_count} images)"]
+    lines += [f"WARNING: {warning}" for warning in plan.warnings]
     if result is None:
         lines.insert(0, "dry run: nothing was launched")
         return "\n".join(lines)
@@ -79,7 +84,16 @@ def describe(outcome: TrainOutcome) -> str:
         lines.append(f"LoRA: {result.lora_path}")
     if result.last_checkpoint:
         lines.append(f"last checkpoint: {result.last_checkpoint}")
+    if result.status == "cancelled":
+        lines.append(_kept_checkpoints(result))
     if result.loss_curve:
-        lines.append(f"final avr_loss: {result.loss_curve[-1][1]:.4f}")
-    lines += [f"log: {result.log_path}", f"loss curve: {result.loss_path}.csv / .json"]
+        lines.append(f"final avr_loss: {result.loss_curve[-1][1]:.4f} (step {result.loss_curve[-1][0]})")
+    lines += [f"log: {result.log_path}", f"loss curve: {result.loss_path}.csv / .json",
+              f"report: {plan.run_dir / REPORT_NAME}"]
     return "\n".join(lines)
+
+
+def _kept_checkpoints(result: TrainResult) -> str:
+    if not result.checkpoints:
+        return "no checkpoint was saved before the cancel (set save_every_n_steps to keep intermediate LoRAs)"
+    return f"kept checkpoints ({len(result.checkpoints)}): " + ", ".join(str(p) for p in result.checkpoints)

@@ -1,0 +1,151 @@
+"""What an operator needs to know about the configured sd-scripts, each line OK or what to do.
+
+Asks the install itself: the checkout's commit (read from ``.git`` without running git), its
+Python's version and packages (one fixed ``python -c`` in sd-scripts' own venv: the packages live
+there, not here), which training scripts exist, and whether the offline tokenizer cache holds the
+files sd-scripts reads. Nothing is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .operator_config import SCRIPTS, TrainerInstall
+from .preflight import LYCORIS_PIN, lycoris_breaks_sd1, lycoris_install_command
+from .tokenizer_cache import CLIP_L_ID, cache_status, missing_tokenizer_command
+
+OK, FIX, OPTIONAL = "OK", "FIX", "--"
+REQUIRED_PACKAGES = ("torch", "torchvision", "accelerate", "transformers", "diffusers", "safetensors")
+LECO_SCRIPTS = ("train_leco.py", "sdxl_train_leco.py")
+IMPORTED = ("torch", "torchvision")  # installed is not enough: a torchvision built for another torch fails here
+PROBE = ("import importlib, json, sys\nfrom importlib import metadata\nfound, broken = {}, {}\n"
+         "for name in sys.argv[1:]:\n    try:\n        found[name] = metadata.version(name)\n"
+         "    except metadata.PackageNotFoundError:\n        found[name] = None\n"
+         f"for name in {IMPORTED!r}:\n    try:\n        importlib.import_module(name)\n"
+         "    except Exception as exc:\n        broken[name] = f'{type(exc).__name__}: {exc}'[:300]\n"
+         "print(json.dumps({'python': sys.version.split()[0], 'packages': found, 'broken': broken}))\n")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report: ``status`` is OK, FIX (training will fail) or -- (optional)."""
+
+    status: str
+    label: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<4} {self.label}: {self.detail}"
+
+
+def git_commit(folder: Path) -> str | None:
+    """The checked-out commit of ``folder`` from ``.git/HEAD`` (refs and packed-refs), or None."""
+    git = folder / ".git"
+    if git.is_file():  # a worktree: "gitdir: <path>"
+        git = Path(git.read_text(encoding="utf-8").split(":", 1)[1].strip())
+    head = git / "HEAD"
+    if not head.is_file():
+        return None
+    text = head.read_text(encoding="utf-8").strip()
+    if not text.startswith("ref:"):
+        return text
+    ref = text.split(":", 1)[1].strip()
+    if (git / ref).is_file():
+        return (git / ref).read_text(encoding="utf-8").strip()
+    packed = git / "packed-refs"
+    for line in packed.read_text(encoding="utf-8").splitlines() if packed.is_file() else []:
+        if line.endswith(" " + ref):
+            return line.split()[0]
+    return None
+
+
+def probe_python(install: TrainerInstall, timeout_s: float = 120.0) -> dict[str, object]:
+    """Python version and package versions as sd-scripts' interpreter sees them."""
+    names = [*REQUIRED_PACKAGES, "lycoris-lora"]
+    completed = subprocess.run(  # noqa: S603 - the operator's interpreter, fixed arguments
+        [str(install.python), "-c", PROBE, *names], capture_output=True, text=True, timeout=timeout_s,
+        cwd=install.sd_scripts_dir, env={**install.env, "PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"})
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr.strip()[-500:] or f"exit code {completed.returncode}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _package_findings(install: TrainerInstall, packages: dict[str, str | None],
+                      broken: dict[str, str]) -> list[Finding]:
+    findings = []
+    for name in REQUIRED_PACKAGES:
+        version = packages.get(name)
+        if version and name in broken:
+            findings.append(Finding(FIX, name, f"{version} is installed but does not import ({broken[name]}): install "
+                                    "the torch and torchvision builds made for each other (docs/training.md)"))
+            continue
+        findings.append(Finding(OK, name, version) if version else Finding(
+            FIX, name, f"missing: cd {install.sd_scripts_dir} && {install.python} -m pip install -r requirements.txt "
+            "(install torch and torchvision first, see docs/training.md)"))
+    lycoris = packages.get("lycoris-lora")
+    fix = lycoris_install_command(install.python)
+    if lycoris is None:
+        findings.append(Finding(OPTIONAL, "lycoris-lora", f"not installed (only for LoCon/LoHa/LoKr/DoRA): {fix}"))
+    elif lycoris_breaks_sd1(lycoris):
+        findings.append(Finding(FIX, "lycoris-lora", f"{lycoris} fails on SD1.5/SD2 ('duplicated lora name'): {fix}"))
+    else:
+        findings.append(Finding(OK, "lycoris-lora", lycoris + ("" if lycoris == LYCORIS_PIN else f" (tested: {LYCORIS_PIN})")))
+    return findings
+
+
+def _script_findings(install: TrainerInstall) -> list[Finding]:
+    findings = []
+    for script in sorted(set(SCRIPTS.values())):
+        present = (install.sd_scripts_dir / script).is_file()
+        findings.append(Finding(OK if present else FIX, script, "present" if present else
+                                f"missing from {install.sd_scripts_dir}: update sd-scripts (git pull)"))
+    for script in LECO_SCRIPTS:
+        present = (install.sd_scripts_dir / script).is_file()
+        findings.append(Finding(OK if present else OPTIONAL, script, "present" if present else
+                                "missing (LECO/slider training needs a newer sd-scripts: git pull)"))
+    return findings
+
+
+def _tokenizer_findings(install: TrainerInstall) -> list[Finding]:
+    cache = install.tokenizer_cache_dir
+    if cache is None:
+        return [Finding(FIX, "tokenizer cache", "not configured: set KOHYA_TOKENIZER_CACHE or tokenizer_cache_dir "
+                        "in trainer.json, then run lora-foundry tokenizers --cache DIR")]
+    findings = []
+    for model_id, problems in cache_status(cache).items():
+        if not problems:
+            findings.append(Finding(OK, f"tokenizer {model_id}", str(cache / model_id.replace("/", "_"))))
+        elif model_id == CLIP_L_ID:
+            findings.append(Finding(FIX, f"tokenizer {model_id}", "; ".join(problems)
+                                    + f": lora-foundry tokenizers --cache {cache}"))
+        else:
+            findings.append(Finding(OPTIONAL, f"tokenizer {model_id}", "; ".join(problems) + ". Needed for "
+                                    f"{_users(model_id)}; where there is network run: "
+                                    + missing_tokenizer_command(cache, model_id, str(install.python))))
+    return findings
+
+
+def _users(model_id: str) -> str:
+    from .train_config import TOKENIZERS
+
+    return "/".join(arch for arch, ids in TOKENIZERS.items() if model_id in ids)
+
+
+def diagnose(install: TrainerInstall) -> list[Finding]:
+    """Every check, in the order an operator fixes them."""
+    findings = [Finding(OK, "configured by", install.source or "(unknown)")]
+    if not install.sd_scripts_dir.is_dir():
+        return findings + [Finding(FIX, "sd-scripts", f"{install.sd_scripts_dir} does not exist: git clone it there")]
+    commit = git_commit(install.sd_scripts_dir)
+    findings.append(Finding(OK if commit else OPTIONAL, "sd-scripts commit", commit or "not a git checkout"))
+    try:
+        probe = probe_python(install)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        findings.append(Finding(FIX, "python", f"{install.python} does not run ({exc}): create sd-scripts' venv"))
+    else:
+        findings.append(Finding(OK, "python", f"{install.python} ({probe['python']})"))
+        findings += _package_findings(install, dict(probe["packages"]), dict(probe.get("broken", {})))  # type: ignore[arg-type]
+    return findings + _script_findings(install) + _tokenizer_findings(install)
