@@ -1,11 +1,11 @@
-// LF Kohya Train LoRA: draws the training loss curve inside the node while sd-scripts runs.
+// LF Kohya Train LoRA and LF Train LECO: draw the training loss curve inside the node while sd-scripts runs.
 // The server sends "lora_foundry.loss" events ({node, step, total, loss, steps_per_s, remaining_s});
 // this extension keeps the points per node and paints them on the node's own canvas area below its
 // widgets. No widgets are added, hidden or removed; no external libraries.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-const NODE_TYPE = "LF_KohyaTrainLoRA";
+const NODE_TYPES = ["LF_KohyaTrainLoRA", "LF_TrainLECO"];
 const EVENT = "lora_foundry.loss";
 const CHART_HEIGHT = 120;
 const MARGIN = 10;
@@ -84,7 +84,7 @@ app.registerExtension({
     api.addEventListener(EVENT, onLoss);
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name !== NODE_TYPE) return;
+    if (!NODE_TYPES.includes(nodeData.name)) return;
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
