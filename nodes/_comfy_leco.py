@@ -21,7 +21,8 @@ Only modules named ``nodes/_comfy*.py`` may import ComfyUI (tests/test_code_rule
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import comfy.k_diffusion.sampling
@@ -62,11 +63,12 @@ class _AtMultiplier(torch.nn.Module):
 def _kohya_names(model: Any) -> dict[str, str]:
     """{model weight key: kohya module name} for every diffusion-model weight LoraLoader maps."""
     key_map = comfy.lora.model_lora_keys_unet(model, {})
+    present = set(model.state_dict())
     ldm_style = isinstance(model, comfy.model_base.SDXL) or not any(
         k.startswith("lora_unet_down_blocks_") for k in key_map)
     names: dict[str, str] = {}
     for name, weight_key in key_map.items():
-        if not name.startswith("lora_unet_"):
+        if not name.startswith("lora_unet_") or weight_key not in present:
             continue
         is_ldm = name == "lora_unet_" + weight_key[len("diffusion_model."):-len(".weight")].replace(".", "_")
         if is_ldm == ldm_style:
@@ -79,6 +81,25 @@ def _trainable(weight_key: str, weight: torch.Tensor, dit: bool) -> bool:
     pointwise = weight.dim() == 4 and tuple(weight.shape[2:]) == (1, 1)
     words = DIT_LAYER_WORDS if dit else SD_LAYER_WORDS
     return (linear or pointwise) and any(word in weight_key for word in words)
+
+
+def _same(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def _copy_frozen_weights(patcher: Any, trained: set[str]) -> None:
+    """A no-op wrapper on every other weight and bias, so ComfyUI's cast makes a copy of it per use.
+
+    ComfyUI loads weights inside inference mode; such tensors cannot be saved for backward, yet the
+    gradient of a LoRA in an early layer flows back through every later layer. ComfyUI's own
+    trainer wraps every layer for the same reason."""
+    for name, module in patcher.model.named_modules():
+        if not hasattr(module, "weight_function"):
+            continue
+        for part in ("weight", "bias"):
+            key = f"{name}.{part}"
+            if getattr(module, part, None) is not None and key not in trained:
+                patcher.add_weight_wrapper(key, _same)
 
 
 class ComfyLoraNetwork:
@@ -103,6 +124,11 @@ class ComfyLoraNetwork:
                 self.adapters[kohya_name] = (adapter, tuple(weight.shape))
         if not self.adapters:
             raise ValueError("this model has no attention or projection weights LECO can train")
+        _copy_frozen_weights(self.patcher, set(names) & {k for k in names if self._trained(names[k])})
+        base.requires_grad_(False)
+
+    def _trained(self, kohya_name: str) -> bool:
+        return kohya_name in self.adapters
 
     def set_multiplier(self, value: float) -> None:
         self.multiplier = float(value)
@@ -205,6 +231,13 @@ class ComfyBackend:
         empty = torch.zeros(tuple(shape))
         guider.sample(empty, empty, sampler, torch.tensor([1.0, 0.0]), disable_pbar=True, seed=0)
         return sampler.result
+
+
+@contextlib.contextmanager
+def training_mode() -> Iterator[None]:
+    """Gradients on and ComfyUI's inference mode off: tensors made inside can be trained."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 def encode_prompts(clip: Any, prompts: Sequence[str]) -> dict[str, list]:

@@ -102,15 +102,17 @@ class TrainLECO:
         settings = parse_prompt_text(prompts_toml, "prompts_toml")
         config = train.LecoConfig(steps=steps, learning_rate=learning_rate, max_denoising_steps=max_denoising_steps,
                                   denoise_guidance=denoise_guidance, seed=seed, save_every=save_every, resume=resume)
-        network = _comfy_leco.ComfyLoraNetwork(model, rank, alpha, seed)
-        need = _check_memory(_comfy_leco, model, network, settings)
-        files = _run_files(name, settings, network, config, dtype, overwrite, _comfy_leco.base_model_version(model))
-        files.check_can_start(resume)
-        atomic_write_text(files.folder / f"{files.stem}.toml", prompts_toml)
-        conds = _comfy_leco.encode_prompts(clip, [p for s in settings for p in s.prompts()])
-        backend = _comfy_leco.ComfyBackend(network.patcher, conds, _comfy.check_interrupt)
-        progress = _comfy.ComfyProgress(unique_id)
-        result = train.train_leco(backend, network, settings, config, files, progress, _LossEvents(unique_id, steps))
+        with _comfy_leco.training_mode():
+            network = _comfy_leco.ComfyLoraNetwork(model, rank, alpha, seed)
+            need = _check_memory(_comfy_leco, model, network, settings)
+            files = _run_files(name, settings, network, config, dtype, overwrite,
+                               _comfy_leco.base_model_version(model))
+            files.check_can_start(resume)
+            atomic_write_text(files.folder / f"{files.stem}.toml", prompts_toml)
+            conds = _comfy_leco.encode_prompts(clip, [p for s in settings for p in s.prompts()])
+            backend = _comfy_leco.ComfyBackend(network.patcher, conds, _comfy.check_interrupt)
+            result = train.train_leco(backend, network, settings, config, files, _comfy.ComfyProgress(unique_id),
+                                      _LossEvents(unique_id, steps))
         path = files.save_final(network, result.steps_done)
         lora_name = f"{path.parent.name}/{path.name}"
         report = _report(result, path, len(settings), need)
