@@ -83,23 +83,18 @@ def _trainable(weight_key: str, weight: torch.Tensor, dit: bool) -> bool:
     return (linear or pointwise) and any(word in weight_key for word in words)
 
 
-def _same(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
+def _trainable_through(model: torch.nn.Module) -> None:
+    """Swap inference-mode weights for equal normal tensors, once, so gradients can flow through them.
 
-
-def _copy_frozen_weights(patcher: Any, trained: set[str]) -> None:
-    """A no-op wrapper on every other weight and bias, so ComfyUI's cast makes a copy of it per use.
-
-    ComfyUI loads weights inside inference mode; such tensors cannot be saved for backward, yet the
-    gradient of a LoRA in an early layer flows back through every later layer. ComfyUI's own
-    trainer wraps every layer for the same reason."""
-    for name, module in patcher.model.named_modules():
-        if not hasattr(module, "weight_function"):
-            continue
-        for part in ("weight", "bias"):
-            key = f"{name}.{part}"
-            if getattr(module, part, None) is not None and key not in trained:
-                patcher.add_weight_wrapper(key, _same)
+    ComfyUI loads checkpoints inside ``torch.inference_mode``; such tensors cannot be saved for
+    backward, yet the gradient of a LoRA in an early layer flows back through every later layer.
+    (ComfyUI's own trainer avoids it by wrapping every layer, which copies every weight at every
+    forward; one swap of the same values is cheaper.) ModelPatcher's backups still restore the
+    originals when another LoRA is unpatched."""
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.is_inference():
+                setattr(module, name, torch.nn.Parameter(param.detach().clone(), requires_grad=False))
 
 
 class ComfyLoraNetwork:
@@ -124,11 +119,8 @@ class ComfyLoraNetwork:
                 self.adapters[kohya_name] = (adapter, tuple(weight.shape))
         if not self.adapters:
             raise ValueError("this model has no attention or projection weights LECO can train")
-        _copy_frozen_weights(self.patcher, set(names) & {k for k in names if self._trained(names[k])})
         base.requires_grad_(False)
-
-    def _trained(self, kohya_name: str) -> bool:
-        return kohya_name in self.adapters
+        _trainable_through(base.diffusion_model)
 
     def set_multiplier(self, value: float) -> None:
         self.multiplier = float(value)

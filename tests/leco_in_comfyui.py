@@ -56,7 +56,7 @@ with torch.inference_mode():  # as ComfyUI's executor loads it
 ERASE = '[[prompts]]\ntarget = "red car"\naction = "erase"\nguidance_scale = 2.0\nresolution = 64\n'
 SLIDER = '[[prompts]]\ntarget_class = "person"\npositive = "old wrinkled"\nnegative = "young smooth"\n' \
          'guidance_scale = 2.0\nresolution = 64\n'
-COMMON = dict(learning_rate=2e-3, rank=4, alpha=4.0, max_denoising_steps=8, denoise_guidance=3.0, seed=0,
+COMMON = dict(learning_rate=2e-3, rank=4, alpha=4.0, max_denoising_steps=4, denoise_guidance=3.0, seed=0,
               overwrite=False, dtype="fp32")
 
 
@@ -78,12 +78,12 @@ def predictions(model, prompts: list[str], seed: int, setting_prompt: str) -> di
     """Partial denoise with the base model (LoRA off), then each prompt's noise prediction by ``model``."""
     conds = _comfy_leco.encode_prompts(CLIP, prompts + [setting_prompt, ""])
     base = _comfy_leco.ComfyBackend(MODEL, conds, lambda: None)
-    sigmas = base.sigmas(8)
+    sigmas = base.sigmas(4)
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(seed))
 
     def start(p):
         with torch.no_grad():
-            x = p.denoise(p.initial_latents(noise, sigmas[0]), sigmas[:5], setting_prompt, "", 3.0)
+            x = p.denoise(p.initial_latents(noise, sigmas[0]), sigmas[:3], setting_prompt, "", 3.0)
         return x
 
     x = base.run((1, 4, 8, 8), start)
@@ -91,7 +91,7 @@ def predictions(model, prompts: list[str], seed: int, setting_prompt: str) -> di
 
     def predict(p):
         with torch.no_grad():
-            return {prompt: p.predict_noise(x, sigmas[4], prompt).cpu() for prompt in prompts}
+            return {prompt: p.predict_noise(x, sigmas[2], prompt).cpu() for prompt in prompts}
 
     return backend.run((1, 4, 8, 8), predict)
 
@@ -113,7 +113,7 @@ def erase_checks() -> dict:
 
 
 def slider_checks() -> dict:
-    lora_name, report = train_node(SLIDER, "age_slider", 40, save_every=0)
+    lora_name, report = train_node(SLIDER, "age_slider", 30, save_every=0)
     plus_model, missing = with_lora(lora_name, 1.0)
     minus_model, _ = with_lora(lora_name, -1.0)
     plus, minus = [], []
@@ -132,7 +132,7 @@ def cancel_and_resume() -> dict:
     outcome: dict = {}
 
     def press_cancel() -> None:
-        while not (folder / "cancel_me-step000010.safetensors").exists():
+        while not (folder / "cancel_me-step000005.safetensors").exists():
             time.sleep(0.05)
         outcome["asked"] = time.monotonic()
         comfy.model_management.interrupt_current_processing(True)
@@ -140,13 +140,13 @@ def cancel_and_resume() -> dict:
     watcher = threading.Thread(target=press_cancel)
     watcher.start()
     try:
-        train_node(ERASE, "cancel_me", 200, save_every=10)
+        train_node(ERASE, "cancel_me", 200, save_every=5)
     except comfy.model_management.InterruptProcessingException:
         outcome["returned_after_s"] = time.monotonic() - outcome["asked"]
     watcher.join()
     comfy.model_management.interrupt_current_processing(False)
     outcome["kept"] = sorted(p.name for p in folder.glob("*.safetensors"))
-    _, report = train_node(ERASE, "cancel_me", 24, save_every=10)
+    _, report = train_node(ERASE, "cancel_me", 8, save_every=5)
     outcome["resume_report"] = report
     return outcome
 
