@@ -134,7 +134,7 @@ def main() -> None:
     settings = prompts.parse_prompt_text(ERASE_TOML)
     backend, net, files = make_run(folder, settings)
     config = train.LecoConfig(steps=steps, learning_rate=5e-3, max_denoising_steps=8, save_every=5)
-    result = train.train_leco(backend, net, settings, config, files, on_loss=lambda s, l: time.sleep(pause))
+    result = train.train_leco(backend, net, settings, config, files, on_loss=lambda step, loss: time.sleep(pause))
     files.save_final(net, result.steps_done)
     print(f"start={result.start_step} done={result.steps_done}", flush=True)
 

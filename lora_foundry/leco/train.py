@@ -16,6 +16,7 @@ step, backward included, happens inside it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -159,6 +160,11 @@ def leco_step(predictor: Predictor, network: LoraNetwork, setting: PromptSetting
     return float(loss.detach())
 
 
+def _step_work(predictor: Predictor, **step: Any) -> float:
+    """``leco_step`` with the predictor first, as ``Backend.run`` calls it."""
+    return leco_step(predictor, **step)
+
+
 def train_leco(backend: Backend, network: LoraNetwork, settings: Sequence[PromptSetting], config: LecoConfig,
                store: CheckpointStore, progress: Progress | None = None,
                on_loss: Callable[[int, float], None] | None = None) -> LecoResult:
@@ -181,8 +187,9 @@ def train_leco(backend: Backend, network: LoraNetwork, settings: Sequence[Prompt
         shape = (setting.batch_size, backend.latent_channels, height // backend.downscale, width // backend.downscale)
         noise = torch.randn(shape, generator=generator)
         optimizer.zero_grad(set_to_none=True)
-        loss = backend.run(shape, lambda p: leco_step(p, network, setting, sigmas, depth, noise,
-                                                      config.denoise_guidance))
+        work = functools.partial(_step_work, network=network, setting=setting, sigmas=sigmas, depth=depth,
+                                 noise=noise, denoise_guidance=config.denoise_guidance)
+        loss = backend.run(shape, work)
         if not math.isfinite(loss):
             raise FloatingPointError(f"LECO loss became {loss} at step {step + 1}; lower the learning rate")
         if config.max_grad_norm > 0:
