@@ -56,7 +56,7 @@ with torch.inference_mode():  # as ComfyUI's executor loads it
 ERASE = '[[prompts]]\ntarget = "red car"\naction = "erase"\nguidance_scale = 2.0\nresolution = 64\n'
 SLIDER = '[[prompts]]\ntarget_class = "person"\npositive = "old wrinkled"\nnegative = "young smooth"\n' \
          'guidance_scale = 2.0\nresolution = 64\n'
-COMMON = dict(learning_rate=2e-3, rank=4, alpha=4.0, max_denoising_steps=4, denoise_guidance=3.0, seed=0,
+COMMON = dict(learning_rate=3e-4, rank=4, alpha=4.0, max_denoising_steps=4, denoise_guidance=3.0, seed=0,
               overwrite=False, dtype="fp32")
 
 
