@@ -149,7 +149,7 @@ def _report(result: train.LecoResult, path: Path, count: int, need: int) -> str:
     lines = [f"{head} on {count} settings; saved {path}",
              f"memory estimate {need / memory.GIB:.2f} GB"]
     if len(losses) >= 10:
-        lines.append(f"loss: first-5 mean {sum(losses[:5]) / 5:.5f}, last-5 mean {sum(losses[-5:]) / 5:.5f}")
+        lines.append(f"loss: first-5 mean {sum(losses[:5]) / 5:.4g}, last-5 mean {sum(losses[-5:]) / 5:.4g}")
     if result.saved_steps:
         lines.append(f"checkpoints at steps {', '.join(map(str, result.saved_steps))}")
     return "\n".join(lines)
