@@ -11,6 +11,7 @@ const RECOMMENDED_STRENGTH = {
   expression: 0.6,
   style: 0.9,
   lighting: 0.7,
+  slider: 1.0,
 };
 
 function fillStrengths(node, row, type) {

@@ -1,4 +1,4 @@
-// LF Kohya Train LoRA: the training loss curve in its own area of the node.
+// LF Kohya Train LoRA and LF Train LECO: the training loss curve in its own area of the node.
 // The server sends "lora_foundry.loss" ({node, step, total, loss, steps_per_s, remaining_s}), one
 // event per step with the step's final avr_loss, and "lora_foundry.train_report" ({node, text})
 // when a run is cancelled. The curve is a DOM widget (a canvas) added after the node's own widgets
@@ -7,7 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-const NODE_TYPE = "LF_KohyaTrainLoRA";
+const NODE_TYPES = ["LF_KohyaTrainLoRA", "LF_TrainLECO"];
 const LOSS_EVENT = "lora_foundry.loss";
 const REPORT_EVENT = "lora_foundry.train_report";
 const CHART_HEIGHT = 150;
@@ -138,7 +138,7 @@ app.registerExtension({
     api.addEventListener(REPORT_EVENT, onReport);
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name !== NODE_TYPE) return;
+    if (!NODE_TYPES.includes(nodeData.name)) return;
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);

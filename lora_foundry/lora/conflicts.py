@@ -86,7 +86,7 @@ def _range_conflicts(stack: Sequence[StackEntry]) -> list[Conflict]:
 def _same_type_conflicts(groups: dict[str, list[StackEntry]]) -> list[Conflict]:
     out = []
     for lora_type, entries in groups.items():
-        if lora_type in LORA_TYPES and len({e.lora_name for e in entries}) > 1:
+        if lora_type in LORA_TYPES and lora_type != "slider" and len({e.lora_name for e in entries}) > 1:
             names = ", ".join(e.lora_name for e in entries)
             out.append(Conflict(
                 f"{len(entries)} {lora_type} LoRAs ({names}) compete for "

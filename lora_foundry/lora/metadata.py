@@ -23,6 +23,7 @@ from .files import FileCache
 TRIGGER_KEY = "lora_foundry.trigger"
 TYPE_KEY = "lora_foundry.type"
 MAX_TAGS_SHOWN = 12
+MAX_LECO_SHOWN = 4
 
 _BASE_VERSIONS = {
     "sd_v1": "SD1.x", "sd_v2": "SD2.x", "sd_v2_v": "SD2.x", "sdxl_base_v1-0": "SDXL",
@@ -236,4 +237,21 @@ def format_info(info: LoraInfo, name: str | None = None) -> str:
         f"type: {info.lora_type or '(not recorded)'}",
         f"tag frequencies: {tags or '(none recorded)'}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _leco_lines(info.metadata))
+
+
+def _leco_lines(meta: dict[str, str]) -> list[str]:
+    """What a LECO / slider LoRA was trained on (sd-scripts' ``ss_leco_*`` keys), when present."""
+    if "ss_leco_prompt_count" not in meta:
+        return []
+    lines = [f"LECO: {meta['ss_leco_prompt_count']} settings from {meta.get('ss_leco_prompts_file') or '?'}"]
+    try:
+        preview = json.loads(meta.get("ss_leco_preview", "[]"))
+    except json.JSONDecodeError:
+        preview = []
+    for item in preview[:MAX_LECO_SHOWN] if isinstance(preview, list) else []:
+        if isinstance(item, dict):
+            lines.append(f"  {item.get('action', '?')} target '{item.get('target', '')}' toward '"
+                         f"{item.get('positive', '')}' vs '{item.get('unconditional', '')}' at "
+                         f"{item.get('multiplier', '?')} (weight {item.get('weight', '?')})")
+    return lines

@@ -41,9 +41,12 @@ LORA_TYPES: MappingProxyType[str, LoraType] = MappingProxyType({
         LoraType("expression", 0.6, 0.5, 0.7, "face expression"),
         LoraType("style", 0.9, 0.8, 1.0, "rendering style and palette"),
         LoraType("lighting", 0.7, 0.6, 0.8, "light direction and colour"),
+        LoraType("slider", 1.0, -1.0, 1.0, "one concept both ways (a negative strength reverses it)"),
     )
 })
 TYPE_NAMES: tuple[str, ...] = tuple(LORA_TYPES)
+NEGATIVE_STRENGTH_TYPES = frozenset({"slider"})
+"""Types whose negative strengths are real values (the -1 "auto" marker does not apply)."""
 OTHER_TYPE = "other"
 """Type of entries that came from another pack or a file without our type metadata."""
 
@@ -55,8 +58,9 @@ def recommended_strength(lora_type: str) -> float:
 
 
 def resolve_strength(value: float, lora_type: str) -> float:
-    """``value``, or the type's recommended strength when ``value`` is the -1 "auto" marker."""
-    if abs(float(value) - AUTO_STRENGTH) < 1e-6:
+    """``value``, or the type's recommended strength when ``value`` is the -1 "auto" marker; a
+    slider (LECO) row takes every value as given, since -1 is its other direction."""
+    if abs(float(value) - AUTO_STRENGTH) < 1e-6 and lora_type not in NEGATIVE_STRENGTH_TYPES:
         return recommended_strength(lora_type)
     return float(value)
 

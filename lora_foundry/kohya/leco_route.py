@@ -1,0 +1,114 @@
+"""The same LECO prompt TOML through the operator's sd-scripts (``train_leco.py`` / ``sdxl_train_leco.py``).
+
+sd-scripts gained LECO after the version many operators run, so the script is looked for first and
+a missing one is a clear message (update sd-scripts, or train in ComfyUI with LF Train LECO) rather
+than a crash in the child. The run goes through the launcher like every kohya run: its progress,
+cancel and honest-success rules (exit 0 AND the LoRA file with the metadata ``train_leco.py`` writes:
+``ss_network_module``, ``ss_network_dim``, ``ss_leco_prompts_file``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from ..fileio import atomic_write_text
+from ..leco.prompts import parse_prompt_text
+from ..paths import confined, safe_name
+from ..progress import Progress
+from .launcher import LaunchSpec, TrainResult, run_training
+from .operator_config import TrainerInstall
+from .train_config import PreflightError, _child_env, _quote
+from .training import publish_lora
+
+LECO_SCRIPTS = {"sd15": "train_leco.py", "sd2": "train_leco.py", "sdxl": "sdxl_train_leco.py"}
+PROMPTS_FILE = "prompts.toml"
+
+
+class LecoUnsupported(PreflightError):
+    """The operator's sd-scripts has no LECO script for this architecture."""
+
+
+@dataclass(frozen=True)
+class LecoRequest:
+    """One kohya LECO run: the prompt TOML text and the few numbers train_leco.py takes."""
+
+    architecture: str
+    base_model: Path
+    prompts_toml: str
+    output_name: str
+    steps: int = 500
+    learning_rate: float = 1e-4
+    rank: int = 4
+    alpha: float = 1.0
+    seed: int = 0
+    save_every: int = 0
+    max_denoising_steps: int = 40
+    denoise_guidance: float = 3.0
+
+
+def leco_script(install: TrainerInstall, architecture: str) -> Path:
+    """The LECO script of ``architecture`` in the operator's sd-scripts, or ``LecoUnsupported``."""
+    if architecture not in LECO_SCRIPTS:
+        raise LecoUnsupported(f"sd-scripts has LECO for {', '.join(sorted(LECO_SCRIPTS))} only, not {architecture!r}")
+    script = install.sd_scripts_dir / LECO_SCRIPTS[architecture]
+    if not script.is_file():
+        raise LecoUnsupported(
+            f"the sd-scripts at {install.sd_scripts_dir} has no {script.name} (LECO is newer than that checkout): "
+            "update sd-scripts (git pull), or train inside ComfyUI with LF Train LECO, which reads the same TOML")
+    return script
+
+
+def _config(request: LecoRequest, name: str, run_dir: Path, prompts: Path) -> dict[str, Any]:
+    """``--config_file`` sections (sd-scripts flattens them) with train_leco.py's own option names."""
+    return {
+        "model": {"pretrained_model_name_or_path": str(request.base_model)},
+        "network": {"network_module": "networks.lora", "network_dim": int(request.rank),
+                    "network_alpha": float(request.alpha)},
+        "training": {"prompts_file": str(prompts), "max_train_steps": int(request.steps),
+                     "learning_rate": float(request.learning_rate), "seed": int(request.seed),
+                     "max_denoising_steps": int(request.max_denoising_steps),
+                     "leco_denoise_guidance_scale": float(request.denoise_guidance),
+                     "save_every_n_steps": int(request.save_every), "save_model_as": "safetensors"},
+        "paths": {"output_dir": str(run_dir), "output_name": name},
+    }
+
+
+def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, loras_dir: Path) -> tuple[LaunchSpec, Path]:
+    """Check the install and the prompts, write ``prompts.toml``, ``run.toml`` and ``command.txt``;
+    return the launch spec and where the finished LoRA will be published."""
+    script = leco_script(install, request.architecture)
+    parse_prompt_text(request.prompts_toml, "prompts_toml")  # refuse here what train_leco.py would refuse
+    name = safe_name(request.output_name, "output name")
+    if not request.base_model.is_file():
+        raise PreflightError(f"base model {request.base_model} does not exist")
+    final = confined(loras_dir, f"{name}.safetensors")
+    if final.exists():
+        raise PreflightError(f"a LoRA named {final.name} already exists in {loras_dir}; choose another output name")
+    run_dir = confined(run_root, name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    prompts = atomic_write_text(run_dir / PROMPTS_FILE, request.prompts_toml)
+    config_toml = atomic_write_text(run_dir / "run.toml", tomli_w.dumps(_config(request, name, run_dir, prompts)))
+    argv = (str(install.python), *install.python_args, str(script), "--config_file", str(config_toml))
+    atomic_write_text(run_dir / "command.txt", " ".join(_quote(a) for a in argv) + "\n")
+    spec = LaunchSpec(argv=argv, cwd=install.sd_scripts_dir, env=_child_env(install),
+                      output_file=run_dir / f"{name}.safetensors", log_path=run_dir / f"{name}.log",
+                      loss_path=run_dir / f"{name}.loss",
+                      expected_metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(request.rank),
+                                         "ss_leco_prompts_file": PROMPTS_FILE})
+    return spec, final
+
+
+def run_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, loras_dir: Path,
+             progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Plan, launch through the launcher, and publish the verified LoRA into ``loras_dir``."""
+    spec, final = plan_leco(request, install, run_root, loras_dir)
+    result = run_training(spec, progress=progress, on_event=on_event, should_stop=should_stop)
+    if result.status == "success" and result.lora_path is not None:
+        result.lora_path = publish_lora(result.lora_path, final, replace_existing=False)
+    return result

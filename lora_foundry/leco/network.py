@@ -1,0 +1,138 @@
+"""The LoRA network as the LECO loop sees it, and a pure-torch one for plain ``nn.Module`` models.
+
+The loop needs four things from a network: switch it off and on at a multiplier (LECO predicts
+with the LoRA at 0 and at the setting's multiplier within one step), its trainable parameters, and
+its weights in kohya's key format to save and to resume from. Inside ComfyUI the network is built
+from ComfyUI's own weight adapters (nodes/_comfy_leco.py); ``TorchLoraNetwork`` here adds the same
+``lora_down``/``lora_up``/``alpha`` update to ``nn.Linear`` and 1×1 ``nn.Conv2d`` layers of any
+torch model through forward hooks, for CI stand-ins and the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+KOHYA_UNET_PREFIX = "lora_unet_"
+
+
+class LoraNetwork(Protocol):
+    rank: int
+    alpha: float
+
+    def set_multiplier(self, value: float) -> None:
+        """Scale of the LoRA update from now on; 0 switches it off."""
+
+    def parameters(self) -> list[Any]:
+        """The trainable tensors."""
+
+    def kohya_state(self) -> dict[str, Any]:
+        """``<module>.lora_down.weight`` / ``.lora_up.weight`` / ``.alpha`` on the CPU, float32."""
+
+    def load_kohya_state(self, state: Mapping[str, Any]) -> None:
+        """Copy weights saved by ``kohya_state`` back in (resume)."""
+
+
+def kohya_module_name(path: str) -> str:
+    """``down.0.attn.to_q`` → ``lora_unet_down_0_attn_to_q`` (kohya flattens module paths)."""
+    return KOHYA_UNET_PREFIX + path.replace(".", "_")
+
+
+def kohya_shapes(down: Any, up: Any, weight_shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """Low-rank factors in the shape kohya writes: [r, in] / [out, r] for linear layers,
+    [r, in, 1, 1] / [out, r, 1, 1] for 1×1 convolutions."""
+    if len(weight_shape) == 4:
+        return down.reshape(down.shape[0], -1, 1, 1), up.reshape(up.shape[0], -1, 1, 1)
+    return down.reshape(down.shape[0], -1), up.reshape(up.shape[0], -1)
+
+
+class _Adapter:
+    """One layer's low-rank update, applied by a forward hook: out + m·(α/r)·up(down(x))."""
+
+    def __init__(self, module: Any, rank: int, alpha: float, generator: Any) -> None:
+        import torch
+
+        weight = module.weight
+        out_features, in_features = weight.shape[0], weight.shape[1]
+        self.conv = weight.dim() == 4
+        self.weight_shape = tuple(weight.shape)
+        self.down = torch.nn.Parameter(torch.empty(rank, in_features))
+        torch.nn.init.normal_(self.down, std=1.0 / rank, generator=generator)
+        self.up = torch.nn.Parameter(torch.zeros(out_features, rank))
+        self.scale = alpha / rank
+        self.network: TorchLoraNetwork | None = None
+
+    def hook(self, module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
+        multiplier = self.network.multiplier if self.network is not None else 0.0
+        if multiplier == 0.0:
+            return output
+        x = inputs[0]
+        if self.conv:
+            delta = (x.movedim(1, -1) @ self.down.t() @ self.up.t()).movedim(-1, 1)
+        else:
+            delta = x @ self.down.t() @ self.up.t()
+        return output + (multiplier * self.scale) * delta
+
+
+class TorchLoraNetwork:
+    """LoRA on the named ``nn.Linear`` / 1×1 ``nn.Conv2d`` layers of a torch model (hooks, no copies)."""
+
+    def __init__(self, model: Any, module_paths: Iterable[str], rank: int = 4, alpha: float = 1.0,
+                 seed: int = 0) -> None:
+        import torch
+
+        self.rank, self.alpha, self.multiplier = int(rank), float(alpha), 0.0
+        generator = torch.Generator().manual_seed(seed)
+        modules = dict(model.named_modules())
+        self.adapters: dict[str, _Adapter] = {}
+        self._handles = []
+        for path in module_paths:
+            adapter = _Adapter(modules[path], self.rank, self.alpha, generator)
+            adapter.network = self
+            self.adapters[kohya_module_name(path)] = adapter
+            self._handles.append(modules[path].register_forward_hook(adapter.hook))
+
+    def set_multiplier(self, value: float) -> None:
+        self.multiplier = float(value)
+
+    def parameters(self) -> list[Any]:
+        return [p for a in self.adapters.values() for p in (a.down, a.up)]
+
+    def kohya_state(self) -> dict[str, Any]:
+        import torch
+
+        state = {}
+        for name, adapter in self.adapters.items():
+            down, up = kohya_shapes(adapter.down.detach(), adapter.up.detach(), adapter.weight_shape)
+            state[f"{name}.lora_down.weight"] = down.float().cpu().contiguous()
+            state[f"{name}.lora_up.weight"] = up.float().cpu().contiguous()
+            state[f"{name}.alpha"] = torch.tensor(self.alpha)
+        return state
+
+    def load_kohya_state(self, state: Mapping[str, Any]) -> None:
+        import torch
+
+        with torch.no_grad():
+            for name, adapter in self.adapters.items():
+                adapter.down.copy_(state[f"{name}.lora_down.weight"].reshape(adapter.down.shape))
+                adapter.up.copy_(state[f"{name}.lora_up.weight"].reshape(adapter.up.shape))
+
+    def remove(self) -> None:
+        """Take the hooks off the model."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def lora_layer_paths(model: Any, include: Iterable[str] = ("attn", "proj_in", "proj_out", "ff")) -> list[str]:
+    """Paths of the ``nn.Linear`` and 1×1 ``nn.Conv2d`` layers whose path names one of ``include``
+    (kohya's default SD LoRA trains the transformer blocks: attention, projections, feed-forward)."""
+    import torch
+
+    found = []
+    for path, module in model.named_modules():
+        linear = isinstance(module, torch.nn.Linear)
+        pointwise = isinstance(module, torch.nn.Conv2d) and tuple(module.kernel_size) == (1, 1)
+        if (linear or pointwise) and any(word in path for word in include):
+            found.append(path)
+    return found

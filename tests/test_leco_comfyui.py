@@ -1,0 +1,113 @@
+"""LECO through the real ComfyUI: the glue trains on the tiny SD1.5-detected model, the file loads with
+ComfyUI's LoraLoader with no "lora key not loaded", LF LoRA Info shows the LECO metadata, cancel and
+resume work, and both example workflows queue and succeed. Skipped unless ``COMFYUI_DIR`` names a
+ComfyUI checkout (its Python: ``$COMFYUI_PYTHON`` or ``COMFYUI_DIR/venv/bin/python``).
+
+The server gets its own ``--base-directory`` (custom_nodes/lora_foundry → this checkout, the tiny
+checkpoint in models/checkpoints), so the checkout is never written to. The tiny checkpoint is
+``$LF_TINY_SD15_CKPT`` or built with tests/test_compose_comfyui.py's builder. CPU-bound and slow
+(minutes): the model is tiny, but SD1.5's width and a full-size CLIP-L are not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to run against a real ComfyUI")
+REPO = Path(__file__).resolve().parents[1]
+CKPT_NAME = "lf_tiny_sd15.safetensors"
+
+
+def _python() -> str:
+    venv = Path(COMFYUI_DIR or ".") / "venv" / "bin" / "python"
+    return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    given = os.environ.get("LF_TINY_SD15_CKPT")
+    if given:
+        return Path(given).resolve()
+    from test_compose_comfyui import BUILD_CHECKPOINT
+
+    path = tmp_path_factory.mktemp("ckpt") / CKPT_NAME
+    subprocess.run([_python(), "-c", BUILD_CHECKPOINT, str(path)], check=True, timeout=900,
+                   env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)})
+    return path
+
+
+def test_glue_trains_and_comfyui_loads_the_result(tiny_checkpoint, tmp_path):
+    done = subprocess.run([_python(), str(REPO / "tests" / "leco_in_comfyui.py"), str(COMFYUI_DIR), str(REPO),
+                           str(tiny_checkpoint), str(tmp_path)], capture_output=True, text=True, timeout=5400)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    erase, slider, cancel = result["erase"], result["slider"], result["cancel"]
+    first, last = (float(x) for x in re.search(r"first-5 mean ([\d.e+-]+), last-5 mean ([\d.e+-]+)",
+                                               erase["report"]).groups())
+    ratio = sum(erase["ratios"]) / len(erase["ratios"])
+    print(f"\nreal ComfyUI erase: loss {first:.3g} -> {last:.3g}, MSE ratio (strength 1 / 0) {ratio:.3f} "
+          f"{erase['ratios']}; slider projections +1 {slider['plus']} -1 {slider['minus']}; "
+          f"cancel returned after {cancel['returned_after_s']:.2f} s")
+    assert last < first
+    assert ratio < 0.9 and all(r < 1 for r in erase["ratios"])
+    assert erase["key_not_loaded"] == 0 and slider["key_not_loaded"] == 0
+    assert "LECO: 1 settings from erase_red_car.toml" in erase["info"] and "type: leco" in erase["info"]
+    assert all(p > 0 for p in slider["plus"]) and all(m < 0 for m in slider["minus"])
+    assert cancel["returned_after_s"] < 5.0
+    assert "cancel_me-step000005.safetensors" in cancel["kept"]
+    assert "resumed at step 5" in cancel["resume_report"] or "resumed at step 10" in cancel["resume_report"]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, tmp_path_factory):
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from comfy_api import ComfyServer
+
+    work = tmp_path_factory.mktemp("leco_server")
+    base = work / "base"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO)
+    (base / "models" / "checkpoints").mkdir(parents=True)
+    (base / "models" / "checkpoints" / CKPT_NAME).symlink_to(tiny_checkpoint)
+    with ComfyServer(Path(COMFYUI_DIR), Path(_python()), work, extra_args=("--base-directory", base)) as running:
+        yield running, base
+
+
+def _shrunk(graph: dict, name: str) -> dict:
+    """Tiny model, tiny images, few steps: the graph itself is unchanged."""
+    for node in graph.values():
+        inputs, kind = node["inputs"], node["class_type"]
+        if kind == "CheckpointLoaderSimple":
+            inputs["ckpt_name"] = CKPT_NAME
+        elif kind == "EmptyLatentImage":
+            inputs.update(width=64, height=64)
+        elif kind == "KSampler":
+            inputs["steps"] = 2
+        elif kind == "LF_LECOPrompts":
+            inputs["resolution"] = 64
+        elif kind == "LF_TrainLECO":
+            inputs.update(steps=4, max_denoising_steps=4, save_every=2, name=f"{name}_test")
+    return graph
+
+
+@pytest.mark.parametrize("name", ["leco_erase_concept", "concept_slider"])
+def test_example_workflow_queues_and_succeeds(server, name):
+    from test_compose_comfyui import comfy_client
+
+    running, base = server
+    workflow = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
+    graph = _shrunk(comfy_client().ui_to_api(workflow, running.client.object_info()), name)
+    entry = running.client.run(graph, timeout=3600)
+    status = entry["status"]
+    assert status["status_str"] == "success", json.dumps(status.get("messages"))[-3000:]
+    assert (base / "models" / "loras" / "lora_foundry" / f"{name}_test.safetensors").is_file()
+    saved = [i for out in entry["outputs"].values() for i in out.get("images", []) if i["type"] == "output"]
+    assert saved, "the composition grid was saved"

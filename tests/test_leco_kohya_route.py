@@ -1,0 +1,70 @@
+"""The LECO prompt TOML through kohya's train_leco.py via the launcher (a fake sd-scripts here)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from fixtures_fake_trainer import FAKE_TRAINER, make_base_model, make_fake_install
+
+from lora_foundry.kohya.launcher import TrainingFailed
+from lora_foundry.kohya.leco_route import LecoRequest, LecoUnsupported, plan_leco, run_leco
+from lora_foundry.leco.prompts import PromptFileError
+from lora_foundry.progress import CallbackProgress
+
+SLIDER = '[[prompts]]\ntarget_class = "person"\npositive = "old"\nnegative = "young"\n'
+# The fake trainer, writing the metadata train_leco.py writes (ss_leco_prompts_file = the TOML's file name).
+FAKE_LECO = FAKE_TRAINER.replace(
+    '"ss_learning_rate": str(cfg["learning_rate"])}',
+    '"ss_learning_rate": str(cfg["learning_rate"]), '
+    '"ss_leco_prompts_file": os.path.basename(cfg["prompts_file"]), "ss_leco_prompt_count": "4"}')
+
+
+@pytest.fixture
+def install(tmp_path):
+    fake = make_fake_install(tmp_path)
+    (fake.sd_scripts_dir / "train_leco.py").write_text(FAKE_LECO, encoding="utf-8")
+    return fake
+
+
+def _request(tmp_path, **more):
+    return LecoRequest("sd15", make_base_model(tmp_path / "checkpoints"), SLIDER, "age_slider", steps=6,
+                       save_every=2, **more)
+
+
+def test_runs_train_leco_with_the_prompt_toml_and_publishes_the_lora(tmp_path, install):
+    loras = tmp_path / "loras"
+    steps = []
+    result = run_leco(_request(tmp_path), install, tmp_path / "runs", loras,
+                      progress=CallbackProgress(lambda done, total: steps.append(done)))
+    assert result.status == "success" and result.lora_path == loras / "age_slider.safetensors"
+    assert result.lora_path.is_file() and result.metadata["ss_leco_prompts_file"] == "prompts.toml"
+    assert steps and steps[-1] == 6
+    run_dir = tmp_path / "runs" / "age_slider"
+    config = tomllib.loads((run_dir / "run.toml").read_text())
+    assert config["training"]["prompts_file"] == str(run_dir / "prompts.toml")
+    assert config["training"]["max_denoising_steps"] == 40 and config["network"]["network_dim"] == 4
+    assert (run_dir / "prompts.toml").read_text() == SLIDER
+    assert "train_leco.py --config_file" in (run_dir / "command.txt").read_text()
+
+
+def test_sd_scripts_without_leco_gets_a_clear_message(tmp_path):
+    old = make_fake_install(tmp_path)  # train_network.py etc., no train_leco.py
+    with pytest.raises(LecoUnsupported, match="has no train_leco.py.*update sd-scripts.*LF Train LECO"):
+        plan_leco(_request(tmp_path), old, tmp_path / "runs", tmp_path / "loras")
+    with pytest.raises(LecoUnsupported, match="sdxl_train_leco.py"):
+        plan_leco(LecoRequest("sdxl", tmp_path / "x", SLIDER, "n"), old, tmp_path / "runs", tmp_path / "loras")
+
+
+def test_bad_prompts_are_refused_before_launch(tmp_path, install):
+    request = LecoRequest("sd15", make_base_model(tmp_path / "c"), '[[prompts]]\ntarget = "x"\nweigth = 2\n', "n")
+    with pytest.raises(PromptFileError, match="'weigth'.*line 3|line 3.*'weigth'"):
+        plan_leco(request, install, tmp_path / "runs", tmp_path / "loras")
+    assert not (tmp_path / "runs" / "n").exists()
+
+
+def test_a_trainer_that_writes_no_leco_metadata_is_not_a_success(tmp_path, install):
+    (install.sd_scripts_dir / "train_leco.py").write_text(FAKE_TRAINER, encoding="utf-8")
+    with pytest.raises(TrainingFailed, match="ss_leco_prompts_file"):
+        run_leco(_request(tmp_path), install, tmp_path / "runs", tmp_path / "loras")
+    assert not (tmp_path / "loras" / "age_slider.safetensors").exists()
