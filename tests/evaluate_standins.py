@@ -44,8 +44,9 @@ class StandInRenderer:
     """``mode``: "copy" (the LoRA paints a training frame), "null" (no effect), "subject" (only the
     centre). ``calls`` counts renders, so tests can tell cached cells from new ones."""
 
-    def __init__(self, training: list[np.ndarray], mode: str, trigger: str = "ohwx", name: str = "lora") -> None:
-        self.training, self.mode, self.trigger = training, mode, trigger
+    def __init__(self, training: list[np.ndarray], mode: str, trigger: str = "ohwx", name: str = "lora",
+                 gain: float = 1.0) -> None:
+        self.training, self.mode, self.trigger, self.gain = training, mode, trigger, gain
         self.model_identity = "standin-model-v1"
         self.lora_identity = f"{name}-{mode}"
         self.settings = RenderSettings(width=SIZE, height=SIZE, steps=4)
@@ -61,7 +62,7 @@ class StandInRenderer:
         image = self.base(prompt, seed)
         if strength != 0 and self.mode != "null":
             triggered = self.trigger in [w.strip() for w in prompt.split(",")]
-            amount = min(1.0, strength) * (1.0 if triggered else 0.3)
+            amount = min(1.0, strength * self.gain) * (1.0 if triggered else 0.3)
             target = self.training[seed % len(self.training)].astype(np.float64)
             if self.mode == "copy":
                 image = (1 - amount) * image + amount * target
