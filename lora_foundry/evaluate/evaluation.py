@@ -23,11 +23,20 @@ from ..progress import Progress
 from ..workspace.workspace import Workspace
 from . import metrics, plots
 from .cell_store import CellStore, load_cells
-from .matrix import CURVE, HELD_OUT, PROMPT_KINDS, TRIGGER_OFF, Cell, MatrixPreset, RenderSettings, build_matrix, \
-    cell_key, held_out_prompt
+from .matrix import (
+    CURVE,
+    HELD_OUT,
+    PROMPT_KINDS,
+    TRIGGER_OFF,
+    Cell,
+    MatrixPreset,
+    RenderSettings,
+    build_matrix,
+    cell_key,
+    held_out_prompt,
+)
 
 REPORTS_DIR = "evaluations"
-EMBED_BATCH = 16
 
 
 class Renderer(Protocol):
@@ -65,8 +74,8 @@ class Evaluation:
 
 
 def embed_all(embedder: Embedder, images: Sequence[np.ndarray]) -> np.ndarray:
-    rows = [embedder.images(images[start:start + EMBED_BATCH]) for start in range(0, len(images), EMBED_BATCH)]
-    return np.concatenate(rows, axis=0)
+    """One call for all images: the embedder batches, and moves its weights to the device once."""
+    return np.asarray(embedder.images(list(images)))
 
 
 def embed_training_set(embedder: Embedder, paths: Sequence[Path]) -> np.ndarray:
@@ -80,9 +89,13 @@ def render_cells(ws: Workspace, renderer: Renderer, cells: Sequence[Cell], progr
                  ) -> tuple[list[Path], int]:
     """Paths of every cell's image and how many had to be rendered now."""
     store = CellStore(ws)
-    jobs = [(cell_key(cell, renderer.lora_identity, renderer.model_identity, renderer.settings),
-             _render_job(renderer, cell), cell.label) for cell in cells]
-    paths = store.render_all(jobs, progress)
+    order = sorted(range(len(cells)), key=lambda i: cells[i].strength)  # one LoRA patch per strength
+    jobs = [(cell_key(cells[i], renderer.lora_identity, renderer.model_identity, renderer.settings),
+             _render_job(renderer, cells[i]), cells[i].label) for i in order]
+    rendered = store.render_all(jobs, progress)
+    paths: list[Path] = [Path()] * len(cells)
+    for position, index in enumerate(order):
+        paths[index] = rendered[position]
     return paths, store.rendered
 
 

@@ -64,12 +64,12 @@ def _rows(cells: Sequence[Cell], embeddings: Mapping[Cell, np.ndarray], **match:
 
 def strength_curves(cells: Sequence[Cell], embeddings: Mapping[Cell, np.ndarray], train: np.ndarray,
                     preset: MatrixPreset) -> dict[str, dict[str, list[float]]]:
-    curves = {}
-    for kind in PROMPT_KINDS:
+    def curve(kind: str) -> dict[str, list[float]]:
         points = [fidelity(_rows(cells, embeddings, group=CURVE, kind=kind, strength=s), train) for s in preset.strengths]
-        curves[kind] = {"strengths": list(preset.strengths), "centroid": [round(c, 5) for c, _ in points],
-                        "nearest_k": [round(n, 5) for _, n in points]}
-    return curves
+        return {"strengths": list(preset.strengths), "centroid": [round(c, 5) for c, _ in points],
+                "nearest_k": [round(n, 5) for _, n in points]}
+
+    return {kind: curve(kind) for kind in PROMPT_KINDS}
 
 
 def kind_gains(curves: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
