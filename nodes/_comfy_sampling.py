@@ -41,7 +41,10 @@ class LoraPart:
 
 def encode(clip: Any, text: str) -> Any:
     """Conditioning for ``text``, as ComfyUI's CLIPTextEncode makes it."""
-    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+    import torch
+
+    with torch.inference_mode():
+        return clip.encode_from_tokens_scheduled(clip.tokenize(text))
 
 
 def sample_image(model: Any, positive: Any, negative: Any, vae: Any, settings: RenderSettings, seed: int) -> np.ndarray:
@@ -50,15 +53,16 @@ def sample_image(model: Any, positive: Any, negative: Any, vae: Any, settings: R
 
     sample = _comfy("comfy.sample")
     mm = _comfy("comfy.model_management")
-    latent = torch.zeros([1, 4, settings.height // 8, settings.width // 8], device=mm.intermediate_device())
-    latent = sample.fix_empty_latent_channels(model, latent)
-    noise = sample.prepare_noise(latent, seed, None)
-    samples = sample.sample(model, noise, settings.steps, settings.cfg, settings.sampler, settings.scheduler,
-                            positive, negative, latent, denoise=1.0, disable_pbar=True, seed=seed)
-    pixels = vae.decode(samples)
-    while pixels.ndim > 4:  # video VAEs add a time axis
-        pixels = pixels.reshape(-1, *pixels.shape[-3:])
-    return np.clip(np.rint(pixels[0].float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
+    with torch.inference_mode():  # as ComfyUI runs nodes; also when called from a script
+        latent = torch.zeros([1, 4, settings.height // 8, settings.width // 8], device=mm.intermediate_device())
+        latent = sample.fix_empty_latent_channels(model, latent)
+        noise = sample.prepare_noise(latent, seed, None)
+        samples = sample.sample(model, noise, settings.steps, settings.cfg, settings.sampler, settings.scheduler,
+                                positive, negative, latent, denoise=1.0, disable_pbar=True, seed=seed)
+        pixels = vae.decode(samples)
+        while pixels.ndim > 4:  # video VAEs add a time axis
+            pixels = pixels.reshape(-1, *pixels.shape[-3:])
+        return np.clip(np.rint(pixels[0].detach().float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
 class ComfyRenderer:
