@@ -192,6 +192,14 @@ class EvaluateLoRA:
                                  "scaled by the matrix strength)."),
             **judge_inputs()})
 
+    @classmethod
+    def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", **_: Any) -> str:
+        """The LoRA file's identity: a LoRA retrained under the same name is judged again."""
+        try:
+            return lora_identity(lora_parts(lora, None, lora_name if isinstance(lora_name, str) else ""))
+        except (ValueError, OSError):
+            return f"{lora}|{lora_name}"
+
     def evaluate(self, model: Any, clip: Any, vae: Any, lora_type: str, trigger: str, workspace: str, width: int,
                  height: int, steps: int, cfg: float, sampler_name: str, scheduler: str, lora: str = NONE,
                  lora_name: str = "", lora_stack: Any = None, negative: str = "", matrix_json: str = "",

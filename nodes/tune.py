@@ -17,6 +17,7 @@ from ..lora_foundry.kohya import presets, train_config
 from ..lora_foundry.kohya.launcher import read_lora_metadata
 from ..lora_foundry.kohya.operator_config import load_trainer_install
 from ..lora_foundry.paths import confined, safe_name
+from ..lora_foundry.progress import CallbackProgress
 from ..lora_foundry.tensors import images_to_tensor
 from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
@@ -107,6 +108,7 @@ class TuneTraining:
                 renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, [part], settings, model_id,
                                                          json.dumps([str(path), path.stat().st_mtime_ns]))
                 return evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, [part]), preset,
+                                           progress=CallbackProgress(lambda *_: _comfy.check_interrupt()),
                                            name=safe_name(label, "trial name")).report
 
             setup = TrainingSetup(request, load_trainer_install(_comfy.user_root()),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,37 @@ def test_preset_json_overrides_and_refuses_unknown_fields():
         matrix.load_preset("character", {"strengths": [0.5, 1]})
     with pytest.raises(ValueError, match="no evaluation preset"):
         matrix.load_preset("vehicle")
+
+
+def test_evaluate_node_judges_a_lora_file_against_a_dataset_folder(pack, output_root, frames, monkeypatch, tmp_path):
+    """The node's wiring without ComfyUI: the LoRA picked by name, the training set from a dataset
+    folder, the trigger from the LoRA's metadata; ComfyUI's sampler replaced by the stand-in."""
+    from lora_foundry.lora.synthetic import SD15_MODULES, write_kohya_lora
+
+    node_module = sys.modules[f"{pack.__name__}.nodes.evaluate"]
+    loras = tmp_path / "loras"
+    write_kohya_lora(loras / "hero.safetensors", SD15_MODULES, metadata={"lora_foundry.trigger": "ohwx"})
+    dataset = output_root / "lora_foundry" / "datasets" / "hero"
+    write_training_set(dataset / "10_ohwx person", frames)
+    monkeypatch.setattr(node_module._comfy, "model_folder_paths", lambda folder: [loras] if folder == "loras" else [])
+    made = []
+
+    def renderer(model, clip, vae, parts, settings, model_id, lora_id):
+        made.append((parts, lora_id))
+        return StandInRenderer(frames, "copy", name=lora_id)
+
+    monkeypatch.setattr(node_module._comfy_sampling, "ComfyRenderer", renderer)
+    monkeypatch.setattr(node_module, "make_embedder", lambda clip_model, clip_vision: StandInClip())
+    monkeypatch.setattr(node_module, "fingerprint", lambda *objects: "standin-model")
+    node = pack.NODE_CLASS_MAPPINGS["LF_EvaluateLoRA"]()
+    out = node.evaluate(None, None, None, "character", "", "eval_ws", 64, 64, 4, 5.0, "euler", "normal",
+                        lora="hero.safetensors", matrix_json='{"strengths": [0, 1], "seeds": [1]}',
+                        dataset_path="hero")
+    report_json, sheet, plot, score = out["result"]
+    report = json.loads(report_json)
+    assert made[0][0][0].path == loras / "hero.safetensors" and report["matrix"]["trigger"] == "ohwx"
+    assert report["overall"]["verdict"] == "over-fit" and score == report["overall"]["score"]
+    assert tuple(sheet.shape[-1:]) == (3,) and plot.shape[0] == 1
+    assert "overall: over-fit" in out["ui"]["text"][0]
+    ws_dir = output_root / "lora_foundry" / "workspaces" / "eval_ws"
+    assert (ws_dir / "evaluations" / "hero" / "report.json").is_file()
