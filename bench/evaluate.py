@@ -78,8 +78,9 @@ def main() -> None:
     comfy_args.cpu = True
     import comfy.sd
     import comfy.utils
-    import nodes as comfy_nodes
     import numpy as np
+
+    import nodes as comfy_nodes
 
     import_pack()
     from lf_pack.lora_foundry.evaluate import evaluation, matrix
