@@ -4,6 +4,7 @@ the fake trainer) trains, evaluates, prunes and publishes the best LoRA with its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -167,3 +168,69 @@ def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and load_image(path).std() > 5
         shutil.copy(path, KEEP / f"{name}.png")
     ws.close()
+
+
+LAUNCHER_STUDY_SCRIPT = r'''
+import os, sys
+from pathlib import Path
+from evaluate_standins import StandInClip, StandInRenderer, training_frames
+from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from lora_foundry.evaluate import evaluation, matrix, tune
+from lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial
+from lora_foundry.kohya.launcher import read_lora_metadata
+from lora_foundry.kohya.presets import get_preset
+from lora_foundry.kohya.train_config import TrainRequest
+from lora_foundry.workspace import Workspace
+root, media = Path(sys.argv[1]), Path(sys.argv[2])
+frames = training_frames(media)
+ws = Workspace.open(root / "ws")
+clip = StandInClip()
+train = clip.images(frames)
+preset = matrix.load_preset("character", {"strengths": [0, 1], "seeds": [1], "held_out": ["on the moon", "at sea"]})
+def evaluate_lora(path, label):
+    meta = read_lora_metadata(path)
+    gain = float(meta["ss_learning_rate"]) / 1e-4 * int(meta["ss_network_dim"]) / 16
+    renderer = StandInRenderer(frames, "subject", name=f"{path.name}-{path.stat().st_mtime_ns}", gain=gain)
+    return evaluation.evaluate(ws, renderer, clip, train, "ohwx", preset).report
+dataset = make_dataset(root / "ds")
+request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=dataset / "dataset.toml",
+                       base_model=make_base_model(root / "models"), output_name="hero",
+                       preset=get_preset("sd15", "character"))
+setup = TrainingSetup(request, make_fake_install(root / "kohya"), root / "study", checkpoints=0)
+study = tune.open_study(setup.study_dir, "hero", seed=0)
+trial = launcher_trial(setup, evaluate_lora, preset.weights)
+def slow_third(params, reporter):
+    os.environ["FAKE_STEP_S"] = "5" if reporter.number == 2 and len(sys.argv) > 3 else "0.02"
+    return trial(params, reporter)
+tune.run_study(study, tune.search_space("character", {"steps": [20, 40], "network_variant": "lora"}), slow_third, 4)
+ws.close()
+'''
+
+
+def test_launcher_study_killed_with_sigkill_during_trial_three_resumes(tmp_path, media_dir):
+    """The same kill -9, with every trial a real launcher run of the fake trainer."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", LAUNCHER_STUDY_SCRIPT, str(tmp_path), str(media_dir)]
+    process = subprocess.Popen([*command, "kill-me"], env=env)
+    trainer_pid = tmp_path / "study" / "runs" / "hero_t002" / "trainer.pid"
+    try:
+        wait_for(trainer_pid, process, timeout=300)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        if trainer_pid.exists():  # the trainer has its own session: a kill -9 of the study leaves it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(trainer_pid.read_text()), signal.SIGKILL)
+    storage = f"sqlite:///{tmp_path / 'study' / tune.STORAGE_NAME}"
+    before = optuna.load_study(study_name="hero", storage=storage).get_trials()
+    assert [t.state for t in before] == [STATES.COMPLETE, STATES.COMPLETE, STATES.RUNNING]
+    subprocess.run(command, env=env, check=True, timeout=600)
+    after = optuna.load_study(study_name="hero", storage=storage).get_trials()
+    for old, new in zip(before[:2], after[:2], strict=True):
+        assert (new.state, new.params, new.value, new.user_attrs) == (STATES.COMPLETE, old.params, old.value,
+                                                                    old.user_attrs)
+        assert Path(new.user_attrs["lora_path"]).is_file()
+    assert after[2].state == STATES.FAIL and after[3].params == before[2].params
+    assert [t.state for t in after[3:]] == [STATES.COMPLETE, STATES.COMPLETE]
+    assert Path(after[3].user_attrs["lora_path"]).name == "hero_t003.safetensors"
