@@ -42,15 +42,17 @@ def plain(comfy_nodes, sd, model, clip, vae, lora_state, cells, size: int, steps
     """Each cell as a KSampler graph would make it."""
     import torch
 
-    patched = {}
+    patched, conds = {}, {}
     with torch.inference_mode():
         for cell in cells:
             if cell.strength not in patched:
                 patched[cell.strength] = (model, clip) if cell.strength == 0 else sd.load_lora_for_models(
                     model, clip, lora_state, cell.strength, cell.strength)
             m, c = patched[cell.strength]
-            positive = comfy_nodes.CLIPTextEncode().encode(c, cell.prompt)[0]
-            negative = comfy_nodes.CLIPTextEncode().encode(c, "")[0]
+            for text in (cell.prompt, ""):  # ComfyUI caches an unchanged CLIPTextEncode's output
+                if (cell.strength, text) not in conds:
+                    conds[(cell.strength, text)] = comfy_nodes.CLIPTextEncode().encode(c, text)[0]
+            positive, negative = conds[(cell.strength, cell.prompt)], conds[(cell.strength, "")]
             latent = comfy_nodes.EmptyLatentImage().generate(size, size, 1)[0]
             samples = comfy_nodes.common_ksampler(m, cell.seed, steps, 5.0, "euler", "normal", positive, negative,
                                                   latent)[0]
