@@ -60,8 +60,10 @@ KIND_CUTOUT = "cutout"  # layer split/tracking (alpha = the character) → cutou
 KIND_BACKGROUND = "background"  # layer split (hole: alpha 0) → inpaint_stage, cutouts_and_backgrounds, layer_mask
 KIND_CLEAN_BACKGROUND = "clean_background"  # inpaint_stage → (no reader tests it)
 KIND_FACE = "face"  # face_stage crops (parent = the item) → (no reader tests it)
+KIND_RENDER = "render"  # evaluate.cell_store (one rendered cell of a LoRA evaluation) → evaluate.cell_store
 
-KINDS = frozenset({KIND_FRAME, KIND_IMAGE, KIND_CUTOUT, KIND_BACKGROUND, KIND_CLEAN_BACKGROUND, KIND_FACE})
+KINDS = frozenset({KIND_FRAME, KIND_IMAGE, KIND_CUTOUT, KIND_BACKGROUND, KIND_CLEAN_BACKGROUND, KIND_FACE,
+                   KIND_RENDER})
 
 # -- stage-info keys: facts one stage records for later readers -------------------------------------
 INFO_PLAN = "plan"  # ingest_video (cuts, samples, mode) → IngestSummary: resume, CLI, LoadVideoFrames

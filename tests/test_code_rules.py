@@ -157,8 +157,9 @@ def test_engine_has_no_import_cycles():
 @pytest.mark.parametrize("path", [p for p in SOURCES if p.is_relative_to(REPO / "nodes") and not p.name.startswith("_comfy")],
                          ids=lambda p: str(p.relative_to(REPO)))
 def test_only_the_bridge_imports_comfyui(path):
-    """Node modules reach ComfyUI through the bridge modules nodes/_comfy*.py only (lazy imports count
-    too), so the few places that know ComfyUI's module layout are the places to update when it moves."""
+    """Node modules reach ComfyUI through the bridge modules nodes/_comfy*.py only (lazy imports
+    count too), so the few places that know ComfyUI's module layout are the ones to update when it
+    moves (_comfy.py: progress, folders, memory, LoRA helpers; _comfy_sampling.py: rendering; _comfy_leco.py: LECO training)."""
     tree = ast.parse(path.read_text("utf-8"))
     found = []
     for node in ast.walk(tree):

@@ -34,6 +34,8 @@ FOLDER_OF_NODE = {
     "LF_LoRAStack": "loras",
     "CheckpointLoaderSimple": "checkpoints",
     "LF_KohyaTrainLoRA": "checkpoints",  # base_model (models/checkpoints or diffusion_models)
+    "LF_EvaluateLoRA": "loras",
+    "LF_TuneTraining": "checkpoints",  # base_model, as LF_KohyaTrainLoRA
 }
 
 

@@ -1,0 +1,182 @@
+"""LF Evaluate LoRA's engine with a stand-in renderer and a stand-in CLIP (CPU, no ComfyUI): the
+numbers come from the rendered images, the cells are cached in the workspace, the sheet and plot
+are real PNGs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from evaluate_standins import StandInClip, StandInRenderer, training_frames, write_training_set
+
+from lora_foundry.evaluate import evaluation, matrix
+from lora_foundry.media.images import load_image, load_rgb
+from lora_foundry.progress import CallbackProgress, Cancelled
+from lora_foundry.workspace import Workspace
+
+KEEP = Path("/tmp/h15")
+
+
+@pytest.fixture(scope="module")
+def frames(media_dir):
+    return training_frames(media_dir)
+
+
+@pytest.fixture()
+def setup(tmp_path, frames):
+    ws = Workspace.open(tmp_path / "ws")
+    clip = StandInClip()
+    train = evaluation.embed_training_set(clip, write_training_set(tmp_path / "train", frames))
+    yield ws, clip, train
+    ws.close()
+
+
+def small_preset(strengths=(0.0, 0.5, 1.0)):
+    return matrix.load_preset("character", {"strengths": list(strengths), "seeds": [1, 2]})
+
+
+def run(ws, renderer, clip, train, preset, **kwargs):
+    return evaluation.evaluate(ws, renderer, clip, train, "ohwx", preset, **kwargs)
+
+
+def test_copying_lora_has_higher_fidelity_and_lower_generalisation_than_the_base(setup, frames):
+    ws, clip, train = setup
+    clip.images_seen = 0
+    copy = run(ws, StandInRenderer(frames, "copy"), clip, train, small_preset(), name="copy").report
+    null = run(ws, StandInRenderer(frames, "null"), clip, train, small_preset(), name="null").report
+    assert clip.images_seen == 2 * len(matrix.build_matrix("ohwx", small_preset()))  # embedded what was rendered
+    assert copy["fidelity"]["best"] > null["fidelity"]["best"] + 0.05
+    assert copy["fidelity"]["score"] > null["fidelity"]["score"]
+    assert copy["generalisation"]["score"] < null["generalisation"]["score"]
+    assert copy["generalisation"]["diversity"]["lora"] < copy["generalisation"]["diversity"]["base"]
+    assert copy["generalisation"]["leakage"]["share_of_gain"] > 0.5
+    assert copy["generalisation"]["text_alignment"]["lora"] < copy["generalisation"]["text_alignment"]["base"]
+    assert null["fidelity"]["verdict"] == "under-fit" and copy["generalisation"]["verdict"] == "over-fit"
+    assert copy["overall"]["verdict"] == "over-fit"
+    # Same floor: the base images are the same cells for both LoRAs.
+    assert copy["fidelity"]["base_floor"] == null["fidelity"]["base_floor"]
+
+
+def test_subject_lora_sits_between(setup, frames):
+    ws, clip, train = setup
+    reports = {mode: run(ws, StandInRenderer(frames, mode), clip, train, small_preset()).report
+               for mode in ("copy", "subject", "null")}
+    gen = {mode: r["generalisation"]["score"] for mode, r in reports.items()}
+    fid = {mode: r["fidelity"]["best"] for mode, r in reports.items()}
+    assert gen["copy"] < gen["subject"] <= gen["null"]
+    assert fid["null"] < fid["subject"] < fid["copy"]
+
+
+def test_strength_zero_cells_are_the_base_images_bit_for_bit(setup, frames):
+    ws, clip, train = setup
+    copy = run(ws, StandInRenderer(frames, "copy"), clip, train, small_preset())
+    base_renderer = StandInRenderer(frames, "null", name="base")
+    for cell, path in zip(copy.cells, copy.paths, strict=True):
+        if cell.strength == 0:
+            assert np.array_equal(load_rgb(path), base_renderer.render(cell.prompt, 0.0, cell.seed))
+    later = run(ws, StandInRenderer(frames, "subject"), clip, train, small_preset())
+    zero = {c: p for c, p in zip(later.cells, later.paths, strict=True) if c.strength == 0}
+    assert zero and all(zero[c] == p for c, p in zip(copy.cells, copy.paths, strict=True) if c in zero)
+
+
+def test_rerun_with_one_more_strength_renders_only_the_new_cells(setup, frames):
+    ws, clip, train = setup
+    renderer = StandInRenderer(frames, "subject")
+    first = run(ws, renderer, clip, train, small_preset((0, 0.5, 1)))
+    assert first.rendered == renderer.calls == len(matrix.build_matrix("ohwx", small_preset((0, 0.5, 1))))
+    again = StandInRenderer(frames, "subject")
+    second = run(ws, again, clip, train, small_preset((0, 0.5, 0.75, 1)))
+    assert again.calls == second.rendered == 3 * 2  # three invocation prompts x two seeds at 0.75
+    assert second.report["matrix"]["rendered_now"] == 6
+    assert len(second.report["fidelity"]["curve"]["full"]["strengths"]) == 4
+
+
+def test_cancel_keeps_finished_cells(setup, frames):
+    ws, clip, train = setup
+    renderer = StandInRenderer(frames, "copy")
+    seen = []
+    with pytest.raises(Cancelled):
+        run(ws, renderer, clip, train, small_preset(),
+            progress=CallbackProgress(lambda d, t: seen.append(d),
+                                      should_stop=lambda: len(seen) > 5))
+    done = renderer.calls
+    assert 0 < done < len(matrix.build_matrix("ohwx", small_preset()))
+    again = StandInRenderer(frames, "copy")
+    run(ws, again, clip, train, small_preset())
+    assert again.calls == len(matrix.build_matrix("ohwx", small_preset())) - done
+
+
+def test_contact_sheet_labels_each_cell_and_the_plot_is_a_png(setup, frames):
+    ws, clip, train = setup
+    result = run(ws, StandInRenderer(frames, "subject"), clip, train, small_preset(), name="subject")
+    folder = result.report_path.parent
+    sheet, plot = load_image(folder / "sheet.png"), load_image(folder / "plot.png")
+    assert (folder / "sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    preset = small_preset()
+    columns = max(len(preset.strengths), 3 * len(preset.seeds))
+    pitch_x, pitch_y, cell = 164, 180, 160
+    labelled = 0
+    for row in range(sheet.shape[0] // pitch_y):
+        for column in range(columns):
+            picture = sheet[row * pitch_y + 2: row * pitch_y + 2 + cell, column * pitch_x + 2: column * pitch_x + 2 + cell]
+            label = sheet[row * pitch_y + cell + 4: (row + 1) * pitch_y, column * pitch_x: (column + 1) * pitch_x]
+            if picture.std() > 1:  # a rendered cell (blank padding is flat)
+                assert (label > 200).any(), f"cell at row {row}, column {column} has no label"
+                labelled += 1
+    assert labelled == len(result.cells)
+    assert plot.shape[0] >= 300 and plot.shape[1] >= 900 and plot.std() > 10
+    report = json.loads(result.report_path.read_text())
+    assert report["overall"]["verdict"] in ("over-fit", "under-fit", "balanced")
+    KEEP.mkdir(exist_ok=True)
+    shutil.copy(folder / "sheet.png", KEEP / "evaluate_sheet.png")
+    shutil.copy(folder / "plot.png", KEEP / "evaluate_plot.png")
+
+
+def test_preset_json_overrides_and_refuses_unknown_fields():
+    preset = matrix.load_preset("style", '{"strengths": [1, 0, 0.5], "held_out": ["a red car"]}')
+    assert preset.strengths == (0.0, 0.5, 1.0) and preset.held_out == ("a red car",)
+    with pytest.raises(ValueError, match="unknown fields"):
+        matrix.load_preset("character", '{"strenghts": [0, 1]}')
+    with pytest.raises(ValueError, match="include 0"):
+        matrix.load_preset("character", {"strengths": [0.5, 1]})
+    with pytest.raises(ValueError, match="no evaluation preset"):
+        matrix.load_preset("vehicle")
+
+
+def test_evaluate_node_judges_a_lora_file_against_a_dataset_folder(pack, output_root, frames, monkeypatch, tmp_path):
+    """The node's wiring without ComfyUI: the LoRA picked by name, the training set from a dataset
+    folder, the trigger from the LoRA's metadata; ComfyUI's sampler replaced by the stand-in."""
+    from lora_foundry.lora.synthetic import SD15_MODULES, write_kohya_lora
+
+    node_module = sys.modules[f"{pack.__name__}.nodes.evaluate"]
+    loras = tmp_path / "loras"
+    write_kohya_lora(loras / "hero.safetensors", SD15_MODULES, metadata={"lora_foundry.trigger": "ohwx"})
+    dataset = output_root / "lora_foundry" / "datasets" / "hero"
+    write_training_set(dataset / "10_ohwx person", frames)
+    monkeypatch.setattr(node_module._comfy, "model_folder_paths", lambda folder: [loras] if folder == "loras" else [])
+    made = []
+
+    def renderer(model, clip, vae, parts, settings, model_id, lora_id):
+        made.append((parts, lora_id))
+        return StandInRenderer(frames, "copy", name=lora_id)
+
+    monkeypatch.setattr(node_module._comfy_sampling, "ComfyRenderer", renderer)
+    monkeypatch.setattr(node_module, "make_embedder", lambda clip_model, clip_vision: StandInClip())
+    monkeypatch.setattr(node_module, "fingerprint", lambda *objects: "standin-model")
+    node = pack.NODE_CLASS_MAPPINGS["LF_EvaluateLoRA"]()
+    out = node.evaluate(None, None, None, "character", "", "eval_ws", 64, 64, 4, 5.0, "euler", "normal",
+                        lora="hero.safetensors", matrix_json='{"strengths": [0, 1], "seeds": [1]}',
+                        dataset_path="hero")
+    report_json, sheet, plot, score = out["result"]
+    report = json.loads(report_json)
+    assert made[0][0][0].path == loras / "hero.safetensors" and report["matrix"]["trigger"] == "ohwx"
+    assert report["overall"]["verdict"] == "over-fit" and score == report["overall"]["score"]
+    assert tuple(sheet.shape[-1:]) == (3,) and plot.shape[0] == 1
+    assert "overall: over-fit" in out["ui"]["text"][0]
+    ws_dir = output_root / "lora_foundry" / "workspaces" / "eval_ws"
+    assert (ws_dir / "evaluations" / "hero" / "report.json").is_file()

@@ -1,0 +1,236 @@
+"""LF Tune Training's engine: an Optuna study stored in SQLite survives kill -9, the median pruner
+stops the trial whose intermediate evaluation is worst, and a study over the real launcher (with
+the fake trainer) trains, evaluates, prunes and publishes the best LoRA with its settings."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from evaluate_standins import StandInClip, StandInRenderer, training_frames, write_training_set  # noqa: E402
+from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install  # noqa: E402
+
+from lora_foundry.evaluate import evaluation, matrix, tune, tune_report  # noqa: E402
+from lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial  # noqa: E402
+from lora_foundry.kohya.launcher import read_lora_metadata  # noqa: E402
+from lora_foundry.kohya.presets import get_preset  # noqa: E402
+from lora_foundry.kohya.train_config import TrainRequest  # noqa: E402
+from lora_foundry.media.images import load_image, save_image  # noqa: E402
+from lora_foundry.workspace import Workspace  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+KEEP = Path("/tmp/h15")
+STATES = optuna.trial.TrialState
+
+STUDY_SCRIPT = r'''
+import json, math, sys, time
+from pathlib import Path
+from lora_foundry.evaluate import tune
+study_dir, markers = Path(sys.argv[1]), Path(sys.argv[2])
+study = tune.open_study(study_dir, "kill_test", seed=3)
+def trial_fn(params, reporter):
+    (markers / f"started-{reporter.number}").write_text(json.dumps(params))
+    if reporter.number == 2:
+        time.sleep(600)  # killed here
+    return tune.TrialOutcome(-abs(math.log(params["learning_rate"] / 1e-4)))
+tune.run_study(study, tune.search_space("character"), trial_fn, 4)
+'''
+
+
+def score(params):
+    return -abs(math.log(params["learning_rate"] / 1e-4))
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "the study process ended early"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_study_killed_with_sigkill_resumes_at_trial_three(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-c", STUDY_SCRIPT, str(tmp_path / "study"), str(markers)], env=env)
+    try:
+        wait_for(markers / "started-2", process)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    storage = f"sqlite:///{tmp_path / 'study' / tune.STORAGE_NAME}"
+    before = optuna.load_study(study_name="kill_test", storage=storage).get_trials()
+    assert [t.state for t in before] == [STATES.COMPLETE, STATES.COMPLETE, STATES.RUNNING]
+    killed_params = json.loads((markers / "started-2").read_text())
+
+    study = tune.open_study(tmp_path / "study", "kill_test", seed=3)
+    ran = []
+
+    def trial_fn(params, reporter):
+        ran.append((reporter.number, params))
+        return tune.TrialOutcome(score(params))
+
+    tune.run_study(study, tune.search_space("character"), trial_fn, 4)
+    after = study.get_trials()
+    for old, new in zip(before[:2], after[:2], strict=True):  # trials 1-2 intact
+        assert (new.state, new.params, new.value) == (STATES.COMPLETE, old.params, old.value)
+    assert after[2].state == STATES.FAIL
+    assert ran[0] == (3, killed_params)  # the killed trial's settings run again, as trial 3
+    assert after[3].user_attrs["retry_of"] == 2
+    assert len(ran) == 2 and sum(t.state == STATES.COMPLETE for t in after) == 4
+
+
+def test_median_pruner_prunes_the_trial_whose_intermediate_evaluation_is_worst(tmp_path):
+    scripted = {0: [0.5, 0.6, 0.7], 1: [0.4, 0.5, 0.6], 2: [0.1, 0.2, 0.3], 3: [0.9, 0.9, 0.95]}
+    steps_run = {}
+
+    def trial_fn(params, reporter):
+        for step, value in enumerate(scripted[reporter.number], start=1):
+            steps_run[reporter.number] = step
+            reporter.report(step * 100, value)
+        return tune.TrialOutcome(scripted[reporter.number][-1])
+
+    study = tune.open_study(tmp_path / "study", "pruning", seed=1)
+    tune.run_study(study, tune.search_space("character"), trial_fn, 4)
+    states = [t.state for t in study.get_trials()]
+    assert states == [STATES.COMPLETE, STATES.COMPLETE, STATES.PRUNED, STATES.COMPLETE]
+    assert steps_run[2] == 1 and steps_run[3] == 3  # pruned at its first report; the good one ran on
+
+
+def test_missing_optuna_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(RuntimeError, match=r"lora-foundry\[tune\]"):
+        tune.require_optuna()
+
+
+def test_search_space_json_bounds_and_fixes_settings():
+    space = tune.search_space("character", '{"steps": [20, 40], "network_variant": "lora", "repeats": 5}')
+    assert space["steps"][1:3] == (20, 40) and space["network_variant"] == ("choice", ("lora",))
+    assert space["repeats"][1:3] == (5, 5)
+    with pytest.raises(ValueError, match="tunable settings"):
+        tune.search_space("character", '{"optimizer": "Lion"}')
+
+
+def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(tmp_path, media_dir):
+    frames = training_frames(media_dir)
+    ws = Workspace.open(tmp_path / "ws")
+    clip = StandInClip()
+    train = evaluation.embed_training_set(clip, write_training_set(tmp_path / "train", frames))
+    preset = matrix.load_preset("character", {"strengths": [0, 0.5, 1], "seeds": [1], "held_out": [
+        "wearing a red raincoat", "in a snowy forest", "on the moon"]})
+    evaluated = []
+
+    def evaluate_lora(path: Path, label: str) -> dict:
+        meta = read_lora_metadata(path)  # what the (fake) trainer was asked for decides the effect
+        gain = float(meta["ss_learning_rate"]) / 1e-4 * int(meta["ss_network_dim"]) / 16
+        renderer = StandInRenderer(frames, "subject", name=f"{path.name}-{path.stat().st_mtime_ns}", gain=gain)
+        evaluated.append(label)
+        return evaluation.evaluate(ws, renderer, clip, train, "ohwx", preset).report
+
+    dataset = make_dataset(tmp_path / "ds")
+    request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=dataset / "dataset.toml",
+                           base_model=make_base_model(tmp_path / "models"), output_name="hero",
+                           preset=get_preset("sd15", "character"))
+    setup = TrainingSetup(request, make_fake_install(tmp_path / "kohya"), ws.root / "tuning" / "hero", checkpoints=1)
+    space = tune.search_space("character", {"steps": [20, 40], "network_variant": "lora"})
+    study = tune.open_study(setup.study_dir, "hero", seed=0)
+    weights = preset.weights
+    tune.run_study(study, space, launcher_trial(setup, evaluate_lora, weights), 4)
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state in (STATES.COMPLETE, STATES.PRUNED)]) == 4
+    assert any("-step" in label for label in evaluated), "intermediate checkpoints were evaluated"
+    assert all(t.intermediate_values for t in trials)
+    toml = (setup.study_dir / "datasets" / "hero_t000.toml").read_text()
+    assert f"num_repeats = {trials[0].params['repeats']}" in toml and "caption_dropout_rate" in toml
+    published, best = tune_report.publish_best(study, tmp_path / "loras" / "hero_best.safetensors")
+    meta = read_lora_metadata(published)
+    tuned = json.loads(meta[tune_report.TUNE_METADATA_KEY])
+    assert tuned["params"] == best.params and tuned["trial"] == best.number
+    assert meta["ss_network_dim"] == str(best.params["rank"])  # the trainer's own metadata is kept
+    assert best.value == max(t.value for t in trials if t.state == STATES.COMPLETE)
+    KEEP.mkdir(exist_ok=True)
+    for name, image in (("tune_history", tune_report.history_plot(study)),
+                        ("tune_importances", tune_report.importance_plot(study))):
+        path = save_image(image, tmp_path / f"{name}.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and load_image(path).std() > 5
+        shutil.copy(path, KEEP / f"{name}.png")
+    ws.close()
+
+
+LAUNCHER_STUDY_SCRIPT = r'''
+import os, sys
+from pathlib import Path
+from evaluate_standins import StandInClip, StandInRenderer, training_frames
+from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from lora_foundry.evaluate import evaluation, matrix, tune
+from lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial
+from lora_foundry.kohya.launcher import read_lora_metadata
+from lora_foundry.kohya.presets import get_preset
+from lora_foundry.kohya.train_config import TrainRequest
+from lora_foundry.workspace import Workspace
+root, media = Path(sys.argv[1]), Path(sys.argv[2])
+frames = training_frames(media)
+ws = Workspace.open(root / "ws")
+clip = StandInClip()
+train = clip.images(frames)
+preset = matrix.load_preset("character", {"strengths": [0, 1], "seeds": [1], "held_out": ["on the moon", "at sea"]})
+def evaluate_lora(path, label):
+    meta = read_lora_metadata(path)
+    gain = float(meta["ss_learning_rate"]) / 1e-4 * int(meta["ss_network_dim"]) / 16
+    renderer = StandInRenderer(frames, "subject", name=f"{path.name}-{path.stat().st_mtime_ns}", gain=gain)
+    return evaluation.evaluate(ws, renderer, clip, train, "ohwx", preset).report
+dataset = make_dataset(root / "ds")
+request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=dataset / "dataset.toml",
+                       base_model=make_base_model(root / "models"), output_name="hero",
+                       preset=get_preset("sd15", "character"))
+setup = TrainingSetup(request, make_fake_install(root / "kohya"), root / "study", checkpoints=0)
+study = tune.open_study(setup.study_dir, "hero", seed=0)
+trial = launcher_trial(setup, evaluate_lora, preset.weights)
+def slow_third(params, reporter):
+    os.environ["FAKE_STEP_S"] = "5" if reporter.number == 2 and len(sys.argv) > 3 else "0.02"
+    return trial(params, reporter)
+tune.run_study(study, tune.search_space("character", {"steps": [20, 40], "network_variant": "lora"}), slow_third, 4)
+ws.close()
+'''
+
+
+def test_launcher_study_killed_with_sigkill_during_trial_three_resumes(tmp_path, media_dir):
+    """The same kill -9, with every trial a real launcher run of the fake trainer."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", LAUNCHER_STUDY_SCRIPT, str(tmp_path), str(media_dir)]
+    process = subprocess.Popen([*command, "kill-me"], env=env)
+    trainer_pid = tmp_path / "study" / "runs" / "hero_t002" / "trainer.pid"
+    try:
+        wait_for(trainer_pid, process, timeout=300)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        if trainer_pid.exists():  # the trainer has its own session: a kill -9 of the study leaves it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(trainer_pid.read_text()), signal.SIGKILL)
+    storage = f"sqlite:///{tmp_path / 'study' / tune.STORAGE_NAME}"
+    before = optuna.load_study(study_name="hero", storage=storage).get_trials()
+    assert [t.state for t in before] == [STATES.COMPLETE, STATES.COMPLETE, STATES.RUNNING]
+    subprocess.run(command, env=env, check=True, timeout=600)
+    after = optuna.load_study(study_name="hero", storage=storage).get_trials()
+    for old, new in zip(before[:2], after[:2], strict=True):
+        assert (new.state, new.params, new.value, new.user_attrs) == (STATES.COMPLETE, old.params, old.value,
+                                                                    old.user_attrs)
+        assert Path(new.user_attrs["lora_path"]).is_file()
+    assert after[2].state == STATES.FAIL and after[3].params == before[2].params
+    assert [t.state for t in after[3:]] == [STATES.COMPLETE, STATES.COMPLETE]
+    assert Path(after[3].user_attrs["lora_path"]).name == "hero_t003.safetensors"
