@@ -66,3 +66,23 @@ def confined(root: Path, *parts: str) -> Path:
 def default_output_root() -> Path:
     """Where outputs go outside ComfyUI: ``$LORA_FOUNDRY_OUTPUT`` or ``./out``."""
     return Path(os.environ.get(OUTPUT_ROOT_ENV, "out")).resolve()
+
+
+def single_line(text: str, what: str) -> str:
+    """``text`` stripped, refusing line breaks and control characters with an error naming ``what``.
+
+    A caption is one line: sd-scripts reads only the first line of a caption file, so a trigger or
+    template with a newline would silently train on a caption cut short.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be text, got {type(text).__name__}")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t" for ch in text.strip()):
+        raise ValueError(f"{what} {text!r} contains a line break or control character; a caption is one line")
+    return " ".join(text.split("\t")).strip()
+
+
+def caption_line(text: str) -> str:
+    """A caption as sd-scripts reads it: one line, control characters and line breaks turned into
+    spaces and runs of spaces collapsed (the last guard before a caption file is written)."""
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+    return " ".join(cleaned.split())

@@ -170,12 +170,8 @@ class SelectClusters:
 
 
 def _input_path(text: str) -> Path:
-    raw = Path(text.strip().strip('"')).expanduser()
-    if not raw.is_absolute():
-        raw = (_comfy.input_root() or Path.cwd()) / raw
-    if not raw.is_file():
-        raise FileNotFoundError(f"reference image {raw} does not exist")
-    return raw
+    """A reference image inside the folders workflows may read (never anywhere on the server)."""
+    return _comfy.read_roots().resolve(text, "reference_images", "file")
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(EmbedFrames, EmbedWithClipVision, ClusterFrames,

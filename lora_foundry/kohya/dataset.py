@@ -34,7 +34,7 @@ from typing import Any
 from .. import names
 from ..captions.stage import caption_info
 from ..media import images
-from ..paths import confined, safe_name
+from ..paths import confined, safe_name, single_line
 from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Workspace
 from .buckets import BucketSpec
@@ -148,8 +148,10 @@ def _validate(spec: DatasetSpec) -> None:
         raise ValueError(f"repeats must be between 1 and 1000, not {spec.repeats}")
     if spec.mask_mode not in MASK_MODES:
         raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {spec.mask_mode!r}")
+    single_line(spec.trigger, "trigger")
     if spec.class_word:
-        safe_name(spec.class_word, "class word")
+        safe_name(single_line(spec.class_word, "class_word"), "class word")
+    _check_template(spec.caption_template)
     if spec.bucket:
         _bucket_spec(spec)
 
@@ -289,6 +291,23 @@ def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: Dataset
             "lora_type": spec.lora_type, "image_format": spec.image_format, "keep_tokens": keep_tokens,
             "buckets": dict(buckets.most_common()), "subsets": subsets, "written_at": time.time(),
             "images": images}
+
+
+def _check_template(template: str) -> None:
+    """Refuse a caption_template that would write captions without the trigger, several lines, or
+    fail later with a bare IndexError/KeyError."""
+    single_line(template, "caption_template")
+    if not template.strip():
+        raise ValueError("caption_template is empty: every image without a built caption would get an empty "
+                         "caption; use '{trigger}, {class_word}'")
+    try:
+        filled = template.format(trigger="TRIGGER", class_word="CLASS")
+    except (IndexError, KeyError, ValueError, AttributeError) as error:
+        raise ValueError(f"caption_template {template!r}: only {{trigger}} and {{class_word}} can be filled in "
+                         f"({type(error).__name__}: {error})") from error
+    if "TRIGGER" not in filled:
+        raise ValueError(f"caption_template {template!r} has no {{trigger}}: the trigger word must be in "
+                         "every caption for the LoRA to bind to it")
 
 
 def _template_caption(spec: DatasetSpec, trigger: str, class_word: str) -> str:
