@@ -131,7 +131,7 @@ def build_prompt_set(
     if not anchor.strip():
         raise ValueError("the appearance anchor is empty: it is what the LoRA should learn")
     trigger, class_word = single_line(trigger, "trigger"), single_line(class_word, "class_word")
-    anchor = single_line(anchor.replace("\n", " "), "anchor")  # a multi-line box, one prompt each
+    anchor = " ".join(anchor.split())  # typed in a multi-line box; each prompt is one line
     rng = random.Random(seed)
     strategy = strategy_for(subject_type)
     head = head_text(trigger, class_word, strategy)
