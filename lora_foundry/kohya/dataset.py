@@ -21,9 +21,7 @@ is returned), anything else is an error unless the user asks for a new version.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -39,6 +37,7 @@ from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Workspace
 from .buckets import BucketSpec
 from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_text
+from .staging import make_staging, publish, remove_stale_staging
 from .subsets import (
     MASK_MODES,
     SubsetPlan,
@@ -128,15 +127,29 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
     target = _target_folder(root, name, identity, spec.if_exists)
     if target.is_dir():
         return _load_existing(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=root))
-    staging.chmod(0o755)  # mkdtemp makes it owner-only; a trainer may run as another user
+    remove_stale_staging(root)
+    staging = make_staging(root, target.name)
     try:
         dataset = _write_into(staging, target, plans, spec, identity, (keep_tokens, separator, style), progress)
-        os.replace(staging, target)
+        published = publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if not published:  # another writer of the same name finished first: as if it had run before us
+        shutil.rmtree(staging, ignore_errors=True)
+        return _existing_after_race(root, target, identity, spec.if_exists)
     return dataset
+
+
+def _existing_after_race(root: Path, target: Path, identity: dict[str, Any], if_exists: str) -> Dataset:
+    """The outcome a sequential run would have had, now that another writer published the name
+    (same sources: that dataset; else "dataset exists", as for a second run of if_exists=error)."""
+    if if_exists != "new_version":
+        return _load_existing(_target_folder(root, target.name, identity, if_exists))
+    if _identity_of(target) == identity:
+        return _load_existing(target)
+    raise DatasetExistsError(f"dataset folder {target} was written by another run at the same time; run "
+                             "again to write the next version")
 
 
 def _validate(spec: DatasetSpec) -> None:
