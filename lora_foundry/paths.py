@@ -86,3 +86,17 @@ def caption_line(text: str) -> str:
     spaces and runs of spaces collapsed (the last guard before a caption file is written)."""
     cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
     return " ".join(cleaned.split())
+
+
+def inside_by_name(root: Path, *parts: str) -> Path:
+    """``root / parts`` checked by name only (``..`` and absolute parts refused), symlinks kept.
+
+    For files the operator placed in a model folder: a symlink there (a shared model store) is
+    the operator's choice and is followed, while a workflow, which can only name a file, still
+    cannot climb out with ``..`` or an absolute path.
+    """
+    root_path = Path(os.path.abspath(root))
+    candidate = Path(os.path.normpath(root_path.joinpath(*parts)))
+    if candidate == root_path or root_path not in candidate.parents:
+        raise UnsafeNameError(f"path {'/'.join(parts)!r} would leave {root_path}")
+    return candidate
