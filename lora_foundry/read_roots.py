@@ -79,15 +79,17 @@ class ReadRoots:
         text = _clean(value, what)
         given = Path(text)
         candidates = [given] if given.is_absolute() else [root / given for root in self.roots]
-        allowed = [_real(c) for c in candidates if self.contains(c)]
-        if not allowed:
+        refused = False
+        for candidate in candidates:
+            if not self.contains(candidate):
+                refused = True  # absolute outside, too many "..", or a symlink that leads out
+            elif _is_kind(_real(candidate), kind):
+                return _real(candidate)
+        if refused:
             raise PathNotAllowedError(
                 f"{what} {value!r} is outside the folders workflows may read ({self.describe()}); put it in "
                 f"ComfyUI's input folder and give its name, or ask the server operator to list its folder in "
                 f"<ComfyUI user dir>/{'/'.join(CONFIG_RELPATH)}")
-        for path in allowed:
-            if _is_kind(path, kind):
-                return path
         wanted = {"file": "file", "folder": "folder"}.get(kind, "file or folder")
         raise FileNotFoundError(f"{what} {value!r}: no such {wanted} in {self.describe()}")
 

@@ -84,9 +84,9 @@ class BuildCaptions:
             base_model=base_model, threshold=threshold, force_keep=split_terms(force_keep),
             force_drop=split_terms(force_drop), pony_score=pony_score_prefix,
             separator=keep_tokens_separator, token_limit=token_limit)
+        folder = resolve_tags_folder(tags_folder)
         with Workspace.from_handle(frames) as ws:
-            out = caption_stage(ws, frames, settings, resolve_tags_folder(tags_folder),
-                                _comfy.ComfyProgress(unique_id))
+            out = caption_stage(ws, frames, settings, folder, _comfy.ComfyProgress(unique_id))
             summary = _summary(ws, out)
         return (out, summary)
 
