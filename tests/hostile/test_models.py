@@ -145,3 +145,9 @@ def test_a_crashing_trainer_fails_with_its_log_and_publishes_nothing(server, tra
     with pytest.raises(RuntimeError, match="(?i)exit|crash|fail"):
         train(server, dry_run=False)
     assert not list(server.tmp.joinpath("models", "loras").rglob("hero*.safetensors"))
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../private/secret.png", "..\\..\\x.pt"])
+def test_a_loader_takes_a_file_name_never_a_path(server, models, name):
+    with pytest.raises(ValueError, match="model_name .* give a file name from models/sam2, not a path"):
+        server.nodes.loaders.SAM2Loader().load(name, "auto (from file name)", "cpu")
