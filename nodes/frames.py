@@ -93,7 +93,8 @@ class LoadImageFolder:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return inputs({
-            "folder": text("Image folder: absolute, or relative to ComfyUI's input folder."),
+            "folder": text("Image folder, relative to ComfyUI's input folder (absolute paths only inside the input "
+                           "or output folders, or a folder the server operator allowed; see docs/trust.md)."),
             "workspace": WORKSPACE_INPUT,
             "long_side": integer("Resize so the long side is at most this; 0 keeps the size.", 0, 0, 8192, 8),
             "recursive": boolean("Also read images in sub-folders.", False),
