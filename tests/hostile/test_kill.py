@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_fixtures import no_hang  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 SLOW_CAPTIONS = ("import time, lora_foundry.kohya.subsets as subsets; real = subsets.atomic_write_text; "

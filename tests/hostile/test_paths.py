@@ -13,7 +13,7 @@ import json
 import os
 
 import pytest
-from conftest import secret_in_workspace
+from hostile_fixtures import no_hang, secret_in_workspace, server  # noqa: F401 (fixtures)
 
 OUTSIDE = "is outside the folders workflows may read"
 

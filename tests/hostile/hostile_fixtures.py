@@ -1,4 +1,5 @@
-"""Fixtures for the hostile-input suite: a server's folders, a private folder a stranger's
+"""Fixtures for the hostile-input suite (imported by each test module: a second ``conftest.py``
+would shadow ``tests/conftest.py`` for modules that import from it): a server's folders, a private folder a stranger's
 workflow must never read, a guard that nothing is written outside the allowed roots, and an alarm
 so that no case can hang the suite.
 
