@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 PACK_NAME = "lora_foundry_pack"
+pytest_plugins = ("hostile.hostile_fixtures",)  # the hostile-input suite's fixtures (tests/hostile/)
 
 
 def import_pack():

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_write_text
-from ..paths import caption_line
 from ..media import images
+from ..paths import caption_line
 from ..progress import Progress
 from .buckets import BucketSpec, choose_bucket, make_buckets, resize_to_bucket
 

@@ -1,5 +1,5 @@
-"""Fixtures for the hostile-input suite (imported by each test module: a second ``conftest.py``
-would shadow ``tests/conftest.py`` for modules that import from it): a server's folders, a private folder a stranger's
+"""Fixtures for the hostile-input suite, loaded as a plugin by ``tests/conftest.py`` (a second
+``conftest.py`` here would shadow ``tests/conftest.py`` for modules that import from it): a server's folders, a private folder a stranger's
 workflow must never read, a guard that nothing is written outside the allowed roots, and an alarm
 so that no case can hang the suite.
 
@@ -24,7 +24,7 @@ CASE_TIMEOUT_S = 60
 ALLOWED_TO_WRITE = ("output", "input", "made", "models", "user", "temp")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture()
 def no_hang():
     """Fail a case that runs longer than CASE_TIMEOUT_S instead of hanging the suite."""
     def timed_out(signum, frame):
@@ -44,7 +44,7 @@ def _picture(path: Path, colour: tuple[int, int, int] = (200, 30, 30), size: tup
 
 
 @pytest.fixture()
-def server(tmp_path, output_root, pack):
+def server(tmp_path, output_root, pack, no_hang):
     """The pack as a server runs it, with a private folder beside its input and output folders."""
     private = tmp_path / "private"
     secret_picture = _picture(private / "secret.png", (1, 2, 3))
@@ -56,7 +56,7 @@ def server(tmp_path, output_root, pack):
     started = time.time_ns()
     yield SimpleNamespace(pack=pack, nodes=pack.nodes, input=inputs, output=output_root, private=private,
                           secret_picture=secret_picture, made=tmp_path / "made", tmp=tmp_path,
-                          picture=_picture)
+                          picture=_picture, secret_leaked=lambda: secret_in_workspace(output_root))
     changed = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_mtime_ns >= started
                and before.get(p) != p.stat().st_mtime_ns
                and p.relative_to(tmp_path).parts[0] not in ALLOWED_TO_WRITE]
@@ -64,9 +64,9 @@ def server(tmp_path, output_root, pack):
     assert sorted(p.name for p in private.rglob("*")) == ["holiday.png", "photos", "secret.png", "secret.txt"]
 
 
-def secret_in_workspace(server) -> bool:
+def secret_in_workspace(output: Path) -> bool:
     """True when any picture the pack wrote carries the private picture's colour."""
-    for path in server.output.rglob("*.png"):
+    for path in output.rglob("*.png"):
         with Image.open(path) as image:
             if image.convert("RGB").getpixel((0, 0)) in ((1, 2, 3), (4, 5, 6)):
                 return True

@@ -16,7 +16,6 @@ import unicodedata
 
 import numpy as np
 import pytest
-from hostile_fixtures import no_hang, server  # noqa: F401 (fixtures)
 
 from lora_foundry.kohya import dataset, staging
 from lora_foundry.workspace import NewItem, Workspace

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_fixtures import no_hang  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.usefixtures("no_hang")
 REPO = Path(__file__).resolve().parents[2]
 SLOW_CAPTIONS = ("import time, lora_foundry.kohya.subsets as subsets; real = subsets.atomic_write_text; "
                  "subsets.atomic_write_text = lambda *a, **k: (time.sleep(0.1), real(*a, **k))[1]; ")

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_fixtures import no_hang, server  # noqa: F401 (fixtures)
 from PIL import Image
 
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hostile_fixtures import no_hang, server  # noqa: F401 (fixtures)
 import torch
 from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
 

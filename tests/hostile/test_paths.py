@@ -13,7 +13,6 @@ import json
 import os
 
 import pytest
-from hostile_fixtures import no_hang, secret_in_workspace, server  # noqa: F401 (fixtures)
 
 OUTSIDE = "is outside the folders workflows may read"
 
@@ -38,14 +37,14 @@ def test_image_folder_outside_the_roots_is_refused(server, value):
         load_folder(server, value)
     assert OUTSIDE in str(refused.value) or "no such folder" in str(refused.value)
     assert repr(value) in str(refused.value)
-    assert not secret_in_workspace(server)
+    assert not server.secret_leaked()
 
 
 def test_image_folder_symlinked_out_of_input_is_refused(server):
     (server.input / "innocent").symlink_to(server.private, target_is_directory=True)
     with pytest.raises(ValueError, match=f"folder 'innocent' {OUTSIDE}"):
         load_folder(server, "innocent")
-    assert not secret_in_workspace(server)
+    assert not server.secret_leaked()
 
 
 def test_recursive_listing_never_leaves_the_roots(server):
@@ -57,7 +56,7 @@ def test_recursive_listing_never_leaves_the_roots(server):
     (album / "linked.png").symlink_to(server.secret_picture)
     frames, report = load_folder(server, "album", recursive=True)
     assert json.loads(report)["images"] == 1
-    assert not secret_in_workspace(server)
+    assert not server.secret_leaked()
     changed = server.nodes.frames.LoadImageFolder.IS_CHANGED(folder="album", recursive=True)
     assert "secret" not in changed and "mine.png" in changed
 
