@@ -14,10 +14,13 @@ from pathlib import Path
 
 from . import cli_training
 from .kohya import dataset
-from .progress import PrintProgress
+from .kohya.launcher import TrainingFailed
+from .kohya.operator_config import TrainerNotConfigured
+from .progress import Cancelled, PrintProgress
 from .stages.frames import filter_stage as filters
 from .stages.frames import ingest_stage as ingest
 from .workspace import Workspace, workspace_path
+from .workspace.files import WorkspaceBusyError
 
 BUNDLED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "media" / "montage_6_shots.mp4"
 
@@ -98,12 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors a user can meet and fix (bad input, a busy workspace, a missing trainer or model, a
+# cancel): one line and a non-zero exit, never a traceback. Anything else is a bug and keeps its
+# traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, OSError, WorkspaceBusyError, TrainerNotConfigured, TrainingFailed, Cancelled)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ValueError, OSError) as error:
-        print(f"lora-foundry: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("lora-foundry: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as error:
+        print(f"lora-foundry: {' '.join(str(error).split()) or type(error).__name__}", file=sys.stderr)
         return 1
 
 

@@ -87,13 +87,14 @@ INFO_CAPTION_TRIGGER = "caption_trigger"  # captions stage → (kept for inspect
 INFO_CORE_TAGS = "core_tags"  # captions stage ({cluster: tags}) → nodes/captions summary
 INFO_TOKEN_WARNINGS = "token_warnings"  # captions stage → nodes/captions summary
 INFO_UNTAGGED = "untagged"  # captions stage (items with no tag) → nodes/captions summary
+INFO_TAG_FILE_WARNINGS = "tag_file_warnings"  # captions stage (guessed encodings) → nodes/captions summary
 
 INFO_KEYS = frozenset({
     INFO_PLAN, INFO_VIDEO, INFO_MISSING_FRAMES, INFO_SKIPPED, INFO_REPORT, INFO_EMBEDDING_METHOD,
     INFO_EMBEDDING_MODEL, INFO_EMBEDDING_DIM, INFO_CLUSTER_MODE, INFO_CLUSTER_SIZES, INFO_CLUSTER_BACKEND,
     INFO_DROPPED, INFO_SELECTED_CLUSTERS, INFO_CAPTION_KEEP_TOKENS, INFO_CAPTION_SEPARATOR,
     INFO_CAPTION_LORA_TYPE, INFO_CAPTION_STYLE, INFO_CAPTION_TRIGGER, INFO_CORE_TAGS, INFO_TOKEN_WARNINGS,
-    INFO_UNTAGGED,
+    INFO_UNTAGGED, INFO_TAG_FILE_WARNINGS,
 })
 
 # -- item meta keys another stage reads ----------------------------------------------------------------

@@ -66,3 +66,37 @@ def confined(root: Path, *parts: str) -> Path:
 def default_output_root() -> Path:
     """Where outputs go outside ComfyUI: ``$LORA_FOUNDRY_OUTPUT`` or ``./out``."""
     return Path(os.environ.get(OUTPUT_ROOT_ENV, "out")).resolve()
+
+
+def single_line(text: str, what: str) -> str:
+    """``text`` stripped, refusing line breaks and control characters with an error naming ``what``.
+
+    A caption is one line: sd-scripts reads only the first line of a caption file, so a trigger or
+    template with a newline would silently train on a caption cut short.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be text, got {type(text).__name__}")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t" for ch in text.strip()):
+        raise ValueError(f"{what} {text!r} contains a line break or control character; a caption is one line")
+    return " ".join(text.split("\t")).strip()
+
+
+def caption_line(text: str) -> str:
+    """A caption as sd-scripts reads it: one line, control characters and line breaks turned into
+    spaces and runs of spaces collapsed (the last guard before a caption file is written)."""
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+    return " ".join(cleaned.split())
+
+
+def inside_by_name(root: Path, *parts: str) -> Path:
+    """``root / parts`` checked by name only (``..`` and absolute parts refused), symlinks kept.
+
+    For files the operator placed in a model folder: a symlink there (a shared model store) is
+    the operator's choice and is followed, while a workflow, which can only name a file, still
+    cannot climb out with ``..`` or an absolute path.
+    """
+    root_path = Path(os.path.abspath(root))
+    candidate = Path(os.path.normpath(root_path.joinpath(*parts)))
+    if candidate == root_path or root_path not in candidate.parents:
+        raise UnsafeNameError(f"path {'/'.join(parts)!r} would leave {root_path}")
+    return candidate

@@ -35,8 +35,10 @@ from typing import Any
 
 from ..lora_foundry.models.device import pick_device, pick_onnx_device
 from ..lora_foundry.paths import OUTPUT_ROOT_ENV, default_output_root
+from ..lora_foundry.read_roots import ReadRoots, operator_roots
 
 CATEGORY = "LoRA Foundry"
+INPUT_ROOT_ENV = "LORA_FOUNDRY_INPUT"
 
 
 def _comfy_module(name: str) -> Any | None:
@@ -104,6 +106,17 @@ def input_root() -> Path | None:
     if folder_paths is None:
         return None
     return Path(folder_paths.get_input_directory()).resolve()
+
+
+def read_roots() -> ReadRoots:
+    """The folders a workflow may read media from: ComfyUI's input folder (outside ComfyUI
+    ``$LORA_FOUNDRY_INPUT``, else the current folder), the output folders (what ComfyUI already
+    serves through /view, and where the pack's own outputs are), and the operator's extra roots
+    from ``<user dir>/lora_foundry/read_roots.json``. Never anything a workflow names."""
+    folder_paths = _comfy_module("folder_paths")
+    inputs = input_root() or Path(os.environ.get(INPUT_ROOT_ENV) or Path.cwd())
+    comfy_output = folder_paths.get_output_directory() if folder_paths is not None else None
+    return ReadRoots.of([inputs, output_root(), comfy_output, *operator_roots(user_root())])
 
 
 def user_root() -> Path:

@@ -27,10 +27,12 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from . import _comfy
+from ._sockets import check_sockets
 
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 NodeClass = TypeVar("NodeClass", bound=type)
@@ -55,9 +57,22 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
         cls.RETURN_NAMES = tuple(name for _, name in outputs)
         if output_node:
             cls.OUTPUT_NODE = True
+        setattr(cls, function, _checked(cls, getattr(cls, function)))
         return cls
 
     return register
+
+
+def _checked(cls: type, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` that first checks its socket inputs' Python types (``_sockets.py``): a workflow can
+    give a socket a literal value, which ComfyUI passes through for custom types."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check_sockets(cls, method, (self, *args), kwargs)
+        return method(self, *args, **kwargs)
+
+    return call
 
 
 def mappings(*classes: type) -> tuple[dict[str, type], dict[str, str]]:

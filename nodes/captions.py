@@ -17,7 +17,6 @@ from ..lora_foundry.captions.stage import caption_info, caption_stage
 from ..lora_foundry.captions.strategies import LORA_TYPES, describe_templates
 from ..lora_foundry.captions.vocabulary import tag_files
 from ..lora_foundry.kohya.report import dataset_report, report_text
-from ..lora_foundry.paths import UnsafeNameError, confined
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._changed import files_state
@@ -29,26 +28,12 @@ BASE_MODEL_TOOLTIP = "SD1.5, SDXL, Pony: comma-separated tags. Flux, SD3: one na
 
 
 def resolve_tags_folder(text: str) -> Path | None:
-    """The imported-tags folder, confined to ComfyUI's input or output directory.
-
-    Workflows are shared, so a path typed in one must not read text files from anywhere on the
-    server: relative paths are looked up under the input directory, absolute ones must lie under
-    the input or output directory.
-    """
-    text = text.strip()
-    if not text:
+    """The imported-tags folder, inside the folders workflows may read (ComfyUI's input and output
+    folders, the operator's extra roots): a path typed in a shared workflow must not read text
+    files from anywhere on the server. Empty means no folder."""
+    if not text.strip():
         return None
-    roots = [r for r in (_comfy.input_root(), _comfy.output_root()) if r is not None]
-    for root in roots:
-        try:
-            candidate = confined(root, text)  # an absolute path must also lie under root
-        except UnsafeNameError:
-            continue
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(
-        f"tags folder {text!r} not found under {' or '.join(str(r) for r in roots)}; put the WD14/booru "
-        ".txt files in a folder inside ComfyUI's input directory and give its name")
+    return _comfy.read_roots().resolve(text, "tags_folder", "folder")
 
 
 @node("LF_BuildCaptions", "LF Build Captions", category="captions", function="build",
@@ -99,9 +84,9 @@ class BuildCaptions:
             base_model=base_model, threshold=threshold, force_keep=split_terms(force_keep),
             force_drop=split_terms(force_drop), pony_score=pony_score_prefix,
             separator=keep_tokens_separator, token_limit=token_limit)
+        folder = resolve_tags_folder(tags_folder)
         with Workspace.from_handle(frames) as ws:
-            out = caption_stage(ws, frames, settings, resolve_tags_folder(tags_folder),
-                                _comfy.ComfyProgress(unique_id))
+            out = caption_stage(ws, frames, settings, folder, _comfy.ComfyProgress(unique_id))
             summary = _summary(ws, out)
         return (out, summary)
 
@@ -121,6 +106,7 @@ def _summary(ws: Workspace, handle: Any) -> str:
     if info.get("untagged"):
         lines.append(f"warning: {info['untagged']} images have no tags (caption = trigger only)")
     lines += [f"warning: {w}" for w in info.get("token_warnings", [])[:20]]
+    lines += [f"warning: tag file {w}" for w in info.get("tag_file_warnings", [])[:20]]
     lines += ["", *[captions[i] for i in sorted(captions)[:10]]]
     return "\n".join(lines)
 

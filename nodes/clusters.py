@@ -153,8 +153,8 @@ class SelectClusters:
             "count": integer("How many clusters to keep for size_rank / text / reference (the largest, or the "
                              "nearest).", 1, 1, 1000),
             "text": text("For 'text': what the cluster shows; needs the CLIP model the frames were embedded with."),
-            "reference_images": text("For 'reference': image paths, one per line (absolute or relative to "
-                                     "ComfyUI's input folder).", "", True),
+            "reference_images": text("For 'reference': image paths, one per line, relative to ComfyUI's input "
+                                     "folder (absolute paths only inside the folders workflows may read).", "", True),
         }, {"clip_model": socket("LF_CLIP_MODEL", "The CLIP model used by LF Embed Frames (text/reference).")})
 
     def select(self, frames: Any, by: str, cluster_ids: str, count: int, text: str, reference_images: str,
@@ -170,12 +170,8 @@ class SelectClusters:
 
 
 def _input_path(text: str) -> Path:
-    raw = Path(text.strip().strip('"')).expanduser()
-    if not raw.is_absolute():
-        raw = (_comfy.input_root() or Path.cwd()) / raw
-    if not raw.is_file():
-        raise FileNotFoundError(f"reference image {raw} does not exist")
-    return raw
+    """A reference image inside the folders workflows may read (never anywhere on the server)."""
+    return _comfy.read_roots().resolve(text, "reference_images", "file")
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(EmbedFrames, EmbedWithClipVision, ClusterFrames,

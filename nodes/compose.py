@@ -14,7 +14,7 @@ from typing import Any
 
 from ..lora_foundry.lora import merge, presets, prompt, sweep
 from ..lora_foundry.lora.compose import ComposeCaches, summarize
-from ..lora_foundry.lora.files import FileCache, file_key, resolve_lora
+from ..lora_foundry.lora.files import FileCache, file_key, resolve_lora, resolve_loras
 from ..lora_foundry.lora.metadata import format_info
 from ..lora_foundry.lora.report import lora_modules, match_modules, raise_if_unmatched
 from ..lora_foundry.lora.stack import (
@@ -260,7 +260,8 @@ class MergeLoRAStack:
               unique_id: str | None = None) -> dict[str, Any]:
         stack = normalize_stack(lora_stack)
         dirs = lora_dirs() or [_comfy.output_root() / "loras"]
-        paths = [resolve_lora(e.lora_name, dirs) for e in stack]
+        paths = resolve_loras([e.lora_name for e in stack], dirs)
+        merge.check_same_base([CACHES.infos.get(p) for p in paths])
         parts = [merge.MergePart(e.lora_name, str(p), e.model_strength, e.clip_strength)
                  for e, p in zip(stack, paths, strict=True)]
         state, report = merge.merge_stack(parts, mode, rank, _comfy.ComfyProgress())

@@ -27,17 +27,11 @@ def open_workspace(name: str) -> Workspace:
     return Workspace.open(workspace_path(_comfy.output_root(), name))
 
 
-def resolve_media_path(text: str, what: str) -> Path:
-    """A path typed by the user: absolute, or relative to ComfyUI's input folder."""
-    raw = Path(text.strip().strip('"')).expanduser()
-    if not text.strip():
-        raise ValueError(f"no {what} given")
-    if not raw.is_absolute():
-        base = _comfy.input_root() or Path.cwd()
-        raw = base / raw
-    if not raw.exists():
-        raise FileNotFoundError(f"{what} {raw} does not exist")
-    return raw
+def resolve_media_path(text: str, what: str, kind: str = "any") -> Path:
+    """A path typed by the user, resolved inside the folders workflows may read (ComfyUI's input
+    and output folders, the operator's extra roots): absolute paths, ``..`` and symlinks that leave
+    them are refused (``lora_foundry/read_roots.py``)."""
+    return _comfy.read_roots().resolve(text, what, kind)
 
 
 def file_signature(path_text: str) -> str:
@@ -79,7 +73,7 @@ class LoadVideoFrames:
     def load(self, video: str, workspace: str, mode: str, interval_s: float, per_shot: int, start_s: float,
              end_s: float, max_frames: int, long_side: int, frame_format: str,
              unique_id: str | None = None) -> tuple:
-        path = resolve_media_path(video, "video")
+        path = resolve_media_path(video, "video", "file")
         options = ingest.VideoIngestOptions(mode=mode, interval_s=interval_s, per_shot=per_shot, start_s=start_s,
                                             end_s=end_s, max_frames=max_frames, long_side=long_side,
                                             frame_format=frame_format)
@@ -99,7 +93,8 @@ class LoadImageFolder:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return inputs({
-            "folder": text("Image folder: absolute, or relative to ComfyUI's input folder."),
+            "folder": text("Image folder, relative to ComfyUI's input folder (absolute paths only inside the input "
+                           "or output folders, or a folder the server operator allowed; see docs/trust.md)."),
             "workspace": WORKSPACE_INPUT,
             "long_side": integer("Resize so the long side is at most this; 0 keeps the size.", 0, 0, 8192, 8),
             "recursive": boolean("Also read images in sub-folders.", False),
@@ -108,14 +103,16 @@ class LoadImageFolder:
     @classmethod
     def IS_CHANGED(cls, folder: str, recursive: bool = False, **kwargs: Any) -> str:
         """The images the load would read (sub-folders too when recursive), with their sizes and mtimes."""
-        return files_state(lambda: images.list_image_files(resolve_media_path(folder, "folder"),
-                                                           recursive=recursive), folder)
+        return files_state(lambda: images.list_image_files(resolve_media_path(folder, "folder", "folder"),
+                                                           recursive=recursive, roots=_comfy.read_roots()),
+                           folder)
 
     def load(self, folder: str, workspace: str, long_side: int, recursive: bool,
              unique_id: str | None = None) -> tuple:
-        path = resolve_media_path(folder, "image folder")
+        path = resolve_media_path(folder, "folder", "folder")
         with open_workspace(workspace) as ws:
-            handle = ingest.ingest_folder(ws, path, long_side, recursive, _comfy.ComfyProgress(unique_id))
+            handle = ingest.ingest_folder(ws, path, long_side, recursive, _comfy.ComfyProgress(unique_id),
+                                          roots=_comfy.read_roots())
             skipped = ingest.ingest_summary(ws, handle).skipped
             report = {"images": ws.count(handle), "skipped": [entry.as_dict() for entry in skipped]}
         return handle, json.dumps(report, indent=1)

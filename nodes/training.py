@@ -16,6 +16,7 @@ from ..lora_foundry.kohya.log_parse import LossPoint, StepEvent
 from ..lora_foundry.kohya.operator_config import load_trainer_install, validate_extra_options
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR, describe, train_lora
 from ..lora_foundry.media import images
+from ..lora_foundry.models.registry import ModelMissingError
 from ..lora_foundry.paths import confined
 from . import _comfy
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
@@ -66,13 +67,25 @@ def _resolve_dataset(dataset: Any, dataset_path: str) -> tuple[Path, Path]:
     return train_config.dataset_location(confined(root, *given.parts))
 
 
-def _extra_models(choices: dict[str, str]) -> dict[str, Path]:
-    chosen: dict[str, Path] = {}
-    for key, name in choices.items():
-        if name and name != NONE:
-            dirs = _comfy.model_folder_paths(EXTRA_MODEL_FOLDERS[key])
-            chosen[key] = train_config.resolve_model_file(name, dirs, key)
-    return chosen
+def _models(base_model: str, choices: dict[str, str]) -> tuple[Path, dict[str, Path]]:
+    """The base model and the chosen extra models (text encoders, autoencoder); when several files
+    are missing, one error names them all."""
+    base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]
+    wanted = {"base model": (base_model, base_dirs)}
+    wanted |= {key: (name, _comfy.model_folder_paths(EXTRA_MODEL_FOLDERS[key]))
+               for key, name in choices.items() if name and name != NONE}
+    found: dict[str, Path] = {}
+    missing: list[str] = []
+    for key, (name, dirs) in wanted.items():
+        try:
+            found[key] = train_config.resolve_model_file(name, dirs, key)
+        except ModelMissingError as error:
+            missing.append(str(error))
+    if len(missing) == 1:
+        raise ModelMissingError(missing[0])
+    if missing:
+        raise ModelMissingError(f"{len(missing)} model files are missing: " + "; ".join(missing))
+    return found.pop("base model"), found
 
 
 @node("LF_KohyaTrainLoRA", "LF Kohya Train LoRA", category="training", function="train", output_node=True,
@@ -137,12 +150,12 @@ class KohyaTrainLoRA:
             max_train_steps=steps, learning_rate=learning_rate, network_dim=rank, network_alpha=alpha,
             resolution=resolution)
         dataset_dir, dataset_toml = _resolve_dataset(dataset, dataset_path)
-        base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]
+        base, extra_models = _models(base_model, {"clip_l": clip_l, "clip_g": clip_g, "t5xxl": t5xxl, "ae": ae})
         request = train_config.TrainRequest(
             architecture=architecture, dataset_dir=dataset_dir, dataset_toml=dataset_toml,
-            base_model=train_config.resolve_model_file(base_model, base_dirs, "base model"),
+            base_model=base,
             output_name=output_name, preset=preset, variant=network_variant, seed=train_seed,
-            extra_models=_extra_models({"clip_l": clip_l, "clip_g": clip_g, "t5xxl": t5xxl, "ae": ae}),
+            extra_models=extra_models,
             extra_options=options, sample_prompts=sample_prompts, sample_every_n_steps=sample_every_n_steps,
             save_every_n_steps=save_every_n_steps, save_state=save_state or resume, resume=resume)
         install = load_trainer_install(_comfy.user_root())

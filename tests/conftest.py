@@ -7,6 +7,7 @@ name), so node tests exercise exactly the import path ComfyUI uses, without Comf
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 PACK_NAME = "lora_foundry_pack"
+pytest_plugins = ("hostile.hostile_fixtures",)  # the hostile-input suite's fixtures (tests/hostile/)
 
 
 def import_pack():
@@ -44,10 +46,20 @@ def media_dir() -> Path:
 
 @pytest.fixture()
 def output_root(tmp_path, monkeypatch) -> Path:
-    """An isolated output root: everything a test writes must land under it."""
+    """An isolated output root: everything a test writes must land under it.
+
+    Nodes read media only inside their read roots (lora_foundry/read_roots.py): here the input
+    folder is ``tmp_path/input`` and the shared media folder is an operator-listed extra root,
+    written where an operator would write it (``<user dir>/lora_foundry/read_roots.json``).
+    """
     root = tmp_path / "output"
     root.mkdir()
+    (tmp_path / "input").mkdir()
     monkeypatch.setenv("LORA_FOUNDRY_OUTPUT", str(root))
+    monkeypatch.setenv("LORA_FOUNDRY_INPUT", str(tmp_path / "input"))
+    config = root / ".user" / "lora_foundry" / "read_roots.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"read_roots": [str(MEDIA)]}))
     return root
 
 

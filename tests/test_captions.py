@@ -214,7 +214,7 @@ def test_caption_node_reads_imported_tags_only_from_allowed_folders(pack, tmp_pa
     assert "keep_tokens = 1" in summary and "core tags" in summary
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    with pytest.raises(FileNotFoundError, match="not found under"):
+    with pytest.raises(ValueError, match="tags_folder .* is outside the folders workflows may read"):
         node.build(st.handle, "character", "sks", "woman", "SDXL", 0.4, tags_folder=str(outside))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="outside the folders"):
         node.build(st.handle, "character", "sks", "woman", "SDXL", 0.4, tags_folder="../elsewhere")

@@ -45,8 +45,8 @@ def test_same_inputs_give_the_same_handle(nodes, media_dir, output_root):
     assert first == second
 
 
-def test_is_changed_follows_the_file(nodes, media_dir, tmp_path):
-    video = tmp_path / "clip.mkv"
+def test_is_changed_follows_the_file(nodes, media_dir, tmp_path, output_root):
+    video = tmp_path / "input" / "clip.mkv"
     video.write_bytes((media_dir / "signer_help.mkv").read_bytes())
     before = nodes.frames.LoadVideoFrames.IS_CHANGED(video=str(video))
     video.write_bytes((media_dir / "signer_book.mkv").read_bytes())
@@ -68,7 +68,7 @@ def test_frames_to_image_and_back(nodes, media_dir, output_root):
 
 def test_missing_video_names_the_file(nodes, output_root, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.mp4"):
-        _load(nodes, tmp_path, video=str(tmp_path / "nope.mp4"))
+        _load(nodes, tmp_path, video=str(tmp_path / "input" / "nope.mp4"))
 
 
 def test_hostile_workspace_and_trigger_names_are_refused(nodes, media_dir, output_root):
@@ -81,11 +81,13 @@ def test_hostile_workspace_and_trigger_names_are_refused(nodes, media_dir, outpu
     assert written == [] or all(p.name == "datasets" or p.is_dir() and not any(p.iterdir()) for p in written)
 
 
-def test_image_folder_is_reloaded_when_an_image_in_a_subfolder_changes(pack, tmp_path):
+def test_image_folder_is_reloaded_when_an_image_in_a_subfolder_changes(pack, tmp_path, output_root):
     """Recursive loading reads sub-folders, so a change there must make ComfyUI run the node again."""
     import os
 
     from PIL import Image
+
+    tmp_path = tmp_path / "input"
 
     (tmp_path / "sub").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")

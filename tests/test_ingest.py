@@ -105,6 +105,8 @@ def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, medi
     assert proc.poll() is None, "ingest finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    with sqlite3.connect(killed_root / "manifest.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     done_before = _done_units(killed_root)
     assert 0 < done_before < 500
     before = {name: path.stat().st_ino for name, path in _frame_files(killed_root).items()}

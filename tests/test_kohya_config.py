@@ -23,7 +23,7 @@ def server(tmp_path, output_root, monkeypatch, pack):
     one dataset, and an 'evil' program that writes a marker if it ever runs."""
     install = make_fake_install(tmp_path / "kohya")
     user_dir = output_root / ".user" / "lora_foundry"
-    user_dir.mkdir(parents=True)
+    user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "trainer.json").write_text(json.dumps({
         "sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
         "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))

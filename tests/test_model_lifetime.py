@@ -107,8 +107,8 @@ def rig(pack, models_root, output_root, tmp_path, monkeypatch):
     monkeypatch.setattr(pack.nodes._comfy.ComfyMemory, "make_room", recording_make_room)
     monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(models_root))
     monkeypatch.setattr(pack.lora_foundry.models.sam2_model, "load_sam2", _shrunk(pack))
-    folder = tmp_path / "images"
-    folder.mkdir()
+    folder = tmp_path / "input" / "images"
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for index in range(4):
         Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(folder / f"{index}.png")

@@ -99,6 +99,14 @@ def test_a_second_writer_is_refused_with_a_clear_error(tmp_path):
         holder.join(10)
 
 
+def _integrity(root) -> str:
+    """SQLite's own check of the manifest a killed process left."""
+    import sqlite3
+
+    with sqlite3.connect(root / "manifest.sqlite") as conn:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
 def test_a_killed_writer_leaves_the_workspace_usable(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
@@ -107,6 +115,7 @@ def test_a_killed_writer_leaves_the_workspace_usable(tmp_path):
     assert ready.wait(20)
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(10)
+    assert _integrity(tmp_path / "ws") == "ok"
     ws = Workspace.open(tmp_path / "ws")
     assert len(ws.items(_source_stage(ws, 2))) == 2
 

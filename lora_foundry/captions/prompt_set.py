@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..paths import single_line
 from .render import render_caption
 from .strategies import head_text, strategy_for
 
@@ -129,6 +130,8 @@ def build_prompt_set(
         raise ValueError("a prompt set needs at least one prompt")
     if not anchor.strip():
         raise ValueError("the appearance anchor is empty: it is what the LoRA should learn")
+    trigger, class_word = single_line(trigger, "trigger"), single_line(class_word, "class_word")
+    anchor = " ".join(anchor.split())  # typed in a multi-line box; each prompt is one line
     rng = random.Random(seed)
     strategy = strategy_for(subject_type)
     head = head_text(trigger, class_word, strategy)

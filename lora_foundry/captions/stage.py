@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
+from ..paths import single_line
 from ..progress import Progress
 from ..workspace import Handle, Item, Workspace
 from .builder import CaptionSettings, build_captions
@@ -21,7 +22,7 @@ from .render import KEEP_TOKENS_SEPARATOR, caption_style
 from .vocabulary import read_tag_folder, tag_files
 
 STAGE_NAME = "captions"
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: tag files read in any encoding, control characters dropped
 
 
 def _folder_identity(folder: Path | None) -> list[Any]:
@@ -61,12 +62,15 @@ def caption_stage(
     progress: Progress | None = None,
 ) -> Handle:
     """Caption every item of ``handle``; a cache hit when nothing changed."""
+    single_line(settings.trigger, "trigger")
+    single_line(settings.class_word, "class_word")
     params = {"settings": asdict(settings), "tags_folder": str(tags_folder or ""),
               "tag_files": _folder_identity(tags_folder)}
     with ws.stage(STAGE_NAME, STAGE_VERSION, params, inputs=[handle], label="captions") as st:
         if not st.complete:
             items = ws.items(handle)
-            imported = read_tag_folder(tags_folder) if tags_folder else {}
+            tag_warnings: list[str] = []
+            imported = read_tag_folder(tags_folder, warnings=tag_warnings) if tags_folder else {}
             tags = gather_tags(items, ws.annotations(handle, names.TAGS), imported)
             clusters = ws.annotations(handle, names.CLUSTER)
             result = build_captions(tags, settings, clusters, progress)
@@ -81,6 +85,7 @@ def caption_stage(
                 names.INFO_CORE_TAGS: {str(k): v for k, v in result.core.items()},
                 names.INFO_TOKEN_WARNINGS: result.warnings,
                 names.INFO_UNTAGGED: sum(1 for t in tags.values() if not t),
+                names.INFO_TAG_FILE_WARNINGS: tag_warnings,
             })
         return st.handle
 

@@ -12,8 +12,14 @@ Imported tags come as WD14-style ``.txt`` files (``brown_hair, blue_eyes``) or b
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
+
+from ..read_roots import ReadRoots
+from ..text_decode import read_text
+
+log = logging.getLogger(__name__)
 
 IDENTITY_CATEGORIES = ("hair", "eyes", "face", "skin", "body")
 CATEGORIES = (
@@ -209,13 +215,24 @@ def tag_files(folder: Path, extension: str = ".txt") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"tags folder {folder} does not exist")
-    return [p for p in sorted(folder.iterdir()) if p.suffix.lower() == extension and p.is_file()]
+    listed = [p for p in sorted(folder.iterdir()) if p.suffix.lower() == extension and p.is_file()]
+    return ReadRoots.of([folder]).keep_inside(listed)  # a file linking out of the folder is never read
 
 
-def read_tag_folder(folder: Path, extension: str = ".txt") -> dict[str, list[str]]:
-    """Imported tags per image stem from a folder of tag files (``0001.txt`` tags ``0001.png``)."""
-    return {path.stem: parse_tag_text(path.read_text(encoding="utf-8", errors="replace"))
-            for path in tag_files(folder, extension)}
+def read_tag_folder(folder: Path, extension: str = ".txt",
+                    warnings: list[str] | None = None) -> dict[str, list[str]]:
+    """Imported tags per image stem from a folder of tag files (``0001.txt`` tags ``0001.png``).
+    Any encoding is read (``text_decode``); a file read by a guess adds a warning naming it to
+    ``warnings`` and to the log."""
+    found: dict[str, list[str]] = {}
+    for path in tag_files(folder, extension):
+        decoded = read_text(path)
+        if decoded.warning:
+            log.warning("tag file %s", decoded.warning)
+            if warnings is not None:
+                warnings.append(decoded.warning)
+        found[path.stem] = parse_tag_text(decoded.text)
+    return found
 
 
 def group_by_category(tags: list[str]) -> dict[str, list[str]]:

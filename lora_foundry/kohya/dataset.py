@@ -21,9 +21,7 @@ is returned), anything else is an error unless the user asks for a new version.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -34,11 +32,12 @@ from typing import Any
 from .. import names
 from ..captions.stage import caption_info
 from ..media import images
-from ..paths import confined, safe_name
+from ..paths import confined, safe_name, single_line
 from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Workspace
 from .buckets import BucketSpec
 from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_text
+from .staging import make_staging, publish, remove_stale_staging
 from .subsets import (
     MASK_MODES,
     SubsetPlan,
@@ -128,15 +127,29 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
     target = _target_folder(root, name, identity, spec.if_exists)
     if target.is_dir():
         return _load_existing(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=root))
-    staging.chmod(0o755)  # mkdtemp makes it owner-only; a trainer may run as another user
+    remove_stale_staging(root)
+    staging = make_staging(root, target.name)
     try:
         dataset = _write_into(staging, target, plans, spec, identity, (keep_tokens, separator, style), progress)
-        os.replace(staging, target)
+        published = publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if not published:  # another writer of the same name finished first: as if it had run before us
+        shutil.rmtree(staging, ignore_errors=True)
+        return _existing_after_race(root, target, identity, spec.if_exists)
     return dataset
+
+
+def _existing_after_race(root: Path, target: Path, identity: dict[str, Any], if_exists: str) -> Dataset:
+    """The outcome a sequential run would have had, now that another writer published the name
+    (same sources: that dataset; else "dataset exists", as for a second run of if_exists=error)."""
+    if if_exists != "new_version":
+        return _load_existing(_target_folder(root, target.name, identity, if_exists))
+    if _identity_of(target) == identity:
+        return _load_existing(target)
+    raise DatasetExistsError(f"dataset folder {target} was written by another run at the same time; run "
+                             "again to write the next version")
 
 
 def _validate(spec: DatasetSpec) -> None:
@@ -148,8 +161,10 @@ def _validate(spec: DatasetSpec) -> None:
         raise ValueError(f"repeats must be between 1 and 1000, not {spec.repeats}")
     if spec.mask_mode not in MASK_MODES:
         raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {spec.mask_mode!r}")
+    single_line(spec.trigger, "trigger")
     if spec.class_word:
-        safe_name(spec.class_word, "class word")
+        safe_name(single_line(spec.class_word, "class_word"), "class word")
+    _check_template(spec.caption_template)
     if spec.bucket:
         _bucket_spec(spec)
 
@@ -289,6 +304,23 @@ def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: Dataset
             "lora_type": spec.lora_type, "image_format": spec.image_format, "keep_tokens": keep_tokens,
             "buckets": dict(buckets.most_common()), "subsets": subsets, "written_at": time.time(),
             "images": images}
+
+
+def _check_template(template: str) -> None:
+    """Refuse a caption_template that would write captions without the trigger, several lines, or
+    fail later with a bare IndexError/KeyError."""
+    single_line(template, "caption_template")
+    if not template.strip():
+        raise ValueError("caption_template is empty: every image without a built caption would get an empty "
+                         "caption; use '{trigger}, {class_word}'")
+    try:
+        filled = template.format(trigger="TRIGGER", class_word="CLASS")
+    except (IndexError, KeyError, ValueError, AttributeError) as error:
+        raise ValueError(f"caption_template {template!r}: only {{trigger}} and {{class_word}} can be filled in "
+                         f"({type(error).__name__}: {error})") from error
+    if "TRIGGER" not in filled:
+        raise ValueError(f"caption_template {template!r} has no {{trigger}}: the trigger word must be in "
+                         "every caption for the LoRA to bind to it")
 
 
 def _template_caption(spec: DatasetSpec, trigger: str, class_word: str) -> str:

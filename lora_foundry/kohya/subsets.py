@@ -19,6 +19,7 @@ import numpy as np
 
 from ..fileio import atomic_write_text
 from ..media import images
+from ..paths import caption_line
 from ..progress import Progress
 from .buckets import BucketSpec, choose_bucket, make_buckets, resize_to_bucket
 
@@ -165,7 +166,8 @@ def write_subsets(
             try:
                 for index, future in enumerate(futures):
                     results.append(future.result())
-                    atomic_write_text(folder / f"{Path(files[index]).stem}.txt", plan.captions[index] + "\n")
+                    atomic_write_text(folder / f"{Path(files[index]).stem}.txt",
+                                      caption_line(plan.captions[index]) + "\n")
                     done += 1
                     progress.update(done, total)
             except BaseException:

@@ -21,7 +21,7 @@ import tomli_w
 
 from ..fileio import atomic_write_text
 from ..models.registry import ModelMissingError
-from ..paths import confined, safe_name
+from ..paths import confined, inside_by_name, safe_name
 from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
 from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
@@ -213,7 +213,7 @@ def resolve_model_file(name: str, folders: Sequence[Path], what: str) -> Path:
         raise PreflightError(f"{what} {name!r} is not a .safetensors file (pickle formats are refused)")
     for folder in folders:
         try:
-            candidate = confined(Path(folder), *Path(name).parts)
+            candidate = inside_by_name(Path(folder), *Path(name).parts)  # a symlinked model is followed
         except ValueError:
             continue
         if candidate.is_file():

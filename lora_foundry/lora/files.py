@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ..cache import BoundedCache, file_key
-from ..paths import UnsafeNameError, confined
+from ..models.weights_file import load_safetensors
+from ..paths import UnsafeNameError, inside_by_name
 
 T = TypeVar("T")
 
@@ -31,18 +32,34 @@ def resolve_lora(name: str, lora_dirs: Sequence[Path]) -> Path:
         raise LoraNotFoundError(f"no LoRA folder is configured; put {name} in models/loras")
     candidate = Path(name.replace("\\", "/"))
     for folder in lora_dirs:
-        folder = Path(folder).resolve()
-        try:
+        folder = Path(os.path.abspath(folder))
+        try:  # by name: a symlink the user placed in models/loras (a shared store) is followed
             if candidate.is_absolute():
-                path = confined(folder, os.path.relpath(candidate.resolve(), folder))
+                path = inside_by_name(folder, os.path.relpath(os.path.normpath(candidate), folder))
             else:
-                path = confined(folder, *candidate.parts)
+                path = inside_by_name(folder, *candidate.parts)
         except (UnsafeNameError, ValueError):
             continue
         if path.is_file():
             return path
     folders = ", ".join(str(d) for d in lora_dirs)
     raise LoraNotFoundError(f"LoRA {name!r} not found: put it in models/loras (searched {folders})")
+
+
+def resolve_loras(names: Sequence[str], lora_dirs: Sequence[Path]) -> list[Path]:
+    """``resolve_lora`` for each name; when some are missing, one error listing all of them (a
+    user fixing a shared stack should not discover them one queue at a time)."""
+    found, missing = [], []
+    for name in names:
+        try:
+            found.append(resolve_lora(name, lora_dirs))
+        except LoraNotFoundError:
+            missing.append(name)
+    if missing:
+        folders = ", ".join(str(d) for d in lora_dirs) or "(none configured)"
+        raise LoraNotFoundError(f"{len(missing)} LoRA file(s) not found: {', '.join(repr(m) for m in missing)}; "
+                                f"put them in models/loras (searched {folders})")
+    return found
 
 
 def _file_bytes(key: Any, value: Any) -> int:
@@ -76,6 +93,4 @@ class FileCache(Generic[T]):
 
 def load_state_dict(path: Path) -> dict[str, Any]:
     """All tensors of a safetensors LoRA on the CPU."""
-    from safetensors.torch import load_file
-
-    return load_file(str(path), device="cpu")
+    return load_safetensors(path)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_bytes
+from ..models.weights_file import load_safetensors
 from ..paths import confined, safe_name
 from ..progress import Progress, ensure_progress
 from .metadata import TRIGGER_KEY, module_prefix
@@ -69,9 +70,7 @@ def _is_text_encoder(prefix: str) -> bool:
 
 def _load_modules(path: str) -> dict[str, dict[str, Any]]:
     """``{prefix: {"up", "down", "alpha"}}`` from a kohya LoRA file, refusing other formats."""
-    from safetensors.torch import load_file
-
-    tensors = load_file(path, device="cpu")
+    tensors = load_safetensors(path)
     modules: dict[str, dict[str, Any]] = {}
     for key, tensor in tensors.items():
         if not key.endswith(_SUPPORTED_SUFFIXES):
@@ -183,6 +182,18 @@ def merge_stack(parts: Sequence[MergePart], mode: str = "concat", rank: int = 32
         raise MergeError("every strength in the stack is 0: the merged LoRA would be empty")
     report.svd_error = math.sqrt(error2_total / norm2_total) if norm2_total > 0 else 0.0
     return out, report
+
+
+def check_same_base(infos: Sequence[Any]) -> None:
+    """Refuse to merge LoRAs made for different base models (the result would be neither), naming
+    each file and its base; LoRAs whose base cannot be told are let through."""
+    families: dict[str, list[str]] = {}
+    for info in infos:
+        if info.base_model != "unknown":
+            families.setdefault(info.base_model, []).append(Path(info.path).name)
+    if len(families) > 1:
+        parts = "; ".join(f"{', '.join(files)} is {base}" for base, files in sorted(families.items()))
+        raise MergeError(f"cannot merge LoRAs for different base models: {parts}; merge LoRAs of one base only")
 
 
 def merged_metadata(report: MergeReport, infos: Sequence[Any], name: str) -> dict[str, str]:

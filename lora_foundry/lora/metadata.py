@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..models.weights_file import open_safetensors
 from .files import FileCache
 
 TRIGGER_KEY = "lora_foundry.trigger"
@@ -187,12 +188,10 @@ def _scalar(handle: Any, path: str, key: str) -> float:
 
 def read_lora_info(path: str | os.PathLike[str]) -> LoraInfo:
     """Read one LoRA file's header (metadata, tensor names and shapes, scalar alphas)."""
-    from safetensors import safe_open
-
     path = str(Path(path).resolve())
     shapes: dict[str, tuple[int, ...]] = {}
     alphas: list[float] = []
-    with safe_open(path, framework="numpy") as handle:
+    with open_safetensors(path, framework="numpy") as handle:
         meta = dict(handle.metadata() or {})
         for key in handle.keys():
             shapes[key] = tuple(handle.get_slice(key).get_shape())

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_write_bytes
+from ..read_roots import ReadRoots
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -36,10 +37,13 @@ def _natural_key(text: str) -> list[object]:
             for part in re.split(r"(\d+)", text) if part]
 
 
-def list_image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
+def list_image_files(folder: Path, *, recursive: bool = False, roots: ReadRoots | None = None) -> list[Path]:
     """Image files in ``folder`` (png/jpg/jpeg/webp/bmp/tif, any case), in natural order.
 
     Hidden files are skipped: macOS leaves ``._name.jpg`` resource forks next to real pictures.
+    A listing never leaves ``roots`` (by default the folder itself): sub-folders that are symlinks
+    are not entered and files that link elsewhere are skipped, so a recursive listing of a folder
+    with a link to ``/`` cannot walk the server's disk.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -50,6 +54,7 @@ def list_image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]
+    files = (roots or ReadRoots.of([folder])).keep_inside(files)
     return sorted(files, key=lambda p: _natural_key(p.relative_to(folder).as_posix()))
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .handle import ModelHandle
 from .registry import ModelSpec, model_identity
+from .weights_file import torch_load_weights
 
 FACE_FOLDER = "facedetection"
 NETWORKS = {
@@ -63,7 +64,7 @@ def load_face(path: Path, device: str = "cpu") -> ModelHandle:
     import torch
     from facexlib.detection.retinaface import RetinaFace
 
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = torch_load_weights(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}

@@ -14,6 +14,7 @@ from typing import Any
 
 from .handle import ModelHandle
 from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_identity
+from .weights_file import load_safetensors, torch_load_weights
 
 _SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
 _RELEASES = {"sam2.1": "092824", "sam2": "072824"}
@@ -92,16 +93,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     ``.safetensors``: the state dict itself (a leading ``model.`` prefix on every key is removed).
     """
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path), device="cpu")
+        state = load_safetensors(path)
         if state and all(key.startswith("model.") for key in state):
             state = {key[len("model."):]: value for key, value in state.items()}
         return state
     if path.suffix == ".pt":
-        import torch
-
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        checkpoint = torch_load_weights(path)
         if not isinstance(checkpoint, Mapping) or "model" not in checkpoint:
             raise ModelFormatError(f"{path} is not a SAM 2 checkpoint (expected a dict with key 'model')")
         return dict(checkpoint["model"])

@@ -20,6 +20,7 @@ from typing import Any
 from ... import names
 from ...media import images, sampling, video
 from ...progress import Progress
+from ...read_roots import ReadRoots
 from ...workspace import Handle, NewItem, Workspace
 from .ingest_summary import IngestSummary, Sample, SkippedFile
 
@@ -175,12 +176,13 @@ def _store_frame(st: Any, path: Path, frame: video.DecodedFrame, sample: tuple[f
 
 
 def ingest_folder(ws: Workspace, folder: Path, long_side: int = 0, recursive: bool = False,
-                  progress: Progress | None = None) -> Handle:
-    """Copy every readable image of ``folder`` into ``ws`` as PNG; broken files are skipped and listed."""
+                  progress: Progress | None = None, roots: ReadRoots | None = None) -> Handle:
+    """Copy every readable image of ``folder`` into ``ws`` as PNG; broken files are skipped and listed.
+    Files that link outside ``roots`` (default: the folder) are never read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = images.list_image_files(folder, recursive=recursive)
+    files = images.list_image_files(folder, recursive=recursive, roots=roots)
     if not files:
         raise ValueError(f"image folder {folder} has no png/jpg/webp images")
     params = {"folder": str(folder.resolve()), "files": [file_identity(f) for f in files],

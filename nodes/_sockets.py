@@ -1,0 +1,94 @@
+"""The Python type each of our socket types carries, checked every time a node is called.
+
+ComfyUI checks the type of a *link* (an LF_FRAMES output into an LF_FRAMES input), but a workflow
+in the API format may give any input a literal value instead of a link, and ComfyUI passes it
+through for custom types. ``"dataset": "/some/dir"`` for an LF_DATASET input used to bypass the
+dataset_path confinement and write a dataset.toml whose image_dir pointed at that folder. So
+``@node`` (``_declare.py``) checks every socket input against this table before the node runs, and
+a literal is refused with a message naming the node, the input and what should be connected.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..lora_foundry.kohya.dataset import Dataset, SubsetSource
+from ..lora_foundry.models.handle import ModelHandle
+from ..lora_foundry.workspace import Handle
+
+
+def _is(value: Any, cls: type) -> bool:
+    """``isinstance``, also across two imports of the engine (the pack's ``<pack>.lora_foundry`` and
+    an installed ``lora_foundry``, as in tests and scripts): same class name, same engine module.
+    A literal from a workflow (str, number, list, dict) never matches either way."""
+    kind = type(value)
+    engine_module = cls.__module__.rpartition("lora_foundry.")[2]
+    return isinstance(value, cls) or (kind.__qualname__ == cls.__qualname__
+                                      and kind.__module__.endswith("lora_foundry." + engine_module))
+
+
+def _is_stack(value: Any) -> bool:
+    """``LORA_STACK`` (shared with other packs): a list of (lora_name, model_strength, clip_strength)."""
+    return isinstance(value, list) and all(
+        isinstance(entry, (tuple, list)) and len(entry) >= 3 and isinstance(entry[0], str)
+        and all(isinstance(strength, (int, float)) for strength in entry[1:3]) for entry in value)
+
+
+CHECKS: dict[str, Callable[[Any], bool]] = {
+    "LF_FRAMES": lambda value: _is(value, Handle),
+    "LF_DATASET": lambda value: _is(value, Dataset),
+    "LF_SUBSETS": lambda value: isinstance(value, list) and all(_is(s, SubsetSource) for s in value),
+    "LORA_STACK": _is_stack,
+}
+PRODUCERS = {
+    "LF_FRAMES": "an LF_FRAMES output (LF Load Video Frames, LF Load Image Folder, ...)",
+    "LF_DATASET": "the dataset output of LF Write Kohya Dataset",
+    "LF_SUBSETS": "the subsets output of LF Dataset Subset",
+    "LORA_STACK": "a LORA_STACK output (a list of (lora_name, model_strength, clip_strength))",
+}
+
+
+class SocketTypeError(TypeError):
+    """A socket input got something no node produces (a literal typed into a workflow)."""
+
+
+def check_for(kind: str) -> Callable[[Any], bool] | None:
+    """The check for a socket type: the table above, any ``LF_*_MODEL`` is a ``ModelHandle``."""
+    if kind in CHECKS:
+        return CHECKS[kind]
+    if kind.startswith("LF_") and kind.endswith("_MODEL"):
+        return lambda value: _is(value, ModelHandle)
+    return None
+
+
+def socket_kinds(cls: type) -> dict[str, str]:
+    """Input name -> socket type for every input of ``cls`` that has a check."""
+    declared = cls.INPUT_TYPES()
+    kinds = {}
+    for section in ("required", "optional"):
+        for name, spec in declared.get(section, {}).items():
+            if isinstance(spec[0], str) and check_for(spec[0]) is not None:
+                kinds[name] = spec[0]
+    return kinds
+
+
+def check_sockets(cls: type, method: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:
+    """Raise ``SocketTypeError`` when a socket input holds something of the wrong type."""
+    kinds = socket_kinds(cls)
+    if not kinds:
+        return
+    bound = inspect.signature(method).bind_partial(*args, **kwargs).arguments
+    as_lists = bool(getattr(cls, "INPUT_IS_LIST", False))
+    for name, kind in kinds.items():
+        value = bound.get(name)
+        values = value if as_lists and isinstance(value, list) else [value]
+        check = check_for(kind)
+        for one in values:
+            if one is not None and not check(one):
+                shown = repr(one)[:80]
+                raise SocketTypeError(
+                    f"{getattr(cls, 'DISPLAY_NAME', cls.__name__)}: input '{name}' must be connected to "
+                    f"{PRODUCERS.get(kind, f'an {kind} output')}; got {type(one).__name__} {shown} (a value "
+                    "typed into the workflow is not accepted for this input)")
