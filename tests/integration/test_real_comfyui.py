@@ -141,8 +141,9 @@ def missing_model_files(rejection: PromptRejected) -> list[str]:
     for node in (rejection.body.get("node_errors") or {}).values():
         for error in node.get("errors", []):
             value = str(error.get("extra_info", {}).get("received_value", ""))
-            if error.get("message") != "Value not in list" or not value.lower().endswith(MODEL_SUFFIXES):
-                return []
+            ours = error.get("type") == "custom_validation_failed" and "put " in str(error.get("details"))
+            if not ours and (error.get("message") != "Value not in list" or not value.lower().endswith(MODEL_SUFFIXES)):
+                return []  # loaders' VALIDATE_INPUTS say "put FILE in FOLDER"; anything else is a real failure
             details.append(f"{node.get('class_type')}: {error.get('details')}")
     return details
 
