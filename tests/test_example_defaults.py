@@ -36,3 +36,16 @@ def test_trigger_only_captions_are_not_called_duplicates(tmp_path):
 
     assert _duplicate_warnings(["montage_lf"] * 5) == []
     assert _duplicate_warnings(["sks, smiling", "sks, smiling", "sks, serious"])  # tagged duplicates still warn
+
+
+def test_every_example_workflow_has_its_template_card_thumbnail():
+    """ComfyUI's template browser shows example_workflows/<name>.jpg on the card (a 404 is a blank card);
+    scripts/workflow_screenshots.js thumbnails writes them from the real front end."""
+    from lora_foundry.media import images
+
+    for workflow in sorted((REPO / "example_workflows").glob("*.json")):
+        thumbnail = workflow.with_suffix(".jpg")
+        assert thumbnail.is_file(), f"{thumbnail.name} is missing: run scripts/workflow_screenshots.js thumbnails"
+        assert thumbnail.stat().st_size < 200_000
+        picture = images.load_image(thumbnail)
+        assert picture.shape[0] >= 200 and picture.shape[1] >= 200 and picture.std() > 5  # not a blank card
