@@ -56,3 +56,14 @@ def test_the_bundled_example_loads_with_its_six_shots(pack, output_root):
         start_s=0.0, end_s=0.0, max_frames=0, long_side=0, frame_format="jpg")
     facts = json.loads(report)
     assert facts["shots"] == 6 and facts["frames"] == 6
+
+
+def test_a_node_run_logs_one_line_not_one_per_frame(pack, output_root, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="lora_foundry"):
+        pack.nodes.frames.LoadVideoFrames().load(
+            video="lf_example_montage.mp4", workspace="one_line", mode="interval", interval_s=0.5, per_shot=1,
+            start_s=0.0, end_s=0.0, max_frames=0, long_side=64, frame_format="jpg")
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("lora_foundry")]
+    assert len(ours) == 1 and ours[0].startswith("LoRA Foundry: LF Load Video Frames done in"), ours
