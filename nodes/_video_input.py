@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..lora_foundry.data import example_videos
 from ..lora_foundry.media.video import VIDEO_SUFFIXES
 from . import _comfy
 
 MAX_LISTED = 5000  # a huge input folder must not make /object_info slow; typed paths still work past it
+EXAMPLE_ROUTE = "/lora_foundry/example_video/{name}"  # js/video_input.js previews the bundled clip from here
 
 
 def input_videos(root: Path | None) -> list[str]:
@@ -76,3 +78,19 @@ def video_problem(value: str) -> str | None:
     except (OSError, ValueError) as error:
         return str(error)
     return None
+
+
+async def serve_example_video(request: Any) -> Any:
+    """The bundled example clip, for the node's preview (ComfyUI's /view only serves its own folders).
+    Only names ``example_videos`` lists are served: the route reads no other file."""
+    from aiohttp import web
+
+    path = example_videos().get(request.match_info.get("name", ""))
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
+
+
+def register_routes() -> bool:
+    """Add the example clip's route to ComfyUI's server (a registration, no work; False outside)."""
+    return _comfy.add_get_route(EXAMPLE_ROUTE, serve_example_video)

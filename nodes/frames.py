@@ -17,7 +17,7 @@ from ..lora_foundry.stages.frames import interop_stage as interop
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
 from ._changed import files_state
-from ._video_input import default_video, resolve_video, video_choices, video_problem
+from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 
 WORKSPACE_INPUT = text("Workspace name: a folder under <output>/lora_foundry/workspaces/ holding the frames on "
@@ -218,5 +218,6 @@ class PreviewFrames:
         return {"ui": {"images": images, "text": [summary]}}
 
 
+register_routes()  # the bundled clip's preview; ComfyUI mounts routes added while it imports packs
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LoadVideoFrames, LoadImageFolder, FilterFrames, FramesToImages, ImagesToFrames, PreviewFrames)

@@ -43,6 +43,18 @@ async function addLoader(page) {
   });
 }
 
+// The bundled example is previewed from the pack's route, and the preview adds no saved value.
+async function examplePreview(page, id) {
+  await page.waitForTimeout(2500);
+  return page.evaluate((id) => {
+    const node = window.app.graph.getNodeById(id);
+    const widget = node.widgets.find((w) => w.name === 'lf_example_preview');
+    const video = widget && widget.element;
+    return { src: video ? video.currentSrc || video.src : null, ready: video ? video.readyState >= 2 : false,
+             savedValues: node.serialize().widgets_values.length };
+  }, id);
+}
+
 async function uploadThroughButton(page, id, clip) {
   const chooser = page.waitForEvent('filechooser', { timeout: 20000 });
   await page.evaluate((id) => {
@@ -89,6 +101,10 @@ async function listedAfterRefresh(page, id, clip) {
     report.added = await addLoader(page);
     if (!report.added.button) report.problems.push('no upload button on the node');
     if (!report.added.choices.includes('lf_example_montage.mp4')) report.problems.push('bundled example not listed');
+    report.example = await examplePreview(page, report.added.id);
+    if (!report.example.ready) report.problems.push('no preview of the bundled example');
+    if (report.example.savedValues !== 11) report.problems.push(`the node saves ${report.example.savedValues} values, not 11`);
+    await page.screenshot({ path: option('screenshot', 'video_loader.png').replace(/\.png$/, '_example.png') });
     report.uploaded = await uploadThroughButton(page, report.added.id, clip);
     const name = path.basename(clip);
     if (!report.uploaded.choices.some((c) => String(c).startsWith(name))) report.problems.push('uploaded clip not listed');
