@@ -17,8 +17,8 @@ from ..lora_foundry.stages.frames import interop_stage as interop
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
 from ._changed import files_state
-from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem
 
 WORKSPACE_INPUT = text("Workspace name: a folder under <output>/lora_foundry/workspaces/ holding the frames on "
                        "disk. Plain name, no slashes.", "default")
