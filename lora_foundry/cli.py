@@ -1,6 +1,6 @@
 """``lora-foundry``: the engine from the command line (no ComfyUI needed).
 
-``lora-foundry demo`` turns the bundled montage (or a video you name) into a kohya dataset in
+``lora-foundry demo`` turns the bundled example clip (lora_foundry/data/) (or a video you name) into a kohya dataset in
 ./out with only what needs no model weights, printing what each stage did.
 """
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from . import cli_training
+from .data import EXAMPLE_VIDEO
 from .kohya import dataset
 from .kohya.launcher import TrainingFailed
 from .kohya.operator_config import TrainerNotConfigured
@@ -22,7 +23,7 @@ from .stages.frames import ingest_stage as ingest
 from .workspace import Workspace, workspace_path
 from .workspace.files import WorkspaceBusyError
 
-BUNDLED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "media" / "montage_6_shots.mp4"
+BUNDLED_VIDEO = EXAMPLE_VIDEO  # ships in the package (lora_foundry/data/), never read from beside the checkout
 
 
 def _ingest_options(args: argparse.Namespace) -> ingest.VideoIngestOptions:
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lora-foundry", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="video -> frames -> filter -> kohya dataset, no model weights")
-    demo.add_argument("video", type=Path, nargs="?", help="a video (default: the bundled montage)")
+    demo.add_argument("video", type=Path, nargs="?", help="a video (default: the bundled six-shot example clip)")
     demo.add_argument("--trigger", default="lfdemo")
     demo.add_argument("--class-word", default="")
     demo.add_argument("--dataset-name", default="demo")

@@ -166,6 +166,17 @@ def send_event(event: str, data: dict[str, Any]) -> None:
     server.PromptServer.instance.send_sync(event, data)
 
 
+def add_get_route(path: str, handler: Any) -> bool:
+    """Serve ``GET path`` from ComfyUI's web server (also under /api); False outside ComfyUI.
+    Routes must be added while custom nodes are imported: ComfyUI mounts them right after."""
+    server = _comfy_module("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    if instance is None:
+        return False
+    instance.routes.get(path)(handler)
+    return True
+
+
 def apply_lora(model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float
                ) -> tuple[Any, Any]:
     """Apply a LoRA from models/loras with ComfyUI's own ``LoraLoader`` (its key mapping, its cache)."""

@@ -28,6 +28,8 @@ Example::
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +38,21 @@ from ._sockets import check_sockets
 
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 NodeClass = TypeVar("NodeClass", bound=type)
+logger = logging.getLogger("lora_foundry")
+
+
+def _one_line_per_run(display_name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """The node's method, logging one line when it finishes: ComfyUI's console shows each stage once
+    (and how long it took), never a line per frame. Logged on ``lora_foundry`` at INFO, which
+    ComfyUI prints and the CLI (no handler) does not."""
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        result = method(*args, **kwargs)
+        logger.info("LoRA Foundry: %s done in %.1f s", display_name, time.monotonic() - started)
+        return result
+
+    return run
 
 
 def node(node_id: str, display_name: str, *, category: str, function: str, description: str,
@@ -52,6 +69,8 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
         cls.DISPLAY_NAME = display_name
         cls.CATEGORY = f"{_comfy.CATEGORY}/{category}"
         cls.FUNCTION = function
+        if callable(getattr(cls, function, None)):
+            setattr(cls, function, _one_line_per_run(display_name, getattr(cls, function)))
         cls.DESCRIPTION = description
         cls.RETURN_TYPES = tuple(kind for kind, _ in outputs)
         cls.RETURN_NAMES = tuple(name for _, name in outputs)

@@ -101,6 +101,17 @@ class ModelLoader:
         return model_identity(path)
 
     @classmethod
+    def VALIDATE_INPUTS(cls, model_name: str) -> bool | str:
+        """"put FILE in FOLDER (from URL)" when the file is not installed. ComfyUI validates every node
+        before it runs any, so a workflow with several loaders names every missing file in one answer
+        instead of stopping at the first loader it reaches."""
+        try:
+            cls.locate(model_name)
+        except (OSError, ValueError) as error:
+            return str(error)
+        return True
+
+    @classmethod
     def IS_CHANGED(cls, model_name: str, *values: Any, unique_id: str | None = None, **named: Any) -> str:
         """The file's identity and the settings, or "missing|..." (never raises)."""
         settings = cls.settings_of(values, named)

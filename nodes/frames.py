@@ -18,6 +18,7 @@ from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
 from ._changed import files_state
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem
 
 WORKSPACE_INPUT = text("Workspace name: a folder under <output>/lora_foundry/workspaces/ holding the frames on "
                        "disk. Plain name, no slashes.", "default")
@@ -34,11 +35,6 @@ def resolve_media_path(text: str, what: str, kind: str = "any") -> Path:
     return _comfy.read_roots().resolve(text, what, kind)
 
 
-def file_signature(path_text: str) -> str:
-    """For IS_CHANGED: ComfyUI re-runs a node only when this changes (the file was edited)."""
-    return files_state(lambda: [resolve_media_path(path_text, "file")], path_text)
-
-
 @node("LF_LoadVideoFrames", "LF Load Video Frames", category="frames", function="load",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Samples frames from a video (anything FFmpeg decodes, GIF and animated WebP too) into a "
@@ -48,8 +44,10 @@ class LoadVideoFrames:
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return inputs({
-            "video": text("Video file: an absolute path, or a path relative to ComfyUI's input folder (mp4, mkv, "
-                          "avi, mpg, webm, mov, gif, webp)."),
+            "video": choice(video_choices(), "Video: one in ComfyUI's input folder (sub-folders too; the button "
+                            "uploads one there), or the bundled example clip. Saved workflows may also hold a path, "
+                            "absolute or relative to the input folder (mp4, mkv, avi, mpg, webm, mov, gif, webp).",
+                            default_video(), video_upload=True),
             "workspace": WORKSPACE_INPUT,
             "mode": choice(["scene", "interval", "keyframes", "all"], "scene: N frames per detected shot; interval: "
                            "one frame every N seconds; keyframes: the encoder's keyframes only (fast); all: every "
@@ -67,13 +65,18 @@ class LoadVideoFrames:
         })
 
     @classmethod
+    def VALIDATE_INPUTS(cls, video: str) -> bool | str:
+        """Takes any value that names a video, listed or typed (ComfyUI then skips its list check)."""
+        return video_problem(video) or True
+
+    @classmethod
     def IS_CHANGED(cls, video: str, **kwargs: Any) -> str:
-        return file_signature(video)
+        return files_state(lambda: [resolve_video(video)], video)
 
     def load(self, video: str, workspace: str, mode: str, interval_s: float, per_shot: int, start_s: float,
              end_s: float, max_frames: int, long_side: int, frame_format: str,
              unique_id: str | None = None) -> tuple:
-        path = resolve_media_path(video, "video", "file")
+        path = resolve_video(video)
         options = ingest.VideoIngestOptions(mode=mode, interval_s=interval_s, per_shot=per_shot, start_s=start_s,
                                             end_s=end_s, max_frames=max_frames, long_side=long_side,
                                             frame_format=frame_format)
@@ -212,5 +215,6 @@ class PreviewFrames:
         return {"ui": {"images": images, "text": [summary]}}
 
 
+register_routes()  # the bundled clip's preview; ComfyUI mounts routes added while it imports packs
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     LoadVideoFrames, LoadImageFolder, FilterFrames, FramesToImages, ImagesToFrames, PreviewFrames)

@@ -74,6 +74,11 @@ class LaMaLoader(ModelLoader):
         # The default name defers to $LAMA_MODEL (resolve reads it only when no name is given).
         return installed_path(LAMA_SPEC, None if model_name == LAMA_SPEC.default_file() else model_name)
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name: str, if_missing: str) -> bool | str:
+        """A missing file is fine when the fallback was chosen."""
+        return True if if_missing == OPENCV_FALLBACK else super().VALIDATE_INPUTS(model_name)
+
     def load(self, model_name: str, *values: Any, unique_id: str | None = None, **named: Any
              ) -> tuple[ModelHandle]:
         settings = self.settings_of(values, named)

@@ -246,3 +246,44 @@ def test_b_frames_keep_times_in_order_and_seeks_agree(tmp_path, suffix):
     assert abs(int(np.argmax(frames[7].rgb.mean(axis=(0, 2)))) - 36) <= 3  # frame 7 is frame 7
     later = list(iter_frames(path, start_s=1.0))
     assert later[0].index == 12 and np.array_equal(later[0].rgb, frames[12].rgb)
+
+
+def test_avi_times_follow_the_container_when_its_first_timestamp_is_not_zero(tmp_path):
+    """An AVI written from frames timed 1, 2, ... at 23.976 fps: its container presents frame 0 at 0
+    and every later frame one frame later than its count (a skipped chunk). Frame times are the
+    container's (what ffprobe reports), not count / fps, which was one frame (42 ms) early."""
+    from fractions import Fraction
+
+    rate = Fraction(24000, 1001)
+    path = tmp_path / "late_start.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(N):
+            frame = av.VideoFrame.from_ndarray(_pattern(i), format="rgb24")
+            frame.pts = i + 1
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    frames = list(iter_frames(path))
+    assert [f.index for f in frames] == list(range(N))
+    assert frames[0].time_s == 0.0
+    assert frames[1].time_s == pytest.approx(2 / rate, abs=1e-6)  # count / fps said 1 / rate: 42 ms early
+    assert frames[10].time_s == pytest.approx(11 / rate, abs=1e-6)
+    probed = _ffprobe_frame_times(path)
+    if probed:  # the same times ffprobe reports, where ffprobe is installed
+        assert [round(f.time_s, 4) for f in frames] == [round(t, 4) for t in probed]
+    assert abs(int(np.argmax(frames[7].rgb.mean(axis=(0, 2)))) - 36) <= 3  # frame 7 is still frame 7
+    later = list(iter_frames(path, start_s=float(11 / rate)))
+    assert later[0].index == 10 and np.array_equal(later[0].rgb, frames[10].rgb)
+
+
+def _ffprobe_frame_times(path) -> list[float]:
+    """ffprobe's presentation time of each decoded frame, or [] without ffprobe."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffprobe") is None:
+        return []
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    return [float(line) for line in done.stdout.split() if line not in ("", "N/A")]

@@ -126,3 +126,25 @@ def test_standin_segments_a_real_frame_from_a_box(standin_files, media_dir):
         ys, xs = np.nonzero(inst.mask)
         assert inst.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         assert inst.area == len(xs)
+
+
+def test_segmenting_a_frame_prints_no_sam2_lines_to_the_console(standin_files, caplog):
+    """sam2 logs "Computing image embeddings..." per image on the root logger (two console lines
+    per frame in ComfyUI); the segmenter silences them, and only them."""
+    import logging
+
+    from lora_foundry.stages.layers.segment import make_predictor, parse_prompts, segment_prompted
+
+    frame = np.zeros((64, 96, 3), np.uint8)
+    frame[16:48, 32:64] = 200
+    model = load_sam2(standin_files[".safetensors"], "cpu", hydra_overrides=SHRINK)
+    objects, relative = parse_prompts('{"relative": true, "objects": [{"box": [0.2, 0.1, 0.6, 0.9]}]}')
+    predictor = make_predictor(model)
+    with caplog.at_level(logging.INFO):
+        predictor.set_image(frame)  # sam2 called directly: its lines are there
+        assert any("image embeddings" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        segment_prompted(predictor, frame, objects, relative)
+        logging.getLogger("lora_foundry.test").info("a line of ours")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "image embeddings" in m] and "a line of ours" in messages

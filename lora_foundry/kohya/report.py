@@ -113,7 +113,9 @@ def _leak_warnings(captions: Sequence[str], lora_type: str) -> list[str]:
 
 
 def _duplicate_warnings(captions: Sequence[str]) -> list[str]:
-    repeated = [(c, n) for c, n in Counter(captions).items() if n > 1]
+    """Captions with tags that say the same for different images. Trigger-only captions (no tags:
+    no captioner ran) are the usual recipe for a style or scene LoRA, not a mistake to warn about."""
+    repeated = [(c, n) for c, n in Counter(captions).items() if n > 1 and caption_tags(c)]
     if not repeated:
         return []
     extra = sum(n - 1 for _, n in repeated)

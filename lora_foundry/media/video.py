@@ -177,12 +177,33 @@ def _timed_frames(container, stream, start_s: float, end_s: float | None, keyfra
         counter[0] = index
 
 
+def _presentation_times(path: str, stream_index: int) -> list[float]:
+    """The container's presentation times of the frames, in display order, from the first one on.
+
+    AVI stores no per-frame timestamps but the demuxer derives one per non-empty chunk, and a file
+    may skip chunks (e.g. one written from frames timed 1, 2, ...: frame 0 at 0, frame 1 at 2):
+    counting then puts every later frame one frame early. Packets come in decode order, so the
+    times are sorted; they start at the first one, like the timed containers' (``_timed_frames``).
+    Demuxing reads no pixels: a fraction of the decode's cost.
+    """
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[stream_index]
+        ticks = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+        base = float(stream.time_base)
+    return [(tick - ticks[0]) * base for tick in ticks]
+
+
 def _counted_frames(container, stream, start_s: float, end_s: float | None, keyframes_only: bool,
                     counter: list[int]) -> Iterator[RawFrame]:
-    """Frames numbered and timed by counting from the start (no seeking, no skipping)."""
+    """Frames numbered by counting from the start (no seeking, no skipping), timed by the
+    container's presentation times (the decoded frames' own timestamps are not trustworthy here)."""
     fps, scalers = _stream_fps(stream), {}
+    times = _presentation_times(container.name, stream.index)
     for index, frame in enumerate(container.decode(stream)):
-        time_s = index / fps
+        time_s = times[index] if index < len(times) else (times[-1] if times else -1 / fps) + \
+            (index - len(times) + 1) / fps
         counter[0] = index + 1
         if end_s is not None and time_s >= end_s:
             return

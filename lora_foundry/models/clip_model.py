@@ -52,6 +52,9 @@ CLIP_SPEC = ModelSpec(
     formats=(".safetensors", ".bin", ".pt", ".pth"),
     licence="MIT (LAION OpenCLIP / OpenAI CLIP weights listed in docs/understanding.md)",
     source=KNOWN_WEIGHTS["ViT-B-32"][2],
+    # The repository's weights file, saved under the name above (the name says the architecture).
+    urls={f"ViT-B-32{ARCH_SEPARATOR}laion2b_s34b_b79k.safetensors":
+          KNOWN_WEIGHTS["ViT-B-32"][2] + "/resolve/main/open_clip_model.safetensors"},
     env_var="LORA_FOUNDRY_CLIP_MODEL",
 )
 CLIP_DIR_SPEC = ModelSpec(

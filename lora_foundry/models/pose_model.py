@@ -35,7 +35,7 @@ POSE_SPEC = ModelSpec(
         "rtmpose-m_simcc-body7_pt-body7_420e-256x192.onnx": "https://download.openmmlab.com/mmpose/v1/"
         "projects/rtmposev1/onnx_sdk/rtmpose-m_simcc-body7_pt-body7_420e-256x192-e48f03d0_20230504.zip"
         " (unzip, rename end2end.onnx)",
-        "dw-ll_ucoco_384.onnx": "https://huggingface.co/yzd-v/DWPose",
+        "dw-ll_ucoco_384.onnx": "https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx",
         "rtmo-s_8xb32-600e_body7-640x640.onnx": "https://download.openmmlab.com/mmpose/v1/projects/rtmo/"
         "onnx_sdk/rtmo-s_8xb32-600e_body7-640x640-dac2bf74_20231211.zip (unzip, rename end2end.onnx)",
     },

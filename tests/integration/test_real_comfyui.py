@@ -157,8 +157,9 @@ def missing_model_files(rejection: PromptRejected) -> list[str]:
     for node in (rejection.body.get("node_errors") or {}).values():
         for error in node.get("errors", []):
             value = str(error.get("extra_info", {}).get("received_value", ""))
-            if error.get("message") != "Value not in list" or not value.lower().endswith(MODEL_SUFFIXES):
-                return []
+            ours = error.get("type") == "custom_validation_failed" and "put " in str(error.get("details"))
+            if not ours and (error.get("message") != "Value not in list" or not value.lower().endswith(MODEL_SUFFIXES)):
+                return []  # loaders' VALIDATE_INPUTS say "put FILE in FOLDER"; anything else is a real failure
             details.append(f"{node.get('class_type')}: {error.get('details')}")
     return details
 
@@ -256,6 +257,26 @@ def test_spine_workflow_preview_shows_thumbnails_in_the_browser(server, spine_ru
         capture_output=True, text=True, timeout=1200, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "LF_PreviewFrames" in done.stdout and screenshot.stat().st_size > 0
+
+
+@pytest.mark.skipif(not os.environ.get("LF_NODE_MODULES"), reason="set LF_NODE_MODULES for the browser check")
+def test_video_loader_offers_upload_and_lists_an_uploaded_clip_in_the_browser(server, tmp_path):
+    """The real front end shows LF Load Video Frames' upload button; a clip uploaded through it (the
+    file chooser) is selected, listed and previewed, and one in an input sub-folder is listed too."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    clip = tmp_path / "uploaded_clip.mp4"
+    clip.write_bytes((REPO / "lora_foundry" / "data" / "lf_example_montage.mp4").read_bytes())
+    screenshot = Path(os.environ.get("LF_UI_SCREENSHOT") or tmp_path / "preview.png").with_name("video_loader.png")
+    env = {**os.environ, "NODE_PATH": os.environ["LF_NODE_MODULES"]}
+    done = subprocess.run(
+        ["node", str(REPO / "scripts" / "check_video_loader_ui.js"), "--url", server.client.base_url,
+         "--clip", str(clip), "--screenshot", str(screenshot),
+         "--chromium", os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")],
+        capture_output=True, text=True, timeout=600, check=False, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["added"]["button"] and "uploaded_clip.mp4" in report["serverChoices"]
 
 
 def test_the_checkout_models_folder_was_not_written(server):

@@ -10,6 +10,7 @@ values among the choices, numbers within min/max). Core ComfyUI nodes are left t
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,13 @@ def value_problems(name: str, spec: tuple, value: object) -> list[str]:
     return []
 
 
+def self_validated(cls: type) -> set[str]:
+    """Inputs named in ``VALIDATE_INPUTS``' signature: ComfyUI (execution.validate_inputs) leaves
+    their type and list checks to the node."""
+    check = getattr(cls, "VALIDATE_INPUTS", None)
+    return set(inspect.signature(check).parameters) if check is not None else set()
+
+
 def workflow_problems(workflow: dict, classes: dict[str, type]) -> list[str]:
     problems = []
     for node in workflow.get("nodes", []):
@@ -62,7 +70,10 @@ def workflow_problems(workflow: dict, classes: dict[str, type]) -> list[str]:
         except ConversionError as error:
             problems.append(str(error))
             continue
+        self_checked = self_validated(classes[kind])
         for name, value in values.items():
+            if name in self_checked:
+                continue  # ComfyUI skips its list check for inputs the node's VALIDATE_INPUTS takes
             problems += [f"node {node['id']} ({kind}) {p}" for p in value_problems(name, declared[name], value)]
         for slot in node.get("inputs") or []:
             if slot.get("link") is not None and slot["name"] not in declared:

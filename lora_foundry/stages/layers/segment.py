@@ -10,7 +10,10 @@ docs/models.md). Each character becomes an RGBA cut-out whose alpha IS its mask 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,10 +106,31 @@ def _prompt_object(entry: Any, index: int) -> PromptObject:
     )
 
 
+class _DropSam2Info(logging.Filter):
+    """sam2 logs "Computing image embeddings..." and "Image embeddings computed." on the root logger
+    for every image it embeds: two console lines per frame in ComfyUI. Its warnings still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or f"{os.sep}sam2{os.sep}" not in record.pathname
+
+
+@contextmanager
+def quiet_sam2() -> Iterator[None]:
+    """Silence sam2's per-image INFO lines for the duration of one call."""
+    quiet = _DropSam2Info()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
 def segment_prompted(predictor: Any, image: np.ndarray, objects: Sequence[PromptObject],
                      relative: bool = False) -> list[Instance]:
     """One instance per prompt object (empty masks dropped), with a ``SAM2ImagePredictor``."""
-    predictor.set_image(image)
+    with quiet_sam2():
+        predictor.set_image(image)
     height, width = image.shape[:2]
     scale = np.array([width, height], dtype=np.float32) if relative else np.ones(2, np.float32)
     instances = []
@@ -126,7 +150,9 @@ def segment_prompted(predictor: Any, image: np.ndarray, objects: Sequence[Prompt
 def segment_automatic(generator: Any, image: np.ndarray) -> list[Instance]:
     """Every instance ``SAM2AutomaticMaskGenerator`` finds, each with its own mask."""
     instances = []
-    for record in generator.generate(image):
+    with quiet_sam2():
+        records = generator.generate(image)
+    for record in records:
         instance = make_instance(np.asarray(record["segmentation"], bool),
                                  float(record.get("predicted_iou", 0.0)), "auto")
         if instance is not None:

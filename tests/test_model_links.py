@@ -1,0 +1,65 @@
+"""Every example workflow carries, on each node that names a model file, the link ComfyUI's front end
+lists in its Missing Models dialog ({name, url, directory} in ``properties.models``), and the links
+are the registry's (``scripts/embed_model_links.py`` writes them; rerun it after editing a workflow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO
+
+from lora_foundry.models.links import model_links
+
+WORKFLOWS = sorted((REPO / "example_workflows").glob("*.json"))
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".onnx", ".bin")
+# Model files that no one downloads: LoRAs the training examples make (lf_*), and "(none)".
+MADE_HERE_PREFIX = "lf_"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("embed_model_links", REPO / "scripts" / "embed_model_links.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_the_embedded_links_are_the_registry_links(path):
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    expected = _script().embed(json.loads(path.read_text(encoding="utf-8")), model_links())
+    assert workflow == expected, f"{path.name}: run python scripts/embed_model_links.py"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_every_model_file_a_workflow_names_has_a_link(path):
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    missing = []
+    for node in workflow["nodes"]:
+        linked = {entry["name"] for entry in node.get("properties", {}).get("models", [])}
+        for value in node.get("widgets_values") or []:
+            if (isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES)
+                    and not value.startswith(MADE_HERE_PREFIX) and value not in linked):
+                missing.append(f"node {node['id']} ({node['type']}): {value}")
+    assert not missing, f"{path.name}: model files without a link (add them to lora_foundry/models/links.py):\n" \
+        + "\n".join(missing)
+
+
+def test_links_name_a_folder_and_a_download_address():
+    folders = {"sam2", "lama", "open_clip", "rtmpose", "facedetection", "expression", "checkpoints"}
+    for link in model_links().values():
+        assert link.directory in folders, link
+        assert link.url.startswith("https://") and " " not in link.url, link
+
+
+def test_the_script_drops_a_link_the_node_no_longer_names():
+    links = model_links()
+    node = {"id": 1, "type": "LF_SAM2Loader", "widgets_values": ["my_own.pt", "auto", "auto"],
+            "properties": {"models": [links["sam2.1_hiera_tiny.pt"].as_dict()]}}
+    embedded = _script().embed({"nodes": [node]}, links)
+    assert "models" not in embedded["nodes"][0]["properties"]
+    node["widgets_values"][0] = "sam2.1_hiera_small.pt"
+    entry = _script().embed({"nodes": [node]}, links)["nodes"][0]["properties"]["models"]
+    assert entry == [{"name": "sam2.1_hiera_small.pt", "directory": "sam2",
+                      "url": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_small.pt"}]
