@@ -69,21 +69,42 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
     options.validate()
     path = Path(path)
     info = video.probe_video(path)
-    params = {"source": file_identity(path), "options": asdict(options)}
-    with ws.stage("ingest_video", 1, params, label=f"frames of {path.name}") as st:
+    with ws.stage(*stage_args(path, options)) as st:
         if st.complete:
             return st.handle
-        summary = IngestSummary.from_info(st.info)
-        if _single_pass(options, info) and not summary.has_plan:  # a plan: resume a two-pass run
-            cuts = _sample_in_one_pass(st, info, options, progress)
-            samples = tuple((i.frame_index, i.time_s, i.shot) for i in st.ws.items(st.handle))
-            st.set_info(**IngestSummary(options.mode, tuple(cuts), samples, info).to_info())
-            return st.handle
-        if not summary.has_plan:
-            summary = _plan(info, options, plan_progress or progress)
-            st.set_info(**summary.to_info())
-        _decode_planned(st, info, summary.samples, options, progress)
+        cuts = sample_video(st, info, options, progress, plan_progress)
+        if cuts is not None:
+            finish_one_pass(st, info, options, cuts)
     return st.handle
+
+
+def stage_args(path: Path, options: VideoIngestOptions) -> tuple[str, int, dict[str, Any], tuple, str, str]:
+    """``Workspace.stage`` arguments of the ingest of ``path``: the same key however it is run."""
+    params = {"source": file_identity(path), "options": asdict(options)}
+    return "ingest_video", 1, params, (), "", f"frames of {path.name}"
+
+
+def sample_video(st: Any, info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None = None,
+                 plan_progress: Progress | None = None) -> list[int] | None:
+    """The decoding work of an ingest on a stage run, or on a worker's ``RemoteStage``.
+
+    Returns the cuts of a one-pass run (then ``finish_one_pass`` records the summary where the
+    manifest is), None when the plan recorded them already.
+    """
+    summary = IngestSummary.from_info(st.info)
+    if _single_pass(options, info) and not summary.has_plan:  # a plan: resume a two-pass run
+        return _sample_in_one_pass(st, info, options, progress)
+    if not summary.has_plan:
+        summary = _plan(info, options, plan_progress or progress)
+        st.set_info(**summary.to_info())
+    _decode_planned(st, info, summary.samples, options, progress)
+    return None
+
+
+def finish_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOptions, cuts: Sequence[int]) -> None:
+    """Record what a one-pass run found: the cuts and every stored frame (this run's and earlier)."""
+    samples = tuple((i.frame_index, i.time_s, i.shot) for i in st.ws.items(st.handle))
+    st.set_info(**IngestSummary(options.mode, tuple(cuts), samples, info).to_info())
 
 
 def ingest_summary(ws: Workspace, handle: Handle) -> IngestSummary:
