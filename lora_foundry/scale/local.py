@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
+from pathlib import Path
 from typing import Any
 
 from .units import Deliver, Send, Unit
@@ -29,6 +30,9 @@ class LocalRunner:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
+
+    def check_shared(self, root: Path) -> None:
+        """Workers on this machine see its files: nothing to check."""
 
     def run(self, units: list[Unit], deliver: Deliver) -> None:
         if not units:

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 Deliver = Callable[[int, tuple[Any, ...]], None]
@@ -26,6 +27,9 @@ class Unit:
 
 
 class Runner(Protocol):
+    def check_shared(self, root: Path) -> None:
+        """Raise, before any unit runs, unless every worker sees the workspace folder ``root``."""
+
     def run(self, units: list[Unit], deliver: Deliver) -> None:
         """Run every unit; deliver each message on the calling thread; raise if a unit failed."""
 

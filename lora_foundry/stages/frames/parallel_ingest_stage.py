@@ -51,6 +51,7 @@ def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIng
         from ...scale.local import LocalRunner
 
         runner = LocalRunner(workers)
+    runner.check_shared(ws.root)
     with ws.writing(), contextlib.ExitStack() as stages:
         runs = [(stages.enter_context(ws.stage(*ingest.stage_args(path, options))), video.probe_video(path))
                 for path in paths]
