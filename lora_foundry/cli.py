@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli_scale
 from .kohya import dataset
 from .progress import PrintProgress
 from .stages.frames import filter_stage as filters
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("video", type=Path)
     _add_sampling_args(ingest_cmd)
     ingest_cmd.set_defaults(run=run_ingest)
+    cli_scale.add_commands(commands, _add_sampling_args, _ingest_options)
     return parser
 
 
