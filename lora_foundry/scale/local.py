@@ -42,32 +42,55 @@ class LocalRunner:
             channel = manager.Queue()
             pool = context.Pool(min(self.workers, len(units)))
             try:
-                pending = [pool.apply_async(_call, (number, unit, channel)) for number, unit in enumerate(units)]
-                _drain(channel, pending, units, deliver)
+                _drain(channel, _Submitter(pool, channel, units, 2 * self.workers), deliver)
                 pool.close()
             finally:
                 pool.terminate()  # on cancel or error: stop the other workers now
                 pool.join()
 
 
-def _drain(channel: Any, pending: list[Any], units: list[Unit], deliver: Deliver) -> None:
+class _Submitter:
+    """Hands units to the pool a few at a time (``in_flight``), so the driver holds a bounded
+    number of queued tasks and results however many units there are."""
+
+    def __init__(self, pool: Any, channel: Any, units: list[Unit], in_flight: int) -> None:
+        self.pool, self.channel, self.units, self.in_flight = pool, channel, units, in_flight
+        self.running: dict[int, Any] = {}
+        self.next = 0
+        self.ended = 0
+
+    def top_up(self) -> None:
+        while self.next < len(self.units) and len(self.running) < self.in_flight:
+            self.running[self.next] = self.pool.apply_async(_call, (self.next, self.units[self.next], self.channel))
+            self.next += 1
+
+    def end(self, number: int) -> None:
+        self.running.pop(number, None)
+        self.ended += 1
+        self.top_up()
+
+    @property
+    def finished(self) -> bool:
+        return self.ended == len(self.units)
+
+    def raise_failures(self) -> None:
+        for number, result in self.running.items():
+            if result.ready() and not result.successful():
+                try:
+                    result.get()
+                except Exception as error:
+                    raise RuntimeError(f"{self.units[number].name} failed in a worker: {error}") from error
+
+
+def _drain(channel: Any, submitter: _Submitter, deliver: Deliver) -> None:
     """Deliver messages until every unit has ended; a failed unit raises, naming it."""
-    ended: set[int] = set()
-    while len(ended) < len(units):
+    submitter.top_up()
+    while not submitter.finished:
         try:
             number, message = channel.get(timeout=0.1)
         except queue_module.Empty:
-            _raise_failures(pending, units)
+            submitter.raise_failures()
             continue
-        if message[0] == "end":
-            ended.add(number)
         deliver(number, message)
-
-
-def _raise_failures(pending: list[Any], units: list[Unit]) -> None:
-    for number, result in enumerate(pending):
-        if result.ready() and not result.successful():
-            try:
-                result.get()
-            except Exception as error:
-                raise RuntimeError(f"{units[number].name} failed in a worker: {error}") from error
+        if message[0] == "end":
+            submitter.end(number)

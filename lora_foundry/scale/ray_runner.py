@@ -13,6 +13,7 @@ every node read it back: a node that cannot see the workspace makes the run refu
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from .units import Deliver, Unit
 
 MAX_RETRIES = 3
 """Attempts Ray makes after a worker or node dies under a unit."""
+
+IN_FLIGHT = 256
+"""Most units submitted and not yet committed at once."""
 
 
 class WorkspaceNotShared(RuntimeError):
@@ -84,23 +88,26 @@ class RayRunner:
                 "the workspace on shared storage at the same path (docs/scaling.md); nothing was run.")
 
     def run(self, units: list[Unit], deliver: Deliver) -> None:
-        """Run every unit as a task; deliver each finished unit's messages, then its end."""
-        if not units:
-            return
+        """Run every unit as a task, at most ``IN_FLIGHT`` queued at once (the driver's memory
+        stays flat in the number of units); deliver each finished unit's messages, then its end."""
         task = self._ray.remote(_run_unit)
-        refs = {task.options(max_retries=MAX_RETRIES, retry_exceptions=False, **unit.resources).remote(unit): number
-                for number, unit in enumerate(units)}
-        waiting = list(refs)
+        refs: dict[Any, int] = {}
+        pending = iter(enumerate(units))
         try:
-            while waiting:
-                done, waiting = self._ray.wait(waiting, num_returns=1)
-                number = refs[done[0]]
+            while True:
+                for number, unit in itertools.islice(pending, max(0, IN_FLIGHT - len(refs))):
+                    options = {"max_retries": MAX_RETRIES, "retry_exceptions": False, **unit.resources}
+                    refs[task.options(**options).remote(unit)] = number
+                if not refs:
+                    return
+                done, _ = self._ray.wait(list(refs), num_returns=1)
+                number = refs.pop(done[0])
                 messages, result = self._get(done[0], units[number])
                 for message in messages:
                     deliver(number, message)
                 deliver(number, ("end", result))
         finally:
-            for ref in waiting:  # cancelled or failed: stop what is still queued
+            for ref in refs:  # cancelled or failed: stop what is still queued
                 self._ray.cancel(ref, force=True)
 
     def _get(self, ref: Any, unit: Unit) -> Any:
