@@ -64,3 +64,20 @@ def test_the_driver_holds_one_writer_lock_for_all_its_stages(tmp_path):
             pass
     with other.stage("c", 1, {}) as third:  # released when the driver is done
         assert not third.complete
+
+
+def test_measuring_frames_on_a_thread_pool_gives_the_values_of_one_thread(tmp_path, media_dir):
+    from lora_foundry import names
+    from lora_foundry.stages.frames import filter_stage
+
+    values = []
+    for workers in (1, 3):
+        ws = Workspace.open(tmp_path / f"ws{workers}")
+        frames = ingest.ingest_video(ws, media_dir / "montage_6_shots.mp4",
+                                     ingest.VideoIngestOptions(mode="interval", interval_s=0.5, long_side=160))
+        reports = []
+        measured = filter_stage.measure(ws, frames, CallbackProgress(lambda d, t: reports.append(d)), workers=workers)
+        by_index = {i.id: i.frame_index for i in ws.items(frames)}
+        values.append({by_index[item]: value for item, value in ws.annotations(measured, names.MEASURE).items()})
+        assert reports == list(range(len(by_index) + 1))
+    assert values[0] == values[1] and len(values[0]) == 42
