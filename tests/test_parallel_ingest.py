@@ -75,8 +75,9 @@ def test_measuring_frames_on_a_thread_pool_gives_the_values_of_one_thread(tmp_pa
         ws = Workspace.open(tmp_path / f"ws{workers}")
         frames = ingest.ingest_video(ws, media_dir / "montage_6_shots.mp4",
                                      ingest.VideoIngestOptions(mode="interval", interval_s=0.5, long_side=160))
-        reports = []
-        measured = filter_stage.measure(ws, frames, CallbackProgress(lambda d, t: reports.append(d)), workers=workers)
+        reports: list[int] = []
+        measured = filter_stage.measure(ws, frames, CallbackProgress(lambda d, _t, seen=reports: seen.append(d)),
+                                        workers=workers)
         by_index = {i.id: i.frame_index for i in ws.items(frames)}
         values.append({by_index[item]: value for item, value in ws.annotations(measured, names.MEASURE).items()})
         assert reports == list(range(len(by_index) + 1))
