@@ -82,3 +82,14 @@ def test_measuring_frames_on_a_thread_pool_gives_the_values_of_one_thread(tmp_pa
         values.append({by_index[item]: value for item, value in ws.annotations(measured, names.MEASURE).items()})
         assert reports == list(range(len(by_index) + 1))
     assert values[0] == values[1] and len(values[0]) == 42
+
+
+def test_two_pass_modes_in_workers_record_their_plan_as_a_local_run_does(tmp_path, media_dir):
+    options = ingest.VideoIngestOptions(mode="keyframes", long_side=96)
+    videos = [media_dir / "signer_book.mkv", media_dir / "big_buck_bunny_clip.mp4"]
+    parallel = Workspace.open(tmp_path / "parallel")
+    handles = ingest_videos(parallel, videos, options, workers=2)
+    sequential = Workspace.open(tmp_path / "sequential")
+    expected = [ingest.ingest_video(sequential, video, options) for video in videos]
+    assert _contents(parallel, handles) == _contents(sequential, expected)
+    assert all(ingest.ingest_summary(parallel, h).mode == "keyframes" and parallel.count(h) >= 1 for h in handles)
