@@ -123,3 +123,25 @@ def test_a_long_single_shot_keeps_its_picks_near_the_slice_centres(media_dir):
     assert len(old) == len(samples)
     for (sample, _), centre in zip(samples, old, strict=True):
         assert abs(sample.frame_index - centre) <= 4  # 600 frames: stride 8
+
+
+def test_the_cut_tracker_of_a_one_pass_run_forgets_old_scores_and_cuts_the_same():
+    """A 10-minute video at 25 fps: the same cuts, and a bounded score history."""
+    from lora_foundry.media.cuts import CutTracker, cuts_from_scores
+
+    rng = np.random.default_rng(7)
+    scores = rng.gamma(2.0, 2.0, 15_000)
+    planted = list(range(300, 15_000, 437))
+    scores[planted] = 60.0
+    scores[[5000, 9001]] = 45.0  # two flashes: out again the next frame
+    scores[[5001, 9002]] = 45.0
+    skips = scores * 0.8
+    skips[[5001, 9002]] = 1.0
+    expected = cuts_from_scores(scores.tolist(), skips.tolist(), 25.0)
+    tracker, longest = CutTracker(25.0, keep_scores=False), 0
+    for score, skip in zip(scores, skips, strict=True):
+        tracker.push_scores(score, skip)
+        longest = max(longest, len(tracker.scores))
+    tracker.finish()
+    assert tracker.cuts == expected and set(planted) <= set(expected) and 5000 not in expected
+    assert longest < 4096 + 100

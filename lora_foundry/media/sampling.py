@@ -189,7 +189,7 @@ def iter_samples(
     path = Path(path)
     info = info or probe_video(path)
     size = scaled_size(info.width, info.height, long_side)
-    tracker = CutTracker(info.fps, threshold=cut_threshold)
+    tracker = CutTracker(info.fps, threshold=cut_threshold, keep_scores=False)  # flat in video length
     progress = ensure_progress(progress)
     total = max(1, round(((end_s or info.duration_s) - start_s) * info.fps))
     if mode == "scene":
