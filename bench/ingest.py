@@ -11,9 +11,15 @@ frame per interval, write JPEGs). Ours, timed in the same run on the same file:
 - full ingest (when the workspace exists): ``stages.ingest.ingest_video`` into a fresh workspace,
   plan, extraction, manifest rows and all.
 
+Scene mode (``--mode scene``): ffmpeg ``-vf "select='gt(scene,0.3)'" -vsync vfr -q:v 2``
+against our one-pass scene sampling (``iter_samples(mode="scene")`` + JPEG-95), the old two
+passes (``plan_samples`` + ``iter_frames``), and the full one-pass ingest into a workspace; the
+one-pass and two-pass JPEGs are compared byte for byte.
+
 Speeds are source frames per second (frames of the video gone through / wall time).
 
-    python bench/ingest.py [--video PATH] [--interval 1.0] [--rounds 3]
+    python bench/ingest.py [--video PATH] [--mode interval|scene] [--interval 1.0]
+                           [--per-shot 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -83,6 +89,62 @@ def time_full_ingest(video: Path, interval_s: float, root: Path) -> tuple[float,
     return seconds, len(workspace.items(handle))
 
 
+def time_ffmpeg_scene(video: Path, out: Path) -> tuple[float, int]:
+    out.mkdir()
+    command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vf", "select='gt(scene,0.3)'",
+               "-vsync", "vfr", "-q:v", "2", str(out / "out_%04d.jpg")]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started, len(list(out.glob("*.jpg")))
+
+
+def time_scene_one_pass(video: Path, per_shot: int, out: Path) -> tuple[float, int]:
+    out.mkdir()
+    started = time.perf_counter()
+    written = 0
+    for sample, frame in iter_samples(video, mode="scene", per_shot=per_shot):
+        save_image(frame.rgb, out / f"{sample.frame_index:08d}.jpg", quality=95)
+        written += 1
+    return time.perf_counter() - started, written
+
+
+def time_scene_two_pass(video: Path, per_shot: int, out: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    plan = plan_samples(video, mode="scene", per_shot=per_shot)
+    _, written = time_extract(video, plan.wanted, out)
+    return time.perf_counter() - started, written
+
+
+def time_scene_ingest(video: Path, per_shot: int, root: Path) -> tuple[float, int]:
+    from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
+    from lora_foundry.workspace import Workspace
+
+    workspace = Workspace.open(root / "workspace")
+    started = time.perf_counter()
+    handle = ingest_video(workspace, video, VideoIngestOptions(mode="scene", per_shot=per_shot))
+    seconds = time.perf_counter() - started
+    return seconds, len(workspace.items(handle))
+
+
+def same_bytes(first: Path, second: Path) -> str:
+    """'identical (N files)' or which files differ between two folders of JPEGs."""
+    names = sorted(path.name for path in first.glob("*.jpg"))
+    if names != sorted(path.name for path in second.glob("*.jpg")):
+        return "DIFFERENT frame sets"
+    differ = [name for name in names if (first / name).read_bytes() != (second / name).read_bytes()]
+    return f"identical ({len(names)} files)" if not differ else f"DIFFERENT bytes: {differ}"
+
+
+def _scene_round(video: Path, per_shot: int, root: Path) -> dict[str, tuple[float, float, int]]:
+    root.mkdir()
+    results: dict[str, tuple[float, float, int]] = {}
+    _measured(results, "ffmpeg CLI", lambda: time_ffmpeg_scene(video, root / "ffmpeg"))
+    _measured(results, "ours: one pass", lambda: time_scene_one_pass(video, per_shot, root / "one"))
+    _measured(results, "ours: two passes", lambda: time_scene_two_pass(video, per_shot, root / "two"))
+    _measured(results, "ours: full ingest", lambda: time_scene_ingest(video, per_shot, root))
+    return results
+
+
 def _cpu_seconds() -> float:
     """CPU time (user + system) of this process and its finished children, all threads."""
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -117,7 +179,9 @@ def _one_round(video: Path, interval_s: float, root: Path) -> dict[str, tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--mode", choices=["interval", "scene"], default="interval")
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--per-shot", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds; the best time of each contender is kept, so a "
                              "burst of load on a shared machine does not pick the winner")
@@ -126,17 +190,23 @@ def main() -> None:
         raise SystemExit("the ffmpeg command line is needed for this comparison")
     info = probe_video(args.video)
     frames = info.frame_count
+    sampling = (f"{args.per_shot} frames per shot" if args.mode == "scene"
+                else f"one frame every {args.interval:g} s")
     print(f"{args.video.name}: {info.width}x{info.height} {info.codec}, {frames} frames, "
-          f"{info.fps:g} fps; one frame every {args.interval:g} s, JPEG; best of {args.rounds}")
+          f"{info.fps:g} fps; {sampling}, JPEG; best of {args.rounds}")
     best: dict[str, tuple[float, float, int]] = {}
     with tempfile.TemporaryDirectory(prefix="lf_bench_ingest_") as temp:
         for round_number in range(args.rounds):
-            for name, measured in _one_round(args.video, args.interval,
-                                             Path(temp) / f"r{round_number}").items():
+            root = Path(temp) / f"r{round_number}"
+            measured_round = (_scene_round(args.video, args.per_shot, root) if args.mode == "scene"
+                              else _one_round(args.video, args.interval, root))
+            for name, measured in measured_round.items():
                 if name not in best:
                     best[name] = measured
                 best[name] = (min(best[name][0], measured[0]), min(best[name][1], measured[1]),
                               measured[2])
+        if args.mode == "scene":
+            print(f"  one pass vs two passes: {same_bytes(Path(temp) / 'r0' / 'one', Path(temp) / 'r0' / 'two')}")
     wall_ref, cpu_ref, _ = best["ffmpeg CLI"]
     print(f"  {'':<22} {'wall':>7} {'frames/s':>9} {'ratio':>6}   {'cpu':>7} {'ratio':>6}   written/cuts")
     for name, (wall, cpu, count) in best.items():

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_training
+from . import cli_scale, cli_training
 from .data import EXAMPLE_VIDEO
 from .kohya import dataset
 from .kohya.launcher import TrainingFailed
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(ingest_cmd)
     ingest_cmd.set_defaults(run=run_ingest)
     cli_training.add_commands(commands)
+    cli_scale.add_commands(commands, _add_sampling_args, _ingest_options)
     return parser
 
 

@@ -155,4 +155,4 @@ def test_one_pass_sampling_equals_the_two_pass_plan(montage, montage_cuts):
         reference = next(iter_frames(path, start_s=start, end_s=start + 0.02, long_side=160))
         assert reference.index == index and np.array_equal(frames[index], reference.rgb)
     with pytest.raises(ValueError, match="plan_samples"):
-        next(iter_samples(path, mode="scene"))
+        next(iter_samples(path, mode="keyframes"))

@@ -20,7 +20,9 @@ is returned), anything else is an error unless the user asks for a new version.
 
 from __future__ import annotations
 
+import glob
 import json
+import re
 import shutil
 import time
 from collections import Counter
@@ -40,6 +42,7 @@ from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_tex
 from .staging import make_staging, publish, remove_stale_staging
 from .subsets import (
     MASK_MODES,
+    EarlierImage,
     SubsetPlan,
     WriteOptions,
     WrittenSubset,
@@ -264,7 +267,8 @@ def _write_into(staging: Path, target: Path, plans: list[SubsetPlan], spec: Data
     any_alpha = any(_may_have_alpha(p) for plan in plans for p in plan.sources)
     mask_mode = effective_mask_mode(spec.mask_mode, spec.image_format, any_alpha)
     check_masks_with_reg(mask_mode, any(plan.is_reg for plan in plans))
-    options = WriteOptions(spec.image_format, buckets, mask_mode, spec.quality, workers=spec.workers)
+    options = WriteOptions(spec.image_format, buckets, mask_mode, spec.quality, workers=spec.workers,
+                           reuse=_earlier_images(target))
     written = write_subsets(staging, plans, options, ensure_progress(progress))
     shuffle = spec.shuffle_caption if spec.shuffle_caption is not None else style == "tags"
     config = dataset_config(target, written, spec.resolution, buckets, mask_mode, keep_tokens, separator, shuffle)
@@ -275,6 +279,23 @@ def _write_into(staging: Path, target: Path, plans: list[SubsetPlan], spec: Data
                    subset_dir=target / written[0].relpath, image_count=record["image_count"],
                    trigger=plans[0].trigger, subsets=tuple(w.relpath for w in written),
                    lora_type=spec.lora_type, image_root=target / "img")
+
+
+def _earlier_images(target: Path) -> dict[str, EarlierImage]:
+    """Images the other versions of this dataset (``name``, ``name_v2``, ...) wrote, by ``image_key``."""
+    base = re.sub(r"_v\d+$", "", target.name)
+    found: dict[str, EarlierImage] = {}
+    for folder in sorted(target.parent.glob(f"{glob.escape(base)}*")):
+        if folder.name != base and not re.fullmatch(rf"{re.escape(base)}_v\d+", folder.name):
+            continue
+        try:
+            report = json.loads((folder / REPORT_NAME).read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        for image in report.get("images", []):
+            if image.get("key") and (folder / image["file"]).is_file():
+                found[image["key"]] = EarlierImage(folder / image["file"], tuple(image["size"]), bool(image["alpha"]))
+    return found
 
 
 def _may_have_alpha(path: Path) -> bool:
@@ -295,7 +316,8 @@ def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: Dataset
         for index, name in enumerate(subset.files):
             images.append({"file": f"{subset.relpath}/{name}", "item": plan.items[index],
                            "source": str(plan.sources[index]), "caption": plan.captions[index],
-                           "size": list(subset.sizes[index])})
+                           "size": list(subset.sizes[index]), "key": subset.keys[index],
+                           "alpha": subset.alphas[index]})
     training = [w for w in written if not w.plan.is_reg]
     buckets = Counter(f"{w}x{h}" for s in training for (w, h) in s.sizes)
     return {"identity": identity, "trigger": plans[0].trigger, "subset": written[0].relpath,

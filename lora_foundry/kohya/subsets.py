@@ -9,15 +9,19 @@ GUI layout (img/ reg/ log/ model/), and the folders are what OneTrainer concepts
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..fileio import atomic_write_text
+from ..fileio import TMP_PREFIX, atomic_write_text
 from ..media import images
 from ..paths import caption_line
 from ..progress import Progress
@@ -52,6 +56,8 @@ class WrittenSubset:
     sizes: list[tuple[int, int]]
     has_alpha: bool
     masks: list[str]
+    keys: list[str] = field(default_factory=list)  # ``image_key`` of each image
+    alphas: list[bool] = field(default_factory=list)
 
     @property
     def relpath(self) -> str:
@@ -99,6 +105,43 @@ class WriteOptions:
     quality: int = 95
     png_compress_level: int = 1
     workers: int = 1
+    reuse: Mapping[str, EarlierImage] = field(default_factory=dict)  # by ``image_key``
+
+
+class EarlierImage(NamedTuple):
+    """An image an earlier version of the dataset wrote from the same source with the same settings."""
+
+    path: Path
+    size: tuple[int, int]
+    alpha: bool
+
+
+def image_key(source: Path, options: WriteOptions) -> str:
+    """What a written image depends on: the source file as it is now and the encoding settings.
+
+    Captions are not part of it, so a dataset version that only changes captions finds every
+    image of the version before under the same key, and links it instead of encoding it again.
+    """
+    stat = Path(source).stat()
+    payload = {"source": str(Path(source).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+               "format": options.image_format, "buckets": asdict(options.buckets) if options.buckets else None,
+               "mask_mode": options.mask_mode, "quality": options.quality, "png": options.png_compress_level}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
+def _link_earlier(earlier: EarlierImage, target: Path) -> bool:
+    """Hard-link (or, across file systems, copy) an earlier identical image into place, atomically."""
+    temporary = target.with_name(f"{TMP_PREFIX}{target.name}")
+    try:
+        try:
+            os.link(earlier.path, temporary)
+        except OSError:
+            shutil.copyfile(earlier.path, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _split_alpha(pixels: np.ndarray, mask_mode: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -113,7 +156,11 @@ def _split_alpha(pixels: np.ndarray, mask_mode: str) -> tuple[np.ndarray, np.nda
 
 
 def _write_one(source: Path, target: Path, mask_target: Path | None, options: WriteOptions,
-               bucket_list: list[tuple[int, int]] | None) -> tuple[tuple[int, int], bool]:
+               bucket_list: list[tuple[int, int]] | None) -> tuple[tuple[int, int], bool, str]:
+    key = image_key(source, options)
+    earlier = options.reuse.get(key) if mask_target is None else None
+    if earlier is not None and _link_earlier(earlier, target):
+        return earlier.size, earlier.alpha, key
     pixels = images.load_image(source)
     has_alpha = pixels.ndim == 3 and pixels.shape[2] == 4
     if options.buckets is not None:
@@ -125,7 +172,7 @@ def _write_one(source: Path, target: Path, mask_target: Path | None, options: Wr
     images.save_image(pixels, target, quality=options.quality, png_compress_level=options.png_compress_level)
     if mask_target is not None and mask is not None:
         images.save_image(mask, mask_target, png_compress_level=options.png_compress_level)
-    return (pixels.shape[1], pixels.shape[0]), has_alpha
+    return (pixels.shape[1], pixels.shape[0]), has_alpha, key
 
 
 def _on_white(pixels: np.ndarray) -> np.ndarray:
@@ -175,6 +222,6 @@ def write_subsets(
                     future.cancel()
                 raise
             masks = [f"masks/{plan.folder}/{Path(n).stem}.png" for n in files] if mask_dir else []
-            written.append(WrittenSubset(plan, files, [r[0] for r in results],
-                                         any(r[1] for r in results), masks))
+            written.append(WrittenSubset(plan, files, [r[0] for r in results], any(r[1] for r in results), masks,
+                                         [r[2] for r in results], [r[1] for r in results]))
     return written

@@ -55,12 +55,17 @@ class CutTracker:
     """
 
     def __init__(self, fps: float, *, threshold: float = 20.0, ratio: float = 3.0,
-                 min_shot_s: float = 0.5) -> None:
+                 min_shot_s: float = 0.5, keep_scores: bool = True) -> None:
         self.threshold, self.ratio = threshold, ratio
         self.half_window = max(2, round(fps / 2))
         self.min_len = max(1, round(min_shot_s * fps))
-        self.scores: list[float] = []  # scores[p]: frame p vs frame p-1 (0 for the first)
-        self.skips: list[float] = []  # skips[p]: frame p vs frame p-2
+        # scores[p - base]: frame p vs frame p-1 (0 for the first); skips: frame p vs frame p-2.
+        # With keep_scores=False the decided past is dropped (a one-pass sampler's memory stays
+        # flat in video length) and ``scores`` holds only the recent ones.
+        self.scores: list[float] = []
+        self.skips: list[float] = []
+        self.keep_scores = keep_scores
+        self._base = 0
         self.cuts: list[int] = []  # positions (frames since the first pushed)
         self._decided = 0
         self._finished = False
@@ -83,45 +88,65 @@ class CutTracker:
         """The next frame's difference to the previous frame and to the one before that."""
         self.scores.append(float(score))
         self.skips.append(float(skip))
-        while self._decided + self.half_window + 1 < len(self.scores):
+        while self._decided + self.half_window + 1 < self._pushed:
             self._decide(self._decided)
+        if not self.keep_scores:
+            self._forget()
 
     def finish(self) -> None:
-        while self._decided < len(self.scores):
+        while self._decided < self._pushed:
             self._decide(self._decided)
         self._finished = True
+
+    @property
+    def _pushed(self) -> int:
+        return self._base + len(self.scores)
+
+    def _forget(self) -> None:
+        """Drop scores no decision can read again: older than a window and a minimum shot."""
+        keep_from = self._decided - max(self.half_window, self.min_len) - 2
+        if keep_from - self._base > 4096:
+            del self.scores[:keep_from - self._base]
+            del self.skips[:keep_from - self._base]
+            self._base = keep_from
 
     @property
     def settled(self) -> int:
         """Frames at positions below this have their final shot number."""
         if self._finished:
-            return len(self.scores)
+            return self._pushed
         return max(0, self._decided - self.min_len)
 
+    def _score(self, position: int) -> float:
+        return self.scores[position - self._base]
+
+    def _skip(self, position: int) -> float:
+        return self.skips[position - self._base]
+
     def _local_median(self, position: int) -> float:
-        last = len(self.scores) - 1  # edge padding at both ends, as np.pad(mode="edge")
-        window = [self.scores[min(max(i, 0), last)]
+        last = self._pushed - 1  # edge padding at both ends, as np.pad(mode="edge")
+        window = [self._score(min(max(i, 0), last))
                   for i in range(position - self.half_window, position + self.half_window + 1)]
         return float(np.median(window))
 
     def _is_flash(self, position: int) -> bool:
         """A one-frame flash: the frame after it (or before it) looks like the one before (after)."""
         limit, after = self.threshold, position + 1
-        into_flash = after < len(self.scores) and self.scores[after] >= limit and (
-            self.skips[after] < limit / 2)
-        out_of_flash = position >= 2 and self.scores[position - 1] >= limit and (
-            self.skips[position] < limit / 2)
+        into_flash = after < self._pushed and self._score(after) >= limit and (
+            self._skip(after) < limit / 2)
+        out_of_flash = position >= 2 and self._score(position - 1) >= limit and (
+            self._skip(position) < limit / 2)
         return into_flash or out_of_flash
 
     def _decide(self, position: int) -> None:
         self._decided = position + 1
-        score = self.scores[position]
+        score = self._score(position)
         if score < self.threshold or position < self.min_len:
             return
         if score < self.ratio * max(self._local_median(position), 1.0) or self._is_flash(position):
             return
         if self.cuts and position - self.cuts[-1] < self.min_len:
-            if score > self.scores[self.cuts[-1]]:  # too close: keep the stronger of the two
+            if score > self._score(self.cuts[-1]):  # too close: keep the stronger of the two
                 self.cuts[-1] = position
             return
         self.cuts.append(position)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..progress import Progress, ensure_progress
 from .cuts import CutResult, CutTracker, detect_cuts, gray_thumbnail, shot_of
+from .shot_picks import candidate_capacity, picks_in_one_pass, shot_picks
 from .video import (
     DecodedFrame,
     VideoInfo,
@@ -91,19 +92,14 @@ def shot_bounds(result: CutResult) -> list[tuple[int, int]]:
     return [(start, end) for start, end in zip(starts, ends, strict=True) if end > start]
 
 
-def _per_shot_indices(result: CutResult, per_shot: int) -> list[int]:
-    """``per_shot`` frames spread evenly inside each shot, at the centres of equal slices.
-
-    Centres keep at least half a slice away from both cut edges, where a frame may still carry
-    compression smear or the tail of the previous shot.
-    """
+def _per_shot_indices(result: CutResult, per_shot: int, capacity: int) -> list[int]:
+    """``per_shot`` frames spread evenly inside each shot (``shot_picks``: slice centres, on the
+    candidate grid the one-pass sampler keeps for a shot that long)."""
     if per_shot < 1:
         raise ValueError(f"per_shot must be >= 1, got {per_shot}")
     chosen: list[int] = []
     for start, end in shot_bounds(result):
-        length = end - start
-        picks = {start + int((k + 0.5) * length / per_shot) for k in range(per_shot)}
-        chosen.extend(sorted(picks))
+        chosen.extend(start + position for position in shot_picks(end - start, per_shot, capacity))
     return chosen
 
 
@@ -116,11 +112,11 @@ def _cap_evenly(indices: list[int], max_frames: int) -> list[int]:
 
 
 def _select(path: Path, result: CutResult, mode: str, interval_s: float, per_shot: int,
-            start_s: float, end_s: float | None) -> list[int]:
+            start_s: float, end_s: float | None, capacity: int) -> list[int]:
     if mode == "interval":
         return _interval_indices(result, interval_s)
     if mode == "scene":
-        return _per_shot_indices(result, per_shot)
+        return _per_shot_indices(result, per_shot, capacity)
     if mode == "keyframes":
         return [index for index, _ in keyframe_times(path, start_s=start_s, end_s=end_s)]
     return list(range(result.start_frame, result.frame_count))
@@ -154,7 +150,8 @@ def plan_samples(
     info = info or probe_video(path)
     result = cut_result or detect_cuts(path, threshold=cut_threshold, start_s=start_s,
                                        end_s=end_s, progress=progress, info=info)
-    indices = _cap_evenly(_select(path, result, mode, interval_s, per_shot, start_s, end_s),
+    capacity = candidate_capacity(info.width, info.height)
+    indices = _cap_evenly(_select(path, result, mode, interval_s, per_shot, start_s, end_s, capacity),
                           max_frames)
     samples = [FrameSample(i, round(_time_of(result, i), 6), shot_of(i, result.cuts))
                for i in indices]
@@ -166,6 +163,7 @@ def iter_samples(
     *,
     mode: str = "interval",
     interval_s: float = 1.0,
+    per_shot: int = 3,
     start_s: float = 0.0,
     end_s: float | None = None,
     long_side: int | None = None,
@@ -174,7 +172,8 @@ def iter_samples(
     progress: Progress | None = None,
     info: VideoInfo | None = None,
 ) -> Generator[tuple[FrameSample, DecodedFrame], None, list[int]]:
-    """One decode pass for ``interval`` and ``all`` modes: cuts found while the frames come out.
+    """One decode pass for ``interval``, ``scene`` and ``all`` modes: cuts found while the frames
+    come out (scene mode: ``shot_picks``, each shot's frames given when the shot ends).
 
     The generator's return value (``StopIteration.value``) is the list of cuts (frame indices).
 
@@ -184,16 +183,20 @@ def iter_samples(
     marks frames already stored by an interrupted run: they are neither converted nor yielded.
     ``info``: the caller's ``probe_video(path)``, probed here when not given.
     """
-    if mode not in ("interval", "all"):
-        raise ValueError(f"one-pass sampling works for 'interval' and 'all', not {mode!r}; "
-                         "use plan_samples for scene and keyframe sampling")
+    if mode not in ("interval", "scene", "all"):
+        raise ValueError(f"one-pass sampling works for 'interval', 'scene' and 'all', not {mode!r}; "
+                         "use plan_samples for keyframe sampling")
     path = Path(path)
     info = info or probe_video(path)
     size = scaled_size(info.width, info.height, long_side)
-    tracker = CutTracker(info.fps, threshold=cut_threshold)
-    picker = _IntervalPicker(interval_s) if mode == "interval" else None
+    tracker = CutTracker(info.fps, threshold=cut_threshold, keep_scores=False)  # flat in video length
     progress = ensure_progress(progress)
     total = max(1, round(((end_s or info.duration_s) - start_s) * info.fps))
+    if mode == "scene":
+        return (yield from _scene_samples(
+            decode_raw(path, start_s=start_s, end_s=end_s), tracker, per_shot,
+            candidate_capacity(info.width, info.height), size, skip, _Reporter(progress, total, info.fps)))
+    picker = _IntervalPicker(interval_s) if mode == "interval" else None
     held: deque[tuple[int, DecodedFrame | None]] = deque()
     first_index: int | None = None
     for position, raw in enumerate(decode_raw(path, start_s=start_s, end_s=end_s)):
@@ -220,3 +223,41 @@ def _release(held: deque, tracker: CutTracker, settled: int
         if frame is not None:
             shot = bisect.bisect_right(tracker.cuts, position)
             yield FrameSample(frame.index, round(frame.time_s, 6), shot), frame
+
+
+class _Reporter:
+    """Progress once a second of video, over the frames of the sampled range."""
+
+    def __init__(self, progress: Progress, total: int, fps: float) -> None:
+        self.progress, self.total, self.step = progress, total, max(1, round(fps))
+
+    def __call__(self, position: int) -> None:
+        if (position + 1) % self.step == 0:
+            self.progress.update(min(position + 1, self.total), self.total)
+
+    def finish(self) -> None:
+        self.progress.update(self.total, self.total)
+
+
+def _scene_samples(frames: Iterator, tracker: CutTracker, per_shot: int, capacity: int,
+                   size: tuple[int, int], skip: Callable[[int], bool] | None, report: _Reporter,
+                   ) -> Generator[tuple[FrameSample, DecodedFrame], None, list[int]]:
+    """Scene mode in one pass: convert only each shot's picks (``shot_picks.picks_in_one_pass``)."""
+    first: list[int] = []
+
+    def numbered(source: Iterator) -> Iterator:
+        for raw in source:
+            if not first:
+                first.append(raw.index)
+            yield raw
+
+    picks = picks_in_one_pass(numbered(frames), tracker, gray_thumbnail, per_shot, capacity, report)
+    while True:
+        try:
+            raw, shot = next(picks)
+        except StopIteration as finished:
+            report.finish()
+            return [first[0] + position for position in finished.value] if first else []
+        if skip is None or not skip(raw.index):
+            frame = DecodedFrame(raw.index, raw.time_s, raw_to_array(raw, size))
+            yield FrameSample(raw.index, round(raw.time_s, 6), shot), frame

@@ -25,6 +25,8 @@ from .video_types import DecodedFrame, MediaError, RawFrame, VideoInfo
 logger = logging.getLogger(__name__)
 
 PILLOW_SUFFIXES = frozenset({".gif", ".webp"})
+SMALL_PICTURE = 256 * 256
+"""Pictures of at most this many pixels are scaled on one thread."""
 VIDEO_SUFFIXES = frozenset(".mp4 .mkv .avi .mpg .mpeg .webm .mov .m4v .ts .wmv .flv .gif .webp".split())
 
 
@@ -285,6 +287,9 @@ def raw_to_array(raw: RawFrame, size: tuple[int, int] | None, fmt: str = "rgb24"
         array = _scaler(raw, fmt, width, height).reformat(
             frame, width=width, height=height, format=fmt,
             interpolation="AREA",  # a box filter when shrinking; and faster than the default
+            # swscale's slice threads cost more than they save on a tiny picture (the 64x36 cut
+            # thumbnail of every frame: 0.37 -> 0.19 ms, the same pixels)
+            threads=1 if width * height <= SMALL_PICTURE else None,
         ).to_ndarray()
         if quarter_turns:  # phone footage: display-matrix rotation, as ffmpeg applies it
             array = np.ascontiguousarray(np.rot90(array, k=quarter_turns))

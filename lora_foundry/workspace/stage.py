@@ -20,7 +20,7 @@ import numpy as np
 from ..paths import confined
 from ..progress import Progress, ensure_progress
 from . import manifest
-from .files import atomic_write, sweep_temporaries, writer_lock
+from .files import atomic_write, sweep_temporaries
 from .items import Handle, Item, NewItem
 
 STAGES_DIR = "stages"
@@ -46,7 +46,7 @@ class StageRun:
         if status == "complete":
             self._load_done_units()
             return self
-        self._lock = writer_lock(self.ws.root / ".writer.lock")
+        self._lock = self.ws.writing()
         self._lock.__enter__()
         try:
             self._begin(status)
@@ -97,6 +97,11 @@ class StageRun:
     def resumed_units(self) -> int:
         """How many units an earlier, interrupted run of this stage had already finished."""
         return len(self._done_units)
+
+    @property
+    def done_units(self) -> frozenset[str]:
+        """The units recorded so far (a worker's ``remote.StageJob`` skips them)."""
+        return frozenset(self._done_units)
 
     # -- units -----------------------------------------------------------------------------
     def is_done(self, unit: str) -> bool:

@@ -6,16 +6,18 @@ writer lock. See docs/ARCHITECTURE.md for the model: items, stages, stage keys, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import names
 from ..paths import confined, safe_name
 from . import manifest
+from .files import writer_lock
 from .items import Handle, Item
 
 MANIFEST_NAME = "manifest.sqlite"
@@ -46,6 +48,25 @@ class Workspace:
     def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
         self.root = root
         self._conn = conn
+        self._writing = 0  # stage runs of this object holding the writer lock
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writer lock. Re-entrant for this object, so one driver may keep several stage
+        runs open at once (a parallel ingest commits the videos of many workers)."""
+        if not self._writing:
+            with writer_lock(self.root / LOCK_NAME):
+                self._writing = 1
+                try:
+                    yield
+                finally:
+                    self._writing = 0
+            return
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
 
     @classmethod
     def open(cls, root: Path) -> Workspace:

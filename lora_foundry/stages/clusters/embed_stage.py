@@ -9,6 +9,7 @@ frames) reuses them, and an interrupted run resumes at the first unfinished batc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,17 +18,20 @@ from ... import names
 from ...media import images
 from ...models.handle import all_on_device
 from ...progress import Progress
-from ...workspace import Handle, Workspace
-from .embedders import make_embedder
+from ...scale.units import Runner, Send, Unit
+from ...workspace import Handle, Workspace, remote
+from .embedders import make_embedder, pixel_embedder
 
 
 def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any | None = None,
                 batch_size: int = 16, progress: Progress | None = None,
-                embedder: tuple[Callable[[Sequence[Any]], np.ndarray], str] | None = None) -> Handle:
+                embedder: tuple[Callable[[Sequence[Any]], np.ndarray], str] | None = None,
+                runner: Runner | None = None) -> Handle:
     """Embed every item of ``handle`` (batched, resumable); returns the same items, annotated.
 
     ``embedder`` (function, identity) replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which
     ComfyUI moves itself). The CLIP model visits its compute device for the run, only when there is work.
+    ``runner`` (a Ray cluster) embeds the batches of the weights-free "pixels" method as tasks.
     """
     embed, identity = embedder if embedder is not None else make_embedder(method, clip)
     items = ws.items(handle)
@@ -36,7 +40,9 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
     units = [f"batch-{b:06d}" for b in range(len(batches))]
     with ws.stage("embed", 1, {"method": method, "batch_size": batch_size}, [handle], identity,
                   label=f"{handle.label or 'frames'} · embedded") as st:
-        if not st.complete:
+        if not st.complete and runner is not None and embedder is None and method == "pixels":
+            _embed_batches_on(runner, st, batches, units)
+        elif not st.complete:
             with all_on_device(clip if embedder is None and method == "clip" else None):
                 for position, unit in st.pending_units(units, progress):
                     batch = batches[position]
@@ -44,11 +50,42 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
                     rel = st.write_array(rows, f"{unit}.npy")
                     st.emit(unit, position, [item.id for item in batch],
                             {item.id: {names.EMBEDDING_ROW: {"file": rel, "row": r}} for r, item in enumerate(batch)})
+        if not st.complete:
             first = st.path_for(f"{units[0]}.npy") if units else None
             dim = int(np.load(first, mmap_mode="r", allow_pickle=False).shape[1]) if first else 0
             st.set_info(**{names.INFO_EMBEDDING_METHOD: method, names.INFO_EMBEDDING_MODEL: identity,
                            names.INFO_EMBEDDING_DIM: dim})
         return st.handle
+
+
+@dataclass(frozen=True)
+class EmbedBatch:
+    """One batch as a unit: where its stage writes, and its items' ids and files."""
+
+    stage: remote.StageJob
+    unit: str
+    position: int
+    items: tuple[tuple[int, str], ...]
+
+
+def embed_batch_unit(job: EmbedBatch, send: Send) -> None:
+    """In a worker: embed one batch with pixel features, write its rows, send the record."""
+    st = remote.RemoteStage(job.stage, send)
+    rows = pixel_embedder([images.to_pil(images.load_rgb(st.root / relpath)) for _, relpath in job.items])
+    rel = st.write_array(rows.astype(np.float32), f"{job.unit}.npy")
+    st.emit(job.unit, job.position, [item_id for item_id, _ in job.items],
+            {item_id: {names.EMBEDDING_ROW: {"file": rel, "row": row}} for row, (item_id, _) in enumerate(job.items)})
+
+
+def _embed_batches_on(runner: Runner, st: Any, batches: list[list[Any]], units: list[str]) -> None:
+    """Every unfinished batch as a unit on ``runner``; the records are committed here, once each."""
+    runner.check_shared(st.ws.root)
+    where = remote.job_for(st)
+    stage = remote.StageJob(where.root, where.stage_dir)
+    work = [Unit(f"embedding {unit}", embed_batch_unit,
+                 EmbedBatch(stage, unit, position, tuple((item.id, item.relpath) for item in batches[position])))
+            for position, unit in enumerate(units) if not st.is_done(unit)]
+    runner.run(work, lambda _number, message: message[0] != "end" and remote.apply(st, message))
 
 
 def embedding_info(ws: Workspace, handle: Handle) -> dict[str, Any]:

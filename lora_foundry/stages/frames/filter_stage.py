@@ -13,7 +13,8 @@ from typing import Any
 
 from ... import names
 from ...media import blur, dedup, images
-from ...progress import Progress
+from ...progress import Progress, ensure_progress
+from ...scale.pool import ordered_map
 from ...workspace import Handle, Item, Workspace
 
 MEASURE_LONG_SIDE = 512
@@ -27,21 +28,29 @@ class FilterOptions:
     blur_relative: float = 0.35
 
 
-def measure(ws: Workspace, handle: Handle, progress: Progress | None = None) -> Handle:
-    """Perceptual hash, sharpness and brightness of every item (cached per input set)."""
+def measure(ws: Workspace, handle: Handle, progress: Progress | None = None, workers: int = 0) -> Handle:
+    """Perceptual hash, sharpness and brightness of every item (cached per input set), on
+    ``workers`` threads (0 = one per core); committed in order, one unit per item."""
     with ws.stage("measure_frames", 1, {"long_side": MEASURE_LONG_SIDE}, inputs=[handle],
                   label="measured frames") as st:
         if st.complete:
             return st.handle
         items = ws.items(handle)
-        for position, item in st.pending(items, progress):
-            pixels = images.resize_long_side(images.load_rgb(item.path), MEASURE_LONG_SIDE)
-            brightness, contrast = blur.brightness_contrast(pixels)
-            values = {"phash": format(dedup.perceptual_hash(pixels), "016x"),
-                      "sharpness": float(blur.sharpness(pixels)),
-                      "brightness": float(brightness), "contrast": float(contrast)}
+        pending = [(position, item) for position, item in enumerate(items) if not st.is_done(str(item.id))]
+        report, done = ensure_progress(progress), len(items) - len(pending)
+        report.update(done, len(items))
+        for (position, item), values in ordered_map(_measure_one, pending, workers):
             st.emit(str(item.id), position, [item.id], {item.id: {names.MEASURE: values}})
+            done += 1
+            report.update(done, len(items))
     return st.handle
+
+
+def _measure_one(entry: tuple[int, Item]) -> dict[str, Any]:
+    pixels = images.resize_long_side(images.load_rgb(entry[1].path), MEASURE_LONG_SIDE)
+    brightness, contrast = blur.brightness_contrast(pixels)
+    return {"phash": format(dedup.perceptual_hash(pixels), "016x"), "sharpness": float(blur.sharpness(pixels)),
+            "brightness": float(brightness), "contrast": float(contrast)}
 
 
 def filter_frames(ws: Workspace, handle: Handle, options: FilterOptions,

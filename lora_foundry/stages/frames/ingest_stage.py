@@ -1,9 +1,11 @@
 """Frames into the workspace: from a video (sampled) or from a folder of images.
 
 A video is probed once per run (the ``VideoInfo`` is passed down to every media function) and
-read twice at most: once as tiny grey thumbnails to find the cuts and plan the samples (kept in
-the stage's info, so a resumed run never plans again), once to decode the planned frames and
-write them. Frames are written one by one (never one big tensor), each with its provenance:
+decoded once in interval, scene and all-frames modes (cuts are found while the frames come out;
+scene mode picks each shot's frames when it ends, ``media/shot_picks.py``). Keyframe sampling and
+a ``max_frames`` cap read it twice: once as tiny grey thumbnails to find the cuts and plan the
+samples (kept in the stage's info, so a resumed run never plans again), once to decode the
+planned frames and write them. Frames are written one by one (never one big tensor), each with its provenance:
 source file, frame index, timestamp, shot. What the stage records about the run (plan, video,
 missing frames, skipped files) is written and read as an ``IngestSummary``; readers call
 ``ingest_summary``.
@@ -62,27 +64,48 @@ def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progres
                  plan_progress: Progress | None = None) -> Handle:
     """Sample ``path`` into ``ws`` and return the handle of the frames; resumes where a run stopped.
 
-    Modes that plan first (scene, keyframes, a capped interval) decode the video twice: the
+    Modes that plan first (keyframes, a cap) decode the video twice: the
     planning pass reports to ``plan_progress`` (default: ``progress``), extraction to ``progress``.
     """
     options.validate()
     path = Path(path)
     info = video.probe_video(path)
-    params = {"source": file_identity(path), "options": asdict(options)}
-    with ws.stage("ingest_video", 1, params, label=f"frames of {path.name}") as st:
+    with ws.stage(*stage_args(path, options)) as st:
         if st.complete:
             return st.handle
-        if _single_pass(options, info):
-            cuts = _sample_in_one_pass(st, info, options, progress)
-            samples = tuple((i.frame_index, i.time_s, i.shot) for i in st.ws.items(st.handle))
-            st.set_info(**IngestSummary(options.mode, tuple(cuts), samples, info).to_info())
-            return st.handle
-        summary = IngestSummary.from_info(st.info)
-        if not summary.has_plan:
-            summary = _plan(info, options, plan_progress or progress)
-            st.set_info(**summary.to_info())
-        _decode_planned(st, info, summary.samples, options, progress)
+        cuts = sample_video(st, info, options, progress, plan_progress)
+        if cuts is not None:
+            finish_one_pass(st, info, options, cuts)
     return st.handle
+
+
+def stage_args(path: Path, options: VideoIngestOptions) -> tuple[str, int, dict[str, Any], tuple, str, str]:
+    """``Workspace.stage`` arguments of the ingest of ``path``: the same key however it is run."""
+    params = {"source": file_identity(path), "options": asdict(options)}
+    return "ingest_video", 1, params, (), "", f"frames of {path.name}"
+
+
+def sample_video(st: Any, info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None = None,
+                 plan_progress: Progress | None = None) -> list[int] | None:
+    """The decoding work of an ingest on a stage run, or on a worker's ``RemoteStage``.
+
+    Returns the cuts of a one-pass run (then ``finish_one_pass`` records the summary where the
+    manifest is), None when the plan recorded them already.
+    """
+    summary = IngestSummary.from_info(st.info)
+    if _single_pass(options, info) and not summary.has_plan:  # a plan: resume a two-pass run
+        return _sample_in_one_pass(st, info, options, progress)
+    if not summary.has_plan:
+        summary = _plan(info, options, plan_progress or progress)
+        st.set_info(**summary.to_info())
+    _decode_planned(st, info, summary.samples, options, progress)
+    return None
+
+
+def finish_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOptions, cuts: Sequence[int]) -> None:
+    """Record what a one-pass run found: the cuts and every stored frame (this run's and earlier)."""
+    samples = tuple((i.frame_index, i.time_s, i.shot) for i in st.ws.items(st.handle))
+    st.set_info(**IngestSummary(options.mode, tuple(cuts), samples, info).to_info())
 
 
 def ingest_summary(ws: Workspace, handle: Handle) -> IngestSummary:
@@ -91,11 +114,13 @@ def ingest_summary(ws: Workspace, handle: Handle) -> IngestSummary:
 
 
 def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
-    """Interval and all-frames sampling need no plan unless a cap must thin them evenly."""
-    if options.mode not in {"interval", "all"}:
+    """Interval, scene and all-frames sampling need no plan unless a cap must thin them evenly."""
+    if options.mode not in {"interval", "scene", "all"}:
         return False
     if not options.max_frames:
         return True
+    if options.mode == "scene":
+        return False
     span = (options.end_s or info.duration_s) - options.start_s
     expected = span * info.fps if options.mode == "all" else span / options.interval_s
     return expected < 0.9 * options.max_frames
@@ -106,7 +131,8 @@ def _sample_in_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOpti
     """Decode once, store each sampled frame as its shot becomes known; returns the cuts."""
     path = info.path
     samples = sampling.iter_samples(
-        path, info=info, mode=options.mode, interval_s=options.interval_s, start_s=options.start_s,
+        path, info=info, mode=options.mode, interval_s=options.interval_s, per_shot=options.per_shot,
+        start_s=options.start_s,
         end_s=options.end_s or None, long_side=options.long_side or None,
         skip=lambda index: st.is_done(f"f{index}"), progress=progress,
     )

@@ -1,0 +1,110 @@
+"""Many videos at once: one decode per worker, one writer for the manifest.
+
+Each video is one unit (``scale.units``): a worker process (or a Ray task) decodes it, writes its
+frames atomically into the video's stage folder and sends the records back; this driver holds
+every video's ``StageRun`` open (``Workspace.writing`` is re-entrant) and commits them as they
+arrive. The stage keys, files and rows are those of ``ingest_stage.ingest_video``, so a parallel
+run, a sequential run and a resumed run of either give the same workspace, byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...media import video
+from ...progress import Progress
+from ...scale.units import CombinedProgress, Runner, Send, SentProgress, Unit, default_workers
+from ...workspace import Handle, Workspace, remote
+from . import ingest_stage as ingest
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video's unit: what to decode and where its stage writes."""
+
+    path: Path
+    info: video.VideoInfo
+    options: ingest.VideoIngestOptions
+    stage: remote.StageJob
+
+
+def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIngestOptions, *,
+                  workers: int = 0, progress: Progress | None = None, runner: Runner | None = None
+                  ) -> list[Handle]:
+    """Ingest every video of ``paths`` (in parallel); one handle per video, in order.
+
+    ``workers`` (0 = one per core) worker processes, or ``runner`` (a Ray cluster). With one
+    worker and no runner the videos are done one after another in this process.
+    """
+    options.validate()
+    paths = [Path(path) for path in paths]
+    if not paths:
+        raise ValueError("no videos to ingest")
+    workers = workers or default_workers()
+    if runner is None and (workers == 1 or len(paths) == 1):
+        return _one_by_one(ws, paths, options, progress)
+    if runner is None:
+        from ...scale.local import LocalRunner
+
+        runner = LocalRunner(workers)
+    runner.check_shared(ws.root)
+    with ws.writing(), contextlib.ExitStack() as stages:
+        runs = [(stages.enter_context(ws.stage(*ingest.stage_args(path, options))), video.probe_video(path))
+                for path in paths]
+        todo = [(st, info) for st, info in runs if not st.complete]
+        units = [Unit(f"ingest of {info.path}", ingest_unit, VideoJob(info.path, info, options, remote.job_for(st)),
+                      {"num_cpus": 1}) for st, info in todo]
+        committer = _Committer(todo, options, progress)
+        runner.run(units, committer.deliver)
+    return [st.handle for st, _ in runs]
+
+
+def ingest_unit(job: VideoJob, send: Send) -> list[int] | None:
+    """In a worker: decode one video into its stage folder; returns the cuts of a one-pass run."""
+    st = remote.RemoteStage(job.stage, send)
+    return ingest.sample_video(st, job.info, job.options, SentProgress(send))
+
+
+class _Committer:
+    """The driver's side: commit each message on its video's stage run, move the one bar."""
+
+    def __init__(self, runs: list[tuple[Any, video.VideoInfo]], options: ingest.VideoIngestOptions,
+                 progress: Progress | None) -> None:
+        self.runs, self.options = runs, options
+        self.bar = CombinedProgress(progress, [max(1, info.frame_count) for _, info in runs])
+
+    def deliver(self, number: int, message: tuple[Any, ...]) -> None:
+        st, info = self.runs[number]
+        if message[0] == "progress":
+            self.bar.report(number, message[1], message[2])
+        elif message[0] == "end":
+            if message[1] is not None:
+                ingest.finish_one_pass(st, info, self.options, message[1])
+            self.bar.finish(number)
+        else:
+            remote.apply(st, message)
+
+
+def _one_by_one(ws: Workspace, paths: list[Path], options: ingest.VideoIngestOptions,
+                progress: Progress | None) -> list[Handle]:
+    infos = [video.probe_video(path) for path in paths]
+    bar = CombinedProgress(progress, [max(1, info.frame_count) for info in infos])
+    handles = []
+    for number, path in enumerate(paths):
+        handles.append(ingest.ingest_video(ws, path, options, _UnitProgress(bar, number)))
+        bar.finish(number)
+    return handles
+
+
+class _UnitProgress:
+    """One video's ``Progress`` inside the combined bar."""
+
+    def __init__(self, bar: CombinedProgress, number: int) -> None:
+        self.bar, self.number = bar, number
+
+    def update(self, done: int, total: int, preview: Any = None) -> None:
+        self.bar.report(self.number, done, total)

@@ -1,0 +1,175 @@
+"""Runs the Ray scenarios of tests/test_ray_cluster.py inside a private network namespace.
+
+Started by the test as ``unshare --net --mount -- python tests/ray_scenarios.py TMP SCENARIO``:
+with only a loopback interface, nothing the Ray cluster opens can be reached from beyond
+127.0.0.1 (Ray's servers bind every interface; here there is only one). The script starts a head
+node (2 CPUs: two worker processes, dashboard off) with ``ray start --block``, runs the scenarios,
+prints one JSON line of facts for the test to check, and stops the nodes it started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MEDIA = REPO.parent / "shared" / "media"
+sys.path.insert(0, str(REPO))
+
+from lora_foundry.scale.ray_runner import RayRunner, WorkspaceNotShared  # noqa: E402
+from lora_foundry.stages.clusters.embed_stage import embed_stage  # noqa: E402
+from lora_foundry.stages.frames import ingest_stage as ingest  # noqa: E402
+from lora_foundry.stages.frames.parallel_ingest_stage import ingest_videos  # noqa: E402
+from lora_foundry.workspace import Workspace  # noqa: E402
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_node(args: list[str], temp: Path, prefix: list[str] = ()) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [*prefix, RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats",
+               f"--temp-dir={temp}", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for_nodes(ray, count: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while sum(1 for node in ray.nodes() if node.get("Alive")) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} Ray nodes did not come up")
+        time.sleep(0.5)
+
+
+def dump(root: Path) -> dict:
+    """A workspace's manifest and files, independent of the order units were committed in."""
+    conn = sqlite3.connect(root / "manifest.sqlite")
+    path_of = dict(conn.execute("SELECT id, relpath FROM items"))
+    facts = {
+        "stages": sorted(conn.execute("SELECT key, name, params, inputs, status, info FROM stages")),
+        "items": sorted(conn.execute("SELECT relpath, kind, parent, source, frame_index, time_s, shot, width, "
+                                     "height, meta, stage_key FROM items")),
+        "outputs": sorted((key, major, minor, path_of[item]) for key, major, minor, item in
+                          conn.execute("SELECT stage_key, major, minor, item_id FROM stage_outputs")),
+        "annotations": sorted((key, path_of[item], name, value) for key, item, name, value in
+                              conn.execute("SELECT stage_key, item_id, name, value FROM annotations")),
+        "units": sorted(conn.execute("SELECT stage_key, unit FROM stage_units")),
+        "files": {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                  for p in sorted((root / "stages").rglob("*")) if p.is_file()},
+    }
+    conn.close()
+    return json.loads(json.dumps(facts))
+
+
+def _pipeline(root: Path, videos: list[Path], options, runner=None) -> None:
+    ws = Workspace.open(root)
+    handles = ingest_videos(ws, videos, options, workers=1, runner=runner)
+    for handle in handles:
+        embed_stage(ws, handle, method="pixels", batch_size=2, runner=runner)
+    ws.close()
+
+
+def _killer(stop: threading.Event, killed: list[int]) -> None:
+    """Kill (SIGKILL, by pid) the first Ray worker seen running a unit."""
+    while not stop.is_set() and not killed:
+        for entry in Path("/proc").iterdir():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if entry.name.isdigit() and title.startswith(b"ray::_run_unit"):
+                time.sleep(0.5)  # let it write a frame or two first
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+                return
+        time.sleep(0.05)
+
+
+def main(temp: Path, scenario: str) -> dict:
+    import ray
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    port = _free_port()
+    ray_temp = Path(tempfile.mkdtemp(prefix="lfray"))  # short: Ray's socket paths must fit
+    nodes = [_start_node(["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"], ray_temp)]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                runner = RayRunner(f"127.0.0.1:{port}")
+                break
+            except (ConnectionError, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        _wait_for_nodes(ray, 1)
+        names = ("same", "kill", "blind") if scenario == "all" else (scenario,)
+        return {name: _scenario(name, temp / name, runner, nodes, port, ray_temp) for name in names}
+    finally:
+        ray.shutdown()
+        for node in nodes:
+            node.send_signal(signal.SIGTERM)
+        for node in nodes:
+            node.wait(timeout=60)
+        shutil.rmtree(ray_temp, ignore_errors=True)
+
+
+def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_temp: Path) -> dict:
+    import ray
+
+    options = ingest.VideoIngestOptions(mode="scene", per_shot=2, long_side=160)
+    temp.mkdir(parents=True, exist_ok=True)
+    if scenario == "same":
+        videos = [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv", MEDIA / "big_buck_bunny_clip.mp4"]
+        _pipeline(temp / "local", videos, options)
+        _pipeline(temp / "ray", videos, options, runner)
+        return {"local": dump(temp / "local"), "ray": dump(temp / "ray")}
+    if scenario == "kill":
+        videos = [MEDIA / "montage_6_shots.mp4", MEDIA / "city_street_cc0.mpg", MEDIA / "big_buck_bunny_clip.mp4"]
+        stop, killed = threading.Event(), []
+        watcher = threading.Thread(target=_killer, args=(stop, killed), daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        try:
+            _pipeline(temp / "ray", videos, options, runner)
+        finally:
+            stop.set()
+        seconds = time.monotonic() - started
+        _pipeline(temp / "local", videos, options)
+        return {"killed": killed, "ray_s": seconds, "local": dump(temp / "local"), "ray": dump(temp / "ray")}
+    if scenario == "blind":
+        shared = temp / "shared"
+        shared.mkdir()
+        hide = ["unshare", "--mount", "--", "sh", "-c", f'mount -t tmpfs none "{shared}" && exec "$0" "$@"']
+        nodes.append(_start_node([f"--address=127.0.0.1:{port}", "--num-cpus=1"], ray_temp, hide))
+        _wait_for_nodes(ray, 2)
+        root = shared / "ws"
+        ws = Workspace.open(root)
+        try:
+            ingest_videos(ws, [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv"], options, runner=runner)
+            error = ""
+        except WorkspaceNotShared as refused:
+            error = str(refused)
+        stages = ws.connection.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
+        return {"error": error, "stages": stages, "files": sorted(p.name for p in root.rglob("*") if p.is_file())}
+    raise ValueError(scenario)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(Path(sys.argv[1]), sys.argv[2])))

@@ -1,0 +1,70 @@
+"""Stage units on a local Ray cluster (head node with two worker processes, on 127.0.0.1 only).
+
+The cluster runs inside a private network namespace (``unshare --net``, see ray_scenarios.py), so
+nothing it opens is reachable beyond 127.0.0.1; one start serves all three scenarios. Skipped
+when Ray is not installed (it is an optional extra) or namespaces cannot be made here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                reason="Ray is an optional extra: pip install 'lora-foundry[ray]'")
+
+
+def _namespaces_work() -> bool:
+    try:
+        return subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def facts(tmp_path_factory, media_dir) -> dict:
+    if not _namespaces_work():
+        pytest.skip("needs `unshare --net --mount` (root) to keep the cluster on 127.0.0.1")
+    temp = tmp_path_factory.mktemp("ray")
+    command = ["unshare", "--net", "--mount", "--", sys.executable, str(REPO / "tests" / "ray_scenarios.py"),
+               str(temp), "all"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the session this fixture started: the nodes too
+        raise
+    assert proc.returncode == 0, err.decode()[-3000:]
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def test_ingest_and_embedding_on_ray_give_the_local_manifest_and_bytes(facts):
+    local, ray = facts["same"]["local"], facts["same"]["ray"]
+    assert len(local["stages"]) == 6 and len(local["files"]) == 9  # 3 videos x (2 frames + 1 batch)
+    assert ray == local
+
+
+def test_a_killed_ray_worker_still_ends_with_every_unit_committed_once(facts):
+    kill = facts["kill"]
+    assert len(kill["killed"]) == 1, "no Ray worker was running a unit to kill"
+    assert kill["ray"] == kill["local"]
+    units = [tuple(unit) for unit in kill["ray"]["units"]]
+    assert len(units) == len(set(units)) == 18 + 9  # one per stored frame, one per batch of 2
+    frames = [(item[10], item[4]) for item in kill["ray"]["items"]]  # (stage, frame index)
+    assert len(frames) == len(set(frames)) == 18
+
+
+def test_a_node_that_cannot_see_the_workspace_refuses_before_any_work(facts):
+    blind = facts["blind"]
+    assert "cannot see the workspace" in blind["error"] and "docs/scaling.md" in blind["error"]
+    assert blind["stages"] == 0
+    assert all(name.startswith("manifest.sqlite") for name in blind["files"])
