@@ -18,7 +18,7 @@ fi
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 # torch is ComfyUI's to supply in real installs; the test environment needs its own.
 "${pip[@]}" "torch>=2.5" "torchvision>=0.20"
-"${pip[@]}" -r requirements.txt -e ".[models,test,tune]"
+"${pip[@]}" -r requirements.txt -e ".[models,test,tune,ray]"
 # sam2 ships as source only; with torch installed it builds in seconds without CUDA.
 "$venv/bin/python" -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 "${pip[@]}" --no-build-isolation sam2
 # rtmlib and facexlib without their opencv-python pins (we keep one headless OpenCV).
