@@ -47,7 +47,7 @@ def test_every_model_file_a_workflow_names_has_a_link(path):
 
 
 def test_links_name_a_folder_and_a_download_address():
-    folders = {"sam2", "lama", "open_clip", "rtmpose", "facedetection", "expression", "checkpoints"}
+    folders = {"sam2", "lama", "open_clip", "rtmpose", "facedetection", "expression", "wd14", "checkpoints"}
     for link in model_links().values():
         assert link.directory in folders, link
         assert link.url.startswith("https://") and " " not in link.url, link

@@ -21,8 +21,9 @@ from .lama_model import LAMA_SPEC
 from .pose_model import POSE_SPEC
 from .registry import ModelSpec
 from .sam2_model import SAM2_SPEC
+from .wd14_model import WD14_SPEC
 
-SPECS: tuple[ModelSpec, ...] = (SAM2_SPEC, LAMA_SPEC, CLIP_SPEC, POSE_SPEC, FACE_SPEC, EXPRESSION_SPEC)
+SPECS: tuple[ModelSpec, ...] = (SAM2_SPEC, LAMA_SPEC, CLIP_SPEC, POSE_SPEC, FACE_SPEC, EXPRESSION_SPEC, WD14_SPEC)
 # ComfyUI's own model files that the training and composition examples name (not ours to load).
 BASE_MODELS: dict[str, tuple[str, str]] = {
     "v1-5-pruned-emaonly.safetensors": (
