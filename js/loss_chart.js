@@ -7,7 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-const NODE_TYPES = ["LF_KohyaTrainLoRA", "LF_TrainLECO"];
+const NODE_TYPES = ["LF_KohyaTrainLoRA", "LF_TrainLECO", "LF_KohyaTrainLECO"];
 const LOSS_EVENT = "lora_foundry.loss";
 const REPORT_EVENT = "lora_foundry.train_report";
 const CHART_HEIGHT = 150;
