@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_training
+from . import cli_leco, cli_training
 from .kohya import dataset
 from .progress import PrintProgress
 from .stages.frames import filter_stage as filters
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(ingest_cmd)
     ingest_cmd.set_defaults(run=run_ingest)
     cli_training.add_commands(commands)
+    cli_leco.add_commands(commands)
     return parser
 
 
