@@ -5,8 +5,12 @@ honest-success rules, and a clear message when sd-scripts has no LECO script."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from fixtures_fake_trainer import add_leco_scripts, make_base_model, make_fake_install
@@ -15,6 +19,7 @@ from safetensors import safe_open
 from lora_foundry import cli
 from lora_foundry.kohya import operator_config
 
+REPO = Path(__file__).resolve().parents[1]
 SLIDER = '[[prompts]]\ntarget_class = "person"\npositive = "old person"\nnegative = "young person"\n'
 ERASE = '[[prompts]]\ntarget = "van gogh"\naction = "erase"\n'
 
@@ -145,3 +150,22 @@ def test_cli_names_the_missing_leco_script(operator, capsys):
     (install.sd_scripts_dir / "train_leco.py").unlink()
     assert cli.main(args) == 1
     assert "has no train_leco.py" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_cancels_and_keeps_the_checkpoints(operator, tmp_path):
+    _, args = operator
+    args = [a if a != "5" else "40" for a in args]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_STEP_S": "0.2"}
+    proc = subprocess.Popen([sys.executable, "-m", "lora_foundry.cli", *args, "--save-every", "1"], cwd=tmp_path,
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("step 2/40"):
+            proc.send_signal(signal.SIGINT)
+            break
+    output = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, output
+    kept = output.split("kept checkpoints (")[1].split(": ", 1)[1].splitlines()[0].split(", ")
+    assert kept and all(Path(p).is_file() for p in kept)
+    assert not (tmp_path / "out" / "loras" / "slider.safetensors").exists()
