@@ -1,4 +1,4 @@
-// LF Kohya Train LoRA and LF Train LECO: the training loss curve in its own area of the node.
+// LF Kohya Train LoRA, LF Train LECO and LF Kohya Train LECO: the training loss curve in its own area of the node.
 // The server sends "lora_foundry.loss" ({node, step, total, loss, steps_per_s, remaining_s}), one
 // event per step with the step's final avr_loss, and "lora_foundry.train_report" ({node, text})
 // when a run is cancelled. The curve is a DOM widget (a canvas) added after the node's own widgets
@@ -7,7 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-const NODE_TYPES = ["LF_KohyaTrainLoRA", "LF_TrainLECO"];
+const NODE_TYPES = ["LF_KohyaTrainLoRA", "LF_TrainLECO", "LF_KohyaTrainLECO"];
 const LOSS_EVENT = "lora_foundry.loss";
 const REPORT_EVENT = "lora_foundry.train_report";
 const CHART_HEIGHT = 150;

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_scale, cli_training
+from . import cli_leco, cli_scale, cli_training
 from .data import EXAMPLE_VIDEO
 from .kohya import dataset
 from .kohya.launcher import TrainingFailed
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmd.set_defaults(run=run_ingest)
     cli_training.add_commands(commands)
     cli_scale.add_commands(commands, _add_sampling_args, _ingest_options)
+    cli_leco.add_commands(commands)
     return parser
 
 

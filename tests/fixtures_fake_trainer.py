@@ -149,3 +149,18 @@ def make_base_model(folder: Path, name: str = "base.safetensors") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     save_file({"w": np.zeros(1, np.float32)}, str(folder / name))
     return folder / name
+
+
+# The stand-in as kohya's train_leco.py: it also writes the metadata train_leco.py writes
+# (ss_leco_prompts_file = the prompt TOML's file name).
+FAKE_LECO = FAKE_TRAINER.replace(
+    '"ss_learning_rate": str(cfg["learning_rate"])}',
+    '"ss_learning_rate": str(cfg["learning_rate"]), '
+    '"ss_leco_prompts_file": os.path.basename(cfg["prompts_file"]), "ss_leco_prompt_count": "4"}')
+
+
+def add_leco_scripts(install: TrainerInstall) -> TrainerInstall:
+    """Make a fake sd-scripts look new enough for LECO (train_leco.py and sdxl_train_leco.py)."""
+    for script in ("train_leco.py", "sdxl_train_leco.py"):
+        (install.sd_scripts_dir / script).write_text(FAKE_LECO, encoding="utf-8")
+    return install

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from fixtures_fake_trainer import FAKE_TRAINER, make_base_model, make_fake_install
+from fixtures_fake_trainer import FAKE_TRAINER, add_leco_scripts, make_base_model, make_fake_install
 
 from lora_foundry.kohya.launcher import TrainingFailed
 from lora_foundry.kohya.leco_route import LecoRequest, LecoUnsupported, plan_leco, run_leco
@@ -13,18 +13,11 @@ from lora_foundry.leco.prompts import PromptFileError
 from lora_foundry.progress import CallbackProgress
 
 SLIDER = '[[prompts]]\ntarget_class = "person"\npositive = "old"\nnegative = "young"\n'
-# The fake trainer, writing the metadata train_leco.py writes (ss_leco_prompts_file = the TOML's file name).
-FAKE_LECO = FAKE_TRAINER.replace(
-    '"ss_learning_rate": str(cfg["learning_rate"])}',
-    '"ss_learning_rate": str(cfg["learning_rate"]), '
-    '"ss_leco_prompts_file": os.path.basename(cfg["prompts_file"]), "ss_leco_prompt_count": "4"}')
 
 
 @pytest.fixture
 def install(tmp_path):
-    fake = make_fake_install(tmp_path)
-    (fake.sd_scripts_dir / "train_leco.py").write_text(FAKE_LECO, encoding="utf-8")
-    return fake
+    return add_leco_scripts(make_fake_install(tmp_path))
 
 
 def _request(tmp_path, **more):

@@ -108,7 +108,38 @@ def run_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, lora
              should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Plan, launch through the launcher, and publish the verified LoRA into ``loras_dir``."""
     spec, final = plan_leco(request, install, run_root, loras_dir)
+    return launch_leco(spec, final, progress, on_event, should_stop)
+
+
+def launch_leco(spec: LaunchSpec, final: Path, progress: Progress | None = None,
+                on_event: Callable[[Any], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Run a planned LECO launch and publish the verified LoRA at ``final`` (callers that show the
+    plan first, or stop at a dry run, call ``plan_leco`` and then this)."""
     result = run_training(spec, progress=progress, on_event=on_event, should_stop=should_stop)
     if result.status == "success" and result.lora_path is not None:
         result.lora_path = publish_lora(result.lora_path, final, replace_existing=False)
     return result
+
+
+def describe_leco(result: TrainResult | None, spec: LaunchSpec) -> str:
+    """A short human report of a kohya LECO run (``None`` = a dry run): the exact command, how it
+    ended, where the LoRA, the kept checkpoints, the log and the loss curve are."""
+    run_dir = spec.log_path.parent
+    lines = [f"command: {(run_dir / 'command.txt').read_text(encoding='utf-8').strip()}",
+             f"config: {run_dir / 'run.toml'}", f"prompts: {run_dir / PROMPTS_FILE}"]
+    if result is None:
+        return "\n".join(["dry run: nothing was launched", *lines])
+    speed = f"{result.steps_per_s:.3f} steps/s" if result.steps_per_s else "speed unknown"
+    lines.insert(0, f"{result.status}: {result.steps_done}/{result.total_steps} steps in {result.elapsed_s:.1f} s "
+                    f"({speed})")
+    if result.lora_path:
+        lines.append(f"LoRA: {result.lora_path}")
+    if result.status == "cancelled":
+        kept = ", ".join(str(p) for p in result.checkpoints)
+        lines.append(f"kept checkpoints ({len(result.checkpoints)}): {kept}" if kept else
+                     "no checkpoint was saved before the cancel (set save_every to keep intermediate LoRAs)")
+    if result.loss_curve:
+        lines.append(f"final avr_loss: {result.loss_curve[-1][1]:.4g} (step {result.loss_curve[-1][0]})")
+    lines += [f"log: {result.log_path}", f"loss curve: {result.loss_path}.csv / .json"]
+    return "\n".join(lines)
