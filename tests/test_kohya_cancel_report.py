@@ -21,7 +21,7 @@ class Stop(Exception):
 def node(tmp_path, output_root, monkeypatch, pack):
     install = make_fake_install(tmp_path / "kohya")
     user_dir = output_root / ".user" / "lora_foundry"
-    user_dir.mkdir(parents=True)
+    user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "trainer.json").write_text(json.dumps({
         "sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
         "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))

@@ -34,7 +34,7 @@ def comfy(tmp_path, output_root, monkeypatch, pack):
     and the operator's trainer.json (a fake sd-scripts with train_leco.py) in the user folder."""
     install = add_leco_scripts(make_fake_install(tmp_path / "kohya"))
     user_dir = output_root / ".user" / "lora_foundry"
-    user_dir.mkdir(parents=True)
+    user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "trainer.json").write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir),
                                                       "python": sys.executable}))
     monkeypatch.delenv(operator_config.SD_SCRIPTS_ENV, raising=False)
