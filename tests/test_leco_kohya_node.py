@@ -44,7 +44,7 @@ def comfy(tmp_path, output_root, monkeypatch, pack):
     module = pack.nodes.leco_kohya
     folders = {"checkpoints": [models / "checkpoints"], "loras": [models / "loras"]}
     monkeypatch.setattr(module._comfy, "model_folder_paths", lambda folder: folders.get(folder, []))
-    (tmp_path / "input").mkdir()
+    (tmp_path / "input").mkdir(exist_ok=True)
     monkeypatch.setattr(module._comfy, "input_root", lambda: tmp_path / "input")
     sent: list[tuple[str, dict]] = []
     monkeypatch.setattr(module._comfy, "send_event", lambda event, data: sent.append((event, data)))

@@ -38,9 +38,12 @@ def test_values_resolve_to_the_input_folder_then_the_bundled_example(pack, input
     assert resolve("lf_example_montage.mp4").parent.name == "data"
     (input_dir / "lf_example_montage.mp4").write_bytes(b"mine")  # a user's file of that name wins
     assert resolve("lf_example_montage.mp4") == input_dir / "lf_example_montage.mp4"
-    typed = tmp_path / "elsewhere.webm"
+    inside = input_dir / "shots" / "day1" / "take.avi"
+    assert resolve(str(inside)) == inside  # a typed absolute path from a workflow saved as text
+    typed = tmp_path / "elsewhere.webm"  # ... but only inside the folders workflows may read (issue 12)
     typed.write_bytes(b"0")
-    assert resolve(str(typed)) == typed  # a typed absolute path from a workflow saved as text
+    with pytest.raises(pack.lora_foundry.read_roots.PathNotAllowedError, match="elsewhere.webm"):
+        resolve(str(typed))
 
 
 def test_validation_takes_typed_paths_and_names_a_missing_file(pack, input_dir):
