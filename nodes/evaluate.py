@@ -26,7 +26,7 @@ from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import choice, inputs, integer, mappings, node, number, socket, text
-from .training import _resolve_dataset
+from .training import resolve_dataset
 
 NONE = "(none)"
 EVAL_OUTPUTS = [("STRING", "report_json"), ("IMAGE", "contact_sheet"), ("IMAGE", "plot"), ("FLOAT", "score")]
@@ -74,7 +74,7 @@ def training_paths(dataset: Any, dataset_path: str, frames: Any) -> list[Path]:
             return [item.path for item in ws.items(frames)]
     if dataset is None and not dataset_path.strip():
         raise ValueError("connect the training set: a dataset, a dataset_path or frames")
-    folder, _ = _resolve_dataset(dataset, dataset_path)
+    folder, _ = resolve_dataset(dataset, dataset_path)
     return list_image_files(folder, recursive=True)
 
 

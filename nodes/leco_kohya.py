@@ -21,7 +21,7 @@ from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.paths import confined
 from . import _comfy
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
-from .training import BASE_FOLDERS, _base_models, _EventForwarder, _interrupted, _show_cancel_report, loras_dir
+from .training import BASE_FOLDERS, EventForwarder, base_models, interrupted, loras_dir, show_cancel_report
 
 LECO_RUNS = "leco_training"
 
@@ -40,7 +40,7 @@ class KohyaTrainLECO:
         return inputs({
             "architecture": choice(list(LECO_SCRIPTS), "Model family: sd15/sd2 run train_leco.py, sdxl runs "
                                    "sdxl_train_leco.py.", "sd15"),
-            "base_model": choice(_base_models(), "Base model from models/checkpoints or models/diffusion_models "
+            "base_model": choice(base_models(), "Base model from models/checkpoints or models/diffusion_models "
                                  "(.safetensors only)."),
             "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
                                 "my_leco"),
@@ -81,10 +81,10 @@ class KohyaTrainLECO:
             report = describe_leco(None, spec)
             return {"ui": {"text": [report]}, "result": ([], "", "", report)}
         progress = _comfy.ComfyProgress(unique_id)
-        result = launch_leco(spec, final, progress, _EventForwarder(unique_id, progress), _interrupted)
+        result = launch_leco(spec, final, progress, EventForwarder(unique_id, progress), interrupted)
         report = describe_leco(result, spec)
         if result.status == "cancelled":
-            _show_cancel_report(unique_id, report)
+            show_cancel_report(unique_id, report)
             raise result.cancel_cause or RuntimeError(report)
         lora_name = f"{LORAS_SUBDIR}/{final.name}"
         stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(toml_text))]

@@ -28,7 +28,7 @@ BASE_FOLDERS = ("checkpoints", "diffusion_models")
 EXTRA_MODEL_FOLDERS = {"clip_l": "text_encoders", "clip_g": "text_encoders", "t5xxl": "text_encoders", "ae": "vae"}
 
 
-def _base_models() -> list[str]:
+def base_models() -> list[str]:
     names: list[str] = []
     for folder in BASE_FOLDERS:
         names += [n for n in _comfy.list_models(folder) if n.endswith(".safetensors") and n not in names]
@@ -51,7 +51,7 @@ def datasets_root() -> Path:
     return _comfy.output_root() / "lora_foundry" / "datasets"
 
 
-def _resolve_dataset(dataset: Any, dataset_path: str) -> tuple[Path, Path]:
+def resolve_dataset(dataset: Any, dataset_path: str) -> tuple[Path, Path]:
     """An LF_DATASET from the writer, or a dataset folder name under the datasets root (never
     an arbitrary path: the dataset TOML names folders sd-scripts will read)."""
     if dataset is not None:
@@ -102,7 +102,7 @@ class KohyaTrainLoRA:
                                    "module (sd15/sd2 train_network, sdxl, flux with clip_l/t5xxl/ae, sd3).", "sd15"),
             "lora_type": choice(presets.LORA_TYPES, "Preset family: character, style or concept (sets lr, rank, steps; "
                                 "see docs/training.md).", "character"),
-            "base_model": choice(_base_models(), "Base model from models/checkpoints or models/diffusion_models "
+            "base_model": choice(base_models(), "Base model from models/checkpoints or models/diffusion_models "
                                  "(.safetensors only)."),
             "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
                                 "my_lora"),
@@ -149,7 +149,7 @@ class KohyaTrainLoRA:
         preset = presets.get_preset(architecture, lora_type).with_overrides(
             max_train_steps=steps, learning_rate=learning_rate, network_dim=rank, network_alpha=alpha,
             resolution=resolution)
-        dataset_dir, dataset_toml = _resolve_dataset(dataset, dataset_path)
+        dataset_dir, dataset_toml = resolve_dataset(dataset, dataset_path)
         base, extra_models = _models(base_model, {"clip_l": clip_l, "clip_g": clip_g, "t5xxl": t5xxl, "ae": ae})
         request = train_config.TrainRequest(
             architecture=architecture, dataset_dir=dataset_dir, dataset_toml=dataset_toml,
@@ -161,12 +161,12 @@ class KohyaTrainLoRA:
         install = load_trainer_install(_comfy.user_root())
         progress = _comfy.ComfyProgress(unique_id)
         outcome = train_lora(request, install, _comfy.output_root().joinpath(*TRAINING_DIR), loras_dir(),
-                             dry_run=dry_run, progress=progress, on_event=_EventForwarder(unique_id, progress),
-                             should_stop=_interrupted)
+                             dry_run=dry_run, progress=progress, on_event=EventForwarder(unique_id, progress),
+                             should_stop=interrupted)
         report = describe(outcome)
         result = outcome.result
         if result is not None and result.status == "cancelled":
-            _show_cancel_report(unique_id, report)
+            show_cancel_report(unique_id, report)
             raise result.cancel_cause or RuntimeError(report)
         lora_path = str(result.lora_path) if result and result.lora_path else ""
         lora_name = f"{LORAS_SUBDIR}/{outcome.plan.final_lora.name}" if lora_path else ""
@@ -176,14 +176,14 @@ class KohyaTrainLoRA:
         return {"ui": ui, "result": (lora_name, lora_path, report)}
 
 
-def _show_cancel_report(node_id: str | None, report: str) -> None:
+def show_cancel_report(node_id: str | None, report: str) -> None:
     """A cancelled node returns nothing, so its report (steps done, kept checkpoints) goes to the
     node's chart area and to the server log; it is also in the run folder's report.txt."""
     _comfy.send_event(REPORT_EVENT, {"node": node_id, "text": report})
     logging.getLogger(__name__).warning("LoRA training cancelled:\n%s", report)
 
 
-def _interrupted() -> bool:
+def interrupted() -> bool:
     """should_stop for the launcher: ComfyUI's interrupt raises here, which cancels the run."""
     _comfy.check_interrupt()
     return False
@@ -201,7 +201,7 @@ def _ui_images(paths: list[Path]) -> list[dict[str, str]]:
     return shown
 
 
-class _EventForwarder:
+class EventForwarder:
     """Sends the loss curve to the node's chart and sample images to the progress preview."""
 
     def __init__(self, node_id: str | None, progress: _comfy.ComfyProgress) -> None:

@@ -24,7 +24,7 @@ from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, text
 from .evaluate import fingerprint, judge_inputs, make_embedder, render_inputs, settings_of, training_paths, trigger_of
-from .training import BASE_FOLDERS, _base_models, _interrupted, _resolve_dataset, loras_dir
+from .training import BASE_FOLDERS, base_models, interrupted, loras_dir, resolve_dataset
 
 LAUNCHER_TYPES = {"character": "character", "style": "style", "background": "concept", "pose": "concept"}
 
@@ -58,7 +58,7 @@ class TuneTraining:
         required.update({
             "architecture": choice(presets.ARCHITECTURES, "Model family of the base model (picks the sd-scripts "
                                    "script).", "sd15"),
-            "base_model": choice(_base_models(), "The same base model as a file, for sd-scripts to train on."),
+            "base_model": choice(base_models(), "The same base model as a file, for sd-scripts to train on."),
             "output_name": text("Study and LoRA name (plain name); trials are <name>_tNNN, the best is "
                                 "models/loras/lora_foundry/<name>_best.safetensors.", "tuned_lora"),
             "n_trials": integer("Finished trials the study should hold (raise it to continue a study).", 8, 1, 500),
@@ -87,7 +87,7 @@ class TuneTraining:
         weights = _weights(weight_fidelity, weight_generalisation, weight_ease)
         tune.objective({k: {"score": 0.0} for k in weights}, weights)  # refuses all-zero weights up front
         embedder = make_embedder(clip_model, clip_vision)
-        dataset_dir, dataset_toml = _resolve_dataset(dataset, dataset_path)
+        dataset_dir, dataset_toml = resolve_dataset(dataset, dataset_path)
         base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]
         request = train_config.TrainRequest(
             architecture=architecture, dataset_dir=dataset_dir, dataset_toml=dataset_toml,
@@ -114,7 +114,7 @@ class TuneTraining:
             setup = TrainingSetup(request, load_trainer_install(_comfy.user_root()),
                                   confined(ws.root, "tuning", request.output_name), checkpoints)
             study = tune.open_study(setup.study_dir, request.output_name, seed=seed)
-            trial_fn = launcher_trial(setup, evaluate_lora, weights, should_stop=_interrupted)
+            trial_fn = launcher_trial(setup, evaluate_lora, weights, should_stop=interrupted)
             tune.run_study(study, space, trial_fn, n_trials, progress)
             best = publish(study, request.output_name)
             report = {"best": tune_report.tune_metadata(study, tune_report.best_trial(study)),

@@ -46,7 +46,7 @@ def test_cancel_shows_steps_done_and_the_kept_checkpoints(node, monkeypatch, out
             raise Stop("interrupted")
         return False
 
-    monkeypatch.setattr(training, "_interrupted", interrupted)
+    monkeypatch.setattr(training, "interrupted", interrupted)
     with pytest.raises(Stop):
         training.KohyaTrainLoRA().train(
             architecture="sd15", lora_type="character", base_model="base.safetensors", output_name="hero",

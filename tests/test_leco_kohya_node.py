@@ -104,7 +104,7 @@ def test_cancel_stops_the_trainer_and_keeps_its_checkpoints(comfy, monkeypatch):
             raise Stop("interrupted")
         return False
 
-    monkeypatch.setattr(module, "_interrupted", interrupted)
+    monkeypatch.setattr(module, "interrupted", interrupted)
     with pytest.raises(Stop):
         module.KohyaTrainLECO().train(**node_kwargs(steps=30, save_every=1))
     text = next(data["text"] for event, data in sent if event == "lora_foundry.train_report")
