@@ -119,7 +119,7 @@ def main(temp: Path, scenario: str) -> dict:
                     raise
                 time.sleep(1)
         _wait_for_nodes(ray, 1)
-        names = ("same", "kill", "blind") if scenario == "all" else (scenario,)
+        names = ("same", "kill", "comfy", "blind") if scenario == "all" else (scenario,)
         return {name: _scenario(name, temp / name, runner, nodes, port, ray_temp) for name in names}
     finally:
         ray.shutdown()
@@ -153,6 +153,8 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         seconds = time.monotonic() - started
         _pipeline(temp / "local", videos, options)
         return {"killed": killed, "ray_s": seconds, "local": dump(temp / "local"), "ray": dump(temp / "ray")}
+    if scenario == "comfy":
+        return _comfy_nodes(temp, port)
     if scenario == "blind":
         shared = temp / "shared"
         shared.mkdir()
@@ -169,6 +171,20 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         stages = ws.connection.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
         return {"error": error, "stages": stages, "files": sorted(p.name for p in root.rglob("*") if p.is_file())}
     raise ValueError(scenario)
+
+
+def _comfy_nodes(temp: Path, port: int) -> dict:
+    """ray_comfy_scenario.py in a fresh process (the pack under a path-derived name, no PYTHONPATH):
+    the node reports and both workspaces."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LF_RAY_ADDRESS")}
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "ray_comfy_scenario.py"), f"127.0.0.1:{port}",
+                           str(temp)], env=env, capture_output=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode()[-3000:])
+    facts = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    for run in ("local", "ray"):
+        facts[run]["workspace"] = dump(Path(facts[run].pop("root")))
+    return facts
 
 
 if __name__ == "__main__":

@@ -68,3 +68,20 @@ def test_a_node_that_cannot_see_the_workspace_refuses_before_any_work(facts):
     assert "cannot see the workspace" in blind["error"] and "docs/scaling.md" in blind["error"]
     assert blind["stages"] == 0
     assert all(name.startswith("manifest.sqlite") for name in blind["files"])
+
+
+def test_nodes_imported_as_comfyui_imports_them_run_on_the_configured_cluster(facts):
+    """The pack loaded as ``custom_nodes_x.lora_foundry`` (ComfyUI's path-derived name): LF Load Video
+    Frames and LF Embed Frames (pixels, and open_clip opened on the workers) with LF_RAY_ADDRESS set
+    give the local run's reports, manifest and file bytes."""
+    comfy = facts["comfy"]
+    assert comfy["ray_connected"]
+    # the units were rebuilt under the engine's top-level name, loaded from this pack's folder
+    assert not comfy["top_level_before_ray"]
+    assert Path(comfy["top_level_file"]) == REPO / "lora_foundry" / "__init__.py"
+    local, ray = comfy["local"], comfy["ray"]
+    assert local["reports"][0]["frames"] > 0 and "32-d" in local["reports"][2]  # the tiny CLIP's width
+    assert ray["reports"] == local["reports"]
+    embeds = [name for name in local["workspace"]["files"] if name.endswith(".npy")]
+    assert len(embeds) >= 4  # pixel batches and CLIP batches
+    assert ray["workspace"] == local["workspace"]
