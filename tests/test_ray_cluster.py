@@ -85,3 +85,11 @@ def test_nodes_imported_as_comfyui_imports_them_run_on_the_configured_cluster(fa
     embeds = [name for name in local["workspace"]["files"] if name.endswith(".npy")]
     assert len(embeds) >= 4  # pixel batches and CLIP batches
     assert ray["workspace"] == local["workspace"]
+
+
+def test_cancel_stops_the_ray_tasks_and_a_rerun_resumes_to_the_local_result(facts):
+    cancel = facts["cancel"]
+    assert cancel["error"] == "cancelled by the user"
+    assert cancel["units_at_cancel"] < 6  # cancelled while units ran: not every frame was committed
+    assert cancel["running_after"] == 0  # no task left decoding on the cluster
+    assert cancel["resumed"] == facts["same"]["local"]
