@@ -2,8 +2,8 @@
 
 Started by ray_scenarios.py (inside its private network namespace) as ``python
 tests/ray_comfy_scenario.py ADDRESS TMP``, without PYTHONPATH: the pack folder is loaded as
-``custom_nodes_x.lora_foundry`` (so its engine is ``custom_nodes_x.lora_foundry.lora_foundry``, a
-name no Ray worker can import), then LF Load Video Frames and LF Embed Frames (pixels, and a tiny
+its own path, as ComfyUI names it (so its engine is ``/…/<pack>.lora_foundry``, a name no Ray
+worker can import), then LF Load Video Frames and LF Embed Frames (pixels, and a tiny
 random-weight open_clip model) run twice: on this machine, and with ``LF_RAY_ADDRESS`` set (the
 operator's configuration). Prints one JSON line: both workspaces' roots and the node reports.
 """
@@ -19,7 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
-PACK = "custom_nodes_x.lora_foundry"
+PACK = str(REPO).replace(".", "_x_")
+"""The name ComfyUI 0.3's ``load_custom_node`` gives a pack folder: its path, dots replaced."""
 TINY_CLIP = {  # the stand-in of tests/test_clip_standin.py
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
@@ -28,7 +29,7 @@ TINY_CLIP = {  # the stand-in of tests/test_clip_standin.py
 
 
 def import_pack() -> types.ModuleType:
-    sys.modules["custom_nodes_x"] = types.ModuleType("custom_nodes_x")
+    """The pack folder imported as ComfyUI imports it (nodes.py ``load_custom_node``)."""
     spec = importlib.util.spec_from_file_location(PACK, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[PACK] = module

@@ -71,7 +71,7 @@ def test_a_node_that_cannot_see_the_workspace_refuses_before_any_work(facts):
 
 
 def test_nodes_imported_as_comfyui_imports_them_run_on_the_configured_cluster(facts):
-    """The pack loaded as ``custom_nodes_x.lora_foundry`` (ComfyUI's path-derived name): LF Load Video
+    """The pack loaded under its folder's path, as ComfyUI 0.3 names it: LF Load Video
     Frames and LF Embed Frames (pixels, and open_clip opened on the workers) with LF_RAY_ADDRESS set
     give the local run's reports, manifest and file bytes."""
     comfy = facts["comfy"]
