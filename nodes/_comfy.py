@@ -127,6 +127,14 @@ def user_root() -> Path:
     return output_root() / ".user"
 
 
+def ray_runner() -> Any | None:
+    """The operator's Ray cluster, connected (``LF_RAY_ADDRESS``, else ``<user dir>/lora_foundry.json``;
+    never a workflow input), or None to run on this machine (docs/scaling.md)."""
+    from ..lora_foundry.scale import config
+
+    return config.ray_runner(config.ray_address(user_dir=user_root()))
+
+
 def model_folder_paths(folder: str) -> list[Path]:
     """Every folder ComfyUI knows for ``models/<folder>`` (extra_model_paths.yaml included)."""
     folder_paths = _comfy_module("folder_paths")

@@ -54,7 +54,8 @@ class EmbedFrames:
     def embed(self, frames: Any, method: str, batch_size: int, clip_model: Any = None,
               unique_id: str | None = None) -> tuple[Any, str]:
         with Workspace.from_handle(frames) as ws:
-            out = embed_stage.embed_stage(ws, frames, method, clip_model, batch_size, _comfy.ComfyProgress(unique_id))
+            out = embed_stage.embed_stage(ws, frames, method, clip_model, batch_size, _comfy.ComfyProgress(unique_id),
+                                          runner=_comfy.ray_runner())
             info = embed_stage.embedding_info(ws, out)
             report = f"{ws.count(out)} items embedded ({info['embedding_method']}, {info['embedding_dim']}-d, " \
                      f"{info['embedding_model']})"

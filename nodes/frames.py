@@ -14,6 +14,7 @@ from ..lora_foundry.media import images
 from ..lora_foundry.stages.frames import filter_stage as filters
 from ..lora_foundry.stages.frames import ingest_stage as ingest
 from ..lora_foundry.stages.frames import interop_stage as interop
+from ..lora_foundry.stages.frames.parallel_ingest_stage import ingest_videos
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
 from ._changed import files_state
@@ -80,8 +81,12 @@ class LoadVideoFrames:
         options = ingest.VideoIngestOptions(mode=mode, interval_s=interval_s, per_shot=per_shot, start_s=start_s,
                                             end_s=end_s, max_frames=max_frames, long_side=long_side,
                                             frame_format=frame_format)
+        runner = _comfy.ray_runner()
         with open_workspace(workspace) as ws:
-            handle = ingest.ingest_video(ws, path, options, _comfy.ComfyProgress(unique_id))
+            if runner is None:
+                handle = ingest.ingest_video(ws, path, options, _comfy.ComfyProgress(unique_id))
+            else:  # the operator's Ray cluster: the video is one unit there (docs/scaling.md)
+                handle = ingest_videos(ws, [path], options, progress=_comfy.ComfyProgress(unique_id), runner=runner)[0]
             summary = ingest.ingest_summary(ws, handle)
             report = {"frames": ws.count(handle), "shots": summary.shots, "cuts_at_frames": list(summary.cuts),
                       "missing_frames": list(summary.missing_frames)}

@@ -119,7 +119,7 @@ def main(temp: Path, scenario: str) -> dict:
                     raise
                 time.sleep(1)
         _wait_for_nodes(ray, 1)
-        names = ("same", "kill", "blind") if scenario == "all" else (scenario,)
+        names = ("same", "kill", "cancel", "comfy", "blind") if scenario == "all" else (scenario,)
         return {name: _scenario(name, temp / name, runner, nodes, port, ray_temp) for name in names}
     finally:
         ray.shutdown()
@@ -153,6 +153,10 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         seconds = time.monotonic() - started
         _pipeline(temp / "local", videos, options)
         return {"killed": killed, "ray_s": seconds, "local": dump(temp / "local"), "ray": dump(temp / "ray")}
+    if scenario == "cancel":
+        return _cancel(temp, runner, options)
+    if scenario == "comfy":
+        return _comfy_nodes(temp, port)
     if scenario == "blind":
         shared = temp / "shared"
         shared.mkdir()
@@ -169,6 +173,66 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         stages = ws.connection.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
         return {"error": error, "stages": stages, "files": sorted(p.name for p in root.rglob("*") if p.is_file())}
     raise ValueError(scenario)
+
+
+class _CancelSoon:
+    """A progress bar whose user presses cancel: its third update raises, as ComfyUI's does."""
+
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def update(self, done: int, total: int, preview=None) -> None:
+        self.updates += 1
+        if self.updates >= 3:
+            raise InterruptedError("cancelled by the user")
+
+
+def _running_units() -> int:
+    return sum(1 for entry in Path("/proc").iterdir() if entry.name.isdigit()
+               and _cmdline(entry).startswith(b"ray::_run_unit"))
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _cancel(temp: Path, runner, options) -> dict:
+    """Cancel an ingest of the "same" videos mid-run; then run the pipeline again to the end."""
+    videos = [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv", MEDIA / "big_buck_bunny_clip.mp4"]
+    ws = Workspace.open(temp / "ray")
+    started = time.monotonic()
+    try:
+        ingest_videos(ws, videos, options, progress=_CancelSoon(), runner=runner)
+        error = ""
+    except InterruptedError as cancelled:
+        error = str(cancelled)
+    seconds = time.monotonic() - started
+    units = ws.connection.execute("SELECT COUNT(*) FROM stage_units").fetchone()[0]
+    ws.close()
+    deadline = time.monotonic() + 20
+    while _running_units() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _running_units()
+    _pipeline(temp / "ray", videos, options, runner)
+    return {"error": error, "cancel_s": seconds, "units_at_cancel": units, "running_after": left,
+            "resumed": dump(temp / "ray")}
+
+
+def _comfy_nodes(temp: Path, port: int) -> dict:
+    """ray_comfy_scenario.py in a fresh process (the pack under a path-derived name, no PYTHONPATH):
+    the node reports and both workspaces."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "LF_RAY_ADDRESS")}
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "ray_comfy_scenario.py"), f"127.0.0.1:{port}",
+                           str(temp)], env=env, capture_output=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode()[-3000:])
+    facts = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    for run in ("local", "ray"):
+        facts[run]["workspace"] = dump(Path(facts[run].pop("root")))
+    return facts
 
 
 if __name__ == "__main__":

@@ -68,3 +68,28 @@ def test_a_node_that_cannot_see_the_workspace_refuses_before_any_work(facts):
     assert "cannot see the workspace" in blind["error"] and "docs/scaling.md" in blind["error"]
     assert blind["stages"] == 0
     assert all(name.startswith("manifest.sqlite") for name in blind["files"])
+
+
+def test_nodes_imported_as_comfyui_imports_them_run_on_the_configured_cluster(facts):
+    """The pack loaded under its folder's path, as ComfyUI 0.3 names it: LF Load Video
+    Frames and LF Embed Frames (pixels, and open_clip opened on the workers) with LF_RAY_ADDRESS set
+    give the local run's reports, manifest and file bytes."""
+    comfy = facts["comfy"]
+    assert comfy["ray_connected"]
+    # the units were rebuilt under the engine's top-level name, loaded from this pack's folder
+    assert not comfy["top_level_before_ray"]
+    assert Path(comfy["top_level_file"]) == REPO / "lora_foundry" / "__init__.py"
+    local, ray = comfy["local"], comfy["ray"]
+    assert local["reports"][0]["frames"] > 0 and "32-d" in local["reports"][2]  # the tiny CLIP's width
+    assert ray["reports"] == local["reports"]
+    embeds = [name for name in local["workspace"]["files"] if name.endswith(".npy")]
+    assert len(embeds) >= 4  # pixel batches and CLIP batches
+    assert ray["workspace"] == local["workspace"]
+
+
+def test_cancel_stops_the_ray_tasks_and_a_rerun_resumes_to_the_local_result(facts):
+    cancel = facts["cancel"]
+    assert cancel["error"] == "cancelled by the user"
+    assert cancel["units_at_cancel"] < 6  # cancelled while units ran: not every frame was committed
+    assert cancel["running_after"] == 0  # no task left decoding on the cluster
+    assert cancel["resumed"] == facts["same"]["local"]

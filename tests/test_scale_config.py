@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import importlib
 import json
 import subprocess
 import sys
@@ -57,3 +58,16 @@ if __name__ == "__main__":
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_nodes_take_the_cluster_from_the_operator_config_never_elsewhere(pack, output_root, monkeypatch):
+    """Outside ComfyUI the user folder is ``<output>/.user``; the environment wins over it; with
+    neither the nodes run on this machine."""
+    config = importlib.import_module(f"{pack.__name__}.lora_foundry.scale.config")
+    monkeypatch.setattr(config, "ray_runner", lambda address: address and f"cluster at {address}")
+    monkeypatch.delenv("LF_RAY_ADDRESS", raising=False)
+    assert pack.nodes._comfy.ray_runner() is None
+    (output_root / ".user" / "lora_foundry.json").write_text(json.dumps({"ray_address": "10.0.0.5:6379"}))
+    assert pack.nodes._comfy.ray_runner() == "cluster at 10.0.0.5:6379"
+    monkeypatch.setenv("LF_RAY_ADDRESS", "10.0.0.9:6379")
+    assert pack.nodes._comfy.ray_runner() == "cluster at 10.0.0.9:6379"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .handle import ModelHandle
-from .registry import ModelMissingError, ModelSpec, model_identity, resolve
+from .registry import ModelMissingError, ModelSpec, missing_message, model_identity, resolve
 
 CLIP_FOLDER = "open_clip"
 CONFIG_NAME = "open_clip_config.json"
@@ -78,6 +78,42 @@ class ClipParts:
 
     preprocess: Any
     tokenizer: Any
+    source: ClipSource | None = None
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """How to open the same CLIP somewhere else (a Ray worker): the resolved weights path (a file
+    or a local-dir folder; it must exist at that path there too), the architecture, the device
+    kind, and the identity the weights there must have."""
+
+    path: str
+    arch: str
+    device: str
+    identity: str
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """What a unit using this model asks a Ray cluster for: a GPU for a GPU model, else a CPU."""
+        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+
+
+def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
+    """In a worker: the model ``source`` names, through the registry, refused when the weights are
+    missing here (the registry's put-FILE-in-FOLDER message) or are not the driver's weights."""
+    import socket
+
+    path = Path(source.path)
+    if not path.exists():
+        spec = CLIP_DIR_SPEC if source.path.endswith("/") else CLIP_SPEC
+        raise ModelMissingError(f"on {socket.gethostname()}: "
+                                + missing_message(spec, path.name, [path.parent])
+                                + ". Every Ray node needs the weights at the same path (docs/scaling.md)")
+    clip = load_clip(path, source.arch, "cuda" if source.device.startswith("cuda") else source.device)
+    if clip.identity != source.identity:
+        raise ModelMissingError(f"on {socket.gethostname()}: {path} holds other weights ({clip.identity}) than the "
+                                f"driver's ({source.identity}); every node needs the same files at the same path")
+    return clip
 
 
 @contextlib.contextmanager
@@ -185,8 +221,9 @@ def load_clip(path: Path, arch: str = "auto", device: str = "cpu") -> ModelHandl
             )
         tokenizer = open_clip.get_tokenizer(model_name)
     model.eval()
+    source = ClipSource(str(path.resolve()) + ("/" if path.is_dir() else ""), arch, str(device), identity)
     return ModelHandle(model, device, identity, "open_clip", name=path.name,
-                       details=ClipParts(preprocess, tokenizer), work_bytes=CLIP_WORK_BYTES)
+                       details=ClipParts(preprocess, tokenizer, source), work_bytes=CLIP_WORK_BYTES)
 
 
 def embed_pil_batch(clip: ModelHandle[ClipParts], images: Sequence[Any]) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ class LocalRunner:
     def check_shared(self, root: Path) -> None:
         """Workers on this machine see its files: nothing to check."""
 
-    def run(self, units: list[Unit], deliver: Deliver) -> None:
+    def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
+        """Run every unit; ``idle`` is called while no message comes (cancel raises from it)."""
         if not units:
             return
         context = multiprocessing.get_context("spawn")
@@ -42,7 +44,7 @@ class LocalRunner:
             channel = manager.Queue()
             pool = context.Pool(min(self.workers, len(units)))
             try:
-                _drain(channel, _Submitter(pool, channel, units, 2 * self.workers), deliver)
+                _drain(channel, _Submitter(pool, channel, units, 2 * self.workers), deliver, idle)
                 pool.close()
             finally:
                 pool.terminate()  # on cancel or error: stop the other workers now
@@ -82,7 +84,7 @@ class _Submitter:
                     raise RuntimeError(f"{self.units[number].name} failed in a worker: {error}") from error
 
 
-def _drain(channel: Any, submitter: _Submitter, deliver: Deliver) -> None:
+def _drain(channel: Any, submitter: _Submitter, deliver: Deliver, idle: Callable[[], None] | None) -> None:
     """Deliver messages until every unit has ended; a failed unit raises, naming it."""
     submitter.top_up()
     while not submitter.finished:
@@ -90,6 +92,8 @@ def _drain(channel: Any, submitter: _Submitter, deliver: Deliver) -> None:
             number, message = channel.get(timeout=0.1)
         except queue_module.Empty:
             submitter.raise_failures()
+            if idle is not None:
+                idle()
             continue
         deliver(number, message)
         if message[0] == "end":

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import engine_name
 from .units import Deliver, Unit
 
 MAX_RETRIES = 3
@@ -25,6 +27,9 @@ MAX_RETRIES = 3
 
 IN_FLIGHT = 256
 """Most units submitted and not yet committed at once."""
+
+POLL_S = 0.25
+"""How often the driver, waiting for units, calls ``idle`` (the progress bar's cancel check)."""
 
 
 class WorkspaceNotShared(RuntimeError):
@@ -62,7 +67,9 @@ class RayRunner:
         self.address = address
         self._ray = _import_ray()
         if not self._ray.is_initialized():
-            self._ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            # Workers import the engine that this driver runs, shipped with the job (docs/scaling.md).
+            self._ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                           runtime_env={"py_modules": [str(engine_name.ENGINE_DIR)]})
 
     def check_shared(self, root: Path) -> None:
         """Refuse (``WorkspaceNotShared``) unless every alive node reads ``root`` as we do."""
@@ -74,7 +81,7 @@ class RayRunner:
         probe = Path(root) / f".lf-probe-{token}"
         atomic_write_text(probe, token)
         try:
-            read = self._ray.remote(_read_probe)
+            read = self._ray.remote(engine_name.top_level("scale.ray_runner", "_read_probe"))
             nodes = [node for node in self._ray.nodes() if node.get("Alive")]
             answers = self._ray.get([read.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
                 node["NodeID"], soft=False)).remote(str(probe)) for node in nodes])
@@ -87,22 +94,29 @@ class RayRunner:
                 f"Ray nodes that cannot see the workspace {root}: {'; '.join(blind)}. Every node needs "
                 "the workspace on shared storage at the same path (docs/scaling.md); nothing was run.")
 
-    def run(self, units: list[Unit], deliver: Deliver) -> None:
+    def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
         """Run every unit as a task, at most ``IN_FLIGHT`` queued at once (the driver's memory
-        stays flat in the number of units); deliver each finished unit's messages, then its end."""
-        task = self._ray.remote(_run_unit)
+        stays flat in the number of units); deliver each finished unit's messages, then its end.
+
+        ``idle`` is called while waiting: when it raises (the user cancelled), the units still
+        queued or running are cancelled and nothing more is committed."""
+        task = self._ray.remote(engine_name.top_level("scale.ray_runner", "_run_unit"))
         refs: dict[Any, int] = {}
         pending = iter(enumerate(units))
         try:
             while True:
                 for number, unit in itertools.islice(pending, max(0, IN_FLIGHT - len(refs))):
                     options = {"max_retries": MAX_RETRIES, "retry_exceptions": False, **unit.resources}
-                    refs[task.options(**options).remote(unit)] = number
+                    refs[task.options(**options).remote(engine_name.to_workers(unit))] = number
                 if not refs:
                     return
-                done, _ = self._ray.wait(list(refs), num_returns=1)
+                done, _ = self._ray.wait(list(refs), num_returns=1, timeout=POLL_S)
+                if not done:
+                    if idle is not None:
+                        idle()
+                    continue
                 number = refs.pop(done[0])
-                messages, result = self._get(done[0], units[number])
+                messages, result = engine_name.from_workers(self._get(done[0], units[number]))
                 for message in messages:
                     deliver(number, message)
                 deliver(number, ("end", result))

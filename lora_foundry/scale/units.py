@@ -30,8 +30,9 @@ class Runner(Protocol):
     def check_shared(self, root: Path) -> None:
         """Raise, before any unit runs, unless every worker sees the workspace folder ``root``."""
 
-    def run(self, units: list[Unit], deliver: Deliver) -> None:
-        """Run every unit; deliver each message on the calling thread; raise if a unit failed."""
+    def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
+        """Run every unit; deliver each message on the calling thread; raise if a unit failed;
+        call ``idle`` now and then while waiting (a cancel check may raise there)."""
 
 
 def default_workers() -> int:
@@ -71,3 +72,8 @@ class CombinedProgress:
 
     def finish(self, number: int) -> None:
         self.report(number, 1, 1)
+
+    def refresh(self) -> None:
+        """Show the bar again as it is: a ComfyUI bar checks for cancel here."""
+        if self._progress is not None:
+            self._progress.update(sum(self._done), sum(self._totals))

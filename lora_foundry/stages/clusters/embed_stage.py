@@ -18,7 +18,7 @@ from ... import names
 from ...media import images
 from ...models.handle import all_on_device
 from ...progress import Progress
-from ...scale.units import Runner, Send, Unit
+from ...scale.units import CombinedProgress, Runner, Send, Unit
 from ...workspace import Handle, Workspace, remote
 from .embedders import make_embedder, pixel_embedder
 
@@ -31,7 +31,9 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
 
     ``embedder`` (function, identity) replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which
     ComfyUI moves itself). The CLIP model visits its compute device for the run, only when there is work.
-    ``runner`` (a Ray cluster) embeds the batches of the weights-free "pixels" method as tasks.
+    ``runner`` (a Ray cluster) embeds the batches as tasks: "pixels" asking for a CPU each, "clip"
+    opening the same weights on the worker (same path on every node) and asking for a GPU when the
+    model's device is one. ComfyUI's CLIP_VISION (``embedder``) stays in this process.
     """
     embed, identity = embedder if embedder is not None else make_embedder(method, clip)
     items = ws.items(handle)
@@ -40,8 +42,8 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
     units = [f"batch-{b:06d}" for b in range(len(batches))]
     with ws.stage("embed", 1, {"method": method, "batch_size": batch_size}, [handle], identity,
                   label=f"{handle.label or 'frames'} · embedded") as st:
-        if not st.complete and runner is not None and embedder is None and method == "pixels":
-            _embed_batches_on(runner, st, batches, units)
+        if not st.complete and runner is not None and embedder is None:
+            _embed_batches_on(runner, st, batches, units, _clip_source(clip) if method == "clip" else None, progress)
         elif not st.complete:
             with all_on_device(clip if embedder is None and method == "clip" else None):
                 for position, unit in st.pending_units(units, progress):
@@ -66,26 +68,57 @@ class EmbedBatch:
     unit: str
     position: int
     items: tuple[tuple[int, str], ...]
+    clip: Any = None
+    """A ``clip_model.ClipSource`` for the "clip" method; None for pixel features."""
+
+
+def _clip_source(clip: Any) -> Any:
+    source = getattr(getattr(clip, "details", None), "source", None)
+    if source is None:
+        raise ValueError("this CLIP model cannot be opened on a Ray worker (it was not opened from a file by "
+                         "LF CLIP Loader)")
+    return source
 
 
 def embed_batch_unit(job: EmbedBatch, send: Send) -> None:
-    """In a worker: embed one batch with pixel features, write its rows, send the record."""
+    """In a worker: embed one batch (pixel features, or the CLIP the job names, opened here),
+    write its rows, send the record."""
     st = remote.RemoteStage(job.stage, send)
-    rows = pixel_embedder([images.to_pil(images.load_rgb(st.root / relpath)) for _, relpath in job.items])
+    pictures = [images.to_pil(images.load_rgb(st.root / relpath)) for _, relpath in job.items]
+    if job.clip is None:
+        rows = pixel_embedder(pictures)
+    else:
+        from ...models.clip_model import embed_pil_batch, open_source
+
+        model = open_source(job.clip)
+        with model.on_device():
+            rows = embed_pil_batch(model, pictures)
     rel = st.write_array(rows.astype(np.float32), f"{job.unit}.npy")
     st.emit(job.unit, job.position, [item_id for item_id, _ in job.items],
             {item_id: {names.EMBEDDING_ROW: {"file": rel, "row": row}} for row, (item_id, _) in enumerate(job.items)})
 
 
-def _embed_batches_on(runner: Runner, st: Any, batches: list[list[Any]], units: list[str]) -> None:
-    """Every unfinished batch as a unit on ``runner``; the records are committed here, once each."""
+def _embed_batches_on(runner: Runner, st: Any, batches: list[list[Any]], units: list[str], clip: Any,
+                      progress: Progress | None) -> None:
+    """Every unfinished batch as a unit on ``runner``; the records are committed here, once each,
+    and the one bar moves as batches end."""
     runner.check_shared(st.ws.root)
     where = remote.job_for(st)
     stage = remote.StageJob(where.root, where.stage_dir)
+    resources = clip.resources if clip is not None else {"num_cpus": 1}
     work = [Unit(f"embedding {unit}", embed_batch_unit,
-                 EmbedBatch(stage, unit, position, tuple((item.id, item.relpath) for item in batches[position])))
+                 EmbedBatch(stage, unit, position, tuple((item.id, item.relpath) for item in batches[position]), clip),
+                 resources)
             for position, unit in enumerate(units) if not st.is_done(unit)]
-    runner.run(work, lambda _number, message: message[0] != "end" and remote.apply(st, message))
+    bar = CombinedProgress(progress, [1] * len(work))
+
+    def deliver(number: int, message: tuple[Any, ...]) -> None:
+        if message[0] == "end":
+            bar.finish(number)
+        elif message[0] != "progress":
+            remote.apply(st, message)
+
+    runner.run(work, deliver, bar.refresh)
 
 
 def embedding_info(ws: Workspace, handle: Handle) -> dict[str, Any]:

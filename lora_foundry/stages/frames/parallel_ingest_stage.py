@@ -59,7 +59,7 @@ def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIng
         units = [Unit(f"ingest of {info.path}", ingest_unit, VideoJob(info.path, info, options, remote.job_for(st)),
                       {"num_cpus": 1}) for st, info in todo]
         committer = _Committer(todo, options, progress)
-        runner.run(units, committer.deliver)
+        runner.run(units, committer.deliver, committer.bar.refresh)
     return [st.handle for st, _ in runs]
 
 
