@@ -4,8 +4,8 @@ with ComfyUI's own LoraLoader on the saved files. Prints one JSON line of measur
 
 argv: COMFYUI_DIR, the pack's folder, the tiny checkpoint, a work folder, and optionally ``sdxl``: then
 only a short erase run on the tiny SDXL-detected checkpoint (its loss, LoraLoader's missing keys, the
-saved key names); or ``memory on|off``: the peak RSS growth of 3 training steps with gradient
-checkpointing on or off (one setting per process, so one run's freed memory never hides the other's).
+saved key names); or ``memory on|off [resolution]``: the peak RSS growth of 3 training steps with
+gradient checkpointing on or off (one setting per process, so one run's freed memory never hides the other's).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _rss() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
 
-def memory_checks(checkpointing: bool) -> dict:
+def memory_checks(checkpointing: bool, resolution: int) -> dict:
     """Peak resident memory added while training, sampled every 5 ms from /proc/self/statm."""
     with _comfy_leco.training_mode():  # the one-time swap of inference-mode weights is not training memory
         _comfy_leco.ComfyLoraNetwork(MODEL, 4, 4.0, 0)
@@ -186,15 +186,18 @@ def memory_checks(checkpointing: bool) -> dict:
     sampler.start()
     started = time.monotonic()
     try:
-        _, report = train_node(ERASE, "memory", 3, save_every=0, checkpointing=checkpointing)
+        toml = ERASE.replace("resolution = 64", f"resolution = {resolution}")
+        _, report = train_node(toml, "memory", 3, save_every=0, checkpointing=checkpointing)
     finally:
         done.set()
         sampler.join()
-    return {"peak_growth_mb": (peak[0] - before) / 2**20, "seconds": time.monotonic() - started, "report": report}
+    patched = [m for m in MODEL.model.diffusion_model.modules() if "forward" in vars(m)]
+    return {"peak_growth_mb": (peak[0] - before) / 2**20, "seconds": time.monotonic() - started, "report": report,
+            "blocks_left_patched": len(patched)}
 
 
 if MODE == "memory":
-    print(json.dumps({"memory": memory_checks(sys.argv[6] == "on")}))
+    print(json.dumps({"memory": memory_checks(sys.argv[6] == "on", int(sys.argv[7]) if len(sys.argv) > 7 else 64)}))
 elif MODE == "sdxl":
     print(json.dumps({"sdxl": sdxl_checks()}))
 else:
