@@ -191,7 +191,8 @@ def memory_checks(checkpointing: bool, resolution: int) -> dict:
     finally:
         done.set()
         sampler.join()
-    patched = [m for m in MODEL.model.diffusion_model.modules() if "forward" in vars(m)]
+    patched = [m for m in MODEL.model.diffusion_model.modules()
+               if getattr(m.forward, "__func__", None) is not type(m).forward]
     return {"peak_growth_mb": (peak[0] - before) / 2**20, "seconds": time.monotonic() - started, "report": report,
             "blocks_left_patched": len(patched)}
 
