@@ -15,6 +15,8 @@ both are built from ComfyUI, not copied from it:
   ComfyUI and the prompts' conditioning is processed by ``process_conds`` (SDXL size conds
   included); predictions go through ``calc_cond_batch``, the partial denoise is k-diffusion's
   ``sample_euler`` on ``sampling_function`` (ComfyUI's CFG), sigmas come from ``calculate_sigmas``.
+- gradient checkpointing: ComfyUI's trainer helpers (``comfy_extras.nodes_train``) wrap the diffusion
+  model's top-level blocks for the run and unwrap them after.
 
 Only modules named ``nodes/_comfy*.py`` may import ComfyUI (tests/test_code_rules.py).
 """

@@ -1,7 +1,8 @@
 """LECO through the real ComfyUI: the glue trains on the tiny SD1.5-detected model, the file loads with
 ComfyUI's LoraLoader with no "lora key not loaded", LF LoRA Info shows the LECO metadata, cancel and
-resume work, and both example workflows queue and succeed. Skipped unless ``COMFYUI_DIR`` names a
-ComfyUI checkout (its Python: ``$COMFYUI_PYTHON`` or ``COMFYUI_DIR/venv/bin/python``).
+resume work, and both example workflows queue and succeed; a short erase on a tiny SDXL-detected
+checkpoint saves kohya SDXL names that LoraLoader loads whole; gradient checkpointing lowers peak
+memory. Skipped unless ``COMFYUI_DIR`` names a ComfyUI checkout (its Python: ``$COMFYUI_PYTHON`` or ``COMFYUI_DIR/venv/bin/python``).
 
 The server gets its own ``--base-directory`` (custom_nodes/lora_foundry → this checkout, the tiny
 checkpoint in models/checkpoints), so the checkout is never written to. The tiny checkpoint is
