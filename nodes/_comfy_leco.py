@@ -15,6 +15,8 @@ both are built from ComfyUI, not copied from it:
   ComfyUI and the prompts' conditioning is processed by ``process_conds`` (SDXL size conds
   included); predictions go through ``calc_cond_batch``, the partial denoise is k-diffusion's
   ``sample_euler`` on ``sampling_function`` (ComfyUI's CFG), sigmas come from ``calculate_sigmas``.
+- gradient checkpointing: ComfyUI's trainer helpers (``comfy_extras.nodes_train``) wrap the diffusion
+  model's top-level blocks for the run and unwrap them after.
 
 Only modules named ``nodes/_comfy*.py`` may import ComfyUI (tests/test_code_rules.py).
 """
@@ -223,6 +225,39 @@ class ComfyBackend:
         empty = torch.zeros(tuple(shape))
         guider.sample(empty, empty, sampler, torch.tensor([1.0, 0.0]), disable_pbar=True, seed=0)
         return sampler.result
+
+
+def _checkpoint_helpers() -> tuple[Callable, Callable, Callable] | None:
+    """ComfyUI's own gradient-checkpointing helpers (the ones its "Train LoRA" node uses), or None
+    when this ComfyUI has none: its UNet and DiT blocks take no checkpoint flag of their own."""
+    try:
+        from comfy_extras import nodes_train
+    except ImportError:
+        return None
+    names = ("find_all_highest_child_module_with_forward", "patch", "unpatch")
+    if not all(callable(getattr(nodes_train, name, None)) for name in names):
+        return None
+    return tuple(getattr(nodes_train, name) for name in names)
+
+
+@contextlib.contextmanager
+def gradient_checkpointing(patcher: Any, enabled: bool) -> Iterator[str]:
+    """Recompute each top-level block of the diffusion model in backward instead of keeping its
+    activations, as ComfyUI's trainer does; the blocks' forwards are restored on exit (the model is
+    the graph's, shared). Yields the state for the report: "on", "off" or "not available"."""
+    helpers = _checkpoint_helpers() if enabled else None
+    if helpers is None:
+        yield "not available in this ComfyUI" if enabled else "off"
+        return
+    find, patch, unpatch = helpers
+    blocks = find(patcher.model.diffusion_model)
+    for block in blocks:
+        patch(block)
+    try:
+        yield "on"
+    finally:
+        for block in blocks:
+            unpatch(block)
 
 
 @contextlib.contextmanager

@@ -92,11 +92,15 @@ class TrainLECO:
             "resume": boolean("Continue from this name's last checkpoint when its settings match.", True),
             "overwrite": boolean("Replace an existing LoRA with this name.", False),
             "dtype": choice(checkpoints_dtypes(), "Precision of the saved weights.", "fp16"),
+            "gradient_checkpointing": boolean("Recompute the model's blocks in backward instead of keeping their "
+                                              "activations: less memory, slower steps (where ComfyUI allows).",
+                                              True),
         })
 
     def train(self, model: Any, clip: Any, prompts_toml: str, name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, max_denoising_steps: int, denoise_guidance: float, seed: int,
-              save_every: int, resume: bool, overwrite: bool, dtype: str, unique_id: str | None = None) -> dict[str, Any]:
+              save_every: int, resume: bool, overwrite: bool, dtype: str, gradient_checkpointing: bool = True,
+              unique_id: str | None = None) -> dict[str, Any]:
         from . import _comfy_leco
 
         settings = parse_prompt_text(prompts_toml, "prompts_toml")
@@ -111,11 +115,12 @@ class TrainLECO:
             atomic_write_text(files.folder / f"{files.stem}.toml", prompts_toml)
             conds = _comfy_leco.encode_prompts(clip, [p for s in settings for p in s.prompts()])
             backend = _comfy_leco.ComfyBackend(network.patcher, conds, _comfy.check_interrupt)
-            result = train.train_leco(backend, network, settings, config, files, _comfy.ComfyProgress(unique_id),
-                                      _LossEvents(unique_id, steps))
+            with _comfy_leco.gradient_checkpointing(network.patcher, gradient_checkpointing) as checkpointing:
+                result = train.train_leco(backend, network, settings, config, files,
+                                          _comfy.ComfyProgress(unique_id), _LossEvents(unique_id, steps))
         path = files.save_final(network, result.steps_done)
         lora_name = f"{path.parent.name}/{path.name}"
-        report = _report(result, path, len(settings), need)
+        report = _report(result, path, len(settings), need) + f"\ngradient checkpointing: {checkpointing}"
         kind = "slider" if any(s.multiplier < 0 for s in settings) else "leco"
         stack = [StackEntry(lora_name, 1.0, 0.0, kind)]
         return {"ui": {"text": [report]}, "result": (stack, lora_name, report)}

@@ -2,7 +2,10 @@
 ComfyUI glue on the tiny SD1.5-detected checkpoint, then the checks of the "Must show" list, measured
 with ComfyUI's own LoraLoader on the saved files. Prints one JSON line of measurements.
 
-argv: COMFYUI_DIR, the pack's folder, the tiny checkpoint, a work folder.
+argv: COMFYUI_DIR, the pack's folder, the tiny checkpoint, a work folder, and optionally ``sdxl``: then
+only a short erase run on the tiny SDXL-detected checkpoint (its loss, LoraLoader's missing keys, the
+saved key names); or ``memory on|off [resolution]``: the peak RSS growth of 3 training steps with
+gradient checkpointing on or off (one setting per process, so one run's freed memory never hides the other's).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 COMFY, PACK, CKPT, WORK = (Path(a) for a in sys.argv[1:5])
+MODE = sys.argv[5] if len(sys.argv) > 5 else "sd15"
 sys.path.insert(0, str(COMFY))
 from comfy.cli_args import args  # noqa: E402
 
@@ -60,10 +64,11 @@ COMMON = dict(learning_rate=3e-4, rank=4, alpha=4.0, max_denoising_steps=4, deno
               overwrite=False, dtype="fp32")
 
 
-def train_node(toml: str, name: str, steps: int, save_every: int = 10, resume: bool = True) -> tuple[str, str]:
+def train_node(toml: str, name: str, steps: int, save_every: int = 10, resume: bool = True,
+               checkpointing: bool = True) -> tuple[str, str]:
     with torch.inference_mode():
         out = leco.TrainLECO().train(MODEL, CLIP, toml, name, steps, save_every=save_every, resume=resume,
-                                     unique_id="7", **COMMON)
+                                     gradient_checkpointing=checkpointing, unique_id="7", **COMMON)
     return out["result"][1], out["result"][2]
 
 
@@ -151,4 +156,50 @@ def cancel_and_resume() -> dict:
     return outcome
 
 
-print(json.dumps({"erase": erase_checks(), "slider": slider_checks(), "cancel": cancel_and_resume()}))
+def sdxl_checks() -> dict:
+    """A short erase run on SDXL: the loss, the file's key names and what LoraLoader makes of them."""
+    started = time.monotonic()
+    lora_name, report = train_node(ERASE, "erase_red_car_sdxl", 10)
+    seconds = time.monotonic() - started
+    keys = sorted(comfy.utils.load_torch_file(str(LORAS / lora_name), safe_load=True))
+    _, missing = with_lora(lora_name, 1.0)
+    return {"report": report, "seconds": seconds, "keys": keys, "key_not_loaded": missing,
+            "detected": type(MODEL.model.model_config).__name__}
+
+
+def _rss() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+
+def memory_checks(checkpointing: bool, resolution: int) -> dict:
+    """Peak resident memory added while training, sampled every 5 ms from /proc/self/statm."""
+    with _comfy_leco.training_mode():  # the one-time swap of inference-mode weights is not training memory
+        _comfy_leco.ComfyLoraNetwork(MODEL, 4, 4.0, 0)
+    peak, done = [_rss()], threading.Event()
+    before = peak[0]
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], _rss())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        toml = ERASE.replace("resolution = 64", f"resolution = {resolution}")
+        _, report = train_node(toml, "memory", 3, save_every=0, checkpointing=checkpointing)
+    finally:
+        done.set()
+        sampler.join()
+    patched = [m for m in MODEL.model.diffusion_model.modules()
+               if getattr(m.forward, "__func__", None) is not type(m).forward]
+    return {"peak_growth_mb": (peak[0] - before) / 2**20, "seconds": time.monotonic() - started, "report": report,
+            "blocks_left_patched": len(patched)}
+
+
+if MODE == "memory":
+    print(json.dumps({"memory": memory_checks(sys.argv[6] == "on", int(sys.argv[7]) if len(sys.argv) > 7 else 64)}))
+elif MODE == "sdxl":
+    print(json.dumps({"sdxl": sdxl_checks()}))
+else:
+    print(json.dumps({"erase": erase_checks(), "slider": slider_checks(), "cancel": cancel_and_resume()}))

@@ -1,7 +1,8 @@
 """LECO through the real ComfyUI: the glue trains on the tiny SD1.5-detected model, the file loads with
 ComfyUI's LoraLoader with no "lora key not loaded", LF LoRA Info shows the LECO metadata, cancel and
-resume work, and both example workflows queue and succeed. Skipped unless ``COMFYUI_DIR`` names a
-ComfyUI checkout (its Python: ``$COMFYUI_PYTHON`` or ``COMFYUI_DIR/venv/bin/python``).
+resume work, and both example workflows queue and succeed; a short erase on a tiny SDXL-detected
+checkpoint saves kohya SDXL names that LoraLoader loads whole; gradient checkpointing lowers peak
+memory. Skipped unless ``COMFYUI_DIR`` names a ComfyUI checkout (its Python: ``$COMFYUI_PYTHON`` or ``COMFYUI_DIR/venv/bin/python``).
 
 The server gets its own ``--base-directory`` (custom_nodes/lora_foundry → this checkout, the tiny
 checkpoint in models/checkpoints), so the checkout is never written to. The tiny checkpoint is
@@ -24,6 +25,44 @@ COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to run against a real ComfyUI")
 REPO = Path(__file__).resolve().parents[1]
 CKPT_NAME = "lf_tiny_sd15.safetensors"
+
+# A tiny checkpoint ComfyUI detects as SDXL, built with ComfyUI's own classes. Detection
+# (comfy/supported_models.SDXL.unet_config) matches model_channels 320, linear transformers,
+# transformer_depth [0, 0, 2, 2, 10, 10], context_dim 2048 and adm_in_channels 2816; channel_mult is
+# not matched, so every level stays 320 wide (~0.5 GB of UNet instead of 10 GB) and the middle block
+# has one transformer block. CLIP-L and CLIP-G are full size (ComfyUI builds them from fixed configs),
+# which makes the file ~2.1 GB; the VAE is a TAESD.
+BUILD_SDXL_CHECKPOINT = r'''
+import os, sys
+sys.path.insert(0, os.environ["COMFYUI_DIR"]); os.chdir(os.environ["COMFYUI_DIR"])
+from comfy.cli_args import args; args.cpu = True
+import torch, safetensors.torch
+import comfy.ops, comfy.sdxl_clip, comfy.supported_models, comfy.taesd.taesd
+import comfy.ldm.modules.diffusionmodules.openaimodel as oam
+torch.manual_seed(0)
+def randomized(state, dtype):
+    out = {}
+    for k, v in state.items():
+        if not v.dtype.is_floating_point: out[k] = v
+        elif ("norm" in k or "ln_" in k) and k.endswith("weight"): out[k] = torch.ones(v.shape, dtype=dtype)
+        elif k.endswith("bias"): out[k] = torch.zeros(v.shape, dtype=dtype)
+        else: out[k] = (torch.randn(v.shape) * 0.02).to(dtype)
+    return out
+unet = oam.UNetModel(image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[2, 2, 2],
+    dropout=0, channel_mult=(1, 1, 1), num_heads=-1, num_head_channels=64, use_spatial_transformer=True,
+    transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_middle=1,
+    transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10], context_dim=2048, use_linear_in_transformer=True,
+    adm_in_channels=2816, num_classes="sequential", dims=2, operations=comfy.ops.disable_weight_init)
+sd = {"model.diffusion_model." + k: v for k, v in randomized(unet.state_dict(), torch.float16).items()}
+del unet
+clip = comfy.sdxl_clip.SDXLClipModel(device="cpu", dtype=torch.float16)
+saving = comfy.supported_models.SDXL({}).process_clip_state_dict_for_saving
+sd.update(saving(randomized(clip.state_dict(), torch.float16)))
+del clip
+vae = comfy.taesd.taesd.TAESD(latent_channels=4)
+sd.update({"first_stage_model." + k: v for k, v in randomized(vae.state_dict(), torch.float32).items()})
+safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[1])
+'''
 
 
 def _python() -> str:
@@ -64,6 +103,52 @@ def test_glue_trains_and_comfyui_loads_the_result(tiny_checkpoint, tmp_path):
     assert cancel["returned_after_s"] < 5.0
     assert "cancel_me-step000005.safetensors" in cancel["kept"]
     assert "resumed at step 5" in cancel["resume_report"] or "resumed at step 10" in cancel["resume_report"]
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl_checkpoint(tmp_path_factory) -> Path:
+    given = os.environ.get("LF_TINY_SDXL_CKPT")
+    if given:
+        return Path(given).resolve()
+    path = tmp_path_factory.mktemp("ckpt") / "lf_tiny_sdxl.safetensors"
+    subprocess.run([_python(), "-c", BUILD_SDXL_CHECKPOINT, str(path)], check=True, timeout=1800,
+                   env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)})
+    return path
+
+
+def _in_comfyui(checkpoint: Path, work: Path, *mode: str) -> dict:
+    done = subprocess.run([_python(), str(REPO / "tests" / "leco_in_comfyui.py"), str(COMFYUI_DIR), str(REPO),
+                           str(checkpoint), str(work), *mode], capture_output=True, text=True, timeout=5400)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_sdxl_erase_trains_with_kohya_sdxl_names_and_loads(tiny_sdxl_checkpoint, tmp_path):
+    result = _in_comfyui(tiny_sdxl_checkpoint, tmp_path, "sdxl")["sdxl"]
+    first, last = (float(x) for x in re.search(r"first-5 mean ([\d.e+-]+), last-5 mean ([\d.e+-]+)",
+                                               result["report"]).groups())
+    modules = {k.split(".")[0] for k in result["keys"]}
+    print(f"\nreal ComfyUI SDXL erase: detected {result['detected']}, loss {first:.3g} -> {last:.3g}, "
+          f"{len(modules)} LoRA modules, {result['seconds']:.0f} s, lora key not loaded: {result['key_not_loaded']}")
+    assert result["detected"] == "SDXL"
+    assert last < first
+    assert result["key_not_loaded"] == 0
+    assert modules and all(m.startswith(("lora_unet_input_blocks_", "lora_unet_middle_block_",
+                                         "lora_unet_output_blocks_")) for m in modules)
+    assert "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k" in modules  # context 2048 -> 320
+    assert "lora_unet_output_blocks_2_1_transformer_blocks_9_ff_net_2" in modules
+
+
+def test_gradient_checkpointing_lowers_peak_memory(tiny_checkpoint, tmp_path):
+    """3 steps at 256² on the tiny SD1.5 model, each setting in its own process (at 64² the activations
+    are too small next to the optimizer and adapters to tell apart)."""
+    on = _in_comfyui(tiny_checkpoint, tmp_path / "on", "memory", "on", "256")["memory"]
+    off = _in_comfyui(tiny_checkpoint, tmp_path / "off", "memory", "off", "256")["memory"]
+    print(f"\npeak RSS growth of 3 LECO steps at 256²: checkpointing on {on['peak_growth_mb']:.0f} MB "
+          f"({on['seconds']:.1f} s), off {off['peak_growth_mb']:.0f} MB ({off['seconds']:.1f} s)")
+    assert "gradient checkpointing: on" in on["report"] and "gradient checkpointing: off" in off["report"]
+    assert on["blocks_left_patched"] == 0  # the graph's shared model gets its own forwards back
+    assert on["peak_growth_mb"] < off["peak_growth_mb"]
 
 
 @pytest.fixture(scope="module")
