@@ -37,6 +37,7 @@ from . import _comfy
 from ._sockets import check_sockets
 
 HIDDEN = {"unique_id": "UNIQUE_ID"}
+RAW_METHOD = "__lf_original__"  # the undecorated node method, kept on the wrapper
 NodeClass = TypeVar("NodeClass", bound=type)
 logger = logging.getLogger("lora_foundry")
 
@@ -69,14 +70,19 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
         cls.DISPLAY_NAME = display_name
         cls.CATEGORY = f"{_comfy.CATEGORY}/{category}"
         cls.FUNCTION = function
-        if callable(getattr(cls, function, None)):
-            setattr(cls, function, _one_line_per_run(display_name, getattr(cls, function)))
+        method = getattr(cls, function, None)
+        if callable(method):
+            # A node class that subclasses another node inherits its already-wrapped method: wrap the
+            # original again, so each run logs once under this node's name and is checked once.
+            original = getattr(method, RAW_METHOD, method)
+            wrapped = _checked(cls, _one_line_per_run(display_name, original))
+            setattr(wrapped, RAW_METHOD, original)
+            setattr(cls, function, wrapped)
         cls.DESCRIPTION = description
         cls.RETURN_TYPES = tuple(kind for kind, _ in outputs)
         cls.RETURN_NAMES = tuple(name for _, name in outputs)
         if output_node:
             cls.OUTPUT_NODE = True
-        setattr(cls, function, _checked(cls, getattr(cls, function)))
         return cls
 
     return register

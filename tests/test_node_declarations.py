@@ -368,3 +368,28 @@ def test_checker_catches_signatures_comfyui_cannot_call():
     assert any("'strength' has no default" in p for p in _problems(_variant(run=extra_param)))
     assert any("classmethod or staticmethod" in p
                for p in _problems(_variant(IS_CHANGED=plain_is_changed)))
+
+
+
+def test_a_node_that_subclasses_another_logs_each_run_once_under_its_own_name(pack, caplog):
+    """LF SAM2 Track Through Shots subclasses LF SAM2 Layer Split: a run must log one line, under the
+    subclass's name, and check its sockets once (not once per class in the chain)."""
+    declare = importlib.import_module(f"{pack.nodes.__name__}._declare")
+
+    @declare.node("LF_TestBase", "LF Test Base", category="test", function="go", description="base")
+    class Base:
+        @classmethod
+        def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
+            return {"required": {}}
+
+        def go(self):
+            return ("done",)
+
+    @declare.node("LF_TestSub", "LF Test Sub", category="test", function="go", description="sub")
+    class Sub(Base):
+        pass
+
+    with caplog.at_level("INFO", logger="lora_foundry"):
+        assert Sub().go() == ("done",)
+    lines = [r.getMessage() for r in caplog.records if "done in" in r.getMessage()]
+    assert len(lines) == 1 and "LF Test Sub" in lines[0], lines
