@@ -287,3 +287,34 @@ def _ffprobe_frame_times(path) -> list[float]:
     done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
                            "-of", "csv=p=0", str(path)], capture_output=True, text=True, timeout=60, check=False)
     return [float(line) for line in done.stdout.split() if line not in ("", "N/A")]
+
+
+STOP_EARLY_WITH_LOG_CALLBACK = r'''
+import sys, av
+from pathlib import Path
+av.logging.set_level(av.logging.ERROR)  # what torchvision does at import, so inside ComfyUI it is set
+from lora_foundry.media.video import decode_raw
+clip = Path(sys.argv[1])
+frames = 0
+for round_ in range(40):
+    for raw in decode_raw(clip, end_s=0.5 + (round_ % 7) * 0.37):  # stop early: frames still in flight
+        frames += 1
+print(frames)
+'''
+
+
+def test_stopping_early_with_a_python_log_callback_does_not_freeze_the_process(tmp_path):
+    """Inside ComfyUI, PyAV has a Python log callback (torchvision installs it). Freeing a decoder
+    that stopped early used to wait for its frame threads while holding the GIL, and a thread that
+    logged waited for the GIL: the ComfyUI server froze for good (seen in the integration suite).
+    Run in a child process with a deadline, so a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    clip = Path(__file__).resolve().parents[1] / "lora_foundry" / "data" / "lf_example_montage.mp4"
+    script = tmp_path / "stop_early.py"
+    script.write_text(STOP_EARLY_WITH_LOG_CALLBACK, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(clip)], capture_output=True, text=True, timeout=180,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 40

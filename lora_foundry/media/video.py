@@ -228,8 +228,28 @@ def _decode_av(path: Path, start_s: float, end_s: float | None, keyframes_only: 
         except av.FFmpegError as exc:
             logger.warning("%s: decoding stopped early, the file looks damaged (%s)", path, exc)
             return
+        finally:
+            _drain(stream)
         if timed:
             _warn_if_short(path, counter[0], stream.frames, end_s, keyframes_only)
+
+
+def _drain(stream) -> None:
+    """Let the decoder's frame threads finish before the stream is freed.
+
+    Freeing a codec context (when the generator stops early: an end time, a closed consumer) waits
+    for its frame threads while holding the GIL. If a Python log callback is installed (torchvision
+    installs one at import, so inside ComfyUI it is), a frame thread that logs needs the GIL too:
+    the whole server froze there. Flushing the decoder first runs those threads out with the GIL
+    released (PyAV sends and receives without it), so the free has nothing to wait for.
+    """
+    import av
+
+    try:
+        for _ in stream.codec_context.decode(None):
+            pass
+    except (av.FFmpegError, ValueError):
+        pass  # a damaged stream or one already flushed: nothing left to run out
 
 
 def _warn_if_short(path: Path, decoded_to: int | None, declared: int, end_s: float | None,
