@@ -35,20 +35,23 @@ def check_safetensors(path: Path | str) -> None:
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as stream:
-        head = stream.read(8)
-        pickled = _what_it_is(head)
+        head = stream.read(9)
+        # A safetensors header's length is little-endian, so a real file may start with 0x80 (a header of
+        # 0x..80 bytes) like a pickle: it is a safetensors file when its JSON header opens right after.
+        looks_safetensors = len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8
+        pickled = None if looks_safetensors else _what_it_is(head)
         if pickled:
             raise ModelFormatError(
                 f"{path}: not a safetensors file but {pickled} renamed to .safetensors; pickles are never "
                 "loaded (they can run code): download the real .safetensors file")
-        if len(head) < 8:
+        if len(head) < 9:
             raise ModelFormatError(f"{path}: empty or truncated ({size} bytes), not a safetensors file")
-        length = struct.unpack("<Q", head)[0]
-        if length > MAX_HEADER_BYTES or length > size - 8:
+        length = struct.unpack("<Q", head[:8])[0]
+        if length < 2 or length > MAX_HEADER_BYTES or length > size - 8:
             raise ModelFormatError(f"{path}: corrupt safetensors header (says {length} bytes, the file has "
                                    f"{size}); the download may be incomplete or the file is not safetensors")
         try:
-            header = json.loads(stream.read(length))
+            header = json.loads(head[8:] + stream.read(length - 1))
         except ValueError as error:
             raise ModelFormatError(f"{path}: corrupt safetensors header (not JSON: {error})") from error
     _check_offsets(path, header, size - 8 - length)

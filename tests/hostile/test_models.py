@@ -151,3 +151,22 @@ def test_a_crashing_trainer_fails_with_its_log_and_publishes_nothing(server, tra
 def test_a_loader_takes_a_file_name_never_a_path(server, models, name):
     with pytest.raises(ValueError, match="model_name .* give a file name from models/sam2, not a path"):
         server.nodes.loaders.SAM2Loader().load(name, "auto (from file name)", "cpu")
+
+
+def test_a_real_safetensors_file_whose_header_length_starts_with_0x80_loads(tmp_path):
+    """A header of 0x..80 bytes makes a valid file start with the byte a pickle starts with: it must
+    still be taken for what it is (the stand-in composition LoRA had exactly this header length)."""
+    import struct
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from lora_foundry.models.weights_file import check_safetensors
+
+    path = tmp_path / "lora.safetensors"
+    for padding in range(300):  # grow the metadata until the header length ends in 0x80
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(path), metadata={"pad": "x" * padding})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80 and struct.unpack("<Q", path.read_bytes()[:8])[0] % 256 == 0x80
+    check_safetensors(path)  # no error
