@@ -222,18 +222,13 @@ def _reap(proc: subprocess.Popen[bytes], wait_s: float = 0.0) -> None:
 
 
 def read_lora_metadata(path: Path) -> dict[str, str]:
-    """The safetensors header metadata of ``path``; raises ValueError if it is not safetensors."""
-    from safetensors import safe_open
+    """The safetensors header metadata of ``path``; ValueError (naming it) if it is not safetensors."""
+    from ..models.weights_file import open_safetensors
 
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            if not list(handle.keys()):
-                raise ValueError(f"{path} holds no tensors")
-            return dict(handle.metadata() or {})
-    except ValueError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types for a bad header
-        raise ValueError(f"{path} is not a readable safetensors file: {exc}") from exc
+    with open_safetensors(path) as handle:
+        if not list(handle.keys()):
+            raise ValueError(f"{path} holds no tensors")
+        return dict(handle.metadata() or {})
 
 
 def _check_output(spec: LaunchSpec, returncode: int, run: _Run) -> dict[str, str]:
