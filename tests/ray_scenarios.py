@@ -9,6 +9,7 @@ prints one JSON line of facts for the test to check, and stops the nodes it star
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,16 +177,38 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
     raise ValueError(scenario)
 
 
-class _CancelSoon:
-    """A progress bar whose user presses cancel: its third update raises, as ComfyUI's does."""
-
-    def __init__(self) -> None:
-        self.updates = 0
+class _CancelAfterFirstVideo:
+    """A progress bar whose user presses cancel once the first video's frames are committed:
+    the update that shows any progress raises, as ComfyUI's bar does on interrupt."""
 
     def update(self, done: int, total: int, preview=None) -> None:
-        self.updates += 1
-        if self.updates >= 3:
+        if done > 0:
             raise InterruptedError("cancelled by the user")
+
+
+def _gated(gate: str, work, payload, send):
+    """In a Ray worker: wait until the test opens ``gate`` (a file), then do the unit's work.
+
+    The cancel scenario holds every video but the first here, so the cancel always arrives while
+    units are running, however quiet or loaded the machine is (no timing decides it)."""
+    while not os.path.exists(gate):
+        time.sleep(0.05)
+    return work(payload, send)
+
+
+class _GatedRunner:
+    """The Ray runner with every unit after the first held at ``gate`` until the test opens it."""
+
+    def __init__(self, runner, gate: Path) -> None:
+        self.runner, self.gate = runner, gate
+
+    def check_shared(self, root: Path) -> None:
+        self.runner.check_shared(root)
+
+    def run(self, units, deliver, idle=None) -> None:
+        held = [units[0], *(replace(unit, work=functools.partial(_gated, str(self.gate), unit.work))
+                            for unit in units[1:])]
+        self.runner.run(held, deliver, idle)
 
 
 def _running_units() -> int:
@@ -200,22 +224,25 @@ def _cmdline(entry: Path) -> bytes:
 
 
 def _cancel(temp: Path, runner, options) -> dict:
-    """Cancel an ingest of the "same" videos mid-run; then run the pipeline again to the end."""
+    """Cancel an ingest of the "same" videos once the first video is committed, while the other two
+    wait at a gate; open the gate; then run the pipeline again to the end."""
     videos = [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv", MEDIA / "big_buck_bunny_clip.mp4"]
     ws = Workspace.open(temp / "ray")
+    gate = temp / "gate"
     started = time.monotonic()
     try:
-        ingest_videos(ws, videos, options, progress=_CancelSoon(), runner=runner)
+        ingest_videos(ws, videos, options, progress=_CancelAfterFirstVideo(), runner=_GatedRunner(runner, gate))
         error = ""
     except InterruptedError as cancelled:
         error = str(cancelled)
     seconds = time.monotonic() - started
     units = ws.connection.execute("SELECT COUNT(*) FROM stage_units").fetchone()[0]
     ws.close()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 20  # the held tasks are still at the closed gate unless cancelled
     while _running_units() and time.monotonic() < deadline:
         time.sleep(0.2)
     left = _running_units()
+    gate.touch()
     _pipeline(temp / "ray", videos, options, runner)
     return {"error": error, "cancel_s": seconds, "units_at_cancel": units, "running_after": left,
             "resumed": dump(temp / "ray")}
