@@ -127,14 +127,28 @@ resolution = 64
 """
 
 
+def hold_after(step: int, marker: Path):
+    """An ``on_loss`` that, once step ``step`` is done, writes ``marker`` and blocks until killed:
+    the kill test stops the run at a known step, whatever the machine's load."""
+    def on_loss(done: int, loss: float) -> None:
+        if done == step:
+            marker.write_text(str(done))
+            while True:
+                time.sleep(3600)
+
+    return on_loss
+
+
 def main() -> None:
-    """Train ``ERASE_TOML`` into ``argv[1]`` for ``argv[2]`` steps, ``argv[3]`` seconds per step."""
-    folder, steps, pause = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    """Train ``ERASE_TOML`` into ``argv[1]`` for ``argv[2]`` steps; with ``argv[3]`` (a step), hold
+    after that step until killed, writing ``argv[1]/held``."""
+    folder, steps = Path(sys.argv[1]), int(sys.argv[2])
     torch.set_num_threads(1)
     settings = prompts.parse_prompt_text(ERASE_TOML)
     backend, net, files = make_run(folder, settings)
     config = train.LecoConfig(steps=steps, learning_rate=5e-3, max_denoising_steps=8, save_every=5)
-    result = train.train_leco(backend, net, settings, config, files, on_loss=lambda step, loss: time.sleep(pause))
+    on_loss = hold_after(int(sys.argv[3]), folder / "held") if len(sys.argv) > 3 else None
+    result = train.train_leco(backend, net, settings, config, files, on_loss=on_loss)
     files.save_final(net, result.steps_done)
     print(f"start={result.start_step} done={result.steps_done}", flush=True)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from holds import hold_code, kill_when_held
 
 from lora_foundry.media.video import MediaError
 from lora_foundry.stages.frames import ingest_stage as ingest
@@ -67,9 +66,17 @@ def test_a_video_is_probed_once_per_ingest(tmp_path, media_dir, monkeypatch, opt
     assert len(probes) == 1, f"probed {len(probes)} times"
 
 
+def _ingest_args(out: Path, video: Path, workspace: str) -> list[str]:
+    return ["ingest", str(video), "--out", str(out), "--workspace", workspace, "--mode", "all", "--end", "20",
+            "--long-side", "480"]
+
+
 def _ingest_cmd(out: Path, video: Path, workspace: str) -> list[str]:
-    return [sys.executable, "-m", "lora_foundry.cli", "ingest", str(video), "--out", str(out),
-            "--workspace", workspace, "--mode", "all", "--end", "20", "--long-side", "480"]
+    return [sys.executable, "-c", _ingest_call(out, video, workspace)]
+
+
+def _ingest_call(out: Path, video: Path, workspace: str) -> str:
+    return f"from lora_foundry.cli import main; raise SystemExit(main({_ingest_args(out, video, workspace)!r}))"
 
 
 def _done_units(ws_root: Path) -> int:
@@ -97,18 +104,14 @@ def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, medi
     video = media_dir / "montage_6_shots.mp4"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed_root = tmp_path / "out" / "lora_foundry" / "workspaces" / "killed"
-    proc = subprocess.Popen(_ingest_cmd(tmp_path / "out", video, "killed"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _done_units(killed_root) < 120 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "ingest finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    marker = tmp_path / "held"
+    # the child commits 120 frames, then holds in the 121st commit until it is killed there
+    held = hold_code("lora_foundry.workspace.stage:StageRun.emit", 120, marker)
+    kill_when_held([sys.executable, "-c", held + _ingest_call(tmp_path / "out", video, "killed")], marker, env)
     with sqlite3.connect(killed_root / "manifest.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     done_before = _done_units(killed_root)
-    assert 0 < done_before < 500
+    assert done_before == 120
     before = {name: path.stat().st_ino for name, path in _frame_files(killed_root).items()}
 
     subprocess.run(_ingest_cmd(tmp_path / "out", video, "killed"), env=env, check=True, capture_output=True)

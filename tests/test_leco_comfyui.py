@@ -100,7 +100,6 @@ def test_glue_trains_and_comfyui_loads_the_result(tiny_checkpoint, tmp_path):
     assert erase["key_not_loaded"] == 0 and slider["key_not_loaded"] == 0
     assert "LECO: 1 settings from erase_red_car.toml" in erase["info"] and "type: leco" in erase["info"]
     assert all(p > 0 for p in slider["plus"]) and all(m < 0 for m in slider["minus"])
-    assert cancel["returned_after_s"] < 5.0
     assert "cancel_me-step000005.safetensors" in cancel["kept"]
     assert "resumed at step 5" in cancel["resume_report"] or "resumed at step 10" in cancel["resume_report"]
 

@@ -2,27 +2,27 @@
 workspace manifest passes ``PRAGMA integrity_check``.
 
 The processes are the real CLI demo and the real writer, killed with SIGKILL. To kill the writer
-while its staging folder exists (a small dataset is written in milliseconds), the child slows its
-caption writes down by wrapping ``atomic_write_text`` before it starts; nothing else changes.
+while its staging folder exists (a small dataset is written in milliseconds), the child holds at
+its first caption write until it is killed (``tests/holds.py``); nothing else changes, and no
+timing decides where the kill lands.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from holds import hold_code, kill_when_held
 
 pytestmark = pytest.mark.usefixtures("no_hang")
 REPO = Path(__file__).resolve().parents[2]
-SLOW_CAPTIONS = ("import time, lora_foundry.kohya.subsets as subsets; real = subsets.atomic_write_text; "
-                 "subsets.atomic_write_text = lambda *a, **k: (time.sleep(0.1), real(*a, **k))[1]; ")
+HELD_AT_FIRST_CAPTION = "lora_foundry.kohya.subsets:atomic_write_text", 0
+HELD_AT_FIFTH_FRAME = "lora_foundry.workspace.stage:StageRun.emit", 5
 
 
 def _clip(path: Path, frames: int = 40) -> Path:
@@ -42,13 +42,13 @@ def _clip(path: Path, frames: int = 40) -> Path:
     return path
 
 
-def _demo(video: Path, out: Path, slow: bool) -> list[str]:
+def _demo(video: Path, out: Path, hold: str = "") -> list[str]:
     call = f"from lora_foundry.cli import main; main(['demo', {str(video)!r}, '--out', {str(out)!r}, " \
            "'--mode', 'interval', '--interval', '0.1', '--long-side', '64'])"
-    return [sys.executable, "-c", (SLOW_CAPTIONS if slow else "") + call]
+    return [sys.executable, "-c", hold + call]
 
 
-def _writer(out: Path, slow: bool) -> list[str]:
+def _writer(out: Path, hold: str = "") -> list[str]:
     script = (
         "import numpy as np; from pathlib import Path\n"
         "from lora_foundry.kohya import dataset\n"
@@ -61,7 +61,7 @@ def _writer(out: Path, slow: bool) -> list[str]:
         "        st.emit(unit, position, [NewItem(kind='frame', relpath=rel, width=64, height=48)])\n"
         "dataset.write_kohya_dataset(ws, st.handle, dataset.DatasetSpec(name='killed', trigger='sks', "
         "resolution=64), dataset.datasets_root(out))\n")
-    return [sys.executable, "-c", (SLOW_CAPTIONS if slow else "") + script]
+    return [sys.executable, "-c", hold + script]
 
 
 def _staging(out: Path) -> list[Path]:
@@ -77,27 +77,21 @@ def _integrity(out: Path) -> list[str]:
     return results
 
 
-def _kill_when(command: list[str], ready, limit_s: float = 40.0) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + limit_s
-    while not ready() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _kill_when_held(build, tmp_path: Path, where: tuple[str, int]) -> None:
+    marker = tmp_path / "held"
+    kill_when_held(build(hold_code(*where, marker)), marker, {**os.environ, "PYTHONPATH": str(REPO)})
 
 
 @pytest.mark.parametrize("runner", ["demo", "writer"])
 def test_kill_9_during_the_dataset_write_leaves_no_staging_after_the_next_run(tmp_path, runner):
     out = tmp_path / "out"
     video = _clip(tmp_path / "clip.mp4")
-    build = (lambda slow: _demo(video, out, slow)) if runner == "demo" else (lambda slow: _writer(out, slow))
-    _kill_when(build(True), lambda: any(p.joinpath("img").is_dir() for p in _staging(out)))
+    build = (lambda hold="": _demo(video, out, hold)) if runner == "demo" else (lambda hold="": _writer(out, hold))
+    _kill_when_held(build, tmp_path, HELD_AT_FIRST_CAPTION)
     left = _staging(out)
     assert left, "the kill should have caught the writer with its staging folder"
     assert set(_integrity(out)) == {"ok"}
-    subprocess.run(build(False), env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, capture_output=True,
+    subprocess.run(build(), env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, capture_output=True,
                    timeout=60)
     assert _staging(out) == [] and not any(p.exists() for p in left)
     assert set(_integrity(out)) == {"ok"}
@@ -108,13 +102,9 @@ def test_kill_9_during_the_dataset_write_leaves_no_staging_after_the_next_run(tm
 def test_kill_9_during_the_demo_ingest_keeps_the_manifest_sound(tmp_path):
     out = tmp_path / "out"
     video = _clip(tmp_path / "clip.mp4", frames=80)
-
-    def ingesting() -> bool:
-        return any(p.suffix == ".jpg" for p in out.rglob("*.jpg"))
-
-    _kill_when(_demo(video, out, True), ingesting)
+    _kill_when_held(lambda hold="": _demo(video, out, hold), tmp_path, HELD_AT_FIFTH_FRAME)
     assert set(_integrity(out)) == {"ok"}
-    subprocess.run(_demo(video, out, False), env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
+    subprocess.run(_demo(video, out), env={**os.environ, "PYTHONPATH": str(REPO)}, check=True,
                    capture_output=True, timeout=60)
     assert set(_integrity(out)) == {"ok"} and _staging(out) == []
     assert not [p for p in out.rglob(".tmp-*")]
