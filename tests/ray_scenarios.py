@@ -87,19 +87,30 @@ def _pipeline(root: Path, videos: list[Path], options, runner=None) -> None:
     ws.close()
 
 
-def _killer(stop: threading.Event, killed: list[int]) -> None:
-    """Kill (SIGKILL, by pid) the first Ray worker seen running a unit."""
-    while not stop.is_set() and not killed:
-        for entry in Path("/proc").iterdir():
-            try:
-                title = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if entry.name.isdigit() and title.startswith(b"ray::_run_unit"):
-                time.sleep(0.5)  # let it write a frame or two first
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-                return
+def _held_after_first_message(gate: str, work, payload, send):
+    """In a Ray worker: do the unit's work, but after its first message (a frame is written) say so
+    (``<gate>.held-<pid>``) and wait until the test opens ``gate``: the kill scenario then kills a
+    worker that is, by construction, in the middle of a unit."""
+    def held_send(message) -> None:
+        send(message)
+        if message[0] != "progress" and not os.path.exists(gate):
+            Path(f"{gate}.held-{os.getpid()}").touch()
+            while not os.path.exists(gate):
+                time.sleep(0.05)
+
+    return work(payload, held_send)
+
+
+def _kill_a_held_worker(gate: Path, stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL (by pid) the first Ray worker held in the middle of a unit, then open the gate."""
+    while not stop.is_set():
+        held = sorted(gate.parent.glob(f"{gate.name}.held-*"))
+        if held:
+            pid = int(held[0].name.rsplit("-", 1)[1])
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            gate.touch()
+            return
         time.sleep(0.05)
 
 
@@ -144,12 +155,12 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         return {"local": dump(temp / "local"), "ray": dump(temp / "ray")}
     if scenario == "kill":
         videos = [MEDIA / "montage_6_shots.mp4", MEDIA / "city_street_cc0.mpg", MEDIA / "big_buck_bunny_clip.mp4"]
-        stop, killed = threading.Event(), []
-        watcher = threading.Thread(target=_killer, args=(stop, killed), daemon=True)
+        stop, killed, gate = threading.Event(), [], temp / "gate"
+        watcher = threading.Thread(target=_kill_a_held_worker, args=(gate, stop, killed), daemon=True)
         watcher.start()
         started = time.monotonic()
         try:
-            _pipeline(temp / "ray", videos, options, runner)
+            _pipeline(temp / "ray", videos, options, _GatedRunner(runner, gate, _held_after_first_message, first=0))
         finally:
             stop.set()
         seconds = time.monotonic() - started
@@ -197,17 +208,18 @@ def _gated(gate: str, work, payload, send):
 
 
 class _GatedRunner:
-    """The Ray runner with every unit after the first held at ``gate`` until the test opens it."""
+    """The Ray runner with units from number ``first`` on wrapped by ``hold`` (``_gated`` or
+    ``_held_after_first_message``) until the test opens ``gate``."""
 
-    def __init__(self, runner, gate: Path) -> None:
-        self.runner, self.gate = runner, gate
+    def __init__(self, runner, gate: Path, hold=None, first: int = 1) -> None:
+        self.runner, self.gate, self.hold, self.first = runner, gate, hold or _gated, first
 
     def check_shared(self, root: Path) -> None:
         self.runner.check_shared(root)
 
     def run(self, units, deliver, idle=None) -> None:
-        held = [units[0], *(replace(unit, work=functools.partial(_gated, str(self.gate), unit.work))
-                            for unit in units[1:])]
+        held = [*units[:self.first], *(replace(unit, work=functools.partial(self.hold, str(self.gate), unit.work))
+                                       for unit in units[self.first:])]
         self.runner.run(held, deliver, idle)
 
 
