@@ -21,11 +21,11 @@ from ..lora_foundry.lora.metadata import read_lora_info
 from ..lora_foundry.media.images import list_image_files, to_pil
 from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.paths import safe_name
-from ..lora_foundry.tensors import images_to_tensor
 from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import choice, inputs, integer, mappings, node, number, socket, text
+from ._tensors import images_to_tensor
 from .training import resolve_dataset
 
 NONE = "(none)"

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from ..lora_foundry import tensors
 from ..lora_foundry.media import images
 from ..lora_foundry.stages.frames import filter_stage as filters
 from ..lora_foundry.stages.frames import ingest_stage as ingest
@@ -17,6 +16,7 @@ from ..lora_foundry.stages.frames import interop_stage as interop
 from ..lora_foundry.stages.frames.parallel_ingest_stage import ingest_videos
 from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
+from . import _tensors as tensors
 from ._changed import files_state
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
 from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem

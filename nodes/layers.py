@@ -14,10 +14,10 @@ from ..lora_foundry.media.images import letterbox, load_rgb
 from ..lora_foundry.stages.layers import inpaint_stage, split, split_stage, track_stage
 from ..lora_foundry.stages.layers.inpaint import OPENCV_METHOD, InpaintSettings, lama_filler, opencv_filler
 from ..lora_foundry.stages.layers.segment import CharacterRules, parse_color
-from ..lora_foundry.tensors import images_to_tensor, masks_to_tensor, tensor_to_masks
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._tensors import images_to_tensor, masks_to_tensor, tensor_to_masks
 
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter).")
 

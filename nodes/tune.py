@@ -18,11 +18,11 @@ from ..lora_foundry.kohya.launcher import read_lora_metadata
 from ..lora_foundry.kohya.operator_config import load_trainer_install
 from ..lora_foundry.paths import confined, safe_name
 from ..lora_foundry.progress import CallbackProgress
-from ..lora_foundry.tensors import images_to_tensor
 from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import boolean, choice, inputs, integer, mappings, node, number, text
+from ._tensors import images_to_tensor
 from .evaluate import fingerprint, judge_inputs, make_embedder, render_inputs, settings_of, training_paths, trigger_of
 from .training import BASE_FOLDERS, base_models, interrupted, loras_dir, resolve_dataset
 

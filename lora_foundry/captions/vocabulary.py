@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from ..read_roots import ReadRoots
-from ..text_decode import read_text
+from .text_decode import read_text
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``lora-foundry ingest-many``: a folder or list of videos on every core, or on a Ray cluster.
 
-Kept apart from ``cli.py`` (one line registers it there) so the scaling options stay together.
+Kept apart from ``commands.py`` (one line registers it there) so the scaling options stay together.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .media.video import VIDEO_SUFFIXES
-from .progress import PrintProgress
-from .scale.config import ray_address, ray_runner
-from .stages.frames.parallel_ingest_stage import ingest_videos
-from .workspace import Workspace, workspace_path
+from ..media.video import VIDEO_SUFFIXES
+from ..progress import PrintProgress
+from ..scale.config import ray_address, ray_runner
+from ..stages.frames.parallel_ingest_stage import ingest_videos
+from ..workspace import Workspace, workspace_path
 
 
 def video_paths(sources: list[Path]) -> list[Path]:

@@ -1,4 +1,4 @@
-"""``lora-foundry``: the engine from the command line (no ComfyUI needed).
+"""``lora-foundry demo`` and ``ingest``, and the parser every subcommand module adds to (``main``).
 
 ``lora-foundry demo`` turns the bundled example clip (lora_foundry/data/) (or a video you name) into a kohya dataset in
 ./out with only what needs no model weights, printing what each stage did.
@@ -12,16 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_leco, cli_scale, cli_training
-from .data import EXAMPLE_VIDEO
-from .kohya import dataset
-from .kohya.launcher import TrainingFailed
-from .kohya.operator_config import TrainerNotConfigured
-from .progress import Cancelled, PrintProgress
-from .stages.frames import filter_stage as filters
-from .stages.frames import ingest_stage as ingest
-from .workspace import Workspace, workspace_path
-from .workspace.files import WorkspaceBusyError
+from ..data import EXAMPLE_VIDEO
+from ..kohya import dataset
+from ..kohya.launcher import TrainingFailed
+from ..kohya.operator_config import TrainerNotConfigured
+from ..progress import Cancelled, PrintProgress
+from ..stages.frames import filter_stage as filters
+from ..stages.frames import ingest_stage as ingest
+from ..workspace import Workspace, workspace_path
+from ..workspace.files import WorkspaceBusyError
+from . import leco as cli_leco
+from . import scale as cli_scale
+from . import training as cli_training
 
 BUNDLED_VIDEO = EXAMPLE_VIDEO  # ships in the package (lora_foundry/data/), never read from beside the checkout
 
@@ -123,5 +125,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .kohya import presets, train_config
-from .kohya.doctor import FIX, diagnose
-from .kohya.launcher import TrainingFailed
-from .kohya.log_parse import LossPoint
-from .kohya.operator_config import TrainerNotConfigured, load_trainer_install, validate_extra_options
-from .kohya.tokenizer_cache import build_clip_l, cache_status, missing_tokenizer_command
-from .kohya.training import TRAINING_DIR, describe, train_lora
-from .progress import PrintProgress
+from ..kohya import presets, train_config
+from ..kohya.doctor import FIX, diagnose
+from ..kohya.launcher import TrainingFailed
+from ..kohya.log_parse import LossPoint
+from ..kohya.operator_config import TrainerNotConfigured, load_trainer_install, validate_extra_options
+from ..kohya.tokenizer_cache import build_clip_l, cache_status, missing_tokenizer_command
+from ..kohya.training import TRAINING_DIR, describe, train_lora
+from ..progress import PrintProgress
 
 
 class _CtrlC:

@@ -1,4 +1,4 @@
-"""numpy arrays to and from ComfyUI's IMAGE and MASK tensors: the one place the engine converts them.
+"""numpy arrays to and from ComfyUI's IMAGE and MASK tensors: the one place they are converted.
 
 ComfyUI passes IMAGE as float32 ``[B,H,W,C]`` in 0..1 and MASK as float32 ``[B,H,W]``; the engine
 works on uint8 ``HxWx3``/``HxWx4`` arrays and bool ``HxW`` masks. Nodes (frames and layers alike)
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .media.images import resize_image
-from .media.masks import resize_mask, to_bool_mask
+from ..lora_foundry.media.images import resize_image
+from ..lora_foundry.media.masks import resize_mask, to_bool_mask
 
 
 def images_to_tensor(images: Sequence[np.ndarray], size: tuple[int, int] | None = None) -> Any:

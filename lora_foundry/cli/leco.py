@@ -11,11 +11,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .cli_training import _CtrlC, _print_loss, _reported
-from .kohya.leco_route import LECO_SCRIPTS, LecoRequest, describe_leco, launch_leco, plan_leco
-from .kohya.operator_config import load_trainer_install
-from .kohya.train_config import PreflightError
-from .progress import PrintProgress
+from ..kohya.leco_route import LECO_SCRIPTS, LecoRequest, describe_leco, launch_leco, plan_leco
+from ..kohya.operator_config import load_trainer_install
+from ..kohya.train_config import PreflightError
+from ..progress import PrintProgress
+from .training import _CtrlC, _print_loss, _reported
 
 
 def _request(args: argparse.Namespace) -> LecoRequest:
