@@ -1,30 +1,28 @@
-"""LECO on the graph's own MODEL and CLIP, with ComfyUI's LoRA weight adapters and sampling code.
+"""LECO's ComfyUI calls: the graph's own MODEL and CLIP, ComfyUI's LoRA weight adapters and sampling code.
 
-The engine loop (lora_foundry/leco/train.py) asks for a ``Backend`` and a ``LoraNetwork``; here
-both are built from ComfyUI, not copied from it:
+The training itself is the engine's (lora_foundry/leco/: the loop in ``train``, the network in
+``weight_network``); this bridge implements the two interfaces it asks for with ComfyUI's calls:
 
-- the network: one ``comfy.weight_adapter.lora.LoRAAdapter.create_train`` adapter (ComfyUI's own
-  trainable LoRA, the one its "Train LoRA" node uses) per attention/projection weight, attached
-  with ``ModelPatcher.add_weight_wrapper`` on a clone of the model, behind a wrapper that applies it
-  at the current multiplier (0 skips it: LECO predicts with the LoRA off and on within a step).
-  Kohya names come from ``comfy.lora.model_lora_keys_unet`` (diffusers-style names for SD1.x/2.x as
-  sd-scripts writes them, original-layout names for SDXL and DiTs), so the saved file is the one
-  ``LoraLoader`` maps back to the same weights.
+- ``ComfyWeights``, the network's ``WeightHost``: one ``comfy.weight_adapter.lora.LoRAAdapter.create_train``
+  adapter (ComfyUI's own trainable LoRA, the one its "Train LoRA" node uses) per weight the engine
+  picks, attached with ``ModelPatcher.add_weight_wrapper`` on a clone of the model. Kohya names come
+  from ``comfy.lora.model_lora_keys_unet`` (diffusers-style names for SD1.x/2.x as sd-scripts writes
+  them, original-layout names for SDXL and DiTs), so the saved file is the one ``LoraLoader`` maps
+  back to the same weights.
 - the backend: each step runs inside ``comfy.samplers.CFGGuider.sample`` with a ``Sampler`` whose
   ``sample`` is the step, as ComfyUI's trainer does, so the model is loaded and patched by
   ComfyUI and the prompts' conditioning is processed by ``process_conds`` (SDXL size conds
   included); predictions go through ``calc_cond_batch``, the partial denoise is k-diffusion's
   ``sample_euler`` on ``sampling_function`` (ComfyUI's CFG), sigmas come from ``calculate_sigmas``.
-- gradient checkpointing: ComfyUI's trainer helpers (``comfy_extras.nodes_train``) wrap the diffusion
-  model's top-level blocks for the run and unwrap them after.
+- gradient checkpointing: ComfyUI's trainer helpers (``comfy_extras.nodes_train``), handed to the
+  engine's ``weight_network.gradient_checkpointing``.
 
-Only modules named ``nodes/_comfy*.py`` may import ComfyUI (tests/test_code_rules.py).
+One of the three modules allowed to import ComfyUI (the list in tests/test_code_rules.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import comfy.k_diffusion.sampling
@@ -37,118 +35,39 @@ import comfy.weight_adapter.lora
 import torch
 
 from ..lora_foundry.leco.memory import MemoryModel
-from ..lora_foundry.leco.network import kohya_shapes
+from ..lora_foundry.leco.weight_network import CheckpointHelpers, WeightLoraNetwork, select_kohya_names
 
-SD_LAYER_WORDS = ("transformer_blocks", "proj_in", "proj_out")
-DIT_LAYER_WORDS = ("attn", "mlp", "ff", "proj")
 _BASE_VERSIONS = {"SD15": "sd_v1", "SD20": "sd_v2", "SDXL": "sdxl_base_v1-0"}
 
 
-class _AtMultiplier(torch.nn.Module):
-    """A ComfyUI train adapter applied at the network's multiplier: w + m·(adapter(w) − w)."""
+class ComfyWeights:
+    """The ``WeightHost`` of leco/weight_network.py on a clone of the graph's MODEL: names from
+    ComfyUI's LoRA loader, ComfyUI's trainable ``LoRAAdapter``, ``add_weight_wrapper``."""
 
-    def __init__(self, adapter: torch.nn.Module, network: ComfyLoraNetwork) -> None:
-        super().__init__()
-        self.adapter = adapter
-        self._network = [network]  # a list: not registered as a submodule
-
-    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
-        multiplier = self._network[0].multiplier
-        if multiplier == 0.0:
-            return weight
-        return weight + multiplier * (self.adapter(weight) - weight)
-
-    def move_to(self, device: Any) -> int:
-        return self.adapter.move_to(device)
-
-
-def _kohya_names(model: Any) -> dict[str, str]:
-    """{model weight key: kohya module name} for every diffusion-model weight LoraLoader maps."""
-    key_map = comfy.lora.model_lora_keys_unet(model, {})
-    present = set(model.state_dict())
-    ldm_style = isinstance(model, comfy.model_base.SDXL) or not any(
-        k.startswith("lora_unet_down_blocks_") for k in key_map)
-    names: dict[str, str] = {}
-    for name, weight_key in key_map.items():
-        if not name.startswith("lora_unet_") or weight_key not in present:
-            continue
-        is_ldm = name == "lora_unet_" + weight_key[len("diffusion_model."):-len(".weight")].replace(".", "_")
-        if is_ldm == ldm_style:
-            names[weight_key] = name
-    return names
-
-
-def _trainable(weight_key: str, weight: torch.Tensor, dit: bool) -> bool:
-    linear = weight.dim() == 2
-    pointwise = weight.dim() == 4 and tuple(weight.shape[2:]) == (1, 1)
-    words = DIT_LAYER_WORDS if dit else SD_LAYER_WORDS
-    return (linear or pointwise) and any(word in weight_key for word in words)
-
-
-def _trainable_through(model: torch.nn.Module) -> None:
-    """Swap inference-mode weights for equal normal tensors, once, so gradients can flow through them.
-
-    ComfyUI loads checkpoints inside ``torch.inference_mode``; such tensors cannot be saved for
-    backward, yet the gradient of a LoRA in an early layer flows back through every later layer.
-    (ComfyUI's own trainer puts a weight function on every layer, which copies every weight at every
-    forward; one swap is cheaper: measured, a third of each forward went to those copies.) The values
-    are identical, so every other user of the shared model sees no change."""
-    for module in model.modules():
-        for name, param in list(module.named_parameters(recurse=False)):
-            if param.is_inference():
-                setattr(module, name, torch.nn.Parameter(param.detach().clone(), requires_grad=False))
-
-
-class ComfyLoraNetwork:
-    """The engine's ``LoraNetwork`` over ComfyUI train adapters on a clone of ``model``."""
-
-    def __init__(self, model: Any, rank: int, alpha: float, seed: int) -> None:
-        self.rank, self.alpha, self.multiplier = int(rank), float(alpha), 0.0
+    def __init__(self, model: Any) -> None:
         self.patcher = model.clone()
-        base = self.patcher.model
-        names = _kohya_names(base)
-        dit = not any(word in key for key in names for word in SD_LAYER_WORDS)
-        self.adapters: dict[str, tuple[torch.nn.Module, tuple[int, ...]]] = {}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for weight_key, kohya_name in sorted(names.items()):
-                weight = comfy.utils.get_attr(base, weight_key)
-                if not _trainable(weight_key, weight, dit):
-                    continue
-                adapter = comfy.weight_adapter.lora.LoRAAdapter.create_train(
-                    weight.float(), rank=self.rank, alpha=self.alpha).to(torch.float32)
-                self.patcher.add_weight_wrapper(weight_key, _AtMultiplier(adapter, self))
-                self.adapters[kohya_name] = (adapter, tuple(weight.shape))
-        if not self.adapters:
-            raise ValueError("this model has no attention or projection weights LECO can train")
-        base.requires_grad_(False)
-        _trainable_through(base.diffusion_model)
+        self.model = self.patcher.model
+        self.diffusion_model = self.model.diffusion_model
 
-    def set_multiplier(self, value: float) -> None:
-        self.multiplier = float(value)
+    def kohya_names(self) -> dict[str, str]:
+        key_map = comfy.lora.model_lora_keys_unet(self.model, {})
+        ldm_layout = isinstance(self.model, comfy.model_base.SDXL) or not any(
+            k.startswith("lora_unet_down_blocks_") for k in key_map)
+        return select_kohya_names(key_map, set(self.model.state_dict()), ldm_layout)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [p for adapter, _ in self.adapters.values() for p in (adapter.lora_down.weight,
-                                                                    adapter.lora_up.weight)]
+    def weight(self, key: str) -> torch.Tensor:
+        return comfy.utils.get_attr(self.model, key)
 
-    def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def new_adapter(self, weight: torch.Tensor, rank: int, alpha: float) -> torch.nn.Module:
+        return comfy.weight_adapter.lora.LoRAAdapter.create_train(weight, rank=rank, alpha=alpha)
 
-    def kohya_state(self) -> dict[str, torch.Tensor]:
-        state = {}
-        for name, (adapter, shape) in self.adapters.items():
-            down, up = kohya_shapes(adapter.lora_down.weight.detach(), adapter.lora_up.weight.detach(), shape)
-            state[f"{name}.lora_down.weight"] = down.float().cpu().contiguous()
-            state[f"{name}.lora_up.weight"] = up.float().cpu().contiguous()
-            state[f"{name}.alpha"] = torch.tensor(self.alpha)
-        return state
+    def attach(self, key: str, wrapper: Any) -> None:
+        self.patcher.add_weight_wrapper(key, wrapper)
 
-    def load_kohya_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, (adapter, _) in self.adapters.items():
-                for part in ("lora_down", "lora_up"):
-                    param = getattr(adapter, part).weight
-                    param.copy_(state[f"{name}.{part}.weight"].reshape(param.shape))
+
+def lora_network(model: Any, rank: int, alpha: float, seed: int) -> WeightLoraNetwork:
+    """The LECO network on a clone of ``model`` (``network.host.patcher`` is the patched clone)."""
+    return WeightLoraNetwork(ComfyWeights(model), rank, alpha, seed)
 
 
 class _StepSampler(comfy.samplers.Sampler):
@@ -227,7 +146,7 @@ class ComfyBackend:
         return sampler.result
 
 
-def _checkpoint_helpers() -> tuple[Callable, Callable, Callable] | None:
+def checkpoint_helpers() -> CheckpointHelpers | None:
     """ComfyUI's own gradient-checkpointing helpers (the ones its "Train LoRA" node uses), or None
     when this ComfyUI has none: its UNet and DiT blocks take no checkpoint flag of their own."""
     try:
@@ -238,33 +157,6 @@ def _checkpoint_helpers() -> tuple[Callable, Callable, Callable] | None:
     if not all(callable(getattr(nodes_train, name, None)) for name in names):
         return None
     return tuple(getattr(nodes_train, name) for name in names)
-
-
-@contextlib.contextmanager
-def gradient_checkpointing(patcher: Any, enabled: bool) -> Iterator[str]:
-    """Recompute each top-level block of the diffusion model in backward instead of keeping its
-    activations, as ComfyUI's trainer does; the blocks' forwards are restored on exit (the model is
-    the graph's, shared). Yields the state for the report: "on", "off" or "not available"."""
-    helpers = _checkpoint_helpers() if enabled else None
-    if helpers is None:
-        yield "not available in this ComfyUI" if enabled else "off"
-        return
-    find, patch, unpatch = helpers
-    blocks = find(patcher.model.diffusion_model)
-    for block in blocks:
-        patch(block)
-    try:
-        yield "on"
-    finally:
-        for block in blocks:
-            unpatch(block)
-
-
-@contextlib.contextmanager
-def training_mode() -> Iterator[None]:
-    """Gradients on and ComfyUI's inference mode off: tensors made inside can be trained."""
-    with torch.inference_mode(False), torch.enable_grad():
-        yield
 
 
 def encode_prompts(clip: Any, prompts: Sequence[str]) -> dict[str, list]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.fileio import atomic_write_text
-from ..lora_foundry.leco import checkpoints, memory, prompt_set, train
+from ..lora_foundry.leco import checkpoints, memory, prompt_set, train, weight_network
 from ..lora_foundry.leco.prompts import PromptSetting, parse_prompt_text
 from ..lora_foundry.lora.stack import StackEntry
 from . import _comfy
@@ -106,16 +106,19 @@ class TrainLECO:
         settings = parse_prompt_text(prompts_toml, "prompts_toml")
         config = train.LecoConfig(steps=steps, learning_rate=learning_rate, max_denoising_steps=max_denoising_steps,
                                   denoise_guidance=denoise_guidance, seed=seed, save_every=save_every, resume=resume)
-        with _comfy_leco.training_mode():
-            network = _comfy_leco.ComfyLoraNetwork(model, rank, alpha, seed)
+        with weight_network.training_mode():
+            network = _comfy_leco.lora_network(model, rank, alpha, seed)
             need = _check_memory(_comfy_leco, model, network, settings)
             files = _run_files(name, settings, network, config, dtype, overwrite,
                                _comfy_leco.base_model_version(model))
             files.check_can_start(resume)
             atomic_write_text(files.folder / f"{files.stem}.toml", prompts_toml)
             conds = _comfy_leco.encode_prompts(clip, [p for s in settings for p in s.prompts()])
-            backend = _comfy_leco.ComfyBackend(network.patcher, conds, _comfy.check_interrupt)
-            with _comfy_leco.gradient_checkpointing(network.patcher, gradient_checkpointing) as checkpointing:
+            patcher = network.host.patcher
+            backend = _comfy_leco.ComfyBackend(patcher, conds, _comfy.check_interrupt)
+            with weight_network.gradient_checkpointing(network.host.diffusion_model,
+                                                       _comfy_leco.checkpoint_helpers(),
+                                                       gradient_checkpointing) as checkpointing:
                 result = train.train_leco(backend, network, settings, config, files,
                                           _comfy.ComfyProgress(unique_id), _LossEvents(unique_id, steps))
         path = files.save_final(network, result.steps_done)

@@ -17,6 +17,7 @@ from ..lora_foundry.kohya.operator_config import load_trainer_install
 from ..lora_foundry.kohya.train_config import PreflightError, resolve_model_file
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR
 from ..lora_foundry.leco.prompts import parse_prompt_text
+from ..lora_foundry.leco.train import LecoConfig
 from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.paths import confined
 from . import _comfy
@@ -69,11 +70,12 @@ class KohyaTrainLECO:
               unique_id: str | None = None) -> dict[str, Any]:
         toml_text = read_prompts(prompts_toml, prompts_file)
         base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]
+        training = LecoConfig(steps=steps, learning_rate=learning_rate, seed=seed, save_every=save_every,
+                              max_denoising_steps=max_denoising_steps, denoise_guidance=denoise_guidance)
         request = LecoRequest(architecture=architecture, base_model=resolve_model_file(base_model, base_dirs,
                                                                                        "base model"),
-                              prompts_toml=toml_text, output_name=output_name, steps=steps,
-                              learning_rate=learning_rate, rank=rank, alpha=alpha, seed=seed, save_every=save_every,
-                              max_denoising_steps=max_denoising_steps, denoise_guidance=denoise_guidance)
+                              prompts_toml=toml_text, output_name=output_name, rank=rank, alpha=alpha,
+                              training=training)
         install = load_trainer_install(_comfy.user_root())
         run_root = _comfy.output_root().joinpath(*TRAINING_DIR[:-1], LECO_RUNS)
         spec, final = plan_leco(request, install, run_root, loras_dir())

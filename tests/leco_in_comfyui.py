@@ -38,7 +38,7 @@ spec = importlib.util.spec_from_file_location("lf_pack", PACK / "__init__.py", s
 pack = importlib.util.module_from_spec(spec)
 sys.modules["lf_pack"] = pack
 spec.loader.exec_module(pack)
-from lf_pack.lora_foundry.leco import train  # noqa: E402
+from lf_pack.lora_foundry.leco import train, weight_network  # noqa: E402
 from lf_pack.lora_foundry.leco.prompts import parse_prompt_text  # noqa: E402
 from lf_pack.nodes import _comfy_leco, compose, leco  # noqa: E402
 
@@ -173,8 +173,8 @@ def _rss() -> int:
 
 def memory_checks(checkpointing: bool, resolution: int) -> dict:
     """Peak resident memory added while training, sampled every 5 ms from /proc/self/statm."""
-    with _comfy_leco.training_mode():  # the one-time swap of inference-mode weights is not training memory
-        _comfy_leco.ComfyLoraNetwork(MODEL, 4, 4.0, 0)
+    with weight_network.training_mode():  # the one-time swap of inference-mode weights is not training memory
+        _comfy_leco.lora_network(MODEL, 4, 4.0, 0)
     peak, done = [_rss()], threading.Event()
     before = peak[0]
 

@@ -10,6 +10,7 @@ from fixtures_fake_trainer import FAKE_TRAINER, add_leco_scripts, make_base_mode
 from lora_foundry.kohya.launcher import TrainingFailed
 from lora_foundry.kohya.leco_route import LecoRequest, LecoUnsupported, plan_leco, run_leco
 from lora_foundry.leco.prompts import PromptFileError
+from lora_foundry.leco.train import LecoConfig
 from lora_foundry.progress import CallbackProgress
 
 SLIDER = '[[prompts]]\ntarget_class = "person"\npositive = "old"\nnegative = "young"\n'
@@ -21,8 +22,8 @@ def install(tmp_path):
 
 
 def _request(tmp_path, **more):
-    return LecoRequest("sd15", make_base_model(tmp_path / "checkpoints"), SLIDER, "age_slider", steps=6,
-                       save_every=2, **more)
+    return LecoRequest("sd15", make_base_model(tmp_path / "checkpoints"), SLIDER, "age_slider",
+                       training=LecoConfig(steps=6, save_every=2), **more)
 
 
 def test_runs_train_leco_with_the_prompt_toml_and_publishes_the_lora(tmp_path, install):

@@ -14,6 +14,7 @@ from typing import Any
 from ..kohya.leco_route import LECO_SCRIPTS, LecoRequest, describe_leco, launch_leco, plan_leco
 from ..kohya.operator_config import load_trainer_install
 from ..kohya.train_config import PreflightError
+from ..leco.train import LecoConfig
 from ..progress import PrintProgress
 from .training import _CtrlC, _print_loss, _reported
 
@@ -23,10 +24,11 @@ def _request(args: argparse.Namespace) -> LecoRequest:
     if base.suffix.lower() != ".safetensors":
         raise PreflightError(f"base model {base} is not a .safetensors file (pickle formats are refused)")
     prompts = args.prompts.expanduser().read_text(encoding="utf-8")
+    training = LecoConfig(steps=args.steps, learning_rate=args.lr, seed=args.seed, save_every=args.save_every,
+                          max_denoising_steps=args.max_denoising_steps, denoise_guidance=args.denoise_guidance)
     return LecoRequest(architecture=args.architecture, base_model=base, prompts_toml=prompts,
-                       output_name=args.name or args.prompts.stem, steps=args.steps, learning_rate=args.lr,
-                       rank=args.rank, alpha=args.alpha, seed=args.seed, save_every=args.save_every,
-                       max_denoising_steps=args.max_denoising_steps, denoise_guidance=args.denoise_guidance)
+                       output_name=args.name or args.prompts.stem, rank=args.rank, alpha=args.alpha,
+                       training=training)
 
 
 @_reported

@@ -18,6 +18,7 @@ import tomli_w
 
 from ..fileio import atomic_write_text
 from ..leco.prompts import parse_prompt_text
+from ..leco.train import LecoConfig
 from ..paths import confined, safe_name
 from ..progress import Progress
 from .launcher import LaunchSpec, TrainResult, run_training
@@ -35,20 +36,17 @@ class LecoUnsupported(PreflightError):
 
 @dataclass(frozen=True)
 class LecoRequest:
-    """One kohya LECO run: the prompt TOML text and the few numbers train_leco.py takes."""
+    """One kohya LECO run: the base model, the prompt TOML text, the network's size, and the training
+    settings, which are the in-graph trainer's own type (``leco.train.LecoConfig``, one settings type
+    for both routes; ``max_grad_norm`` and ``resume`` are the in-graph trainer's only)."""
 
     architecture: str
     base_model: Path
     prompts_toml: str
     output_name: str
-    steps: int = 500
-    learning_rate: float = 1e-4
     rank: int = 4
     alpha: float = 1.0
-    seed: int = 0
-    save_every: int = 0
-    max_denoising_steps: int = 40
-    denoise_guidance: float = 3.0
+    training: LecoConfig = LecoConfig()
 
 
 def leco_script(install: TrainerInstall, architecture: str) -> Path:
@@ -65,15 +63,16 @@ def leco_script(install: TrainerInstall, architecture: str) -> Path:
 
 def _config(request: LecoRequest, name: str, run_dir: Path, prompts: Path) -> dict[str, Any]:
     """``--config_file`` sections (sd-scripts flattens them) with train_leco.py's own option names."""
+    training = request.training
     return {
         "model": {"pretrained_model_name_or_path": str(request.base_model)},
         "network": {"network_module": "networks.lora", "network_dim": int(request.rank),
                     "network_alpha": float(request.alpha)},
-        "training": {"prompts_file": str(prompts), "max_train_steps": int(request.steps),
-                     "learning_rate": float(request.learning_rate), "seed": int(request.seed),
-                     "max_denoising_steps": int(request.max_denoising_steps),
-                     "leco_denoise_guidance_scale": float(request.denoise_guidance),
-                     "save_every_n_steps": int(request.save_every), "save_model_as": "safetensors"},
+        "training": {"prompts_file": str(prompts), "max_train_steps": int(training.steps),
+                     "learning_rate": float(training.learning_rate), "seed": int(training.seed),
+                     "max_denoising_steps": int(training.max_denoising_steps),
+                     "leco_denoise_guidance_scale": float(training.denoise_guidance),
+                     "save_every_n_steps": int(training.save_every), "save_model_as": "safetensors"},
         "paths": {"output_dir": str(run_dir), "output_name": name},
     }
 

@@ -2,8 +2,9 @@
 
 The loop needs four things from a network: switch it off and on at a multiplier (LECO predicts
 with the LoRA at 0 and at the setting's multiplier within one step), its trainable parameters, and
-its weights in kohya's key format to save and to resume from. Inside ComfyUI the network is built
-from ComfyUI's own weight adapters (nodes/_comfy_leco.py); ``TorchLoraNetwork`` here adds the same
+its weights in kohya's key format to save and to resume from (``adapter_kohya_state``, the one
+writer and reader of that state). Inside ComfyUI the network wraps the model's weights
+(``weight_network``, with nodes/_comfy_leco.py as its host); ``TorchLoraNetwork`` here adds the same
 ``lora_down``/``lora_up``/``alpha`` update to ``nn.Linear`` and 1×1 ``nn.Conv2d`` layers of any
 torch model through forward hooks, for CI stand-ins and the command line.
 """
@@ -44,6 +45,31 @@ def kohya_shapes(down: Any, up: Any, weight_shape: tuple[int, ...]) -> tuple[Any
     if len(weight_shape) == 4:
         return down.reshape(down.shape[0], -1, 1, 1), up.reshape(up.shape[0], -1, 1, 1)
     return down.reshape(down.shape[0], -1), up.reshape(up.shape[0], -1)
+
+
+def adapter_kohya_state(factors: Mapping[str, tuple[Any, Any, tuple[int, ...]]], alpha: float) -> dict[str, Any]:
+    """The kohya state of ``{module name: (down, up, weight shape)}``: every network saves through
+    this, so a LoRA from either network loads the same way (``LoraNetwork.kohya_state``)."""
+    import torch
+
+    state = {}
+    for name, (down, up, shape) in factors.items():
+        down, up = kohya_shapes(down.detach(), up.detach(), shape)
+        state[f"{name}.lora_down.weight"] = down.float().cpu().contiguous()
+        state[f"{name}.lora_up.weight"] = up.float().cpu().contiguous()
+        state[f"{name}.alpha"] = torch.tensor(alpha)
+    return state
+
+
+def load_adapter_kohya_state(factors: Mapping[str, tuple[Any, Any, tuple[int, ...]]],
+                             state: Mapping[str, Any]) -> None:
+    """Copy a ``kohya_state`` back into the ``(down, up, shape)`` factors it was made from (resume)."""
+    import torch
+
+    with torch.no_grad():
+        for name, (down, up, _) in factors.items():
+            down.copy_(state[f"{name}.lora_down.weight"].reshape(down.shape))
+            up.copy_(state[f"{name}.lora_up.weight"].reshape(up.shape))
 
 
 class _Adapter:
@@ -98,24 +124,14 @@ class TorchLoraNetwork:
     def parameters(self) -> list[Any]:
         return [p for a in self.adapters.values() for p in (a.down, a.up)]
 
-    def kohya_state(self) -> dict[str, Any]:
-        import torch
+    def _factors(self) -> dict[str, tuple[Any, Any, tuple[int, ...]]]:
+        return {name: (a.down, a.up, a.weight_shape) for name, a in self.adapters.items()}
 
-        state = {}
-        for name, adapter in self.adapters.items():
-            down, up = kohya_shapes(adapter.down.detach(), adapter.up.detach(), adapter.weight_shape)
-            state[f"{name}.lora_down.weight"] = down.float().cpu().contiguous()
-            state[f"{name}.lora_up.weight"] = up.float().cpu().contiguous()
-            state[f"{name}.alpha"] = torch.tensor(self.alpha)
-        return state
+    def kohya_state(self) -> dict[str, Any]:
+        return adapter_kohya_state(self._factors(), self.alpha)
 
     def load_kohya_state(self, state: Mapping[str, Any]) -> None:
-        import torch
-
-        with torch.no_grad():
-            for name, adapter in self.adapters.items():
-                adapter.down.copy_(state[f"{name}.lora_down.weight"].reshape(adapter.down.shape))
-                adapter.up.copy_(state[f"{name}.lora_up.weight"].reshape(adapter.up.shape))
+        load_adapter_kohya_state(self._factors(), state)
 
     def remove(self) -> None:
         """Take the hooks off the model."""

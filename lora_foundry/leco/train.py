@@ -65,14 +65,17 @@ class CheckpointStore(Protocol):
 
 @dataclass(frozen=True)
 class LecoConfig:
-    """How long and how hard to train; the defaults are sd-scripts' LECO defaults where it has them."""
+    """How long and how hard to train, in the graph (``train_leco``) or through kohya's
+    ``train_leco.py`` (``kohya.leco_route.LecoRequest.training``); the defaults are sd-scripts' LECO
+    defaults where it has them. ``save_every`` 0 (only the final LoRA) is sd-scripts' and the
+    command line's default; the LF Train LECO node's widget still defaults to 50."""
 
     steps: int = 500
     learning_rate: float = 1e-4
     max_denoising_steps: int = 40
     denoise_guidance: float = 3.0
     seed: int = 0
-    save_every: int = 50
+    save_every: int = 0
     max_grad_norm: float = 1.0
     resume: bool = True
 
