@@ -1,26 +1,30 @@
-"""Declaring nodes in a few lines that still come out as ComfyUI's classic (V1) declarations.
+"""Nodes declared as data: one declaration per input, turned into ComfyUI's classic (V1) ``INPUT_TYPES``.
 
 Why V1 underneath: classic classes import without ComfyUI (CI has none), load in every ComfyUI
 0.3.x, and keep saved workflows' node ids and widget positions exactly (docs/ARCHITECTURE.md says
-why we did not move to the V3 ``comfy_api`` schema). Why a helper on top: written by hand, every
-node repeated its id twice, its hidden input in two shapes, and a tooltip was easy to forget.
+why we did not move to the V3 ``comfy_api`` schema). Why data on top: written by hand, every node
+repeated its id twice, its hidden input in two shapes, a tooltip was easy to forget, and each node
+file carried an ``INPUT_TYPES`` method of plumbing. Now a node file holds its work.
 
-- ``@node(id, display name, ...)`` is the one registration of a node: it sets ``CATEGORY``,
-  ``DESCRIPTION``, ``FUNCTION``, ``RETURN_TYPES``/``RETURN_NAMES``, ``OUTPUT_NODE`` and the id and
-  name that ``mappings`` turns into ``NODE_CLASS_MAPPINGS``/``NODE_DISPLAY_NAME_MAPPINGS``.
+- ``@node(id, display name, ..., inputs={...}, optional={...})`` is the one registration of a node:
+  it sets ``CATEGORY``, ``DESCRIPTION``, ``FUNCTION``, ``RETURN_TYPES``/``RETURN_NAMES``,
+  ``OUTPUT_NODE``, the id and name that ``mappings`` turns into ``NODE_CLASS_MAPPINGS``/
+  ``NODE_DISPLAY_NAME_MAPPINGS``, keeps the declaration as ``cls.INPUTS`` and generates
+  ``INPUT_TYPES`` from it, with the hidden ``unique_id`` every node receives (ComfyUI's progress
+  bar and previews are addressed by it). Input order is the declaration's: saved workflows store
+  widget values by position.
 - Input builders (``integer``, ``number``, ``text``, ``boolean``, ``choice``, ``socket``) take the
-  tooltip as a required argument and return the V1 ``(type, options)`` tuple.
-- ``inputs(required, optional)`` adds the hidden ``unique_id`` every node receives (ComfyUI's
-  progress bar and previews are addressed by it).
+  tooltip as a required argument and return an ``Input``. A combo's choices (and its default) may
+  be a function, called each time ComfyUI asks for the node's inputs (the files in a folder).
+- Socket inputs are checked against ``_sockets.py`` on every run, from the declaration.
 
 Example::
 
     @node("LF_DatasetSubset", "LF Dataset Subset", category="dataset", function="add",
-          outputs=[("LF_SUBSETS", "subsets")], description="Adds another concept ...")
+          outputs=[("LF_SUBSETS", "subsets")], description="Adds another concept ...",
+          inputs={"repeats": integer("num_repeats; 0 = balance", 0, 0, 1000)})
     class DatasetSubset:
-        @classmethod
-        def INPUT_TYPES(cls):
-            return inputs({"repeats": integer("num_repeats; 0 = balance", 0, 0, 1000)})
+        def add(self, repeats: int, unique_id: str | None = None) -> tuple: ...
 
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(DatasetSubset)
 """
@@ -30,7 +34,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _comfy
@@ -39,7 +44,60 @@ from ._sockets import check_sockets
 HIDDEN = {"unique_id": "UNIQUE_ID"}
 RAW_METHOD = "__lf_original__"  # the undecorated node method, kept on the wrapper
 NodeClass = TypeVar("NodeClass", bound=type)
+Choices = Sequence[str] | Callable[[], Sequence[str]]
 logger = logging.getLogger("lora_foundry")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input as data: its ComfyUI type, its options (tooltip included), and for a combo its
+    choices and default, either fixed or a function called when ComfyUI lists the node's inputs."""
+
+    kind: str  # "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO" or a socket type ("LF_FRAMES", "MODEL" ...)
+    options: Mapping[str, Any]
+    choices: Choices | None = None
+    default: str | Callable[[], str] | None = field(default=None)
+
+    def listed(self) -> list[str]:
+        """A combo's choices now."""
+        return list(self.choices() if callable(self.choices) else self.choices or [])
+
+    def default_value(self) -> Any:
+        """The value a new node starts with (a combo without one starts on its first choice)."""
+        if self.kind != "COMBO":
+            return self.options.get("default")
+        default = self.default() if callable(self.default) else self.default
+        return default if default is not None else next(iter(self.listed()), None)
+
+    def v1(self) -> tuple[Any, dict[str, Any]]:
+        """The classic ``(TYPE, options)`` tuple; a combo's TYPE is its list of choices."""
+        if self.kind != "COMBO":
+            return (self.kind, dict(self.options))
+        listed = self.listed()
+        default = self.default() if callable(self.default) else self.default
+        if default is not None and default not in listed:
+            raise ValueError(f"default {default!r} is not among the choices {listed}")
+        more = {"default": default} if default is not None else {}
+        return (listed, {**more, **self.options})
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A node's inputs in declaration order: required, then optional (ComfyUI's sections)."""
+
+    required: Mapping[str, Input]
+    optional: Mapping[str, Input]
+
+    def sections(self) -> dict[str, Mapping[str, Input]]:
+        return {"required": self.required, "optional": self.optional}
+
+    def input_types(self) -> dict[str, Any]:
+        """The V1 ``INPUT_TYPES`` value, hidden ``unique_id`` included."""
+        declared: dict[str, Any] = {"required": {name: spec.v1() for name, spec in self.required.items()}}
+        if self.optional:
+            declared["optional"] = {name: spec.v1() for name, spec in self.optional.items()}
+        declared["hidden"] = dict(HIDDEN)
+        return declared
 
 
 def _one_line_per_run(display_name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,19 +115,26 @@ def _one_line_per_run(display_name: str, method: Callable[..., Any]) -> Callable
 
 
 def node(node_id: str, display_name: str, *, category: str, function: str, description: str,
-         outputs: Sequence[tuple[str, str]] = (), output_node: bool = False) -> Callable[[NodeClass], NodeClass]:
+         outputs: Sequence[tuple[str, str]] = (), output_node: bool = False,
+         inputs: Mapping[str, Input] | None = None,
+         optional: Mapping[str, Input] | None = None) -> Callable[[NodeClass], NodeClass]:
     """Register a node class: its id and display name (written once), category under "LoRA Foundry/",
-    the method ComfyUI calls, a description for the node's help, and its ``(type, name)`` outputs."""
+    the method ComfyUI calls, a description for the node's help, its ``(type, name)`` outputs, and
+    its ``inputs`` (required) and ``optional`` inputs, from which ``INPUT_TYPES`` is generated."""
     if not node_id.startswith("LF_"):
         raise ValueError(f"node ids start with LF_: {node_id!r}")
     if not description.strip():
         raise ValueError(f"{node_id} needs a description")
+    declared = None if inputs is None else _declared(node_id, inputs, optional or {})
 
     def register(cls: NodeClass) -> NodeClass:
         cls.NODE_ID = node_id
         cls.DISPLAY_NAME = display_name
         cls.CATEGORY = f"{_comfy.CATEGORY}/{category}"
         cls.FUNCTION = function
+        if declared is not None:
+            cls.INPUTS = declared
+            cls.INPUT_TYPES = classmethod(lambda _cls: declared.input_types())
         method = getattr(cls, function, None)
         if callable(method):
             # A node class that subclasses another node inherits its already-wrapped method: wrap the
@@ -86,6 +151,16 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
         return cls
 
     return register
+
+
+def _declared(node_id: str, required: Mapping[str, Input], optional: Mapping[str, Input]) -> Declared:
+    for name, spec in {**required, **optional}.items():
+        if not isinstance(spec, Input):
+            raise TypeError(f"{node_id} input {name!r}: declare it with a builder (integer, choice, socket ...)")
+    clash = set(required) & set(optional)
+    if clash:
+        raise ValueError(f"{node_id}: inputs both required and optional: {sorted(clash)}")
+    return Declared(dict(required), dict(optional))
 
 
 def _checked(cls: type, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,52 +188,46 @@ def mappings(*classes: type) -> tuple[dict[str, type], dict[str, str]]:
     return found, {node_id: cls.DISPLAY_NAME for node_id, cls in found.items()}
 
 
-def inputs(required: dict[str, tuple], optional: dict[str, tuple] | None = None) -> dict[str, Any]:
-    """A V1 ``INPUT_TYPES`` value: required and optional inputs plus the hidden ``unique_id``."""
-    declared: dict[str, Any] = {"required": dict(required)}
-    if optional:
-        declared["optional"] = dict(optional)
-    declared["hidden"] = dict(HIDDEN)
-    return declared
-
-
 def _options(tooltip: str, more: dict[str, Any]) -> dict[str, Any]:
     if not tooltip or not tooltip.strip():
         raise ValueError("every input needs a tooltip")
     return {**{k: v for k, v in more.items() if v is not None}, "tooltip": tooltip}
 
 
-def socket(kind: str, tooltip: str, **more: Any) -> tuple[str, dict[str, Any]]:
+def socket(kind: str, tooltip: str, **more: Any) -> Input:
     """A connection-only input of type ``kind`` (``LF_FRAMES``, ``MODEL``, ``IMAGE`` ...)."""
-    return (kind, _options(tooltip, more))
+    return Input(kind, _options(tooltip, more))
 
 
 def integer(tooltip: str, default: int, min: int, max: int, step: int | None = None,  # noqa: A002
-            **more: Any) -> tuple[str, dict[str, Any]]:
+            **more: Any) -> Input:
     """An INT widget."""
-    return ("INT", _options(tooltip, {"default": default, "min": min, "max": max, "step": step, **more}))
+    return Input("INT", _options(tooltip, {"default": default, "min": min, "max": max, "step": step, **more}))
 
 
 def number(tooltip: str, default: float, min: float, max: float, step: float | None = None,  # noqa: A002
-           **more: Any) -> tuple[str, dict[str, Any]]:
+           **more: Any) -> Input:
     """A FLOAT widget."""
-    return ("FLOAT", _options(tooltip, {"default": default, "min": min, "max": max, "step": step, **more}))
+    return Input("FLOAT", _options(tooltip, {"default": default, "min": min, "max": max, "step": step, **more}))
 
 
-def text(tooltip: str, default: str = "", multiline: bool = False, **more: Any) -> tuple[str, dict[str, Any]]:
+def text(tooltip: str, default: str = "", multiline: bool = False, **more: Any) -> Input:
     """A STRING widget (one line, or a text box with ``multiline``)."""
-    return ("STRING", _options(tooltip, {"default": default, "multiline": multiline or None, **more}))
+    return Input("STRING", _options(tooltip, {"default": default, "multiline": multiline or None, **more}))
 
 
-def boolean(tooltip: str, default: bool, **more: Any) -> tuple[str, dict[str, Any]]:
+def boolean(tooltip: str, default: bool, **more: Any) -> Input:
     """A BOOLEAN toggle."""
-    return ("BOOLEAN", _options(tooltip, {"default": default, **more}))
+    return Input("BOOLEAN", _options(tooltip, {"default": default, **more}))
 
 
-def choice(choices: Iterable[str], tooltip: str, default: str | None = None,
-           **more: Any) -> tuple[list[str], dict[str, Any]]:
-    """A combo box; ``default`` must be one of ``choices`` (the first when omitted)."""
-    listed = list(choices)
-    if default is not None and default not in listed:
-        raise ValueError(f"default {default!r} is not among the choices {listed}")
-    return (listed, _options(tooltip, {"default": default, **more}))
+def choice(choices: Iterable[str] | Callable[[], Sequence[str]], tooltip: str,
+           default: str | Callable[[], str] | None = None, **more: Any) -> Input:
+    """A combo box; ``default`` must be one of ``choices`` (the first when omitted). Either may be a
+    function, called each time the node's inputs are listed (files in a folder)."""
+    if callable(choices):
+        return Input("COMBO", _options(tooltip, more), choices, default)
+    listed = tuple(choices)
+    if default is not None and not callable(default) and default not in listed:
+        raise ValueError(f"default {default!r} is not among the choices {list(listed)}")
+    return Input("COMBO", _options(tooltip, more), listed, default)

@@ -12,7 +12,8 @@ room first (``_comfy.ComfyMemory``), so the caches hold CPU copies only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,19 +23,19 @@ from ..lora_foundry.models.handle import ModelHandle
 from ..lora_foundry.models.registry import ModelSpec, model_identity, resolve
 from ..lora_foundry.paths import UnsafeNameError
 from . import _comfy
-from ._declare import choice, inputs
+from ._declare import Input, choice
 
 CACHE_SIZE = 2
 ONNX_DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
-def torch_device_input() -> tuple[list[str], dict[str, Any]]:
+def torch_device_input() -> Input:
     """The ``device`` setting of a torch model's loader."""
     return choice(DEVICE_CHOICES, "Where the model works; between nodes it rests on the CPU. auto = ComfyUI's "
                   "device (CUDA, then Apple MPS, else CPU when run outside ComfyUI).", "auto")
 
 
-def onnx_device_input() -> tuple[list[str], dict[str, Any]]:
+def onnx_device_input() -> Input:
     """The ``device`` setting of an ONNX model's loader."""
     return choice(ONNX_DEVICE_CHOICES, "onnxruntime provider (a CUDA session is opened for each run and "
                   "closed after it; the cached one stays on the CPU).", "auto")
@@ -52,6 +53,12 @@ def model_choices(spec: ModelSpec, installed: list[str] | None = None) -> list[s
     return installed + [name for name in spec.files if name not in installed]
 
 
+def model_input(spec: ModelSpec, tooltip: str, names: Callable[[], list[str]] | None = None) -> Input:
+    """A loader's ``model_name`` combo, listed each time ComfyUI asks: ``model_choices`` of ``spec``,
+    or ``names`` for loaders whose folder holds more than plain files."""
+    return choice(names or functools.partial(model_choices, spec), tooltip)
+
+
 def installed_path(spec: ModelSpec, name: str | None) -> Path:
     """The installed file ``name`` of ``spec`` in ComfyUI's models folders (or raises
     ``ModelMissingError`` saying which file to put in which folder). A workflow names a file in
@@ -63,11 +70,11 @@ def installed_path(spec: ModelSpec, name: str | None) -> Path:
 
 
 class ModelLoader:
-    """Base of the loader nodes. Subclasses set ``SPEC``, ``MODEL_TOOLTIP`` (and ``ONNX`` for
-    onnxruntime models), may declare more ``settings()`` and must say how to ``open`` a file."""
+    """Base of the loader nodes. Subclasses set ``SPEC`` (and ``ONNX`` for onnxruntime models),
+    declare ``model_name`` (``model_input``) then their settings in ``@node(inputs=...)``, and must
+    say how to ``open`` a file."""
 
     SPEC: ClassVar[ModelSpec]
-    MODEL_TOOLTIP: ClassVar[str] = "Model file."
     ONNX: ClassVar[bool] = False
     _cache: ClassVar[BoundedCache[ModelHandle]]
 
@@ -77,18 +84,10 @@ class ModelLoader:
         cls._cache = BoundedCache(CACHE_SIZE)
 
     @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({"model_name": choice(cls.model_names(), cls.MODEL_TOOLTIP), **cls.settings()})
-
-    @classmethod
-    def model_names(cls) -> list[str]:
-        """The combo's file names."""
-        return model_choices(cls.SPEC)
-
-    @classmethod
-    def settings(cls) -> dict[str, tuple]:
-        """The inputs after ``model_name``, in order (saved workflows store widget values by position)."""
-        return {"device": onnx_device_input() if cls.ONNX else torch_device_input()}
+    def settings(cls) -> dict[str, Input]:
+        """The declared inputs after ``model_name``, in order (saved workflows store widget values by
+        position)."""
+        return {name: spec for name, spec in cls.INPUTS.required.items() if name != "model_name"}
 
     @classmethod
     def locate(cls, model_name: str) -> Path:
@@ -150,5 +149,5 @@ class ModelLoader:
         found = dict(zip(declared, values, strict=False))
         for name, spec in declared.items():
             if name not in found:
-                found[name] = named.get(name, spec[1].get("default"))
+                found[name] = named.get(name, spec.default_value())
         return found

@@ -64,14 +64,16 @@ def check_for(kind: str) -> Callable[[Any], bool] | None:
 
 
 def socket_kinds(cls: type) -> dict[str, str]:
-    """Input name -> socket type for every input of ``cls`` that has a check."""
-    declared = cls.INPUT_TYPES()
-    kinds = {}
-    for section in ("required", "optional"):
-        for name, spec in declared.get(section, {}).items():
-            if isinstance(spec[0], str) and check_for(spec[0]) is not None:
-                kinds[name] = spec[0]
-    return kinds
+    """Input name -> socket type for every input of ``cls`` that has a check: from the ``@node``
+    declaration (no folder is listed to find out), else from a hand-written ``INPUT_TYPES``."""
+    declared = getattr(cls, "INPUTS", None)
+    if declared is not None:
+        types = {name: spec.kind for section in declared.sections().values() for name, spec in section.items()}
+    else:
+        listed = cls.INPUT_TYPES()
+        types = {name: spec[0] for section in ("required", "optional")
+                 for name, spec in listed.get(section, {}).items() if isinstance(spec[0], str)}
+    return {name: kind for name, kind in types.items() if check_for(kind) is not None}
 
 
 def check_sockets(cls: type, method: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:

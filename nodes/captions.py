@@ -20,7 +20,7 @@ from ..lora_foundry.kohya.report import dataset_report, report_text
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._changed import files_state
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 
 TRIGGER_TOOLTIP = "The trigger word: always the first caption token (kept in place by keep_tokens)."
 CLASS_TOOLTIP = "Optional class word after the trigger (woman, man, dog, mug); empty for none."
@@ -43,32 +43,30 @@ def resolve_tags_folder(text: str) -> Path | None:
       "WD14/booru .txt tag files (same file names as the images), normalised to one term per concept ('3/4 "
       "view' -> 'three quarter view'). Tags present in at least 'threshold' of a cluster's images are the "
       "subject's core and are dropped, unless the type always captions their category. force_keep beats the "
-      "rules; force_drop beats everything.\nTemplates per LoRA type:\n" + describe_templates())
+      "rules; force_drop beats everything.\nTemplates per LoRA type:\n" + describe_templates(),
+      inputs={
+          "frames": socket("LF_FRAMES", "The frames to caption (their 'tags' and 'cluster' annotations are used)."),
+          "lora_type": choice(LORA_TYPES, "What the LoRA learns; decides what captions leave out (see the node "
+                              "description).", "character"),
+          "trigger": text(TRIGGER_TOOLTIP, "sks"),
+          "class_word": text(CLASS_TOOLTIP),
+          "base_model": choice(BASE_MODELS, BASE_MODEL_TOOLTIP, "SDXL"),
+          "threshold": number("Core-tag share: a tag in at least this share of a cluster's images binds to the "
+                              "trigger and is dropped.", DEFAULT_THRESHOLD, 0.05, 1.0, 0.05),
+      },
+      optional={
+          "force_keep": text("Comma-separated tags always captioned (beats category and core rules).", "", True),
+          "force_drop": text("Comma-separated tags never captioned (beats everything).", "", True),
+          "tags_folder": text("Optional folder (inside ComfyUI's input directory) of WD14/booru .txt tag files "
+                              "named like the images."),
+          "pony_score_prefix": boolean("Pony only: write 'score_9, score_8_up, score_7_up' after the trigger "
+                                       "(kept with keep_tokens).", False),
+          "keep_tokens_separator": boolean("Write 'trigger ||| tags' for sd-scripts' keep_tokens_separator; other "
+                                           "trainers read '|||' as text, so off by default.", False),
+          "token_limit": integer("CLIP tokens before a warning: 75 by default, 150/225 if you train with "
+                                 "--max_token_length.", 75, 75, 225, 75),
+      })
 class BuildCaptions:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "The frames to caption (their 'tags' and 'cluster' annotations are used)."),
-            "lora_type": choice(LORA_TYPES, "What the LoRA learns; decides what captions leave out (see the node "
-                                "description).", "character"),
-            "trigger": text(TRIGGER_TOOLTIP, "sks"),
-            "class_word": text(CLASS_TOOLTIP),
-            "base_model": choice(BASE_MODELS, BASE_MODEL_TOOLTIP, "SDXL"),
-            "threshold": number("Core-tag share: a tag in at least this share of a cluster's images binds to the "
-                                "trigger and is dropped.", DEFAULT_THRESHOLD, 0.05, 1.0, 0.05),
-        }, {
-            "force_keep": text("Comma-separated tags always captioned (beats category and core rules).", "", True),
-            "force_drop": text("Comma-separated tags never captioned (beats everything).", "", True),
-            "tags_folder": text("Optional folder (inside ComfyUI's input directory) of WD14/booru .txt tag files "
-                                "named like the images."),
-            "pony_score_prefix": boolean("Pony only: write 'score_9, score_8_up, score_7_up' after the trigger "
-                                         "(kept with keep_tokens).", False),
-            "keep_tokens_separator": boolean("Write 'trigger ||| tags' for sd-scripts' keep_tokens_separator; other "
-                                             "trainers read '|||' as text, so off by default.", False),
-            "token_limit": integer("CLIP tokens before a warning: 75 by default, 150/225 if you train with "
-                                   "--max_token_length.", 75, 75, 225, 75),
-        })
-
     @classmethod
     def IS_CHANGED(cls, tags_folder: str = "", **_: Any) -> str:
         """The tag files the build would read: editing, adding or removing one must re-run the node
@@ -118,25 +116,23 @@ def _summary(ws: Workspace, handle: Any) -> str:
       "front and three-quarter close-ups, some profiles, upper and full body, a new outfit in most images. Each "
       "prompt comes with the caption to train on, which leaves the anchor out so it binds to the trigger. Same "
       "seed, same set. 'prompts' is a list: the sampler downstream runs once per prompt; batch the images "
-      "(RebatchImages) and give them with 'captions' (one line per prompt, same order) to LF Images To Frames.")
+      "(RebatchImages) and give them with 'captions' (one line per prompt, same order) to LF Images To Frames.",
+      inputs={
+          "subject_type": choice(SUBJECT_TYPES, "What the anchor describes: a character, style, object, concept "
+                                 "(pose/action) or scene.", "character"),
+          "anchor": text("The fixed description repeated in every prompt and left out of every caption.",
+                         "brown hair, blue eyes, freckles", True),
+          "count": integer("How many prompts.", 24, 1, 1000),
+          "seed": integer("Same seed, same prompts.", 0, 0, 2**31 - 1),
+          "trigger": text(TRIGGER_TOOLTIP, "sks"),
+          "class_word": text(CLASS_TOOLTIP, "woman"),
+          "base_model": choice(BASE_MODELS, BASE_MODEL_TOOLTIP, "SDXL"),
+      },
+      optional={
+          "prompt_suffix": text("Words appended to every generation prompt only (quality words); never captioned."),
+      })
 class PromptSet:
     OUTPUT_IS_LIST = (True, False, False)
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "subject_type": choice(SUBJECT_TYPES, "What the anchor describes: a character, style, object, concept "
-                                   "(pose/action) or scene.", "character"),
-            "anchor": text("The fixed description repeated in every prompt and left out of every caption.",
-                           "brown hair, blue eyes, freckles", True),
-            "count": integer("How many prompts.", 24, 1, 1000),
-            "seed": integer("Same seed, same prompts.", 0, 0, 2**31 - 1),
-            "trigger": text(TRIGGER_TOOLTIP, "sks"),
-            "class_word": text(CLASS_TOOLTIP, "woman"),
-            "base_model": choice(BASE_MODELS, BASE_MODEL_TOOLTIP, "SDXL"),
-        }, {
-            "prompt_suffix": text("Words appended to every generation prompt only (quality words); never captioned."),
-        })
 
     def build(self, subject_type: str, anchor: str, count: int, seed: int, trigger: str, class_word: str,
               base_model: str, prompt_suffix: str = "", unique_id: str | None = None) -> tuple[list[str], str, str]:
@@ -152,20 +148,17 @@ class PromptSet:
       "(character 15-50, style 30-200, object 15-40, concept 20-100, scene 20-80), caption length, the most "
       "frequent tags, and warnings: too few images, identity tags leaking into captions, duplicate captions, "
       "unbalanced concepts, captions past the CLIP token limit. Saves a contact sheet (contact_sheet.jpg in the "
-      "dataset folder) and previews it. Reads the captions on disk, so hand edits count.")
+      "dataset folder) and previews it. Reads the captions on disk, so hand edits count.",
+      inputs={
+          "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
+          "lora_type": choice(["from dataset", *LORA_TYPES], "The LoRA type the ranges and leak checks use; 'from "
+                              "dataset' = the writer's setting.", "from dataset"),
+          "count_tokens": boolean("Count CLIP tokens per caption (loads open_clip's tokenizer, a few seconds).",
+                                  True),
+          "token_limit": integer("Warn past this many CLIP tokens (75, or 150/225 with --max_token_length).",
+                                 75, 75, 225, 75),
+      })
 class DatasetReport:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
-            "lora_type": choice(["from dataset", *LORA_TYPES], "The LoRA type the ranges and leak checks use; 'from "
-                                "dataset' = the writer's setting.", "from dataset"),
-            "count_tokens": boolean("Count CLIP tokens per caption (loads open_clip's tokenizer, a few seconds).",
-                                    True),
-            "token_limit": integer("Warn past this many CLIP tokens (75, or 150/225 with --max_token_length).",
-                                   75, 75, 225, 75),
-        })
-
     def report(self, dataset: Any, lora_type: str, count_tokens: bool, token_limit: int,
                unique_id: str | None = None) -> dict[str, Any]:
         chosen = None if lora_type == "from dataset" else lora_type

@@ -14,7 +14,7 @@ from typing import Any
 from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, embedders, select, select_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from ._declare import choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import choice, integer, mappings, node, number, socket, text
 
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames, a filter, a split).")
 
@@ -40,17 +40,15 @@ def save_previews(sheets: list[tuple[str, Any]]) -> list[dict[str, str]]:
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Embed every frame (batched) with open_clip, or with weights-free pixel features (colour "
       "histogram + mirror-invariant layout). Embeddings are stored in the workspace and reused by later runs; a "
-      "cancelled run resumes at the next batch.")
+      "cancelled run resumes at the next batch.",
+      inputs={
+          "frames": FRAMES,
+          "method": choice(embedders.METHODS, "clip: open_clip image embeddings (needs clip_model); pixels: "
+                           "colour/layout features, no weights (scenes, styles).", "clip"),
+          "batch_size": integer("Images per model call.", 16, 1, 512),
+      },
+      optional={"clip_model": socket("LF_CLIP_MODEL", "From LF CLIP Loader; needed for method 'clip'.")})
 class EmbedFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "method": choice(embedders.METHODS, "clip: open_clip image embeddings (needs clip_model); pixels: "
-                             "colour/layout features, no weights (scenes, styles).", "clip"),
-            "batch_size": integer("Images per model call.", 16, 1, 512),
-        }, {"clip_model": socket("LF_CLIP_MODEL", "From LF CLIP Loader; needed for method 'clip'.")})
-
     def embed(self, frames: Any, method: str, batch_size: int, clip_model: Any = None,
               unique_id: str | None = None) -> tuple[Any, str]:
         with Workspace.from_handle(frames) as ws:
@@ -65,16 +63,13 @@ class EmbedFrames:
 @node("LF_EmbedWithClipVision", "LF Embed Frames (CLIP Vision)", category="understand", function="embed",
       outputs=[("LF_FRAMES", "frames")],
       description="Embed every frame with ComfyUI's own CLIP_VISION model (Load CLIP Vision), as an alternative "
-      "to open_clip. Select-by-text is not available with it (no text tower).")
+      "to open_clip. Select-by-text is not available with it (no text tower).",
+      inputs={
+          "frames": FRAMES,
+          "clip_vision": socket("CLIP_VISION", "From ComfyUI's Load CLIP Vision node."),
+          "batch_size": integer("Images per model call.", 16, 1, 512),
+      })
 class EmbedWithClipVision:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "clip_vision": socket("CLIP_VISION", "From ComfyUI's Load CLIP Vision node."),
-            "batch_size": integer("Images per model call.", 16, 1, 512),
-        })
-
     def embed(self, frames: Any, clip_vision: Any, batch_size: int, unique_id: str | None = None) -> tuple[Any]:
         embedder = clip_vision_embedder(clip_vision)
         with Workspace.from_handle(frames) as ws:
@@ -105,27 +100,24 @@ def clip_vision_embedder(clip_vision: Any) -> tuple[Any, str]:
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Group frames with HDBSCAN (PCA to 50 dims first): characters on cut-outs, scenes on "
       "backgrounds or whole frames (similar clusters merged), a style filter that keeps the dominant look, or "
-      "actions on pose keypoints. Noise is its own bucket (-1). Shows one contact sheet per cluster.")
+      "actions on pose keypoints. Noise is its own bucket (-1). Shows one contact sheet per cluster.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Embedded frames (LF Embed Frames), or posed frames (LF Tag Pose) for "
+                           "mode 'actions'."),
+          "mode": choice(cluster_stage.MODES, "characters / scenes / style (drops outliers and transition "
+                         "frames) / actions (pose keypoints).", "characters"),
+          "min_cluster_size": integer("Smallest group HDBSCAN calls a cluster; fewer frames become noise.",
+                                      5, 2, 10000),
+          "scene_similarity": number("Scenes: clusters whose mean embeddings have at least this cosine "
+                                     "similarity are one scene.", 0.9, 0.0, 1.0, 0.01),
+          "style_min_share": number("Style: keep clusters holding at least this share of all frames.",
+                                    0.1, 0.0, 1.0, 0.01),
+          "style_min_probability": number("Style: drop weak members (transition frames) below this.",
+                                          0.5, 0.0, 1.0, 0.05),
+          "backend": choice(cluster.BACKENDS, "HDBSCAN implementation; auto picks the faster one measured by "
+                            "bench/cluster.py.", "auto"),
+      })
 class ClusterFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Embedded frames (LF Embed Frames), or posed frames (LF Tag Pose) for "
-                             "mode 'actions'."),
-            "mode": choice(cluster_stage.MODES, "characters / scenes / style (drops outliers and transition "
-                           "frames) / actions (pose keypoints).", "characters"),
-            "min_cluster_size": integer("Smallest group HDBSCAN calls a cluster; fewer frames become noise.",
-                                        5, 2, 10000),
-            "scene_similarity": number("Scenes: clusters whose mean embeddings have at least this cosine "
-                                       "similarity are one scene.", 0.9, 0.0, 1.0, 0.01),
-            "style_min_share": number("Style: keep clusters holding at least this share of all frames.",
-                                      0.1, 0.0, 1.0, 0.01),
-            "style_min_probability": number("Style: drop weak members (transition frames) below this.",
-                                            0.5, 0.0, 1.0, 0.05),
-            "backend": choice(cluster.BACKENDS, "HDBSCAN implementation; auto picks the faster one measured by "
-                              "bench/cluster.py.", "auto"),
-        })
-
     def cluster(self, frames: Any, mode: str, min_cluster_size: int, scene_similarity: float,
                 style_min_share: float, style_min_probability: float, backend: str,
                 unique_id: str | None = None) -> dict[str, Any]:
@@ -143,21 +135,19 @@ class ClusterFrames:
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Keep the frames of chosen clusters: by id ('0, 2'), the N largest, by text ('boy with brown "
       "hair', nearest cluster through CLIP text) or by reference images. Shows the chosen clusters' contact "
-      "sheets.")
+      "sheets.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Clustered frames (LF Cluster Frames)."),
+          "by": choice(select.BY, "id / size_rank / text / reference.", "size_rank"),
+          "cluster_ids": text("For 'id': comma-separated ids; 'noise' or -1 for the noise bucket.", "0"),
+          "count": integer("How many clusters to keep for size_rank / text / reference (the largest, or the "
+                           "nearest).", 1, 1, 1000),
+          "text": text("For 'text': what the cluster shows; needs the CLIP model the frames were embedded with."),
+          "reference_images": text("For 'reference': image paths, one per line, relative to ComfyUI's input "
+                                   "folder (absolute paths only inside the folders workflows may read).", "", True),
+      },
+      optional={"clip_model": socket("LF_CLIP_MODEL", "The CLIP model used by LF Embed Frames (text/reference).")})
 class SelectClusters:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Clustered frames (LF Cluster Frames)."),
-            "by": choice(select.BY, "id / size_rank / text / reference.", "size_rank"),
-            "cluster_ids": text("For 'id': comma-separated ids; 'noise' or -1 for the noise bucket.", "0"),
-            "count": integer("How many clusters to keep for size_rank / text / reference (the largest, or the "
-                             "nearest).", 1, 1, 1000),
-            "text": text("For 'text': what the cluster shows; needs the CLIP model the frames were embedded with."),
-            "reference_images": text("For 'reference': image paths, one per line, relative to ComfyUI's input "
-                                     "folder (absolute paths only inside the folders workflows may read).", "", True),
-        }, {"clip_model": socket("LF_CLIP_MODEL", "The CLIP model used by LF Embed Frames (text/reference).")})
-
     def select(self, frames: Any, by: str, cluster_ids: str, count: int, text: str, reference_images: str,
                clip_model: Any = None, unique_id: str | None = None) -> dict[str, Any]:
         references = [_input_path(line) for line in reference_images.splitlines() if line.strip()]

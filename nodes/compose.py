@@ -27,7 +27,7 @@ from ..lora_foundry.lora.stack import (
     normalize_stack,
 )
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import Input, boolean, choice, integer, mappings, node, number, socket, text
 
 ROWS = 6
 DEFAULT_ROW_TYPES = ("character", "background", "pose", "expression", "style", "lighting")
@@ -42,12 +42,37 @@ def lora_dirs() -> list[Path]:
     return _comfy.model_folder_paths("loras")
 
 
+def lora_files() -> list[str]:
+    return _comfy.list_models("loras")
+
+
 def lora_choices() -> list[str]:
-    return [NONE_NAME] + _comfy.list_models("loras")
+    return [NONE_NAME] + lora_files()
 
 
-def _strength(tooltip: str, default: float) -> tuple[str, dict[str, Any]]:
+def preset_choices() -> list[str]:
+    return presets.list_presets(_comfy.user_root()) or ["(no presets saved yet)"]
+
+
+def _strength(tooltip: str, default: float) -> Input:
     return number(tooltip, default, -10.0, 10.0, 0.05)
+
+
+def _stack_rows() -> dict[str, Input]:
+    """Five widgets per row, six rows, in saved order."""
+    recommended = ", ".join(f"{t.name} {t.recommended:g}" for t in LORA_TYPES.values())
+    rows: dict[str, Input] = {}
+    for i, default_type in enumerate(DEFAULT_ROW_TYPES[:ROWS], 1):
+        rec = LORA_TYPES[default_type].recommended
+        rows.update({
+            f"lora_{i}": choice(lora_choices, f"Row {i}: a LoRA from models/loras, or None."),
+            f"type_{i}": choice(TYPE_NAMES, "What this LoRA controls; choosing a type fills its recommended "
+                                "strength (" + recommended + ").", default_type),
+            f"model_strength_{i}": _strength("Strength on the diffusion model; -1 = recommended for the type.", rec),
+            f"clip_strength_{i}": _strength("Strength on the text encoder; -1 = recommended for the type.", rec),
+            f"enabled_{i}": boolean(f"Row {i} on or off.", True),
+        })
+    return rows
 
 
 @node("LF_LoRAStack", "LF LoRA Stack", category="compose", function="stack",
@@ -55,26 +80,9 @@ def _strength(tooltip: str, default: float) -> tuple[str, dict[str, Any]]:
       description="Up to 6 typed LoRAs (character, background, pose, expression, style, lighting) as a "
       "LORA_STACK, with their trigger words and warnings about LoRAs that fight over the body, face or palette. "
       "Choosing a type fills its recommended strength; a strength of -1 means 'recommended for the type'. Chain "
-      "stacks through lora_stack.")
+      "stacks through lora_stack.",
+      inputs=_stack_rows(), optional={"lora_stack": STACK_INPUT})
 class LoRAStack:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        loras = lora_choices()
-        recommended = ", ".join(f"{t.name} {t.recommended:g}" for t in LORA_TYPES.values())
-        required: dict[str, tuple] = {}
-        for i, default_type in enumerate(DEFAULT_ROW_TYPES[:ROWS], 1):  # five widgets per row, in saved order
-            rec = LORA_TYPES[default_type].recommended
-            required.update({
-                f"lora_{i}": choice(loras, f"Row {i}: a LoRA from models/loras, or None."),
-                f"type_{i}": choice(TYPE_NAMES, "What this LoRA controls; choosing a type fills its recommended "
-                                    "strength (" + recommended + ").", default_type),
-                f"model_strength_{i}": _strength("Strength on the diffusion model; -1 = recommended for the type.",
-                                                 rec),
-                f"clip_strength_{i}": _strength("Strength on the text encoder; -1 = recommended for the type.", rec),
-                f"enabled_{i}": boolean(f"Row {i} on or off.", True),
-            })
-        return inputs(required, {"lora_stack": STACK_INPUT})
-
     @classmethod
     def IS_CHANGED(cls, **kwargs: Any) -> str:
         names = [kwargs.get(f"lora_{i}") for i in range(1, ROWS + 1)]
@@ -104,14 +112,11 @@ def _model_hint(model: Any) -> str:
       description="Applies a LORA_STACK to MODEL and CLIP through ComfyUI's own LoRA loader, and reports, per "
       "LoRA, how many of its modules matched the model. A LoRA that matches nothing (an SDXL LoRA on SD1.5) "
       "stops with an error instead of silently doing nothing; a partial match is a warning in the report. Files "
-      "are read once and cached.")
+      "are read once and cached.",
+      inputs={"model": socket("MODEL", "The diffusion model to patch."), "lora_stack": STACK_INPUT},
+      optional={"clip": socket("CLIP", "The text encoder to patch (leave empty for model-only LoRA "
+                               "application).")})
 class ApplyLoRAStack:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({"model": socket("MODEL", "The diffusion model to patch."), "lora_stack": STACK_INPUT},
-                      {"clip": socket("CLIP", "The text encoder to patch (leave empty for model-only LoRA "
-                                      "application).")})
-
     def apply(self, model: Any, lora_stack: Any, clip: Any = None,
               unique_id: str | None = None) -> tuple[Any, Any, str]:
         stack = normalize_stack(lora_stack)
@@ -139,14 +144,10 @@ class ApplyLoRAStack:
 @node("LF_LoRAPreset", "LF LoRA Preset", category="compose", function="load",
       outputs=[("LORA_STACK", "lora_stack"), ("STRING", "triggers"), ("STRING", "warnings")],
       description="Loads a named LoRA stack saved with Save LoRA Preset (JSON in ComfyUI's user folder, "
-      "lora_foundry/presets/), so an API caller picks a whole stack with one field.")
+      "lora_foundry/presets/), so an API caller picks a whole stack with one field.",
+      inputs={"preset": choice(preset_choices, "Preset name (a file in <user>/lora_foundry/presets/).")},
+      optional={"lora_stack": STACK_INPUT})
 class LoRAPreset:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        names = presets.list_presets(_comfy.user_root()) or ["(no presets saved yet)"]
-        return inputs({"preset": choice(names, "Preset name (a file in <user>/lora_foundry/presets/).")},
-                      {"lora_stack": STACK_INPUT})
-
     @classmethod
     def IS_CHANGED(cls, preset: str, **_: Any) -> str:
         try:
@@ -162,17 +163,14 @@ class LoRAPreset:
 
 @node("LF_SaveLoRAPreset", "LF Save LoRA Preset", category="compose", function="save", output_node=True,
       outputs=[("STRING", "path")],
-      description="Saves a LoRA stack (with each LoRA's type) as a named preset for LoRA Preset.")
+      description="Saves a LoRA stack (with each LoRA's type) as a named preset for LoRA Preset.",
+      inputs={
+          "lora_stack": STACK_INPUT,
+          "name": text("Preset name: a plain name, no slashes.", "my_stack"),
+          "overwrite": boolean("Replace a preset with the same name.", False),
+          "description": text("What the preset is for (optional)."),
+      })
 class SaveLoRAPreset:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "lora_stack": STACK_INPUT,
-            "name": text("Preset name: a plain name, no slashes.", "my_stack"),
-            "overwrite": boolean("Replace a preset with the same name.", False),
-            "description": text("What the preset is for (optional)."),
-        })
-
     def save(self, lora_stack: Any, name: str, overwrite: bool, description: str,
              unique_id: str | None = None) -> dict[str, Any]:
         stack = summarize(normalize_stack(lora_stack), lora_dirs(), CACHES).stack
@@ -184,15 +182,12 @@ class SaveLoRAPreset:
 @node("LF_ComposePrompt", "LF Compose Prompt", category="compose", function="compose",
       outputs=[("STRING", "prompt"), ("STRING", "warnings"), ("STRING", "tokens")],
       description="Joins the stack's trigger words and your scene into one prompt, and warns about "
-      "contradictions (two actions, expressions, views or framings) and chunks over 75 CLIP tokens.")
+      "contradictions (two actions, expressions, views or framings) and chunks over 75 CLIP tokens.",
+      inputs={"scene": text("The scene: everything but the trigger words.", "standing in a park, smiling",
+                            True)},
+      optional={"lora_stack": socket("LORA_STACK", "Read trigger words from these LoRAs' metadata."),
+                "triggers": text("Extra trigger words, comma separated (e.g. the LoRA Stack's triggers).")})
 class ComposePrompt:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({"scene": text("The scene: everything but the trigger words.", "standing in a park, smiling",
-                                     True)},
-                      {"lora_stack": socket("LORA_STACK", "Read trigger words from these LoRAs' metadata."),
-                       "triggers": text("Extra trigger words, comma separated (e.g. the LoRA Stack's triggers).")})
-
     def compose(self, scene: str, lora_stack: Any = None, triggers: str = "",
                 unique_id: str | None = None) -> tuple[str, str, str]:
         words = [t.strip() for t in triggers.split(",") if t.strip()]
@@ -207,22 +202,19 @@ class ComposePrompt:
       outputs=[("LORA_STACK", "lora_stacks"), ("STRING", "labels"), ("STRING", "axes")],
       description="Makes a list of stacks from one: weight ranges per row (one line each, e.g. 'pose: "
       "0.5:0.9:0.2' or '1: 0.6, 0.8, 1.0') or an on/off ablation. Downstream nodes run once per stack; feed the "
-      "images and labels to Composition Grid.")
+      "images and labels to Composition Grid.",
+      inputs={
+          "lora_stack": STACK_INPUT,
+          "mode": choice(["weights", "ablation"], "weights: the product of the ranges below; ablation: all on, "
+                         "then each LoRA off in turn."),
+          "spec": text("One line per swept row: 'row: start:stop:step' or 'row: a, b, c'; row = 1-based index, "
+                       "file name or type.", "1: 0.6:1.0:0.2", True),
+          "max_stacks": integer("Refuse sweeps that would make more stacks than this.", 16, 1, 256),
+          "sweep_clip": boolean("Sweep the clip strength with the model strength (off: keep the row's clip "
+                                "strength).", True),
+      })
 class LoRAWeightSweep:
     OUTPUT_IS_LIST = (True, True, False)
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "lora_stack": STACK_INPUT,
-            "mode": choice(["weights", "ablation"], "weights: the product of the ranges below; ablation: all on, "
-                           "then each LoRA off in turn."),
-            "spec": text("One line per swept row: 'row: start:stop:step' or 'row: a, b, c'; row = 1-based index, "
-                         "file name or type.", "1: 0.6:1.0:0.2", True),
-            "max_stacks": integer("Refuse sweeps that would make more stacks than this.", 16, 1, 256),
-            "sweep_clip": boolean("Sweep the clip strength with the model strength (off: keep the row's clip "
-                                  "strength).", True),
-        })
 
     def sweep(self, lora_stack: Any, mode: str, spec: str, max_stacks: int, sweep_clip: bool,
               unique_id: str | None = None) -> tuple[list, list, str]:
@@ -242,20 +234,17 @@ class LoRAWeightSweep:
       outputs=[("STRING", "lora_name"), ("STRING", "report")],
       description="Merges a stack into one kohya-format LoRA in models/loras/lora_foundry/: exactly (ranks "
       "concatenated) or re-factored by SVD to a target rank, with the error reported. Metadata names the parts "
-      "and their strengths. Apply the result at strength 1.0.")
+      "and their strengths. Apply the result at strength 1.0.",
+      inputs={
+          "lora_stack": STACK_INPUT,
+          "name": text("File name (plain name, no slashes).", "merged_stack"),
+          "mode": choice(merge.MERGE_MODES, "concat: exact, rank = sum of ranks; svd: re-factor to 'rank' "
+                         "(smaller, approximate)."),
+          "rank": integer("Target rank for svd.", 32, 1, 1024),
+          "dtype": choice(merge.SAVE_DTYPES, "Precision of the saved weights."),
+          "overwrite": boolean("Replace a file with the same name.", False),
+      })
 class MergeLoRAStack:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "lora_stack": STACK_INPUT,
-            "name": text("File name (plain name, no slashes).", "merged_stack"),
-            "mode": choice(merge.MERGE_MODES, "concat: exact, rank = sum of ranks; svd: re-factor to 'rank' "
-                           "(smaller, approximate)."),
-            "rank": integer("Target rank for svd.", 32, 1, 1024),
-            "dtype": choice(merge.SAVE_DTYPES, "Precision of the saved weights."),
-            "overwrite": boolean("Replace a file with the same name.", False),
-        })
-
     def merge(self, lora_stack: Any, name: str, mode: str, rank: int, dtype: str, overwrite: bool,
               unique_id: str | None = None) -> dict[str, Any]:
         stack = normalize_stack(lora_stack)
@@ -275,12 +264,9 @@ class MergeLoRAStack:
 @node("LF_LoRAInfo", "LF LoRA Info", category="compose", function="info", output_node=True,
       outputs=[("STRING", "info"), ("STRING", "triggers"), ("STRING", "base_model")],
       description="Shows what a LoRA file says about itself: base model, rank, alpha, trigger words and tag "
-      "frequencies (read from the header only).")
+      "frequencies (read from the header only).",
+      inputs={"lora": choice(lora_files, "A LoRA from models/loras.")})
 class LoRAInfo:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({"lora": choice(_comfy.list_models("loras"), "A LoRA from models/loras.")})
-
     @classmethod
     def IS_CHANGED(cls, lora: str, **_: Any) -> str:
         return _file_signature(lora)

@@ -8,26 +8,24 @@ from typing import Any
 
 from ..lora_foundry.lora import grid
 from . import _comfy
-from ._declare import inputs, integer, mappings, node, socket
+from ._declare import integer, mappings, node, socket
 
 
 @node("LF_CompositionGrid", "LF Composition Grid", category="compose", function="grid", output_node=True,
       outputs=[("IMAGE", "grid")],
       description="Lays out the images of a weight sweep in a grid with the weights on the axes (or each image's "
-      "label under it), and previews it.")
+      "label under it), and previews it.",
+      inputs={
+          "images": socket("IMAGE", "The sweep's images, one per stack, in sweep order."),
+          "labels": socket("STRING", "Labels from LoRA Weight Sweep.", forceInput=True),
+      },
+      optional={
+          "axes": socket("STRING", "Axes JSON from LoRA Weight Sweep: puts the weights on the grid's rows and "
+                         "columns.", forceInput=True),
+          "columns": integer("Columns when there are no axes; 0 = square-ish.", 0, 0, 64),
+      })
 class CompositionGrid:
     INPUT_IS_LIST = True
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "images": socket("IMAGE", "The sweep's images, one per stack, in sweep order."),
-            "labels": socket("STRING", "Labels from LoRA Weight Sweep.", forceInput=True),
-        }, {
-            "axes": socket("STRING", "Axes JSON from LoRA Weight Sweep: puts the weights on the grid's rows and "
-                           "columns.", forceInput=True),
-            "columns": integer("Columns when there are no axes; 0 = square-ish.", 0, 0, 64),
-        })
 
     def grid(self, images: list, labels: list, axes: list | None = None, columns: list | None = None,
              unique_id: list[str] | None = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ..lora_foundry.kohya.report import dataset_report, report_text
 from ..lora_foundry.kohya.subsets import MASK_MODES
 from ..lora_foundry.workspace import Handle, Workspace
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, socket, text
+from ._declare import boolean, choice, integer, mappings, node, socket, text
 
 
 @node("LF_DatasetSubset", "LF Dataset Subset", category="dataset", function="add",
@@ -19,20 +19,18 @@ from ._declare import boolean, choice, inputs, integer, mappings, node, socket, 
       description="Adds another concept (its own trigger and folder) or regularisation (class) images to a "
       "dataset: connect to the writer's 'subsets' input; chain several. Repeats 0 balances this concept against "
       "the main one by image count (images x repeats about equal per epoch). Regularisation images go to "
-      "reg/N_class with is_reg = true.")
+      "reg/N_class with is_reg = true.",
+      inputs={
+          "frames": socket("LF_FRAMES", "The images of this concept (or the regularisation images)."),
+          "trigger": text("This concept's trigger word; empty = the writer's trigger. Ignored for "
+                          "regularisation images."),
+          "class_word": text("Class word (woman, dog); names the reg folder too."),
+          "repeats": integer("num_repeats; 0 = balance by image count: images x repeats equal to the main "
+                             "subset's (reg: 0 means 1).", 0, 0, 1000),
+          "is_reg": boolean("Regularisation (class) images: written to reg/ with is_reg.", False),
+      },
+      optional={"subsets": socket("LF_SUBSETS", "More subsets to chain with this one.")})
 class DatasetSubset:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "The images of this concept (or the regularisation images)."),
-            "trigger": text("This concept's trigger word; empty = the writer's trigger. Ignored for "
-                            "regularisation images."),
-            "class_word": text("Class word (woman, dog); names the reg folder too."),
-            "repeats": integer("num_repeats; 0 = balance by image count: images x repeats equal to the main "
-                               "subset's (reg: 0 means 1).", 0, 0, 1000),
-            "is_reg": boolean("Regularisation (class) images: written to reg/ with is_reg.", False),
-        }, {"subsets": socket("LF_SUBSETS", "More subsets to chain with this one.")})
-
     def add(self, frames: Handle, trigger: str, class_word: str, repeats: int, is_reg: bool,
             subsets: list[dataset.SubsetSource] | None = None, unique_id: str | None = None
             ) -> tuple[list[dataset.SubsetSource]]:
@@ -47,40 +45,38 @@ class DatasetSubset:
       "images, masks/ for mask images, dataset.toml for sd-scripts (--dataset_config), a JSON record and a "
       "report with a contact sheet. Images are resized to their aspect bucket. Captions come from LF Build "
       "Captions when present, else the template. Point OneTrainer / ai-toolkit at a subset folder, ComfyUI's "
-      "LoadImageTextSetFromFolder at img/. An existing dataset is never overwritten.")
+      "LoadImageTextSetFromFolder at img/. An existing dataset is never overwritten.",
+      inputs={
+          "frames": socket("LF_FRAMES", "The frames to write."),
+          "dataset_name": text("Folder name under <output>/lora_foundry/datasets/ (plain name, no slashes).",
+                               "my_lora"),
+          "trigger": text("Trigger word: first in every caption and in the folder name; what binds to the LoRA.",
+                          "mychar"),
+          "class_word": text("Optional class word (person, dog, style...) after the trigger."),
+          "repeats": integer("kohya num_repeats: how often each image is seen per epoch (the N in N_trigger).",
+                             10, 1, 1000),
+          "image_format": choice(dataset.IMAGE_FORMATS, "png/webp keep alpha (masked-loss training); jpg is "
+                                 "smaller (masks then go to masks/).", "png"),
+          "resolution": integer("Training resolution: images are resized to aspect buckets of about this size "
+                                "squared.", 512, 64, 4096, 64),
+          "if_exists": choice(dataset.IF_EXISTS, "When a dataset of that name exists and came from other frames: "
+                              "error (default), new_version (name_v2, ...) or reuse (return the existing one "
+                              "untouched).", "error"),
+      },
+      optional={
+          "caption_template": text("Caption for frames without a built caption; {trigger} and {class_word} are "
+                                   "filled.", "{trigger}, {class_word}"),
+          "lora_type": choice(LORA_TYPES, "What the LoRA learns: sets the recommended image count in the report.",
+                              "character"),
+          "bucket": boolean("Resize and centre-crop every image to its aspect bucket (OpenCV INTER_AREA).", True),
+          "bucket_no_upscale": boolean("Small images keep their own scale (rounded down to 64 px) instead of "
+                                       "being enlarged.", True),
+          "mask_mode": choice(MASK_MODES, "Masked loss: alpha = keep the alpha channel (alpha_mask = true); "
+                              "folder = mask images in masks/ (conditioning_data_dir); none = flatten; auto = "
+                              "alpha for png/webp cut-outs, folder for jpg.", "auto"),
+          "subsets": socket("LF_SUBSETS", "More concepts or regularisation images (LF Dataset Subset)."),
+      })
 class WriteKohyaDataset:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "The frames to write."),
-            "dataset_name": text("Folder name under <output>/lora_foundry/datasets/ (plain name, no slashes).",
-                                 "my_lora"),
-            "trigger": text("Trigger word: first in every caption and in the folder name; what binds to the LoRA.",
-                            "mychar"),
-            "class_word": text("Optional class word (person, dog, style...) after the trigger."),
-            "repeats": integer("kohya num_repeats: how often each image is seen per epoch (the N in N_trigger).",
-                               10, 1, 1000),
-            "image_format": choice(dataset.IMAGE_FORMATS, "png/webp keep alpha (masked-loss training); jpg is "
-                                   "smaller (masks then go to masks/).", "png"),
-            "resolution": integer("Training resolution: images are resized to aspect buckets of about this size "
-                                  "squared.", 512, 64, 4096, 64),
-            "if_exists": choice(dataset.IF_EXISTS, "When a dataset of that name exists and came from other frames: "
-                                "error (default), new_version (name_v2, ...) or reuse (return the existing one "
-                                "untouched).", "error"),
-        }, {
-            "caption_template": text("Caption for frames without a built caption; {trigger} and {class_word} are "
-                                     "filled.", "{trigger}, {class_word}"),
-            "lora_type": choice(LORA_TYPES, "What the LoRA learns: sets the recommended image count in the report.",
-                                "character"),
-            "bucket": boolean("Resize and centre-crop every image to its aspect bucket (OpenCV INTER_AREA).", True),
-            "bucket_no_upscale": boolean("Small images keep their own scale (rounded down to 64 px) instead of "
-                                         "being enlarged.", True),
-            "mask_mode": choice(MASK_MODES, "Masked loss: alpha = keep the alpha channel (alpha_mask = true); "
-                                "folder = mask images in masks/ (conditioning_data_dir); none = flatten; auto = "
-                                "alpha for png/webp cut-outs, folder for jpg.", "auto"),
-            "subsets": socket("LF_SUBSETS", "More concepts or regularisation images (LF Dataset Subset)."),
-        })
-
     def write(self, frames: Handle, dataset_name: str, trigger: str, class_word: str, repeats: int,
               image_format: str, resolution: int, if_exists: str,
               caption_template: str = "{trigger}, {class_word}", lora_type: str = "character",

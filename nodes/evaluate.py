@@ -24,7 +24,7 @@ from ..lora_foundry.paths import safe_name
 from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
-from ._declare import choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import choice, integer, mappings, node, number, socket, text
 from ._tensors import images_to_tensor
 from .training import resolve_dataset
 
@@ -32,39 +32,47 @@ NONE = "(none)"
 EVAL_OUTPUTS = [("STRING", "report_json"), ("IMAGE", "contact_sheet"), ("IMAGE", "plot"), ("FLOAT", "score")]
 
 
-def render_inputs() -> dict[str, Any]:
-    """The inputs every rendering node shares: base model, size, sampler, where cells are kept."""
-    sampler_names, schedulers = _comfy_sampling.samplers()
-    return {
-        "model": socket("MODEL", "The base model the LoRA is judged on (from Load Checkpoint)."),
-        "clip": socket("CLIP", "The base model's text encoder."),
-        "vae": socket("VAE", "The base model's VAE (decodes every rendered cell)."),
-        "lora_type": choice(matrix.preset_names(), "Which matrix preset: held-out contexts, strengths, seeds and the "
-                            "default weights of the three criteria (see lora_foundry/evaluate/presets.json).",
-                            "character"),
-        "trigger": text("The LoRA's trigger word; empty = read from the LoRA's metadata."),
-        "workspace": text("Workspace (plain name) where rendered cells are cached, so a re-run renders only new "
-                          "cells.", "lora_eval"),
-        "width": integer("Width of every rendered cell.", 512, 64, 4096, 8),
-        "height": integer("Height of every rendered cell.", 512, 64, 4096, 8),
-        "steps": integer("Sampling steps per cell.", 20, 1, 200),
-        "cfg": number("Classifier-free guidance.", 7.0, 0.0, 30.0, 0.1),
-        "sampler_name": choice(sampler_names, "ComfyUI sampler.", "euler"),
-        "scheduler": choice(schedulers, "ComfyUI scheduler.", "normal"),
-    }
+def _sampler_names() -> list[str]:
+    return _comfy_sampling.samplers()[0]
 
 
-def judge_inputs() -> dict[str, Any]:
-    return {
-        "negative": text("Negative prompt for every cell.", "", True),
-        "matrix_json": text("JSON overriding preset fields, e.g. {\"strengths\": [0, 0.5, 0.8, 1], \"seeds\": "
-                            "[1, 2, 3], \"held_out\": [\"in a kitchen\"]}.", "", True),
-        "dataset": socket("LF_DATASET", "The training set as a written dataset (fidelity is measured against it)."),
-        "dataset_path": text("Or: a dataset folder name under <output>/lora_foundry/datasets/."),
-        "frames": socket("LF_FRAMES", "Or: the training images as a frames selection."),
-        "clip_model": socket("LF_CLIP_MODEL", "Our CLIP (LF CLIP Loader): image and text towers."),
-        "clip_vision": socket("CLIP_VISION", "Or ComfyUI's CLIP_VISION: images only, so no text alignment."),
-    }
+def _scheduler_names() -> list[str]:
+    return _comfy_sampling.samplers()[1]
+
+
+def _lora_choices() -> list[str]:
+    return [NONE, *_comfy.list_models("loras")]
+
+
+# The inputs every rendering node shares: base model, size, sampler, where cells are kept.
+RENDER_INPUTS = {
+    "model": socket("MODEL", "The base model the LoRA is judged on (from Load Checkpoint)."),
+    "clip": socket("CLIP", "The base model's text encoder."),
+    "vae": socket("VAE", "The base model's VAE (decodes every rendered cell)."),
+    "lora_type": choice(matrix.preset_names, "Which matrix preset: held-out contexts, strengths, seeds and the "
+                        "default weights of the three criteria (see lora_foundry/evaluate/presets.json).",
+                        "character"),
+    "trigger": text("The LoRA's trigger word; empty = read from the LoRA's metadata."),
+    "workspace": text("Workspace (plain name) where rendered cells are cached, so a re-run renders only new "
+                      "cells.", "lora_eval"),
+    "width": integer("Width of every rendered cell.", 512, 64, 4096, 8),
+    "height": integer("Height of every rendered cell.", 512, 64, 4096, 8),
+    "steps": integer("Sampling steps per cell.", 20, 1, 200),
+    "cfg": number("Classifier-free guidance.", 7.0, 0.0, 30.0, 0.1),
+    "sampler_name": choice(_sampler_names, "ComfyUI sampler.", "euler"),
+    "scheduler": choice(_scheduler_names, "ComfyUI scheduler.", "normal"),
+}
+# What the judging nodes read besides the render: the training set and a CLIP to compare with.
+JUDGE_INPUTS = {
+    "negative": text("Negative prompt for every cell.", "", True),
+    "matrix_json": text("JSON overriding preset fields, e.g. {\"strengths\": [0, 0.5, 0.8, 1], \"seeds\": "
+                        "[1, 2, 3], \"held_out\": [\"in a kitchen\"]}.", "", True),
+    "dataset": socket("LF_DATASET", "The training set as a written dataset (fidelity is measured against it)."),
+    "dataset_path": text("Or: a dataset folder name under <output>/lora_foundry/datasets/."),
+    "frames": socket("LF_FRAMES", "Or: the training images as a frames selection."),
+    "clip_model": socket("LF_CLIP_MODEL", "Our CLIP (LF CLIP Loader): image and text towers."),
+    "clip_vision": socket("CLIP_VISION", "Or ComfyUI's CLIP_VISION: images only, so no text alignment."),
+}
 
 
 def training_paths(dataset: Any, dataset_path: str, frames: Any) -> list[Path]:
@@ -178,19 +186,16 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
       description="Judges a LoRA on fidelity (CLIP similarity to the training set vs the base model), ease of "
       "invocation (lowest strength and fewest prompt words that reach 90 % of its effect) and generalisation "
       "(held-out prompts: text alignment, diversity, leakage), with a verdict per criterion (over-fit / under-fit / "
-      "balanced). Renders a fixed-seed prompt matrix through ComfyUI's sampler; cells are cached in a workspace.")
+      "balanced). Renders a fixed-seed prompt matrix through ComfyUI's sampler; cells are cached in a workspace.",
+      inputs={**RENDER_INPUTS,
+              "lora": choice(_lora_choices, "The LoRA to judge (or link lora_name, or connect a LORA_STACK).", NONE)},
+      optional={
+          "lora_name": socket("STRING", "A LoRA name from a link (e.g. LF Kohya Train LoRA's lora_name).",
+                              forceInput=True),
+          "lora_stack": socket("LORA_STACK", "Judge a whole stack instead (each row at its own strengths, all "
+                               "scaled by the matrix strength)."),
+          **JUDGE_INPUTS})
 class EvaluateLoRA:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        required = render_inputs()
-        required["lora"] = choice([NONE, *_comfy.list_models("loras")], "The LoRA to judge (or link lora_name, or "
-                                  "connect a LORA_STACK).", NONE)
-        return inputs(required, {
-            "lora_name": socket("STRING", "A LoRA name from a link (e.g. LF Kohya Train LoRA's lora_name).",
-                                forceInput=True),
-            "lora_stack": socket("LORA_STACK", "Judge a whole stack instead (each row at its own strengths, all "
-                                 "scaled by the matrix strength)."),
-            **judge_inputs()})
 
     @classmethod
     def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", **_: Any) -> str:

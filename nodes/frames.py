@@ -18,7 +18,7 @@ from ..lora_foundry.workspace import Handle, Workspace, workspace_path
 from . import _comfy
 from . import _tensors as tensors
 from ._changed import files_state
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem
 
 WORKSPACE_INPUT = text("Workspace name: a folder under <output>/lora_foundry/workspaces/ holding the frames on "
@@ -40,31 +40,28 @@ def resolve_media_path(text: str, what: str, kind: str = "any") -> Path:
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Samples frames from a video (anything FFmpeg decodes, GIF and animated WebP too) into a "
       "workspace on disk. Scene mode finds the cuts and takes N frames per shot; every frame keeps its source, "
-      "timestamp and shot id. Resumes where a cancelled run stopped.")
+      "timestamp and shot id. Resumes where a cancelled run stopped.",
+      inputs={
+          "video": choice(video_choices, "Video: one in ComfyUI's input folder (sub-folders too; the button "
+                          "uploads one there), or the bundled example clip. Saved workflows may also hold a path, "
+                          "absolute or relative to the input folder (mp4, mkv, avi, mpg, webm, mov, gif, webp).",
+                          default_video, video_upload=True),
+          "workspace": WORKSPACE_INPUT,
+          "mode": choice(["scene", "interval", "keyframes", "all"], "scene: N frames per detected shot; interval: "
+                         "one frame every N seconds; keyframes: the encoder's keyframes only (fast); all: every "
+                         "frame.", "scene"),
+          "interval_s": number("Seconds between frames in interval mode.", 1.0, 0.01, 3600.0, 0.01),
+          "per_shot": integer("Frames per shot in scene mode.", 3, 1, 100),
+          "start_s": number("Start of the time range, in seconds.", 0.0, 0.0, 1e6, 0.1),
+          "end_s": number("End of the time range in seconds; 0 means the end of the video.", 0.0, 0.0, 1e6, 0.1),
+          "max_frames": integer("Cap on the number of frames, spread evenly over the video; 0 = no cap.",
+                                0, 0, 1_000_000),
+          "long_side": integer("Resize so the long side is at most this many pixels; 0 keeps the size.",
+                               0, 0, 8192, 8),
+          "frame_format": choice(ingest.FRAME_FORMATS, "How frames are stored in the workspace: jpg (quality 95, "
+                                 "fast), png (lossless).", "jpg"),
+      })
 class LoadVideoFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "video": choice(video_choices(), "Video: one in ComfyUI's input folder (sub-folders too; the button "
-                            "uploads one there), or the bundled example clip. Saved workflows may also hold a path, "
-                            "absolute or relative to the input folder (mp4, mkv, avi, mpg, webm, mov, gif, webp).",
-                            default_video(), video_upload=True),
-            "workspace": WORKSPACE_INPUT,
-            "mode": choice(["scene", "interval", "keyframes", "all"], "scene: N frames per detected shot; interval: "
-                           "one frame every N seconds; keyframes: the encoder's keyframes only (fast); all: every "
-                           "frame.", "scene"),
-            "interval_s": number("Seconds between frames in interval mode.", 1.0, 0.01, 3600.0, 0.01),
-            "per_shot": integer("Frames per shot in scene mode.", 3, 1, 100),
-            "start_s": number("Start of the time range, in seconds.", 0.0, 0.0, 1e6, 0.1),
-            "end_s": number("End of the time range in seconds; 0 means the end of the video.", 0.0, 0.0, 1e6, 0.1),
-            "max_frames": integer("Cap on the number of frames, spread evenly over the video; 0 = no cap.",
-                                  0, 0, 1_000_000),
-            "long_side": integer("Resize so the long side is at most this many pixels; 0 keeps the size.",
-                                 0, 0, 8192, 8),
-            "frame_format": choice(ingest.FRAME_FORMATS, "How frames are stored in the workspace: jpg (quality 95, "
-                                   "fast), png (lossless).", "jpg"),
-        })
-
     @classmethod
     def VALIDATE_INPUTS(cls, video: str) -> bool | str:
         """Takes any value that names a video, listed or typed (ComfyUI then skips its list check)."""
@@ -96,18 +93,15 @@ class LoadVideoFrames:
 @node("LF_LoadImageFolder", "LF Load Image Folder", category="frames", function="load",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Copies every readable image of a folder (png, jpg, webp, ...; EXIF rotation, CMYK, 16-bit and "
-      "palette images handled) into a workspace. Broken files are skipped and listed.")
+      "palette images handled) into a workspace. Broken files are skipped and listed.",
+      inputs={
+          "folder": text("Image folder, relative to ComfyUI's input folder (absolute paths only inside the input "
+                         "or output folders, or a folder the server operator allowed; see docs/trust.md)."),
+          "workspace": WORKSPACE_INPUT,
+          "long_side": integer("Resize so the long side is at most this; 0 keeps the size.", 0, 0, 8192, 8),
+          "recursive": boolean("Also read images in sub-folders.", False),
+      })
 class LoadImageFolder:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "folder": text("Image folder, relative to ComfyUI's input folder (absolute paths only inside the input "
-                           "or output folders, or a folder the server operator allowed; see docs/trust.md)."),
-            "workspace": WORKSPACE_INPUT,
-            "long_side": integer("Resize so the long side is at most this; 0 keeps the size.", 0, 0, 8192, 8),
-            "recursive": boolean("Also read images in sub-folders.", False),
-        })
-
     @classmethod
     def IS_CHANGED(cls, folder: str, recursive: bool = False, **kwargs: Any) -> str:
         """The images the load would read (sub-folders too when recursive), with their sizes and mtimes."""
@@ -129,20 +123,17 @@ class LoadImageFolder:
 @node("LF_FilterFrames", "LF Filter Frames (duplicates, blur)", category="frames", function="filter",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Drops near-duplicates over the whole set (perceptual hash) and blurry or too dark frames "
-      "(variance of the Laplacian, judged per shot), and reports each dropped frame and why.")
+      "(variance of the Laplacian, judged per shot), and reports each dropped frame and why.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Frames to filter."),
+          "dedup": boolean("Drop near-duplicate frames (keeps the first).", True),
+          "hash_threshold": integer("Perceptual-hash distance at or under which two frames count as duplicates.",
+                                    6, 0, 32),
+          "blur": boolean("Drop blurry and too dark frames.", True),
+          "blur_relative": number("A frame is blurry when its sharpness is under this share of its shot's "
+                                  "median.", 0.35, 0.0, 1.0, 0.01),
+      })
 class FilterFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Frames to filter."),
-            "dedup": boolean("Drop near-duplicate frames (keeps the first).", True),
-            "hash_threshold": integer("Perceptual-hash distance at or under which two frames count as duplicates.",
-                                      6, 0, 32),
-            "blur": boolean("Drop blurry and too dark frames.", True),
-            "blur_relative": number("A frame is blurry when its sharpness is under this share of its shot's "
-                                    "median.", 0.35, 0.0, 1.0, 0.01),
-        })
-
     def filter(self, frames: Handle, dedup: bool, hash_threshold: int, blur: bool, blur_relative: float,
                unique_id: str | None = None) -> tuple:
         options = filters.FilterOptions(dedup=dedup, hash_threshold=hash_threshold, blur=blur,
@@ -156,20 +147,17 @@ class FilterFrames:
 @node("LF_FramesToImages", "LF Frames to IMAGE", category="frames", function="convert",
       outputs=[("IMAGE", "images"), ("MASK", "masks"), ("STRING", "captions")],
       description="Turns frames into a ComfyUI IMAGE batch (a chosen slice, resized to one size) or one contact "
-      "sheet, for previews and other node packs. Use start/count to walk a big set in chunks.")
+      "sheet, for previews and other node packs. Use start/count to walk a big set in chunks.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Frames to convert."),
+          "output": choice(["batch", "contact_sheet"], "batch: one IMAGE per frame; contact_sheet: one IMAGE with "
+                           "thumbnails of the slice.", "batch"),
+          "start": integer("First frame of the slice.", 0, 0, 10_000_000),
+          "count": integer("How many frames (keep small: an IMAGE batch lives in RAM).", 16, 1, 4096),
+          "long_side": integer("Frames are fitted (letterboxed) into this size so the batch has one shape.",
+                               768, 64, 8192, 8),
+      })
 class FramesToImages:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Frames to convert."),
-            "output": choice(["batch", "contact_sheet"], "batch: one IMAGE per frame; contact_sheet: one IMAGE with "
-                             "thumbnails of the slice.", "batch"),
-            "start": integer("First frame of the slice.", 0, 0, 10_000_000),
-            "count": integer("How many frames (keep small: an IMAGE batch lives in RAM).", 16, 1, 4096),
-            "long_side": integer("Frames are fitted (letterboxed) into this size so the batch has one shape.",
-                                 768, 64, 8192, 8),
-        })
-
     def convert(self, frames: Handle, output: str, start: int, count: int, long_side: int,
                 unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
@@ -180,19 +168,17 @@ class FramesToImages:
 @node("LF_ImagesToFrames", "LF IMAGE to Frames", category="frames", function="convert",
       outputs=[("LF_FRAMES", "frames")],
       description="Adds images made by other nodes (e.g. generated ones) to a workspace as frames, with optional "
-      "captions (one line per image) and masks.")
+      "captions (one line per image) and masks.",
+      inputs={
+          "images": socket("IMAGE", "Images to add."),
+          "workspace": WORKSPACE_INPUT,
+      },
+      optional={
+          "captions": text("Optional captions, one line per image, stored as each frame's caption.", "", True,
+                           forceInput=True),
+          "masks": socket("MASK", "Optional masks, stored as the frames' alpha channel."),
+      })
 class ImagesToFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "images": socket("IMAGE", "Images to add."),
-            "workspace": WORKSPACE_INPUT,
-        }, {
-            "captions": text("Optional captions, one line per image, stored as each frame's caption.", "", True,
-                             forceInput=True),
-            "masks": socket("MASK", "Optional masks, stored as the frames' alpha channel."),
-        })
-
     def convert(self, images: Any, workspace: str, captions: str = "", masks: Any = None,
                 unique_id: str | None = None) -> tuple:
         rgb = np.stack(tensors.tensor_to_images(images))
@@ -204,15 +190,12 @@ class ImagesToFrames:
 
 
 @node("LF_PreviewFrames", "LF Preview Frames", category="frames", function="preview", output_node=True,
-      description="Shows thumbnails of the frames in the node, with how many were kept and dropped.")
+      description="Shows thumbnails of the frames in the node, with how many were kept and dropped.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Frames to preview."),
+          "max_thumbnails": integer("How many thumbnails to show, spread over the set.", 24, 1, 256),
+      })
 class PreviewFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Frames to preview."),
-            "max_thumbnails": integer("How many thumbnails to show, spread over the set.", 24, 1, 256),
-        })
-
     def preview(self, frames: Handle, max_thumbnails: int, unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
             files, summary = interop.write_previews(ws, frames, max_thumbnails, _comfy.temp_root())

@@ -16,7 +16,7 @@ from ..lora_foundry.stages.layers.inpaint import OPENCV_METHOD, InpaintSettings,
 from ..lora_foundry.stages.layers.segment import CharacterRules, parse_color
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from ._tensors import images_to_tensor, masks_to_tensor, tensor_to_masks
 
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames or a filter).")
@@ -31,46 +31,44 @@ FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Vide
       "a phrase when its similarity is at least text_min_similarity and within text_margin of the frame's best "
       "instance for that phrase; its phrase and similarity are recorded on the cut-out and added to its tags. "
       "Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and backgrounds whose transparent pixels are the "
-      "hole to inpaint. Resumes per frame.")
+      "hole to inpaint. Resumes per frame.",
+      inputs={
+          "frames": FRAMES,
+          "sam2_model": socket("LF_SAM2_MODEL", "From LF SAM2 Loader."),
+          "mode": choice(split.MODES, "prompts: only your boxes/points; automatic: SAM 2 finds instances and the "
+                         "rules below pick characters; auto: prompts if given.", "auto"),
+          "prompts": text('JSON, one object per character: [{"box": [x0,y0,x1,y1]}, {"points": [[x,y]], '
+                          '"labels": [1]}] in pixels, or {"relative": true, "objects": [...]} with 0..1 fractions '
+                          'of the frame.', "", True),
+          "points_per_side": integer("Automatic mode: grid of points per side (cost grows with its square).",
+                                     16, 1, 64),
+          "min_area": number("Automatic: smallest character, as a share of the frame.", 0.01, 0.0, 1.0, 0.005),
+          "max_area": number("Automatic: largest character share (bigger regions are floor, sky, walls).",
+                             0.6, 0.0, 1.0, 0.01),
+          "max_border_sides": integer("Automatic: masks touching more frame edges than this are scenery.",
+                                      2, 0, 4),
+          "max_characters": integer("Keep at most this many characters per frame (largest area x score first).",
+                                    8, 1, 64),
+          "margin": integer("Pixels kept around each cut-out's box.", 16, 0, 512),
+          "plain_color": text("Colour under the transparent pixels of cut-outs (what a tool that ignores alpha "
+                              "sees): #RRGGBB or r,g,b.", "#FFFFFF"),
+      },
+      optional={
+          # Text-prompt settings are sockets, not widgets, so workflows saved before they existed keep their
+          # widget positions (a UI workflow stores widget values by position).
+          "clip_model": socket("LF_CLIP_MODEL", "From LF CLIP Loader: lets text_prompt say which automatic "
+                               "instances are characters (needed only with a text prompt)."),
+          "text_prompt": text("What the characters are, comma-separated (e.g. 'a rabbit, a person'); connect a "
+                              "String node. Used with clip_model when no boxes/points are given; empty = "
+                              "area/border rules only."),
+          "text_margin": number("Text (default 0.02): keep an instance whose CLIP similarity to a phrase is within "
+                                "this of the frame's best instance for that phrase (0 = only the best; larger "
+                                "keeps near-ties).", 0.02, 0.0, 2.0, 0.005),
+          "text_min_similarity": number("Text (default 0.15): never keep an instance whose CLIP similarity to its "
+                                        "phrase is below this (a frame without the character gives none).",
+                                        0.15, -1.0, 1.0, 0.01),
+      })
 class SAM2LayerSplit:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "sam2_model": socket("LF_SAM2_MODEL", "From LF SAM2 Loader."),
-            "mode": choice(split.MODES, "prompts: only your boxes/points; automatic: SAM 2 finds instances and the "
-                           "rules below pick characters; auto: prompts if given.", "auto"),
-            "prompts": text('JSON, one object per character: [{"box": [x0,y0,x1,y1]}, {"points": [[x,y]], '
-                            '"labels": [1]}] in pixels, or {"relative": true, "objects": [...]} with 0..1 fractions '
-                            'of the frame.', "", True),
-            "points_per_side": integer("Automatic mode: grid of points per side (cost grows with its square).",
-                                       16, 1, 64),
-            "min_area": number("Automatic: smallest character, as a share of the frame.", 0.01, 0.0, 1.0, 0.005),
-            "max_area": number("Automatic: largest character share (bigger regions are floor, sky, walls).",
-                               0.6, 0.0, 1.0, 0.01),
-            "max_border_sides": integer("Automatic: masks touching more frame edges than this are scenery.",
-                                        2, 0, 4),
-            "max_characters": integer("Keep at most this many characters per frame (largest area x score first).",
-                                      8, 1, 64),
-            "margin": integer("Pixels kept around each cut-out's box.", 16, 0, 512),
-            "plain_color": text("Colour under the transparent pixels of cut-outs (what a tool that ignores alpha "
-                                "sees): #RRGGBB or r,g,b.", "#FFFFFF"),
-        }, {
-            # Text-prompt settings are sockets, not widgets, so workflows saved before they existed keep their
-            # widget positions (a UI workflow stores widget values by position).
-            "clip_model": socket("LF_CLIP_MODEL", "From LF CLIP Loader: lets text_prompt say which automatic "
-                                 "instances are characters (needed only with a text prompt)."),
-            "text_prompt": text("What the characters are, comma-separated (e.g. 'a rabbit, a person'); connect a "
-                                "String node. Used with clip_model when no boxes/points are given; empty = "
-                                "area/border rules only."),
-            "text_margin": number("Text (default 0.02): keep an instance whose CLIP similarity to a phrase is within "
-                                  "this of the frame's best instance for that phrase (0 = only the best; larger "
-                                  "keeps near-ties).", 0.02, 0.0, 2.0, 0.005),
-            "text_min_similarity": number("Text (default 0.15): never keep an instance whose CLIP similarity to its "
-                                          "phrase is below this (a frame without the character gives none).",
-                                          0.15, -1.0, 1.0, 0.01),
-        })
-
     def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,
               min_area: float, max_area: float, max_border_sides: int, max_characters: int, margin: int,
               plain_color: str, clip_model: Any | None = None, text_prompt: str = "", text_margin: float = 0.02,
@@ -100,16 +98,16 @@ class SAM2LayerSplit:
       "same character throughout the shot, and a character the per-frame rules would miss in some frame is "
       "still cut out. Frames are read as tracking reaches them, never the whole shot at once. Prompts apply to "
       "each shot's first frame; with redetect_every, characters entering later are found and tracked too. "
-      "Resumes per shot: a cancelled run keeps finished shots.")
+      "Resumes per shot: a cancelled run keeps finished shots.",
+      inputs=SAM2LayerSplit.INPUTS.required,
+      optional={
+          **SAM2LayerSplit.INPUTS.optional,
+          "redetect_every": integer(
+              "0 = find characters on each shot's first frame only. N = also look every N frames of the shot (the "
+              "same way) and track the characters found there that overlap none already tracked, up to "
+              "max_characters per shot (each tracked character costs time on every frame).", 0, 0, 10_000),
+      })
 class SAM2TrackShots(SAM2LayerSplit):
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        declared = super().INPUT_TYPES()
-        declared["optional"]["redetect_every"] = integer(
-            "0 = find characters on each shot's first frame only. N = also look every N frames of the shot (the "
-            "same way) and track the characters found there that overlap none already tracked, up to "
-            "max_characters per shot (each tracked character costs time on every frame).", 0, 0, 10_000)
-        return declared
 
     def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any,
              redetect_every: int = 0) -> Any:
@@ -129,21 +127,18 @@ def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
       outputs=[("LF_FRAMES", "clean_backgrounds")],
       description="Fill the holes of background layers (their transparent pixels) with LaMa, working on a window "
       "around each hole at full resolution; pixels outside the dilated hole stay exactly as they were. Resumes "
-      "per frame.")
+      "per frame.",
+      inputs={
+          "backgrounds": socket("LF_FRAMES", "Background layers from LF SAM2 Layer Split or LF Masks To Layers "
+                                "(other kinds are passed over)."),
+          "inpaint_model": socket("LF_LAMA_MODEL", "From LF LaMa Loader."),
+          "dilate_px": integer("Grow each hole by this many pixels first (SAM edges leave a halo of the "
+                               "character).", 8, 0, 128),
+          "context": number("Context around a hole, as a share of its size (at least 32 px).", 0.5, 0.0, 4.0, 0.05),
+          "max_side": integer("Windows larger than this are filled downscaled (memory); only the hole pixels are "
+                              "pasted back.", 1024, 64, 8192),
+      })
 class InpaintBackgrounds:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "backgrounds": socket("LF_FRAMES", "Background layers from LF SAM2 Layer Split or LF Masks To Layers "
-                                  "(other kinds are passed over)."),
-            "inpaint_model": socket("LF_LAMA_MODEL", "From LF LaMa Loader."),
-            "dilate_px": integer("Grow each hole by this many pixels first (SAM edges leave a halo of the "
-                                 "character).", 8, 0, 128),
-            "context": number("Context around a hole, as a share of its size (at least 32 px).", 0.5, 0.0, 4.0, 0.05),
-            "max_side": integer("Windows larger than this are filled downscaled (memory); only the hole pixels are "
-                                "pasted back.", 1024, 64, 8192),
-        })
-
     def inpaint(self, backgrounds: Any, inpaint_model: Any, dilate_px: int, context: float, max_side: int,
                 unique_id: str | None = None) -> tuple[Any]:
         settings = InpaintSettings(dilate_px=dilate_px, context=context, max_side=max_side)
@@ -161,16 +156,13 @@ class InpaintBackgrounds:
       outputs=[("IMAGE", "images"), ("MASK", "masks"), ("INT", "total")],
       description="Take layers out as IMAGE + MASK for other packs: a cut-out's mask is its character (alpha), a "
       "background's mask is its hole (1 = fill here, ComfyUI's inpaint convention). Loads a slice (start, count) "
-      "so long runs never fill RAM; all are resized to the first one's size.")
+      "so long runs never fill RAM; all are resized to the first one's size.",
+      inputs={
+          "layers": socket("LF_FRAMES", "Cut-outs, backgrounds, or any frames (frames give empty masks)."),
+          "start": integer("First item of the slice.", 0, 0, 1_000_000),
+          "count": integer("How many items (at most).", 16, 1, 4096),
+      })
 class LayersToMasks:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "layers": socket("LF_FRAMES", "Cut-outs, backgrounds, or any frames (frames give empty masks)."),
-            "start": integer("First item of the slice.", 0, 0, 1_000_000),
-            "count": integer("How many items (at most).", 16, 1, 4096),
-        })
-
     def export(self, layers: Any, start: int, count: int, unique_id: str | None = None) -> tuple[Any, Any, int]:
         with Workspace.from_handle(layers) as ws:
             items = ws.items(layers)
@@ -192,19 +184,16 @@ class LayersToMasks:
       outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds")],
       description="Bring masks from other packs in: one MASK per frame (or one for all frames), resized to each "
       "frame, becomes cut-outs and backgrounds exactly like LF SAM2 Layer Split's, ready for inpainting and "
-      "datasets.")
+      "datasets.",
+      inputs={
+          "frames": FRAMES,
+          "masks": socket("MASK", "A MASK batch in frame order (1 = character), or a single mask."),
+          "separate_regions": boolean("Each connected region is its own character (off: the whole mask is one "
+                                      "character).", True),
+          "margin": integer("Pixels kept around each cut-out.", 16, 0, 512),
+          "plain_color": text("Colour under cut-outs' transparent pixels: #RRGGBB or r,g,b.", "#FFFFFF"),
+      })
 class MasksToLayers:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "masks": socket("MASK", "A MASK batch in frame order (1 = character), or a single mask."),
-            "separate_regions": boolean("Each connected region is its own character (off: the whole mask is one "
-                                        "character).", True),
-            "margin": integer("Pixels kept around each cut-out.", 16, 0, 512),
-            "plain_color": text("Colour under cut-outs' transparent pixels: #RRGGBB or r,g,b.", "#FFFFFF"),
-        })
-
     def convert(self, frames: Any, masks: Any, separate_regions: bool, margin: int, plain_color: str,
                 unique_id: str | None = None) -> tuple[Any, Any]:
         arrays = tensor_to_masks(masks)

@@ -15,9 +15,10 @@ from ..lora_foundry.leco import checkpoints, memory, prompt_set, train, weight_n
 from ..lora_foundry.leco.prompts import PromptSetting, parse_prompt_text
 from ..lora_foundry.lora.stack import StackEntry
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from .training import LOSS_EVENT, loras_dir
 
+SAVE_DTYPES = ("fp16", "bf16", "fp32")
 TOML_INPUT = socket("STRING", "LECO prompt set: sd-scripts' --prompts_file TOML (from LF LECO Prompts).",
                     forceInput=True)
 
@@ -27,27 +28,25 @@ TOML_INPUT = socket("STRING", "LECO prompt set: sd-scripts' --prompts_file TOML 
       description="Builds a LECO prompt set (kohya sd-scripts' --prompts_file TOML, usable with train_leco.py too). "
       "erase: the target prompt stops producing the concept; enhance: it produces more of it; slider: one LoRA that "
       "moves target_class toward 'positive' at +strength and toward 'negative' at -strength. Chain builders to train "
-      "several settings into one LoRA.")
+      "several settings into one LoRA.",
+      inputs={
+          "mode": choice(prompt_set.MODES, "erase / enhance a concept, or a slider between two."),
+          "target": text("erase/enhance: the prompt whose meaning changes (e.g. 'van gogh'); slider: the class the "
+                         "slider acts on (e.g. 'person').", "van gogh"),
+          "positive": text("The concept to erase/enhance (empty = the target itself); slider: the +strength side "
+                           "(e.g. 'old person').", ""),
+          "negative": text("Slider only: the -strength side (e.g. 'young person'). Empty = one-sided slider.", ""),
+          "neutral": text("Prompt the target is measured against (empty = the unconditional prompt).", ""),
+          "guidance_scale": number("How far to push: the target moves g × (positive − unconditional).",
+                                   1.0, 0.0, 20.0, 0.1),
+          "resolution": integer("Training size of the generated latents (square).", 512, 64, 2048, 64),
+          "batch_size": integer("Images per step for this setting.", 1, 1, 16),
+          "multiplier": number("LoRA strength this setting trains at (sliders also train at -multiplier).",
+                               1.0, 0.05, 4.0, 0.05),
+          "weight": number("Loss weight of this setting among the others.", 1.0, 0.0, 10.0, 0.1),
+      },
+      optional={"prompts_toml": socket("STRING", "A prompt set to append this setting to.", forceInput=True)})
 class LECOPrompts:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "mode": choice(prompt_set.MODES, "erase / enhance a concept, or a slider between two."),
-            "target": text("erase/enhance: the prompt whose meaning changes (e.g. 'van gogh'); slider: the class the "
-                           "slider acts on (e.g. 'person').", "van gogh"),
-            "positive": text("The concept to erase/enhance (empty = the target itself); slider: the +strength side "
-                             "(e.g. 'old person').", ""),
-            "negative": text("Slider only: the -strength side (e.g. 'young person'). Empty = one-sided slider.", ""),
-            "neutral": text("Prompt the target is measured against (empty = the unconditional prompt).", ""),
-            "guidance_scale": number("How far to push: the target moves g × (positive − unconditional).",
-                                     1.0, 0.0, 20.0, 0.1),
-            "resolution": integer("Training size of the generated latents (square).", 512, 64, 2048, 64),
-            "batch_size": integer("Images per step for this setting.", 1, 1, 16),
-            "multiplier": number("LoRA strength this setting trains at (sliders also train at -multiplier).",
-                                 1.0, 0.05, 4.0, 0.05),
-            "weight": number("Loss weight of this setting among the others.", 1.0, 0.0, 10.0, 0.1),
-        }, {"prompts_toml": socket("STRING", "A prompt set to append this setting to.", forceInput=True)})
-
     def build(self, mode: str, target: str, positive: str, negative: str, neutral: str, guidance_scale: float,
               resolution: int, batch_size: int, multiplier: float, weight: float, prompts_toml: str = "",
               unique_id: str | None = None) -> tuple[str, str]:
@@ -69,34 +68,31 @@ def summarize(settings: list[PromptSetting]) -> str:
       description="Trains a LECO or concept-slider LoRA from prompts alone, on this graph's MODEL and CLIP (no "
       "dataset), with ComfyUI's own LoRA adapters and samplers. Saves a kohya-format LoRA with ss_leco_* metadata "
       "in models/loras/lora_foundry/, checkpoints every N steps (cancel keeps the last; re-queue resumes it). "
-      "Refuses a batch/resolution that cannot fit in memory and says what would.")
+      "Refuses a batch/resolution that cannot fit in memory and says what would.",
+      inputs={
+          "model": socket("MODEL", "The diffusion model to train a LoRA for (SD1.x, SDXL, ...)."),
+          "clip": socket("CLIP", "Its text encoder: encodes the prompts (it is not trained)."),
+          "prompts_toml": TOML_INPUT,
+          "name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.", "my_leco"),
+          "steps": integer("Training steps.", 500, 1, 100000),
+          "learning_rate": number("AdamW learning rate.", 1e-4, 1e-6, 1e-1, 1e-5, round=False),
+          "rank": integer("LoRA rank (network_dim).", 4, 1, 256),
+          "alpha": number("LoRA alpha (network_alpha); the update is scaled by alpha/rank.", 1.0, 0.01, 256.0),
+          "max_denoising_steps": integer("Partial-denoise schedule length (sd-scripts' max_denoising_steps).",
+                                         40, 2, 200),
+          "denoise_guidance": number("CFG of the partial denoise (sd-scripts' leco_denoise_guidance_scale).",
+                                     3.0, 1.0, 20.0, 0.1),
+          "seed": integer("Seed: the same seed and settings give the same LoRA.", 0, 0, 2**32 - 1),
+          "save_every": integer("Save a checkpoint every N steps (kept on cancel; resume starts there); 0 = only "
+                                "at the end.", 50, 0, 100000),
+          "resume": boolean("Continue from this name's last checkpoint when its settings match.", True),
+          "overwrite": boolean("Replace an existing LoRA with this name.", False),
+          "dtype": choice(SAVE_DTYPES, "Precision of the saved weights.", "fp16"),
+          "gradient_checkpointing": boolean("Recompute the model's blocks in backward instead of keeping their "
+                                            "activations: less memory, slower steps (where ComfyUI allows).",
+                                            True),
+      })
 class TrainLECO:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "model": socket("MODEL", "The diffusion model to train a LoRA for (SD1.x, SDXL, ...)."),
-            "clip": socket("CLIP", "Its text encoder: encodes the prompts (it is not trained)."),
-            "prompts_toml": TOML_INPUT,
-            "name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.", "my_leco"),
-            "steps": integer("Training steps.", 500, 1, 100000),
-            "learning_rate": number("AdamW learning rate.", 1e-4, 1e-6, 1e-1, 1e-5, round=False),
-            "rank": integer("LoRA rank (network_dim).", 4, 1, 256),
-            "alpha": number("LoRA alpha (network_alpha); the update is scaled by alpha/rank.", 1.0, 0.01, 256.0),
-            "max_denoising_steps": integer("Partial-denoise schedule length (sd-scripts' max_denoising_steps).",
-                                           40, 2, 200),
-            "denoise_guidance": number("CFG of the partial denoise (sd-scripts' leco_denoise_guidance_scale).",
-                                       3.0, 1.0, 20.0, 0.1),
-            "seed": integer("Seed: the same seed and settings give the same LoRA.", 0, 0, 2**32 - 1),
-            "save_every": integer("Save a checkpoint every N steps (kept on cancel; resume starts there); 0 = only "
-                                  "at the end.", 50, 0, 100000),
-            "resume": boolean("Continue from this name's last checkpoint when its settings match.", True),
-            "overwrite": boolean("Replace an existing LoRA with this name.", False),
-            "dtype": choice(checkpoints_dtypes(), "Precision of the saved weights.", "fp16"),
-            "gradient_checkpointing": boolean("Recompute the model's blocks in backward instead of keeping their "
-                                              "activations: less memory, slower steps (where ComfyUI allows).",
-                                              True),
-        })
-
     def train(self, model: Any, clip: Any, prompts_toml: str, name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, max_denoising_steps: int, denoise_guidance: float, seed: int,
               save_every: int, resume: bool, overwrite: bool, dtype: str, gradient_checkpointing: bool = True,
@@ -127,10 +123,6 @@ class TrainLECO:
         kind = "slider" if any(s.multiplier < 0 for s in settings) else "leco"
         stack = [StackEntry(lora_name, 1.0, 0.0, kind)]
         return {"ui": {"text": [report]}, "result": (stack, lora_name, report)}
-
-
-def checkpoints_dtypes() -> list[str]:
-    return ["fp16", "bf16", "fp32"]
 
 
 def _check_memory(bridge: Any, model: Any, network: Any, settings: list[PromptSetting]) -> int:

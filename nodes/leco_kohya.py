@@ -21,7 +21,7 @@ from ..lora_foundry.leco.train import LecoConfig
 from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.paths import confined
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from .training import BASE_FOLDERS, EventForwarder, base_models, interrupted, loras_dir, show_cancel_report
 
 LECO_RUNS = "leco_training"
@@ -34,36 +34,34 @@ LECO_RUNS = "leco_training"
       "input folder) with the server operator's kohya sd-scripts (train_leco.py / sdxl_train_leco.py; newer "
       "sd-scripts only, an older checkout gets a clear message). Success only when sd-scripts exits 0 AND the LoRA "
       "exists with ss_leco metadata; it lands in models/loras/lora_foundry/. Cancel stops the trainer and keeps its "
-      "checkpoints.")
+      "checkpoints.",
+      inputs={
+          "architecture": choice(list(LECO_SCRIPTS), "Model family: sd15/sd2 run train_leco.py, sdxl runs "
+                                 "sdxl_train_leco.py.", "sd15"),
+          "base_model": choice(base_models, "Base model from models/checkpoints or models/diffusion_models "
+                               "(.safetensors only)."),
+          "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
+                              "my_leco"),
+          "steps": integer("Training steps (max_train_steps).", 500, 1, 100000),
+          "learning_rate": number("Learning rate.", 1e-4, 1e-6, 1e-1, 1e-5, round=False),
+          "rank": integer("LoRA rank (network_dim).", 4, 1, 256),
+          "alpha": number("LoRA alpha (network_alpha); the update is scaled by alpha/rank.", 1.0, 0.01, 256.0),
+          "seed": integer("Training seed (fixed, so re-queuing the same graph does not retrain).", 0, 0, 2**32 - 1),
+          "save_every": integer("Save an intermediate LoRA every N steps (kept if you cancel); 0 = only at the end.",
+                                0, 0, 100000),
+          "dry_run": boolean("Write prompts.toml, run.toml and the exact command (shown in the report) without "
+                             "training.", False),
+      },
+      optional={
+          "prompts_toml": socket("STRING", "LECO prompt set: sd-scripts' --prompts_file TOML (from LF LECO "
+                                 "Prompts).", forceInput=True),
+          "prompts_file": text("Instead of a connected prompt set: a .toml file name in ComfyUI's input folder."),
+          "max_denoising_steps": integer("Partial-denoise schedule length (sd-scripts' max_denoising_steps).",
+                                         40, 2, 200),
+          "denoise_guidance": number("CFG of the partial denoise (sd-scripts' leco_denoise_guidance_scale).",
+                                     3.0, 1.0, 20.0, 0.1),
+      })
 class KohyaTrainLECO:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "architecture": choice(list(LECO_SCRIPTS), "Model family: sd15/sd2 run train_leco.py, sdxl runs "
-                                   "sdxl_train_leco.py.", "sd15"),
-            "base_model": choice(base_models(), "Base model from models/checkpoints or models/diffusion_models "
-                                 "(.safetensors only)."),
-            "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
-                                "my_leco"),
-            "steps": integer("Training steps (max_train_steps).", 500, 1, 100000),
-            "learning_rate": number("Learning rate.", 1e-4, 1e-6, 1e-1, 1e-5, round=False),
-            "rank": integer("LoRA rank (network_dim).", 4, 1, 256),
-            "alpha": number("LoRA alpha (network_alpha); the update is scaled by alpha/rank.", 1.0, 0.01, 256.0),
-            "seed": integer("Training seed (fixed, so re-queuing the same graph does not retrain).", 0, 0, 2**32 - 1),
-            "save_every": integer("Save an intermediate LoRA every N steps (kept if you cancel); 0 = only at the end.",
-                                  0, 0, 100000),
-            "dry_run": boolean("Write prompts.toml, run.toml and the exact command (shown in the report) without "
-                               "training.", False),
-        }, {
-            "prompts_toml": socket("STRING", "LECO prompt set: sd-scripts' --prompts_file TOML (from LF LECO "
-                                   "Prompts).", forceInput=True),
-            "prompts_file": text("Instead of a connected prompt set: a .toml file name in ComfyUI's input folder."),
-            "max_denoising_steps": integer("Partial-denoise schedule length (sd-scripts' max_denoising_steps).",
-                                           40, 2, 200),
-            "denoise_guidance": number("CFG of the partial denoise (sd-scripts' leco_denoise_guidance_scale).",
-                                       3.0, 1.0, 20.0, 0.1),
-        })
-
     def train(self, architecture: str, base_model: str, output_name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, seed: int, save_every: int, dry_run: bool, prompts_toml: str = "",
               prompts_file: str = "", max_denoising_steps: int = 40, denoise_guidance: float = 3.0,

@@ -20,7 +20,7 @@ from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, open_sam2, sam2
 from ..lora_foundry.stages.layers.inpaint import OPENCV_METHOD
 from . import _comfy
 from ._declare import choice, mappings, node
-from ._models import ModelLoader, installed_path, model_choices, torch_device_input
+from ._models import ModelLoader, installed_path, model_choices, model_input, onnx_device_input, torch_device_input
 
 AUTO_CONFIG = "auto (from file name)"
 OPENCV_FALLBACK = "opencv fallback"
@@ -29,17 +29,16 @@ OPENCV_FALLBACK = "opencv fallback"
 @node("LF_SAM2Loader", "LF SAM2 Loader", category="layers", function="load",
       outputs=[("LF_SAM2_MODEL", "sam2_model")],
       description="Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2. Nothing is downloaded: "
-      "a missing file fails at once with the file to get and the folder to put it in.")
+      "a missing file fails at once with the file to get and the folder to put it in.",
+      inputs={
+          "model_name": model_input(SAM2_SPEC, "Checkpoint in models/sam2 (Meta's file names, e.g. "
+                                    "sam2.1_hiera_tiny.pt; tiny is the fastest on CPU)."),
+          "config": choice([AUTO_CONFIG, *CONFIGS], "The sam2 config that builds this checkpoint; 'auto' reads it "
+                           "from the file name.", AUTO_CONFIG),
+          "device": torch_device_input(),
+      })
 class SAM2Loader(ModelLoader):
     SPEC = SAM2_SPEC
-    MODEL_TOOLTIP = ("Checkpoint in models/sam2 (Meta's file names, e.g. sam2.1_hiera_tiny.pt; tiny is the "
-                     "fastest on CPU).")
-
-    @classmethod
-    def settings(cls) -> dict[str, tuple]:
-        return {"config": choice([AUTO_CONFIG, *CONFIGS], "The sam2 config that builds this checkpoint; 'auto' "
-                                 "reads it from the file name.", AUTO_CONFIG),
-                "device": torch_device_input()}
 
     @classmethod
     def identity(cls, path: Path, settings: dict[str, Any]) -> str:
@@ -47,6 +46,20 @@ class SAM2Loader(ModelLoader):
 
     def open(self, path: Path, device: str, settings: dict[str, Any]) -> ModelHandle:
         return open_sam2(path, device, _config(settings))
+
+
+def _clip_names() -> list[str]:
+    """open_clip's combo: weights files and model folders (ending in '/')."""
+    _comfy.register_model_folder(clip_model.CLIP_FOLDER)
+    installed = clip_model.installed_choices(_comfy.model_folder_paths(clip_model.CLIP_FOLDER))
+    return model_choices(clip_model.CLIP_SPEC, installed)
+
+
+def _expression_names() -> list[str]:
+    spec = expression_model.EXPRESSION_SPEC
+    _comfy.register_model_folder(spec.folder)
+    installed = [n for n in _comfy.list_models(spec.folder) if n.lower().endswith(spec.formats)]
+    return model_choices(spec, installed)
 
 
 def _config(settings: dict[str, Any]) -> str | None:
@@ -58,16 +71,16 @@ def _config(settings: dict[str, Any]) -> str | None:
       outputs=[("LF_LAMA_MODEL", "inpaint_model")],
       description="Load LaMa (big-lama.pt, TorchScript) from models/lama or $LAMA_MODEL. Nothing is downloaded. "
       "'opencv fallback' uses OpenCV's Telea inpainting when the file is missing (smooth fill, fine for small "
-      "holes; recorded as such on every result).")
+      "holes; recorded as such on every result).",
+      inputs={
+          "model_name": model_input(LAMA_SPEC, "big-lama.pt in models/lama ($LAMA_MODEL, when set, names the file "
+                                    "instead)."),
+          "if_missing": choice(["error", OPENCV_FALLBACK], "What to do when the file is not installed: stop with "
+                               "where to get it, or use OpenCV Telea.", "error"),
+          "device": torch_device_input(),
+      })
 class LaMaLoader(ModelLoader):
     SPEC = LAMA_SPEC
-    MODEL_TOOLTIP = "big-lama.pt in models/lama ($LAMA_MODEL, when set, names the file instead)."
-
-    @classmethod
-    def settings(cls) -> dict[str, tuple]:
-        return {"if_missing": choice(["error", OPENCV_FALLBACK], "What to do when the file is not installed: stop "
-                                     "with where to get it, or use OpenCV Telea.", "error"),
-                "device": torch_device_input()}
 
     @classmethod
     def locate(cls, model_name: str) -> Path:
@@ -97,23 +110,17 @@ class LaMaLoader(ModelLoader):
       outputs=[("LF_CLIP_MODEL", "clip_model")],
       description="Load an open_clip image/text model from models/open_clip: a weights file named "
       "<architecture>__<tag>.safetensors (or pick the architecture), or a folder with open_clip_config.json "
-      "(a Hugging Face snapshot). Never downloads.")
+      "(a Hugging Face snapshot). Never downloads.",
+      inputs={
+          "model_name": model_input(clip_model.CLIP_SPEC, "Weights file, or a folder ending in '/' holding "
+                                    "open_clip_config.json, in models/open_clip.", _clip_names),
+          "architecture": choice(clip_model.ARCH_CHOICES, "open_clip architecture of a weights file; auto reads it "
+                                 "from '<arch>__<tag>' in the file name. Only architectures with weights of known "
+                                 "licence are listed (docs/understanding.md).", "auto"),
+          "device": torch_device_input(),
+      })
 class CLIPLoader(ModelLoader):
     SPEC = clip_model.CLIP_SPEC
-    MODEL_TOOLTIP = "Weights file, or a folder ending in '/' holding open_clip_config.json, in models/open_clip."
-
-    @classmethod
-    def model_names(cls) -> list[str]:
-        _comfy.register_model_folder(clip_model.CLIP_FOLDER)
-        installed = clip_model.installed_choices(_comfy.model_folder_paths(clip_model.CLIP_FOLDER))
-        return model_choices(clip_model.CLIP_SPEC, installed)
-
-    @classmethod
-    def settings(cls) -> dict[str, tuple]:
-        return {"architecture": choice(clip_model.ARCH_CHOICES, "open_clip architecture of a weights file; auto "
-                                       "reads it from '<arch>__<tag>' in the file name. Only architectures with "
-                                       "weights of known licence are listed (docs/understanding.md).", "auto"),
-                "device": torch_device_input()}
 
     @classmethod
     def locate(cls, model_name: str) -> Path:
@@ -135,11 +142,14 @@ class CLIPLoader(ModelLoader):
 @node("LF_PoseLoader", "LF Pose Loader (RTMPose/DWPose/RTMO)", category="understand", function="load",
       outputs=[("LF_POSE_MODEL", "pose_model")],
       description="Load an RTMPose / DWPose (top-down, runs on the character boxes we already have) or RTMO ONNX "
-      "file from models/rtmpose, on onnxruntime (CPU or CUDA). Never downloads.")
+      "file from models/rtmpose, on onnxruntime (CPU or CUDA). Never downloads.",
+      inputs={
+          "model_name": model_input(pose_model.POSE_SPEC, "ONNX file in models/rtmpose (from mmpose's onnx_sdk "
+                                    "zips, renamed; or DWPose's dw-ll_ucoco_384.onnx)."),
+          "device": onnx_device_input(),
+      })
 class PoseLoader(ModelLoader):
     SPEC = pose_model.POSE_SPEC
-    MODEL_TOOLTIP = ("ONNX file in models/rtmpose (from mmpose's onnx_sdk zips, renamed; or DWPose's "
-                     "dw-ll_ucoco_384.onnx).")
     ONNX = True
 
     def open(self, path: Path, device: str, settings: dict[str, Any]) -> ModelHandle:
@@ -149,10 +159,14 @@ class PoseLoader(ModelLoader):
 @node("LF_FaceLoader", "LF Face Loader (RetinaFace)", category="understand", function="load",
       outputs=[("LF_FACE_MODEL", "face_model")],
       description="Load facexlib's RetinaFace (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth) "
-      "from models/facedetection, safely (weights only). Never downloads.")
+      "from models/facedetection, safely (weights only). Never downloads.",
+      inputs={
+          "model_name": model_input(face_model.FACE_SPEC, "RetinaFace weights in models/facedetection (the same "
+                                    "folder face-restore packs use)."),
+          "device": torch_device_input(),
+      })
 class FaceLoader(ModelLoader):
     SPEC = face_model.FACE_SPEC
-    MODEL_TOOLTIP = "RetinaFace weights in models/facedetection (the same folder face-restore packs use)."
 
     def open(self, path: Path, device: str, settings: dict[str, Any]) -> ModelHandle:
         return face_model.load_face(path, device)
@@ -162,19 +176,16 @@ class FaceLoader(ModelLoader):
       function="load", outputs=[("LF_EXPRESSION_MODEL", "expression_model")],
       description="Load your own facial-expression classifier: an ONNX image classifier from models/expression, "
       "labels in NAME.txt beside it (one per line) or its 'labels' metadata; input size from the model, "
-      "mean/std from its metadata (ImageNet by default). onnxruntime, CPU or CUDA. Never downloads.")
+      "mean/std from its metadata (ImageNet by default). onnxruntime, CPU or CUDA. Never downloads.",
+      inputs={
+          "model_name": model_input(expression_model.EXPRESSION_SPEC, "ONNX classifier in models/expression (e.g. "
+                                    "FER+ emotion-ferplus-8.onnx, or your own); labels in the same-name .txt.",
+                                    _expression_names),
+          "device": onnx_device_input(),
+      })
 class ExpressionClassifierLoader(ModelLoader):
     SPEC = expression_model.EXPRESSION_SPEC
-    MODEL_TOOLTIP = ("ONNX classifier in models/expression (e.g. FER+ emotion-ferplus-8.onnx, or your own); "
-                     "labels in the same-name .txt.")
     ONNX = True
-
-    @classmethod
-    def model_names(cls) -> list[str]:
-        spec = cls.SPEC
-        _comfy.register_model_folder(spec.folder)
-        installed = [n for n in _comfy.list_models(spec.folder) if n.lower().endswith(spec.formats)]
-        return model_choices(spec, installed)
 
     @classmethod
     def identity(cls, path: Path, settings: dict[str, Any]) -> str:

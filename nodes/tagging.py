@@ -13,7 +13,7 @@ from ..lora_foundry.media.contact_sheet import titled_sheet
 from ..lora_foundry.stages.tagging import face_stage, faces, lighting_stage, pose_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from ._declare import inputs, integer, mappings, node, number, socket, text
+from ._declare import integer, mappings, node, number, socket, text
 from .clusters import save_previews
 
 FRAMES = socket("LF_FRAMES", "Frames or cut-outs in a LoRA Foundry workspace.")
@@ -24,16 +24,13 @@ CLIP_OPTIONAL = socket("LF_CLIP_MODEL", "Optional open_clip model (LF CLIP Loade
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Keypoints per item (on the cut-out's own box) and tags: action (standing, walking, running, "
       "jumping, sitting, lying; motion across a shot when frames have timestamps), view (front, three-quarter, "
-      "side, back) and framing (close-up, upper body, full body).")
+      "side, back) and framing (close-up, upper body, full body).",
+      inputs={
+          "frames": FRAMES,
+          "pose_model": socket("LF_POSE_MODEL", "From LF Pose Loader."),
+          "min_score": number("A keypoint counts as seen at or above this confidence.", 0.3, 0.0, 1.0, 0.05),
+      })
 class TagPose:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "pose_model": socket("LF_POSE_MODEL", "From LF Pose Loader."),
-            "min_score": number("A keypoint counts as seen at or above this confidence.", 0.3, 0.0, 1.0, 0.05),
-        })
-
     def tag(self, frames: Any, pose_model: Any, min_score: float, unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
             out = pose_stage.pose_stage(ws, frames, pose_model, min_score, _comfy.ComfyProgress(unique_id))
@@ -57,26 +54,24 @@ def _tag_counts(values: dict[int, Any], total: int) -> str:
       description="Find faces (boxes + 5 landmarks), save square crops with a margin as new items, and tag each "
       "crop's expression with your classifier (LF Expression Classifier Loader) when connected, else by CLIP "
       "zero-shot over a vocabulary when a CLIP model is connected. Reports faces found per cluster and warns "
-      "when a cluster has none (anime/3D faces are often missed).")
+      "when a cluster has none (anime/3D faces are often missed).",
+      inputs={
+          "frames": FRAMES,
+          "face_model": socket("LF_FACE_MODEL", "From LF Face Loader."),
+          "threshold": number("Detection confidence to keep a face.", 0.8, 0.0, 1.0, 0.01),
+          "margin": number("Crop margin on each side, as a share of the face box.", 0.3, 0.0, 2.0, 0.05),
+          "min_size": integer("Faces narrower than this (pixels) are recorded but not cropped.", 64, 1, 4096),
+          "max_faces": integer("Most faces kept per image (the most confident).", 5, 1, 100),
+          "expressions": text("Expression vocabulary for CLIP zero-shot, comma or line separated.",
+                              ", ".join(faces.EXPRESSIONS), True),
+      },
+      optional={
+          "clip_model": CLIP_OPTIONAL,
+          "expression_model": socket("LF_EXPRESSION_MODEL", "Optional classifier (LF Expression Classifier "
+                                     "Loader); when connected it tags expressions instead of CLIP and its labels "
+                                     "replace the vocabulary."),
+      })
 class DetectFaces:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "face_model": socket("LF_FACE_MODEL", "From LF Face Loader."),
-            "threshold": number("Detection confidence to keep a face.", 0.8, 0.0, 1.0, 0.01),
-            "margin": number("Crop margin on each side, as a share of the face box.", 0.3, 0.0, 2.0, 0.05),
-            "min_size": integer("Faces narrower than this (pixels) are recorded but not cropped.", 64, 1, 4096),
-            "max_faces": integer("Most faces kept per image (the most confident).", 5, 1, 100),
-            "expressions": text("Expression vocabulary for CLIP zero-shot, comma or line separated.",
-                                ", ".join(faces.EXPRESSIONS), True),
-        }, {
-            "clip_model": CLIP_OPTIONAL,
-            "expression_model": socket("LF_EXPRESSION_MODEL", "Optional classifier (LF Expression Classifier "
-                                       "Loader); when connected it tags expressions instead of CLIP and its labels "
-                                       "replace the vocabulary."),
-        })
-
     def detect(self, frames: Any, face_model: Any, threshold: float, margin: float, min_size: int,
                max_faces: int, expressions: str, clip_model: Any = None, expression_model: Any = None,
                unique_id: str | None = None) -> dict[str, Any]:
@@ -95,16 +90,14 @@ class DetectFaces:
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Lighting from pixels, no weights: key (high/low), contrast, colour temperature, light "
       "direction, and tags (sunset, golden hour, midday, night, indoor, dramatic, soft, rim light); setting and "
-      "time of day by CLIP zero-shot too when a CLIP model is connected.")
+      "time of day by CLIP zero-shot too when a CLIP model is connected.",
+      inputs={
+          "frames": FRAMES,
+          "clip_min_probability": number("CLIP setting/time tag only when its zero-shot probability reaches "
+                                         "this.", 0.5, 0.0, 1.0, 0.05),
+      },
+      optional={"clip_model": CLIP_OPTIONAL})
 class TagLighting:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": FRAMES,
-            "clip_min_probability": number("CLIP setting/time tag only when its zero-shot probability reaches "
-                                           "this.", 0.5, 0.0, 1.0, 0.05),
-        }, {"clip_model": CLIP_OPTIONAL})
-
     def tag(self, frames: Any, clip_min_probability: float, clip_model: Any = None,
             unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:

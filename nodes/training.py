@@ -7,6 +7,7 @@ allow-listed options, so a shared workflow cannot make the server run another pr
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ..lora_foundry.media import images
 from ..lora_foundry.models.registry import ModelMissingError
 from ..lora_foundry.paths import confined
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import Input, boolean, choice, integer, mappings, node, number, socket, text
 
 NONE = "(none)"
 LOSS_EVENT = "lora_foundry.loss"
@@ -35,9 +36,13 @@ def base_models() -> list[str]:
     return names
 
 
-def _optional_model(folder: str, tooltip: str) -> tuple[list[str], dict[str, Any]]:
-    files = [n for n in _comfy.list_models(folder) if n.endswith(".safetensors")]
-    return choice([NONE, *files], tooltip, NONE)
+def _optional_model(folder: str, tooltip: str) -> Input:
+    """A combo of the .safetensors files in a models folder, listed when ComfyUI asks, or (none)."""
+    return choice(functools.partial(_safetensors_or_none, folder), tooltip, NONE)
+
+
+def _safetensors_or_none(folder: str) -> list[str]:
+    return [NONE, *(n for n in _comfy.list_models(folder) if n.endswith(".safetensors"))]
 
 
 def loras_dir() -> Path:
@@ -93,52 +98,50 @@ def _models(base_model: str, choices: dict[str, str]) -> tuple[Path, dict[str, P
       description="Trains a LoRA with kohya sd-scripts (installed by the server operator in its own venv; see "
       "docs/training.md). Presets per architecture and LoRA type, every value overridable (0 = preset). Success "
       "only when sd-scripts exits 0 AND the LoRA file exists with the expected metadata; the LoRA lands in "
-      "models/loras/lora_foundry/. Cancel stops the whole trainer; checkpoints are kept.")
+      "models/loras/lora_foundry/. Cancel stops the whole trainer; checkpoints are kept.",
+      inputs={
+          "architecture": choice(presets.ARCHITECTURES, "Model family: picks the sd-scripts script and network "
+                                 "module (sd15/sd2 train_network, sdxl, flux with clip_l/t5xxl/ae, sd3).", "sd15"),
+          "lora_type": choice(presets.LORA_TYPES, "Preset family: character, style or concept (sets lr, rank, steps; "
+                              "see docs/training.md).", "character"),
+          "base_model": choice(base_models, "Base model from models/checkpoints or models/diffusion_models "
+                               "(.safetensors only)."),
+          "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
+                              "my_lora"),
+          "network_variant": choice(train_config.VARIANTS, "LoRA (sd-scripts), or LoCon/LoHa/LoKr/DoRA through "
+                                    "LyCORIS (must be installed in sd-scripts' venv). Unsupported combinations are "
+                                    "refused.", "lora"),
+          "steps": integer("Training steps; 0 = preset.", 0, 0, 100000),
+          "learning_rate": number("Learning rate; 0 = preset.", 0.0, 0.0, 0.01, 0.00001, round=False),
+          "rank": integer("network_dim (rank); 0 = preset.", 0, 0, 1024),
+          "alpha": number("network_alpha; 0 = preset.", 0.0, 0.0, 1024.0),
+          "resolution": integer("Training resolution; 0 = preset.", 0, 0, 4096, 64),
+          "train_seed": integer("Training seed (fixed, so re-queuing the same graph does not retrain).",
+                                42, 0, 2**32 - 1),
+          "dry_run": boolean("Write the TOML files and the exact command (shown in the report) without training.",
+                             False),
+          "resume": boolean("Continue from the newest saved state of this output name (train once with save_state "
+                            "on).", False),
+      },
+      optional={
+          "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
+          "dataset_path": text("Instead of a connected dataset: a dataset folder name under "
+                               "<output>/lora_foundry/datasets/."),
+          "sample_prompts": text("One prompt per line for sample images during training (sd-scripts syntax, e.g. "
+                                 "'mychar, smiling --w 512 --h 512 --s 20'). Empty = no samples.", "", True),
+          "sample_every_n_steps": integer("Sample interval; 0 = a quarter of the steps.", 0, 0, 100000),
+          "save_every_n_steps": integer("Save an intermediate LoRA every N steps (kept if you cancel); 0 = only at "
+                                        "the end.", 0, 0, 100000),
+          "save_state": boolean("Also save the optimizer state so a run can resume.", False),
+          "clip_l": _optional_model("text_encoders", "CLIP-L text encoder (Flux, optional for SD3)."),
+          "clip_g": _optional_model("text_encoders", "CLIP-G text encoder (optional for SD3)."),
+          "t5xxl": _optional_model("text_encoders", "T5-XXL text encoder (Flux, optional for SD3)."),
+          "ae": _optional_model("vae", "Autoencoder (Flux ae.safetensors)."),
+          "extra_options": text("More sd-scripts options as TOML 'key = value' lines, allow-listed (numbers, flags, "
+                                "fixed choices such as optimizer_type, mixed_precision, gradient_checkpointing). "
+                                "Paths and programs are refused.", "", True),
+      })
 class KohyaTrainLoRA:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "architecture": choice(presets.ARCHITECTURES, "Model family: picks the sd-scripts script and network "
-                                   "module (sd15/sd2 train_network, sdxl, flux with clip_l/t5xxl/ae, sd3).", "sd15"),
-            "lora_type": choice(presets.LORA_TYPES, "Preset family: character, style or concept (sets lr, rank, steps; "
-                                "see docs/training.md).", "character"),
-            "base_model": choice(base_models(), "Base model from models/checkpoints or models/diffusion_models "
-                                 "(.safetensors only)."),
-            "output_name": text("LoRA file name (plain name): models/loras/lora_foundry/<name>.safetensors.",
-                                "my_lora"),
-            "network_variant": choice(train_config.VARIANTS, "LoRA (sd-scripts), or LoCon/LoHa/LoKr/DoRA through "
-                                      "LyCORIS (must be installed in sd-scripts' venv). Unsupported combinations are "
-                                      "refused.", "lora"),
-            "steps": integer("Training steps; 0 = preset.", 0, 0, 100000),
-            "learning_rate": number("Learning rate; 0 = preset.", 0.0, 0.0, 0.01, 0.00001, round=False),
-            "rank": integer("network_dim (rank); 0 = preset.", 0, 0, 1024),
-            "alpha": number("network_alpha; 0 = preset.", 0.0, 0.0, 1024.0),
-            "resolution": integer("Training resolution; 0 = preset.", 0, 0, 4096, 64),
-            "train_seed": integer("Training seed (fixed, so re-queuing the same graph does not retrain).",
-                                  42, 0, 2**32 - 1),
-            "dry_run": boolean("Write the TOML files and the exact command (shown in the report) without training.",
-                               False),
-            "resume": boolean("Continue from the newest saved state of this output name (train once with save_state "
-                              "on).", False),
-        }, {
-            "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
-            "dataset_path": text("Instead of a connected dataset: a dataset folder name under "
-                                 "<output>/lora_foundry/datasets/."),
-            "sample_prompts": text("One prompt per line for sample images during training (sd-scripts syntax, e.g. "
-                                   "'mychar, smiling --w 512 --h 512 --s 20'). Empty = no samples.", "", True),
-            "sample_every_n_steps": integer("Sample interval; 0 = a quarter of the steps.", 0, 0, 100000),
-            "save_every_n_steps": integer("Save an intermediate LoRA every N steps (kept if you cancel); 0 = only at "
-                                          "the end.", 0, 0, 100000),
-            "save_state": boolean("Also save the optimizer state so a run can resume.", False),
-            "clip_l": _optional_model("text_encoders", "CLIP-L text encoder (Flux, optional for SD3)."),
-            "clip_g": _optional_model("text_encoders", "CLIP-G text encoder (optional for SD3)."),
-            "t5xxl": _optional_model("text_encoders", "T5-XXL text encoder (Flux, optional for SD3)."),
-            "ae": _optional_model("vae", "Autoencoder (Flux ae.safetensors)."),
-            "extra_options": text("More sd-scripts options as TOML 'key = value' lines, allow-listed (numbers, flags, "
-                                  "fixed choices such as optimizer_type, mixed_precision, gradient_checkpointing). "
-                                  "Paths and programs are refused.", "", True),
-        })
-
     def train(self, architecture: str, lora_type: str, base_model: str, output_name: str, network_variant: str,
               steps: int, learning_rate: float, rank: int, alpha: float, resolution: int, train_seed: int,
               dry_run: bool, resume: bool, dataset: Any = None, dataset_path: str = "", sample_prompts: str = "",
@@ -226,18 +229,15 @@ class EventForwarder:
 @node("LF_LoadTrainedLoRA", "LF Load Trained LoRA", category="training", function="load",
       outputs=[("MODEL", "model"), ("CLIP", "clip")],
       description="Applies a LoRA by name (e.g. the lora_name output of LF Kohya Train LoRA) to a model and CLIP "
-      "with ComfyUI's own LoraLoader; use it when the name comes from a link rather than a list.")
+      "with ComfyUI's own LoraLoader; use it when the name comes from a link rather than a list.",
+      inputs={
+          "model": socket("MODEL", "The diffusion model to patch."),
+          "clip": socket("CLIP", "The text encoder to patch."),
+          "lora_name": socket("STRING", "LoRA file relative to models/loras.", forceInput=True),
+          "strength_model": number("How strongly the LoRA changes the model.", 1.0, -10.0, 10.0, 0.01),
+          "strength_clip": number("How strongly the LoRA changes the text encoder.", 1.0, -10.0, 10.0, 0.01),
+      })
 class LoadTrainedLoRA:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "model": socket("MODEL", "The diffusion model to patch."),
-            "clip": socket("CLIP", "The text encoder to patch."),
-            "lora_name": socket("STRING", "LoRA file relative to models/loras.", forceInput=True),
-            "strength_model": number("How strongly the LoRA changes the model.", 1.0, -10.0, 10.0, 0.01),
-            "strength_clip": number("How strongly the LoRA changes the text encoder.", 1.0, -10.0, 10.0, 0.01),
-        })
-
     def load(self, model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float,
              unique_id: str | None = None) -> tuple[Any, Any]:
         if not lora_name:

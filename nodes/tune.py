@@ -21,9 +21,17 @@ from ..lora_foundry.progress import CallbackProgress
 from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, text
+from ._declare import boolean, choice, integer, mappings, node, number, text
 from ._tensors import images_to_tensor
-from .evaluate import fingerprint, judge_inputs, make_embedder, render_inputs, settings_of, training_paths, trigger_of
+from .evaluate import (
+    JUDGE_INPUTS,
+    RENDER_INPUTS,
+    fingerprint,
+    make_embedder,
+    settings_of,
+    training_paths,
+    trigger_of,
+)
 from .training import BASE_FOLDERS, base_models, interrupted, loras_dir, resolve_dataset
 
 LAUNCHER_TYPES = {"character": "character", "style": "style", "background": "concept", "pose": "concept"}
@@ -50,29 +58,28 @@ def publish(study: Any, output_name: str) -> Path:
       "variant; bounded per LoRA type) with Optuna (TPE sampler, median pruner on evaluations of intermediate "
       "checkpoints). Each trial is a real kohya run judged by LF Evaluate LoRA's criteria, weighted as you set. The "
       "study lives in the workspace and resumes after a cancel or crash; the best LoRA is published with its "
-      "settings in its metadata. Needs `pip install 'lora-foundry[tune]'`.")
+      "settings in its metadata. Needs `pip install 'lora-foundry[tune]'`.",
+      inputs={
+          **RENDER_INPUTS,
+          "architecture": choice(presets.ARCHITECTURES, "Model family of the base model (picks the sd-scripts "
+                                 "script).", "sd15"),
+          "base_model": choice(base_models, "The same base model as a file, for sd-scripts to train on."),
+          "output_name": text("Study and LoRA name (plain name); trials are <name>_tNNN, the best is "
+                              "models/loras/lora_foundry/<name>_best.safetensors.", "tuned_lora"),
+          "n_trials": integer("Finished trials the study should hold (raise it to continue a study).", 8, 1, 500),
+          "checkpoints": integer("Intermediate evaluations per trial (the pruner's input); 0 = none.", 2, 0, 10),
+          "weight_fidelity": number("Weight of fidelity in the objective.", 0.4, 0.0, 1.0, 0.05),
+          "weight_generalisation": number("Weight of generalisation in the objective.", 0.4, 0.0, 1.0, 0.05),
+          "weight_ease": number("Weight of ease of invocation in the objective.", 0.2, 0.0, 1.0, 0.05),
+          "seed": integer("Sampler seed of the study (and the training seed).", 42, 0, 2**31 - 1),
+      },
+      optional={
+          **JUDGE_INPUTS,
+          "search_space_json": text("JSON narrowing the search, e.g. {\"steps\": [500, 1500], "
+                                    "\"network_variant\": \"lora\"}.", "", True),
+          "dry_run": boolean("Check the inputs and the search space without training.", False),
+      })
 class TuneTraining:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        required = render_inputs()
-        required.update({
-            "architecture": choice(presets.ARCHITECTURES, "Model family of the base model (picks the sd-scripts "
-                                   "script).", "sd15"),
-            "base_model": choice(base_models(), "The same base model as a file, for sd-scripts to train on."),
-            "output_name": text("Study and LoRA name (plain name); trials are <name>_tNNN, the best is "
-                                "models/loras/lora_foundry/<name>_best.safetensors.", "tuned_lora"),
-            "n_trials": integer("Finished trials the study should hold (raise it to continue a study).", 8, 1, 500),
-            "checkpoints": integer("Intermediate evaluations per trial (the pruner's input); 0 = none.", 2, 0, 10),
-            "weight_fidelity": number("Weight of fidelity in the objective.", 0.4, 0.0, 1.0, 0.05),
-            "weight_generalisation": number("Weight of generalisation in the objective.", 0.4, 0.0, 1.0, 0.05),
-            "weight_ease": number("Weight of ease of invocation in the objective.", 0.2, 0.0, 1.0, 0.05),
-            "seed": integer("Sampler seed of the study (and the training seed).", 42, 0, 2**31 - 1),
-        })
-        optional = judge_inputs()
-        optional["search_space_json"] = text("JSON narrowing the search, e.g. {\"steps\": [500, 1500], "
-                                             "\"network_variant\": \"lora\"}.", "", True)
-        optional["dry_run"] = boolean("Check the inputs and the search space without training.", False)
-        return inputs(required, optional)
 
     def tune(self, model: Any, clip: Any, vae: Any, lora_type: str, trigger: str, workspace: str, width: int,
              height: int, steps: int, cfg: float, sampler_name: str, scheduler: str, architecture: str,

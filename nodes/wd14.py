@@ -18,8 +18,8 @@ from ..lora_foundry.models.handle import ModelHandle
 from ..lora_foundry.stages.tagging import wd14, wd14_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
-from ._models import ModelLoader, model_choices
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
+from ._models import ModelLoader, model_choices, model_input, onnx_device_input
 from .clusters import save_previews
 
 PREVIEW_ITEMS = 6
@@ -27,24 +27,29 @@ PREVIEW_TAGS = 4
 PREVIEW_CELL = 256
 
 
+def _tagger_names() -> list[str]:
+    """Tagger files, with forward slashes (a folder per model on every OS)."""
+    spec = wd14_model.WD14_SPEC
+    _comfy.register_model_folder(spec.folder)
+    installed = [n.replace("\\", "/") for n in _comfy.list_models(spec.folder) if n.lower().endswith(spec.formats)]
+    return model_choices(spec, installed)
+
+
 @node("LF_TaggerLoader", "LF Tagger Loader (WD14)", category="understand", function="load",
       outputs=[("LF_TAGGER_MODEL", "tagger")],
       description="Load a WD14-style ONNX tagger (SmilingWolf's wd-v1-4 / wd-v3: ViT, SwinV2, ConvNeXt, EVA02, "
       "MOAT) from models/wd14: a folder per model holding model.onnx and selected_tags.csv, as Hugging Face "
       "publishes them, or <name>.onnx beside <name>.csv. Input size and layout come from the model; an unknown "
-      "layout is refused. onnxruntime, CPU or CUDA. Never downloads.")
+      "layout is refused. onnxruntime, CPU or CUDA. Never downloads.",
+      inputs={
+          "model_name": model_input(wd14_model.WD14_SPEC, "ONNX tagger in models/wd14, e.g. "
+                                    "wd-vit-tagger-v3/model.onnx with its selected_tags.csv in the same folder "
+                                    "(Apache-2.0, huggingface.co/SmilingWolf).", _tagger_names),
+          "device": onnx_device_input(),
+      })
 class TaggerLoader(ModelLoader):
     SPEC = wd14_model.WD14_SPEC
-    MODEL_TOOLTIP = ("ONNX tagger in models/wd14, e.g. wd-vit-tagger-v3/model.onnx with its selected_tags.csv in "
-                     "the same folder (Apache-2.0, huggingface.co/SmilingWolf).")
     ONNX = True
-
-    @classmethod
-    def model_names(cls) -> list[str]:
-        spec = cls.SPEC
-        _comfy.register_model_folder(spec.folder)
-        installed = [n.replace("\\", "/") for n in _comfy.list_models(spec.folder) if n.lower().endswith(spec.formats)]
-        return model_choices(spec, installed)
 
     @classmethod
     def identity(cls, path: Path, settings: dict[str, Any]) -> str:
@@ -59,28 +64,25 @@ class TaggerLoader(ModelLoader):
       description="General tags (hair, eyes, clothing, objects, setting) and character tags for every frame, "
       "cut-out or face crop, with a WD14 tagger (LF Tagger Loader). Batched, resumable, cached. Tags are spelled "
       "like the caption builder's vocabulary and join the frames' 'tags', so LF Build Captions can drop what a "
-      "cluster always shows (it binds to the trigger) and keep what varies. Shows the top tags of a few frames.")
+      "cluster always shows (it binds to the trigger) and keep what varies. Shows the top tags of a few frames.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Frames, cut-outs or face crops in a LoRA Foundry workspace."),
+          "tagger": socket("LF_TAGGER_MODEL", "From LF Tagger Loader (WD14)."),
+          "general_threshold": number("A general tag is kept at or above this score (0.35 is the usual "
+                                      "choice; v3 models are calibrated near 0.26-0.27).",
+                                      wd14.DEFAULT_GENERAL, 0.0, 1.0, 0.01),
+          "general_mcut": boolean("Pick the general threshold per image by Maximum Cut (the largest gap "
+                                  "between scores) instead of the fixed value.", False),
+          "character_threshold": number("A character tag (a named character) is kept at or above this score.",
+                                        wd14.DEFAULT_CHARACTER, 0.0, 1.0, 0.01),
+          "character_mcut": boolean("Maximum Cut for character tags too (never below 0.15).", False),
+          "rating": choice(wd14.RATING_MODES, "The best rating (general, sensitive, questionable, explicit): "
+                           "recorded always; 'as tag' also adds 'rating <name>' to the tags.", "omit"),
+          "exclude": text("Tags never written, comma or line separated (any spelling: 'solo, simple_background').",
+                          "", True),
+          "batch_size": integer("Images per onnxruntime call.", wd14_stage.DEFAULT_BATCH, 1, 64),
+      })
 class TagFrames:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Frames, cut-outs or face crops in a LoRA Foundry workspace."),
-            "tagger": socket("LF_TAGGER_MODEL", "From LF Tagger Loader (WD14)."),
-            "general_threshold": number("A general tag is kept at or above this score (0.35 is the usual "
-                                        "choice; v3 models are calibrated near 0.26-0.27).",
-                                        wd14.DEFAULT_GENERAL, 0.0, 1.0, 0.01),
-            "general_mcut": boolean("Pick the general threshold per image by Maximum Cut (the largest gap "
-                                    "between scores) instead of the fixed value.", False),
-            "character_threshold": number("A character tag (a named character) is kept at or above this score.",
-                                          wd14.DEFAULT_CHARACTER, 0.0, 1.0, 0.01),
-            "character_mcut": boolean("Maximum Cut for character tags too (never below 0.15).", False),
-            "rating": choice(wd14.RATING_MODES, "The best rating (general, sensitive, questionable, explicit): "
-                             "recorded always; 'as tag' also adds 'rating <name>' to the tags.", "omit"),
-            "exclude": text("Tags never written, comma or line separated (any spelling: 'solo, simple_background').",
-                            "", True),
-            "batch_size": integer("Images per onnxruntime call.", wd14_stage.DEFAULT_BATCH, 1, 64),
-        })
-
     def tag(self, frames: Any, tagger: Any, general_threshold: float, general_mcut: bool,
             character_threshold: float, character_mcut: bool, rating: str, exclude: str, batch_size: int,
             unique_id: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ A deliberate change to a node's inputs updates that file in the same commit, wit
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -33,3 +34,15 @@ def test_input_types_are_unchanged(pack, node_id):
     assert actual == expected
     for section in expected:  # == ignores dict order; widget values are stored by position
         assert list(actual[section]) == list(expected[section]), f"{node_id} {section}: input order changed"
+
+
+def test_every_node_is_declared_as_data(pack):
+    """No node module writes ``INPUT_TYPES`` by hand: each input is declared once, in ``@node(inputs=...)``,
+    and ``INPUT_TYPES`` is generated from it (so V1 and any other emitter read the same data)."""
+    nodes_dir = Path(pack.__file__).parent / "nodes"
+    written = [f"{p.name}:{n.lineno}" for p in sorted(nodes_dir.glob("*.py"))
+               for n in ast.walk(ast.parse(p.read_text("utf-8")))
+               if isinstance(n, ast.FunctionDef) and n.name == "INPUT_TYPES"]
+    assert not written, f"hand-written INPUT_TYPES: {written}"
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        assert cls.INPUT_TYPES() == cls.INPUTS.input_types(), node_id
