@@ -22,7 +22,7 @@ from lora_foundry.stages.frames import ingest_stage as ingest
 from lora_foundry.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared" / "media" / "montage_6_shots.mp4"
+DEFAULT_VIDEO = REPO / "lora_foundry" / "data" / "lf_example_montage.mp4"  # the bundled clip: six shots, 525 frames
 
 
 def pipeline(root: Path, video: Path, template: str) -> tuple[float, dataset.Dataset]:

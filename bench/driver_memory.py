@@ -1,6 +1,6 @@
 """Peak memory of the driver (the one process that commits) at 100 and 1,000 units.
 
-A workspace gets N small real frames (people_walking.mp4 at 64 px); then, in a fresh process
+A workspace gets N small real frames (a long real shot at 64 px, see long_shot_video); then, in a fresh process
 per N, the pixel-embedding stage runs with batch size 1 (N units) on two worker processes
 (``scale.local.LocalRunner``): workers embed and write, the driver commits every unit. Prints
 the driver's peak RSS (its own, not its workers') before the stage and at its end, per N.
@@ -19,17 +19,24 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VIDEO = REPO.parent / "shared" / "media" / "people_walking.mp4"
+def long_shot_video(folder: Path) -> Path:
+    """A long single shot with motion (1,394 frames at 10 fps), cut from the bundled clip by
+    tests/media_clips.py into ``folder``."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from media_clips import make_media
+
+    return make_media(folder) / "people_walking.mp4"
 
 
-def make_frames(root: Path, count: int) -> None:
+
+def make_frames(root: Path, count: int, video: Path) -> None:
     """A workspace with ``count`` frame items (tiny JPEGs of real footage)."""
     from lora_foundry import names
     from lora_foundry.media.video import iter_frames
     from lora_foundry.workspace import NewItem, Workspace
 
     with Workspace.open(root) as ws, ws.stage("bench_frames", 1, {"count": count}) as st:
-        for position, frame in enumerate(iter_frames(VIDEO, long_side=64)):
+        for position, frame in enumerate(iter_frames(video, long_side=64)):
             if position == count:
                 break
             rel = st.write_image(frame.rgb, f"{position:06d}.jpg")
@@ -65,9 +72,10 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.workers)))
         return
     with tempfile.TemporaryDirectory(prefix="lf_bench_driver_") as temp:
+        video = long_shot_video(Path(temp) / "media")
         for count in args.units:
             root = Path(temp) / f"ws{count}"
-            make_frames(root, count)
+            make_frames(root, count, video)
             out = subprocess.run([sys.executable, __file__, "--measure", str(root), "--workers", str(args.workers)],
                                  capture_output=True, text=True, check=True)
             facts = json.loads(out.stdout.strip().splitlines()[-1])

@@ -37,7 +37,7 @@ from lora_foundry.media.sampling import iter_samples, plan_samples
 from lora_foundry.media.video import iter_frames, probe_video
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared" / "media" / "montage_6_shots.mp4"
+DEFAULT_VIDEO = REPO / "lora_foundry" / "data" / "lf_example_montage.mp4"  # the bundled clip: six shots, 525 frames
 
 
 def time_ffmpeg(video: Path, interval_s: float, out: Path) -> tuple[float, int]:

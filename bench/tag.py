@@ -39,7 +39,7 @@ from lora_foundry.stages.tagging import wd14, wd14_stage  # noqa: E402
 from lora_foundry.workspace import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared" / "media" / "montage_6_shots.mp4"
+DEFAULT_VIDEO = REPO / "lora_foundry" / "data" / "lf_example_montage.mp4"  # the bundled clip: six shots, 525 frames
 TAGS = 10861  # wd-*-tagger-v3: 8,106 general + 2,751 character + 4 rating
 REALISTIC_TAGS = 30  # general tags a trained tagger typically gives one image at 0.35
 

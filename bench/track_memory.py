@@ -3,7 +3,7 @@
 sam2's ``init_state`` reads the whole shot as float32 at 1024 x 1024 (12.6 MB a frame) and keeps
 every frame's outputs; ``lora_foundry.stages.video_tracking`` reads frames as tracking reaches them
 and drops outputs sam2 can no longer read. Each run is a fresh child process that tracks one
-object from the first frame of people_walking.mp4 (one camera, one shot) with the shrunk
+object from the first frame of a long single shot (people walking, see long_shot_video) with the shrunk
 random-weight stand-in of the tests (real memory layout: 7 mask memories, 16 object pointers);
 we print each child's peak RSS and seconds per frame, and the ratios from this one run.
 
@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media" / "people_walking.mp4"
+def long_shot_video(folder: Path) -> Path:
+    """A long single shot with motion (1,394 frames at 10 fps), cut from the bundled clip by
+    tests/media_clips.py into ``folder``."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from media_clips import make_media
+
+    return make_media(folder) / "people_walking.mp4"
+
 
 
 def write_frames(video: Path, folder: Path, count: int) -> None:
@@ -98,9 +105,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lf-bench-track-") as tmp:
         root = Path(tmp)
         checkpoint = save_standin(root)
+        video = long_shot_video(root / "media")
         results = {}
         for count in (small, large):
-            write_frames(MEDIA, root / f"f{count}", count)
+            write_frames(video, root / f"f{count}", count)
             for method in ("sam2", "ours"):
                 results[method, count] = measure(method, root / f"f{count}", count, checkpoint)
                 peak, per_frame = results[method, count]

@@ -2,7 +2,7 @@
 
     /work/venv/bin/python bench/write.py [--count 1000] [--format jpg] [--resolution 1024]
 
-Sources are real frames (montage_6_shots.mp4 from the shared media, 1080p, decoded once and reused
+Sources are real frames (the bundled lf_example_montage.mp4, scaled to 1080p as it decodes, reused
 cyclically) saved as JPEG files in a workspace. Both sides do the same job per image: decode the
 source, resize to the same aspect bucket around ``resolution``² (1920x1080 -> 1344x768 at 1024),
 encode, write one caption file. Plain Pillow: ``ImageOps.fit(..., LANCZOS)`` and ``save`` in one
@@ -26,7 +26,7 @@ from lora_foundry.kohya import dataset  # noqa: E402
 from lora_foundry.kohya.buckets import BucketSpec, choose_bucket  # noqa: E402
 from lora_foundry.workspace import NewItem, Workspace  # noqa: E402
 
-MEDIA = REPO.parent / "shared" / "media" / "montage_6_shots.mp4"
+MEDIA = REPO / "lora_foundry" / "data" / "lf_example_montage.mp4"  # the bundled clip: six shots, 525 frames
 
 
 def decode_frames(video: Path, count: int) -> list:
@@ -37,7 +37,7 @@ def decode_frames(video: Path, count: int) -> list:
         stream = container.streams.video[0]
         for index, frame in enumerate(container.decode(stream)):
             if index % 10 == 0:
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(frame.to_ndarray(format="rgb24", width=1920, height=1080))
             if len(frames) >= count:
                 break
     return frames

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media"
 PACK_NAME = "lora_foundry_pack"
 pytest_plugins = ("hostile.hostile_fixtures",)  # the hostile-input suite's fixtures (tests/hostile/)
 
@@ -38,18 +37,19 @@ def pack():
 
 
 @pytest.fixture(scope="session")
-def media_dir() -> Path:
-    if not MEDIA.is_dir():
-        pytest.skip(f"shared media not found at {MEDIA}")
-    return MEDIA
+def media_dir(tmp_path_factory) -> Path:
+    """Real footage cut from the bundled clip once per session (tests/media_clips.py lists it)."""
+    from media_clips import make_media
+
+    return make_media(tmp_path_factory.mktemp("media"))
 
 
 @pytest.fixture()
-def output_root(tmp_path, monkeypatch) -> Path:
+def output_root(tmp_path, monkeypatch, media_dir) -> Path:
     """An isolated output root: everything a test writes must land under it.
 
     Nodes read media only inside their read roots (lora_foundry/read_roots.py): here the input
-    folder is ``tmp_path/input`` and the shared media folder is an operator-listed extra root,
+    folder is ``tmp_path/input`` and the test media folder is an operator-listed extra root,
     written where an operator would write it (``<user dir>/lora_foundry/read_roots.json``).
     """
     root = tmp_path / "output"
@@ -59,7 +59,7 @@ def output_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LORA_FOUNDRY_INPUT", str(tmp_path / "input"))
     config = root / ".user" / "lora_foundry" / "read_roots.json"
     config.parent.mkdir(parents=True)
-    config.write_text(json.dumps({"read_roots": [str(MEDIA)]}))
+    config.write_text(json.dumps({"read_roots": [str(media_dir)]}))
     return root
 
 

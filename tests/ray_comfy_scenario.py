@@ -18,7 +18,7 @@ import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media"
+MEDIA = Path(os.environ["LF_TEST_MEDIA"])  # the clips tests/media_clips.py made for this run
 PACK = str(REPO).replace(".", "_x_")
 """The name ComfyUI 0.3's ``load_custom_node`` gives a pack folder: its path, dots replaced."""
 TINY_CLIP = {  # the stand-in of tests/test_clip_standin.py

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = REPO.parent / "shared" / "media"
+MEDIA = Path(os.environ["LF_TEST_MEDIA"])  # the clips tests/media_clips.py made for this run
 sys.path.insert(0, str(REPO))
 
 from lora_foundry.scale.ray_runner import RayRunner, WorkspaceNotShared  # noqa: E402

@@ -82,8 +82,10 @@ def test_max_frames_spreads_over_the_whole_video(montage, montage_cuts):
 
 def test_keyframes_mode(montage, montage_cuts):
     plan = plan_samples(montage[0], mode="keyframes", cut_result=montage_cuts)
-    assert [s.frame_index for s in plan.samples] == [0, 100, 200, 300, 375, 450]
-    assert [s.shot for s in plan.samples] == [0, 1, 2, 3, 4, 5]
+    assert [s.frame_index for s in plan.samples] == montage[1]["keyframes"]
+    cuts = _truth_cut_frames(montage[1])
+    assert [s.shot for s in plan.samples] == [sum(s.frame_index >= cut for cut in cuts) for s in plan.samples]
+    assert {s.shot for s in plan.samples} == set(range(6))
 
 
 def test_time_range_indices_count_from_file_start(montage):

@@ -37,7 +37,8 @@ def facts(tmp_path_factory, media_dir) -> dict:
     temp = tmp_path_factory.mktemp("ray")
     command = ["unshare", "--net", "--mount", "--", sys.executable, str(REPO / "tests" / "ray_scenarios.py"),
                str(temp), "all"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "LF_TEST_MEDIA": str(media_dir)})
     try:
         out, err = proc.communicate(timeout=600)
     except subprocess.TimeoutExpired:

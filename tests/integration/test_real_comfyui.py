@@ -34,9 +34,6 @@ from ui_to_api import ui_to_api  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "example_workflows"
-# ../shared/media next to the checkout; a git worktree may sit one folder deeper
-MEDIA = next((d / "shared" / "media" for d in REPO.parents if (d / "shared" / "media").is_dir()),
-             REPO.parent / "shared" / "media")
 SPINE_WORKFLOW = "video_to_kohya_dataset.json"
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 STANDINS = os.environ.get("LF_STANDINS", "") not in ("", "0")
@@ -48,11 +45,10 @@ def _python(comfy_dir: Path) -> Path:
     return Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
 
 
-def _link_media(input_dir: Path) -> None:
+def _link_media(input_dir: Path, media_dir: Path) -> None:
     """Example workflows name media relative to ComfyUI's input folder, as a user's would."""
-    if MEDIA.is_dir():
-        for media in MEDIA.iterdir():
-            (input_dir / media.name).symlink_to(media)
+    for media in media_dir.iterdir():
+        (input_dir / media.name).symlink_to(media)
 
 
 def _standin_args(comfy_dir: Path, tmp_path_factory) -> tuple[str, ...]:
@@ -67,7 +63,7 @@ def _standin_args(comfy_dir: Path, tmp_path_factory) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, media_dir):
     comfy_dir = Path(COMFYUI_DIR).resolve()
     link = comfy_dir / "custom_nodes" / "lora_foundry"
     if not link.exists() or link.resolve() != REPO.resolve():
@@ -77,7 +73,7 @@ def server(tmp_path_factory):
                         extra_args=_standin_args(comfy_dir, tmp_path_factory) if STANDINS else ())
     comfy.standins = STANDINS
     comfy.dirs["input"].mkdir(parents=True, exist_ok=True)
-    _link_media(comfy.dirs["input"])
+    _link_media(comfy.dirs["input"], media_dir)
     if STANDINS:
         from standins import trainer_standin
 
