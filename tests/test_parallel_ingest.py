@@ -93,3 +93,18 @@ def test_two_pass_modes_in_workers_record_their_plan_as_a_local_run_does(tmp_pat
     expected = [ingest.ingest_video(sequential, video, options) for video in videos]
     assert _contents(parallel, handles) == _contents(sequential, expected)
     assert all(ingest.ingest_summary(parallel, h).mode == "keyframes" and parallel.count(h) >= 1 for h in handles)
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one by one", "in workers"])
+def test_each_video_is_probed_once(tmp_path, media_dir, monkeypatch, workers):
+    """Probing opens the file and decodes a frame: the one-by-one path probes for its bar and hands
+    the probe to the ingest (it used to probe every video twice)."""
+    from lora_foundry.media import video
+
+    probes = []
+    real_probe = video._probe_av
+    monkeypatch.setattr(video, "_probe_av", lambda path: probes.append(path) or real_probe(path))
+    videos = [media_dir / "signer_book.mkv", media_dir / "signer_help.mkv"]
+    handles = ingest_videos(Workspace.open(tmp_path / "ws"), videos, OPTIONS, workers=workers)
+    assert len(handles) == 2
+    assert sorted(probes) == sorted(videos)

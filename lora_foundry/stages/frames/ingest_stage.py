@@ -61,15 +61,16 @@ def file_identity(path: Path) -> dict[str, Any]:
 
 
 def ingest_video(ws: Workspace, path: Path, options: VideoIngestOptions, progress: Progress | None = None,
-                 plan_progress: Progress | None = None) -> Handle:
+                 plan_progress: Progress | None = None, info: video.VideoInfo | None = None) -> Handle:
     """Sample ``path`` into ``ws`` and return the handle of the frames; resumes where a run stopped.
 
     Modes that plan first (keyframes, a cap) decode the video twice: the
     planning pass reports to ``plan_progress`` (default: ``progress``), extraction to ``progress``.
+    ``info`` is the probe of ``path`` when the caller has made it already (probing decodes a frame).
     """
     options.validate()
     path = Path(path)
-    info = video.probe_video(path)
+    info = info or video.probe_video(path)
     with ws.stage(*stage_args(path, options)) as st:
         if st.complete:
             return st.handle

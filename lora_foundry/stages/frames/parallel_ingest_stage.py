@@ -94,8 +94,8 @@ def _one_by_one(ws: Workspace, paths: list[Path], options: ingest.VideoIngestOpt
     infos = [video.probe_video(path) for path in paths]
     bar = CombinedProgress(progress, [max(1, info.frame_count) for info in infos])
     handles = []
-    for number, path in enumerate(paths):
-        handles.append(ingest.ingest_video(ws, path, options, _UnitProgress(bar, number)))
+    for number, (path, info) in enumerate(zip(paths, infos, strict=True)):
+        handles.append(ingest.ingest_video(ws, path, options, _UnitProgress(bar, number), info=info))
         bar.finish(number)
     return handles
 
