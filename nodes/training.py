@@ -221,7 +221,7 @@ class EventForwarder:
             _comfy.send_event(LOSS_EVENT, {"node": self._node_id, "step": event.step, "total": event.total,
                                            "loss": event.loss, "steps_per_s": self._speed[0],
                                            "remaining_s": self._speed[1]})
-        elif hasattr(event, "path") and Path(event.path).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}:
+        elif hasattr(event, "path") and images.is_image_name(event.path):
             picture = images.to_pil(images.load_rgb(Path(event.path)))
             self._progress.update(*self._last, preview=("PNG", picture, 512))
 

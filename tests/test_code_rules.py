@@ -209,3 +209,81 @@ def test_engine_has_no_import_cycles():
 
     cycles = sorted(m for m in graph if reaches(m, m, set()) and not m.endswith("__init__"))
     assert not cycles, f"modules on an import cycle: {cycles}"
+
+
+# --- One owner per job: each job below has one home; a second way fails here, not in review. ---
+
+def _owned_elsewhere(path: Path, owners: set[str]) -> bool:
+    return str(path.relative_to(REPO)) not in owners
+
+
+IMAGE_SUFFIX_SPELLINGS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _owned_elsewhere(p, {"lora_foundry/media/images.py"})],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_image_suffixes_are_listed_only_by_media_images(path):
+    """``images.IMAGE_SUFFIXES`` / ``images.is_image_name``: six hand-written lists once disagreed
+    about which files were images (a TIFF was a training image in one place, skipped in another)."""
+    found = [node.lineno for node in ast.walk(ast.parse(path.read_text("utf-8")))
+             if isinstance(node, ast.Set | ast.Tuple | ast.List)
+             and sum(isinstance(e, ast.Constant) and e.value in IMAGE_SUFFIX_SPELLINGS for e in node.elts) >= 2]
+    assert not found, f"{path.name} lists image suffixes itself (lines {found}): use media.images"
+
+
+def _weights_of_blend(node: ast.AST) -> bool:
+    """``a * w + b * (1 - w)``: compositing over a background (the order of terms does not matter)."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)):
+        return False
+    sides = [n for n in (node.left, node.right) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult)]
+    inverse = [ast.dump(n.right) for side in sides for n in ast.walk(side) if isinstance(n, ast.BinOp)
+               and isinstance(n.op, ast.Sub) and isinstance(n.left, ast.Constant) and n.left.value == 1]
+    return len(sides) == 2 and any(w in ast.dump(side) for w in inverse for side in sides)
+
+
+def _long_side_resizers(tree: ast.AST) -> list[int]:
+    """Functions that scale by ``side / max(h, w)`` and call ``cv2.resize``: a resize to a long side."""
+    found = []
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        scales = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and isinstance(n.right, ast.Call)
+                     and _name(n.right.func) == "max" and len(n.right.args) == 2
+                     and not any(isinstance(a, ast.Constant) for a in n.right.args) for n in ast.walk(func))
+        if scales and any(_name(call.func) == "cv2.resize" for call in _calls(func)):
+            found.append(func.lineno)
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _owned_elsewhere(p, {"lora_foundry/media/images.py"})],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_flattening_and_long_side_resizing_live_in_media_images(path):
+    """``images.flatten`` composites a cut-out over a colour and ``images.resize_long_side`` shrinks
+    to a long side: kohya/subsets and the lighting tagger once carried copies of each."""
+    tree = ast.parse(path.read_text("utf-8"))
+    blends = [node.lineno for node in ast.walk(tree) if _weights_of_blend(node)]
+    assert not blends, f"{path.name} composites over a background itself (lines {blends}): use images.flatten"
+    resizers = _long_side_resizers(tree)
+    assert not resizers, f"{path.name} resizes to a long side itself (lines {resizers}): use images.resize_long_side"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _owned_elsewhere(p, {"lora_foundry/cache.py"})],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_least_recently_used_caches_are_bounded_caches(path):
+    """``cache.BoundedCache`` is the one LRU (eviction, hit counting): sam2's frame window
+    (``video_tracking.ShotFrames``) once kept a hand-written OrderedDict LRU beside it."""
+    found = [call.lineno for call in _calls(ast.parse(path.read_text("utf-8")))
+             if isinstance(call.func, ast.Attribute) and (call.func.attr == "move_to_end" or (
+                 call.func.attr == "popitem" and any(k.arg == "last" for k in call.keywords)))]
+    assert not found, f"{path.name} evicts least recently used entries itself (lines {found}): use cache.BoundedCache"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _owned_elsewhere(p, {"lora_foundry/workspace/stage.py"})],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_stage_files_are_written_by_stage_folder(path):
+    """``workspace.stage.StageFolder`` writes a stage's files for a local run and for a worker
+    (``remote.RemoteStage`` once repeated every method): one place decides names and atomicity."""
+    methods = {"path_for", "write_file", "write_image", "write_array"}
+    found = [f"line {f.lineno}: {cls.name}.{f.name}" for cls in ast.walk(ast.parse(path.read_text("utf-8")))
+             if isinstance(cls, ast.ClassDef) for f in cls.body if isinstance(f, ast.FunctionDef) and f.name in methods]
+    assert not found, f"{path.name} writes stage files itself ({found}): subclass workspace.stage.StageFolder"

@@ -206,9 +206,6 @@ def parse_tag_text(text: str) -> list[str]:
     return normalise_tags(parts)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
 def tag_files(folder: Path, extension: str = ".txt") -> list[Path]:
     """The tag files ``read_tag_folder`` reads (top level only, extension in any case), sorted: one
     listing, so the caption stage's key and the node's IS_CHANGED see exactly the files read."""

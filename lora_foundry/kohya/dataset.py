@@ -264,7 +264,7 @@ def _write_into(staging: Path, target: Path, plans: list[SubsetPlan], spec: Data
                 progress: Progress | None) -> Dataset:
     keep_tokens, separator, style = caption_facts
     buckets = _bucket_spec(spec) if spec.bucket else None
-    any_alpha = any(_may_have_alpha(p) for plan in plans for p in plan.sources)
+    any_alpha = any(images.file_has_alpha(p) for plan in plans for p in plan.sources)
     mask_mode = effective_mask_mode(spec.mask_mode, spec.image_format, any_alpha)
     check_masks_with_reg(mask_mode, any(plan.is_reg for plan in plans))
     options = WriteOptions(spec.image_format, buckets, mask_mode, spec.quality, workers=spec.workers,
@@ -296,13 +296,6 @@ def _earlier_images(target: Path) -> dict[str, EarlierImage]:
             if image.get("key") and (folder / image["file"]).is_file():
                 found[image["key"]] = EarlierImage(folder / image["file"], tuple(image["size"]), bool(image["alpha"]))
     return found
-
-
-def _may_have_alpha(path: Path) -> bool:
-    """PNG/WebP sources may carry alpha (cut-outs); JPEG never does. Checked from the header only."""
-    if path.suffix.lower() not in (".png", ".webp"):
-        return False
-    return images.file_has_alpha(path)
 
 
 def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: DatasetSpec,

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_text
+from ..media.images import is_image_name
 from ..progress import Progress, ensure_progress
 from .log_parse import CheckpointEvent, Event, LineSplitter, LossPoint, ModelSavedEvent, StepEvent, parse_line
 
 LOG_TAIL_LINES = 40
 GROUP_GONE_DEADLINE_S = 10.0
-SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 IDLE_UPDATE_S = 2.0  # between steps (model loading takes minutes) progress is re-sent this often
 
 
@@ -267,7 +267,7 @@ def write_loss_curve(loss_path: Path, curve: Sequence[tuple[int, float]]) -> Non
 def _new_samples(sample_dir: Path | None, seen: set[Path]) -> list[Path]:
     if sample_dir is None or not sample_dir.is_dir():
         return []
-    fresh = sorted(p for p in sample_dir.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES and p not in seen)
+    fresh = sorted(p for p in sample_dir.iterdir() if is_image_name(p) and p not in seen)
     seen.update(fresh)
     return fresh
 

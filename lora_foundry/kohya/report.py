@@ -20,6 +20,7 @@ from typing import Any
 from ..captions.render import KEEP_TOKENS_SEPARATOR
 from ..captions.strategies import strategy_for
 from ..captions.vocabulary import category_of
+from ..media.images import is_image_name
 
 RECOMMENDED_RANGE: dict[str, tuple[int, int]] = {
     "character": (15, 50), "style": (30, 200), "object": (15, 40), "concept": (20, 100),
@@ -64,7 +65,7 @@ def _read_subsets(root: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
     for subset in subsets:
         folder = root / subset["path"]
         captions = [p.read_text(encoding="utf-8").strip() for p in sorted(folder.glob("*.txt"))]
-        images = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")]
+        images = [p for p in sorted(folder.iterdir()) if is_image_name(p)]
         result.append({**subset, "folder": folder, "captions": captions, "images": images})
     return result
 

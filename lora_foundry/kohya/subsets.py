@@ -167,17 +167,12 @@ def _write_one(source: Path, target: Path, mask_target: Path | None, options: Wr
         bucket = choose_bucket(pixels.shape[1], pixels.shape[0], options.buckets, bucket_list)
         pixels = resize_to_bucket(pixels, bucket)
     if has_alpha and options.mask_mode == "none" and options.image_format in ALPHA_FORMATS:
-        pixels = _on_white(pixels)  # no masked loss wanted: a plain picture, transparency on white
+        pixels = images.flatten(pixels)  # no masked loss wanted: a plain picture, transparency on white
     pixels, mask = _split_alpha(pixels, options.mask_mode)
     images.save_image(pixels, target, quality=options.quality, png_compress_level=options.png_compress_level)
     if mask_target is not None and mask is not None:
         images.save_image(mask, mask_target, png_compress_level=options.png_compress_level)
     return (pixels.shape[1], pixels.shape[0]), has_alpha, key
-
-
-def _on_white(pixels: np.ndarray) -> np.ndarray:
-    alpha = pixels[..., 3:4].astype(np.float32) / 255.0
-    return np.rint(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
 
 
 def write_subsets(

@@ -20,6 +20,7 @@ from typing import Any
 import tomli_w
 
 from ..fileio import atomic_write_text
+from ..media.images import IMAGE_SUFFIXES
 from ..models.registry import ModelMissingError
 from ..paths import confined, inside_by_name, safe_name
 from .launcher import LaunchSpec
@@ -29,7 +30,8 @@ from .presets import Preset
 
 __all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+TRAINER_SUFFIXES = frozenset(s for s in IMAGE_SUFFIXES if not s.startswith(".tif"))
+"""What sd-scripts trains on: ours but TIFF (its train_util.IMAGE_EXTENSIONS, without the optional AVIF/JXL)."""
 VARIANTS = ("lora", "locon", "loha", "lokr", "dora")
 NATIVE_MODULES = {"sd15": "networks.lora", "sd2": "networks.lora", "sdxl": "networks.lora",
                   "flux": "networks.lora_flux", "sd3": "networks.lora_sd3"}
@@ -176,7 +178,7 @@ def list_images(image_dir: Path) -> list[Path]:
     """Images sd-scripts would read from ``image_dir`` (it does not recurse by default)."""
     if not image_dir.is_dir():
         return []
-    return [p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return [p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in TRAINER_SUFFIXES]
 
 
 def _image_sizes(files: list[Path]) -> set[tuple[int, int]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import flatten, load_rgb
+from .images import flatten, load_rgb, resize_image
 
 BACKGROUND = (32, 32, 32)
 LABEL_COLOUR = (230, 230, 230)
@@ -21,14 +21,10 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _fit(image: np.ndarray, cell: int) -> np.ndarray:
-    """Scale to fit a cell x cell square, aspect kept."""
-    import cv2
-
+    """Scale to fit a cell x cell square, aspect kept (enlarging small pictures too)."""
     height, width = image.shape[:2]
     scale = cell / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(image), size, interpolation=method)
+    return resize_image(np.ascontiguousarray(image), (max(1, round(height * scale)), max(1, round(width * scale))))
 
 
 def contact_sheet(images: Sequence[np.ndarray], *, columns: int = 6, cell: int = 256,

@@ -22,6 +22,7 @@ from ..fileio import atomic_write_bytes
 from ..read_roots import ReadRoots
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+"""The one list of image file suffixes (code-rule test: no other module spells one out)."""
 DEFAULT_MAX_PIXELS = 100_000_000
 WHITE = (255, 255, 255)
 GREY = (128, 128, 128)  # neutral: a cut-out's old background does not count for CLIP or colour features
@@ -209,8 +210,15 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.height, image.width
 
 
+def is_image_name(path: Path | str) -> bool:
+    """Whether the file's suffix (any case) is one of the image formats read here."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
 def file_has_alpha(path: Path) -> bool:
-    """Whether the file stores transparency, read from its header only."""
+    """Whether the file stores transparency, read from its header only (JPEG never does)."""
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        return False
     with open_checked(Path(path)) as image:
         return image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info
 

@@ -9,17 +9,14 @@ driver skips a unit it has already recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import numpy as np
-
-from ..fileio import atomic_write
 from ..paths import confined
-from ..progress import Progress, ensure_progress
 from .items import NewItem
+from .stage import StageFolder
 
 Message = tuple[Any, ...]
 """("emit", unit, order, outputs, annotations) or ("info", {key: value})."""
@@ -41,54 +38,19 @@ def job_for(st: Any) -> StageJob:
                     frozenset(st.done_units))
 
 
-class RemoteStage:
+class RemoteStage(StageFolder):
     """Stands in for a ``StageRun`` in a worker: same writing methods, records sent as messages."""
 
     def __init__(self, job: StageJob, send: Callable[[Message], None]) -> None:
-        self.root = Path(job.root)
-        self.dir = confined(self.root, job.stage_dir)
+        root = Path(job.root)
+        super().__init__(root, confined(root, job.stage_dir), set(job.done_units))
         self._info = dict(job.info)
-        self._done_units = set(job.done_units)
         self._send = send
         self.dir.mkdir(parents=True, exist_ok=True)
 
     @property
     def info(self) -> dict[str, Any]:
         return dict(self._info)
-
-    def is_done(self, unit: str) -> bool:
-        return unit in self._done_units
-
-    def pending_units(self, units: Sequence[str], progress: Progress | None = None) -> Iterator[tuple[int, str]]:
-        """Yield ``(position, unit)`` for units not yet done, as ``StageRun.pending_units`` does."""
-        report = ensure_progress(progress)
-        done = sum(1 for unit in units if unit in self._done_units)
-        report.update(done, len(units))
-        for position, unit in enumerate(units):
-            if unit in self._done_units:
-                continue
-            yield position, unit
-            done += unit in self._done_units
-            report.update(done, len(units))
-
-    def path_for(self, name: str) -> Path:
-        return confined(self.dir, name)
-
-    def relpath(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
-
-    def write_file(self, name: str, write: Callable[[IO[bytes]], Any]) -> str:
-        return self.relpath(atomic_write(self.path_for(name), write))
-
-    def write_image(self, pixels: np.ndarray, name: str, **save_options: Any) -> str:
-        from ..media.images import save_image
-
-        path = self.path_for(name)
-        save_image(pixels, path, **save_options)
-        return self.relpath(path)
-
-    def write_array(self, array: np.ndarray, name: str) -> str:
-        return self.write_file(name, lambda handle: np.save(handle, array, allow_pickle=False))
 
     def emit(self, unit: str, order: int, outputs: Sequence[NewItem | int] = (),
              annotations: dict[int, dict[str, Any]] | None = None) -> None:

@@ -26,7 +26,59 @@ from .items import Handle, Item, NewItem
 STAGES_DIR = "stages"
 
 
-class StageRun:
+class StageFolder:
+    """What a stage run and a worker's ``remote.RemoteStage`` share: which units are done, and the
+    stage's folder, where files are written atomically under names confined to it (paths come back
+    relative to the workspace root). One class, so a local run and a worker write the same bytes."""
+
+    def __init__(self, root: Path, folder: Path, done_units: set[str]) -> None:
+        self.root = root
+        self.dir = folder
+        self._done_units = done_units
+
+    # -- units -----------------------------------------------------------------------------
+    def is_done(self, unit: str) -> bool:
+        return unit in self._done_units
+
+    def pending_units(self, units: Sequence[str], progress: Progress | None = None) -> Iterator[tuple[int, str]]:
+        """Yield ``(position, unit)`` for units not yet done, reporting progress over all of them."""
+        report = ensure_progress(progress)
+        total = len(units)
+        done = sum(1 for unit in units if unit in self._done_units)
+        report.update(done, total)
+        for position, unit in enumerate(units):
+            if unit in self._done_units:
+                continue
+            yield position, unit
+            if unit in self._done_units:
+                done += 1
+            report.update(done, total)
+
+    # -- files -----------------------------------------------------------------------------
+    def path_for(self, name: str) -> Path:
+        return confined(self.dir, name)
+
+    def relpath(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def write_file(self, name: str, write: Callable[[IO[bytes]], Any]) -> str:
+        """Write ``name`` in this stage's folder atomically; returns its workspace-relative path."""
+        return self.relpath(atomic_write(self.path_for(name), write))
+
+    def write_image(self, pixels: np.ndarray, name: str, **save_options: Any) -> str:
+        """Save an RGB/RGBA array (format from the suffix) atomically; returns its relative path."""
+        from ..media.images import save_image
+
+        path = self.path_for(name)
+        save_image(pixels, path, **save_options)
+        return self.relpath(path)
+
+    def write_array(self, array: np.ndarray, name: str) -> str:
+        """Save a numpy array (.npy, never pickled objects) atomically."""
+        return self.write_file(name, lambda handle: np.save(handle, array, allow_pickle=False))
+
+
+class StageRun(StageFolder):
     """Created by ``Workspace.stage``; use as ``with ws.stage(...) as st:``."""
 
     def __init__(self, ws: Any, key: str, name: str, params: dict[str, Any], inputs: list[str], label: str):
@@ -37,8 +89,7 @@ class StageRun:
         self._params = params
         self._inputs = inputs
         self._lock: Any = None
-        self._done_units: set[str] = set()
-        self.dir = confined(ws.root, STAGES_DIR, f"{name}-{key[:12]}")
+        super().__init__(ws.root, confined(ws.root, STAGES_DIR, f"{name}-{key[:12]}"), set())
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> StageRun:
@@ -103,52 +154,11 @@ class StageRun:
         """The units recorded so far (a worker's ``remote.StageJob`` skips them)."""
         return frozenset(self._done_units)
 
-    # -- units -----------------------------------------------------------------------------
-    def is_done(self, unit: str) -> bool:
-        return unit in self._done_units
-
-    def pending_units(self, units: Sequence[str], progress: Progress | None = None) -> Iterator[tuple[int, str]]:
-        """Yield ``(position, unit)`` for units not yet done, reporting progress over all of them."""
-        report = ensure_progress(progress)
-        total = len(units)
-        done = sum(1 for unit in units if unit in self._done_units)
-        report.update(done, total)
-        for position, unit in enumerate(units):
-            if unit in self._done_units:
-                continue
-            yield position, unit
-            if unit in self._done_units:
-                done += 1
-            report.update(done, total)
-
     def pending(self, items: Sequence[Item], progress: Progress | None = None) -> Iterator[tuple[int, Item]]:
         """Like ``pending_units`` with one unit per input item (unit = the item id)."""
         by_unit = {str(item.id): item for item in items}
         for position, unit in self.pending_units(list(by_unit), progress):
             yield position, by_unit[unit]
-
-    # -- files -----------------------------------------------------------------------------
-    def path_for(self, name: str) -> Path:
-        return confined(self.dir, name)
-
-    def relpath(self, path: Path) -> str:
-        return path.relative_to(self.ws.root).as_posix()
-
-    def write_file(self, name: str, write: Callable[[IO[bytes]], Any]) -> str:
-        """Write ``name`` in this stage's folder atomically; returns its workspace-relative path."""
-        return self.relpath(atomic_write(self.path_for(name), write))
-
-    def write_image(self, pixels: np.ndarray, name: str, **save_options: Any) -> str:
-        """Save an RGB/RGBA array (format from the suffix) atomically; returns its relative path."""
-        from ..media.images import save_image
-
-        path = self.path_for(name)
-        save_image(pixels, path, **save_options)
-        return self.relpath(path)
-
-    def write_array(self, array: np.ndarray, name: str) -> str:
-        """Save a numpy array (.npy, never pickled objects) atomically."""
-        return self.write_file(name, lambda handle: np.save(handle, array, allow_pickle=False))
 
     # -- recording -------------------------------------------------------------------------
     def emit(

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ...media import images
+
 OPENCV_METHOD = "opencv-telea (fallback: no LaMa weights)"  # recorded on results filled without LaMa
 
 # fill(window_rgb uint8 HxWx3, window_mask bool HxW) -> filled window uint8 HxWx3
@@ -96,15 +98,13 @@ def inpaint(image: np.ndarray, hole: np.ndarray, fill: Filler,
 def _fill_window(window: np.ndarray, hole: np.ndarray, fill: Filler, max_side: int) -> np.ndarray:
     """Fill one window, downscaled only when it is larger than ``max_side``."""
     height, width = hole.shape
-    scale = min(1.0, max_side / max(height, width))
-    if scale >= 1.0:
+    if max(height, width) <= max_side:
         return fill(window, hole)
     import cv2
 
-    small_size = (max(int(width * scale), 8), max(int(height * scale), 8))
-    small = cv2.resize(window, small_size, interpolation=cv2.INTER_AREA)
+    small = images.resize_long_side(window, max_side)
     # area-shrinking keeps any pixel that holds some hole, so thin holes stay holes
-    small_hole = cv2.resize(hole.astype(np.uint8) * 255, small_size, interpolation=cv2.INTER_AREA) > 0
+    small_hole = images.resize_image(hole.astype(np.uint8) * 255, small.shape[:2]) > 0
     filled = fill(small, small_hole)
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_CUBIC)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ...cache import BoundedCache
 from ...media import images
 
 SAM2_MEAN = (0.485, 0.456, 0.406)  # sam2's load_video_frames defaults
@@ -47,11 +48,10 @@ class ShotFrames(Sequence):
         self.paths = list(paths)
         self.image_size = image_size
         self.keep = max(keep, 1)
-        self.loads = 0
         self.most_resident = 0
         self._mean = torch.tensor(SAM2_MEAN, dtype=torch.float32)[:, None, None]
         self._std = torch.tensor(SAM2_STD, dtype=torch.float32)[:, None, None]
-        self._recent: OrderedDict[int, Any] = OrderedDict()
+        self._recent: BoundedCache[Any] = BoundedCache(self.keep)
         self.height, self.width = _frame_size(self.paths[0])
 
     def __len__(self) -> int:
@@ -60,15 +60,14 @@ class ShotFrames(Sequence):
     def __getitem__(self, index: int) -> Any:  # type: ignore[override]
         if not isinstance(index, int):
             raise TypeError("ShotFrames is indexed by one frame number")
-        if index in self._recent:
-            self._recent.move_to_end(index)
-            return self._recent[index]
-        tensor = self._load(index)
-        self._recent[index] = tensor
-        while len(self._recent) > self.keep:
-            self._recent.popitem(last=False)
+        tensor = self._recent.get(index, lambda: self._load(index))
         self.most_resident = max(self.most_resident, len(self._recent))
         return tensor
+
+    @property
+    def loads(self) -> int:
+        """How many frames were read from disk (a frame evicted and read again counts twice)."""
+        return self._recent.loads
 
     def _load(self, index: int) -> Any:
         import torch

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ...media.images import resize_long_side
+
 ANALYSIS_SIDE = 256
 LIGHTING_TAGS = ("sunset", "golden hour", "midday", "night", "indoor", "dramatic", "soft", "rim light")
 CLIP_PROMPTS = {
@@ -49,16 +51,6 @@ class LightingStats:
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
-
-
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = ANALYSIS_SIDE / max(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -124,7 +116,7 @@ def measure(image: np.ndarray) -> LightingStats:
     """Statistics of one RGB or RGBA uint8 image (RGBA: alpha marks the subject)."""
     import cv2
 
-    thumb = _thumbnail(np.asarray(image))
+    thumb = resize_long_side(np.asarray(image), ANALYSIS_SIDE)
     alpha = thumb[..., 3] if thumb.ndim == 3 and thumb.shape[2] == 4 else None
     rgb = np.ascontiguousarray(thumb[..., :3])
     luma = _luma(rgb)
