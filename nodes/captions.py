@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..lora_foundry import names
 from ..lora_foundry.captions.builder import CaptionSettings, split_terms
 from ..lora_foundry.captions.core_tags import DEFAULT_THRESHOLD
 from ..lora_foundry.captions.prompt_set import SUBJECT_TYPES, build_prompt_set
@@ -97,14 +98,14 @@ def _tag_files(tags_folder: str) -> list[Path]:
 
 def _summary(ws: Workspace, handle: Any) -> str:
     info = caption_info(ws, handle)
-    captions = ws.annotations(handle, "caption")
-    lines = [f"{len(captions)} captions; keep_tokens = {info.get('caption_keep_tokens')}"]
-    for cluster, tags in sorted(info.get("core_tags", {}).items()):
+    captions = ws.annotations(handle, names.CAPTION)
+    lines = [f"{len(captions)} captions; keep_tokens = {info.get(names.INFO_CAPTION_KEEP_TOKENS)}"]
+    for cluster, tags in sorted(info.get(names.INFO_CORE_TAGS, {}).items()):
         lines.append(f"core tags (cluster {cluster}): {', '.join(tags) or '-'}")
-    if info.get("untagged"):
-        lines.append(f"warning: {info['untagged']} images have no tags (caption = trigger only)")
-    lines += [f"warning: {w}" for w in info.get("token_warnings", [])[:20]]
-    lines += [f"warning: tag file {w}" for w in info.get("tag_file_warnings", [])[:20]]
+    if info.get(names.INFO_UNTAGGED):
+        lines.append(f"warning: {info[names.INFO_UNTAGGED]} images have no tags (caption = trigger only)")
+    lines += [f"warning: {w}" for w in info.get(names.INFO_TOKEN_WARNINGS, [])[:20]]
+    lines += [f"warning: tag file {w}" for w in info.get(names.INFO_TAG_FILE_WARNINGS, [])[:20]]
     lines += ["", *[captions[i] for i in sorted(captions)[:10]]]
     return "\n".join(lines)
 

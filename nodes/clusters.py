@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ..lora_foundry import names
 from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, embedders, select, select_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
@@ -55,8 +56,8 @@ class EmbedFrames:
             out = embed_stage.embed_stage(ws, frames, method, clip_model, batch_size, _comfy.ComfyProgress(unique_id),
                                           runner=_comfy.ray_runner())
             info = embed_stage.embedding_info(ws, out)
-            report = f"{ws.count(out)} items embedded ({info['embedding_method']}, {info['embedding_dim']}-d, " \
-                     f"{info['embedding_model']})"
+            report = f"{ws.count(out)} items embedded ({info[names.INFO_EMBEDDING_METHOD]}, " \
+                     f"{info[names.INFO_EMBEDDING_DIM]}-d, {info[names.INFO_EMBEDDING_MODEL]})"
         return out, report
 
 
@@ -153,7 +154,7 @@ class SelectClusters:
         references = [_input_path(line) for line in reference_images.splitlines() if line.strip()]
         with Workspace.from_handle(frames) as ws:
             out = select_stage.select_stage(ws, frames, by, cluster_ids, count, text, clip_model, references)
-            chosen = ws.stage_info(out).get("selected_clusters", [])
+            chosen = ws.stage_info(out).get(names.INFO_SELECTED_CLUSTERS, [])
             report = f"selected clusters {chosen}: {ws.count(out)} of {ws.count(frames)} items"
             sheets = [(f"{out.stage_key[:16]}_c{label}", sheet)
                       for label, sheet in select_stage.cluster_sheets(ws, out)]

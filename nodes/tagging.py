@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..lora_foundry import names
 from ..lora_foundry.media.contact_sheet import titled_sheet
 from ..lora_foundry.stages.tagging import face_stage, faces, lighting_stage, pose_stage
 from ..lora_foundry.workspace import Workspace
@@ -34,7 +35,7 @@ class TagPose:
     def tag(self, frames: Any, pose_model: Any, min_score: float, unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
             out = pose_stage.pose_stage(ws, frames, pose_model, min_score, _comfy.ComfyProgress(unique_id))
-            report = _tag_counts(ws.annotations(out, "pose_tags"), ws.count(out))
+            report = _tag_counts(ws.annotations(out, names.POSE_TAGS), ws.count(out))
         return out, report
 
 
@@ -103,7 +104,7 @@ class TagLighting:
         with Workspace.from_handle(frames) as ws:
             out = lighting_stage.lighting_stage(ws, frames, clip_model, clip_min_probability,
                                             _comfy.ComfyProgress(unique_id))
-            report = _tag_counts(ws.annotations(out, "lighting_tags"), ws.count(out))
+            report = _tag_counts(ws.annotations(out, names.LIGHTING_TAGS), ws.count(out))
         return out, report
 
 

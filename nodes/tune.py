@@ -92,7 +92,7 @@ class TuneTraining:
         preset = matrix.load_preset(lora_type, matrix_json)
         space = tune.search_space(lora_type, search_space_json)
         weights = _weights(weight_fidelity, weight_generalisation, weight_ease)
-        tune.objective({k: {"score": 0.0} for k in weights}, weights)  # refuses all-zero weights up front
+        tune.objective(dict.fromkeys(weights, {"score": 0.0}), weights)  # refuses all-zero weights up front
         embedder = make_embedder(clip_model, clip_vision)
         dataset_dir, dataset_toml = resolve_dataset(dataset, dataset_path)
         base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]

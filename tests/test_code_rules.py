@@ -287,3 +287,26 @@ def test_stage_files_are_written_by_stage_folder(path):
     found = [f"line {f.lineno}: {cls.name}.{f.name}" for cls in ast.walk(ast.parse(path.read_text("utf-8")))
              if isinstance(cls, ast.ClassDef) for f in cls.body if isinstance(f, ast.FunctionDef) and f.name in methods]
     assert not found, f"{path.name} writes stage files itself ({found}): subclass workspace.stage.StageFolder"
+
+
+def _safetensors_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("safetensors"):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.Attribute) and _name(node).startswith("safetensors."):
+            found.add(node.attr)
+    return found
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_lora_files_are_written_by_lora_files_and_read_by_weights_file(path):
+    """LoRA safetensors are written by ``lora.files.write_lora`` (kohya's dtype layout, atomic; merge
+    and LECO once had a copy each) and read by ``models.weights_file`` (the header check first)."""
+    where = str(path.relative_to(REPO))
+    imported = _safetensors_imports(path)
+    if where != "lora_foundry/lora/files.py":
+        assert not imported & {"save", "save_file"}, f"{path.name} writes safetensors itself: use lora.files.write_lora"
+    if where != "lora_foundry/models/weights_file.py":
+        assert not imported & {"load", "load_file", "safe_open"}, \
+            f"{path.name} reads safetensors itself: use models.weights_file (load_safetensors, open_safetensors)"

@@ -137,6 +137,17 @@ def test_every_exchanged_name_is_declared(path):
     assert not missing, f"{path.relative_to(REPO)} uses names not declared in lora_foundry/names.py: {missing}"
 
 
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_exchanged_names_are_spelled_through_the_constants(path):
+    """A declared name is written ``names.X``, never as its string: a reader cannot grep for a
+    spelling, and renaming or retiring a name must reach every use (about 30 raw spellings were
+    found once, in stages and nodes alike)."""
+    constants = {value: key for key, value in vars(names).items() if key.isupper() and isinstance(value, str)}
+    raw = [f"{what} {name!r} (line {line}): use names.{constants[name]}" for what, used in used_names(path).items()
+           for name, line in sorted(used) if name in SCANS[what][1]]
+    assert not raw, f"{path.relative_to(REPO)} spells declared names out: {raw}"
+
+
 def test_every_constant_is_in_its_group():
     """``KIND_*`` in KINDS, ``INFO_*`` in INFO_KEYS, ``META_*`` in META_KEYS, the rest in ANNOTATIONS:
     a constant added without its group would not count as declared."""

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_bytes
+from ..lora.files import lora_path, lora_stem, write_lora
 from ..lora.metadata import TYPE_KEY
-from ..paths import confined, safe_name
+from ..paths import confined
 from .network import LoraNetwork
 from .prompts import PromptSetting
 
@@ -52,22 +53,14 @@ def leco_metadata(settings: Sequence[PromptSetting], prompts_file: str, network:
     return meta
 
 
-def _lora_bytes(state: Mapping[str, Any], metadata: Mapping[str, str], dtype: Any) -> bytes:
-    from safetensors.torch import save
-
-    tensors = {k: (v.to(dtype) if k.endswith(".weight") else v.float()).contiguous() for k, v in state.items()}
-    return save(tensors, metadata=dict(metadata))
-
-
 class RunFiles:
     """The files of one named run inside ``lora_dir`` (names sanitised and confined to it)."""
 
     def __init__(self, lora_dir: Path, name: str, metadata: Mapping[str, str], dtype: str = "fp16",
                  overwrite: bool = False) -> None:
-        stem = safe_name(name, "LoRA name")
-        self.stem = stem[: -len(".safetensors")] if stem.endswith(".safetensors") else stem
+        self.stem = lora_stem(name)
         self.lora_dir = Path(lora_dir)
-        self.final = confined(self.lora_dir, self.stem + ".safetensors")
+        self.final = lora_path(self.lora_dir, self.stem)
         self.folder = confined(self.lora_dir, self.stem + "_checkpoints")
         self.metadata = dict(metadata)
         self.dtype_name = dtype
@@ -79,11 +72,6 @@ class RunFiles:
 
     def checkpoint_path(self, step: int) -> Path:
         return self.folder / f"{self.stem}-step{step:06d}.safetensors"
-
-    def _dtype(self) -> Any:
-        import torch
-
-        return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[self.dtype_name]
 
     def check_can_start(self, resume: bool) -> None:
         """Refuse to replace a finished LoRA, or an earlier run's checkpoints without resuming."""
@@ -117,7 +105,7 @@ class RunFiles:
 
         weights = network.kohya_state()
         meta = {**self.metadata, "ss_steps": str(step), "ss_output_name": f"{self.stem}-step{step:06d}"}
-        path = atomic_write_bytes(self.checkpoint_path(step), _lora_bytes(weights, meta, self._dtype()))
+        path = write_lora(self.checkpoint_path(step), weights, meta, self.dtype_name, overwrite=True)
         buffer = io.BytesIO()
         torch.save({"step": step, "losses": list(losses), "fingerprint": fingerprint, "network": weights,
                     "optimizer": optimizer.state_dict()}, buffer)
@@ -125,7 +113,5 @@ class RunFiles:
         return path
 
     def save_final(self, network: LoraNetwork, steps: int) -> Path:
-        if self.final.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.final} exists; choose another name or set overwrite")
         meta = {**self.metadata, "ss_steps": str(steps)}
-        return atomic_write_bytes(self.final, _lora_bytes(network.kohya_state(), meta, self._dtype()))
+        return write_lora(self.final, network.kohya_state(), meta, self.dtype_name, self.overwrite)

@@ -1,11 +1,13 @@
-"""Finding LoRA files by the names stacks carry, and reading each file once.
+"""LoRA files: finding them by the names stacks carry, reading each once, and writing them.
 
 Stack entries name LoRAs the way ComfyUI's ``loras`` combo does (``sub/name.safetensors``
 relative to a ``models/loras`` folder); LoRA-Manager may pass an absolute path instead. Both are
 accepted, but only inside the configured LoRA folders: a name from a shared workflow must not read
 an arbitrary file. Loaded files are kept in a ``FileCache``: the one ``BoundedCache`` keyed by
 ``file_key`` (path, mtime, size), so a re-trained file is re-read and an unchanged one is not, and
-bounded by entry count and by the files' bytes on disk.
+bounded by entry count and by the files' bytes on disk. Every LoRA this pack writes (merges, LECO
+checkpoints and results, synthetic test LoRAs) goes through ``write_lora``: kohya's layout, weights in
+the chosen precision, scalars in fp32, written atomically.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ..cache import BoundedCache, file_key
+from ..fileio import atomic_write_bytes
 from ..models.weights_file import load_safetensors
-from ..paths import UnsafeNameError, inside_by_name
+from ..paths import UnsafeNameError, confined, inside_by_name, safe_name
 
 T = TypeVar("T")
+SAVE_DTYPES = ("fp16", "fp32", "bf16")
 
 
 class LoraNotFoundError(FileNotFoundError):
@@ -94,3 +98,38 @@ class FileCache(Generic[T]):
 def load_state_dict(path: Path) -> dict[str, Any]:
     """All tensors of a safetensors LoRA on the CPU."""
     return load_safetensors(path)
+
+
+def lora_stem(name: str) -> str:
+    """A LoRA name from a workflow as a file stem: sanitised, without ``.safetensors``."""
+    stem = safe_name(name, "LoRA name")
+    return stem[: -len(".safetensors")] if stem.endswith(".safetensors") else stem
+
+
+def lora_path(folder: Path, name: str) -> Path:
+    """``<folder>/<name>.safetensors``, confined to ``folder``."""
+    return confined(Path(folder), lora_stem(name) + ".safetensors")
+
+
+def lora_bytes(state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp16") -> bytes:
+    """A safetensors file of ``state``: ``*.weight`` tensors in ``dtype``, alphas and scalars in fp32
+    (kohya's layout: an fp16 alpha would round the scale ComfyUI applies)."""
+    import torch
+    from safetensors.torch import save
+
+    if dtype not in SAVE_DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {SAVE_DTYPES}")
+    torch_dtype = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    tensors = {k: (v.to(torch_dtype) if k.endswith(".weight") else v.float()).contiguous() for k, v in state.items()}
+    return save(tensors, metadata=dict(metadata))
+
+
+def write_lora(path: Path, state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp16",
+               overwrite: bool = False) -> Path:
+    """Write a LoRA file atomically (a reader never sees half of it); never replace one unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or set overwrite")
+    data = lora_bytes(state, metadata, dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, data)

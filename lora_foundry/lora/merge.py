@@ -22,14 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_bytes
 from ..models.weights_file import load_safetensors
-from ..paths import confined, safe_name
 from ..progress import Progress, ensure_progress
+from .files import SAVE_DTYPES, lora_path, write_lora
 from .metadata import TRIGGER_KEY, module_prefix
 
 MERGE_MODES = ("concat", "svd")
-SAVE_DTYPES = ("fp16", "fp32", "bf16")
 _SUPPORTED_SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
 
 
@@ -225,19 +223,6 @@ def merged_metadata(report: MergeReport, infos: Sequence[Any], name: str) -> dic
 def save_lora(state_dict: dict[str, Any], metadata: dict[str, str], dest_dir: Path, name: str,
               dtype: str = "fp16", overwrite: bool = False) -> Path:
     """Write ``<dest_dir>/<name>.safetensors`` atomically; never replace a file unless asked."""
-    import torch
-    from safetensors.torch import save
-
     if dtype not in SAVE_DTYPES:
         raise MergeError(f"dtype {dtype!r} is not one of {SAVE_DTYPES}")
-    torch_dtype = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    stem = safe_name(name, "LoRA name")
-    stem = stem[: -len(".safetensors")] if stem.endswith(".safetensors") else stem
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    path = confined(dest_dir, stem + ".safetensors")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or set overwrite")
-    tensors = {k: (v.to(torch_dtype) if k.endswith(".weight") else v.float()).contiguous()
-               for k, v in state_dict.items()}
-    return atomic_write_bytes(path, save(tensors, metadata=metadata))
+    return write_lora(lora_path(dest_dir, name), state_dict, metadata, dtype, overwrite)

@@ -180,9 +180,7 @@ def _scalar(handle: Any, path: str, key: str) -> float:
     try:
         return float(handle.get_tensor(key).reshape(-1)[0])
     except (TypeError, ValueError):
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as torch_handle:
+        with open_safetensors(path, framework="pt") as torch_handle:
             return float(torch_handle.get_tensor(key).float().reshape(-1)[0])
 
 

@@ -55,7 +55,8 @@ def write_kohya_lora(path: Path, modules: Mapping[str, tuple[int, int, int]], ra
                      tags: Mapping[str, Mapping[str, int]] | None = None) -> Path:
     """Write a random kohya LoRA with ``modules`` and kohya-style metadata; returns ``path``."""
     import torch
-    from safetensors.torch import save_file
+
+    from .files import write_lora
 
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
@@ -67,6 +68,4 @@ def write_kohya_lora(path: Path, modules: Mapping[str, tuple[int, int, int]], ra
     if tags is not None:
         meta["ss_tag_frequency"] = json.dumps({k: dict(v) for k, v in tags.items()})
     meta.update(metadata or {})
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
-    return Path(path)
+    return write_lora(Path(path), tensors, meta, "fp32", overwrite=True)

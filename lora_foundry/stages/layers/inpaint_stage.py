@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ... import names
 from ...media import images
 from ...models.handle import ModelHandle, all_on_device
 from ...progress import Progress
@@ -30,10 +31,10 @@ def inpaint_backgrounds(ws: Workspace, backgrounds: Handle, filler: Filler, meth
                   label="clean backgrounds") as st:
         if not st.complete:
             items = ws.items(backgrounds)
-            st.set_info(skipped=sum(1 for item in items if item.kind != "background"))
+            st.set_info(**{names.INFO_SKIPPED: sum(1 for item in items if item.kind != names.KIND_BACKGROUND)})
             with all_on_device(model):
                 for position, item in st.pending(items, progress):
-                    outputs = [_clean_item(st, item, filler, method, settings)] if item.kind == "background" else []
+                    outputs = [_clean_item(st, item, filler, method, settings)] if item.kind == names.KIND_BACKGROUND else []
                     st.emit(unit=str(item.id), order=position, outputs=outputs)
         return st.handle
 
@@ -45,7 +46,7 @@ def _clean_item(st: Any, item: Item, filler: Filler, method: str, settings: Inpa
     else:
         clean, grown = background[..., :3].copy(), hole
     rel = st.write_image(clean, f"{item.id:08d}_clean.png")
-    facts = {"method": method, "filled_area": int(grown.sum()), "dilate_px": settings.dilate_px}
-    return NewItem(kind="clean_background", relpath=rel, width=clean.shape[1], height=clean.shape[0],
+    facts = {names.INPAINT_METHOD: method, names.FILLED_AREA: int(grown.sum()), names.DILATE_PX: settings.dilate_px}
+    return NewItem(kind=names.KIND_CLEAN_BACKGROUND, relpath=rel, width=clean.shape[1], height=clean.shape[0],
                    parent=item.id, source=item.source, frame_index=item.frame_index, time_s=item.time_s,
                    shot=item.shot, meta=facts, annotations=facts)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...models.handle import ModelHandle
 from .segment import (
@@ -121,7 +122,7 @@ def layer_mask(kind: str, pixels: np.ndarray) -> np.ndarray:
     a cut-out's character (its alpha); items without alpha give an empty mask."""
     if pixels.ndim == 3 and pixels.shape[-1] == 4:
         alpha = pixels[..., 3] >= 128
-        return ~alpha if kind == "background" else alpha
+        return ~alpha if kind == names.KIND_BACKGROUND else alpha
     return np.zeros(pixels.shape[:2], bool)
 
 def mask_instances(mask: np.ndarray, separate_components: bool) -> list[Instance]:

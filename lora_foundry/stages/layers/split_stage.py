@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import names
 from ...media import images
 from ...media.masks import resize_mask
 from ...models.handle import ModelHandle, all_on_device
@@ -42,21 +43,22 @@ def split_frame_items(st: Any, item: Item, image: np.ndarray, characters: Sequen
         rgba, crop = cutout_rgba(image, character.mask, margin)
         rgba[rgba[..., 3] == 0, :3] = color
         rel = st.write_image(rgba, f"{item.id:08d}_cutout_{number:02d}.png")
-        facts = {"instance": number, "box": list(character.box), "crop_box": list(crop),
-                 "area": character.area, "score": round(character.score, 4), "by": character.source}
+        facts = {names.INSTANCE: number, names.BOX: list(character.box), names.CROP_BOX: list(crop),
+                 names.AREA: character.area, names.SCORE: round(character.score, 4), names.FOUND_BY: character.source}
         if character.track is not None:
-            facts["track"] = character.track
+            facts[names.TRACK] = character.track
         notes = dict(facts)
         if character.label:
-            facts.update(by="text", text_match=character.label, text_similarity=character.label_score)
-            notes = {**facts, "tags": union(tags, [character.label])}
-        outputs.append(NewItem(kind="cutout", relpath=rel, width=rgba.shape[1], height=rgba.shape[0],
+            facts.update({names.FOUND_BY: "text", names.TEXT_MATCH: character.label,
+                          names.TEXT_SIMILARITY: character.label_score})
+            notes = {**facts, names.TAGS: union(tags, [character.label])}
+        outputs.append(NewItem(kind=names.KIND_CUTOUT, relpath=rel, width=rgba.shape[1], height=rgba.shape[0],
                                meta=facts, annotations=notes, **common))
     hole = hole_mask(characters, image.shape[:2])
     background = np.dstack([image, np.where(hole, 0, 255).astype(np.uint8)])
     rel = st.write_image(background, f"{item.id:08d}_background.png")
-    facts = {"hole_area": int(hole.sum()), "characters": len(characters), "hole_in": "alpha"}
-    outputs.append(NewItem(kind="background", relpath=rel, width=image.shape[1], height=image.shape[0],
+    facts = {names.HOLE_AREA: int(hole.sum()), names.CHARACTERS: len(characters), names.HOLE_IN: "alpha"}
+    outputs.append(NewItem(kind=names.KIND_BACKGROUND, relpath=rel, width=image.shape[1], height=image.shape[0],
                            meta=facts, annotations=facts, **common))
     return outputs
 
@@ -93,8 +95,8 @@ def select_kinds(ws: Workspace, source: Handle, kinds: Sequence[str], label: str
 
 def cutouts_and_backgrounds(ws: Workspace, layers: Handle) -> tuple[Handle, Handle]:
     """A layer split's result as the two handles its nodes give out: cut-outs, backgrounds."""
-    return (select_kinds(ws, layers, ["cutout"], "cutouts"),
-            select_kinds(ws, layers, ["background"], "backgrounds"))
+    return (select_kinds(ws, layers, [names.KIND_CUTOUT], "cutouts"),
+            select_kinds(ws, layers, [names.KIND_BACKGROUND], "backgrounds"))
 
 def layers_from_masks(ws: Workspace, frames: Handle, masks: Sequence[np.ndarray], separate_components: bool,
                       margin: int = 16, plain_color: str = "#FFFFFF",
