@@ -310,3 +310,36 @@ def test_lora_files_are_written_by_lora_files_and_read_by_weights_file(path):
     if where != "lora_foundry/models/weights_file.py":
         assert not imported & {"load", "load_file", "safe_open"}, \
             f"{path.name} reads safetensors itself: use models.weights_file (load_safetensors, open_safetensors)"
+
+
+def _allow_list_loops(tree: ast.AST) -> list[int]:
+    """``for key, value in table.items(): if key not in allowed: <refuse>``: a table checked by hand."""
+    found = []
+    for loop in ast.walk(tree):
+        if not (isinstance(loop, ast.For) and isinstance(loop.iter, ast.Call) and _name(loop.iter.func).endswith(".items")
+                and isinstance(loop.target, ast.Tuple) and isinstance(loop.target.elts[0], ast.Name)):
+            continue
+        key = loop.target.elts[0].id
+        looked_up = {t.id for n in ast.walk(loop) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                     and _name(n.value.func).endswith(".get") and n.value.args
+                     and isinstance(n.value.args[0], ast.Name) and n.value.args[0].id == key
+                     for t in n.targets if isinstance(t, ast.Name)}  # check = ALLOWED.get(key); if check is None
+        for test in (n.test for n in ast.walk(loop) if isinstance(n, ast.If)):
+            if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and (
+                    (test.left.id == key and isinstance(test.ops[0], ast.NotIn))
+                    or (test.left.id in looked_up and isinstance(test.ops[0], ast.Is))):
+                found.append(loop.lineno)
+    return found
+
+
+TOML_READERS = [p for p in SOURCES if "tomllib" in p.read_text("utf-8")
+                and _owned_elsewhere(p, {"lora_foundry/kohya/toml_schema.py"})]
+
+
+@pytest.mark.parametrize("path", TOML_READERS, ids=lambda p: str(p.relative_to(REPO)))
+def test_toml_tables_are_checked_by_table_problems(path):
+    """A module that reads TOML checks a table's keys and values with ``kohya.toml_schema.table_problems``
+    (dataset config, LECO prompt file, extra training options): the hand-written loops once differed
+    in what they did with a key they did not know."""
+    loops = _allow_list_loops(ast.parse(path.read_text("utf-8")))
+    assert not loops, f"{path.name} checks a table's keys by hand (lines {loops}): use toml_schema.table_problems"

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .toml_schema import table_problems
+
 SD_SCRIPTS_ENV = "KOHYA_SD_SCRIPTS"
 PYTHON_ENV = "KOHYA_PYTHON"
 TOKENIZER_CACHE_ENV = "KOHYA_TOKENIZER_CACHE"
@@ -202,16 +204,11 @@ def validate_extra_options(text: str) -> dict[str, Any]:
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OptionRefused(f"extra options are not valid TOML 'key = value' lines: {exc}") from exc
-    options: dict[str, Any] = {}
-    for key, value in parsed.items():
-        validator = ALLOWED_OPTIONS.get(key)
-        if validator is None:
+    for key, problem in table_problems(parsed, ALLOWED_OPTIONS):
+        if problem is None:
             raise OptionRefused(
                 f"training option {key!r} is not allowed from a workflow (only numbers, flags and fixed "
                 "choices; paths and programs are set by the server operator, see docs/training.md)"
             )
-        try:
-            options[key] = validator(value)
-        except OptionRefused as exc:
-            raise OptionRefused(f"training option {key!r}: {exc}") from exc
-    return options
+        raise OptionRefused(f"training option {key!r}: {problem}")
+    return {key: ALLOWED_OPTIONS[key](value) for key, value in parsed.items()}

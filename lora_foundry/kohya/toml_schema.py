@@ -13,12 +13,40 @@ is_reg, alpha_mask / conditioning_data_dir). A dataset's subsets are all DreamBo
 + caption files) or all ControlNet-style (every subset has ``conditioning_data_dir``; sd-scripts
 uses that for masked loss with mask images); fine-tuning (``metadata_file``) subsets are not
 written by us and are refused here.
+
+``table_problems`` is the one check of a TOML table against its allowed keys, used here, for the
+LECO prompt file (``leco.prompts``) and for a workflow's extra training options
+(``operator_config``): each passes a check per key that raises ``ValueError`` saying what is wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+Check = Callable[[Any], Any]
+"""Raises ``ValueError`` (its message says what is wrong) for a value its key does not take."""
+
+
+def table_problems(table: Mapping[str, Any], checks: Mapping[str, Check]) -> Iterator[tuple[str, str | None]]:
+    """``(key, problem)`` for each key of ``table`` whose value its check refuses, and ``(key, None)``
+    for each key ``checks`` does not know: sd-scripts refuses unknown keys or, worse, ignores them."""
+    for key, value in table.items():
+        check = checks.get(key)
+        if check is None:
+            yield key, None
+            continue
+        try:
+            check(value)
+        except ValueError as refused:
+            yield key, str(refused)
+
+
+def _typed(ok: Callable[[Any], bool]) -> Check:
+    def check(value: Any) -> None:
+        if not ok(value):
+            raise ValueError("has the wrong type")
+    return check
 
 
 def _is(kind: type) -> Callable[[Any], bool]:
@@ -68,13 +96,9 @@ class DatasetConfigError(ValueError):
 def _check_keys(table: Any, allowed: dict[str, Callable[[Any], bool]], where: str) -> list[str]:
     if not isinstance(table, dict):
         return [f"{where} must be a table"]
-    problems = []
-    for key, value in table.items():
-        if key not in allowed:
-            problems.append(f"{where}: key {key!r} is not accepted here")
-        elif not allowed[key](value):
-            problems.append(f"{where}: {key} = {value!r} has the wrong type")
-    return problems
+    checks = {key: _typed(ok) for key, ok in allowed.items()}
+    return [f"{where}: key {key!r} is not accepted here" if problem is None else f"{where}: {key} = {table[key]!r} {problem}"
+            for key, problem in table_problems(table, checks)]
 
 
 def _subset_kind(subset: Any) -> str:

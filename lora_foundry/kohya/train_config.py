@@ -27,6 +27,7 @@ from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
 from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
 from .presets import Preset
+from .toml_schema import table_problems
 
 __all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
 
@@ -328,10 +329,10 @@ def _config_sections(request: TrainRequest, install: TrainerInstall, name: str, 
     """The ``--config_file`` contents, grouped in sections (sd-scripts flattens them)."""
     model: dict[str, Any] = {"pretrained_model_name_or_path": str(request.base_model),
                              "tokenizer_cache_dir": str(tokenizer_cache)}
-    for key, path in request.extra_models.items():
-        if key not in REQUIRED_EXTRAS.get(request.architecture, ()) + OPTIONAL_EXTRAS.get(request.architecture, ()):
-            raise PreflightError(f"{request.architecture} takes no {key} model")
-        model[key] = str(path)
+    takes = REQUIRED_EXTRAS.get(request.architecture, ()) + OPTIONAL_EXTRAS.get(request.architecture, ())
+    for key, _ in table_problems(request.extra_models, dict.fromkeys(takes, str)):
+        raise PreflightError(f"{request.architecture} takes no {key} model")
+    model.update({key: str(path) for key, path in request.extra_models.items()})
     training = _train_options(request, name, module, net_args)
     clash = {"network_module", "network_args", "output_name", "save_model_as"} & set(request.extra_options)
     if clash:

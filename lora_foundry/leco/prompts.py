@@ -20,6 +20,7 @@ tomllib gives no positions, so lines are found in the source text (``_KeyLines``
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..kohya.toml_schema import table_problems
 from ..paths import UnsafeNameError, confined
 
 ACTIONS = ("erase", "enhance")
@@ -109,33 +111,32 @@ class _Checker:
         item = f" (item {index + 1} of [[{array}]])" if array else ""
         return PromptFileError(f"{where}: key {key!r}{item}: {message}")
 
-    def check_item(self, item: Any, allowed: Sequence[str], array: str | None, index: int) -> dict[str, Any]:
+    def check_item(self, item: Any, allowed: Sequence[str], array: str | None, index: int,
+                   unknown: str = "") -> dict[str, Any]:
+        """``item`` when every key is allowed and every value right; else the first problem, with its line."""
         if not isinstance(item, dict):
             raise self.fail("each entry must be a table", array or "prompts", None, index)
-        for key, value in item.items():
-            if key not in allowed:
-                raise self.fail(f"is not a LECO key; allowed: {', '.join(allowed)}", key, array, index)
-            self.check_value(key, value, array, index)
+        for key, problem in table_problems(item, {key: functools.partial(_check_value, key) for key in allowed}):
+            raise self.fail(problem or unknown or f"is not a LECO key; allowed: {', '.join(allowed)}", key, array, index)
         return item
 
-    def check_value(self, key: str, value: Any, array: str | None, index: int) -> None:
-        if key in _TEXT_KEYS and not isinstance(value, str):
-            raise self.fail(f"must be text, got {value!r}", key, array, index)
-        if key == "action" and value not in ACTIONS:
-            raise self.fail(f"must be 'erase' or 'enhance', got {value!r}", key, array, index)
-        if key in _NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise self.fail(f"must be a number, got {value!r}", key, array, index)
-        if key in _BOOL_KEYS and not isinstance(value, bool):
-            raise self.fail(f"must be true or false, got {value!r}", key, array, index)
-        if key == "batch_size" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise self.fail(f"must be a whole number >= 1, got {value!r}", key, array, index)
-        if key in ("resolution", "resolutions"):
-            try:
-                resolution_list(value)
-            except ValueError as exc:
-                raise self.fail(str(exc), key, array, index) from None
-        if key == "neutrals" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise self.fail("must be a list of prompts", key, array, index)
+
+def _check_value(key: str, value: Any) -> None:
+    """Raise ``ValueError`` saying what is wrong with ``value`` for ``key`` (upstream's types and ranges)."""
+    if key in _TEXT_KEYS and not isinstance(value, str):
+        raise ValueError(f"must be text, got {value!r}")
+    if key == "action" and value not in ACTIONS:
+        raise ValueError(f"must be 'erase' or 'enhance', got {value!r}")
+    if key in _NUMBER_KEYS and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    if key in _BOOL_KEYS and not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    if key == "batch_size" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    if key in ("resolution", "resolutions"):
+        resolution_list(value)
+    if key == "neutrals" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ValueError("must be a list of prompts")
 
 
 def _one_resolution(value: Any) -> tuple[int, int]:
@@ -222,11 +223,8 @@ def _from_prompts_array(data: dict[str, Any], check: _Checker) -> list[PromptSet
     items = data["prompts"]
     if not isinstance(items, list):
         raise check.fail("must be an array of tables ([[prompts]])", "prompts")
-    for key in data:
-        if key != "prompts" and key not in PROMPT_KEYS:
-            raise check.fail(f"is not a LECO key; allowed at the top: prompts, {', '.join(PROMPT_KEYS)}", key)
-        if key != "prompts":
-            check.check_value(key, data[key], None, 0)
+    check.check_item({k: v for k, v in data.items() if k != "prompts"}, PROMPT_KEYS, None, 0,
+                     f"is not a LECO key; allowed at the top: prompts, {', '.join(PROMPT_KEYS)}")
     defaults = {**DEFAULTS, **{k: v for k, v in data.items() if k in PROMPT_KEYS}}
     settings: list[PromptSetting] = []
     for index, item in enumerate(items):
