@@ -8,10 +8,12 @@ ComfyUI's progress bar and cancel reach the engine through ``ComfyProgress``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..lora_foundry import names
+from ..lora_foundry.media.images import to_pil
 from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, embedders, select, select_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
@@ -72,29 +74,41 @@ class EmbedFrames:
       })
 class EmbedWithClipVision:
     def embed(self, frames: Any, clip_vision: Any, batch_size: int, unique_id: str | None = None) -> tuple[Any]:
-        embedder = clip_vision_embedder(clip_vision)
+        embedder = ClipVisionEmbedder(clip_vision)
         with Workspace.from_handle(frames) as ws:
             out = embed_stage.embed_stage(ws, frames, "clip_vision", None, batch_size,
                                     _comfy.ComfyProgress(unique_id), embedder=embedder)
         return (out,)
 
 
-def clip_vision_embedder(clip_vision: Any) -> tuple[Any, str]:
-    """(PIL images -> unit rows, identity) for a ComfyUI CLIP_VISION object."""
-    import numpy as np
-    import torch
+class ClipVisionEmbedder:
+    """``models.clip_model.Embedder`` over ComfyUI's CLIP_VISION (no text tower): unit rows, in
+    batches of 32; ComfyUI moves the model itself."""
 
-    first = next(iter(clip_vision.model.state_dict().values()))
-    fingerprint = hashlib.sha256(first.detach().float().cpu().numpy().tobytes()[:65536]).hexdigest()[:16]
+    BATCH = 32
 
-    def run(images: list[Any]) -> Any:
-        batch = torch.from_numpy(np.stack([np.asarray(img, np.float32) / 255.0 for img in
-                                           [i.resize((224, 224)) for i in images]]))
-        out = clip_vision.encode_image(batch)
-        rows = out["image_embeds"].float().cpu().numpy()
+    def __init__(self, clip_vision: Any) -> None:
+        self.clip_vision = clip_vision
+        first = next(iter(clip_vision.model.state_dict().values()))
+        fingerprint = hashlib.sha256(first.detach().float().cpu().numpy().tobytes()[:65536]).hexdigest()[:16]
+        self.identity = f"clip_vision:{type(clip_vision.model).__name__}:{fingerprint}"
+
+    def images(self, pictures: Sequence[Any]) -> Any:
+        import numpy as np
+
+        return np.concatenate([self._run([to_pil(p).resize((224, 224)) for p in pictures[i:i + self.BATCH]])
+                               for i in range(0, len(pictures), self.BATCH)])
+
+    def texts(self, texts: Sequence[str]) -> None:
+        return None
+
+    def _run(self, pictures: list[Any]) -> Any:
+        import numpy as np
+        import torch
+
+        batch = torch.from_numpy(np.stack([np.asarray(picture, np.float32) / 255.0 for picture in pictures]))
+        rows = self.clip_vision.encode_image(batch)["image_embeds"].float().cpu().numpy()
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-    return run, f"clip_vision:{type(clip_vision.model).__name__}:{fingerprint}"
 
 
 @node("LF_ClusterFrames", "LF Cluster Frames", category="understand", function="cluster", output_node=True,

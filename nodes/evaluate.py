@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..lora_foundry.evaluate import evaluation, matrix, metrics
 from ..lora_foundry.lora.files import resolve_lora
 from ..lora_foundry.lora.metadata import read_lora_info
-from ..lora_foundry.media.images import list_image_files, to_pil
+from ..lora_foundry.media.images import list_image_files
+from ..lora_foundry.models.clip_model import ClipEmbedder
 from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.paths import safe_name
 from ..lora_foundry.workspace import Workspace
@@ -86,46 +85,12 @@ def training_paths(dataset: Any, dataset_path: str, frames: Any) -> list[Path]:
     return list_image_files(folder, recursive=True)
 
 
-class ClipEmbedder:
-    """``Embedder`` over our open_clip handle: weights visit the compute device once per call."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-        self.identity = str(handle.identity)
-
-    def images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        from ..lora_foundry.models.clip_model import embed_pil_batch
-
-        with self.handle.on_device():
-            return np.concatenate([embed_pil_batch(self.handle, [to_pil(p) for p in pixels[i:i + 32]])
-                                   for i in range(0, len(pixels), 32)])
-
-    def texts(self, texts: Sequence[str]) -> np.ndarray:
-        from ..lora_foundry.models.clip_model import embed_texts
-
-        with self.handle.on_device():
-            return embed_texts(self.handle, list(texts))
-
-
-class ClipVisionEmbedder:
-    """``Embedder`` over ComfyUI's CLIP_VISION (no text tower: text alignment is left out)."""
-
-    def __init__(self, clip_vision: Any) -> None:
-        from .clusters import clip_vision_embedder
-
-        self._run, self.identity = clip_vision_embedder(clip_vision)
-
-    def images(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
-        return np.concatenate([self._run([to_pil(p) for p in pixels[i:i + 32]]) for i in range(0, len(pixels), 32)])
-
-    def texts(self, texts: Sequence[str]) -> None:
-        return None
-
-
 def make_embedder(clip_model: Any, clip_vision: Any) -> Any:
     if clip_model is not None:
         return ClipEmbedder(clip_model)
     if clip_vision is not None:
+        from .clusters import ClipVisionEmbedder
+
         return ClipVisionEmbedder(clip_vision)
     raise ValueError("connect a CLIP model (LF CLIP Loader) or ComfyUI's CLIP_VISION: the criteria are measured "
                      "on image embeddings")

@@ -343,3 +343,13 @@ def test_toml_tables_are_checked_by_table_problems(path):
     in what they did with a key they did not know."""
     loops = _allow_list_loops(ast.parse(path.read_text("utf-8")))
     assert not loops, f"{path.name} checks a table's keys by hand (lines {loops}): use toml_schema.table_problems"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _owned_elsewhere(p, {"lora_foundry/models/clip_model.py"})],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_open_clip_is_embedded_through_clip_embedder(path):
+    """``clip_model.Embedder`` is the one embedder type and ``ClipEmbedder`` the one open_clip adapter:
+    clustering, selection, text choice and evaluation once had two abstractions and three adapters."""
+    calls = [call.lineno for call in _calls(ast.parse(path.read_text("utf-8")))
+             if _name(call.func).split(".")[-1] in {"embed_pil_batch", "embed_texts"}]
+    assert not calls, f"{path.name} calls open_clip's embedding itself (lines {calls}): use clip_model.ClipEmbedder"

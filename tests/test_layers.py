@@ -9,6 +9,7 @@ a resumed run does not redo finished frames.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -204,20 +205,22 @@ def test_character_rules_on_synthetic_masks():
     assert select_characters([face, person], CharacterRules(max_contained=1.0)) == [person, face]
 
 
-def test_masks_from_another_pack_round_trip_through_the_nodes(pack, montage):
+def test_masks_from_another_pack_round_trip_through_the_nodes(pack, montage, media_dir):
     """MASK in (one for all frames, two regions) -> cut-outs/backgrounds -> IMAGE/MASK out."""
     _, frames = montage
     layers = pack.nodes.layers
-    mask = torch.zeros(1, 90, 160)  # another pack's mask at a lower resolution: resized to 720p
+    width, height = json.loads((media_dir / "montage_6_shots.json").read_text())["size"]
+    scale = width // 160
+    mask = torch.zeros(1, 90, 160)  # another pack's mask at a lower resolution: resized to the frames
     mask[0, 10:60, 20:50] = 1.0
     mask[0, 40:80, 100:140] = 1.0
     cutouts, backgrounds = layers.MasksToLayers().convert(frames, mask, True, 0, "#000000")
     first, first_mask, total = layers.LayersToMasks().export(cutouts, 0, 1)
     second, second_mask, _ = layers.LayersToMasks().export(cutouts, 1, 1)
     assert total == 2 * FRAMES  # two regions in every frame, each its own cut-out
-    assert first.shape == (1, 400, 240, 3) and second.shape == (1, 320, 320, 3)  # x8 to 1280x720
+    assert first.shape == (1, 50 * scale, 30 * scale, 3) and second.shape == (1, 40 * scale, 40 * scale, 3)
     assert bool(first_mask.all()) and bool(second_mask.all())  # margin 0: the rectangle fills its crop
     images, masks, total = layers.LayersToMasks().export(backgrounds, 3, 4)
-    assert total == FRAMES and images.shape == (4, 720, 1280, 3)
-    expected = torch.nn.functional.interpolate(mask[None], size=(720, 1280), mode="nearest")[0, 0] > 0.5
+    assert total == FRAMES and images.shape == (4, height, width, 3)
+    expected = torch.nn.functional.interpolate(mask[None], size=(height, width), mode="nearest")[0, 0] > 0.5
     assert all(torch.equal(m > 0.5, expected) for m in masks)  # a background's MASK is its hole

@@ -57,14 +57,16 @@ def tracker(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory, media_dir) -> Path:
-    """The first CLIP_FRAMES frames of the montage as sam2's own loader wants them: 0.jpg, 1.jpg, ..."""
+    """The first CLIP_FRAMES frames of the montage as sam2's own loader wants them: 0.jpg, 1.jpg, ...
+    (at 1280x720, the frame size the boxes below are drawn for)."""
     from PIL import Image
 
+    from lora_foundry.media.images import resize_image
     from lora_foundry.media.video import iter_frames
 
     folder = tmp_path_factory.mktemp("clip")
     for frame in iter_frames(media_dir / "montage_6_shots.mp4", wanted=lambda i: i < CLIP_FRAMES):
-        Image.fromarray(frame.rgb).save(folder / f"{frame.index}.jpg", quality=95)
+        Image.fromarray(resize_image(frame.rgb, (720, 1280))).save(folder / f"{frame.index}.jpg", quality=95)
     return folder
 
 

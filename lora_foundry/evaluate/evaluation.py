@@ -18,6 +18,7 @@ import numpy as np
 from ..fileio import atomic_write_text
 from ..media.contact_sheet import contact_sheet
 from ..media.images import load_rgb
+from ..models.clip_model import Embedder
 from ..paths import confined
 from ..progress import Progress
 from ..workspace.workspace import Workspace
@@ -48,16 +49,6 @@ class Renderer(Protocol):
 
     def render(self, prompt: str, strength: float, seed: int) -> np.ndarray:
         """RGB uint8 (H, W, 3)."""
-
-
-class Embedder(Protocol):
-    """Image (and, if it has a text tower, text) embeddings; rows need not be normalised."""
-
-    identity: str
-
-    def images(self, pixels: Sequence[np.ndarray]) -> np.ndarray: ...
-
-    def texts(self, texts: Sequence[str]) -> np.ndarray | None: ...
 
 
 @dataclass

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .handle import ModelHandle
 from .registry import ModelMissingError, ModelSpec, missing_message, model_identity, resolve
@@ -264,3 +264,40 @@ def zero_shot(clip: ModelHandle[ClipParts], images: Sequence[Any], labels: Seque
     probs /= probs.sum(axis=1, keepdims=True)
     best = probs.argmax(axis=1)
     return [(labels[int(b)], float(probs[i, b])) for i, b in enumerate(best)]
+
+
+class Embedder(Protocol):
+    """The one embedder type: pictures (Pillow RGB images or RGB uint8 arrays) to rows, and texts to
+    rows when there is a text tower (else None); ``identity`` goes into stage and cell keys.
+    Implemented by ``ClipEmbedder`` (open_clip), ``stages.clusters.embedders.PixelEmbedder`` and the
+    nodes' ``ClipVisionEmbedder`` (ComfyUI's CLIP_VISION)."""
+
+    identity: str
+
+    def images(self, pictures: Sequence[Any]) -> Any: ...
+
+    def texts(self, texts: Sequence[str]) -> Any: ...
+
+
+class ClipEmbedder:
+    """``Embedder`` over an open_clip ``ModelHandle``: the weights visit the compute device once per
+    call (inside an outer ``on_device`` they are already there), images go in batches of 32."""
+
+    BATCH = 32
+
+    def __init__(self, handle: ModelHandle[ClipParts]) -> None:
+        self.handle = handle
+        self.identity = str(handle.identity)
+
+    def images(self, pictures: Sequence[Any]) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        pil = [p if isinstance(p, Image.Image) else Image.fromarray(np.ascontiguousarray(p)) for p in pictures]
+        with self.handle.on_device():
+            return np.concatenate([embed_pil_batch(self.handle, pil[i:i + self.BATCH])
+                                   for i in range(0, len(pil), self.BATCH)])
+
+    def texts(self, texts: Sequence[str]) -> Any:
+        with self.handle.on_device():
+            return embed_texts(self.handle, list(texts))

@@ -8,7 +8,6 @@ frames) reuses them, and an interrupted run resumes at the first unfinished batc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +15,28 @@ import numpy as np
 
 from ... import names
 from ...media import images
+from ...models.clip_model import ClipEmbedder, Embedder
 from ...models.handle import all_on_device
 from ...progress import Progress
 from ...scale.units import CombinedProgress, Runner, Send, Unit
 from ...workspace import Handle, Workspace, remote
-from .embedders import make_embedder, pixel_embedder
+from .embedders import PixelEmbedder, make_embedder
 
 
 def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any | None = None,
                 batch_size: int = 16, progress: Progress | None = None,
-                embedder: tuple[Callable[[Sequence[Any]], np.ndarray], str] | None = None,
+                embedder: Embedder | None = None,
                 runner: Runner | None = None) -> Handle:
     """Embed every item of ``handle`` (batched, resumable); returns the same items, annotated.
 
-    ``embedder`` (function, identity) replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which
+    ``embedder`` replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which
     ComfyUI moves itself). The CLIP model visits its compute device for the run, only when there is work.
     ``runner`` (a Ray cluster) embeds the batches as tasks: "pixels" asking for a CPU each, "clip"
     opening the same weights on the worker (same path on every node) and asking for a GPU when the
     model's device is one. ComfyUI's CLIP_VISION (``embedder``) stays in this process.
     """
-    embed, identity = embedder if embedder is not None else make_embedder(method, clip)
+    chosen = embedder if embedder is not None else make_embedder(method, clip)
+    identity = chosen.identity
     items = ws.items(handle)
     batch_size = max(1, int(batch_size))
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
@@ -48,7 +49,8 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
             with all_on_device(clip if embedder is None and method == "clip" else None):
                 for position, unit in st.pending_units(units, progress):
                     batch = batches[position]
-                    rows = embed([images.to_pil(images.load_rgb(item.path)) for item in batch]).astype(np.float32)
+                    rows = np.asarray(chosen.images([images.to_pil(images.load_rgb(item.path)) for item in batch]),
+                                      np.float32)
                     rel = st.write_array(rows, f"{unit}.npy")
                     st.emit(unit, position, [item.id for item in batch],
                             {item.id: {names.EMBEDDING_ROW: {"file": rel, "row": r}} for r, item in enumerate(batch)})
@@ -86,14 +88,12 @@ def embed_batch_unit(job: EmbedBatch, send: Send) -> None:
     st = remote.RemoteStage(job.stage, send)
     pictures = [images.to_pil(images.load_rgb(st.root / relpath)) for _, relpath in job.items]
     if job.clip is None:
-        rows = pixel_embedder(pictures)
+        rows = PixelEmbedder().images(pictures)
     else:
-        from ...models.clip_model import embed_pil_batch, open_source
+        from ...models.clip_model import open_source
 
-        model = open_source(job.clip)
-        with model.on_device():
-            rows = embed_pil_batch(model, pictures)
-    rel = st.write_array(rows.astype(np.float32), f"{job.unit}.npy")
+        rows = ClipEmbedder(open_source(job.clip)).images(pictures)
+    rel = st.write_array(np.asarray(rows, np.float32), f"{job.unit}.npy")
     st.emit(job.unit, job.position, [item_id for item_id, _ in job.items],
             {item_id: {names.EMBEDDING_ROW: {"file": rel, "row": row}} for row, (item_id, _) in enumerate(job.items)})
 

@@ -1,7 +1,7 @@
 """Image embedders for clustering and selection: open_clip, or pixel features with no weights.
 
-An embedder is a function from Pillow RGB images to L2-normalised rows, plus an identity that goes
-into stage keys. Pixel features ("pixels") are weights-free: an HSV colour histogram plus a layout
+An embedder is a ``models.clip_model.Embedder``: pictures to L2-normalised rows, plus an identity
+that goes into stage keys. Pixel features ("pixels") are weights-free: an HSV colour histogram plus a layout
 thumbnail averaged with its mirror image, so a flipped shot embeds like the original
 (tests/test_scene_grouping.py shows it groups the montage's repeated scenes). Cut-outs (RGBA) are
 flattened on neutral grey before they get here (``images.load_rgb``), so the background a
@@ -10,10 +10,12 @@ character was cut from does not count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from ...models.clip_model import ClipEmbedder, Embedder
 
 METHODS = ("clip", "pixels")
 
@@ -36,22 +38,24 @@ def pixel_features(rgb: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
-def pixel_embedder(images: Sequence[Any]) -> np.ndarray:
-    return np.stack([pixel_features(np.asarray(img)) for img in images])
+class PixelEmbedder:
+    """``Embedder`` of pixel features: no weights, no text tower."""
+
+    identity = PIXEL_IDENTITY
+
+    def images(self, pictures: Sequence[Any]) -> np.ndarray:
+        return np.stack([pixel_features(np.asarray(picture)) for picture in pictures])
+
+    def texts(self, texts: Sequence[str]) -> None:
+        return None
 
 
-def clip_embedder(clip: Any) -> Callable[[Sequence[Any]], np.ndarray]:
-    from ...models.clip_model import embed_pil_batch
-
-    return lambda images: embed_pil_batch(clip, images)
-
-
-def make_embedder(method: str, clip: Any | None) -> tuple[Callable[[Sequence[Any]], np.ndarray], str]:
-    """(function from PIL images to rows, identity for the stage key)."""
+def make_embedder(method: str, clip: Any | None) -> Embedder:
+    """The embedder of ``method``: "clip" (needs ``clip``, an open_clip ``ModelHandle``) or "pixels"."""
     if method not in METHODS:
         raise ValueError(f"embedding method must be one of {METHODS}, got {method!r}")
     if method == "clip":
         if clip is None:
             raise ValueError("method 'clip' needs a CLIP model (LF CLIP Loader); or choose 'pixels'")
-        return clip_embedder(clip), clip.identity
-    return pixel_embedder, PIXEL_IDENTITY
+        return ClipEmbedder(clip)
+    return PixelEmbedder()

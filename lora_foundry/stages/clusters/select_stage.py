@@ -17,7 +17,6 @@ import numpy as np
 from ... import names
 from ...media import images
 from ...media.contact_sheet import titled_sheet
-from ...models.handle import all_on_device
 from ...workspace import Handle, Workspace
 from .cluster import NOISE
 from .embed_stage import embedding_info, load_embeddings
@@ -51,19 +50,15 @@ def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1
         embedded_with = info.get(names.INFO_EMBEDDING_MODEL)
         if clip.identity != embedded_with:
             raise ValueError(f"the frames were embedded with {embedded_with}, not {clip.identity}")
-        from ...models.clip_model import embed_texts
-
-        with all_on_device(clip):
-            query = embed_texts(clip, [text])
+        query = make_embedder("clip", clip).texts([text])
         return items, labels, nearest_clusters(vectors, labels, query, count)
     if not references:
         raise ValueError("select by reference needs at least one reference image")
-    embed, identity = make_embedder(str(info[names.INFO_EMBEDDING_METHOD]), clip)
-    if identity != info.get(names.INFO_EMBEDDING_MODEL):
+    embedder = make_embedder(str(info[names.INFO_EMBEDDING_METHOD]), clip)
+    if embedder.identity != info.get(names.INFO_EMBEDDING_MODEL):
         raise ValueError(f"references must be embedded like the frames ({info.get(names.INFO_EMBEDDING_MODEL)})")
     pictures = [images.to_pil(images.load_rgb(Path(p))) for p in references]
-    with all_on_device(clip if info[names.INFO_EMBEDDING_METHOD] == "clip" else None):
-        query = embed(pictures)
+    query = embedder.images(pictures)
     return items, labels, nearest_clusters(vectors, labels, query, count)
 
 

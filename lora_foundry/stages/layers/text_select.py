@@ -94,7 +94,7 @@ def select_by_text(image: np.ndarray, instances: Sequence[Instance], color: tupl
 
 def clip_functions(clip: Any, rule: TextRule) -> tuple[ImageEmbedder, np.ndarray]:
     """The image embedder and phrase vectors of a CLIP ``ModelHandle`` (the embed stage's functions)."""
-    from ...models.clip_model import embed_texts
-    from ..clusters.embedders import clip_embedder
+    from ...models.clip_model import ClipEmbedder
 
-    return clip_embedder(clip), embed_texts(clip, list(rule.phrases))
+    embedder = ClipEmbedder(clip)
+    return embedder.images, embedder.texts(list(rule.phrases))

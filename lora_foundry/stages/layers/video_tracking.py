@@ -80,7 +80,6 @@ class ShotFrames(Sequence):
                              f"{self.width}x{self.height}: frames of one shot must share a size")
         resized = images.resize_like_pillow(pixels, (self.image_size, self.image_size))
         scaled = (resized / 255.0).astype(np.float32)
-        self.loads += 1
         return (torch.from_numpy(scaled).permute(2, 0, 1) - self._mean) / self._std
 
 
