@@ -22,6 +22,7 @@ from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._changed import files_state
 from ._declare import boolean, choice, integer, mappings, node, number, socket, text
+from ._preview import show_files
 
 TRIGGER_TOOLTIP = "The trigger word: always the first caption token (kept in place by keep_tokens)."
 CLASS_TOOLTIP = "Optional class word after the trigger (woman, man, dog, mug); empty for none."
@@ -166,19 +167,9 @@ class DatasetReport:
         result = dataset_report(Path(dataset.path), chosen, count_tokens=count_tokens, token_limit=token_limit)
         text = report_text(result)
         ui: dict[str, Any] = {"text": [text]}
-        preview = _output_image(Path(dataset.path) / result.contact_sheet) if result.contact_sheet else None
-        if preview:
-            ui["images"] = [preview]
+        if result.contact_sheet:
+            ui["images"] = show_files([Path(dataset.path) / result.contact_sheet])
         return {"ui": ui, "result": (text,)}
-
-
-def _output_image(path: Path) -> dict[str, str] | None:
-    """The ``{filename, subfolder, type}`` ComfyUI previews, when ``path`` is in its output folder."""
-    try:
-        relative = path.resolve().relative_to(_comfy.output_root())
-    except ValueError:
-        return None
-    return {"filename": relative.name, "subfolder": relative.parent.as_posix(), "type": "output"}
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(BuildCaptions, PromptSet, DatasetReport)

@@ -18,25 +18,9 @@ from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, 
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import choice, integer, mappings, node, number, socket, text
+from ._preview import show_pictures
 
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames, a filter, a split).")
-
-
-def save_previews(sheets: list[tuple[str, Any]]) -> list[dict[str, str]]:
-    """Write RGB arrays to ComfyUI's temp folder; the ``ui.images`` entries that show them."""
-    from PIL import Image
-
-    folder = _comfy.temp_root() / "lora_foundry_previews"
-    folder.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for name, pixels in sheets:
-        target = folder / f"{name}.png"
-        if not target.exists():
-            temp = target.with_suffix(".tmp.png")
-            Image.fromarray(pixels).save(temp)
-            temp.replace(target)
-        entries.append({"filename": target.name, "subfolder": "lora_foundry_previews", "type": "temp"})
-    return entries
 
 
 @node("LF_EmbedFrames", "LF Embed Frames", category="understand", function="embed",
@@ -143,7 +127,7 @@ class ClusterFrames:
             report = cluster_stage.cluster_summary(ws, out)
             sheets = [(f"{out.stage_key[:16]}_c{label}", sheet)
                       for label, sheet in select_stage.cluster_sheets(ws, out)]
-        return {"ui": {"images": save_previews(sheets), "text": [report]}, "result": (out, report)}
+        return {"ui": {"images": show_pictures(sheets), "text": [report]}, "result": (out, report)}
 
 
 @node("LF_SelectClusters", "LF Select Clusters", category="understand", function="select", output_node=True,
@@ -172,7 +156,7 @@ class SelectClusters:
             report = f"selected clusters {chosen}: {ws.count(out)} of {ws.count(frames)} items"
             sheets = [(f"{out.stage_key[:16]}_c{label}", sheet)
                       for label, sheet in select_stage.cluster_sheets(ws, out)]
-        return {"ui": {"images": save_previews(sheets), "text": [report]}, "result": (out, report)}
+        return {"ui": {"images": show_pictures(sheets), "text": [report]}, "result": (out, report)}
 
 
 def _input_path(text: str) -> Path:

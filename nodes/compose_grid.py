@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from ..lora_foundry.lora import grid
-from . import _comfy
 from ._declare import integer, mappings, node, socket
+from ._preview import show_pictures
+from ._tensors import tensor_to_images
 
 
 @node("LF_CompositionGrid", "LF Composition Grid", category="compose", function="grid", output_node=True,
@@ -41,18 +42,8 @@ class CompositionGrid:
             axes_dict = None
         picture = grid.make_grid(flat, names, axes_dict, int(columns[0]) if columns else 0)
         result = torch.from_numpy(picture)[None]
-        return {"ui": {"images": [_save_preview(picture)]}, "result": (result,)}
-
-
-def _save_preview(picture: Any) -> dict[str, str]:
-    import numpy as np
-    from PIL import Image
-
-    folder = _comfy.temp_root()
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"lf_composition_grid_{time.time_ns()}.png"
-    Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)).save(folder / name, compress_level=1)
-    return {"filename": name, "subfolder": "", "type": "temp"}
+        shown = show_pictures([(f"lf_composition_grid_{time.time_ns()}", tensor_to_images(result)[0])])
+        return {"ui": {"images": shown}, "result": (result,)}
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(CompositionGrid)

@@ -19,6 +19,7 @@ from . import _comfy
 from . import _tensors as tensors
 from ._changed import files_state
 from ._declare import boolean, choice, integer, mappings, node, number, socket, text
+from ._preview import show_pictures
 from ._video_input import default_video, register_routes, resolve_video, video_choices, video_problem
 
 WORKSPACE_INPUT = text("Workspace name: a folder under <output>/lora_foundry/workspaces/ holding the frames on "
@@ -198,9 +199,9 @@ class ImagesToFrames:
 class PreviewFrames:
     def preview(self, frames: Handle, max_thumbnails: int, unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
-            files, summary = interop.write_previews(ws, frames, max_thumbnails, _comfy.temp_root())
-        images = [{"filename": f.name, "subfolder": f.parent.name, "type": "temp"} for f in files]
-        return {"ui": {"images": images, "text": [summary]}}
+            thumbnails, summary = interop.preview_thumbnails(ws, frames, max_thumbnails)
+            shown = show_pictures(thumbnails)
+        return {"ui": {"images": shown, "text": [summary]}}
 
 
 register_routes()  # the bundled clip's preview; ComfyUI mounts routes added while it imports packs

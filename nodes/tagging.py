@@ -15,7 +15,7 @@ from ..lora_foundry.stages.tagging import face_stage, faces, lighting_stage, pos
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import integer, mappings, node, number, socket, text
-from .clusters import save_previews
+from ._preview import show_pictures
 
 FRAMES = socket("LF_FRAMES", "Frames or cut-outs in a LoRA Foundry workspace.")
 CLIP_OPTIONAL = socket("LF_CLIP_MODEL", "Optional open_clip model (LF CLIP Loader) for zero-shot tags.")
@@ -84,7 +84,7 @@ class DetectFaces:
             sheet = [(f"{out.stage_key[:16]}_faces", titled_sheet([c.path for c in crops],
                                                                           f"{len(crops)} face crops"))]
         report = f"{len(crops)} face crops\n{report}"
-        return {"ui": {"images": save_previews(sheet), "text": [report]}, "result": (out, report)}
+        return {"ui": {"images": show_pictures(sheet), "text": [report]}, "result": (out, report)}
 
 
 @node("LF_TagLighting", "LF Tag Lighting", category="understand", function="tag",

@@ -21,6 +21,7 @@ from ..lora_foundry.models.registry import ModelMissingError
 from ..lora_foundry.paths import confined
 from . import _comfy
 from ._declare import Input, boolean, choice, integer, mappings, node, number, socket, text
+from ._preview import show_files
 
 NONE = "(none)"
 LOSS_EVENT = "lora_foundry.loss"
@@ -175,7 +176,7 @@ class KohyaTrainLoRA:
         lora_name = f"{LORAS_SUBDIR}/{outcome.plan.final_lora.name}" if lora_path else ""
         ui: dict[str, Any] = {"text": [report]}
         if result is not None and result.samples:
-            ui["images"] = _ui_images(result.samples[-8:])
+            ui["images"] = show_files(result.samples[-8:])
         return {"ui": ui, "result": (lora_name, lora_path, report)}
 
 
@@ -190,18 +191,6 @@ def interrupted() -> bool:
     """should_stop for the launcher: ComfyUI's interrupt raises here, which cancels the run."""
     _comfy.check_interrupt()
     return False
-
-
-def _ui_images(paths: list[Path]) -> list[dict[str, str]]:
-    """Sample images as ComfyUI previews (only those under the output directory can be served)."""
-    root = _comfy.output_root()
-    shown = []
-    for path in paths:
-        resolved = path.resolve()
-        if root in resolved.parents:
-            rel = resolved.relative_to(root)
-            shown.append({"filename": rel.name, "subfolder": str(rel.parent), "type": "output"})
-    return shown
 
 
 class EventForwarder:

@@ -20,7 +20,7 @@ from ..lora_foundry.workspace import Workspace
 from . import _comfy
 from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from ._models import ModelLoader, model_choices, model_input, onnx_device_input
-from .clusters import save_previews
+from ._preview import show_pictures
 
 PREVIEW_ITEMS = 6
 PREVIEW_TAGS = 4
@@ -98,7 +98,7 @@ class TagFrames:
         labels = [_label(general.get(item.id, [])) for item in shown]
         sheet = contact_sheet([load_rgb(item.path) for item in shown], columns=3, cell=PREVIEW_CELL,
                               labels=labels) if shown else None
-        previews = save_previews([(f"{out.stage_key[:16]}_wd14", sheet)]) if sheet is not None else []
+        previews = show_pictures([(f"{out.stage_key[:16]}_wd14", sheet)]) if sheet is not None else []
         return {"ui": {"images": previews, "text": [report]}, "result": (out, report)}
 
 

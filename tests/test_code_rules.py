@@ -353,3 +353,16 @@ def test_open_clip_is_embedded_through_clip_embedder(path):
     calls = [call.lineno for call in _calls(ast.parse(path.read_text("utf-8")))
              if _name(call.func).split(".")[-1] in {"embed_pil_batch", "embed_texts"}]
     assert not calls, f"{path.name} calls open_clip's embedding itself (lines {calls}): use clip_model.ClipEmbedder"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if _owned_elsewhere(p, {"nodes/_preview.py", "nodes/_comfy.py"})],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_previews_are_written_and_shown_by_the_preview_module(path):
+    """``nodes/_preview.py`` writes preview pictures (atomically, into ComfyUI's temp folder) and builds
+    ``ui.images`` entries: three writers (one not atomic) and four entry builders once did it their way."""
+    tree = ast.parse(path.read_text("utf-8"))
+    entries = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Dict)
+               and any(isinstance(k, ast.Constant) and k.value == "subfolder" for k in node.keys)]
+    temp = [call.lineno for call in _calls(tree) if _name(call.func).split(".")[-1] == "temp_root"]
+    assert not entries, f"{path.name} builds ui.images entries itself (lines {entries}): use nodes/_preview"
+    assert not temp, f"{path.name} writes into ComfyUI's temp folder itself (lines {temp}): use nodes/_preview"

@@ -8,7 +8,9 @@ items whose stage key is the hash of their pixels, so the same images give the s
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,20 +85,19 @@ def add_arrays(ws: Workspace, rgb: np.ndarray, alpha: np.ndarray | None, caption
     return st.handle
 
 
-def write_previews(ws: Workspace, handle: Handle, max_thumbnails: int, temp_root: Path) -> tuple[list[Path], str]:
-    """Thumbnails spread over the set, written to ComfyUI's temp folder; plus a kept/dropped summary."""
+def preview_thumbnails(ws: Workspace, handle: Handle, max_thumbnails: int
+                       ) -> tuple[list[tuple[str, Callable[[], np.ndarray]]], str]:
+    """Thumbnails spread over the set as ``(name, make)`` (the node shows them, making only those
+    not shown before), plus a kept/dropped summary."""
     items = ws.items(handle)
     step = max(1, len(items) / max_thumbnails) if items else 1
     chosen = [items[int(i * step)] for i in range(min(max_thumbnails, len(items)))]
-    folder = temp_root / "lora_foundry_previews"
-    files = []
-    for item in chosen:
-        thumb = images.resize_long_side(images.load_image(item.path), PREVIEW_LONG_SIDE)
-        target = folder / f"{handle.stage_key[:16]}_{item.id}.png"
-        if not target.exists():
-            images.save_image(thumb, target)
-        files.append(target)
-    return files, _summary(ws, handle, len(items))
+    return ([(f"{handle.stage_key[:16]}_{item.id}", functools.partial(_thumbnail, item.path)) for item in chosen],
+            _summary(ws, handle, len(items)))
+
+
+def _thumbnail(path: Path) -> np.ndarray:
+    return images.resize_long_side(images.load_image(path), PREVIEW_LONG_SIDE)
 
 
 def _summary(ws: Workspace, handle: Handle, kept: int) -> str:

@@ -1,0 +1,46 @@
+"""The one way a node shows pictures: ``ui.images`` entries, and the files they point at.
+
+ComfyUI shows ``{"filename", "subfolder", "type"}`` entries under a node, serving files from its
+temp folder ("temp") or its output folder ("output") only. Pictures made for a preview (contact
+sheets, thumbnails, grids) are written here, atomically (``images.save_image``) into
+``<temp>/lora_foundry_previews``; a picture whose file is already there (same name: the names carry
+the stage key) is not made again. Files a run wrote anyway (kohya's samples, a dataset's images)
+are shown where they are when ComfyUI can serve them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..lora_foundry.media import images
+from . import _comfy
+
+PREVIEW_FOLDER = "lora_foundry_previews"
+
+Picture = Any | Callable[[], Any]
+"""RGB(A) uint8 pixels, or a function that makes them (called only when the file is missing)."""
+
+
+def show_pictures(pictures: Iterable[tuple[str, Picture]]) -> list[dict[str, str]]:
+    """Write each ``(name, picture)`` as ``<name>.png`` in the preview folder; their ``ui.images`` entries."""
+    folder = _comfy.temp_root() / PREVIEW_FOLDER
+    shown = []
+    for name, picture in pictures:
+        target = folder / f"{name}.png"
+        if not target.exists():
+            images.save_image(picture() if callable(picture) else picture, target, png_compress_level=1)
+        shown.append(_entry(target, _comfy.temp_root(), "temp"))
+    return shown
+
+
+def show_files(paths: Sequence[Path]) -> list[dict[str, str]]:
+    """Entries for files already under ComfyUI's output folder (others cannot be served: skipped)."""
+    root = _comfy.output_root()
+    return [_entry(path.resolve(), root, "output") for path in paths if root in path.resolve().parents]
+
+
+def _entry(path: Path, root: Path, kind: str) -> dict[str, str]:
+    relative = path.relative_to(root)
+    return {"filename": relative.name, "subfolder": relative.parent.as_posix(), "type": kind}
