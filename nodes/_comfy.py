@@ -202,11 +202,6 @@ def _required(name: str) -> Any:
     return module
 
 
-def load_tensor_file(path: Path) -> dict[str, Any]:
-    """A LoRA file's tensors through ComfyUI's own loader (safetensors, or pickles refused)."""
-    return _required("comfy.utils").load_torch_file(str(path), safe_load=True)
-
-
 def lora_key_map(model: Any, clip: Any) -> dict[str, Any]:
     """ComfyUI's map from LoRA module names to the weights of ``model`` and ``clip`` (either may be None)."""
     lora = _required("comfy.lora")

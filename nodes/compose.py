@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.lora import merge, presets, prompt, sweep
-from ..lora_foundry.lora.compose import ComposeCaches, summarize
-from ..lora_foundry.lora.files import FileCache, file_key, resolve_lora, resolve_loras
+from ..lora_foundry.lora.compose import TENSOR_CACHE_BYTES, ComposeCaches, summarize
+from ..lora_foundry.lora.files import FileCache, file_key, load_state_dict, resolve_lora, resolve_loras
 from ..lora_foundry.lora.metadata import format_info
 from ..lora_foundry.lora.report import lora_modules, match_modules, raise_if_unmatched
 from ..lora_foundry.lora.stack import (
@@ -35,7 +35,9 @@ STACK_INPUT = socket("LORA_STACK", "A LoRA stack: list of (lora_name, model_stre
                      "Efficiency, Comfyroll and LoRA-Manager stacks give it.")
 
 
-CACHES = ComposeCaches(tensors=FileCache(_comfy.load_tensor_file, 8, 2 * 1024**3))
+CACHES = ComposeCaches()
+"""LoRA headers and the token counter (small). LoRA tensors are held by each LF Apply LoRA Stack
+node instead (``ApplyLoRAStack.tensors``)."""
 
 
 def lora_dirs() -> list[Path]:
@@ -117,6 +119,12 @@ def _model_hint(model: Any) -> str:
       optional={"clip": socket("CLIP", "The text encoder to patch (leave empty for model-only LoRA "
                                "application).")})
 class ApplyLoRAStack:
+    def __init__(self) -> None:
+        # On the node, as ComfyUI's own LoraLoader keeps its loaded LoRA: ComfyUI keeps node objects
+        # in its executor cache and drops them on "free memory" (``PromptExecutor.reset``), so these
+        # tensors go with them; a module global would outlive it. Bounded by count and bytes.
+        self.tensors = FileCache(load_state_dict, 8, TENSOR_CACHE_BYTES)
+
     def apply(self, model: Any, lora_stack: Any, clip: Any = None,
               unique_id: str | None = None) -> tuple[Any, Any, str]:
         stack = normalize_stack(lora_stack)
@@ -128,7 +136,7 @@ class ApplyLoRAStack:
                 lines.append(f"{entry.lora_name}: skipped (both strengths are 0)")
                 continue
             path = resolve_lora(entry.lora_name, lora_dirs())
-            state = CACHES.tensors.get(path)
+            state = self.tensors.get(path)
             converted = _comfy.convert_lora(state)
             to_load = {m: key_map[m] for m in lora_modules(converted.keys()) if m in key_map}
             patches = _comfy.lora_patches(converted, to_load)

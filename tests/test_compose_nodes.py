@@ -137,3 +137,32 @@ def test_merge_and_info_nodes(compose, tmp_path):
     assert "rank: 8" in info and "SD1.x" in info
     with pytest.raises(FileExistsError):
         compose.MergeLoRAStack().merge(stack, "alice_pose", "svd", 8, "fp16", False)
+
+
+def test_applied_lora_tensors_go_when_comfyui_drops_the_node(compose, monkeypatch):
+    """ComfyUI's "free memory" drops the node objects it keeps (``PromptExecutor.reset``): the LoRA
+    tensors an Apply node read must go with them. They were once held by a module global (up to
+    2 GiB) that nothing in ComfyUI could reach. While the node lives, a second run reads no file."""
+    import gc
+    import sys
+    import weakref
+
+    files = sys.modules[compose.FileCache.__module__]  # the pack's own engine (imported by path)
+    comfy, reads, applied = compose._comfy, [], []
+    modules = {**SD15_MODULES, **SD15_TE_MODULES}
+    monkeypatch.setattr(files, "load_safetensors", lambda path, real=files.load_safetensors: reads.append(path)
+                        or real(path))
+    monkeypatch.setattr(comfy, "lora_key_map", lambda model, clip: {m: m for m in modules})
+    monkeypatch.setattr(comfy, "convert_lora", lambda state: state)
+    monkeypatch.setattr(comfy, "lora_patches", lambda converted, to_load: dict.fromkeys(to_load.values()))
+    monkeypatch.setattr(comfy, "load_lora_for_models", lambda model, clip, state, *_: applied.append(state)
+                        or (model, clip))
+    node = compose.ApplyLoRAStack()
+    for _ in range(2):
+        _, _, report = node.apply(object(), [("alice.safetensors", 1.0, 1.0)], object())
+    assert len(reads) == 1 and "alice.safetensors" in report
+    tensor = weakref.ref(next(iter(applied[0].values())))
+    applied.clear()
+    del node
+    gc.collect()
+    assert tensor() is None, "the LoRA's tensors outlived the node ComfyUI dropped"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..clip_tokens import ClipTokenCounter
 from .conflicts import conflict_messages
-from .files import FileCache, LoraNotFoundError, load_state_dict, resolve_lora
+from .files import LoraNotFoundError, resolve_lora
 from .metadata import LoraInfo, LoraInfoCache
 from .stack import StackEntry, duplicate_warnings, with_types
 
@@ -21,10 +21,10 @@ TENSOR_CACHE_BYTES = 2 * 1024**3
 
 @dataclass
 class ComposeCaches:
-    """The bounded caches the compose nodes share: headers, tensors, and the CLIP tokenizer."""
+    """The bounded caches the compose nodes share: headers and the CLIP tokenizer (LoRA tensors are
+    cached by the node that applies them, where ComfyUI's "free memory" reaches them)."""
 
     infos: LoraInfoCache = field(default_factory=lambda: LoraInfoCache(256))
-    tensors: FileCache = field(default_factory=lambda: FileCache(load_state_dict, 8, TENSOR_CACHE_BYTES))
     tokens: ClipTokenCounter = field(default_factory=ClipTokenCounter)
 
 

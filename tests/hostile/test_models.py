@@ -32,7 +32,6 @@ def models(server, monkeypatch):
     monkeypatch.delenv("LORA_FOUNDRY_MODELS", raising=False)
     compose = server.nodes.compose
     compose.CACHES.infos = type(compose.CACHES.infos)(16)
-    compose.CACHES.tensors.clear()
     return root
 
 
