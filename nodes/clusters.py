@@ -17,6 +17,7 @@ from ..lora_foundry.media.images import to_pil
 from ..lora_foundry.stages.clusters import cluster, cluster_stage, embed_stage, embedders, select, select_stage
 from ..lora_foundry.workspace import Workspace
 from . import _comfy
+from ._changed import files_state
 from ._declare import choice, integer, mappings, node, number, socket, text
 from ._preview import show_pictures
 
@@ -147,6 +148,14 @@ class ClusterFrames:
       },
       optional={"clip_model": socket("LF_CLIP_MODEL", "The CLIP model used by LF Embed Frames (text/reference).")})
 class SelectClusters:
+    @classmethod
+    def IS_CHANGED(cls, by: str = "", reference_images: str = "", **_: Any) -> str:
+        """The reference images on disk, when selecting by reference: a replaced picture re-runs the node."""
+        if by != "reference":
+            return ""
+        return files_state(lambda: [_input_path(line) for line in reference_images.splitlines() if line.strip()],
+                           reference_images)
+
     def select(self, frames: Any, by: str, cluster_ids: str, count: int, text: str, reference_images: str,
                clip_model: Any = None, unique_id: str | None = None) -> dict[str, Any]:
         references = [_input_path(line) for line in reference_images.splitlines() if line.strip()]

@@ -25,7 +25,7 @@ from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import choice, integer, mappings, node, number, socket, text
 from ._tensors import images_to_tensor
-from .training import resolve_dataset
+from .training import dataset_state, resolve_dataset
 
 NONE = "(none)"
 EVAL_OUTPUTS = [("STRING", "report_json"), ("IMAGE", "contact_sheet"), ("IMAGE", "plot"), ("FLOAT", "score")]
@@ -161,14 +161,15 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
                                "scaled by the matrix strength)."),
           **JUDGE_INPUTS})
 class EvaluateLoRA:
-
     @classmethod
-    def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", **_: Any) -> str:
-        """The LoRA file's identity: a LoRA retrained under the same name is judged again."""
+    def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", dataset_path: str = "", **_: Any) -> str:
+        """The LoRA file's identity and the training set's files: a LoRA retrained under the same name,
+        or a changed training set, is judged again."""
         try:
-            return lora_identity(lora_parts(lora, None, lora_name if isinstance(lora_name, str) else ""))
+            judged = lora_identity(lora_parts(lora, None, lora_name if isinstance(lora_name, str) else ""))
         except (ValueError, OSError):
-            return f"{lora}|{lora_name}"
+            judged = f"{lora}|{lora_name}"
+        return f"{judged}|{dataset_state(dataset_path)}"
 
     def evaluate(self, model: Any, clip: Any, vae: Any, lora_type: str, trigger: str, workspace: str, width: int,
                  height: int, steps: int, cfg: float, sampler_name: str, scheduler: str, lora: str = NONE,

@@ -21,6 +21,7 @@ from ..lora_foundry.leco.train import LecoConfig
 from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.paths import confined
 from . import _comfy
+from ._changed import files_state
 from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from .training import BASE_FOLDERS, EventForwarder, base_models, interrupted, loras_dir, show_cancel_report
 
@@ -62,6 +63,11 @@ LECO_RUNS = "leco_training"
                                      3.0, 1.0, 20.0, 0.1),
       })
 class KohyaTrainLECO:
+    @classmethod
+    def IS_CHANGED(cls, prompts_file: str = "", **_: Any) -> str:
+        """The prompt TOML on disk: editing it re-runs the node (ComfyUI compares only widget values)."""
+        return files_state(lambda: [prompts_path(prompts_file)], prompts_file) if prompts_file.strip() else ""
+
     def train(self, architecture: str, base_model: str, output_name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, seed: int, save_every: int, dry_run: bool, prompts_toml: str = "",
               prompts_file: str = "", max_denoising_steps: int = 40, denoise_guidance: float = 3.0,
@@ -100,13 +106,18 @@ def read_prompts(prompts_toml: str, prompts_file: str) -> str:
         return prompts_toml
     if not prompts_file.strip():
         raise PreflightError("connect a prompt set (LF LECO Prompts) or give prompts_file (a .toml in the input folder)")
+    return prompts_path(prompts_file).read_text(encoding="utf-8")
+
+
+def prompts_path(prompts_file: str) -> Path:
+    """The ``.toml`` file ``prompts_file`` names, confined to ComfyUI's input folder."""
     root = _comfy.input_root()
     if root is None:
         raise PreflightError("prompts_file needs ComfyUI's input folder; connect prompts_toml instead")
     path = confined(root, *Path(prompts_file.strip()).parts)
     if path.suffix.lower() != ".toml" or not path.is_file():
         raise PreflightError(f"prompts_file {prompts_file!r} is not a .toml file in {root}")
-    return path.read_text(encoding="utf-8")
+    return path
 
 
 def stack_kind(toml_text: str) -> str:

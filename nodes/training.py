@@ -20,6 +20,7 @@ from ..lora_foundry.media import images
 from ..lora_foundry.models.registry import ModelMissingError
 from ..lora_foundry.paths import confined
 from . import _comfy
+from ._changed import files_state
 from ._declare import Input, boolean, choice, integer, mappings, node, number, socket, text
 from ._preview import show_files
 
@@ -71,6 +72,16 @@ def resolve_dataset(dataset: Any, dataset_path: str) -> tuple[Path, Path]:
             raise train_config.PreflightError(f"dataset_path must be a dataset under {root}, got {dataset_path!r}")
         given = given.resolve().relative_to(root)
     return train_config.dataset_location(confined(root, *given.parts))
+
+
+def dataset_state(dataset_path: str) -> str:
+    """IS_CHANGED of a ``dataset_path`` widget: every file of the dataset (images, captions, TOML), so
+    editing a caption or adding an image re-runs the node (ComfyUI compares only widget values)."""
+    def files() -> list[Path]:
+        folder, _ = resolve_dataset(None, dataset_path)
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+
+    return files_state(files, dataset_path) if dataset_path.strip() else ""
 
 
 def _models(base_model: str, choices: dict[str, str]) -> tuple[Path, dict[str, Path]]:
@@ -143,6 +154,10 @@ def _models(base_model: str, choices: dict[str, str]) -> tuple[Path, dict[str, P
                                 "Paths and programs are refused.", "", True),
       })
 class KohyaTrainLoRA:
+    @classmethod
+    def IS_CHANGED(cls, dataset_path: str = "", **_: Any) -> str:
+        return dataset_state(dataset_path)
+
     def train(self, architecture: str, lora_type: str, base_model: str, output_name: str, network_variant: str,
               steps: int, learning_rate: float, rank: int, alpha: float, resolution: int, train_seed: int,
               dry_run: bool, resume: bool, dataset: Any = None, dataset_path: str = "", sample_prompts: str = "",

@@ -32,7 +32,7 @@ from .evaluate import (
     training_paths,
     trigger_of,
 )
-from .training import BASE_FOLDERS, base_models, interrupted, loras_dir, resolve_dataset
+from .training import BASE_FOLDERS, base_models, dataset_state, interrupted, loras_dir, resolve_dataset
 
 LAUNCHER_TYPES = {"character": "character", "style": "style", "background": "concept", "pose": "concept"}
 
@@ -80,6 +80,9 @@ def publish(study: Any, output_name: str) -> Path:
           "dry_run": boolean("Check the inputs and the search space without training.", False),
       })
 class TuneTraining:
+    @classmethod
+    def IS_CHANGED(cls, dataset_path: str = "", **_: Any) -> str:
+        return dataset_state(dataset_path)
 
     def tune(self, model: Any, clip: Any, vae: Any, lora_type: str, trigger: str, workspace: str, width: int,
              height: int, steps: int, cfg: float, sampler_name: str, scheduler: str, architecture: str,

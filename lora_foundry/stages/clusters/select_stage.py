@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ... import names
+from ...cache import file_key
 from ...media import images
 from ...media.contact_sheet import titled_sheet
 from ...workspace import Handle, Workspace
@@ -67,7 +68,7 @@ def select_stage(ws: Workspace, handle: Handle, by: str = "size_rank", ids: str 
     """A handle to the items of the chosen clusters (input order kept)."""
     params = {"by": by, "ids": ids if by == "id" else "", "count": int(count),
               "text": text if by == "text" else "",
-              "references": [str(p) for p in references] if by == "reference" else []}
+              "references": [list(file_key(p)) for p in references] if by == "reference" else []}
     model = clip.identity if clip is not None and by in ("text", "reference") else ""
     with ws.stage("select_clusters", 1, params, [handle], model,
                   label=f"{handle.label or 'frames'} · selected") as st:
