@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..lora_foundry.evaluate.matrix import RenderSettings
+from ..lora_foundry.lora.files import load_state_dict
+from ._tensors import tensor_to_images
 
 
 def _comfy(name: str) -> Any:
@@ -62,7 +64,7 @@ def sample_image(model: Any, positive: Any, negative: Any, vae: Any, settings: R
         pixels = vae.decode(samples)
         while pixels.ndim > 4:  # video VAEs add a time axis
             pixels = pixels.reshape(-1, *pixels.shape[-3:])
-        return np.clip(np.rint(pixels[0].detach().float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
+        return tensor_to_images(pixels[:1])[0]
 
 
 class ComfyRenderer:
@@ -85,8 +87,7 @@ class ComfyRenderer:
 
     def _lora_states(self) -> list[dict[str, Any]]:
         if self._states is None:
-            utils = _comfy("comfy.utils")
-            self._states = [utils.load_torch_file(str(part.path), safe_load=True) for part in self.loras]
+            self._states = [load_state_dict(part.path) for part in self.loras]
         return self._states
 
     def _models(self, strength: float) -> tuple[Any, Any]:

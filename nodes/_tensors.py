@@ -1,4 +1,4 @@
-"""numpy arrays to and from ComfyUI's IMAGE and MASK tensors: the one place they are converted.
+"""numpy arrays to and from ComfyUI's tensors: the one place the nodes convert them (a code-rule test).
 
 ComfyUI passes IMAGE as float32 ``[B,H,W,C]`` in 0..1 and MASK as float32 ``[B,H,W]``; the engine
 works on uint8 ``HxWx3``/``HxWx4`` arrays and bool ``HxW`` masks. Nodes (frames and layers alike)
@@ -72,3 +72,13 @@ def masks_for_images(mask: Any, shape: tuple[int, int, int]) -> np.ndarray:
     if len(found) != shape[0]:
         raise ValueError(f"{len(found)} masks for {shape[0]} images: give one mask, or one per image")
     return np.stack(found)
+
+
+def to_numpy(tensor: Any) -> np.ndarray:
+    """Any tensor (embeddings, weights) as a float32 numpy array on the CPU."""
+    return tensor.detach().float().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor, np.float32)
+
+
+def weight_bytes(tensor: Any, limit: int = 65536) -> bytes:
+    """The first ``limit`` bytes of a weight tensor (as float32): enough to tell two models apart."""
+    return to_numpy(tensor).tobytes()[:limit]

@@ -20,6 +20,7 @@ from . import _comfy
 from ._changed import files_state
 from ._declare import choice, integer, mappings, node, number, socket, text
 from ._preview import show_pictures
+from ._tensors import images_to_tensor, to_numpy, weight_bytes
 
 FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Video Frames, a filter, a split).")
 
@@ -75,7 +76,7 @@ class ClipVisionEmbedder:
     def __init__(self, clip_vision: Any) -> None:
         self.clip_vision = clip_vision
         first = next(iter(clip_vision.model.state_dict().values()))
-        fingerprint = hashlib.sha256(first.detach().float().cpu().numpy().tobytes()[:65536]).hexdigest()[:16]
+        fingerprint = hashlib.sha256(weight_bytes(first)).hexdigest()[:16]
         self.identity = f"clip_vision:{type(clip_vision.model).__name__}:{fingerprint}"
 
     def images(self, pictures: Sequence[Any]) -> Any:
@@ -89,10 +90,9 @@ class ClipVisionEmbedder:
 
     def _run(self, pictures: list[Any]) -> Any:
         import numpy as np
-        import torch
 
-        batch = torch.from_numpy(np.stack([np.asarray(picture, np.float32) / 255.0 for picture in pictures]))
-        rows = self.clip_vision.encode_image(batch)["image_embeds"].float().cpu().numpy()
+        batch = images_to_tensor([np.asarray(picture) for picture in pictures])
+        rows = to_numpy(self.clip_vision.encode_image(batch)["image_embeds"])
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..lora_foundry.lora import grid
 from ._declare import integer, mappings, node, socket
 from ._preview import show_pictures
-from ._tensors import tensor_to_images
+from ._tensors import images_to_tensor, tensor_to_images
 
 
 @node("LF_CompositionGrid", "LF Composition Grid", category="compose", function="grid", output_node=True,
@@ -30,9 +30,8 @@ class CompositionGrid:
 
     def grid(self, images: list, labels: list, axes: list | None = None, columns: list | None = None,
              unique_id: list[str] | None = None) -> dict[str, Any]:
-        import torch
 
-        flat = [img.cpu().numpy() for batch in images for img in batch]
+        flat = [picture for batch in images for picture in tensor_to_images(batch)]
         names = list(labels)
         axes_dict = json.loads(axes[0]) if axes and axes[0] else None
         if len(flat) != len(names):
@@ -41,8 +40,8 @@ class CompositionGrid:
                      for i in range(len(flat))]
             axes_dict = None
         picture = grid.make_grid(flat, names, axes_dict, int(columns[0]) if columns else 0)
-        result = torch.from_numpy(picture)[None]
-        shown = show_pictures([(f"lf_composition_grid_{time.time_ns()}", tensor_to_images(result)[0])])
+        shown = show_pictures([(f"lf_composition_grid_{time.time_ns()}", picture)])
+        result = images_to_tensor([picture])
         return {"ui": {"images": shown}, "result": (result,)}
 
 

@@ -24,7 +24,7 @@ from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import choice, integer, mappings, node, number, socket, text
-from ._tensors import images_to_tensor
+from ._tensors import images_to_tensor, weight_bytes
 from .training import dataset_state, resolve_dataset
 
 NONE = "(none)"
@@ -106,7 +106,7 @@ def fingerprint(*objects: Any) -> str:
         digest.update(type(module).__name__.encode())
         if module is not None and hasattr(module, "state_dict"):
             for _, tensor in zip(range(2), module.state_dict().values(), strict=False):
-                digest.update(tensor.detach().float().cpu().numpy().tobytes()[:65536])
+                digest.update(weight_bytes(tensor))
         digest.update(json.dumps(sorted(map(str, getattr(patcher, "patches", {}) or {}))).encode())
     return digest.hexdigest()[:24]
 

@@ -368,3 +368,13 @@ def test_previews_are_written_and_shown_by_the_preview_module(path):
     temp = [call.lineno for call in _calls(tree) if _name(call.func).split(".")[-1] == "temp_root"]
     assert not entries, f"{path.name} builds ui.images entries itself (lines {entries}): use nodes/_preview"
     assert not temp, f"{path.name} writes into ComfyUI's temp folder itself (lines {temp}): use nodes/_preview"
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if p.is_relative_to(REPO / "nodes") and p.name != "_tensors.py"],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_nodes_convert_tensors_only_through_the_tensors_module(path):
+    """IMAGE/MASK/embedding tensors become numpy (and back) in the tensors module only: the grid, the
+    renderer, CLIP_VISION and the fingerprints once converted (and scaled, and rounded) each their way."""
+    calls = [call.lineno for call in _calls(ast.parse(path.read_text("utf-8")))
+             if _name(call.func).split(".")[-1] in {"numpy", "from_numpy"}]
+    assert not calls, f"{path.name} converts tensors itself (lines {calls}): use the tensors module"

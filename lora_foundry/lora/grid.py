@@ -2,8 +2,8 @@
 
 With axes (from a sweep) the grid has one column per value of the last swept LoRA and one row per
 combination of the others, headed by those weights; without axes every cell carries its own
-label (one line per word, so cells stay narrow). Images are float arrays ``[H, W, 3]`` in 0..1 (a ComfyUI IMAGE item as numpy); cells of
-different sizes are centred on the largest cell size.
+label (one line per word, so cells stay narrow). Images are uint8 ``[H, W, 3]`` arrays (the node
+converts ComfyUI's IMAGE with ``tensors``); cells of different sizes are centred on the largest cell size.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _layout(count: int, axes: dict[str, Any] | None, columns: int) -> tuple[int,
 
 def make_grid(images: Sequence[Any], labels: Sequence[str], axes: dict[str, Any] | None = None,
               columns: int = 0, font_size: int = 14) -> Any:
-    """One ``[H, W, 3]`` float32 array holding every image, labelled; see the module docstring."""
+    """One uint8 ``[H, W, 3]`` array holding every image, labelled; see the module docstring."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -79,9 +79,8 @@ def make_grid(images: Sequence[Any], labels: Sequence[str], axes: dict[str, Any]
         r, c = divmod(index, cols)
         x0 = left + PAD + c * (cell_w + PAD)
         y0 = top + PAD + r * (cell_h + label_h + PAD)
-        pixels = (np.clip(np.asarray(image, dtype=np.float32)[..., :3], 0, 1) * 255).round().astype(np.uint8)
-        tile = Image.fromarray(pixels)
+        tile = Image.fromarray(np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[..., :3]))
         canvas.paste(tile, (x0 + (cell_w - tile.width) // 2, y0 + (cell_h - tile.height) // 2))
         for n, line in enumerate(cell_lines[index] if index < len(cell_lines) else []):
             draw.text((x0, y0 + cell_h + 2 + n * line_h), line, fill=INK, font=font)
-    return np.asarray(canvas, dtype=np.float32) / 255.0
+    return np.asarray(canvas, dtype=np.uint8)
