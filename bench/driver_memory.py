@@ -11,6 +11,7 @@ the driver's peak RSS (its own, not its workers') before the stage and at its en
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import resource
 import subprocess
@@ -20,12 +21,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 def long_shot_video(folder: Path) -> Path:
-    """A long single shot with motion (1,394 frames at 10 fps), cut from the bundled clip by
-    tests/media_clips.py into ``folder``."""
+    """A long single shot with motion (1,394 frames at 10 fps) cut from the bundled clip into ``folder``."""
     sys.path.insert(0, str(REPO / "tests"))
-    from media_clips import make_media
-
-    return make_media(folder) / "people_walking.mp4"
+    return importlib.import_module("media_clips").long_shot(folder)
 
 
 

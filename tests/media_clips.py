@@ -145,6 +145,11 @@ def make_media(folder: Path) -> Path:
     return folder
 
 
+def long_shot(folder: Path) -> Path:
+    """``people_walking.mp4`` of ``make_media(folder)``: a long single shot with motion (for benches)."""
+    return make_media(folder) / "people_walking.mp4"
+
+
 if __name__ == "__main__":
     import sys
 
