@@ -378,3 +378,15 @@ def test_nodes_convert_tensors_only_through_the_tensors_module(path):
     calls = [call.lineno for call in _calls(ast.parse(path.read_text("utf-8")))
              if _name(call.func).split(".")[-1] in {"numpy", "from_numpy"}]
     assert not calls, f"{path.name} converts tensors itself (lines {calls}): use the tensors module"
+
+
+OUTSIDE_CHECKOUT = re.compile(r"""["']shared["']\s*/|\.\./shared/|parent\s*/\s*["']shared""")
+
+
+@pytest.mark.parametrize("path", sorted(p for folder in ("tests", "bench") for p in (REPO / folder).rglob("*.py")
+                                        if p.name != "test_code_rules.py"), ids=lambda p: str(p.relative_to(REPO)))
+def test_tests_and_benches_read_nothing_beside_the_checkout(path):
+    """A fresh clone has nothing beside it: tests and benches use the bundled clip or clips they make
+    (tests/media_clips.py), never a ``../shared`` folder (89 tests once skipped in a bare clone)."""
+    found = [n for n, line in enumerate(path.read_text("utf-8").splitlines(), 1) if OUTSIDE_CHECKOUT.search(line)]
+    assert not found, f"{path.name} reads ../shared (lines {found})"

@@ -6,13 +6,12 @@ The test starts its own server (``$COMFYUI_PYTHON`` or ``COMFYUI_DIR/venv/bin/py
 port with temporary output/user folders and an extra_model_paths.yaml pointing at LoRAs it writes.
 It needs a tiny SD1.5 checkpoint: ``$LF_TINY_SD15_CKPT`` (a file), else it builds one (random tiny
 UNet, random full-size CLIP-L, random TAESD as VAE) with ComfyUI's own classes. UI-format workflows
-are converted with ``ui_to_api`` from ``$LF_COMFY_CLIENT`` (default
-../shared/tools/comfy_client.py), which matches the front end's own conversion.
+are converted with the integration suite's ``ui_to_api`` (tests/integration/ui_to_api.py, checked
+against the front end's own conversion there).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -90,14 +89,11 @@ def comfy_python() -> str:
     return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
 
 
-def comfy_client():
-    path = Path(os.environ.get("LF_COMFY_CLIENT", REPO.parent / "shared" / "tools" / "comfy_client.py"))
-    if not path.is_file():
-        pytest.skip(f"comfy_client.py not found at {path} (set LF_COMFY_CLIENT)")
-    spec = importlib.util.spec_from_file_location("lf_comfy_client", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ui_to_api(workflow: dict, object_info: dict) -> dict:
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from ui_to_api import ui_to_api as convert
+
+    return convert(workflow, object_info)
 
 
 @pytest.fixture(scope="module")
@@ -265,11 +261,10 @@ def test_merged_lora_patches_comfyui_weights_like_the_stack(models, tmp_path):
 @pytest.mark.parametrize("name", ["compose_character_background_pose", "lora_weight_sweep_grid"])
 def test_example_workflows_load_and_queue(server, name):
     url, work = server
-    client = comfy_client()
     workflow = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
     with urllib.request.urlopen(url + "/object_info", timeout=60) as response:
         info = json.loads(response.read())
-    graph = client.ui_to_api(workflow, info)
+    graph = ui_to_api(workflow, info)
     for node in graph.values():  # tiny model, tiny image: the graph itself is unchanged
         if node["class_type"] == "CheckpointLoaderSimple":
             node["inputs"]["ckpt_name"] = CKPT_NAME
