@@ -62,4 +62,27 @@ def test_the_script_drops_a_link_the_node_no_longer_names():
     node["widgets_values"][0] = "sam2.1_hiera_small.pt"
     entry = _script().embed({"nodes": [node]}, links)["nodes"][0]["properties"]["models"]
     assert entry == [{"name": "sam2.1_hiera_small.pt", "directory": "sam2",
-                      "url": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_small.pt"}]
+                      "url": "https://huggingface.co/facebook/sam2.1-hiera-small/resolve/main/sam2.1_hiera_small.pt"}]
+
+
+# ComfyUI's Missing Models dialog offers "Download" only for huggingface.co and civitai.com addresses
+# (front ends 1.27.10 and 1.35.9; others show "Download not allowed from source"), and then only for
+# .safetensors/.sft names (others: "Only allowed suffixes are ..."). Files that no
+# publisher-run Hugging Face repository carries keep their upstream link, for the reason given.
+DOWNLOADABLE_HOSTS = ("https://huggingface.co/", "https://civitai.com/")
+NOT_ON_HUGGING_FACE = {
+    "big-lama.pt": "TorchScript (code): only third-party copies on Hugging Face",
+    "detection_Resnet50_Final.pth": "facexlib's GitHub release; only third-party copies on Hugging Face",
+    "detection_mobilenet0.25_Final.pth": "facexlib's GitHub release; only third-party copies on Hugging Face",
+    "emotion-ferplus-8.onnx": "ONNX model zoo on GitHub",
+    "rtmpose-m_simcc-body7_pt-body7_420e-256x192.onnx": "published inside a zip (OpenMMLab)",
+    "rtmo-s_8xb32-600e_body7-640x640.onnx": "published inside a zip (OpenMMLab)",
+}
+
+
+def test_links_the_missing_models_dialog_can_download_from():
+    links = model_links()
+    others = {name: link.url for name, link in links.items() if not link.url.startswith(DOWNLOADABLE_HOSTS)}
+    assert set(others) == set(NOT_ON_HUGGING_FACE), others
+    assert links["sam2.1_hiera_tiny.pt"].url == \
+        "https://huggingface.co/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt"
