@@ -1,6 +1,7 @@
 // Screenshots of the example workflows in ComfyUI's real front end (headless Chromium):
-//   thumbnails      each example_workflows/<name>.json's graph, fitted, as example_workflows/<name>.jpg
-//                   (the card image of ComfyUI's template browser)
+//   thumbnails      each example_workflows/<name>.json as example_workflows/<name>.jpg (the card image of
+//                   ComfyUI's template browser): its key nodes (extra.lora_foundry_card.nodes) readable at
+//                   card size, under the card's title and one-line description
 //   missing-models  open one workflow as a user would; screenshot the Missing Models dialog
 //   templates       open the template browser on the pack's folder; screenshot the cards
 //   layout          open each example as a user does, wait for its previews, and list every pair of
@@ -18,6 +19,7 @@ const os = require('os');
 const path = require('path');
 
 const REPO = path.resolve(__dirname, '..');
+const CARD_BAND = 190;  // px of the thumbnail that hold the card's title and description
 const option = (name, fallback) => {
   const at = process.argv.indexOf(`--${name}`);
   return at > 0 ? process.argv[at + 1] : fallback;
@@ -37,24 +39,45 @@ async function open(viewport) {
   return { browser, page, close: async () => { await browser.close(); fs.rmSync(userDir, { recursive: true, force: true }); } };
 }
 
-// Load a workflow and fit every node into the canvas (no dialogs: this is a picture of the graph).
-async function showGraph(page, workflow, maxScale = 1.2) {
-  await page.evaluate(async ([workflow, maxScale]) => {
+// Load a workflow and fit its nodes (all, or the ids in `only`) into the canvas (no dialogs: this is
+// a picture of the graph).
+async function showGraph(page, workflow, maxScale = 1.2, only = null, top = 0) {
+  await page.evaluate(async ([workflow, maxScale, only, top]) => {
     await window.app.loadGraphData(workflow, true, false, null,
       { showMissingNodesDialog: false, showMissingModelsDialog: false });
     const canvas = window.app.canvas;
-    const nodes = window.app.graph._nodes;
+    const nodes = window.app.graph._nodes.filter((n) => !only || only.includes(n.id));
     const title = LiteGraph.NODE_TITLE_HEIGHT || 30;
-    const left = Math.min(...nodes.map((n) => n.pos[0])), top = Math.min(...nodes.map((n) => n.pos[1] - title));
+    const left = Math.min(...nodes.map((n) => n.pos[0])), upper = Math.min(...nodes.map((n) => n.pos[1] - title));
     const right = Math.max(...nodes.map((n) => n.pos[0] + n.size[0]));
     const bottom = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
-    const width = canvas.canvas.width / (window.devicePixelRatio || 1), height = canvas.canvas.height / (window.devicePixelRatio || 1);
-    const scale = Math.min(maxScale, 0.94 * Math.min(width / (right - left), height / (bottom - top)));
+    const width = canvas.canvas.width / (window.devicePixelRatio || 1);
+    const height = canvas.canvas.height / (window.devicePixelRatio || 1) - top;
+    const scale = Math.min(maxScale, 0.94 * Math.min(width / (right - left), height / (bottom - upper)));
     canvas.ds.scale = scale;
-    canvas.ds.offset = [(width / scale - (right - left)) / 2 - left, (height / scale - (bottom - top)) / 2 - top];
+    canvas.ds.offset = [(width / scale - (right - left)) / 2 - left, (height / scale - (bottom - upper)) / 2 - upper + top / scale];
     canvas.setDirty(true, true);
-  }, [workflow, maxScale]);
+  }, [workflow, maxScale, only, top]);
   await page.waitForTimeout(1500);
+}
+
+// The card's title and one-line description drawn over the top of the canvas: the template browsers
+// of front ends 1.27 and 1.35 show a custom node pack's file name as both, and nothing else.
+async function caption(page, card) {
+  await page.evaluate(([card, bandHeight]) => {
+    document.getElementById('lf-card-caption')?.remove();
+    if (!card) return;
+    const rect = document.getElementById('graph-canvas').getBoundingClientRect();
+    const band = document.createElement('div');
+    band.id = 'lf-card-caption';
+    band.style.cssText = `position:fixed;left:${rect.left}px;top:${rect.top}px;width:${rect.width}px;height:${bandHeight}px;`
+      + 'box-sizing:border-box;padding:22px 32px;background:#1b2838;color:#fff;font-family:sans-serif;z-index:99999;';
+    band.innerHTML = '<div style="font-size:54px;font-weight:700;line-height:1.1"></div>'
+      + '<div style="font-size:30px;color:#cfe3ff;margin-top:12px;line-height:1.2"></div>';
+    band.children[0].textContent = card.title;
+    band.children[1].textContent = card.description;
+    document.body.append(band);
+  }, [card, CARD_BAND]);
 }
 
 async function thumbnails() {
@@ -72,10 +95,12 @@ async function thumbnails() {
     await page.waitForTimeout(1000);
     for (const name of names.sort()) {
       const workflow = JSON.parse(fs.readFileSync(path.join(REPO, 'example_workflows', name), 'utf8'));
-      await showGraph(page, workflow);
+      const card = workflow.extra && workflow.extra.lora_foundry_card;  // {title, description, nodes}
+      await showGraph(page, workflow, 1.2, card ? card.nodes : null, card ? CARD_BAND : 0);
+      await caption(page, card);
       const target = path.join(REPO, 'example_workflows', name.replace(/\.json$/, '.jpg'));
       const canvas = await page.$('#graph-canvas');
-      await canvas.screenshot({ path: target, type: 'jpeg', quality: 70 });
+      await canvas.screenshot({ path: target, type: 'jpeg', quality: 80 });
       written.push(target);
     }
   } finally { await close(); }
