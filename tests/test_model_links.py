@@ -87,3 +87,33 @@ def test_links_the_missing_models_dialog_can_download_from():
     assert set(others) == set(NOT_ON_HUGGING_FACE), others
     assert links["sam2.1_hiera_tiny.pt"].url == \
         "https://huggingface.co/facebook/sam2.1-hiera-tiny/resolve/main/sam2.1_hiera_tiny.pt"
+
+
+def _installed(tmp_path, *files):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    return lambda folder: [tmp_path / folder]
+
+
+def test_a_tagger_needs_its_label_file_too(tmp_path):
+    from lora_foundry.models.links import missing_links
+
+    entry = model_links()["wd-vit-tagger-v3/model.onnx"].as_dict()
+    folders = _installed(tmp_path, "wd14/wd-vit-tagger-v3/model.onnx")
+    assert [e["name"] for e in missing_links([entry], folders)] == ["wd-vit-tagger-v3/selected_tags.csv"]
+    assert missing_links([entry], folders)[0]["url"] == \
+        "https://huggingface.co/SmilingWolf/wd-vit-tagger-v3/resolve/main/selected_tags.csv"
+    folders = _installed(tmp_path, "wd14/wd-vit-tagger-v3/selected_tags.csv")
+    assert missing_links([entry], folders) == []  # both installed: nothing to list (an .onnx ComfyUI never lists)
+    assert [e["name"] for e in missing_links([entry], lambda folder: [])] == \
+        ["wd-vit-tagger-v3/model.onnx", "wd-vit-tagger-v3/selected_tags.csv"]
+
+
+def test_only_known_names_are_looked_up_and_each_file_is_listed_once(tmp_path):
+    from lora_foundry.models.links import missing_links
+
+    (tmp_path / "secret.pt").write_bytes(b"x")
+    odd = {"name": "../secret.pt", "directory": "sam2", "url": "https://example.com/x"}
+    lama = model_links()["big-lama.pt"].as_dict()
+    assert missing_links([odd, lama, lama], lambda folder: [tmp_path / folder]) == [odd, lama]
