@@ -113,10 +113,8 @@ async function missingModels() {
     const workflow = JSON.parse(fs.readFileSync(option('workflow'), 'utf8'));
     await page.evaluate(async (workflow) => { await window.app.loadGraphData(workflow); }, workflow);
     await page.waitForTimeout(3000);
-    const text = await page.evaluate(() => {
-      const dialog = document.querySelector('.p-dialog');
-      return dialog ? dialog.innerText : '';
-    });
+    const text = await page.evaluate(() => [...document.querySelectorAll('.p-dialog')]  // 1.35 may also show its
+      .map((dialog) => dialog.innerText).filter((t) => t.includes('Missing Models')).join('\n'));  // first-run templates
     await page.screenshot({ path: option('out', 'missing_models.png') });
     return { dialog: text };
   } finally { await close(); }
