@@ -147,6 +147,15 @@ app.registerExtension({
       this.setSize([Math.max(this.size[0], size[0], 360), Math.max(this.size[1], size[1])]);
       return result;
     };
+    // A saved workflow restores the node's saved size after onNodeCreated: keep room for the chart,
+    // or it would be drawn over the node below.
+    const onConfigure = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function () {
+      const result = onConfigure?.apply(this, arguments);
+      const size = this.computeSize();
+      this.setSize([Math.max(this.size[0], size[0]), Math.max(this.size[1], size[1])]);
+      return result;
+    };
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       const result = onExecuted?.apply(this, arguments);

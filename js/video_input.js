@@ -8,6 +8,14 @@ import { api } from "../../scripts/api.js";
 const NODE_TYPE = "LF_LoadVideoFrames";
 const EXAMPLES = new Set(["lf_example_montage.mp4"]);
 const PREVIEW = "lf_example_preview";
+const PREVIEW_HEIGHT = 180;
+
+// The node as large as its widgets need (a saved workflow may carry a smaller size), never smaller.
+function fitNode(node) {
+  const size = node.computeSize();
+  node.setSize([Math.max(node.size[0], size[0]), Math.max(node.size[1], size[1])]);
+  node.graph?.setDirtyCanvas(true, true);
+}
 
 function removePreview(node) {
   const index = node.widgets?.findIndex((w) => w.name === PREVIEW) ?? -1;
@@ -15,6 +23,7 @@ function removePreview(node) {
   const [widget] = node.widgets.splice(index, 1);
   widget.onRemove?.();
   node.setSize([node.size[0], node.computeSize()[1]]);
+  node.graph?.setDirtyCanvas(true, true);
 }
 
 function showPreview(node, value) {
@@ -23,14 +32,15 @@ function showPreview(node, value) {
   if (!widget) {
     const video = document.createElement("video");
     Object.assign(video, { muted: true, loop: true, autoplay: true, controls: true, playsInline: true });
-    video.style.width = "100%";
-    widget = node.addDOMWidget(PREVIEW, "video", video, { serialize: false, hideOnZoom: false });
-    widget.serialize = false;
-    widget.computeLayoutSize = () => ({ minHeight: 160, minWidth: 200 });
-    video.addEventListener("loadeddata", () => {
-      node.setSize([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
-      node.graph?.setDirtyCanvas(true, true);
+    // a fixed height: the clip is fitted inside it, so loading it never grows the node over its neighbours
+    video.style.cssText = `width:100%;height:${PREVIEW_HEIGHT}px;object-fit:contain;display:block;`;
+    widget = node.addDOMWidget(PREVIEW, "video", video, {
+      serialize: false, hideOnZoom: false,
+      getMinHeight: () => PREVIEW_HEIGHT, getMaxHeight: () => PREVIEW_HEIGHT, getHeight: () => PREVIEW_HEIGHT,
     });
+    widget.serialize = false;
+    widget.computeLayoutSize = () => ({ minHeight: PREVIEW_HEIGHT, maxHeight: PREVIEW_HEIGHT, minWidth: 200 });
+    fitNode(node);
   }
   const url = api.apiURL(`/lora_foundry/example_video/${encodeURIComponent(value)}`);
   if (widget.element.getAttribute("src") !== url) widget.element.src = url;

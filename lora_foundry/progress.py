@@ -71,6 +71,41 @@ class PrintProgress:
         print(f"{self._label}: {done}/{total}", end=end, file=self._stream, flush=True)
 
 
+class StepClock:
+    """The pace of a training run measured from its own steps, and the time left at that pace.
+
+    A first-time user on a CPU or a small GPU cannot guess whether 500 steps take minutes or hours;
+    the training nodes show this estimate on their loss chart and in the server log. The clock starts
+    at the first finished step, so model loading and the first step's warm-up do not skew the pace.
+    """
+
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._total, self._clock = total, clock
+        self._first: tuple[int, float] | None = None
+
+    def tick(self, step: int) -> tuple[float | None, float | None]:
+        """Steps per second and seconds left once ``step`` finished (None until two steps are timed)."""
+        now = self._clock()
+        if self._first is None or step <= self._first[0]:
+            self._first = (step, now)
+            return None, None
+        first_step, first_time = self._first
+        if now <= first_time:
+            return None, None
+        rate = (step - first_step) / (now - first_time)
+        return rate, max(0, self._total - step) / rate
+
+
+def format_duration(seconds: float) -> str:
+    """``1 h 05 min``, ``3 min 20 s`` or ``42 s``: how long, rounded to what a person plans with."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def ensure_progress(progress: Progress | None) -> Progress:
     """``progress`` itself, or a ``NullProgress`` when the caller passed None."""
     return progress if progress is not None else NullProgress()

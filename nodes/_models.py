@@ -13,6 +13,7 @@ room first (``_comfy.ComfyMemory``), so the caches hold CPU copies only.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,12 +21,15 @@ from typing import Any, ClassVar
 from ..lora_foundry.cache import BoundedCache
 from ..lora_foundry.models.device import DEVICE_CHOICES
 from ..lora_foundry.models.handle import ModelHandle
+from ..lora_foundry.models.links import missing_links
 from ..lora_foundry.models.registry import ModelSpec, model_identity, resolve
 from ..lora_foundry.paths import UnsafeNameError
 from . import _comfy
 from ._declare import Input, choice
 
 CACHE_SIZE = 2
+MISSING_ROUTE = "/lora_foundry/missing_models"  # js/missing_models.js asks it when a workflow opens
+MAX_ENTRIES = 64
 ONNX_DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -151,3 +155,22 @@ class ModelLoader:
             if name not in found:
                 found[name] = named.get(name, spec.default_value())
         return found
+
+
+async def serve_missing_models(request: Any) -> Any:
+    """Which of a node's ``properties.models`` entries (``?entries=<JSON list>``) are not installed,
+    with their companion files (``links.missing_links``), for the front end's Missing Models dialog."""
+    from aiohttp import web
+
+    try:
+        entries = json.loads(request.query.get("entries", "[]"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="entries must be a JSON list") from None
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES or not all(isinstance(e, dict) for e in entries):
+        raise web.HTTPBadRequest(text=f"entries must be a JSON list of at most {MAX_ENTRIES} objects")
+    return web.json_response(missing_links(entries, _comfy.model_folder_paths))
+
+
+def register_routes() -> bool:
+    """Add the missing-models route to ComfyUI's server (a registration, no work; False outside)."""
+    return _comfy.add_get_route(MISSING_ROUTE, serve_missing_models)

@@ -7,15 +7,17 @@ nodes/_comfy_leco.py (imported only when a node runs: it imports ComfyUI and tor
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.fileio import atomic_write_text
-from ..lora_foundry.leco import checkpoints, memory, prompt_set, train, weight_network
+from ..lora_foundry.leco import checkpoints, memory, presets, prompt_set, train, weight_network
 from ..lora_foundry.leco.prompts import PromptSetting, parse_prompt_text
 from ..lora_foundry.lora.stack import StackEntry
+from ..lora_foundry.progress import StepClock, format_duration
 from . import _comfy
-from ._declare import boolean, choice, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, logger, mappings, node, number, socket, text
 from .training import LOSS_EVENT, loras_dir
 
 SAVE_DTYPES = ("fp16", "bf16", "fp32")
@@ -91,15 +93,22 @@ def summarize(settings: list[PromptSetting]) -> str:
           "gradient_checkpointing": boolean("Recompute the model's blocks in backward instead of keeping their "
                                             "activations: less memory, slower steps (where ComfyUI allows).",
                                             True),
+      },
+      optional={
+          "preset": choice(presets.PRESETS, "full: train with the steps above and the prompt set's resolutions. "
+                           f"quick: {presets.QUICK_STEPS} steps at {presets.QUICK_SIZE} px, saved as "
+                           f"<name>{presets.QUICK_SUFFIX}: see the whole loop work in about a minute on a CPU, "
+                           "then switch to full.", presets.FULL),
       })
 class TrainLECO:
     def train(self, model: Any, clip: Any, prompts_toml: str, name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, max_denoising_steps: int, denoise_guidance: float, seed: int,
               save_every: int, resume: bool, overwrite: bool, dtype: str, gradient_checkpointing: bool = True,
-              unique_id: str | None = None) -> dict[str, Any]:
+              preset: str = presets.FULL, unique_id: str | None = None) -> dict[str, Any]:
         from . import _comfy_leco
 
         settings = parse_prompt_text(prompts_toml, "prompts_toml")
+        name, steps, settings = presets.apply_preset(preset, name, steps, settings)
         config = train.LecoConfig(steps=steps, learning_rate=learning_rate, max_denoising_steps=max_denoising_steps,
                                   denoise_guidance=denoise_guidance, seed=seed, save_every=save_every, resume=resume)
         with weight_network.training_mode():
@@ -156,14 +165,25 @@ def _report(result: train.LecoResult, path: Path, count: int, need: int) -> str:
 
 
 class _LossEvents:
-    """The loss of each step to the node's chart (js/loss_chart.js)."""
+    """The loss of each step to the node's chart (js/loss_chart.js), with the pace and time left measured
+    from the run's own steps; the estimate also goes to the server log every ``LOG_EVERY_S`` seconds."""
+
+    LOG_EVERY_S = 30.0
 
     def __init__(self, node_id: str | None, total: int) -> None:
         self._node_id, self._total = node_id, total
+        self._clock = StepClock(total)
+        self._logged_at: float | None = None
 
     def __call__(self, step: int, loss: float) -> None:
+        rate, left = self._clock.tick(step)
         _comfy.send_event(LOSS_EVENT, {"node": self._node_id, "step": step, "total": self._total, "loss": loss,
-                                       "steps_per_s": None, "remaining_s": None})
+                                       "steps_per_s": rate, "remaining_s": left})
+        now = time.monotonic()
+        if left is not None and (self._logged_at is None or now - self._logged_at >= self.LOG_EVERY_S):
+            self._logged_at = now
+            logger.info("LF Train LECO: step %d/%d, %.1f s a step, about %s left", step, self._total, 1 / rate,
+                        format_duration(left))
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(LECOPrompts, TrainLECO)

@@ -20,7 +20,15 @@ from ..lora_foundry.models.sam2_model import CONFIGS, SAM2_SPEC, open_sam2, sam2
 from ..lora_foundry.stages.layers.inpaint import OPENCV_METHOD
 from . import _comfy
 from ._declare import choice, mappings, node
-from ._models import ModelLoader, installed_path, model_choices, model_input, onnx_device_input, torch_device_input
+from ._models import (
+    ModelLoader,
+    installed_path,
+    model_choices,
+    model_input,
+    onnx_device_input,
+    register_routes,
+    torch_device_input,
+)
 
 AUTO_CONFIG = "auto (from file name)"
 OPENCV_FALLBACK = "opencv fallback"
@@ -197,3 +205,4 @@ class ExpressionClassifierLoader(ModelLoader):
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(
     SAM2Loader, LaMaLoader, CLIPLoader, PoseLoader, FaceLoader, ExpressionClassifierLoader)
+register_routes()  # the Missing Models dialog's check; ComfyUI mounts routes added while it imports packs

@@ -12,7 +12,9 @@ composition examples name.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .clip_model import CLIP_SPEC
 from .expression_model import EXPRESSION_SPEC
@@ -21,7 +23,9 @@ from .lama_model import LAMA_SPEC
 from .pose_model import POSE_SPEC
 from .registry import ModelSpec
 from .sam2_model import SAM2_SPEC
-from .wd14_model import WD14_SPEC
+from .wd14_model import HF as WD14_HF
+from .wd14_model import MODEL_FILE as WD14_MODEL_FILE
+from .wd14_model import TAGS_FILE, WD14_FOLDER, WD14_SPEC
 
 SPECS: tuple[ModelSpec, ...] = (SAM2_SPEC, LAMA_SPEC, CLIP_SPEC, POSE_SPEC, FACE_SPEC, EXPRESSION_SPEC, WD14_SPEC)
 # ComfyUI's own model files that the training and composition examples name (not ours to load).
@@ -55,3 +59,34 @@ def model_links() -> dict[str, ModelLink]:
     links = {name: ModelLink(name, spec.folder, _url(spec, name)) for spec in SPECS for name in spec.files}
     links.update({name: ModelLink(name, folder, url) for name, (folder, url) in BASE_MODELS.items()})
     return links
+
+
+def companion_links(link: ModelLink) -> list[ModelLink]:
+    """Files that must sit beside ``link``'s file to use it: WD14's ``selected_tags.csv`` beside each
+    ``model.onnx`` (the tagger's labels; same Hugging Face repository)."""
+    folder, _, file = link.name.rpartition("/")
+    if link.directory == WD14_FOLDER and file == WD14_MODEL_FILE and folder:
+        return [ModelLink(f"{folder}/{TAGS_FILE}", WD14_FOLDER, f"{WD14_HF}{folder}/resolve/main/{TAGS_FILE}")]
+    return []
+
+
+def missing_links(entries: Iterable[dict[str, str]], folder_paths: Callable[[str], list[Path]]) -> list[dict[str, str]]:
+    """Of a workflow node's ``properties.models`` entries, the files a user still has to get: each
+    known file and its companions that no folder of its ``directory`` holds, once each.
+
+    Front ends 1.27.10 and 1.35.9 decide "missing" from ComfyUI's model list, which only lists
+    .ckpt/.pt/.pth/.bin/.safetensors/... files: an installed .onnx model or .csv label file would
+    always be reported missing, and a companion never. Only names from ``model_links()`` are looked
+    up on disk (a workflow's names are names, never paths); other entries are returned as they are.
+    """
+    known = model_links()
+    missing: dict[str, dict[str, str]] = {}
+    for entry in entries:
+        link = known.get(str(entry.get("name", "")))
+        if link is None or link.directory != entry.get("directory"):
+            missing.setdefault(f"{entry.get('directory')}/{entry.get('name')}", dict(entry))
+            continue
+        for needed in (link, *companion_links(link)):
+            if not any((Path(root) / needed.name).is_file() for root in folder_paths(needed.directory)):
+                missing.setdefault(f"{needed.directory}/{needed.name}", needed.as_dict())
+    return list(missing.values())

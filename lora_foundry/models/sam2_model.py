@@ -17,8 +17,16 @@ from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_iden
 from .weights_file import load_safetensors, torch_load_weights
 
 _SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
-_RELEASES = {"sam2.1": "092824", "sam2": "072824"}
-_CDN = "https://dl.fbaipublicfiles.com/segment_anything_2"
+_RELEASES = ("sam2.1", "sam2")
+# Meta publishes each checkpoint on its CDN (dl.fbaipublicfiles.com/segment_anything_2/<date>/<file>)
+# and the same file under the same name in its Hugging Face repos (facebook/sam2.1-hiera-tiny, ...;
+# SAM 2.1 sizes checked against the CDN release: tiny 156,008,466 bytes, small 184,416,285, base_plus
+# 323,606,802, large 898,083,611). We link Hugging Face: ComfyUI's Missing Models dialog offers
+# "Download" only for huggingface.co and civitai.com addresses.
+_HF = "https://huggingface.co/facebook"
+# The .safetensors conversions ComfyUI users share (Kijai/sam2-safetensors, same names, sizes as Meta's
+# files): the only SAM 2 files that dialog can download (it also wants a .safetensors/.sft name).
+_KIJAI = "https://huggingface.co/Kijai/sam2-safetensors/resolve/main"
 # Room asked for besides the weights (an estimate, as ComfyUI's upscale node makes one): the image
 # encoder's activations at 1024 px, the automatic generator's point batches, a tracking state.
 SAM2_WORK_BYTES = 2 << 30
@@ -45,8 +53,9 @@ SAM2_SPEC = ModelSpec(
     licence="Apache-2.0",
     source="https://github.com/facebookresearch/sam2#download-checkpoints",
     urls={
-        f"{stem}.pt": f"{_CDN}/{_RELEASES[stem.split('_hiera_')[0]]}/{stem}.pt"
-        for stem in CONFIG_FOR_STEM
+        **{f"{stem}.pt": f"{_HF}/{stem.replace('_hiera_', '-hiera-').replace('_', '-')}/resolve/main/{stem}.pt"
+           for stem in CONFIG_FOR_STEM},
+        **{f"{stem}.safetensors": f"{_KIJAI}/{stem}.safetensors" for stem in CONFIG_FOR_STEM},
     },
 )
 

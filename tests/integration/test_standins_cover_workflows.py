@@ -64,4 +64,4 @@ def test_every_model_file_a_workflow_names_has_a_standin(path):
 
 def test_the_scan_finds_the_models():
     names = {name for path in WORKFLOWS for _, name in named_model_files(json.loads(path.read_text()))}
-    assert {"sam2.1_hiera_tiny.pt", "big-lama.pt", "lf_tiny_sd15.safetensors"} <= names
+    assert {"sam2.1_hiera_tiny.pt", "big-lama.pt", "v1-5-pruned-emaonly.safetensors"} <= names
