@@ -15,8 +15,8 @@ from .prompts import PromptSetting
 
 QUICK_STEPS = 4
 QUICK_SIZE = 64
-QUICK = f"quick: {QUICK_STEPS} steps at {QUICK_SIZE} px (a first run, ~1 min on a CPU)"
-FULL = "full: the steps and resolutions as set"
+QUICK = f"quick: {QUICK_STEPS} steps, {QUICK_SIZE} px"  # short: a combo's value sets the node's width
+FULL = "full: as set"
 PRESETS = (FULL, QUICK)
 QUICK_SUFFIX = "_quick"
 
