@@ -32,7 +32,7 @@ async function open(viewport) {
     args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
   });
   const page = await browser.newPage();
-  await page.goto(option('url', 'http://127.0.0.1:8188'), { waitUntil: 'load' });
+  await page.goto(option('url', 'http://127.0.0.1:8188'), { waitUntil: 'load', timeout: 180000 });  // a busy machine
   await page.waitForFunction(() => window.app && window.app.graph, null, { timeout: 120000 });
   await page.waitForTimeout(1500);
   await page.keyboard.press('Escape');
