@@ -103,7 +103,8 @@ class TuneTraining:
             architecture=architecture, dataset_dir=dataset_dir, dataset_toml=dataset_toml,
             base_model=train_config.resolve_model_file(base_model, base_dirs, "base model"),
             output_name=safe_name(output_name, "output name"),
-            preset=presets.get_preset(architecture, LAUNCHER_TYPES[lora_type]), seed=seed)
+            preset=presets.get_preset(architecture, LAUNCHER_TYPES[lora_type]), seed=seed,
+            data_roots=_comfy.read_roots())
         if dry_run:
             return {"ui": {"text": [f"dry run: search space {space}"]},
                     "result": ("", json.dumps({"space": space}, default=str), *self._blank())}
