@@ -10,10 +10,10 @@ names the TOML and the field. The operator's CLI passes no roots and may name an
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from ..bounded import parse_toml
 from ..read_roots import ReadRoots
 from .preflight import PreflightError
 
@@ -30,9 +30,10 @@ def read_dataset_toml(src: Path, roots: ReadRoots | None) -> dict[str, Any]:
         raise PreflightError(f"dataset config {src.name} is larger than {MAX_TOML_BYTES >> 20} MB; "
                              "LoRA Foundry never writes one that large")
     try:
-        data = tomllib.loads(src.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as error:
-        raise PreflightError(f"dataset config {src.name} is not a TOML file ({str(error)[:200]})") from None
+        data = parse_toml(src.read_text(encoding="utf-8", errors="replace"), f"dataset config {src.name}",
+                          MAX_TOML_BYTES)
+    except ValueError as error:
+        raise PreflightError(str(error)) from None
     datasets = data.get("datasets", [])
     if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
         raise PreflightError(f"dataset config {src.name}: 'datasets' must be a list of tables")

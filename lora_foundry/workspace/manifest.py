@@ -17,8 +17,9 @@ import sqlite3
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..bounded import parse_json
+
 SCHEMA_VERSION = 1
-MAX_STORED_DEPTH = 64  # JSON nesting the pack ever writes is below 10
 
 
 class ForgedManifestError(ValueError):
@@ -115,25 +116,11 @@ def checked_relpath(relpath: object, where: str) -> str:
 
 def stored_json(text: object, where: str) -> Any:
     """A JSON value read back from the manifest, refusing what the pack never writes (not JSON,
-    nested deeper than ``MAX_STORED_DEPTH``) with an error naming ``where``."""
-    if not isinstance(text, str) or _depth(text) > MAX_STORED_DEPTH:
-        raise ForgedManifestError(f"{where}: not a JSON value LoRA Foundry wrote (nested too deep or not text)")
+    nested deeper than ``bounded.MAX_DEPTH``) with ``ForgedManifestError`` naming ``where``."""
     try:
-        return json.loads(text)
+        return parse_json(text, where)
     except ValueError as error:
-        raise ForgedManifestError(f"{where}: not JSON ({error})") from None
-
-
-def _depth(text: str) -> int:
-    """The deepest bracket nesting in ``text`` (strings included: an over-estimate is safe)."""
-    deepest = level = 0
-    for ch in text:
-        if ch in "[{":
-            level += 1
-            deepest = max(deepest, level)
-        elif ch in "]}":
-            level -= 1
-    return deepest
+        raise ForgedManifestError(f"{error}; the workspace was altered, delete it and run again") from None
 
 
 def dumps(value: Any) -> str:
