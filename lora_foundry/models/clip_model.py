@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..fileio import announce_read
 from .handle import ModelHandle
 from .registry import (
     ModelMissingError,
@@ -229,6 +230,7 @@ def load_clip(path: Path, arch: str = "auto", device: str = "cpu") -> ModelHandl
     if not path.exists():
         raise ModelMissingError(f"open_clip weights {path} do not exist (resolve them first)")
     identity = clip_identity(path, arch)
+    announce_read(path)
     with hub_offline():
         if path.is_dir():
             model_name = f"local-dir:{path}"
