@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.models.device import pick_device, pick_onnx_device
+from ..lora_foundry.models.registry import MODELS_ENV
 from ..lora_foundry.paths import OUTPUT_ROOT_ENV, default_output_root
 from ..lora_foundry.read_roots import ReadRoots, operator_roots
 
@@ -164,6 +165,34 @@ def list_models(folder: str) -> list[str]:
         return list(folder_paths.get_filename_list(folder))
     except KeyError:
         return []
+
+
+def shown_paths(text: str) -> str:
+    """``text`` with the server's folders written relative to ComfyUI's base folder (``output/...``,
+    ``models/lama``, ``custom_nodes/<pack>``): refusals go to every client of a shared server, and
+    absolute install paths are the operator's business. Longest folders are replaced first."""
+    for folder, label in sorted(_known_folders().items(), key=lambda pair: -len(pair[0])):
+        text = text.replace(folder + os.sep, f"{label}/" if label else "").replace(folder, label or ".")
+    return text
+
+
+def _known_folders() -> dict[str, str]:
+    """Absolute folder -> how a client is shown it."""
+    pack = Path(__file__).resolve().parents[1]
+    known = {str(output_root()): "output", str(temp_root()): "temp", str(user_root()): "user",
+             str(pack): f"custom_nodes/{pack.name}", str(Path.cwd() / "models"): "models"}
+    if os.environ.get(MODELS_ENV):
+        known[str(Path(os.environ[MODELS_ENV]).resolve())] = "models"
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        base = str(Path(folder_paths.base_path).resolve())
+        known |= {base: "", str(Path(folder_paths.models_dir).resolve()): "models",
+                  str(input_root()): "input", str(Path(folder_paths.get_output_directory()).resolve()): "output"}
+        for name, (paths, _) in getattr(folder_paths, "folder_names_and_paths", {}).items():
+            known |= {str(Path(path).resolve()): f"models/{name}" for path in paths}
+    elif os.environ.get(INPUT_ROOT_ENV):
+        known[str(Path(os.environ[INPUT_ROOT_ENV]).resolve())] = "input"
+    return {folder: label for folder, label in known.items() if len(folder) > 1}
 
 
 def send_event(event: str, data: dict[str, Any]) -> None:
