@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +171,12 @@ def list_models(folder: str) -> list[str]:
 def shown_paths(text: str) -> str:
     """``text`` with the server's folders written relative to ComfyUI's base folder (``output/...``,
     ``models/lama``, ``custom_nodes/<pack>``): refusals go to every client of a shared server, and
-    absolute install paths are the operator's business. Longest folders are replaced first."""
+    absolute install paths are the operator's business. Longest folders are replaced first, and only
+    where a path starts (a value the client typed, like ``~user/srv/x``, is quoted as given)."""
     for folder, label in sorted(_known_folders().items(), key=lambda pair: -len(pair[0])):
-        text = text.replace(folder + os.sep, f"{label}/" if label else "").replace(folder, label or ".")
+        starts = r"(?<![^\s'\"(=:,\[])" + re.escape(folder)
+        text = re.sub(starts + re.escape(os.sep), (label + "/" if label else "").replace("\\", "\\\\"), text)
+        text = re.sub(starts + r"(?![\w.-])", label or ".", text)
     return text
 
 
