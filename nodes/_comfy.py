@@ -28,9 +28,11 @@ Where ComfyUI already wraps a model in a ModelPatcher (its CLIP_VISION, used by 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,28 @@ def shown_paths(text: str) -> str:
         text = re.sub(starts + re.escape(os.sep), (label + "/" if label else "").replace("\\", "\\\\"), text)
         text = re.sub(starts + r"(?![\w.-])", label or ".", text)
     return text
+
+
+@contextlib.contextmanager
+def shown_to_clients() -> Iterator[None]:
+    """Re-raise an error with server folders shown as ``shown_paths`` does; under ComfyUI (where the
+    pack's module names are its install path) as the nearest built-in exception type, so the type
+    name shows no path either. ComfyUI's own interrupt passes unchanged (its text has no path)."""
+    try:
+        yield
+    except Exception as error:
+        text = str(error)
+        shown = shown_paths(text)
+        module = type(error).__module__
+        if shown == text and os.sep not in module:
+            raise
+        if os.sep in module:  # ComfyUI names the pack's modules by their install path
+            builtin = next(kind for kind in type(error).__mro__ if kind.__module__ == "builtins")
+            raise builtin(shown) from None
+        if isinstance(error, OSError):  # its str() shows .filename, whatever args say
+            raise type(error)(shown) from None
+        error.args = (shown,)
+        raise
 
 
 def _known_folders() -> dict[str, str]:
