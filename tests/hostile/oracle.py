@@ -129,7 +129,7 @@ TEXT_FAMILIES: dict[str, list[Any]] = {
     "deep_nesting": ["[" * 5000 + "]" * 5000, "a = " + "[" * 5000 + "]" * 5000, "{" * 5000],
     "windows": ["C:\\Windows\\win.ini", "\\\\server\\share\\x.pt"],
     "colour": ["#GGGGGG", "#12345"],
-    "huge": ["x" * 2_000_000],
+    "huge": ["x" * 300_000],
 }
 NUMBER_FAMILIES: dict[str, dict[str, list[Any]]] = {
     "FLOAT": {"nan_inf": [math.nan, math.inf, -math.inf], "huge_number": [1e308, -1e308]},
@@ -174,6 +174,15 @@ def default_of(item: Input, sockets: dict[str, Any]) -> Any:
     if item.kind in WIDGETS:
         return item.options.get("default", {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[item.kind])
     return sockets.get(item.kind)
+
+
+# Families no node function may ever receive: ComfyUI's validation plus the node's must refuse them.
+REFUSED_AT_VALIDATION = frozenset({"nan_inf", "wrong_socket_type", "huge"})
+# Exceptions that tell a user nothing (a value reached code that did not expect it).
+RAW_ERRORS = ("builtins.IndexError", "builtins.KeyError", "builtins.AttributeError", "builtins.TypeError",
+              "builtins.RecursionError", "builtins.ZeroDivisionError", "builtins.OverflowError",
+              "builtins.UnicodeEncodeError", "builtins.NameError", "invalid literal for int()",
+              "cannot convert float NaN", "could not convert string to float", "[Errno 36]")
 
 
 @dataclass

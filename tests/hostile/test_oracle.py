@@ -6,7 +6,10 @@ properties must hold for every value, with no case written by hand:
 2. a refusal at validation names the input;
 3. no message shows an absolute server path (the server's folders, the pack's install);
 4. an existing and a missing outside target get the same answer (no file-existence oracle);
-5. no output is larger than the size cap (nor twice the value given), and no case passes the deadline.
+5. no output is larger than the size cap (nor twice the value given), and no case passes the deadline;
+6. NaN/inf, wrong socket types and over-long text never reach the node function (refused at validation,
+   so they never enter ComfyUI's queue or history), and no run fails with a raw Python error
+   (``IndexError``, ``'str' object has no attribute``, ``RecursionError``, ``Errno 36`` ...).
 
 ``LF_ORACLE_SAMPLE`` (default 1) keeps every n-th value of each family per input to bound CI time;
 ``LF_ORACLE_SAMPLE=1`` runs the whole corpus. The counts are printed (pytest -s).
@@ -112,6 +115,11 @@ def test_no_hostile_value_escapes(stage, node_id, capsys):
                     problems.append(f"{where}: wrote or returned {outcome.largest_output} bytes")
                 if outcome.timed_out:
                     problems.append(f"{where}: {outcome.message}")
+                if value.family in oracle.REFUSED_AT_VALIDATION and outcome.refused_at != "validation":
+                    problems.append(f"{where}: not refused at validation ({outcome.refused_at}: {outcome.message[:200]})")
+                if (outcome.refused_at == "run" and outcome.message != baseline.message
+                        and any(raw in outcome.message for raw in oracle.RAW_ERRORS)):
+                    problems.append(f"{where}: unclear error: {outcome.message[:200]}")
             if len(outcomes) == 2 and (outcomes[0].refused_at != outcomes[1].refused_at
                                        or _masked(outcomes[0].message, value.value)
                                        != _masked(outcomes[1].message, value.twin)):
