@@ -100,7 +100,7 @@ def dataset_location(dataset: Any) -> tuple[Path, Path]:
     if hasattr(dataset, "path") and hasattr(dataset, "toml_path"):
         return Path(dataset.path), Path(dataset.toml_path)
     if isinstance(dataset, (str, os.PathLike)) and str(dataset).strip():
-        given = Path(dataset).expanduser()
+        given = Path(dataset)  # a workflow never reaches here with text (LF_DATASET is socket-checked)
         if given.suffix == ".toml":
             return given.parent, given
         return given, given / "dataset.toml"
