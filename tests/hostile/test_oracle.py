@@ -48,7 +48,7 @@ def stage(server, monkeypatch):
     frames, _ = server.nodes.frames.LoadImageFolder().load("pics", "oracle_ws", 0, False)
     targets = oracle.Targets(server.private / "secret.png", server.private / "absent.png", server.private)
     allowed = [server.tmp / name for name in ("input", "output", "models", "user", "temp")]
-    forbidden = [server.private, server.made, Path("/etc/passwd"), Path.home(), Path("/srv")]
+    forbidden = [server.private, server.made, Path("/etc/passwd")]  # and anything not allowed
     return server, {"LF_FRAMES": frames}, targets, allowed + oracle.system_roots() + [REPO], forbidden
 
 
