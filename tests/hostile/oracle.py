@@ -76,11 +76,16 @@ def recording() -> Iterator[list[tuple[str, str]]]:
 
 @dataclass(frozen=True)
 class Targets:
-    """An outside file that exists and one that does not, in a folder no workflow may read."""
+    """Outside targets in a folder no workflow may read, each existing one with a missing twin whose
+    name has the same length (so a message cut short cuts both alike): a picture, a model-like file
+    (a loader that accepted it would open it) and a folder."""
 
     existing: Path
     missing: Path
     folder: Path
+    model: Path | None = None
+    model_missing: Path | None = None
+    folder_missing: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -102,23 +107,33 @@ def slash_home_user() -> str | None:
         return None
 
 
-def _aimed(targets: Targets) -> list[tuple[str, str, str]]:
-    """(family, text aimed at the existing target, the same aimed at the missing one)."""
-    pairs = []
-    for target_name, target in (("existing", targets.existing), ("missing", targets.missing)):
-        text = str(target)
-        rel = text.lstrip("/")
-        user = slash_home_user()
-        pairs.append((target_name, {
-            "absolute": text,
-            "tilde_user": f"~{user}/{rel}" if user else f"~/{rel}",
-            "traversal": "../" * 16 + rel,
-            "traversal_backslash": "..\\" * 16 + rel.replace("/", "\\"),
-            "url_encoded": "%2e%2e%2f" * 16 + rel,
-            "file_url": "file://" + text,
-        }))
-    existing, missing = pairs[0][1], pairs[1][1]
-    return [(family, existing[family], missing[family]) for family in existing]
+def _aimed_at(target: Path) -> dict[str, str]:
+    text = str(target)
+    rel = text.lstrip("/")
+    user = slash_home_user()
+    return {
+        "absolute": text,
+        "tilde_user": f"~{user}/{rel}" if user else f"~/{rel}",
+        "traversal": "../" * 16 + rel,
+        "traversal_backslash": "..\\" * 16 + rel.replace("/", "\\"),
+        "url_encoded": "%2e%2e%2f" * 16 + rel,
+        "file_url": "file://" + text,
+    }
+
+
+def _aimed(targets: Targets, model_names: bool) -> list[Value]:
+    """Each path family aimed at every existing target, with its missing twin; model-like files and
+    folders only for combo inputs (where model names go)."""
+    pairs = [("", targets.existing, targets.missing)]
+    if model_names and targets.model is not None:
+        pairs.append(("_model", targets.model, targets.model_missing))
+    if model_names and targets.folder_missing is not None:
+        pairs.append(("_folder", targets.folder, targets.folder_missing))
+    values = []
+    for suffix, existing, missing in pairs:
+        one, other = _aimed_at(existing), _aimed_at(missing)
+        values += [Value(family + suffix, one[family], other[family]) for family in one]
+    return values
 
 
 TEXT_FAMILIES: dict[str, list[Any]] = {
@@ -141,8 +156,8 @@ SOCKET_FAMILIES: dict[str, list[Any]] = {"wrong_socket_type": ["/etc/passwd", {"
 def hostile_values(kind: Any, targets: Targets) -> list[Value]:
     """The generated corpus for an input of ``kind`` (a V1 type name, or a list for a combo)."""
     if isinstance(kind, list) or kind == "STRING":
-        aimed = [Value(family, value, twin) for family, value, twin in _aimed(targets)]
-        return aimed + [Value(family, value) for family, values in TEXT_FAMILIES.items() for value in values]
+        return _aimed(targets, isinstance(kind, list)) + [
+            Value(family, value) for family, values in TEXT_FAMILIES.items() for value in values]
     if kind in NUMBER_FAMILIES:
         return [Value(family, value) for family, values in NUMBER_FAMILIES[kind].items() for value in values]
     if kind in WIDGETS:
