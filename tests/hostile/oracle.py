@@ -276,8 +276,12 @@ def _size(result: Any) -> int:
     return 0
 
 
-def run_case(cls: type, values: dict[str, Any], watch: Path, seconds: int = CASE_DEADLINE_S) -> Outcome:
-    """Validate ``values`` as ComfyUI would, then run the node; record what it touched and wrote."""
+def run_case(cls: type, values: dict[str, Any], watch: Path, seconds: int = CASE_DEADLINE_S,
+             keep: Path | None = None) -> Outcome:
+    """Validate ``values`` as ComfyUI would, then run the node; record what it touched and wrote.
+    With ``keep``, files the case created under ``watch`` outside ``keep`` are removed afterwards, so
+    each case meets the same state (a dataset written by one case would make the next one stop at
+    "already exists" before reaching the value under test)."""
     inputs = node_inputs(cls)
     outcome = Outcome()
     before = {p: p.stat().st_size for p in watch.rglob("*") if p.is_file()}
@@ -295,9 +299,23 @@ def run_case(cls: type, values: dict[str, Any], watch: Path, seconds: int = CASE
         except Exception as error:  # noqa: BLE001 - the error is what the oracle inspects
             outcome.refused_at, outcome.message = "run", f"{type(error).__module__}.{type(error).__name__}: {error}"
     outcome.touches = list(touches)
-    written = [p.stat().st_size for p in watch.rglob("*") if p.is_file() and before.get(p) != p.stat().st_size]
-    outcome.largest_output = max([outcome.largest_output, *written])
+    written = [p for p in watch.rglob("*") if p.is_file() and before.get(p) != p.stat().st_size]
+    outcome.largest_output = max([outcome.largest_output, *(p.stat().st_size for p in written)])
+    if keep is not None:
+        _remove_new(watch, before, keep)
     return outcome
+
+
+def _remove_new(watch: Path, before: dict[Path, int], keep: Path) -> None:
+    """Delete the files created under ``watch`` (a test's temporary folder) since ``before``, except
+    inside ``keep``, then the folders left empty."""
+    for path in sorted(watch.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path == keep or keep in path.parents or path in before:
+            continue
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()) and not any(path in b.parents for b in before):
+            path.rmdir()
 
 
 def outside(touches: list[tuple[str, str]], allowed: list[Path], forbidden: list[Path]) -> list[tuple[str, str]]:

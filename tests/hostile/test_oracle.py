@@ -97,13 +97,14 @@ def test_no_hostile_value_escapes(stage, node_id, capsys):
     cls = server.pack.NODE_CLASS_MAPPINGS[node_id]
     inputs = oracle.node_inputs(cls)
     base = {item.name: oracle.default_of(item, sockets) for item in inputs}
-    baseline = oracle.run_case(cls, base, server.output)  # a refusal of the defaults is no input's doing
+    keep = Path(sockets["LF_FRAMES"].workspace)  # every case starts from the frames' workspace alone
+    baseline = oracle.run_case(cls, base, server.output, keep=keep)  # a refusal of the defaults is no input's doing
     problems, runs = [], 0
     for item in inputs:
         for value in _sample(oracle.hostile_values(item.kind, targets)):
             outcomes = []
             for given in (value.value, value.twin) if value.twin is not None else (value.value,):
-                outcome = oracle.run_case(cls, {**base, item.name: given}, server.output)
+                outcome = oracle.run_case(cls, {**base, item.name: given}, server.output, keep=keep)
                 runs += 1
                 outcomes.append(outcome)
                 where = f"{node_id}.{item.name} [{value.family}] {str(given)[:60]!r}"
