@@ -94,17 +94,26 @@ def input_problem(kind: Any, options: dict[str, Any], value: Any) -> str | None:
     return None
 
 
+def _declared(cls: type) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(name, kind, options) per input: from the ``@node`` declaration (no folder is listed to find
+    out), else from a hand-written ``INPUT_TYPES``."""
+    declared = getattr(cls, "INPUTS", None)
+    if declared is not None:
+        return [(name, spec.kind, dict(spec.options)) for section in declared.sections().values()
+                for name, spec in section.items()]
+    listed = cls.INPUT_TYPES()
+    return [(name, spec[0], dict(spec[1]) if len(spec) > 1 and spec[1] else {})
+            for section in ("required", "optional") for name, spec in listed.get(section, {}).items()]
+
+
 def checked_inputs(cls: type) -> dict[str, tuple[Any, dict[str, Any]]]:
     """The inputs the generated ``VALIDATE_INPUTS`` takes: FLOAT, STRING and checked sockets."""
-    declared = cls.INPUT_TYPES()
     found = {}
-    for section in ("required", "optional"):
-        for name, spec in declared.get(section, {}).items():
-            kind, options = spec[0], dict(spec[1]) if len(spec) > 1 and spec[1] else {}
-            if kind == "STRING" and name in CHECKS_BY_NAME:
-                options.setdefault(CHECK_KEY, CHECKS_BY_NAME[name])
-            if kind in ("FLOAT", "STRING") or (isinstance(kind, str) and check_for(kind) is not None):
-                found[name] = (kind, options)
+    for name, kind, options in _declared(cls):
+        if kind == "STRING" and name in CHECKS_BY_NAME:
+            options.setdefault(CHECK_KEY, CHECKS_BY_NAME[name])
+        if kind in ("FLOAT", "STRING") or (isinstance(kind, str) and check_for(kind) is not None):
+            found[name] = (kind, options)
     return found
 
 
