@@ -20,11 +20,13 @@ What an ``Outcome`` lets a test assert:
 
 from __future__ import annotations
 
+import getpass
 import inspect
 import math
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -337,4 +339,5 @@ def system_roots() -> list[Path]:
              Path("/lib64"), Path("/proc"), Path("/sys"), Path("/dev"), Path("/etc/ssl"), Path("/etc/localtime"),
              Path("/etc/mime.types"), Path("/etc/ld.so.cache")}
     roots |= {Path(p) for p in sys.path if p and Path(p).is_dir() and "site-packages" in p}
+    roots.add(Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}")  # torch's own compile cache
     return sorted(roots)
