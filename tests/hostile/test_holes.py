@@ -6,14 +6,13 @@ hook and asserts the private folder was never opened or listed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import sys
 
 import pytest
 import torch
-from fixtures_fake_trainer import make_base_model, make_fake_install
+from fixtures_fake_trainer import make_base_model
 from hostile import oracle
+from hostile.hostile_fixtures import operator_trainer
 
 LOADERS = {  # node id -> (module, class, extra VALIDATE_INPUTS values)
     "sam2": ("loaders", "SAM2Loader", {}), "lama": ("loaders", "LaMaLoader", {"if_missing": "error"}),
@@ -115,11 +114,7 @@ def test_hole_4_a_rewritten_manifest_never_serves_a_private_picture(server, forg
 
 @pytest.fixture()
 def trainer(server, models, monkeypatch):
-    install = make_fake_install(server.made / "kohya")
-    config = server.output / ".user" / "lora_foundry" / "trainer.json"
-    config.write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
-                                  "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
-    monkeypatch.delenv("KOHYA_SD_SCRIPTS", raising=False)
+    operator_trainer(server, monkeypatch)
     make_base_model(models / "checkpoints")
 
 

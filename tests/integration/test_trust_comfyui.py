@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfy_api import ComfyServer, PromptRejected, status_messages  # noqa: E402
+from comfy_api import ComfyServer, PromptRejected, comfy_python, pack_base, status_messages  # noqa: E402
 from fixtures_fake_trainer import make_base_model, make_fake_install  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,11 +45,9 @@ def _png(colour) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     comfy_dir = Path(COMFYUI_DIR).resolve()
-    python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
+    python = comfy_python(comfy_dir)
     work = tmp_path_factory.mktemp("trust")
-    base = work / "base"
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO, target_is_directory=True)
+    base = pack_base(work, REPO)
     make_base_model(base / "models" / "checkpoints")
     private = work / "private"
     (private / "photos").mkdir(parents=True)
