@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -52,3 +53,13 @@ def atomic_copy(source: Path, destination: Path) -> Path:
     """Copy ``source`` to ``destination`` atomically (large files are streamed, not read whole)."""
     with open(source, "rb") as reader:
         return atomic_write(destination, lambda handle: shutil.copyfileobj(reader, handle, 1 << 20))
+
+
+READ_EVENT = "lora_foundry.read"
+
+
+def announce_read(path: str | os.PathLike[str]) -> None:
+    """Raise the ``lora_foundry.read`` audit event for a file a C library is about to open (PyAV,
+    onnxruntime, TorchScript, safetensors open files where Python's own ``open`` audit event does
+    not see them), so an audit hook (tests/hostile/oracle.py) sees every file the pack reads."""
+    sys.audit(READ_EVENT, os.fspath(path))

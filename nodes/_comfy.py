@@ -28,12 +28,16 @@ Where ComfyUI already wraps a model in a ModelPatcher (its CLIP_VISION, used by 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.models.device import pick_device, pick_onnx_device
+from ..lora_foundry.models.registry import MODELS_ENV
 from ..lora_foundry.paths import OUTPUT_ROOT_ENV, default_output_root
 from ..lora_foundry.read_roots import ReadRoots, operator_roots
 
@@ -164,6 +168,59 @@ def list_models(folder: str) -> list[str]:
         return list(folder_paths.get_filename_list(folder))
     except KeyError:
         return []
+
+
+def shown_paths(text: str) -> str:
+    """``text`` with the server's folders written relative to ComfyUI's base folder (``output/...``,
+    ``models/lama``, ``custom_nodes/<pack>``): refusals go to every client of a shared server, and
+    absolute install paths are the operator's business. Longest folders are replaced first, and only
+    where a path starts (a value the client typed, like ``~user/srv/x``, is quoted as given)."""
+    for folder, label in sorted(_known_folders().items(), key=lambda pair: -len(pair[0])):
+        starts = r"(?<![^\s'\"(=:,\[])" + re.escape(folder)
+        text = re.sub(starts + re.escape(os.sep), (label + "/" if label else "").replace("\\", "\\\\"), text)
+        text = re.sub(starts + r"(?![\w.-])", label or ".", text)
+    return text
+
+
+@contextlib.contextmanager
+def shown_to_clients() -> Iterator[None]:
+    """Re-raise an error with server folders shown as ``shown_paths`` does; under ComfyUI (where the
+    pack's module names are its install path) as the nearest built-in exception type, so the type
+    name shows no path either. ComfyUI's own interrupt passes unchanged (its text has no path)."""
+    try:
+        yield
+    except Exception as error:
+        text = str(error)
+        shown = shown_paths(text)
+        module = type(error).__module__
+        if shown == text and os.sep not in module:
+            raise
+        if os.sep in module:  # ComfyUI names the pack's modules by their install path
+            builtin = next(kind for kind in type(error).__mro__ if kind.__module__ == "builtins")
+            raise builtin(shown) from None
+        if isinstance(error, OSError):  # its str() shows .filename, whatever args say
+            raise type(error)(shown) from None
+        error.args = (shown,)
+        raise
+
+
+def _known_folders() -> dict[str, str]:
+    """Absolute folder -> how a client is shown it."""
+    pack = Path(__file__).resolve().parents[1]
+    known = {str(output_root()): "output", str(temp_root()): "temp", str(user_root()): "user",
+             str(pack): f"custom_nodes/{pack.name}", str(Path.cwd() / "models"): "models"}
+    if os.environ.get(MODELS_ENV):
+        known[str(Path(os.environ[MODELS_ENV]).resolve())] = "models"
+    folder_paths = _comfy_module("folder_paths")
+    if folder_paths is not None:
+        base = str(Path(folder_paths.base_path).resolve())
+        known |= {base: "", str(Path(folder_paths.models_dir).resolve()): "models",
+                  str(input_root()): "input", str(Path(folder_paths.get_output_directory()).resolve()): "output"}
+        for name, (paths, _) in getattr(folder_paths, "folder_names_and_paths", {}).items():
+            known |= {str(Path(path).resolve()): f"models/{name}" for path in paths}
+    elif os.environ.get(INPUT_ROOT_ENV):
+        known[str(Path(os.environ[INPUT_ROOT_ENV]).resolve())] = "input"
+    return {folder: label for folder, label in known.items() if len(folder) > 1}
 
 
 def send_event(event: str, data: dict[str, Any]) -> None:

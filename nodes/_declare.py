@@ -17,6 +17,9 @@ file carried an ``INPUT_TYPES`` method of plumbing. Now a node file holds its wo
   tooltip as a required argument and return an ``Input``. A combo's choices (and its default) may
   be a function, called each time ComfyUI asks for the node's inputs (the files in a folder).
 - Socket inputs are checked against ``_sockets.py`` on every run, from the declaration.
+- Every input is checked before work: ``@node`` sets ``VALIDATE_INPUTS`` to ``_checks.Validation``
+  (finite FLOATs, text sizes and formats, socket types, then the node's own check), so ComfyUI refuses
+  bad values with HTTP 400 before they reach its queue; errors show folders relative to ComfyUI's.
 
 Example::
 
@@ -32,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _comfy
+from ._checks import Validation
 from ._sockets import check_sockets
 
 HIDDEN = {"unique_id": "UNIQUE_ID"}
@@ -143,6 +148,7 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
             wrapped = _checked(cls, _one_line_per_run(display_name, original))
             setattr(wrapped, RAW_METHOD, original)
             setattr(cls, function, wrapped)
+        cls.VALIDATE_INPUTS = Validation(_own_validation(cls))
         cls.DESCRIPTION = description
         cls.RETURN_TYPES = tuple(kind for kind, _ in outputs)
         cls.RETURN_NAMES = tuple(name for _, name in outputs)
@@ -163,14 +169,24 @@ def _declared(node_id: str, required: Mapping[str, Input], optional: Mapping[str
     return Declared(dict(required), dict(optional))
 
 
+def _own_validation(cls: type) -> Callable[..., Any] | None:
+    """The node's own ``VALIDATE_INPUTS`` function (not the one ``@node`` generated for a parent class)."""
+    static = inspect.getattr_static(cls, "VALIDATE_INPUTS", None)
+    if isinstance(static, Validation):
+        return static.own
+    return static.__func__ if isinstance(static, classmethod) else None
+
+
 def _checked(cls: type, method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` that first checks its socket inputs' Python types (``_sockets.py``): a workflow can
-    give a socket a literal value, which ComfyUI passes through for custom types."""
+    give a socket a literal value, which ComfyUI passes through for custom types. Its errors reach
+    every client of the server, so they show folders relative to ComfyUI's (``_comfy.shown_to_clients``)."""
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        check_sockets(cls, method, (self, *args), kwargs)
-        return method(self, *args, **kwargs)
+        with _comfy.shown_to_clients():
+            check_sockets(cls, method, (self, *args), kwargs)
+            return method(self, *args, **kwargs)
 
     return call
 

@@ -23,7 +23,6 @@ from ..lora_foundry.models.device import DEVICE_CHOICES
 from ..lora_foundry.models.handle import ModelHandle
 from ..lora_foundry.models.links import missing_links
 from ..lora_foundry.models.registry import ModelSpec, model_identity, resolve
-from ..lora_foundry.paths import UnsafeNameError
 from . import _comfy
 from ._declare import Input, choice
 
@@ -64,12 +63,9 @@ def model_input(spec: ModelSpec, tooltip: str, names: Callable[[], list[str]] | 
 
 
 def installed_path(spec: ModelSpec, name: str | None) -> Path:
-    """The installed file ``name`` of ``spec`` in ComfyUI's models folders (or raises
-    ``ModelMissingError`` saying which file to put in which folder). A workflow names a file in
-    the models folders, never a path elsewhere (the engine's resolve also takes absolute paths,
-    for the CLI)."""
-    if name and (Path(name).is_absolute() or ".." in Path(name.replace("\\", "/")).parts):
-        raise UnsafeNameError(f"model_name {name!r}: give a file name from models/{spec.folder}, not a path")
+    """The installed file ``name`` of ``spec`` in ComfyUI's models folders, by the engine's one
+    resolver of model names (``registry.resolve``: a name, never a path; the same answer for an
+    outside and a missing name), or raises ``ModelMissingError``."""
     return resolve(spec, name, _comfy.model_folder_paths(spec.folder))
 
 

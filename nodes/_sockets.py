@@ -1,9 +1,10 @@
-"""The Python type each of our socket types carries, checked every time a node is called.
+"""The Python type each socket type carries, ours and ComfyUI's core ones, checked every time a node is called.
 
 ComfyUI checks the type of a *link* (an LF_FRAMES output into an LF_FRAMES input), but a workflow
 in the API format may give any input a literal value instead of a link, and ComfyUI passes it
 through for custom types. ``"dataset": "/some/dir"`` for an LF_DATASET input used to bypass the
-dataset_path confinement and write a dataset.toml whose image_dir pointed at that folder. So
+dataset_path confinement and write a dataset.toml whose image_dir pointed at that folder, and a
+string on LF Train LECO's MODEL ended in ``'str' object has no attribute 'clone'``. So
 ``@node`` (``_declare.py``) checks every socket input against this table before the node runs, and
 a literal is refused with a message naming the node, the input and what should be connected.
 """
@@ -36,7 +37,40 @@ def _is_stack(value: Any) -> bool:
         and all(isinstance(strength, (int, float)) for strength in entry[1:3]) for entry in value)
 
 
+_LITERALS = (str, bytes, int, float, bool, list, dict, tuple)  # what a workflow's JSON can hold
+
+
+def _tensor(value: Any, dims: tuple[int, ...]) -> bool:
+    """A tensor (torch, or anything with ``shape``/``dtype`` that is no JSON literal) of ``dims`` dimensions."""
+    shape = getattr(value, "shape", None)
+    return (not isinstance(value, _LITERALS) and hasattr(value, "dtype") and shape is not None
+            and len(shape) in dims)
+
+
+def _object(*methods: str) -> Callable[[Any], bool]:
+    """ComfyUI's model objects (ModelPatcher, CLIP, VAE, ClipVisionModel) by the methods we call on them:
+    never a literal. Checked by shape, not class, so the engine never imports ComfyUI."""
+    return lambda value: not isinstance(value, _LITERALS) and all(callable(getattr(value, m, None)) for m in methods)
+
+
+def _conditioning(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(entry, (list, tuple)) and len(entry) == 2 and _tensor(entry[0], (2, 3, 4))
+        and isinstance(entry[1], dict) for entry in value)
+
+
+CORE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "IMAGE": lambda value: _tensor(value, (4,)),
+    "MASK": lambda value: _tensor(value, (2, 3)),
+    "LATENT": lambda value: isinstance(value, dict) and _tensor(value.get("samples"), (4, 5)),
+    "CONDITIONING": _conditioning,
+    "MODEL": _object("clone"),
+    "CLIP": _object("clone", "tokenize"),
+    "VAE": _object("decode", "encode"),
+    "CLIP_VISION": _object("encode_image"),
+}
 CHECKS: dict[str, Callable[[Any], bool]] = {
+    **CORE_CHECKS,
     "LF_FRAMES": lambda value: _is(value, Handle),
     "LF_DATASET": lambda value: _is(value, Dataset),
     "LF_SUBSETS": lambda value: isinstance(value, list) and all(_is(s, SubsetSource) for s in value),
@@ -47,6 +81,7 @@ PRODUCERS = {
     "LF_DATASET": "the dataset output of LF Write Kohya Dataset",
     "LF_SUBSETS": "the subsets output of LF Dataset Subset",
     "LORA_STACK": "a LORA_STACK output (a list of (lora_name, model_strength, clip_strength))",
+    **{kind: f"a {kind} output (e.g. of ComfyUI's own loaders)" for kind in CORE_CHECKS},
 }
 
 

@@ -176,7 +176,8 @@ class KohyaTrainLoRA:
             output_name=output_name, preset=preset, variant=network_variant, seed=train_seed,
             extra_models=extra_models,
             extra_options=options, sample_prompts=sample_prompts, sample_every_n_steps=sample_every_n_steps,
-            save_every_n_steps=save_every_n_steps, save_state=save_state or resume, resume=resume)
+            save_every_n_steps=save_every_n_steps, save_state=save_state or resume, resume=resume,
+            data_roots=_comfy.read_roots())
         install = load_trainer_install(_comfy.user_root())
         progress = _comfy.ComfyProgress(unique_id)
         outcome = train_lora(request, install, _comfy.output_root().joinpath(*TRAINING_DIR), loras_dir(),

@@ -41,7 +41,7 @@ def _weights(fidelity: float, generalisation: float, ease: float) -> dict[str, f
     return {"fidelity": fidelity, "generalisation": generalisation, "ease": ease}
 
 
-def publish(study: Any, output_name: str) -> Path:
+def publish(study: Any, output_name: str, study_dir: Path) -> Path:
     """The best LoRA as models/loras/lora_foundry/<name>_best.safetensors; only this study's own
     earlier best is replaced, never another file."""
     destination = confined(loras_dir(), f"{safe_name(output_name, 'output name')}_best.safetensors")
@@ -49,7 +49,7 @@ def publish(study: Any, output_name: str) -> Path:
     if destination.exists():
         earlier = read_lora_metadata(destination).get(tune_report.TUNE_METADATA_KEY, "{}")
         ours = json.loads(earlier).get("study") == study.study_name
-    return tune_report.publish_best(study, destination, replace_existing=ours)[0]
+    return tune_report.publish_best(study, destination, replace_existing=ours, within=study_dir)[0]
 
 
 @node("LF_TuneTraining", "LF Tune Training (Optuna)", category="training", function="tune", output_node=True,
@@ -103,7 +103,8 @@ class TuneTraining:
             architecture=architecture, dataset_dir=dataset_dir, dataset_toml=dataset_toml,
             base_model=train_config.resolve_model_file(base_model, base_dirs, "base model"),
             output_name=safe_name(output_name, "output name"),
-            preset=presets.get_preset(architecture, LAUNCHER_TYPES[lora_type]), seed=seed)
+            preset=presets.get_preset(architecture, LAUNCHER_TYPES[lora_type]), seed=seed,
+            data_roots=_comfy.read_roots())
         if dry_run:
             return {"ui": {"text": [f"dry run: search space {space}"]},
                     "result": ("", json.dumps({"space": space}, default=str), *self._blank())}
@@ -126,7 +127,7 @@ class TuneTraining:
             study = tune.open_study(setup.study_dir, request.output_name, seed=seed)
             trial_fn = launcher_trial(setup, evaluate_lora, weights, should_stop=interrupted)
             tune.run_study(study, space, trial_fn, n_trials, progress)
-            best = publish(study, request.output_name)
+            best = publish(study, request.output_name, setup.study_dir)
             report = {"best": tune_report.tune_metadata(study, tune_report.best_trial(study)),
                       "trials": tune.trials_table(study), "study": str(setup.study_dir)}
             history, importances = tune_report.history_plot(study), tune_report.importance_plot(study)

@@ -390,3 +390,37 @@ def test_tests_and_benches_read_nothing_beside_the_checkout(path):
     (tests/media_clips.py), never a ``../shared`` folder (89 tests once skipped in a bare clone)."""
     found = [n for n, line in enumerate(path.read_text("utf-8").splitlines(), 1) if OUTSIDE_CHECKOUT.search(line)]
     assert not found, f"{path.name} reads ../shared (lines {found})"
+
+
+# Files that read the operator's settings (CLI arguments, environment variables, operator JSON):
+# the only places a "~" may be expanded. A workflow's value never reaches them.
+OPERATOR_SETTINGS = ("lora_foundry/cli", "lora_foundry/kohya/operator_config.py", "lora_foundry/read_roots.py",
+                     "lora_foundry/models/registry.py")
+# The one resolver of model names (registry.resolve) and the two functions allowed to call it.
+MODEL_RESOLVER_CALLERS = ("nodes/_models.py", "lora_foundry/models/clip_model.py")
+
+
+def test_only_operator_settings_expand_tilde():
+    """``~user`` in a workflow value once turned a model name into any absolute path (issue 23)."""
+    bad = [str(p.relative_to(REPO)) for p in SOURCES if "expanduser" in p.read_text("utf-8")
+           and not str(p.relative_to(REPO)).startswith(OPERATOR_SETTINGS)]
+    assert not bad, f"expanduser outside the operator's settings: {bad}"
+
+
+def test_model_files_are_resolved_only_by_the_registry():
+    """Every loader finds its file through ``registry.resolve`` (names only, one answer for outside and
+    missing names): nobody else imports it, and every loader's ``locate`` goes through its callers."""
+    importers, loose = [], []
+    for path in SOURCES:
+        rel = str(path.relative_to(REPO))
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.ImportFrom) and (node.module or "").endswith("registry")
+                    and any(alias.name == "resolve" for alias in node.names) and rel not in MODEL_RESOLVER_CALLERS):
+                importers.append(rel)
+            if isinstance(node, ast.FunctionDef) and node.name == "locate" and rel.startswith("nodes/"):
+                called = {_name(call.func).rsplit(".", 1)[-1] for call in _calls(node)}
+                if not called & {"installed_path", "resolve_clip"}:
+                    loose.append(f"{rel}:{node.lineno}")
+    assert not importers, f"registry.resolve imported outside its callers: {importers}"
+    assert not loose, f"a loader's locate() bypasses the registry: {loose}"

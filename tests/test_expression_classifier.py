@@ -131,7 +131,7 @@ def test_missing_classifier_gives_the_registry_error(pack, models_root):
     missing = pack.lora_foundry.models.registry.ModelMissingError
     with pytest.raises(missing, match=r"put emotion-ferplus-8.onnx in .*expression .*from https://"):
         loader().load("emotion-ferplus-8.onnx", "cpu")
-    with pytest.raises(missing, match=r"put mine.onnx in .*expression"):
+    with pytest.raises(missing, match=r"model_name 'mine.onnx' is not one of the files in models/expression"):
         loader().load("mine.onnx", "auto")
     assert loader.IS_CHANGED("mine.onnx") == "missing|auto"
     with pytest.raises(ModelMissingError, match=r"expression"):

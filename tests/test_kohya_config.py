@@ -205,12 +205,21 @@ def test_load_trained_lora_goes_through_comfyui_own_lora_loader(pack, monkeypatc
     import sys
     import types
 
+    class Model:  # stand-ins with the methods the MODEL/CLIP socket check asks for (a string is refused)
+        def clone(self):
+            return self
+
+    class Clip(Model):
+        def tokenize(self, text):
+            return []
+
+    model, clip = Model(), Clip()
     node = pack.nodes.training.LoadTrainedLoRA()
     with pytest.raises(ValueError, match="no LoRA name"):
-        node.load("model", "clip", "", 1.0, 1.0)
+        node.load(model, clip, "", 1.0, 1.0)
     monkeypatch.delitem(sys.modules, "nodes", raising=False)
     with pytest.raises(RuntimeError, match="needs ComfyUI"):
-        node.load("model", "clip", "lora_foundry/mine.safetensors", 1.0, 1.0)
+        node.load(model, clip, "lora_foundry/mine.safetensors", 1.0, 1.0)
     calls = []
 
     class LoraLoader:
@@ -219,5 +228,5 @@ def test_load_trained_lora_goes_through_comfyui_own_lora_loader(pack, monkeypatc
             return ("patched model", "patched clip")
 
     monkeypatch.setitem(sys.modules, "nodes", types.SimpleNamespace(LoraLoader=LoraLoader))
-    assert node.load("model", "clip", "lora_foundry/mine.safetensors", 0.8, 0.5) == ("patched model", "patched clip")
-    assert calls == [("model", "clip", "lora_foundry/mine.safetensors", 0.8, 0.5)]
+    assert node.load(model, clip, "lora_foundry/mine.safetensors", 0.8, 0.5) == ("patched model", "patched clip")
+    assert calls == [(model, clip, "lora_foundry/mine.safetensors", 0.8, 0.5)]

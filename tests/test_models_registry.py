@@ -117,7 +117,8 @@ def test_loader_nodes_fail_fast_behind_a_dead_proxy(pack, tmp_path, monkeypatch,
                        (lambda: loaders.LaMaLoader().load("big-lama.pt", "error", "cpu"), "big-lama.pt")):
         error, seconds = run_guarded(call)
         assert isinstance(error, pack_missing_error), error
-        assert name in str(error) and str(tmp_path / "models") in str(error)
+        assert name in str(error) and "models/" in str(error)
+        assert str(tmp_path) not in str(error)  # clients see folders relative to ComfyUI's (issue 23)
         print(f"{name}: node failed in {seconds:.3f} s")
     (fallback,) = loaders.LaMaLoader().load("big-lama.pt", "opencv fallback", "cpu")
     assert fallback.kind.startswith("opencv-telea") and "fallback" in fallback.kind

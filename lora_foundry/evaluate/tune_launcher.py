@@ -11,7 +11,6 @@ to the next step, so the file is complete when we read it. The trainer keeps run
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import tomli_w
 
 from ..fileio import atomic_write_text
+from ..kohya.dataset_read import read_dataset_toml
 from ..kohya.launcher import TrainingFailed
 from ..kohya.log_parse import CheckpointEvent, StepEvent
 from ..kohya.operator_config import TrainerInstall
@@ -28,6 +28,7 @@ from ..kohya.training import train_lora
 from ..models.registry import ModelMissingError
 from ..paths import confined
 from ..progress import Progress
+from ..read_roots import ReadRoots
 from .tune import Reporter, TrialFailed, TrialFunction, TrialOutcome, objective
 
 EvaluateLora = Callable[[Path, str], dict[str, Any]]  # (LoRA file, label) -> evaluation report
@@ -44,16 +45,16 @@ class TrainingSetup:
     checkpoints: int = 2
 
 
-def trial_dataset_toml(source: Path, destination: Path, repeats: int | None, caption_dropout: float | None) -> Path:
-    """A copy of the dataset TOML with absolute image folders, the training subsets' repeats
-    scaled so the largest is ``repeats`` (balance between subsets kept), and caption dropout set."""
-    data = tomllib.loads(source.read_text(encoding="utf-8"))
+def trial_dataset_toml(source: Path, destination: Path, repeats: int | None, caption_dropout: float | None,
+                       roots: ReadRoots | None = None) -> Path:
+    """A copy of the dataset TOML with absolute image folders (checked inside ``roots``), the
+    training subsets' repeats scaled so the largest is ``repeats`` (balance between subsets kept),
+    and caption dropout set."""
+    data = read_dataset_toml(source, roots)
     subsets = [s for d in data.get("datasets", []) for s in d.get("subsets", [])]
     training = [s for s in subsets if not s.get("is_reg")]
     largest = max([int(s.get("num_repeats", 1)) for s in training] or [1])
     for subset in subsets:
-        folder = Path(subset.get("image_dir", ""))
-        subset["image_dir"] = str((folder if folder.is_absolute() else source.parent / folder).resolve())
         if repeats and not subset.get("is_reg"):
             subset["num_repeats"] = max(1, round(int(subset.get("num_repeats", 1)) * repeats / largest))
         if caption_dropout is not None and not subset.get("is_reg"):
@@ -71,7 +72,7 @@ def trial_request(setup: TrainingSetup, params: Mapping[str, Any], number: int) 
         learning_rate=float(params.get("learning_rate", base.preset.learning_rate)), max_train_steps=steps)
     name = f"{base.output_name}_t{number:03d}"
     toml = trial_dataset_toml(base.dataset_toml, confined(setup.study_dir, "datasets", f"{name}.toml"),
-                              params.get("repeats"), params.get("caption_dropout"))
+                              params.get("repeats"), params.get("caption_dropout"), base.data_roots)
     every = steps // (setup.checkpoints + 1) if setup.checkpoints else 0
     return replace(base, dataset_toml=toml, output_name=name, preset=preset,
                    variant=str(params.get("network_variant", base.variant)), save_every_n_steps=every)

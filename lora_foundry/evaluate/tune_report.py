@@ -63,15 +63,21 @@ def tune_metadata(study: Any, trial: Any) -> str:
                        "params": trial.params, "scores": trial.user_attrs.get("scores", {})}, sort_keys=True)
 
 
-def publish_best(study: Any, destination: Path, replace_existing: bool = False) -> tuple[Path, Any]:
+def publish_best(study: Any, destination: Path, replace_existing: bool = False,
+                 within: Path | None = None) -> tuple[Path, Any]:
     """Copy the best complete trial's LoRA to ``destination`` with ``lora_foundry.tune`` (its
-    settings and scores) added to the safetensors metadata; returns (path, trial)."""
+    settings and scores) added to the safetensors metadata; returns (path, trial). The study
+    database is on disk where a client may rewrite it, so with ``within`` (the study's folder) a
+    trial's ``lora_path`` outside it is refused instead of copied."""
     trial = best_trial(study)
     if trial is None:
         raise RuntimeError(f"study {study.study_name!r} has no complete trial with a LoRA yet")
     if destination.exists() and not replace_existing:
         raise FileExistsError(f"{destination} already exists; choose another output name")
-    source = Path(trial.user_attrs["lora_path"])
+    source = Path(str(trial.user_attrs["lora_path"]))
+    if within is not None and not source.resolve().is_relative_to(Path(within).resolve()):
+        raise ValueError(f"study {study.study_name!r}: trial {trial.number}'s user_attrs.lora_path is outside the "
+                         "study's folder; the study database was altered, delete it and tune again")
     copy_with_metadata(source, destination, {TUNE_METADATA_KEY: tune_metadata(study, trial)})
     return destination, trial
 

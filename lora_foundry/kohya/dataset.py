@@ -33,6 +33,7 @@ from typing import Any
 
 from .. import names
 from ..captions.stage import caption_info
+from ..captions.template import check_caption_length, fill_template, template_fields
 from ..media import images
 from ..paths import confined, safe_name, single_line
 from ..progress import Progress, ensure_progress
@@ -56,6 +57,7 @@ DATASETS_DIR = ("lora_foundry", "datasets")
 REPORT_NAME = "lora_foundry_dataset.json"
 IF_EXISTS = ("error", "new_version", "reuse")
 IMAGE_FORMATS = ("png", "jpg", "webp")
+TEMPLATE_FIELDS = ("trigger", "class_word")  # the slots a caption_template may use
 
 
 class DatasetExistsError(FileExistsError):
@@ -218,7 +220,8 @@ def _plan(ws: Workspace, sources: Sequence[SubsetSource], spec: DatasetSpec
         plans.append(SubsetPlan(folder=folder, parent="reg" if source.is_reg else "img", trigger=trigger,
                                 class_word=class_word, repeats=count, is_reg=source.is_reg,
                                 sources=tuple(item.path for item in items),
-                                captions=tuple(captions.get(item.id) or fallback for item in items),
+                                captions=tuple(check_caption_length(captions.get(item.id) or fallback,
+                                                                    f"caption of {item.relpath}") for item in items),
                                 items=tuple(item.id for item in items)))
     info = read[0][2]
     keep_tokens = int(info.get(names.INFO_CAPTION_KEEP_TOKENS, 1))
@@ -323,21 +326,16 @@ def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: Dataset
 
 def _check_template(template: str) -> None:
     """Refuse a caption_template that would write captions without the trigger, several lines, or
-    fail later with a bare IndexError/KeyError."""
+    anything but ``{trigger}``/``{class_word}`` slots (``captions/template.py``)."""
     single_line(template, "caption_template")
     if not template.strip():
         raise ValueError("caption_template is empty: every image without a built caption would get an empty "
                          "caption; use '{trigger}, {class_word}'")
-    try:
-        filled = template.format(trigger="TRIGGER", class_word="CLASS")
-    except (IndexError, KeyError, ValueError, AttributeError) as error:
-        raise ValueError(f"caption_template {template!r}: only {{trigger}} and {{class_word}} can be filled in "
-                         f"({type(error).__name__}: {error})") from error
-    if "TRIGGER" not in filled:
+    if "trigger" not in template_fields(template, TEMPLATE_FIELDS, "caption_template"):
         raise ValueError(f"caption_template {template!r} has no {{trigger}}: the trigger word must be in "
                          "every caption for the LoRA to bind to it")
 
 
 def _template_caption(spec: DatasetSpec, trigger: str, class_word: str) -> str:
-    caption = spec.caption_template.format(trigger=trigger, class_word=class_word)
+    caption = fill_template(spec.caption_template, {"trigger": trigger, "class_word": class_word}, "caption_template")
     return ", ".join(part.strip() for part in caption.split(",") if part.strip())

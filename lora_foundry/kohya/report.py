@@ -21,6 +21,7 @@ from ..captions.render import KEEP_TOKENS_SEPARATOR
 from ..captions.strategies import strategy_for
 from ..captions.vocabulary import category_of
 from ..media.images import is_image_name
+from ..paths import confined
 
 RECOMMENDED_RANGE: dict[str, tuple[int, int]] = {
     "character": (15, 50), "style": (30, 200), "object": (15, 40), "concept": (20, 100),
@@ -63,7 +64,7 @@ def _read_subsets(root: Path, record: dict[str, Any]) -> list[dict[str, Any]]:
                                          "is_reg": False}]
     result = []
     for subset in subsets:
-        folder = root / subset["path"]
+        folder = confined(root, str(subset["path"]))  # the record is on disk: a client may have rewritten it
         captions = [p.read_text(encoding="utf-8").strip() for p in sorted(folder.glob("*.txt"))]
         images = [p for p in sorted(folder.iterdir()) if is_image_name(p)]
         result.append({**subset, "folder": folder, "captions": captions, "images": images})

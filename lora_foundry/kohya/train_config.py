@@ -11,7 +11,6 @@ an empty dataset is an error before sd-scripts runs (sd-scripts itself exits 0 o
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ from ..fileio import atomic_write_text
 from ..media.images import IMAGE_SUFFIXES
 from ..models.registry import ModelMissingError
 from ..paths import confined, inside_by_name, safe_name
+from ..read_roots import ReadRoots
+from .dataset_read import read_dataset_toml
 from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
 from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
@@ -76,6 +77,7 @@ class TrainRequest:
     save_every_n_steps: int = 0
     save_state: bool = False
     resume: bool = False
+    data_roots: ReadRoots | None = None  # folders the dataset TOML may name (None: the operator's CLI)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def dataset_location(dataset: Any) -> tuple[Path, Path]:
     if hasattr(dataset, "path") and hasattr(dataset, "toml_path"):
         return Path(dataset.path), Path(dataset.toml_path)
     if isinstance(dataset, (str, os.PathLike)) and str(dataset).strip():
-        given = Path(dataset).expanduser()
+        given = Path(dataset)  # a workflow never reaches here with text (LF_DATASET is socket-checked)
         if given.suffix == ".toml":
             return given.parent, given
         return given, given / "dataset.toml"
@@ -136,17 +138,16 @@ def copy_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int) ->
 
 
 def prepare_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int,
-                         caches_text: bool = False) -> tuple[int, list[str]]:
+                         caches_text: bool = False, roots: ReadRoots | None = None) -> tuple[int, list[str]]:
     """Write the run's dataset TOML; return (training image count, warnings).
 
     sd-scripts runs with the sd-scripts folder as its working directory, so relative image_dir
-    entries are made absolute against the dataset folder here. Refuses what sd-scripts would only
+    entries are made absolute against the dataset folder (``read_dataset_toml``, which also keeps
+    them inside ``roots`` when a workflow asked). Refuses what sd-scripts would only
     refuse after loading the model: no images, a resolution its bucketing cannot place the images
     at, caption options that clash with cached text-encoder outputs (``caches_text``).
     """
-    if not src.is_file():
-        raise PreflightError(f"dataset config {src} does not exist: write the dataset first")
-    data = tomllib.loads(src.read_text(encoding="utf-8"))
+    data = read_dataset_toml(src, roots)
     images = 0
     for dataset in data.get("datasets", []):
         if resolution:
@@ -156,9 +157,7 @@ def prepare_dataset_toml(src: Path, dst: Path, resolution: int, batch_size: int,
             dataset["batch_size"] = batch_size
         files: list[Path] = []
         for subset in dataset.get("subsets", []):
-            image_dir = Path(subset.get("image_dir", ""))
-            image_dir = image_dir if image_dir.is_absolute() else (src.parent / image_dir)
-            subset["image_dir"] = str(image_dir.resolve())
+            image_dir = Path(subset.get("image_dir") or src.parent)
             files += list_images(image_dir)
             if not subset.get("is_reg", False):
                 images += count_images(image_dir)
@@ -294,7 +293,7 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     caches_text = bool({**ARCH_DEFAULTS.get(request.architecture, {}), **request.extra_options}
                        .get("cache_text_encoder_outputs"))
     images, dataset_warnings = prepare_dataset_toml(request.dataset_toml, dataset_toml, request.preset.resolution,
-                                                    request.preset.train_batch_size, caches_text)
+                                                    request.preset.train_batch_size, caches_text, request.data_roots)
     warnings += dataset_warnings
     config = _config_sections(request, install, name, module, net_args, run_dir, dataset_toml, tokenizer_cache)
     config_toml = run_dir / "run.toml"

@@ -11,13 +11,13 @@ metadata does not name the alpha). Results are cached by (path, mtime, size) in 
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bounded import parse_json
 from ..models.weights_file import open_safetensors
 from .files import FileCache
 
@@ -109,8 +109,8 @@ def tag_frequency(meta: dict[str, str]) -> dict[str, int]:
     if not raw:
         return {}
     try:
-        by_folder = json.loads(raw)
-    except json.JSONDecodeError:
+        by_folder = parse_json(raw, "ss_tag_frequency")
+    except ValueError:
         return {}
     total: Counter[str] = Counter()
     if isinstance(by_folder, dict):
@@ -243,8 +243,8 @@ def _leco_lines(meta: dict[str, str]) -> list[str]:
         return []
     lines = [f"LECO: {meta['ss_leco_prompt_count']} settings from {meta.get('ss_leco_prompts_file') or '?'}"]
     try:
-        preview = json.loads(meta.get("ss_leco_preview", "[]"))
-    except json.JSONDecodeError:
+        preview = parse_json(meta.get("ss_leco_preview", "[]"), "ss_leco_preview")
+    except ValueError:
         preview = []
     for item in preview[:MAX_LECO_SHOWN] if isinstance(preview, list) else []:
         if isinstance(item, dict):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bounded import parse_json
 from ..fileio import atomic_write_text
 from ..paths import confined, safe_name
 from .stack import StackEntry, StackRow
@@ -76,7 +77,7 @@ def load_preset(user_root: Path, name: str) -> Preset:
         known = ", ".join(list_presets(user_root)) or "none saved yet"
         raise PresetError(f"no LoRA preset named {name!r} in {path.parent} (known: {known})")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"), f"preset {name!r}")
         if data.get("format") != PRESET_FORMAT:
             raise PresetError(f"{path} is not a LoRA Foundry preset (format {data.get('format')!r})")
         rows = tuple(StackRow.from_dict(r) for r in data["rows"])

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import announce_read
 from .video_types import DecodedFrame, MediaError, RawFrame, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def _open_av(path: Path):
     import av
 
     try:
+        announce_read(path)
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, OSError) as exc:
         raise MediaError(f"{path}: not a readable video file: damaged, truncated or not a video "
@@ -190,6 +192,7 @@ def _presentation_times(path: str, stream_index: int) -> list[float]:
     """
     import av
 
+    announce_read(path)
     with av.open(path) as container:
         stream = container.streams.video[stream_index]
         ticks = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)

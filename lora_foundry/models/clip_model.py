@@ -23,8 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..fileio import announce_read
 from .handle import ModelHandle
-from .registry import ModelMissingError, ModelSpec, missing_message, model_identity, resolve
+from .registry import (
+    ModelMissingError,
+    ModelNameError,
+    ModelSpec,
+    missing_message,
+    model_identity,
+    name_parts,
+    not_installed_message,
+    resolve,
+)
 
 CLIP_FOLDER = "open_clip"
 CONFIG_NAME = "open_clip_config.json"
@@ -150,14 +160,26 @@ def installed_choices(extra_dirs: Sequence[Path] = ()) -> list[str]:
 
 
 def resolve_clip(name: str | None, extra_dirs: Sequence[Path] = ()) -> Path:
-    """An existing weights file, or an existing folder holding open_clip_config.json.
+    """An existing weights file, or an existing folder holding open_clip_config.json, found by name
+    inside the open_clip folders only (``registry.resolve``, the one resolver of model names).
 
-    A name ending in "/" (or naming a folder) means a local-dir install; anything else a file.
+    A name ending in "/" (or naming an installed folder) means a local-dir install; anything else a
+    file. An outside, missing or malformed folder name gets the registry's one answer.
     """
-    if name and (name.endswith("/") or Path(name).expanduser().is_dir()):
-        config = resolve(CLIP_DIR_SPEC, str(Path(name.rstrip("/")) / CONFIG_NAME), extra_dirs)
-        return config.parent
+    parts = name_parts(name) if name else None
+    if parts and (name.endswith("/") or _installed_folder(parts, extra_dirs)):
+        try:
+            return resolve(CLIP_DIR_SPEC, "/".join((*parts, CONFIG_NAME)), extra_dirs).parent
+        except ModelNameError:
+            raise ModelNameError(not_installed_message(CLIP_SPEC, name)) from None
     return resolve(CLIP_SPEC, name or None, extra_dirs)
+
+
+def _installed_folder(parts: tuple[str, ...], extra_dirs: Sequence[Path]) -> bool:
+    """True when ``parts`` name a folder inside one of the open_clip folders."""
+    from .registry import search_dirs
+
+    return any(Path(os.path.abspath(folder)).joinpath(*parts).is_dir() for folder in search_dirs(CLIP_SPEC, extra_dirs))
 
 
 def arch_for(path: Path, arch: str = "auto") -> str:
@@ -208,6 +230,7 @@ def load_clip(path: Path, arch: str = "auto", device: str = "cpu") -> ModelHandl
     if not path.exists():
         raise ModelMissingError(f"open_clip weights {path} do not exist (resolve them first)")
     identity = clip_identity(path, arch)
+    announce_read(path)
     with hub_offline():
         if path.is_dir():
             model_name = f"local-dir:{path}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..fileio import announce_read
 from .handle import ModelHandle
 from .registry import ModelMissingError, ModelSpec, model_identity
 
@@ -54,6 +55,7 @@ def load_lama(path: Path | str, device: str) -> Any:
         raise ModelMissingError(f"LaMa model file {path} does not exist")
     import torch
 
+    announce_read(path)
     model = torch.jit.load(str(path), map_location=device)
     model.eval()
     return model

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fileio import announce_read
 from .handle import ModelHandle, reopen_on
 from .registry import ModelSpec, model_identity
 
@@ -63,6 +64,7 @@ def _onnx_shapes(path: Path) -> tuple[list[Any], list[list[Any]]]:
     onnxruntime (the runtime we need anyway; the ``onnx`` package is often not installed)."""
     import onnxruntime
 
+    announce_read(path)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return list(session.get_inputs()[0].shape), [list(o.shape) for o in session.get_outputs()]
 

@@ -5,12 +5,15 @@ no timeout, rtmlib treats a missing path as a URL, Hugging Face retries for 25-5
 model is resolved here to a file that exists, or fails at once with "put FILE in FOLDER (from
 WHERE)". Nothing here touches the network or imports a backend.
 
-Search order for a backend's folder (``spec.folder``, e.g. ``sam2``):
-1. an explicit path the user gave (absolute, or relative to one of the folders below);
-2. the folders ComfyUI knows for ``models/<folder>`` (extra_model_paths.yaml included), passed in
+A model is named, never pathed (issue 23): ``resolve`` is the one resolver every loader uses, and
+it looks a relative name up in these folders only, in order (``spec.folder``, e.g. ``sam2``):
+1. the folders ComfyUI knows for ``models/<folder>`` (extra_model_paths.yaml included), passed in
    by the node layer as ``extra_dirs``;
-3. ``$LORA_FOUNDRY_MODELS/<folder>`` (outside ComfyUI, or to add a shared store);
-4. ``<cwd>/models/<folder>``.
+2. ``$LORA_FOUNDRY_MODELS/<folder>`` (outside ComfyUI, or to add a shared store);
+3. ``<cwd>/models/<folder>``.
+Absolute paths and ``~`` are the operator's: environment variables (``spec.env_var``) only. A
+symlink the operator placed in one of the folders is followed (a shared store); a workflow, which
+can only name, cannot create one, and ``..`` or an absolute name never reaches the disk.
 """
 
 from __future__ import annotations
@@ -22,10 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MODELS_ENV = "LORA_FOUNDRY_MODELS"
+MAX_NAME_BYTES = 255  # one file name on most file systems; a model name is a short relative path
+MAX_SHOWN = 120  # characters of a refused name quoted back
 
 
 class ModelMissingError(FileNotFoundError):
     """A model file is not installed; the message says which file and which folder."""
+
+
+class ModelNameError(ModelMissingError):
+    """A workflow's model name that is not one of the installed files (outside, missing or not a name)."""
 
 
 class ModelFormatError(ValueError):
@@ -85,7 +94,10 @@ def resolve(
 ) -> Path:
     """Return the existing local file for ``spec`` (``name`` or its default), or raise at once.
 
-    ``spec.env_var`` (e.g. ``LAMA_MODEL``), when set in the environment, names the file directly.
+    ``name`` comes from a workflow, so it is a *name*: resolved only inside ``search_dirs``, never
+    ``~``-expanded, never absolute, no ``..``, no control characters. An outside or a missing name
+    gets the same answer, so a workflow cannot probe the disk (``check_model_name``). Only the
+    operator's ``spec.env_var`` (e.g. ``LAMA_MODEL``), read when no name is given, may be a path.
     """
     if spec.env_var and os.environ.get(spec.env_var) and not name:
         env_path = Path(os.environ[spec.env_var]).expanduser()
@@ -96,16 +108,39 @@ def resolve(
             f"fix the variable or put {spec.default_file()} in {_folder_hint(spec, extra_dirs)}"
         )
     wanted = name or spec.default_file()
-    candidate = Path(wanted).expanduser()
-    if candidate.is_absolute():
-        if candidate.is_file():
-            return _checked_format(spec, candidate)
-        raise ModelMissingError(f"{spec.backend} model file {candidate} does not exist")
+    parts = name_parts(wanted)
+    if parts is None:
+        raise ModelNameError(not_installed_message(spec, wanted))
     for folder in search_dirs(spec, extra_dirs):
-        path = folder / wanted
+        path = Path(os.path.abspath(folder)).joinpath(*parts)
         if path.is_file():
             return _checked_format(spec, path)
-    raise ModelMissingError(missing_message(spec, wanted, extra_dirs))
+    if wanted in spec.files:
+        raise ModelMissingError(missing_message(spec, wanted, extra_dirs))
+    raise ModelNameError(not_installed_message(spec, wanted))
+
+
+def name_parts(name: object) -> tuple[str, ...] | None:
+    """The folder parts of a model name (``sub/model.onnx`` -> ("sub", "model.onnx")), or None when
+    it is not a plain relative name: absolute (POSIX, Windows drive or UNC), ``~``, ``.``/``..``,
+    empty parts, control characters, or longer than ``MAX_NAME_BYTES``. Backslashes count as
+    separators (ComfyUI lists Windows sub-folders with them)."""
+    if not isinstance(name, str) or not name or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or name.startswith("~"):
+        return None
+    parts = tuple(name.replace("\\", "/").split("/"))
+    if parts[-1] == "":
+        parts = parts[:-1]  # "folder/" names a folder (open_clip local-dir installs)
+    if not parts or any(part in ("", ".", "..") or ":" in part for part in parts):
+        return None
+    return parts
+
+
+def not_installed_message(spec: ModelSpec, name: object) -> str:
+    """The one answer for a name that is not an installed file, whatever is (or is not) there."""
+    shown = name if isinstance(name, str) else type(name).__name__
+    return f"model_name {shown[:MAX_SHOWN]!r} is not one of the files in models/{spec.folder}"
 
 
 def missing_message(spec: ModelSpec, wanted: str, extra_dirs: Sequence[Path] = ()) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..fileio import announce_read
 from .handle import ModelHandle, reopen_on
 from .registry import ModelMissingError, ModelSpec, model_identity
 
@@ -171,6 +172,7 @@ def _session(path: Path, device: str) -> Any:
 
     available = set(onnxruntime.get_available_providers())
     providers = [p for p in PROVIDERS[device] if p in available] or ["CPUExecutionProvider"]
+    announce_read(path)
     return onnxruntime.InferenceSession(str(path), providers=providers)
 
 

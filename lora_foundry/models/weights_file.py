@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..fileio import announce_read
 from .registry import ModelFormatError
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
@@ -85,6 +86,7 @@ def open_safetensors(path: Path | str, framework: str = "numpy") -> Iterator[Any
     from safetensors import safe_open
 
     try:
+        announce_read(path)
         handle = safe_open(str(path), framework=framework)
     except Exception as error:
         raise ModelFormatError(f"{path}: unreadable safetensors file ({error})") from error

@@ -2,16 +2,28 @@
 
 Why SQLite: a run that takes hours must survive a kill -9; SQLite commits atomically, WAL lets
 readers (a preview, the CLI) look while the writer works, and it ships with Python.
+
+What a manifest holds is untrusted (issue 23): workspaces live under ComfyUI's output folder, which
+any client can download and re-upload (``POST /upload/image`` with ``type=output``). So a manifest
+with triggers or views is refused when opened, every item path must be a plain relative path inside
+the workspace (``checked_relpath``) and every stored JSON value is parsed by ``stored_json``, which
+refuses deep nesting; each refusal names the file and the field.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..bounded import parse_json
+
 SCHEMA_VERSION = 1
+
+
+class ForgedManifestError(ValueError):
+    """A manifest whose content the pack did not write (an item outside the workspace, code in it)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,11 +81,46 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA trusted_schema=OFF")
+    _refuse_code(conn, path)
     conn.executescript(_SCHEMA)
     conn.execute(
         "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
     )
     return conn
+
+
+def _refuse_code(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a manifest holding triggers or views: the pack writes none, and a trigger would run
+    SQL of the uploader's choosing inside our writes."""
+    found = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchall()
+    if found:
+        conn.close()
+        listed = ", ".join(f"{row['type']} {row['name']!r}" for row in found[:3])
+        raise ForgedManifestError(f"{Path(path).name}: holds {listed}, which LoRA Foundry never writes; "
+                                  "the workspace was altered, delete it and run again")
+
+
+def checked_relpath(relpath: object, where: str) -> str:
+    """``relpath`` when it is a plain relative path (``stages/x/0001.png``) that stays inside the
+    workspace, by name: no absolute path, drive, ``~``, ``..``, backslash or control character.
+    The pack never writes symlinks into a workspace and a client cannot upload one."""
+    text = relpath if isinstance(relpath, str) else ""
+    parts = PurePosixPath(text).parts
+    if (not text or text.startswith(("/", "~")) or "\\" in text or text[1:2] == ":"
+            or any(ord(ch) < 32 for ch in text) or any(part in (".", "..") for part in parts)):
+        raise ForgedManifestError(f"{where}: {str(relpath)[:120]!r} is not a path inside the workspace; "
+                                  "the workspace was altered, delete it and run again")
+    return text
+
+
+def stored_json(text: object, where: str) -> Any:
+    """A JSON value read back from the manifest, refusing what the pack never writes (not JSON,
+    nested deeper than ``bounded.MAX_DEPTH``) with ``ForgedManifestError`` naming ``where``."""
+    try:
+        return parse_json(text, where)
+    except ValueError as error:
+        raise ForgedManifestError(f"{error}; the workspace was altered, delete it and run again") from None
 
 
 def dumps(value: Any) -> str:

@@ -192,7 +192,7 @@ class StageRun(StageFolder):
         conn = self.ws.connection
         with manifest.Transaction(conn):
             row = conn.execute("SELECT info FROM stages WHERE key=?", (self.key,)).fetchone()
-            merged = {**json.loads(row["info"]), **info}
+            merged = {**self.ws.stored_value(row["info"], "stages.info"), **info}
             conn.execute("UPDATE stages SET info=? WHERE key=?", (manifest.dumps(merged), self.key))
 
     @property

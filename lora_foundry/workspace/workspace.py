@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -111,7 +110,7 @@ class Workspace:
     def stage_info(self, handle: Handle | str) -> dict[str, Any]:
         key = handle.stage_key if isinstance(handle, Handle) else handle
         row = self._conn.execute("SELECT info FROM stages WHERE key=?", (key,)).fetchone()
-        return {} if row is None else json.loads(row["info"])
+        return {} if row is None else self.stored_value(row["info"], "stages.info")
 
     def items(self, handle: Handle) -> list[Item]:
         """The items a stage produced or selected, in the stage's order."""
@@ -151,7 +150,7 @@ class Workspace:
                 order.append(current)
                 row = self._conn.execute("SELECT inputs FROM stages WHERE key=?", (current,)).fetchone()
                 if row is not None:
-                    next_frontier.extend(json.loads(row["inputs"]))
+                    next_frontier.extend(str(k) for k in self.stored_value(row["inputs"], "stages.inputs"))
             frontier = next_frontier
         return order
 
@@ -188,14 +187,27 @@ class Workspace:
             for row in rows:
                 item_id, distance = int(row["item_id"]), rank[row["stage_key"]]
                 if item_id not in values or distance < values[item_id][0]:
-                    values[item_id] = (distance, json.loads(row["value"]))
+                    values[item_id] = (distance, self.stored_value(row["value"], f"annotations.{name}"))
         return {item_id: value for item_id, (_, value) in values.items()}
 
+    def path_of(self, relpath: object, field: str) -> Path:
+        """The file a stored ``relpath`` names inside this workspace; a forged value (absolute,
+        ``..``) is refused naming the manifest and ``field``."""
+        return self.root / manifest.checked_relpath(relpath, f"{self._where()} {field}")
+
+    def _where(self) -> str:
+        return f"workspace {self.root.name!r} {MANIFEST_NAME}"
+
+    def stored_value(self, text: object, field: str) -> Any:
+        """A JSON value read back from the manifest (``manifest.stored_json``: forged values refused)."""
+        return manifest.stored_json(text, f"{self._where()} {field}")
+
     def _item(self, row: sqlite3.Row) -> Item:
+        path = self.path_of(row["relpath"], f"items.relpath of item {row['id']}")
         return Item(
             id=int(row["id"]),
             kind=row["kind"],
-            path=self.root / row["relpath"],
+            path=path,
             relpath=row["relpath"],
             parent=row["parent"],
             source=row["source"],
@@ -204,7 +216,7 @@ class Workspace:
             shot=row["shot"],
             width=int(row["width"]),
             height=int(row["height"]),
-            meta=json.loads(row["meta"]),
+            meta=self.stored_value(row["meta"], f"items.meta of item {row['id']}"),
         )
 
     # -- writing ---------------------------------------------------------------------------

@@ -71,3 +71,18 @@ def secret_in_workspace(output: Path) -> bool:
             if image.convert("RGB").getpixel((0, 0)) in ((1, 2, 3), (4, 5, 6)):
                 return True
     return False
+
+
+def operator_trainer(server, monkeypatch) -> Path:
+    """A fake sd-scripts the operator set up (``<user dir>/lora_foundry/trainer.json``); its path."""
+    import json
+    import sys
+
+    from fixtures_fake_trainer import make_fake_install
+
+    install = make_fake_install(server.made / "kohya")
+    config = server.output / ".user" / "lora_foundry" / "trainer.json"
+    config.write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
+                                  "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+    monkeypatch.delenv("KOHYA_SD_SCRIPTS", raising=False)
+    return config

@@ -8,14 +8,13 @@ what is wrong (never the advice to unpickle), or work when it is the user's legi
 
 from __future__ import annotations
 
-import json
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from fixtures_fake_trainer import make_base_model, make_dataset
+from hostile.hostile_fixtures import operator_trainer
 
 from lora_foundry.lora.synthetic import SD15_MODULES, SDXL_MODULES, write_kohya_lora
 
@@ -103,11 +102,7 @@ def test_a_pickled_sam2_checkpoint_is_refused_naming_it(server, models):
 @pytest.fixture()
 def trainer(server, models, monkeypatch):
     """A fake sd-scripts set up by the operator, one base model and one dataset."""
-    install = make_fake_install(server.made / "kohya")
-    config = server.output / ".user" / "lora_foundry" / "trainer.json"
-    config.write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
-                                  "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
-    monkeypatch.delenv("KOHYA_SD_SCRIPTS", raising=False)
+    config = operator_trainer(server, monkeypatch)
     make_base_model(models / "checkpoints")
     make_dataset(server.output / "lora_foundry" / "datasets" / "hero")
     return config
@@ -148,7 +143,7 @@ def test_a_crashing_trainer_fails_with_its_log_and_publishes_nothing(server, tra
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../../private/secret.png", "..\\..\\x.pt"])
 def test_a_loader_takes_a_file_name_never_a_path(server, models, name):
-    with pytest.raises(ValueError, match="model_name .* give a file name from models/sam2, not a path"):
+    with pytest.raises(OSError, match="model_name .* is not one of the files in models/sam2$"):
         server.nodes.loaders.SAM2Loader().load(name, "auto (from file name)", "cpu")
 
 

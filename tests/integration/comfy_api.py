@@ -149,3 +149,17 @@ class ComfyServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def pack_base(work: Path, repo: Path) -> Path:
+    """A ``--base-directory`` under ``work`` whose ``custom_nodes/lora_foundry`` links to ``repo``, so
+    the ComfyUI checkout is never written to and needs no link of its own."""
+    base = work / "base"
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / "lora_foundry").symlink_to(repo, target_is_directory=True)
+    return base
+
+
+def comfy_python(comfy_dir: Path) -> Path:
+    """The Python that runs ComfyUI: ``$COMFYUI_PYTHON``, else the checkout's ``venv``."""
+    return Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_api import ComfyServer, status_messages  # noqa: E402
+from comfy_api import ComfyServer, comfy_python, pack_base, status_messages  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -40,11 +40,9 @@ def _picture(path: Path, colour: tuple[int, int, int]) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     comfy_dir = Path(COMFYUI_DIR).resolve()
-    python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
+    python = comfy_python(comfy_dir)
     work = tmp_path_factory.mktemp("exfil")
-    base = work / "base"
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO, target_is_directory=True)
+    base = pack_base(work, REPO)
     private = work / "private"
     _picture(private / "secret.png", SECRET)
     _picture(private / "deeper" / "secret2.png", SECRET)

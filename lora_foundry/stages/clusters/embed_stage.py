@@ -141,7 +141,7 @@ def load_embeddings(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarra
     for item in items:
         ref = rows[item.id]
         if ref["file"] not in cache:
-            cache[ref["file"]] = np.load(ws.root / ref["file"], allow_pickle=False)
+            cache[ref["file"]] = np.load(ws.path_of(ref["file"], "annotations.embedding_row"), allow_pickle=False)
         out.append(cache[ref["file"]][ref["row"]])
     dim = out[0].shape[0] if out else 0
     return items, np.stack(out) if out else np.zeros((0, dim), np.float32)

@@ -226,12 +226,12 @@ def hole_mask(characters: Sequence[Instance], shape: tuple[int, int]) -> np.ndar
 def parse_color(text: str) -> tuple[int, int, int]:
     """``"#RRGGBB"`` or ``"r,g,b"`` -> an RGB tuple."""
     value = text.strip()
-    if value.startswith("#") and len(value) == 7:
+    if value.startswith("#") and len(value) == 7 and all(ch in "0123456789abcdefABCDEF" for ch in value[1:]):
         return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
     parts = [p.strip() for p in value.split(",")]
     if len(parts) == 3 and all(p.isdigit() and int(p) <= 255 for p in parts):
         return tuple(int(p) for p in parts)  # type: ignore[return-value]
-    raise ValueError(f"colour {text!r} must be '#RRGGBB' or 'r,g,b'")
+    raise ValueError(f"colour {text[:20]!r} must be '#RRGGBB' or 'r,g,b'")
 
 
 def make_predictor(model: Any) -> Any:
