@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..lora_foundry.evaluate import evaluation, matrix, tune, tune_report
+from ..lora_foundry.evaluate import evaluation, matrix, metrics, tune, tune_report
 from ..lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial
 from ..lora_foundry.kohya import presets, train_config
 from ..lora_foundry.kohya.launcher import read_lora_metadata
@@ -95,7 +95,7 @@ class TuneTraining:
         preset = matrix.load_preset(lora_type, matrix_json)
         space = tune.search_space(lora_type, search_space_json)
         weights = _weights(weight_fidelity, weight_generalisation, weight_ease)
-        tune.objective(dict.fromkeys(weights, {"score": 0.0}), weights)  # refuses all-zero weights up front
+        metrics.objective(dict.fromkeys(weights, {"score": 0.0}), weights)  # refuses all-zero weights up front
         embedder = make_embedder(clip_model, clip_vision)
         dataset_dir, dataset_toml = resolve_dataset(dataset, dataset_path)
         base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]

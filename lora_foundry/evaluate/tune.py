@@ -192,15 +192,6 @@ class TrialFailed(RuntimeError):
     """This trial's settings did not produce a LoRA (the trainer failed); the study goes on."""
 
 
-def objective(report: Mapping[str, Any], weights: Mapping[str, float]) -> float:
-    """The weighted sum of the three criteria's scores (weights normalised to sum 1)."""
-    total = sum(max(0.0, float(w)) for w in weights.values())
-    if total <= 0:
-        raise ValueError("at least one of the fidelity / generalisation / ease weights must be positive")
-    return sum(max(0.0, float(weights.get(k, 0.0))) * report[k]["score"] for k in ("fidelity", "ease", "generalisation")
-               ) / total
-
-
 def trials_table(study: Any) -> list[dict[str, Any]]:
     """Every trial as a row: number, state, value, settings, intermediate scores (for the report)."""
     return [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,

@@ -29,7 +29,8 @@ from ..models.registry import ModelMissingError
 from ..paths import confined
 from ..progress import Progress
 from ..read_roots import ReadRoots
-from .tune import Reporter, TrialFailed, TrialFunction, TrialOutcome, objective
+from .metrics import objective
+from .tune import Reporter, TrialFailed, TrialFunction, TrialOutcome
 
 EvaluateLora = Callable[[Path, str], dict[str, Any]]  # (LoRA file, label) -> evaluation report
 
