@@ -72,3 +72,27 @@ def test_the_ladder_runs_through_the_evaluation_with_a_workspace(tmp_path):
         for case in ("balanced", "leaking"):
             report = evaluation.evaluate(ws, LadderRenderer(case, tags), embedder, train, "ohwx", preset).report
             assert tuple(report[k]["verdict"] for k in VERDICTS) == EXPECTED[case]
+
+
+def test_other_checkpoints_are_judged_and_a_failure_on_one_counts(tmp_path):
+    """Trained on a base model, tested on others: the same LoRA that is balanced on its base but
+    leaks on a second checkpoint is over-fit on generalisation overall, and the report keeps the
+    criteria per checkpoint."""
+    from judge_ladder import training_images
+
+    preset = ladder_preset(matrix)
+    embedder = LadderEmbedder()
+    train = embedder.images(training_images())
+    tags = tuple(matrix.invocation_prompts("ohwx", preset)["full"].split(", ")[2:])
+    other = LadderRenderer("leaking", tags)
+    other.model_identity = "ladder-world-second-checkpoint"
+    with Workspace.open(tmp_path / "ws") as ws:
+        alone = evaluation.evaluate(ws, LadderRenderer("balanced", tags), embedder, train, "ohwx", preset).report
+        both = evaluation.evaluate(ws, LadderRenderer("balanced", tags), embedder, train, "ohwx", preset,
+                                   others={"second": other})
+    report = both.report
+    assert report["checkpoints"]["base"]["generalisation"]["verdict"] == "balanced"
+    assert report["checkpoints"]["second"]["generalisation"]["verdict"] == "over-fit"
+    assert report["generalisation"]["verdict"] == "over-fit" and report["generalisation"]["why"].startswith("second:")
+    assert report["overall"]["score"] < alone["overall"]["score"]
+    assert both.rendered == report["matrix"]["cells"] - len(matrix.build_matrix("ohwx", preset))  # base cells cached

@@ -8,7 +8,7 @@ one at a time through the workspace's cell store, so a cancel keeps every finish
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,26 +103,40 @@ def _render_job(renderer: Renderer, cell: Cell):
 
 def evaluate(ws: Workspace, renderer: Renderer, embedder: Embedder, train: np.ndarray, trigger: str,
              preset: MatrixPreset, tags: Sequence[str] = (), progress: Progress | None = None,
-             name: str = "", captions: Sequence[str] = ()) -> Evaluation:
+             name: str = "", captions: Sequence[str] = (), others: Mapping[str, Renderer] | None = None
+             ) -> Evaluation:
     """Render the matrix (cached), judge it against ``train`` (training-set embeddings), and save
     the JSON report, contact sheet and plot under ``<workspace>/evaluations/`` when ``name`` is given.
 
     ``captions``: the training captions; a held-out context they already show is replaced by one
-    of the preset's spares (or refused), since a context the LoRA saw cannot test generalisation."""
+    of the preset's spares (or refused), since a context the LoRA saw cannot test generalisation.
+    ``others``: the same LoRA on other checkpoints (name -> renderer), judged the same way; each
+    criterion then holds its worst verdict and lowest score over all checkpoints, and
+    ``report["checkpoints"]`` the criteria per checkpoint (the sheet shows the first one)."""
     preset, replaced = hold_out_from(preset, captions)
     cells = build_matrix(trigger, preset, tags)
-    paths, rendered = render_cells(ws, renderer, cells, progress)
-    images = load_cells(paths)
-    rows = embed_all(embedder, images)
     texts = embedder.texts([held_out_prompt(None, preset, c) for c in preset.held_out])
-    report = metrics.judge(cells, dict(zip(cells, rows, strict=True)), train, preset, texts)
-    report["matrix"] = {"trigger": trigger, "cells": len(cells), "rendered_now": rendered,
+    renderers = {"base": renderer, **dict(others or {})}
+    judged: dict[str, dict[str, Any]] = {}
+    total = 0
+    for label, each in renderers.items():
+        paths, rendered = render_cells(ws, each, cells, progress)
+        images = load_cells(paths)
+        rows = embed_all(embedder, images)
+        judged[label] = metrics.judge(cells, dict(zip(cells, rows, strict=True)), train, preset, texts)
+        total += rendered
+        if label == "base":
+            first_paths, first_images = paths, images
+    report = metrics.combine_checkpoints(judged) if len(judged) > 1 else judged["base"]
+    report["matrix"] = {"trigger": trigger, "cells": len(cells) * len(renderers), "rendered_now": total,
                         "strengths": list(preset.strengths), "seeds": list(preset.seeds),
                         "held_out": list(preset.held_out), "held_out_replaced": replaced,
                         "nominal_strength": preset.nominal, "lora": renderer.lora_identity,
                         "model": renderer.model_identity, "clip": embedder.identity,
-                        "settings": renderer.settings.__dict__}
-    result = Evaluation(report, cells, paths, rendered, matrix_sheet(cells, images, preset), report_plot(report))
+                        "settings": renderer.settings.__dict__,
+                        "checkpoints": {label: each.model_identity for label, each in renderers.items()}}
+    result = Evaluation(report, cells, first_paths, total, matrix_sheet(cells, first_images, preset),
+                        report_plot(report))
     if name:
         result.report_path = save_outputs(ws, name, result)
     return result

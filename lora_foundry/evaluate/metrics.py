@@ -236,6 +236,30 @@ def judge(cells: Sequence[Cell], embeddings: Mapping[Cell, np.ndarray], train: n
     return report
 
 
+def combine_checkpoints(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One report for a LoRA judged on several checkpoints (the first is the one it was trained
+    on): each criterion takes its worst verdict and lowest score, so a LoRA that breaks on another
+    checkpoint cannot hide behind the base; ``checkpoints`` keeps every checkpoint's criteria."""
+    first = next(iter(reports.values()))
+    combined: dict[str, Any] = {k: v for k, v in first.items() if k not in CRITERIA}
+    rank = {"over-fit": 0, "under-fit": 1, "balanced": 2}
+    for criterion in CRITERIA:
+        worst = min(reports, key=lambda name: (rank[reports[name][criterion]["verdict"]],
+                                               reports[name][criterion]["score"]))
+        part = dict(first[criterion])
+        part.update(verdict=reports[worst][criterion]["verdict"],
+                    score=min(r[criterion]["score"] for r in reports.values()),
+                    why=f"{worst}: {reports[worst][criterion]['why']}")
+        combined[criterion] = part
+    weights = dict(first["overall"]["weights"])
+    combined["checkpoints"] = {name: {**{k: {"verdict": r[k]["verdict"], "score": r[k]["score"], "why": r[k]["why"]}
+                                         for k in CRITERIA}, "objective": r["overall"]["score"]}
+                               for name, r in reports.items()}
+    combined["overall"] = {"score": round(objective(combined, weights), 4), "weights": weights,
+                           "verdict": overall_verdict(combined)}
+    return combined
+
+
 def overall_verdict(report: Mapping[str, Any]) -> str:
     verdicts = {report[k]["verdict"] for k in CRITERIA}
     return "over-fit" if "over-fit" in verdicts else "under-fit" if "under-fit" in verdicts else "balanced"
