@@ -202,3 +202,36 @@ def test_held_out_contexts_the_captions_show_are_replaced_or_refused(setup, fram
         run(ws, StandInRenderer(frames, "subject"), clip, train,
             matrix.load_preset("character", {"held_out": ["in a snowy forest"], "spare_held_out": []}),
             captions=captions)
+
+
+def test_evaluate_node_tests_the_lora_on_an_extra_checkpoint(pack, output_root, frames, monkeypatch, tmp_path):
+    """An extra MODEL (with the base CLIP) is rendered with its own identity and reported apart."""
+    from lora_foundry.lora.synthetic import SD15_MODULES, write_kohya_lora
+
+    node_module = sys.modules[f"{pack.__name__}.nodes.evaluate"]
+    loras = tmp_path / "loras"
+    write_kohya_lora(loras / "hero.safetensors", SD15_MODULES, metadata={"lora_foundry.trigger": "ohwx"})
+    dataset = output_root / "lora_foundry" / "datasets" / "hero"
+    write_training_set(dataset / "10_ohwx person", frames)
+    monkeypatch.setattr(node_module._comfy, "model_folder_paths", lambda folder: [loras] if folder == "loras" else [])
+    made = []
+
+    def renderer(model, clip, vae, parts, settings, model_id, lora_id):
+        made.append((model, clip, model_id))
+        standin = StandInRenderer(frames, "copy" if model == "other" else "subject", name=lora_id)
+        standin.model_identity = model_id
+        return standin
+
+    monkeypatch.setattr(node_module._comfy_sampling, "ComfyRenderer", renderer)
+    monkeypatch.setattr(node_module, "make_embedder", lambda clip_model, clip_vision: StandInClip())
+    monkeypatch.setattr(node_module, "fingerprint", lambda *objects: f"standin-{objects[0]}")
+    node = pack.NODE_CLASS_MAPPINGS["LF_EvaluateLoRA"]()
+    out = node.evaluate("base", "clip", None, "character", "", "eval_ws", 64, 64, 4, 5.0, "euler", "normal",
+                        lora="hero.safetensors", matrix_json='{"strengths": [0, 1], "seeds": [1]}',
+                        dataset_path="hero", model_2="other")
+    report = json.loads(out["result"][0])
+    assert made == [("base", "clip", "standin-base"), ("other", "clip", "standin-other")]
+    assert set(report["checkpoints"]) == {"base", "checkpoint_2"}
+    assert report["checkpoints"]["checkpoint_2"]["generalisation"]["verdict"] == "over-fit"
+    assert report["generalisation"]["verdict"] == "over-fit" and report["generalisation"]["why"].startswith(
+        "checkpoint_2:")
