@@ -72,13 +72,15 @@ JUDGE_INPUTS = {
     "frames": socket("LF_FRAMES", "Or: the training images as a frames selection."),
     "clip_model": socket("LF_CLIP_MODEL", "Our CLIP (LF CLIP Loader): image and text towers."),
     "clip_vision": socket("CLIP_VISION", "Or ComfyUI's CLIP_VISION: images only, so no text alignment."),
-    # Trained on a base model, tested on others (sockets at the end: saved widget values do not move).
-    **{f"{kind}_{n}": socket(kind.upper(), f"Another checkpoint's {kind.upper()} ({what}) to test the LoRA on "
-                              f"(pair {n}). The criteria are reported per checkpoint; each takes its worst verdict "
-                              "over all of them.")
-       for n in EXTRA_CHECKPOINTS for kind, what in (("model", "from another Load Checkpoint"),
-                                                      ("clip", "its text encoder; empty = the base CLIP"))},
 }
+# Trained on a base model, tested on others: sockets after every other input (saved widget values
+# are stored by position, so nothing before them moves).
+OTHER_CHECKPOINT_INPUTS = {
+    f"{kind}_{n}": socket(kind.upper(), f"Another checkpoint's {kind.upper()} ({what}) to test the LoRA on "
+                          f"(pair {n}). The criteria are reported per checkpoint; each takes its worst verdict over "
+                          "all of them.")
+    for n in EXTRA_CHECKPOINTS for kind, what in (("model", "from another Load Checkpoint"),
+                                                  ("clip", "its text encoder; empty = the base CLIP"))}
 
 
 def other_renderers(pairs: Sequence[tuple[Any, Any]], vae: Any, parts: Any, settings: matrix.RenderSettings,
@@ -164,7 +166,7 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
                               forceInput=True),
           "lora_stack": socket("LORA_STACK", "Judge a whole stack instead (each row at its own strengths, all "
                                "scaled by the matrix strength)."),
-          **JUDGE_INPUTS})
+          **JUDGE_INPUTS, **OTHER_CHECKPOINT_INPUTS})
 class EvaluateLoRA:
     @classmethod
     def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", dataset_path: str = "", **_: Any) -> str:

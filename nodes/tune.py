@@ -30,6 +30,7 @@ from ._declare import boolean, choice, integer, mappings, node, number, text
 from ._tensors import images_to_tensor
 from .evaluate import (
     JUDGE_INPUTS,
+    OTHER_CHECKPOINT_INPUTS,
     RENDER_INPUTS,
     make_embedder,
     other_renderers,
@@ -83,6 +84,7 @@ def publish(study: Any, output_name: str, study_dir: Path) -> Path:
           "search_space_json": text("JSON narrowing the search, e.g. {\"steps\": [500, 1500], "
                                     "\"network_variant\": \"lora\"}.", "", True),
           "dry_run": boolean("Check the inputs and the search space without training.", False),
+          **OTHER_CHECKPOINT_INPUTS,
       })
 class TuneTraining:
     @classmethod
