@@ -150,17 +150,23 @@ def test_preset_json_overrides_and_refuses_unknown_fields():
         matrix.load_preset("vehicle")
 
 
-def test_evaluate_node_judges_a_lora_file_against_a_dataset_folder(pack, output_root, frames, monkeypatch, tmp_path):
-    """The node's wiring without ComfyUI: the LoRA picked by name, the training set from a dataset
-    folder, the trigger from the LoRA's metadata; ComfyUI's sampler replaced by the stand-in."""
+def node_with_a_lora(pack, output_root, frames, monkeypatch, tmp_path):
+    """The evaluate node's module, a LoRA file ``hero`` (trigger in its metadata) in a loras folder
+    the node lists, and its training set as the dataset folder ``hero``."""
     from lora_foundry.lora.synthetic import SD15_MODULES, write_kohya_lora
 
     node_module = sys.modules[f"{pack.__name__}.nodes.evaluate"]
     loras = tmp_path / "loras"
     write_kohya_lora(loras / "hero.safetensors", SD15_MODULES, metadata={"lora_foundry.trigger": "ohwx"})
-    dataset = output_root / "lora_foundry" / "datasets" / "hero"
-    write_training_set(dataset / "10_ohwx person", frames)
+    write_training_set(output_root / "lora_foundry" / "datasets" / "hero" / "10_ohwx person", frames)
     monkeypatch.setattr(node_module._comfy, "model_folder_paths", lambda folder: [loras] if folder == "loras" else [])
+    return node_module, loras
+
+
+def test_evaluate_node_judges_a_lora_file_against_a_dataset_folder(pack, output_root, frames, monkeypatch, tmp_path):
+    """The node's wiring without ComfyUI: the LoRA picked by name, the training set from a dataset
+    folder, the trigger from the LoRA's metadata; ComfyUI's sampler replaced by the stand-in."""
+    node_module, loras = node_with_a_lora(pack, output_root, frames, monkeypatch, tmp_path)
     made = []
 
     def renderer(model, clip, vae, parts, settings, model_id, lora_id):
@@ -206,14 +212,7 @@ def test_held_out_contexts_the_captions_show_are_replaced_or_refused(setup, fram
 
 def test_evaluate_node_tests_the_lora_on_an_extra_checkpoint(pack, output_root, frames, monkeypatch, tmp_path):
     """An extra MODEL (with the base CLIP) is rendered with its own identity and reported apart."""
-    from lora_foundry.lora.synthetic import SD15_MODULES, write_kohya_lora
-
-    node_module = sys.modules[f"{pack.__name__}.nodes.evaluate"]
-    loras = tmp_path / "loras"
-    write_kohya_lora(loras / "hero.safetensors", SD15_MODULES, metadata={"lora_foundry.trigger": "ohwx"})
-    dataset = output_root / "lora_foundry" / "datasets" / "hero"
-    write_training_set(dataset / "10_ohwx person", frames)
-    monkeypatch.setattr(node_module._comfy, "model_folder_paths", lambda folder: [loras] if folder == "loras" else [])
+    node_module, loras = node_with_a_lora(pack, output_root, frames, monkeypatch, tmp_path)
     made = []
 
     def renderer(model, clip, vae, parts, settings, model_id, lora_id):
