@@ -7,13 +7,16 @@ on an EmptyLatentImage, VAEDecode, and nothing else. "Evaluation" is ``evaluatio
 fresh workspace: the same renders through ``nodes/_comfy_sampling.ComfyRenderer``, plus everything
 the evaluation adds (cell keys, PNG files and manifest rows, reading the cells back, embeddings,
 metrics, contact sheet, plot). The embedder is the pack's weights-free pixel features, so the
-ratio measures our overhead, not a CLIP model's cost. Pairs alternate which side runs first; the
-ratio is the median of per-pair ratios of CPU time (the cores are shared: wall time drifts), and
-wall-time ratios are printed beside it.
+ratio measures our overhead, not a CLIP model's cost. Pairs are interleaved and alternate which
+side runs first; the answer is the median of per-pair ratios of CPU time (the cores are shared:
+wall time drifts with the neighbours' load, CPU time much less), with the spread printed (every
+pair's ratio, the interquartile range, min and max) so one reading can be judged. Two pairs could
+not resolve 10 % here (one run 1.40x, another 0.86x; per pair 0.60-2.04): the default is 9 pairs
+of 34 cells each.
 
 Runs in ComfyUI's Python with this checkout imported the way ComfyUI imports it:
   COMFYUI_DIR=/path/to/ComfyUI $COMFYUI_DIR/venv/bin/python bench/evaluate.py TINY_SD15.safetensors \
-      [--size 64] [--steps 4] [--pairs 2]
+      [--size 64] [--steps 4] [--pairs 9] [--seeds 2]
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=9)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds per cell (more cells per run)")
     args = parser.parse_args()
     comfy_dir = os.environ["COMFYUI_DIR"]
     sys.path.insert(0, comfy_dir)
@@ -105,7 +109,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lf_bench_eval_"))
     lora = write_kohya_lora(work / "lora.safetensors", {**SD15_MODULES, **SD15_TE_MODULES}, seed=1)
     state = comfy.utils.load_torch_file(str(lora), safe_load=True)
-    preset = matrix.load_preset("character", {"strengths": [0, 0.5, 1], "seeds": [1],
+    preset = matrix.load_preset("character", {"strengths": [0, 0.5, 1], "seeds": list(range(1, args.seeds + 1)),
                                               "held_out": ["in a snowy forest", "on the moon"]})
     cells = matrix.build_matrix("ohwx", preset)
     settings = matrix.RenderSettings(width=args.size, height=args.size, steps=args.steps, cfg=5.0)
@@ -133,10 +137,20 @@ def main() -> None:
               f"{times['evaluation'][0]:.2f} s wall / {times['evaluation'][1]:.2f} s CPU ({len(cells)} cells)")
     plain_cell = statistics.median(p for p, _ in per_cell)
     eval_cell = statistics.median(e for _, e in per_cell)
-    print(f"seconds per cell: plain {plain_cell:.3f}, evaluation {eval_cell:.3f} "
-          f"({args.size}x{args.size}, {args.steps} steps)")
-    print(f"ratio evaluation/plain: CPU {statistics.median(ratios_cpu):.3f}, wall {statistics.median(ratios_wall):.3f} "
-          f"(goal <= 1.10)")
+    print(f"seconds per cell (wall): plain {plain_cell:.3f}, evaluation {eval_cell:.3f} "
+          f"({args.size}x{args.size}, {args.steps} steps, {len(cells)} cells, {args.pairs} pairs)")
+    print("per-pair CPU ratios: " + ", ".join(f"{r:.3f}" for r in ratios_cpu))
+    print(f"ratio evaluation/plain: CPU median {statistics.median(ratios_cpu):.3f} "
+          f"(IQR {spread(ratios_cpu)}, min {min(ratios_cpu):.3f}, max {max(ratios_cpu):.3f}); "
+          f"wall median {statistics.median(ratios_wall):.3f} (IQR {spread(ratios_wall)}) (goal <= 1.10)")
+
+
+def spread(values: list[float]) -> str:
+    """The interquartile range as ``low-high`` (the middle half of the pairs)."""
+    if len(values) < 4:
+        return f"{min(values):.3f}-{max(values):.3f}"
+    quartiles = statistics.quantiles(values, n=4)
+    return f"{quartiles[0]:.3f}-{quartiles[2]:.3f}"
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ images, renders only what is new. The engine side is ``lora_foundry/evaluate``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..lora_foundry.evaluate import evaluation, matrix, metrics
+from ..lora_foundry.evaluate.fingerprint import fingerprint
 from ..lora_foundry.lora.files import resolve_lora
 from ..lora_foundry.lora.metadata import read_lora_info
 from ..lora_foundry.media.images import list_image_files
@@ -24,10 +24,11 @@ from ..lora_foundry.workspace import Workspace
 from ..lora_foundry.workspace.workspace import workspace_path
 from . import _comfy, _comfy_sampling
 from ._declare import choice, integer, mappings, node, number, socket, text
-from ._tensors import images_to_tensor, weight_bytes
+from ._tensors import images_to_tensor
 from .training import dataset_state, resolve_dataset
 
 NONE = "(none)"
+EXTRA_CHECKPOINTS = (2, 3)
 EVAL_OUTPUTS = [("STRING", "report_json"), ("IMAGE", "contact_sheet"), ("IMAGE", "plot"), ("FLOAT", "score")]
 
 
@@ -72,6 +73,26 @@ JUDGE_INPUTS = {
     "clip_model": socket("LF_CLIP_MODEL", "Our CLIP (LF CLIP Loader): image and text towers."),
     "clip_vision": socket("CLIP_VISION", "Or ComfyUI's CLIP_VISION: images only, so no text alignment."),
 }
+# Trained on a base model, tested on others: sockets after every other input (saved widget values
+# are stored by position, so nothing before them moves).
+OTHER_CHECKPOINT_INPUTS = {
+    f"{kind}_{n}": socket(kind.upper(), f"Another checkpoint's {kind.upper()} ({what}) to test the LoRA on "
+                          f"(pair {n}). The criteria are reported per checkpoint; each takes its worst verdict over "
+                          "all of them.")
+    for n in EXTRA_CHECKPOINTS for kind, what in (("model", "from another Load Checkpoint"),
+                                                  ("clip", "its text encoder; empty = the base CLIP"))}
+
+
+def other_renderers(pairs: Sequence[tuple[Any, Any]], vae: Any, parts: Any, settings: matrix.RenderSettings,
+                    lora_id: str, base_clip: Any) -> dict[str, Any]:
+    """A renderer per connected extra MODEL (with its CLIP, else the base one), keyed by pair name."""
+    found = {}
+    for n, (model, clip) in zip(EXTRA_CHECKPOINTS, pairs, strict=True):
+        clip = clip if clip is not None else base_clip
+        if model is not None:
+            found[f"checkpoint_{n}"] = _comfy_sampling.ComfyRenderer(model, clip, vae, parts, settings,
+                                                                     fingerprint(model, clip, vae), lora_id)
+    return found
 
 
 def training_paths(dataset: Any, dataset_path: str, frames: Any) -> list[Path]:
@@ -94,21 +115,6 @@ def make_embedder(clip_model: Any, clip_vision: Any) -> Any:
         return ClipVisionEmbedder(clip_vision)
     raise ValueError("connect a CLIP model (LF CLIP Loader) or ComfyUI's CLIP_VISION: the criteria are measured "
                      "on image embeddings")
-
-
-def fingerprint(*objects: Any) -> str:
-    """An identity for ComfyUI model objects (no file name reaches a node): a hash of the first
-    weights of each, plus the keys of patches already applied (a LoRA loaded upstream)."""
-    digest = hashlib.sha256()
-    for thing in objects:
-        patcher = getattr(thing, "patcher", thing)  # CLIP and VAE hold a ModelPatcher or the module
-        module = getattr(patcher, "model", None) or getattr(thing, "first_stage_model", None)
-        digest.update(type(module).__name__.encode())
-        if module is not None and hasattr(module, "state_dict"):
-            for _, tensor in zip(range(2), module.state_dict().values(), strict=False):
-                digest.update(weight_bytes(tensor))
-        digest.update(json.dumps(sorted(map(str, getattr(patcher, "patches", {}) or {}))).encode())
-    return digest.hexdigest()[:24]
 
 
 def lora_parts(lora: str, lora_stack: Any, lora_name: str) -> list[_comfy_sampling.LoraPart]:
@@ -149,9 +155,10 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
 @node("LF_EvaluateLoRA", "LF Evaluate LoRA", category="training", function="evaluate", output_node=True,
       outputs=EVAL_OUTPUTS,
       description="Judges a LoRA on fidelity (CLIP similarity to the training set vs the base model), ease of "
-      "invocation (lowest strength and fewest prompt words that reach 90 % of its effect) and generalisation "
-      "(held-out prompts: text alignment, diversity, leakage), with a verdict per criterion (over-fit / under-fit / "
-      "balanced). Renders a fixed-seed prompt matrix through ComfyUI's sampler; cells are cached in a workspace.",
+      "invocation (works at strength 1 with a short prompt) and generalisation (in held-out contexts the subject "
+      "appears and the context stays; no leak without the trigger), with a verdict per criterion (over-fit / "
+      "under-fit / balanced) on the base and any extra checkpoint. Renders a fixed-seed prompt matrix through "
+      "ComfyUI's sampler; cells are cached in a workspace.",
       inputs={**RENDER_INPUTS,
               "lora": choice(_lora_choices, "The LoRA to judge (or link lora_name, or connect a LORA_STACK).", NONE)},
       optional={
@@ -159,7 +166,7 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
                               forceInput=True),
           "lora_stack": socket("LORA_STACK", "Judge a whole stack instead (each row at its own strengths, all "
                                "scaled by the matrix strength)."),
-          **JUDGE_INPUTS})
+          **JUDGE_INPUTS, **OTHER_CHECKPOINT_INPUTS})
 class EvaluateLoRA:
     @classmethod
     def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", dataset_path: str = "", **_: Any) -> str:
@@ -175,18 +182,23 @@ class EvaluateLoRA:
                  height: int, steps: int, cfg: float, sampler_name: str, scheduler: str, lora: str = NONE,
                  lora_name: str = "", lora_stack: Any = None, negative: str = "", matrix_json: str = "",
                  dataset: Any = None, dataset_path: str = "", frames: Any = None, clip_model: Any = None,
-                 clip_vision: Any = None, unique_id: str | None = None) -> dict[str, Any]:
+                 clip_vision: Any = None, model_2: Any = None, clip_2: Any = None, model_3: Any = None,
+                 clip_3: Any = None, unique_id: str | None = None) -> dict[str, Any]:
         preset = matrix.load_preset(lora_type, matrix_json)
         parts = lora_parts(lora, lora_stack, lora_name)
         embedder = make_embedder(clip_model, clip_vision)
-        train = evaluation.embed_training_set(embedder, training_paths(dataset, dataset_path, frames))
-        renderer = _comfy_sampling.ComfyRenderer(
-            model, clip, vae, parts, settings_of(width, height, steps, cfg, sampler_name, scheduler, negative),
-            fingerprint(model, clip, vae), lora_identity(parts))
+        paths = training_paths(dataset, dataset_path, frames)
+        train = evaluation.embed_training_set(embedder, paths)
+        settings = settings_of(width, height, steps, cfg, sampler_name, scheduler, negative)
+        renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, parts, settings, fingerprint(model, clip, vae),
+                                                 lora_identity(parts))
+        others = other_renderers([(model_2, clip_2), (model_3, clip_3)], vae, parts, settings, lora_identity(parts),
+                                 clip)
         name = safe_name(parts[0].path.stem, "report name")
         with Workspace.open(workspace_path(_comfy.output_root(), workspace)) as ws:
             result = evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, parts), preset,
-                                         progress=_comfy.ComfyProgress(unique_id), name=name)
+                                         progress=_comfy.ComfyProgress(unique_id), name=name,
+                                         captions=evaluation.training_captions(paths), others=others)
         return outputs(result)
 
 

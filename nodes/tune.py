@@ -1,21 +1,26 @@
 """LF Tune Training (Optuna): trials of the kohya launcher, each judged by the evaluation.
 
 The study is stored in the workspace (``tuning/<output name>/study.sqlite3``): re-queuing the same
-graph after a cancel, a crash or a kill resumes it, and raising ``n_trials`` adds trials to it.
+graph after a cancel, a crash or a kill resumes it (stopping any trainer the killed run left), and
+raising ``n_trials`` adds trials to it; the same name with another dataset, base model, search space,
+weights or matrix is refused (its scores would not compare).
 Optuna is the ``tune`` extra; without it the node stops with the install command.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..lora_foundry.evaluate import evaluation, matrix, tune, tune_report
-from ..lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial
+from ..lora_foundry.evaluate import evaluation, matrix, metrics, tune, tune_report
+from ..lora_foundry.evaluate.fingerprint import fingerprint
+from ..lora_foundry.evaluate.tune_launcher import TrainingSetup, dataset_identity, launcher_trial
 from ..lora_foundry.kohya import presets, train_config
 from ..lora_foundry.kohya.launcher import read_lora_metadata
 from ..lora_foundry.kohya.operator_config import load_trainer_install
+from ..lora_foundry.models.registry import model_identity
 from ..lora_foundry.paths import confined, safe_name
 from ..lora_foundry.progress import CallbackProgress
 from ..lora_foundry.workspace import Workspace
@@ -25,9 +30,10 @@ from ._declare import boolean, choice, integer, mappings, node, number, text
 from ._tensors import images_to_tensor
 from .evaluate import (
     JUDGE_INPUTS,
+    OTHER_CHECKPOINT_INPUTS,
     RENDER_INPUTS,
-    fingerprint,
     make_embedder,
+    other_renderers,
     settings_of,
     training_paths,
     trigger_of,
@@ -55,10 +61,12 @@ def publish(study: Any, output_name: str, study_dir: Path) -> Path:
 @node("LF_TuneTraining", "LF Tune Training (Optuna)", category="training", function="tune", output_node=True,
       outputs=[("STRING", "lora_name"), ("STRING", "report"), ("IMAGE", "history"), ("IMAGE", "importances")],
       description="Searches training settings (rank, alpha, learning rate, steps, repeats, caption dropout, network "
-      "variant; bounded per LoRA type) with Optuna (TPE sampler, median pruner on evaluations of intermediate "
-      "checkpoints). Each trial is a real kohya run judged by LF Evaluate LoRA's criteria, weighted as you set. The "
-      "study lives in the workspace and resumes after a cancel or crash; the best LoRA is published with its "
-      "settings in its metadata. Needs `pip install 'lora-foundry[tune]'`.",
+      "variant; bounded per LoRA type) with Optuna (TPE sampler, median pruner on evaluations at the same share "
+      "of each trial's steps). Each trial is a real kohya run; its checkpoints and final LoRA are judged by LF "
+      "Evaluate LoRA's criteria and the best is kept. A LoRA failing a criterion ranks below every LoRA passing "
+      "all three; the weights rank LoRAs that pass the same criteria. The study lives in the workspace and resumes "
+      "after a cancel, crash or kill (a trainer left running is stopped first); the best LoRA is published with "
+      "its settings in its metadata. Needs `pip install 'lora-foundry[tune]'`.",
       inputs={
           **RENDER_INPUTS,
           "architecture": choice(presets.ARCHITECTURES, "Model family of the base model (picks the sd-scripts "
@@ -78,6 +86,7 @@ def publish(study: Any, output_name: str, study_dir: Path) -> Path:
           "search_space_json": text("JSON narrowing the search, e.g. {\"steps\": [500, 1500], "
                                     "\"network_variant\": \"lora\"}.", "", True),
           "dry_run": boolean("Check the inputs and the search space without training.", False),
+          **OTHER_CHECKPOINT_INPUTS,
       })
 class TuneTraining:
     @classmethod
@@ -89,13 +98,14 @@ class TuneTraining:
              base_model: str, output_name: str, n_trials: int, checkpoints: int, weight_fidelity: float,
              weight_generalisation: float, weight_ease: float, seed: int, negative: str = "",
              matrix_json: str = "", dataset: Any = None, dataset_path: str = "", frames: Any = None,
-             clip_model: Any = None, clip_vision: Any = None, search_space_json: str = "", dry_run: bool = False,
+             clip_model: Any = None, clip_vision: Any = None, model_2: Any = None, clip_2: Any = None,
+             model_3: Any = None, clip_3: Any = None, search_space_json: str = "", dry_run: bool = False,
              unique_id: str | None = None) -> dict[str, Any]:
         tune.require_optuna()
         preset = matrix.load_preset(lora_type, matrix_json)
         space = tune.search_space(lora_type, search_space_json)
         weights = _weights(weight_fidelity, weight_generalisation, weight_ease)
-        tune.objective(dict.fromkeys(weights, {"score": 0.0}), weights)  # refuses all-zero weights up front
+        metrics.objective(dict.fromkeys(weights, {"score": 0.0}), weights)  # refuses all-zero weights up front
         embedder = make_embedder(clip_model, clip_vision)
         dataset_dir, dataset_toml = resolve_dataset(dataset, dataset_path)
         base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]
@@ -108,23 +118,32 @@ class TuneTraining:
         if dry_run:
             return {"ui": {"text": [f"dry run: search space {space}"]},
                     "result": ("", json.dumps({"space": space}, default=str), *self._blank())}
-        train = evaluation.embed_training_set(embedder, training_paths(dataset, dataset_path, frames))
+        paths = training_paths(dataset, dataset_path, frames)
+        train = evaluation.embed_training_set(embedder, paths)
         settings = settings_of(width, height, steps, cfg, sampler_name, scheduler, negative)
         model_id = fingerprint(model, clip, vae)
+        pairs = [(model_2, clip_2), (model_3, clip_3)]
+        identity = tune.study_identity(
+            dataset=dataset_identity(dataset_toml), base_model=model_identity(request.base_model),
+            architecture=architecture, lora_type=lora_type, search_space=space, weights=weights,
+            matrix=asdict(preset), render=asdict(settings), model=model_id, trigger=trigger, seed=seed,
+            checkpoints=checkpoints, others=[fingerprint(m, c or clip, vae) for m, c in pairs if m is not None])
         progress = _comfy.ComfyProgress(unique_id)
         with Workspace.open(workspace_path(_comfy.output_root(), workspace)) as ws:
 
             def evaluate_lora(path: Path, label: str) -> dict[str, Any]:
                 part = _comfy_sampling.LoraPart(path)
-                renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, [part], settings, model_id,
-                                                         json.dumps([str(path), path.stat().st_mtime_ns]))
+                lora_id = json.dumps([str(path), path.stat().st_mtime_ns])
+                renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, [part], settings, model_id, lora_id)
                 return evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, [part]), preset,
                                            progress=CallbackProgress(lambda *_: _comfy.check_interrupt()),
-                                           name=safe_name(label, "trial name")).report
+                                           name=safe_name(label, "trial name"),
+                                           captions=evaluation.training_captions(paths),
+                                           others=other_renderers(pairs, vae, [part], settings, lora_id, clip)).report
 
             setup = TrainingSetup(request, load_trainer_install(_comfy.user_root()),
                                   confined(ws.root, "tuning", request.output_name), checkpoints)
-            study = tune.open_study(setup.study_dir, request.output_name, seed=seed)
+            study = tune.open_study(setup.study_dir, request.output_name, seed=seed, identity=identity)
             trial_fn = launcher_trial(setup, evaluate_lora, weights, should_stop=interrupted)
             tune.run_study(study, space, trial_fn, n_trials, progress)
             best = publish(study, request.output_name, setup.study_dir)

@@ -110,6 +110,16 @@ def test_median_pruner_prunes_the_trial_whose_intermediate_evaluation_is_worst(t
     assert steps_run[2] == 1 and steps_run[3] == 3  # pruned at its first report; the good one ran on
 
 
+def alive(pid: int, marker: str = "--config_file") -> bool:
+    """True while ``pid`` runs (a zombie or a pid taken by an unrelated process counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return fields[0] != "Z" and marker.encode() in cmdline
+
+
 def test_missing_optuna_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(RuntimeError, match=r"lora-foundry\[tune\]"):
@@ -199,10 +209,10 @@ request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=da
 setup = TrainingSetup(request, make_fake_install(root / "kohya"), root / "study", checkpoints=0)
 study = tune.open_study(setup.study_dir, "hero", seed=0)
 trial = launcher_trial(setup, evaluate_lora, preset.weights)
-def slow_third(params, reporter):
-    os.environ["FAKE_STEP_S"] = "5" if reporter.number == 2 and len(sys.argv) > 3 else "0.02"
+def stuck_third(params, reporter):  # a trainer that prints nothing more and ignores SIGINT/SIGTERM
+    os.environ["FAKE_MODE"] = "hang" if reporter.number == 2 and len(sys.argv) > 3 else "ok"
     return trial(params, reporter)
-tune.run_study(study, tune.search_space("character", {"steps": [20, 40], "network_variant": "lora"}), slow_third, 4)
+tune.run_study(study, tune.search_space("character", {"steps": [20, 40], "network_variant": "lora"}), stuck_third, 4)
 ws.close()
 '''
 
@@ -214,19 +224,25 @@ def test_launcher_study_killed_with_sigkill_during_trial_three_resumes(tmp_path,
     command = [sys.executable, "-c", LAUNCHER_STUDY_SCRIPT, str(tmp_path), str(media_dir)]
     process = subprocess.Popen([*command, "kill-me"], env=env)
     trainer_pid = tmp_path / "study" / "runs" / "hero_t002" / "trainer.pid"
+    child_pid = trainer_pid.with_name("child.pid")
     try:
-        wait_for(trainer_pid, process, timeout=300)
-    finally:
+        wait_for(child_pid, process, timeout=300)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-        if trainer_pid.exists():  # the trainer has its own session: a kill -9 of the study leaves it
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(trainer_pid.read_text()), signal.SIGKILL)
-    storage = f"sqlite:///{tmp_path / 'study' / tune.STORAGE_NAME}"
-    before = optuna.load_study(study_name="hero", storage=storage).get_trials()
-    assert [t.state for t in before] == [STATES.COMPLETE, STATES.COMPLETE, STATES.RUNNING]
-    subprocess.run(command, env=env, check=True, timeout=600)
+        orphan = int(trainer_pid.read_text())
+        assert alive(orphan), "the trainer has its own session: a kill -9 of the study leaves it running"
+        storage = f"sqlite:///{tmp_path / 'study' / tune.STORAGE_NAME}"
+        before = optuna.load_study(study_name="hero", storage=storage).get_trials()
+        assert [t.state for t in before] == [STATES.COMPLETE, STATES.COMPLETE, STATES.RUNNING]
+        subprocess.run(command, env=env, check=True, timeout=600)
+        assert not alive(orphan) and not alive(int(child_pid.read_text()), "")
+    finally:
+        with contextlib.suppress(ProcessLookupError, OSError, ValueError):
+            process.kill()
+            os.killpg(int(trainer_pid.read_text()), signal.SIGKILL)
     after = optuna.load_study(study_name="hero", storage=storage).get_trials()
+    # Stopped before the first trial of the resumed run trained: never two trainers at once.
+    assert after[3].user_attrs["stopped_leftover_trainers"] == [orphan]
     for old, new in zip(before[:2], after[:2], strict=True):
         assert (new.state, new.params, new.value, new.user_attrs) == (STATES.COMPLETE, old.params, old.value,
                                                                     old.user_attrs)
@@ -234,3 +250,71 @@ def test_launcher_study_killed_with_sigkill_during_trial_three_resumes(tmp_path,
     assert after[2].state == STATES.FAIL and after[3].params == before[2].params
     assert [t.state for t in after[3:]] == [STATES.COMPLETE, STATES.COMPLETE]
     assert Path(after[3].user_attrs["lora_path"]).name == "hero_t003.safetensors"
+
+
+def test_hopeless_trials_are_pruned_under_the_default_search_space(tmp_path, monkeypatch):
+    """Steps differ between trials (the default space draws 500..4000), so scores must meet at the
+    same progress points for the median pruner to compare them. The LoRAs' quality is planted:
+    trials 2-4 make the ladder's do-nothing LoRA, the others its balanced one."""
+    from judge_ladder import ladder_preset, run_ladder
+
+    from lora_foundry.evaluate import metrics
+
+    ladder = run_ladder(matrix, metrics.judge, metrics.objective, ladder_preset(matrix))
+    hopeless = {2, 3, 4}
+    monkeypatch.setenv("FAKE_STEP_S", "0")
+
+    def evaluate_lora(path: Path, label: str) -> dict:
+        number = int(path.stem.split("_t")[1][:3])
+        return ladder["do_nothing" if number in hopeless else "balanced"]["report"]
+
+    dataset = make_dataset(tmp_path / "ds")
+    request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=dataset / "dataset.toml",
+                           base_model=make_base_model(tmp_path / "models"), output_name="hero",
+                           preset=get_preset("sd15", "character"))
+    setup = TrainingSetup(request, make_fake_install(tmp_path / "kohya"), tmp_path / "study", checkpoints=2)
+    space = tune.search_space("character", {"network_variant": "lora"})  # LyCORIS is not installed here
+    assert space["steps"] == tune.SEARCH_SPACES["character"]["steps"]
+    study = tune.open_study(setup.study_dir, "hero", seed=0)
+    tune.run_study(study, space, launcher_trial(setup, evaluate_lora, matrix.load_preset("character").weights), 6)
+    trials = study.get_trials()
+    assert len({t.params["steps"] for t in trials}) == len(trials)  # every trial trains for its own steps
+    states = {t.number: t.state for t in trials}
+    assert {n for n, s in states.items() if s == STATES.PRUNED} == hopeless, [(t.number, t.state, t.intermediate_values, t.user_attrs) for t in trials]
+    for number in hopeless:
+        trial = trials[number]
+        judged = trial.user_attrs["judged"]
+        assert [row["progress"] for row in judged] == [33] and trial.user_attrs["pruned_at"][0] == 33
+        assert judged[0]["step"] == trial.params["steps"] // 3  # the training step it was judged (and stopped) at
+        assert judged[0]["criteria"]["fidelity"][0] == "under-fit"
+        assert list(trial.intermediate_values) == [33]
+    for trial in (t for t in trials if t.number not in hopeless):
+        assert [row["progress"] for row in trial.user_attrs["judged"]] == [33, 67, 100]
+        assert trial.user_attrs["verdicts"] == {"fidelity": "balanced", "ease": "balanced",
+                                                "generalisation": "balanced"}
+
+
+def test_same_study_name_with_other_settings_is_refused_by_name(tmp_path):
+    """Re-running a name with another dataset or search space would mix incomparable scores."""
+    from lora_foundry.evaluate.tune_launcher import dataset_identity
+
+    dataset = make_dataset(tmp_path / "ds")
+    space = tune.search_space("character")
+
+    def identity(**changes):
+        parts = {"dataset": dataset_identity(dataset / "dataset.toml"), "base_model": "sd15-a",
+                 "search_space": space, "weights": {"fidelity": 0.4}, **changes}
+        return tune.study_identity(**parts)
+
+    study = tune.open_study(tmp_path / "study", "hero", identity=identity())
+    study.enqueue_trial({"rank": 8})
+    assert tune.open_study(tmp_path / "study", "hero", identity=identity()).user_attrs["identity"] == identity()
+    with pytest.raises(ValueError, match=r"search_space differ"):
+        tune.open_study(tmp_path / "study", "hero", identity=identity(search_space=tune.search_space(
+            "character", {"steps": [100, 200]})))
+    with pytest.raises(ValueError, match=r"base_model differ"):
+        tune.open_study(tmp_path / "study", "hero", identity=identity(base_model="sd15-b"))
+    caption = next((dataset).rglob("*.txt"))
+    caption.write_text("ohwx, person, red scarf\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\(dataset differ"):
+        tune.open_study(tmp_path / "study", "hero", identity=identity())

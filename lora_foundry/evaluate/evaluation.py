@@ -8,7 +8,7 @@ one at a time through the workspace's cell store, so a cancel keeps every finish
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from .matrix import (
     build_matrix,
     cell_key,
     held_out_prompt,
+    hold_out_from,
 )
 
 REPORTS_DIR = "evaluations"
@@ -76,6 +77,12 @@ def embed_training_set(embedder: Embedder, paths: Sequence[Path]) -> np.ndarray:
     return embed_all(embedder, [load_rgb(Path(p)) for p in paths])
 
 
+def training_captions(paths: Sequence[Path]) -> list[str]:
+    """The kohya captions beside the training images (``image.txt``), where there are any."""
+    found = (Path(p).with_suffix(".txt") for p in paths)
+    return [c.read_text(encoding="utf-8", errors="replace") for c in found if c.is_file()]
+
+
 def render_cells(ws: Workspace, renderer: Renderer, cells: Sequence[Cell], progress: Progress | None = None
                  ) -> tuple[list[Path], int]:
     """Paths of every cell's image and how many had to be rendered now."""
@@ -96,21 +103,40 @@ def _render_job(renderer: Renderer, cell: Cell):
 
 def evaluate(ws: Workspace, renderer: Renderer, embedder: Embedder, train: np.ndarray, trigger: str,
              preset: MatrixPreset, tags: Sequence[str] = (), progress: Progress | None = None,
-             name: str = "") -> Evaluation:
+             name: str = "", captions: Sequence[str] = (), others: Mapping[str, Renderer] | None = None
+             ) -> Evaluation:
     """Render the matrix (cached), judge it against ``train`` (training-set embeddings), and save
-    the JSON report, contact sheet and plot under ``<workspace>/evaluations/`` when ``name`` is given."""
+    the JSON report, contact sheet and plot under ``<workspace>/evaluations/`` when ``name`` is given.
+
+    ``captions``: the training captions; a held-out context they already show is replaced by one
+    of the preset's spares (or refused), since a context the LoRA saw cannot test generalisation.
+    ``others``: the same LoRA on other checkpoints (name -> renderer), judged the same way; each
+    criterion then holds its worst verdict and lowest score over all checkpoints, and
+    ``report["checkpoints"]`` the criteria per checkpoint (the sheet shows the first one)."""
+    preset, replaced = hold_out_from(preset, captions)
     cells = build_matrix(trigger, preset, tags)
-    paths, rendered = render_cells(ws, renderer, cells, progress)
-    images = load_cells(paths)
-    rows = embed_all(embedder, images)
     texts = embedder.texts([held_out_prompt(None, preset, c) for c in preset.held_out])
-    report = metrics.judge(cells, dict(zip(cells, rows, strict=True)), train, preset, texts)
-    report["matrix"] = {"trigger": trigger, "cells": len(cells), "rendered_now": rendered,
+    renderers = {"base": renderer, **dict(others or {})}
+    judged: dict[str, dict[str, Any]] = {}
+    total = 0
+    for label, each in renderers.items():
+        paths, rendered = render_cells(ws, each, cells, progress)
+        images = load_cells(paths)
+        rows = embed_all(embedder, images)
+        judged[label] = metrics.judge(cells, dict(zip(cells, rows, strict=True)), train, preset, texts)
+        total += rendered
+        if label == "base":
+            first_paths, first_images = paths, images
+    report = metrics.combine_checkpoints(judged) if len(judged) > 1 else judged["base"]
+    report["matrix"] = {"trigger": trigger, "cells": len(cells) * len(renderers), "rendered_now": total,
                         "strengths": list(preset.strengths), "seeds": list(preset.seeds),
-                        "held_out": list(preset.held_out), "lora": renderer.lora_identity,
+                        "held_out": list(preset.held_out), "held_out_replaced": replaced,
+                        "nominal_strength": preset.nominal, "lora": renderer.lora_identity,
                         "model": renderer.model_identity, "clip": embedder.identity,
-                        "settings": renderer.settings.__dict__}
-    result = Evaluation(report, cells, paths, rendered, matrix_sheet(cells, images, preset), report_plot(report))
+                        "settings": renderer.settings.__dict__,
+                        "checkpoints": {label: each.model_identity for label, each in renderers.items()}}
+    result = Evaluation(report, cells, first_paths, total, matrix_sheet(cells, first_images, preset),
+                        report_plot(report))
     if name:
         result.report_path = save_outputs(ws, name, result)
     return result
@@ -119,10 +145,10 @@ def evaluate(ws: Workspace, renderer: Renderer, embedder: Embedder, train: np.nd
 def matrix_sheet(cells: Sequence[Cell], images: Sequence[np.ndarray], preset: MatrixPreset, cell: int = 160
                  ) -> np.ndarray:
     """The matrix as a labelled grid: one row per (prompt kind, seed) over the strengths, then one
-    row per held-out context (base, LoRA, LoRA without trigger, each seed)."""
+    row per held-out context (base and LoRA, with and without the trigger, each seed)."""
     by_cell = dict(zip(cells, images, strict=True))
     blank = np.full_like(images[0], 32)
-    columns = max(len(preset.strengths), 3 * len(preset.seeds))
+    columns = max(len(preset.strengths), 4 * len(preset.seeds))
     shown: list[np.ndarray] = []
     labels: list[str] = []
 

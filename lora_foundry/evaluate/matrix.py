@@ -5,8 +5,13 @@ Three groups of cells, all at fixed seeds so two runs (or two LoRAs) see the sam
   descriptive tags) at every strength. Strength 0 is the base model's floor.
 - ``held_out``: contexts that are not in the training captions (other clothes, places, subjects),
   with the trigger, at strength 0 (base) and at full strength.
-- ``trigger_off``: the held-out contexts without the trigger, at full strength: does the LoRA take
-  over prompts that never asked for it?
+- ``trigger_off``: the held-out contexts without the trigger, at strength 0 and at the nominal
+  strength: does the subject appear in prompts that never asked for it? (Compared with the same
+  trigger-free prompt at strength 0, so the trigger word's own effect on the base cannot pass for
+  a leak.)
+
+Held-out and trigger-off cells are rendered at the *nominal* strength (1.0, the strength people
+use); the curve may go beyond it (1.5 by default), so a LoRA that only works when pushed is seen.
 
 Presets live in ``presets.json`` next to this module; a user's JSON (the node's ``matrix_json``)
 overrides any of their fields.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +43,19 @@ class MatrixPreset:
     seeds: tuple[int, ...]
     weights: Mapping[str, float] = field(default_factory=lambda: {"fidelity": 0.4, "generalisation": 0.4, "ease": 0.2})
     description: str = ""
+    nominal_strength: float = 1.0
+    spare_held_out: tuple[str, ...] = ()
 
     @property
     def full_strength(self) -> float:
         return max(self.strengths)
+
+    @property
+    def nominal(self) -> float:
+        """The strength held-out cells are judged at: ``nominal_strength`` or the largest curve
+        strength below it (the smallest positive one when all are above)."""
+        below = [s for s in self.strengths if 0 < s <= self.nominal_strength]
+        return max(below) if below else min(s for s in self.strengths if s > 0)
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,9 @@ def _checked(values: dict[str, Any]) -> MatrixPreset:
         raise ValueError(f"weights must give at least one of {CRITERIA} a positive weight")
     return MatrixPreset(class_word=str(values["class_word"]), descriptive_tags=tuple(values["descriptive_tags"]),
                         held_out=held_out, strengths=strengths, seeds=seeds, weights=weights,
-                        description=str(values.get("description", "")))
+                        description=str(values.get("description", "")),
+                        nominal_strength=float(values.get("nominal_strength", 1.0)),
+                        spare_held_out=tuple(str(c) for c in values.get("spare_held_out", ())))
 
 
 def with_strengths(preset: MatrixPreset, strengths: Sequence[float]) -> MatrixPreset:
@@ -136,11 +152,53 @@ def build_matrix(trigger: str, preset: MatrixPreset, tags: Sequence[str] = ()) -
     for context in preset.held_out:
         prompt = held_out_prompt(trigger, preset, context)
         cells += [Cell(HELD_OUT, "held_out", prompt, s, seed, context)
-                  for s in (0.0, preset.full_strength) for seed in preset.seeds]
+                  for s in (0.0, preset.nominal) for seed in preset.seeds]
     for context in preset.held_out:
         off = held_out_prompt(None, preset, context)
-        cells += [Cell(TRIGGER_OFF, "trigger_off", off, preset.full_strength, seed, context) for seed in preset.seeds]
+        cells += [Cell(TRIGGER_OFF, "trigger_off", off, s, seed, context)
+                  for s in (0.0, preset.nominal) for seed in preset.seeds]
     return cells
+
+
+def content_words(text: str) -> set[str]:
+    """The words of a phrase that name something (articles, prepositions and the like left out)."""
+    words = {w.strip(".,;:()[]!?\"'").lower() for w in text.replace(",", " ").split()}
+    return {w for w in words if len(w) > 2 and w not in FUNCTION_WORDS}
+
+
+FUNCTION_WORDS = frozenset("the and with wearing into onto from near over under side view at on in of a an".split())
+
+
+def overlapping_contexts(contexts: Sequence[str], captions: Sequence[str]) -> list[str]:
+    """Held-out contexts the training captions already show: at least half of a context's content
+    words in one caption (``in a snowy forest`` vs ``ohwx, snowy forest, smiling``)."""
+    caption_words = [content_words(c) for c in captions]
+    found = []
+    for context in contexts:
+        words = content_words(context)
+        if words and any(len(words & seen) * 2 >= len(words) for seen in caption_words):
+            found.append(context)
+    return found
+
+
+def hold_out_from(preset: MatrixPreset, captions: Sequence[str]) -> tuple[MatrixPreset, dict[str, str]]:
+    """The preset with every held-out context the captions overlap replaced by a spare that they do
+    not; ``{replaced: replacement}``. Raises ValueError when no clean spare is left: a context the
+    LoRA was trained on cannot test generalisation."""
+    bad = set(overlapping_contexts(preset.held_out, captions))
+    spares = [c for c in preset.spare_held_out if c not in preset.held_out and not overlapping_contexts([c], captions)]
+    replaced: dict[str, str] = {}
+    kept = []
+    for context in preset.held_out:
+        if context not in bad:
+            kept.append(context)
+        elif spares:
+            replaced[context] = spares.pop(0)
+            kept.append(replaced[context])
+        else:
+            raise ValueError(f"held-out context {context!r} appears in the training captions, and no spare "
+                             "context is left: set other held_out contexts in matrix_json")
+    return (replace(preset, held_out=tuple(kept)) if replaced else preset), replaced
 
 
 @dataclass(frozen=True)

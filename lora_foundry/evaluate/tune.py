@@ -12,6 +12,7 @@ has the number of finished (complete or pruned) trials asked for.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -85,9 +86,34 @@ def distributions(space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
     return out
 
 
-def open_study(study_dir: Path, name: str, seed: int = 0, startup_trials: int = 2) -> Any:
+def study_identity(**parts: Any) -> dict[str, str]:
+    """What makes a study's scores comparable (dataset, base model, search space, weights, matrix,
+    render settings...), one short hash per part so a mismatch can be named."""
+    return {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            for key, value in sorted(parts.items())}
+
+
+def check_identity(study: Any, identity: Mapping[str, str] | None) -> None:
+    """Record ``identity`` in a new study; refuse to reopen one made with other settings (their
+    scores would be mixed with the new ones under one name)."""
+    if not identity:
+        return
+    known = study.user_attrs.get("identity")
+    if known is None:
+        study.set_user_attr("identity", dict(identity))
+        return
+    changed = sorted(k for k in set(known) | set(identity) if known.get(k) != identity.get(k))
+    if changed:
+        raise ValueError(f"study {study.study_name!r} was made with other settings ({', '.join(changed)} differ); "
+                         "its trials would not be comparable: choose another output name, or restore the settings "
+                         "to continue it")
+
+
+def open_study(study_dir: Path, name: str, seed: int = 0, startup_trials: int = 2,
+               identity: Mapping[str, str] | None = None) -> Any:
     """Create or reopen the study ``name`` stored in ``study_dir/study.sqlite3`` (TPE, median pruner),
-    and put back in the queue whatever a killed run left running."""
+    refuse it when ``identity`` (``study_identity``) differs from the one it was made with, and put
+    back in the queue whatever a killed run left running."""
     optuna = require_optuna()
     study_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,6 +121,7 @@ def open_study(study_dir: Path, name: str, seed: int = 0, startup_trials: int = 
         study_name=name, storage=f"sqlite:///{study_dir / STORAGE_NAME}", load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0))
+    check_identity(study, identity)
     requeue_interrupted(study)
     return study
 
@@ -121,10 +148,11 @@ class Reporter:
     def number(self) -> int:
         return int(self.trial.number)
 
-    def report(self, step: int, score: float) -> None:
+    def report(self, step: int, score: float, prune: bool = True) -> None:
+        """Record ``score`` at ``step``; ``prune=False`` for a trial's last word (it finished)."""
         self.reports.append((step, score))
         self.trial.report(score, step)
-        if self.trial.should_prune():
+        if prune and self.trial.should_prune():
             raise require_optuna().TrialPruned(f"trial {self.number} pruned at step {step} (score {score:.4f})")
 
 
@@ -161,9 +189,11 @@ def run_study(study: Any, space: Mapping[str, tuple[Any, ...]], trial_fn: TrialF
     while (done := len(finished_trials(study))) < n_trials:
         report.update(done, n_trials)
         trial = study.ask(dists)
+        reporter = Reporter(trial)
         try:
-            outcome = trial_fn(dict(trial.params), Reporter(trial))
+            outcome = trial_fn(dict(trial.params), reporter)
         except optuna.TrialPruned:
+            trial.set_user_attr("pruned_at", list(reporter.reports[-1]) if reporter.reports else None)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         except TrialFailed as exc:
@@ -181,8 +211,9 @@ def run_study(study: Any, space: Mapping[str, tuple[Any, ...]], trial_fn: TrialF
         if outcome.lora_path is not None:
             trial.set_user_attr("lora_path", str(outcome.lora_path))
         if outcome.report:
-            trial.set_user_attr("scores", {k: outcome.report[k]["score"] for k in ("fidelity", "ease", "generalisation")
-                                           if k in outcome.report})
+            criteria = [k for k in ("fidelity", "ease", "generalisation") if k in outcome.report]
+            trial.set_user_attr("scores", {k: outcome.report[k]["score"] for k in criteria})
+            trial.set_user_attr("verdicts", {k: outcome.report[k].get("verdict") for k in criteria})
         study.tell(trial, outcome.value)
     report.update(len(finished_trials(study)), n_trials)
     return study
@@ -190,15 +221,6 @@ def run_study(study: Any, space: Mapping[str, tuple[Any, ...]], trial_fn: TrialF
 
 class TrialFailed(RuntimeError):
     """This trial's settings did not produce a LoRA (the trainer failed); the study goes on."""
-
-
-def objective(report: Mapping[str, Any], weights: Mapping[str, float]) -> float:
-    """The weighted sum of the three criteria's scores (weights normalised to sum 1)."""
-    total = sum(max(0.0, float(w)) for w in weights.values())
-    if total <= 0:
-        raise ValueError("at least one of the fidelity / generalisation / ease weights must be positive")
-    return sum(max(0.0, float(weights.get(k, 0.0))) * report[k]["score"] for k in ("fidelity", "ease", "generalisation")
-               ) / total
 
 
 def trials_table(study: Any) -> list[dict[str, Any]]:

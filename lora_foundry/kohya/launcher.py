@@ -192,13 +192,13 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 4.0) -> None:
+def stop_process_group(proc: subprocess.Popen[bytes] | int, grace_s: float = 4.0) -> None:
     """Stop the run's whole process group: SIGINT, then SIGTERM, then SIGKILL.
 
     Returns when no live process of the group is left (SIGKILL makes that certain well within
-    ``GROUP_GONE_DEADLINE_S``); the leader is reaped so it leaves no zombie.
-    """
-    pgid = proc.pid
+    ``GROUP_GONE_DEADLINE_S``); the leader is reaped so it leaves no zombie. ``proc`` may be a
+    bare group id (a trainer left by a killed process: not our child, nothing to reap)."""
+    pgid = proc if isinstance(proc, int) else proc.pid
     steps = ((signal.SIGINT, grace_s * 0.6), (signal.SIGTERM, grace_s * 0.4), (signal.SIGKILL, 2.0))
     for sig, wait_s in steps:
         try:
@@ -214,7 +214,9 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 4.0) -> N
     _reap(proc, wait_s=2.0)
 
 
-def _reap(proc: subprocess.Popen[bytes], wait_s: float = 0.0) -> None:
+def _reap(proc: subprocess.Popen[bytes] | int, wait_s: float = 0.0) -> None:
+    if isinstance(proc, int):
+        return
     try:
         proc.wait(timeout=wait_s) if wait_s else proc.poll()
     except subprocess.TimeoutExpired:

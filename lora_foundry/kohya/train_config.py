@@ -34,6 +34,9 @@ __all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
 
 TRAINER_SUFFIXES = frozenset(s for s in IMAGE_SUFFIXES if not s.startswith(".tif"))
 """What sd-scripts trains on: ours but TIFF (its train_util.IMAGE_EXTENSIONS, without the optional AVIF/JXL)."""
+# Every trainer process (and its children, which inherit it) carries its run folder here, so a
+# trainer left by a killed ComfyUI can be found again (evaluate/tune_launcher.leftover_trainers).
+RUN_DIR_ENV = "LORA_FOUNDRY_RUN_DIR"
 VARIANTS = ("lora", "locon", "loha", "lokr", "dora")
 NATIVE_MODULES = {"sd15": "networks.lora", "sd2": "networks.lora", "sdxl": "networks.lora",
                   "flux": "networks.lora_flux", "sd3": "networks.lora_sd3"}
@@ -302,7 +305,8 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     command_txt = run_dir / "command.txt"
     atomic_write_text(command_txt, " ".join(_quote(a) for a in argv) + "\n")
     spec = LaunchSpec(
-        argv=argv, cwd=install.sd_scripts_dir, env=_child_env(install), output_file=run_dir / f"{name}.safetensors",
+        argv=argv, cwd=install.sd_scripts_dir, env={**_child_env(install), RUN_DIR_ENV: str(run_dir.resolve())},
+        output_file=run_dir / f"{name}.safetensors",
         log_path=run_dir / f"{name}.log", loss_path=run_dir / f"{name}.loss", sample_dir=run_dir / "sample",
         expected_metadata={"ss_network_module": module, "ss_network_dim": str(request.preset.network_dim),
                            "ss_output_name": name},
