@@ -1,0 +1,165 @@
+"""Cut planned clips out of one sequential decode: resampled by presentation time, cropped to a bucket.
+
+Each output frame k of a clip (at ``start + k / fps``) takes the source frame of the clip's shot
+whose timestamp is nearest: that is resampling by the source's own pts, so variable-rate footage
+and 23.976/29.97 sources land where they should, and no frame outside the shot is ever used. One
+decode pass serves every clip (clips are in time order and do not overlap); each clip's frames go
+to its encoder as they are chosen, so memory holds a frame or two whatever the shot's length.
+Beside the file, a clip yields a few small frames for its contact strip and the numbers its
+filters need (motion, brightness, sharpness, a perceptual hash).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...media import blur, dedup
+from ...media.video import raw_to_array
+from ...media.video_types import RawFrame
+from .rules import ClipPlan
+
+STRIP_FRAMES = 6
+STRIP_LONG_SIDE = 160
+MOTION_SIZE = (64, 36)
+
+
+@dataclass
+class CutClip:
+    """What cutting one clip gave: frames written, how far the chosen frames were from their
+    ideal times, the source frames used, the strip pictures and filter numbers."""
+
+    plan: ClipPlan
+    frames: int
+    max_offset_s: float
+    source_first: int
+    source_last: int
+    strip: list[np.ndarray] = field(repr=False)
+    motion: float
+    brightness: float
+    sharpness: float
+    phash: int
+
+
+class _Peekable:
+    def __init__(self, frames: Iterator[RawFrame]) -> None:
+        self._frames = frames
+        self._next: RawFrame | None = None
+        self._done = False
+
+    def peek(self) -> RawFrame | None:
+        if self._next is None and not self._done:
+            self._next = next(self._frames, None)
+            self._done = self._next is None
+        return self._next
+
+    def advance(self) -> None:
+        self.peek()
+        self._next = None
+
+
+def _choose(plan: ClipPlan, frames: _Peekable) -> Iterator[tuple[float, RawFrame]]:
+    """(ideal time, chosen source frame) for each output frame; stops early if the shot's frames
+    run out before the first one (a damaged file)."""
+    times = plan.output_times()
+    k, held = 0, None
+    while k < len(times):
+        frame = frames.peek()
+        if frame is None or frame.index > plan.last:
+            break
+        if frame.index < plan.first:
+            frames.advance()
+            continue
+        if held is not None:
+            middle = (held.time_s + frame.time_s) / 2
+            while k < len(times) and times[k] <= middle:
+                yield times[k], held
+                k += 1
+            if k == len(times):
+                return  # leave ``frame`` for the next clip
+        held = frame
+        frames.advance()
+    while held is not None and k < len(times):
+        yield times[k], held
+        k += 1
+
+
+def cover_crop(width: int, height: int, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The scaled size covering ``size`` with the source's aspect, and the crop offset (x, y)."""
+    scale = max(size[0] / width, size[1] / height)
+    scaled = (max(size[0], math.ceil(width * scale - 1e-6)), max(size[1], math.ceil(height * scale - 1e-6)))
+    scaled = (scaled[0] + scaled[0] % 2, scaled[1] + scaled[1] % 2)
+    return scaled, ((scaled[0] - size[0]) // 2, (scaled[1] - size[1]) // 2)
+
+
+class _Converter:
+    """RGB at the bucket size, converted once per source frame however often it is repeated."""
+
+    def __init__(self, source_size: tuple[int, int], size: tuple[int, int]) -> None:
+        self.scaled, (self.left, self.top) = cover_crop(*source_size, size)
+        self.size = size
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def __call__(self, raw: RawFrame) -> np.ndarray:
+        if self._last is None or self._last[0] != raw.index:
+            rgb = raw_to_array(raw, self.scaled)
+            width, height = self.size
+            rgb = np.ascontiguousarray(rgb[self.top:self.top + height, self.left:self.left + width])
+            self._last = (raw.index, rgb)
+        return self._last[1]
+
+
+def _small(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = long_side / max(height, width)
+    return cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any) -> CutClip | None:
+    import cv2
+
+    strip_at = set(np.linspace(0, plan.frames - 1, STRIP_FRAMES).round().astype(int).tolist())
+    strip, offsets, used, diffs = [], [], [], []
+    previous, middle = None, None
+    for k, (ideal, raw) in enumerate(_choose(plan, frames)):
+        rgb = convert(raw)
+        writer.write(rgb)
+        offsets.append(abs(raw.time_s - ideal))
+        used.append(raw.index)
+        grey = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), MOTION_SIZE, interpolation=cv2.INTER_AREA)
+        if previous is not None:
+            diffs.append(float(np.abs(grey.astype(np.int16) - previous).mean()))
+        previous = grey.astype(np.int16)
+        if k in strip_at:
+            strip.append(_small(rgb, STRIP_LONG_SIDE))
+        if k == plan.frames // 2:
+            middle = rgb.copy()
+    if not used or middle is None:
+        return None
+    return CutClip(plan, len(used), max(offsets), min(used), max(used), strip,
+                   motion=float(np.mean(diffs)) if diffs else 0.0,
+                   brightness=blur.brightness_contrast(middle)[0], sharpness=blur.sharpness(middle),
+                   phash=dedup.perceptual_hash(middle))
+
+
+def cut_clips(raw_frames: Iterator[RawFrame], plans: Sequence[ClipPlan], source_size: tuple[int, int],
+              size: tuple[int, int], open_writer: Callable[[ClipPlan], Any]) -> Iterator[tuple[CutClip | None, Any]]:
+    """For each plan in order: encode its frames into ``open_writer(plan)`` and yield (result,
+    writer); the caller closes the writer (or aborts it when the result is None or too short)."""
+    frames = _Peekable(raw_frames)
+    convert = _Converter(source_size, size)
+    for plan in plans:
+        writer = open_writer(plan)
+        try:
+            result = _cut_one(plan, frames, convert, writer)
+        except BaseException:
+            writer.abort()
+            raise
+        yield result, writer
