@@ -82,3 +82,46 @@ def decode_clip(path: Path) -> tuple[list[np.ndarray], float, int, str]:
         stream = container.streams.video[0]
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
         return frames, float(stream.average_rate), stream.frames, stream.codec_context.name
+
+
+def textured_plate(seed: int = 7, size: tuple[int, int] = (1800, 1200)) -> np.ndarray:
+    """A blurred-noise plate with rectangles on it: corners for a tracker to follow."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    plate = cv2.GaussianBlur(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8), (0, 0), 3)
+    for _ in range(400):
+        x, y = int(rng.integers(0, size[0] - 40)), int(rng.integers(0, size[1] - 40))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        cv2.rectangle(plate, (x, y), (x + int(rng.integers(8, 40)), y + int(rng.integers(8, 40))), colour, -1)
+    return plate
+
+
+def camera_window(plate: np.ndarray, cx: float, cy: float, scale: float = 1.0,
+                  size: tuple[int, int] = (320, 180)) -> np.ndarray:
+    """What a camera centred at (cx, cy) on the plate sees, taking in ``scale`` x twice its frame."""
+    import cv2
+
+    width, height = size
+    w, h = width * 2 * scale, height * 2 * scale
+    matrix = np.array([[w / width, 0, cx - w / 2], [0, h / height, cy - h / 2]], np.float32)
+    return cv2.warpAffine(plate, matrix, size, flags=cv2.WARP_INVERSE_MAP | cv2.INTER_AREA)
+
+
+def make_camera_video(path: Path, shots: list, frames_per_shot: int, fps: int = 24) -> None:
+    """An MP4 of shots, each a camera path ``k -> (cx, cy[, scale])`` over its own plate."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.options = {"crf": "16", "preset": "veryfast"}
+        for number, camera_path in enumerate(shots):
+            level = (0, 120, 60, 180)[number % 4]  # shots differ in brightness: the cut detector sees them
+            plate = (textured_plate(seed=number + 1) // 2 + level).astype(np.uint8)
+            for k in range(frames_per_shot):
+                frame = av.VideoFrame.from_ndarray(camera_window(plate, *camera_path(k)), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
