@@ -109,16 +109,19 @@ def camera_window(plate: np.ndarray, cx: float, cy: float, scale: float = 1.0,
 
 
 def make_camera_video(path: Path, shots: list, frames_per_shot: int, fps: int = 24) -> None:
-    """An MP4 of shots, each a camera path ``k -> (cx, cy[, scale])`` over its own plate."""
+    """An MP4 of shots, each a camera path ``k -> (cx, cy[, scale])`` over its own plate, or a
+    tuple (path, plate seed, gain, level): pixels = plate * gain + level (dark shots, repeated shots)."""
     import av
 
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         stream.options = {"crf": "16", "preset": "veryfast"}
-        for number, camera_path in enumerate(shots):
-            level = (0, 120, 60, 180)[number % 4]  # shots differ in brightness: the cut detector sees them
-            plate = (textured_plate(seed=number + 1) // 2 + level).astype(np.uint8)
+        for number, shot in enumerate(shots):
+            # by default shots differ in brightness, so the cut detector sees them
+            camera_path, seed, gain, level = shot if isinstance(shot, tuple) else (
+                shot, number + 1, 0.5, (0, 120, 60, 180)[number % 4])
+            plate = (textured_plate(seed=seed) * gain + level).clip(0, 255).astype(np.uint8)
             for k in range(frames_per_shot):
                 frame = av.VideoFrame.from_ndarray(camera_window(plate, *camera_path(k)), format="rgb24")
                 for packet in stream.encode(frame):

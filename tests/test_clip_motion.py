@@ -11,11 +11,11 @@ from clip_media import camera_window, make_camera_video, textured_plate
 from lora_foundry import names
 from lora_foundry.stages.clips.caption_stage import caption_clips, check_template, fill
 from lora_foundry.stages.clips.cut_stage import cut_clips_stage
+from lora_foundry.stages.clips.filter_stage import ClipFilterOptions, filter_clips
+from lora_foundry.stages.clips.motion import camera_motion
 from lora_foundry.stages.clips.rules import ClipOptions
 from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_summary, ingest_video
 from lora_foundry.workspace import Workspace
-
-from lora_foundry.stages.clips.motion import camera_motion
 
 WIDTH, HEIGHT, FRAMES = 320, 180, 40
 
@@ -103,3 +103,19 @@ def test_a_caption_template_fills_known_fields_only_and_keeps_the_head():
         check_template("{action}, {camera}")
     assert fill("{camera}; {head}, {tags}", {"head": "ohwx", "camera": "static camera", "tags": ""}) == \
         "static camera; ohwx"
+
+
+def test_clip_filters_drop_static_dark_and_repeated_clips_and_say_why(tmp_path):
+    video_path = tmp_path / "film.mp4"
+    pan = PLANTED["pan right"]
+    make_camera_video(video_path, [(pan, 1, 0.5, 0), (PLANTED["static"], 2, 0.5, 120), (pan, 3, 0.05, 0),
+                                   (PLANTED["pan left"], 4, 0.5, 180), (pan, 1, 0.5, 0)], 72)
+    ws = Workspace.open(tmp_path / "ws")
+    frames = ingest_video(ws, video_path, VideoIngestOptions(mode="scene"))
+    assert len(ingest_summary(ws, frames).cuts) == 4
+    clips = cut_clips_stage(ws, frames, ClipOptions(model="wan", preset="ultrafast"))
+    kept = filter_clips(ws, clips, ClipFilterOptions())
+    assert sorted(item.shot for item in ws.items(kept)) == [0, 3]
+    dropped = {ws.get_items([i])[i].shot: why for i, why in ws.annotations(kept, names.DROPPED).items()}
+    assert dropped[1].startswith("static") and dropped[2].startswith("too dark")
+    assert dropped[4].startswith("near-duplicate of clip 0")
