@@ -24,6 +24,7 @@ from ..fileio import atomic_write_text
 from ..kohya.launcher import LaunchSpec, TrainingFailed, TrainResult, run_training
 from ..paths import safe_name
 from ..progress import Progress
+from ..stages.clips.rules import rule_for
 from .install import MusubiInstall, Preset, check_musubi
 
 STEPS = ("cache_latents", "cache_text", "train")
@@ -109,6 +110,14 @@ def _run_step(spec: LaunchSpec, step: str, progress: Progress | None, on_event: 
         return run_training(spec, progress=progress, on_event=on_event, should_stop=should_stop)
     except TrainingFailed as failed:
         raise TrainingFailed(f"step {step} failed: {failed.reason}", failed.log_tail, failed.returncode) from failed
+
+
+def check_clip_rate(preset: Preset, fps: float) -> None:
+    """musubi-tuner reads clips frame by frame: refuse clips cut for another model's rate."""
+    wanted = rule_for(preset.clip_model).fps
+    if fps != wanted:
+        raise ValueError(f"the clips are at {fps:g} fps but {preset.name} trains at {wanted:g} fps: cut them "
+                         f"for the {preset.clip_model} model")
 
 
 def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequest, run_root: Path,

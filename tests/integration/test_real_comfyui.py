@@ -75,9 +75,10 @@ def server(tmp_path_factory, media_dir):
     comfy.dirs["input"].mkdir(parents=True, exist_ok=True)
     _link_media(comfy.dirs["input"], media_dir)
     if STANDINS:
-        from standins import trainer_standin
+        from standins import musubi_standin, trainer_standin
 
         trainer_standin(tmp_path_factory.mktemp("standin_trainer"), comfy.dirs["user"])
+        musubi_standin(tmp_path_factory.mktemp("standin_musubi"), comfy.dirs["user"])
     comfy.models_before = _files_under(comfy_dir / "models")
     with comfy:
         comfy.startup_log = comfy.log()

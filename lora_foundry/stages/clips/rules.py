@@ -47,6 +47,9 @@ MODEL_RULES = {
 }
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 def rule_for(model: str) -> ModelClipRule:
     try:
         return MODEL_RULES[model]
@@ -76,6 +79,8 @@ class ClipOptions:
                              f"takes {rule.min_frames}-{rule.max_frames} frames ({rule.step}N+1)")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf {self.crf} is not in 0-51")
+        if self.preset not in X264_PRESETS:
+            raise ValueError(f"x264 preset {self.preset!r} is not one of {', '.join(X264_PRESETS)}")
         return rule
 
 
