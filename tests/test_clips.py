@@ -8,8 +8,6 @@ shot lengths and a variable frame rate; the clips are decoded back and their fra
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clip_media import decode_clip, make_video, read_barcode, shot_of_index
+from holds import hold_code, kill_when_held
 
 from lora_foundry import names
 from lora_foundry.media import video
@@ -126,15 +125,9 @@ from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_v
 from lora_foundry.stages.clips.cut_stage import cut_clips_stage
 from lora_foundry.stages.clips.rules import ClipOptions
 
-class Gate:
-    def update(self, done, total, preview=None):
-        if done >= 2:  # two clips committed: say so, then wait to be killed
-            print("ready", flush=True)
-            sys.stdin.readline()
-
 ws = Workspace.open(Path(sys.argv[1]))
 frames = ingest_video(ws, Path(sys.argv[2]), VideoIngestOptions(mode="scene"))
-cut_clips_stage(ws, frames, ClipOptions(model="wan", preset="ultrafast"), progress=Gate())
+cut_clips_stage(ws, frames, ClipOptions(model="wan", preset="ultrafast"))
 """
 
 
@@ -142,27 +135,30 @@ def _clip_files(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (root / "stages").rglob("shot*") if not p.name.startswith(".tmp-")}
 
 
-def test_kill_9_mid_cut_resumes_to_byte_identical_clips(tmp_path):
+def _cut(root: Path) -> list:
+    ws = Workspace.open(root)
+    frames = ingest_video(ws, MONTAGE, VideoIngestOptions(mode="scene"))
+    return _clips(ws, cut_clips_stage(ws, frames, ClipOptions(model="wan", preset="ultrafast")))
+
+
+def test_kill_9_mid_clip_resumes_to_byte_identical_clips(tmp_path):
+    """The child is held inside the third clip (its first two are 61 frames each: the 143rd frame
+    written), then killed: the clip in flight is a temporary file, never a finished-looking one."""
+    killed = tmp_path / "killed"
+    ingest_video(Workspace.open(killed), MONTAGE, VideoIngestOptions(mode="scene"))  # the shots, before
+    marker = tmp_path / "held"
+    code = hold_code("lora_foundry.media.video_writer:Mp4Writer.write", 2 * 61 + 20, marker) + CHILD
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "killed"), str(MONTAGE)], env=env,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-    partial = _clip_files(tmp_path / "killed")
-    assert 0 < len([n for n in partial if n.endswith(".mp4")]) < 6
-    resumed_ws = Workspace.open(tmp_path / "killed")
-    frames = ingest_video(resumed_ws, MONTAGE, VideoIngestOptions(mode="scene"))
-    resumed = _clips(resumed_ws, cut_clips_stage(resumed_ws, frames, ClipOptions(model="wan", preset="ultrafast")))
-    clean_ws = Workspace.open(tmp_path / "clean")
-    frames = ingest_video(clean_ws, MONTAGE, VideoIngestOptions(mode="scene"))
-    clean = _clips(clean_ws, cut_clips_stage(clean_ws, frames, ClipOptions(model="wan", preset="ultrafast")))
+    kill_when_held([sys.executable, "-c", code, str(killed), str(MONTAGE)], marker, env)
+    partial = _clip_files(killed)
+    assert sorted(n for n in partial if n.endswith(".mp4")) == ["shot0000_00.mp4", "shot0001_00.mp4"]
+    assert len(list(killed.rglob(".tmp-*.mp4"))) == 1, "the third clip was in flight"
+    resumed = _cut(killed)
+    clean = _cut(tmp_path / "clean")
     assert [c.path.name for c in resumed] == [c.path.name for c in clean] and len(clean) == 6
-    assert _clip_files(tmp_path / "killed") == _clip_files(tmp_path / "clean")
-    assert all(partial[name] == data for name, data in _clip_files(tmp_path / "killed").items() if name in partial)
-    assert not list((tmp_path / "killed").rglob(".tmp-*"))
+    assert _clip_files(killed) == _clip_files(tmp_path / "clean")
+    assert all(partial[name] == data for name, data in _clip_files(killed).items() if name in partial)
+    assert not list(killed.rglob(".tmp-*"))
 
 
 def test_generated_source_keeps_its_declared_variable_rate(tmp_path):
