@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..kohya.operator_config import TrainerNotConfigured
+from ..kohya.operator_config import TrainerNotConfigured, check_folder_and_python
 
 MUSUBI_ENV = "MUSUBI_TUNER"
 PYTHON_ENV = "MUSUBI_PYTHON"
@@ -119,10 +119,7 @@ def load_musubi_install(user_dir: Path | None, environ: Mapping[str, str] | None
 def check_musubi(install: MusubiInstall, preset: Preset) -> None:
     """Fail before any step runs, naming what is missing: folder, python, scripts, model files."""
     where = f"(configured by {install.source})"
-    if not install.root.is_dir():
-        raise TrainerNotConfigured(f"musubi-tuner folder {install.root} does not exist {where}")
-    if not (install.python.is_file() and os.access(install.python, os.X_OK)):
-        raise TrainerNotConfigured(f"musubi-tuner python {install.python} is not an executable file {where}")
+    check_folder_and_python("musubi-tuner", install.root, install.python, where)
     for script in (preset.cache_latents, preset.cache_text, preset.train):
         if not install.script(script).is_file():
             raise TrainerNotConfigured(f"{script} not found in {install.root / 'src' / 'musubi_tuner'} {where}")
