@@ -147,7 +147,7 @@ def test_kill_9_mid_clip_resumes_to_byte_identical_clips(tmp_path):
     killed = tmp_path / "killed"
     ingest_video(Workspace.open(killed), MONTAGE, VideoIngestOptions(mode="scene"))  # the shots, before
     marker = tmp_path / "held"
-    code = hold_code("lora_foundry.media.video_writer:Mp4Writer.write", 2 * 61 + 20, marker) + CHILD
+    code = hold_code("lora_foundry.media.video_writer:Mp4Writer.write_yuv", 2 * 61 + 20, marker) + CHILD
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}"}
     kill_when_held([sys.executable, "-c", code, str(killed), str(MONTAGE)], marker, env)
     partial = _clip_files(killed)

@@ -50,7 +50,19 @@ class Mp4Writer:
 
         if rgb.shape[1::-1] != self.size:
             raise ValueError(f"frame is {rgb.shape[1]}x{rgb.shape[0]}, the clip {self.size[0]}x{self.size[1]}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"))
+
+    def write_yuv(self, planes: np.ndarray) -> None:
+        """One frame given as planar YUV 4:2:0 (``(h * 3 / 2, w)`` uint8, as PyAV's ``yuv420p``
+        arrays are): handed to x264 as it is, no colour conversion."""
+        import av
+
+        width, height = self.size
+        if planes.shape != (height * 3 // 2, width):
+            raise ValueError(f"YUV frame is {planes.shape}, the clip needs {(height * 3 // 2, width)}")
+        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv420p"))
+
+    def _encode(self, frame) -> None:
         frame.pts = self._count
         self._count += 1
         for packet in self._stream.encode(frame):
