@@ -276,6 +276,24 @@ def test_video_loader_offers_upload_and_lists_an_uploaded_clip_in_the_browser(se
     assert report["added"]["button"] and "uploaded_clip.mp4" in report["serverChoices"]
 
 
+@pytest.mark.skipif(not STANDINS, reason="the workflow needs its model stand-ins (LF_STANDINS=1)")
+def test_video_lora_workflow_writes_clips_that_play(server, object_info):
+    """The film-to-video-LoRA workflow runs (again: served from cache if it ran above), and every
+    clip of its dataset decodes to a Wan clip: 16 fps, N*4+1 frames, the frames it declares."""
+    import av
+
+    entry = _queue_whole_workflow(server, object_info, EXAMPLES / "video_lora_dataset_from_film.json")
+    assert _error_of(entry) is None, json.dumps(_error_of(entry), indent=1)[:4000]
+    clips = sorted((server.dirs["output"] / "lora_foundry" / "datasets").glob("video_lora_demo*/videos/*.mp4"))
+    assert clips
+    for clip in clips:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            assert float(stream.average_rate) == 16.0 and frames == stream.frames and (frames - 1) % 4 == 0
+        assert clip.with_suffix(".txt").read_text(encoding="utf-8").startswith("ohwx person")
+
+
 def test_the_checkout_models_folder_was_not_written(server):
     """Runs after every workflow of this module (a trained LoRA is published into ComfyUI's first
     loras folder: with stand-ins that is a tmp folder, never the checkout's models/loras)."""
