@@ -51,6 +51,9 @@ def test_dataset_pairs_every_clip_with_a_caption_and_a_toml_musubi_understands(m
     assert len(videos) == dataset.clips == len(ws.items(clips)) == 6
     assert all(path.with_suffix(".txt").read_text("utf-8").strip() == "ohwx woman" for path in videos)
     assert len(list(Path(image["image_directory"]).glob("*.png"))) == dataset.images == ws.count(frames)
+    pipe = tomllib.loads((dataset.path / "diffusion_pipe_dataset.toml").read_text("utf-8"))
+    assert [d["path"] for d in pipe["directory"]] == [video["video_directory"], image["image_directory"]]
+    assert pipe["frame_buckets"] == [1, *video["target_frames"]] and pipe["ar_buckets"] == [config["general"]["resolution"]]
     again = write_video_dataset(ws, clips, VideoDatasetSpec(name="wan_set", trigger="ohwx"), tmp_path)
     assert again.path.name == "wan_set_v2" and dataset.path.is_dir(), "a second write never overwrites"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]

@@ -6,13 +6,17 @@ Layout::
     <name>/images/00000.png + 00000.txt                 an image dataset mixed in (optional)
     <name>/cache/videos  <name>/cache/images            one cache folder per dataset (musubi requires it)
     <name>/dataset.toml                                 --dataset_config of every musubi script
+    <name>/diffusion_pipe_dataset.toml                  the same files for diffusion-pipe
     <name>/lora_foundry_video_dataset.json              what was written, from what
 
 musubi-tuner reads a video frame by frame without resampling (``docs/dataset_config.md``), so the
 clips are already at the model's rate and lengths; ``frame_extraction = "full"`` with
 ``max_frames`` at the longest clip gives exactly one training item per clip at its own N*4+1
 length (``head`` with several ``target_frames`` would repeat the longer clips). ``source_fps`` is
-the clips' own rate: nothing is skipped. Assembled in a staging folder and renamed into place.
+the clips' own rate: nothing is skipped. diffusion-pipe reads the same folders (media + same-name
+``.txt``); only its TOML differs (its ``examples/dataset.toml``): ``[[directory]]`` entries, and
+``frame_buckets`` listing every clip length, since it puts a video in the longest bucket not longer
+than the video. Assembled in a staging folder and renamed into place.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ..workspace import Handle, Item, Workspace
 
 REPORT_NAME = "lora_foundry_video_dataset.json"
 TOML_NAME = "dataset.toml"
+DIFFUSION_PIPE_TOML = "diffusion_pipe_dataset.toml"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,18 @@ def dataset_config(root: Path, clip_items: Sequence[Item], size: tuple[int, int]
     return config
 
 
+def diffusion_pipe_config(root: Path, config: dict[str, Any], spec: VideoDatasetSpec) -> dict[str, Any]:
+    """diffusion-pipe's dataset TOML for the same folders: the bucket as its one size, one frame
+    bucket per clip length (1 is images)."""
+    size = config["general"]["resolution"]
+    video = config["datasets"][0]
+    directories = [{"path": str(root / "videos"), "num_repeats": spec.video_repeats}]
+    if len(config["datasets"]) > 1:
+        directories.append({"path": str(root / "images"), "num_repeats": spec.image_repeats})
+    return {"resolutions": [size], "enable_ar_bucket": True, "ar_buckets": [size],
+            "frame_buckets": [1, *video["target_frames"]], "directory": directories}
+
+
 def _target(root: Path, name: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for version in range(1, 1000):
@@ -133,6 +150,8 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
         size = (clip_items[0].width, clip_items[0].height)
         config = dataset_config(target, clip_items, size, spec, bool(image_items))
         (staging / TOML_NAME).write_text(tomli_w.dumps(config), encoding="utf-8")
+        (staging / DIFFUSION_PIPE_TOML).write_text(tomli_w.dumps(diffusion_pipe_config(target, config, spec)),
+                                                   encoding="utf-8")
         written = VideoDataset(target, target / TOML_NAME, len(clip_items), len(image_items),
                                float(clip_items[0].meta[names.META_CLIP]["fps"]),
                                tuple(config["datasets"][0]["target_frames"]))
