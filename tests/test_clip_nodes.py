@@ -32,7 +32,7 @@ def test_film_to_trained_video_lora_through_the_nodes(pack, output_root, musubi,
     frames, _ = nodes.frames.LoadVideoFrames().load(
         video="lf_example_montage.mp4", workspace="film", mode="scene", interval_s=1.0, per_shot=2, start_s=0.0,
         end_s=0.0, max_frames=0, long_side=256, frame_format="jpg")
-    cut = nodes.clips.CutClips().cut(frames, "wan", 2.0, 5.0, True, 4, x264_preset="ultrafast")
+    cut = nodes.clips.CutClips().cut(frames, "wan", 2.0, 2.2, True, 4, x264_preset="ultrafast")
     clips, report = cut["result"]
     assert len(cut["ui"]["images"]) == 6 and report.startswith("6 wan clips")
     kept, _ = nodes.clips.FilterClips().filter(clips, 0.4, True, True, True)["result"]
@@ -54,7 +54,7 @@ def test_clips_cut_for_wan_are_refused_by_the_hunyuan_preset(pack, output_root, 
     frames, _ = nodes.frames.LoadVideoFrames().load(
         video="lf_example_montage.mp4", workspace="film", mode="scene", interval_s=1.0, per_shot=2, start_s=0.0,
         end_s=0.0, max_frames=0, long_side=256, frame_format="jpg")
-    clips, _ = nodes.clips.CutClips().cut(frames, "wan", 2.0, 5.0, True, 1, x264_preset="ultrafast")["result"]
+    clips, _ = nodes.clips.CutClips().cut(frames, "wan", 2.0, 2.2, True, 1, x264_preset="ultrafast")["result"]
     dataset = nodes.video_training.WriteVideoDataset().write(clips, "wan_set", "ohwx", "woman", 1)["result"][0]
     with pytest.raises(ValueError, match="at 16 fps but hunyuan_video trains at 24 fps"):
         nodes.video_training.MusubiTrain().train(dataset, "hunyuan_video", "x", 16, 2e-4, 1, 42)
