@@ -164,3 +164,13 @@ def test_kill_9_mid_clip_resumes_to_byte_identical_clips(tmp_path):
 def test_generated_source_keeps_its_declared_variable_rate(tmp_path):
     times = make_video(tmp_path / "v.mp4", [10, 10], fps=Fraction(24), slow_shots=frozenset({1}))
     assert video.frame_times(tmp_path / "v.mp4") == pytest.approx(times)
+
+
+def test_a_selection_of_frames_gets_only_the_clips_its_frames_belong_to(montage_ws):
+    """A cluster (here planted: the sampled frames of shots 1 and 3) owns the clips its frames are in."""
+    ws, frames, _ = montage_ws
+    chosen = [item.id for item in ws.items(frames) if item.shot in (1, 3)]
+    with ws.stage("planted_cluster", 1, {"shots": [1, 3]}, [frames]) as st:
+        st.emit_all(chosen)
+    clips = _clips(ws, cut_clips_stage(ws, st.handle, ClipOptions(model="wan", preset="ultrafast")))
+    assert sorted(clip.shot for clip in clips) == [1, 3]
