@@ -85,5 +85,6 @@ def test_musubi_tuners_own_loader_accepts_the_toml_and_enumerates_one_item_per_c
           sep="\n  ")
     expected = {Path(item.relpath).stem: item.meta[names.META_CLIP]["frames"] for item in ws.items(clips)}
     got = {Path(item["key"]).stem.rsplit("_", 1)[0]: item["frames"] for item in found["items"]}
-    assert got == expected and dataset.fps == fps
+    assert got == expected and len(found["items"]) == len(expected), "one training item per clip, at its length"
+    assert dataset.fps == fps
     assert all(item["caption"] == "ohwx woman" for item in found["items"])
