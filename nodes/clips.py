@@ -11,7 +11,7 @@ from ..lora_foundry.stages.clips import caption_stage, cut_stage, filter_stage
 from ..lora_foundry.stages.clips.rules import MODEL_RULES, X264_PRESETS, ClipOptions
 from ..lora_foundry.workspace import Handle, Workspace
 from . import _comfy
-from ._declare import boolean, choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 
 PREVIEW_FOLDER = "lora_foundry_previews"
 MAX_STRIPS = 24
@@ -49,28 +49,26 @@ def _result(ws: Workspace, clips: Handle, header: str) -> dict[str, Any]:
       "(16 / 24 / 8 fps, resampled by the source's timestamps), an aspect bucket near its training size, a "
       "duration window (2-5 s by default). Long shots give several clips, shots too short give none. Given a "
       "selection of frames (a character's cluster), only the clips those frames belong to are cut. H.264 MP4 "
-      "files, written atomically and resumable; a contact strip per clip is shown.")
+      "files, written atomically and resumable; a contact strip per clip is shown.",
+      inputs={
+          "frames": socket("LF_FRAMES", "Frames of a video ingest, or a selection of them (e.g. one cluster)."),
+          "model": choice(sorted(MODEL_RULES), "The video model the clips are for: sets frame count rule, "
+                          "frame rate and bucket size.", "wan"),
+          "min_seconds": number("Shortest clip, in seconds (shots shorter than this give no clip).", 2.0, 0.5,
+                                30.0, 0.1),
+          "max_seconds": number("Longest clip, in seconds (the model's frame limit applies too).", 5.0, 0.5,
+                                30.0, 0.1),
+          "split_long_shots": boolean("A long shot gives several clips, spread over it.", True),
+          "max_per_shot": integer("At most this many clips from one shot.", 4, 1, 1000),
+      },
+      optional={
+          "resolution": integer("Short side of the bucket; 0 = the model's usual size (Wan 480, HunyuanVideo "
+                                "544, CogVideoX 480). Never upscales.", 0, 0, 2160, 16),
+          "crf": integer("x264 quality (lower is better and bigger; 18 is visually lossless).", 18, 0, 51),
+          "x264_preset": choice(X264_PRESETS, "x264 speed: slower presets give smaller files at the same "
+                                "quality.", "medium"),
+      })
 class CutClips:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "frames": socket("LF_FRAMES", "Frames of a video ingest, or a selection of them (e.g. one cluster)."),
-            "model": choice(sorted(MODEL_RULES), "The video model the clips are for: sets frame count rule, "
-                            "frame rate and bucket size.", "wan"),
-            "min_seconds": number("Shortest clip, in seconds (shots shorter than this give no clip).", 2.0, 0.5,
-                                  30.0, 0.1),
-            "max_seconds": number("Longest clip, in seconds (the model's frame limit applies too).", 5.0, 0.5,
-                                  30.0, 0.1),
-            "split_long_shots": boolean("A long shot gives several clips, spread over it.", True),
-            "max_per_shot": integer("At most this many clips from one shot.", 4, 1, 1000),
-        }, {
-            "resolution": integer("Short side of the bucket; 0 = the model's usual size (Wan 480, HunyuanVideo "
-                                  "544, CogVideoX 480). Never upscales.", 0, 0, 2160, 16),
-            "crf": integer("x264 quality (lower is better and bigger; 18 is visually lossless).", 18, 0, 51),
-            "x264_preset": choice(X264_PRESETS, "x264 speed: slower presets give smaller files at the same "
-                                  "quality.", "medium"),
-        })
-
     def cut(self, frames: Handle, model: str, min_seconds: float, max_seconds: float, split_long_shots: bool,
             max_per_shot: int, resolution: int = 0, crf: int = 18, x264_preset: str = "medium",
             unique_id: str | None = None) -> dict[str, Any]:
@@ -87,19 +85,16 @@ class CutClips:
 @node("LF_FilterClips", "LF Filter Clips", category="clips", function="filter", output_node=True,
       outputs=[("LF_CLIPS", "clips"), ("STRING", "report")],
       description="Drops clips a video LoRA should not learn from, saying why: static (nothing moves), too dark, "
-      "blurred (much less sharp than the other clips) and near-duplicates of an earlier clip.")
+      "blurred (much less sharp than the other clips) and near-duplicates of an earlier clip.",
+      inputs={
+          "clips": socket("LF_CLIPS", "Clips from LF Cut Clips."),
+          "min_motion": number("Mean grey-level change per frame (0-255) below which a clip is static.", 0.4,
+                               0.0, 50.0, 0.05),
+          "drop_dark": boolean("Drop clips too dark to learn from.", True),
+          "drop_blurred": boolean("Drop clips much less sharp than the others.", True),
+          "drop_duplicates": boolean("Drop near-duplicates of an earlier clip (perceptual hash).", True),
+      })
 class FilterClips:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "clips": socket("LF_CLIPS", "Clips from LF Cut Clips."),
-            "min_motion": number("Mean grey-level change per frame (0-255) below which a clip is static.", 0.4,
-                                 0.0, 50.0, 0.05),
-            "drop_dark": boolean("Drop clips too dark to learn from.", True),
-            "drop_blurred": boolean("Drop clips much less sharp than the others.", True),
-            "drop_duplicates": boolean("Drop near-duplicates of an earlier clip (perceptual hash).", True),
-        })
-
     def filter(self, clips: Handle, min_motion: float, drop_dark: bool, drop_blurred: bool, drop_duplicates: bool,
                unique_id: str | None = None) -> dict[str, Any]:
         options = filter_stage.ClipFilterOptions(min_motion=min_motion, dark=drop_dark, blur=drop_blurred,
@@ -116,21 +111,21 @@ class FilterClips:
       description="Writes a natural-language caption per clip in the video guide's style: trigger and class "
       "first (the LoRA type's binding rule), then the action and a turn towards or away from the camera (from "
       "the pose tags of the frames inside the clip, when tagged frames are connected), setting tags (the tag "
-      "union of those frames) and the camera motion measured from the clip (static, pan, tilt, zoom, handheld).")
+      "union of those frames) and the camera motion measured from the clip (static, pan, tilt, zoom, handheld).",
+      inputs={
+          "clips": socket("LF_CLIPS", "Clips to caption."),
+          "trigger": text("Trigger word: first in every caption.", "ohwx"),
+          "class_word": text("Class word after the trigger (woman, dog, ...).", "person"),
+          "lora_type": choice(LORA_TYPES, "What the LoRA learns: its binding rule sets the caption's head.",
+                              "character"),
+          "template": text("Order of the caption's parts: {head}, {action}, {tags}, {camera} only; {head} is "
+                           "required.", caption_stage.DEFAULT_TEMPLATE),
+      },
+      optional={
+          "tagged_frames": socket("LF_FRAMES", "Frames of the same video with pose / WD14 tags (LF Tag Pose, "
+                                  "LF Tag Frames): their tags describe the clips they fall in."),
+      })
 class CaptionClips:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "clips": socket("LF_CLIPS", "Clips to caption."),
-            "trigger": text("Trigger word: first in every caption.", "ohwx"),
-            "class_word": text("Class word after the trigger (woman, dog, ...).", "person"),
-            "lora_type": choice(LORA_TYPES, "What the LoRA learns: its binding rule sets the caption's head.",
-                                "character"),
-            "template": text("Order of the caption's parts: {head}, {action}, {tags}, {camera} only; {head} is "
-                             "required.", caption_stage.DEFAULT_TEMPLATE),
-        }, {"tagged_frames": socket("LF_FRAMES", "Frames of the same video with pose / WD14 tags (LF Tag Pose, "
-                                                  "LF Tag Frames): their tags describe the clips they fall in.")})
-
     def caption(self, clips: Handle, trigger: str, class_word: str, lora_type: str, template: str,
                 tagged_frames: Handle | None = None, unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(clips) as ws:

@@ -12,7 +12,7 @@ from ..lora_foundry.musubi.install import PRESETS, load_musubi_install, preset_f
 from ..lora_foundry.musubi.launcher import MusubiRequest, check_clip_rate, describe, train_video_lora
 from ..lora_foundry.workspace import Handle, Workspace
 from . import _comfy
-from ._declare import choice, inputs, integer, mappings, node, number, socket, text
+from ._declare import choice, integer, mappings, node, number, socket, text
 from .training import LORAS_SUBDIR, EventForwarder, interrupted, loras_dir, show_cancel_report
 
 
@@ -22,21 +22,19 @@ from .training import LORAS_SUBDIR, EventForwarder, interrupted, loras_dir, show
       "<output>/lora_foundry/datasets/<name>/: videos/ (MP4 + .txt per clip), images/ when frames are connected "
       "(an image dataset mixed in), one cache folder per dataset and dataset.toml for every musubi-tuner script "
       "(--dataset_config; frame_extraction full: one training item per clip at its own length). Clips without "
-      "a caption get 'trigger class'. An existing dataset is never overwritten (a _v2 is written).")
+      "a caption get 'trigger class'. An existing dataset is never overwritten (a _v2 is written).",
+      inputs={
+          "clips": socket("LF_CLIPS", "Clips (captioned by LF Caption Clips, or not)."),
+          "dataset_name": text("Folder name under <output>/lora_foundry/datasets/ (plain name).", "my_video_lora"),
+          "trigger": text("Trigger word for clips without a caption.", "ohwx"),
+          "class_word": text("Class word for clips without a caption.", "person"),
+          "video_repeats": integer("musubi num_repeats of the clips.", 1, 1, 100),
+      },
+      optional={
+          "images": socket("LF_FRAMES", "Images to mix in as an image dataset (musubi trains on both)."),
+          "image_repeats": integer("musubi num_repeats of the images.", 1, 1, 100),
+      })
 class WriteVideoDataset:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "clips": socket("LF_CLIPS", "Clips (captioned by LF Caption Clips, or not)."),
-            "dataset_name": text("Folder name under <output>/lora_foundry/datasets/ (plain name).", "my_video_lora"),
-            "trigger": text("Trigger word for clips without a caption.", "ohwx"),
-            "class_word": text("Class word for clips without a caption.", "person"),
-            "video_repeats": integer("musubi num_repeats of the clips.", 1, 1, 100),
-        }, {
-            "images": socket("LF_FRAMES", "Images to mix in as an image dataset (musubi trains on both)."),
-            "image_repeats": integer("musubi num_repeats of the images.", 1, 1, 100),
-        })
-
     def write(self, clips: Handle, dataset_name: str, trigger: str, class_word: str, video_repeats: int,
               images: Handle | None = None, image_repeats: int = 1, unique_id: str | None = None) -> dict[str, Any]:
         spec = video_dataset.VideoDatasetSpec(name=dataset_name, trigger=trigger.strip(),
@@ -57,21 +55,18 @@ class WriteVideoDataset:
       "MUSUBI_PYTHON or <user>/lora_foundry/musubi.json, which also names the model files of each preset). Runs "
       "musubi's three steps, each checked: cache latents, cache text-encoder outputs (one cache file per clip, "
       "or the step fails by name), then training (exit 0 and a LoRA with the right network module). Live loss "
-      "in the node; cancel stops the whole process group. The LoRA is copied to models/loras/lora_foundry/.")
+      "in the node; cancel stops the whole process group. The LoRA is copied to models/loras/lora_foundry/.",
+      inputs={
+          "video_dataset": socket("LF_VIDEO_DATASET", "The dataset from LF Write Video Dataset."),
+          "preset": choice(list(PRESETS), "Model and task: Wan 2.1/2.2 text- or image-to-video, HunyuanVideo. "
+                           "The clips must have been cut for that model.", "wan21_t2v_1.3B"),
+          "output_name": text("LoRA file name (plain name).", "my_video_lora"),
+          "network_dim": integer("LoRA rank.", 32, 1, 256),
+          "learning_rate": number("Learning rate.", 2e-4, 1e-6, 1e-2, 1e-5),
+          "epochs": integer("max_train_epochs.", 16, 1, 1000),
+          "train_seed": integer("Training seed.", 42, 0, 2**31 - 1),
+      })
 class MusubiTrain:
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return inputs({
-            "video_dataset": socket("LF_VIDEO_DATASET", "The dataset from LF Write Video Dataset."),
-            "preset": choice(list(PRESETS), "Model and task: Wan 2.1/2.2 text- or image-to-video, HunyuanVideo. "
-                             "The clips must have been cut for that model.", "wan21_t2v_1.3B"),
-            "output_name": text("LoRA file name (plain name).", "my_video_lora"),
-            "network_dim": integer("LoRA rank.", 32, 1, 256),
-            "learning_rate": number("Learning rate.", 2e-4, 1e-6, 1e-2, 1e-5),
-            "epochs": integer("max_train_epochs.", 16, 1, 1000),
-            "train_seed": integer("Training seed.", 42, 0, 2**31 - 1),
-        })
-
     def train(self, video_dataset: video_dataset.VideoDataset, preset: str, output_name: str, network_dim: int,
               learning_rate: float, epochs: int, train_seed: int, unique_id: str | None = None) -> dict[str, Any]:
         chosen = preset_for(preset)
