@@ -54,7 +54,7 @@ def run_train_video(args: argparse.Namespace) -> int:
     request = MusubiRequest(args.preset, folder / TOML_NAME, args.name, len(record["clips"]),
                             network_dim=args.rank, learning_rate=args.lr, max_train_epochs=args.epochs, seed=args.seed)
     install = load_musubi_install(args.user_dir)
-    with _CtrlC() as ctrl_c:
+    with _CtrlC("musubi-tuner") as ctrl_c:
         outcome = train_video_lora(install, preset, request, args.out.resolve().joinpath(*TRAINING_DIR),
                                    PrintProgress("train-video"), _print_loss, lambda: ctrl_c.requested)
     print(json.dumps(describe(outcome), indent=1), flush=True)
