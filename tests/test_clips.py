@@ -107,7 +107,7 @@ def test_generated_film_clips_use_the_frames_nearest_each_output_time_by_pts(gen
 
 def test_cogvideox_takes_its_49_frame_clip_when_the_window_allows_six_seconds():
     """diffusers' CogVideoX: conditioned on num_seconds * fps + 1 = 6 * 8 + 1 frames."""
-    span = ShotSpan(0, 0, 299, 0.0, 10.0)
+    span = ShotSpan(0, 0, 299, 0.0, 10.0, 1 / 30, 9.9)
     plans = plan_shot(span, rule_for("cogvideox"), ClipOptions(model="cogvideox", max_s=6.2), 30.0)
     assert [plan.frames for plan in plans] == [49]
 
@@ -174,3 +174,24 @@ def test_a_selection_of_frames_gets_only_the_clips_its_frames_belong_to(montage_
         st.emit_all(chosen)
     clips = _clips(ws, cut_clips_stage(ws, st.handle, ClipOptions(model="wan", preset="ultrafast")))
     assert sorted(clip.shot for clip in clips) == [1, 3]
+
+
+def test_clips_cut_after_a_seek_into_variable_rate_footage_still_use_their_shot(generated):
+    """Only the last two shots are selected, so decoding starts with a seek far into the film, past a
+    half-rate shot: frame numbers guessed from time and the average rate would be off there."""
+    path, times, ws, frames = generated
+    chosen = [item.id for item in ws.items(frames) if item.shot in (SLOW_SHOT, SLOW_SHOT + 1)]
+    with ws.stage("planted_late_shots", 1, {}, [frames]) as st:
+        st.emit_all(chosen)
+    clips = _clips(ws, cut_clips_stage(ws, st.handle, ClipOptions(model="wan", preset="ultrafast")))
+    assert sorted(clip.shot for clip in clips) == [SLOW_SHOT, SLOW_SHOT + 1]
+    crop_top = (180 - clips[0].height) // 2
+    for clip in clips:
+        pictures, _, _, _ = decode_clip(clip.path)
+        start = clip.meta[names.META_CLIP]["start_s"]
+        read = [read_barcode(p, crop_top) for p in pictures]
+        assert {shot_of_index(i, GENERATED_SHOTS) for i in read} == {clip.shot}
+        for k, index in enumerate(read):
+            ideal = start + k / 16.0
+            best = min(abs(t - ideal) for t in times)
+            assert abs(times[index] - ideal) <= best + 1e-6, f"{clip.relpath} frame {k}: source {index}"

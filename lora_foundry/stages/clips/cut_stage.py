@@ -70,18 +70,19 @@ def cut_clips_stage(ws: Workspace, frames: Handle, options: ClipOptions,
     with ws.stage("cut_clips", 1, params, [frames], label=f"{rule.name} clips of {source.name}") as st:
         if st.complete:
             return st.handle
-        plans, too_short = plan_clips(summary.cuts, video.frame_times(source), info.fps, options)
+        times = video.frame_times(source)
+        plans, too_short = plan_clips(summary.cuts, times, info.fps, options)
         plans = _selected(ws, frames, ingest_key, plans)
         size = bucket_size(info.width, info.height, rule, options.resolution)
         st.set_info(**{names.INFO_CLIP_PLAN: {
             "model": rule.name, "fps": rule.fps, "size": list(size), "clips": len(plans),
             "short_shots": [span.shot for span in too_short]}})
-        _cut_pending(st, info, plans, size, options, progress)
+        _cut_pending(st, info, plans, size, options, progress, times)
     return st.handle
 
 
 def _cut_pending(st: Any, info: video.VideoInfo, plans: list[ClipPlan], size: tuple[int, int],
-                 options: ClipOptions, progress: Progress | None) -> None:
+                 options: ClipOptions, progress: Progress | None, times: list[float]) -> None:
     report = ensure_progress(progress)
     units = [plan.name for plan in plans]
     todo = [(position, plan) for position, plan in enumerate(plans) if not st.is_done(plan.name)]
@@ -99,7 +100,7 @@ def _cut_pending(st: Any, info: video.VideoInfo, plans: list[ClipPlan], size: tu
 
     try:
         for result, writer in cut_clips(raw, [plan for _, plan in todo], (info.width, info.height), size,
-                                        open_writer):
+                                        open_writer, times):
             if result is None or result.frames < result.plan.frames:
                 writer.abort()
                 log.warning("%s: a clip ran out of frames (damaged file?); skipped", info.path)

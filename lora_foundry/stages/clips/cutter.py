@@ -11,6 +11,7 @@ filters need (motion, brightness, sharpness, a perceptual hash).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .rules import ClipPlan
 STRIP_FRAMES = 6
 STRIP_LONG_SIDE = 160
 MOTION_SIZE = (64, 36)
+TIME_SLACK_S = 1e-4  # rounding between the demuxer's times and the decoder's
 
 
 @dataclass
@@ -69,9 +71,9 @@ def _choose(plan: ClipPlan, frames: _Peekable) -> Iterator[tuple[float, RawFrame
     k, held = 0, None
     while k < len(times):
         frame = frames.peek()
-        if frame is None or frame.index > plan.last:
+        if frame is None or frame.time_s > plan.last_s + TIME_SLACK_S:
             break
-        if frame.index < plan.first:
+        if frame.time_s < plan.first_s - TIME_SLACK_S:
             frames.advance()
             continue
         if held is not None:
@@ -149,7 +151,8 @@ def _small(rgb: np.ndarray, long_side: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any) -> CutClip | None:
+def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any,
+             index_of: Callable[[float], int]) -> CutClip | None:
     import cv2
 
     strip_at = set(np.linspace(0, plan.frames - 1, STRIP_FRAMES).round().astype(int).tolist())
@@ -160,7 +163,7 @@ def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any
         yuv = convert(raw)
         writer.write_yuv(yuv)
         offsets.append(abs(raw.time_s - ideal))
-        used.append(raw.index)
+        used.append(index_of(raw.time_s))
         grey = cv2.resize(yuv[:height], MOTION_SIZE, interpolation=cv2.INTER_AREA)  # luma: the grey picture
         if previous is not None:
             diffs.append(float(np.abs(grey.astype(np.int16) - previous).mean()))
@@ -178,15 +181,23 @@ def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any
 
 
 def cut_clips(raw_frames: Iterator[RawFrame], plans: Sequence[ClipPlan], source_size: tuple[int, int],
-              size: tuple[int, int], open_writer: Callable[[ClipPlan], Any]) -> Iterator[tuple[CutClip | None, Any]]:
+              size: tuple[int, int], open_writer: Callable[[ClipPlan], Any], times: Sequence[float]
+              ) -> Iterator[tuple[CutClip | None, Any]]:
     """For each plan in order: encode its frames into ``open_writer(plan)`` and yield (result,
-    writer); the caller closes the writer (or aborts it when the result is None or too short)."""
+    writer); the caller closes the writer (or aborts it when the result is None or too short).
+    ``times`` are the source frames' presentation times (``video.frame_times``): a chosen frame's
+    number is looked up from its time."""
+
+    def index_of(time_s: float) -> int:
+        at = bisect.bisect_left(times, time_s - TIME_SLACK_S)
+        return min(at, len(times) - 1)
+
     frames = _Peekable(raw_frames)
     convert = _Converter(source_size, size)
     for plan in plans:
         writer = open_writer(plan)
         try:
-            result = _cut_one(plan, frames, convert, writer)
+            result = _cut_one(plan, frames, convert, writer, index_of)
         except BaseException:
             writer.abort()
             raise

@@ -93,6 +93,8 @@ class ShotSpan:
     last: int
     start_s: float
     end_s: float  # the last frame's time plus one source frame
+    inner_start_s: float = 0.0  # the times of the second and the second-to-last frames: a clip's
+    inner_end_s: float = 0.0  # frames lie between them (one frame of margin at each cut)
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,10 @@ class ClipPlan:
     start_s: float
     frames: int
     fps: float
-    first: int  # the shot's source frames the clip may use (a clip never leaves its shot)
+    first: int  # the shot's source frames the clip may use (a clip never leaves its shot) ...
     last: int
+    first_s: float  # ... and their presentation times, which bound it (frame numbers guessed after
+    last_s: float  # a seek into variable-rate footage would not)
 
     @property
     def duration_s(self) -> float:
@@ -132,7 +136,8 @@ def shot_spans(cuts: Sequence[int], times: Sequence[float], fps: float) -> list[
     presentation times ``times``; a shot ends one nominal source frame after its last frame."""
     count = len(times)
     bounds = [0, *sorted(c for c in cuts if 0 < c < count), count]
-    return [ShotSpan(shot, first, end - 1, times[first], times[end - 1] + 1.0 / fps)
+    return [ShotSpan(shot, first, end - 1, times[first], times[end - 1] + 1.0 / fps,
+                     times[min(first + 1, end - 1)], times[max(end - 2, first)])
             for shot, (first, end) in enumerate(zip(bounds, bounds[1:], strict=False)) if end > first]
 
 
@@ -147,7 +152,7 @@ def plan_shot(span: ShotSpan, rule: ModelClipRule, options: ClipOptions, source_
     count = max(1, min(options.max_per_shot, math.floor((end - start) / length + 1e-9))) if options.split_long else 1
     gap = (end - start - count * length) / (count + 1)
     return [ClipPlan(span.shot, part, round(start + gap + part * (length + gap), 6), frames, rule.fps,
-                     span.first + 1, span.last - 1) for part in range(count)]
+                     span.first + 1, span.last - 1, span.inner_start_s, span.inner_end_s) for part in range(count)]
 
 
 def plan_clips(cuts: Sequence[int], times: Sequence[float], source_fps: float, options: ClipOptions
