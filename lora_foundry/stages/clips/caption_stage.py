@@ -65,7 +65,7 @@ def action_phrase(frame_tags: Sequence[list[str]]) -> str:
 
 def setting_tags(frame_tags: Sequence[list[str]], trigger: str, class_word: str) -> str:
     """Tags in at least half of the clip's frames, pose words and the head's words left out."""
-    counts = Counter(tag for tags in frame_tags for tag in set(tags))
+    counts = Counter(tag for tags in frame_tags for tag in dict.fromkeys(tags))  # ties keep the tags' order
     skip = {*ACTIONS, *VIEWS, trigger, class_word}
     common = [tag for tag, n in counts.most_common() if 2 * n >= len(frame_tags) and tag not in skip]
     return ", ".join(common[:MAX_TAGS])
