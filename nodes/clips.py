@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from ..lora_foundry import names
@@ -10,30 +9,24 @@ from ..lora_foundry.captions.strategies import LORA_TYPES
 from ..lora_foundry.stages.clips import caption_stage, cut_stage, filter_stage
 from ..lora_foundry.stages.clips.rules import MODEL_RULES, X264_PRESETS, ClipOptions
 from ..lora_foundry.workspace import Handle, Workspace
-from . import _comfy
+from . import _comfy, _preview
 from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 
-PREVIEW_FOLDER = "lora_foundry_previews"
 MAX_STRIPS = 24
 
 
 def clip_previews(ws: Workspace, clips: Handle) -> tuple[list[dict[str, str]], list[str]]:
-    """Each clip's contact strip, copied to ComfyUI's temp folder for the node's preview, and one
-    line per clip (name, shot, frames, caption when there is one)."""
-    folder = _comfy.temp_root() / PREVIEW_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    """Each clip's contact strip (a file of the workspace, under ComfyUI's output folder) for the
+    node's preview, and one line per clip (name, shot, frames, caption when there is one)."""
     captions = ws.annotations(clips, names.CAPTION)
-    shown, lines = [], []
+    strips, lines = [], []
     for item in ws.items(clips):
         meta = item.meta.get(names.META_CLIP, {})
         lines.append(f"{item.path.name}: shot {item.shot}, {meta.get('frames')} frames at {meta.get('fps'):g} fps"
                      + (f": {captions[item.id]}" if item.id in captions else ""))
-        if len(shown) < MAX_STRIPS and meta.get("strip"):
-            target = folder / f"{clips.stage_key[:16]}_{item.id}_strip.jpg"
-            if not target.exists():
-                shutil.copyfile(ws.root / meta["strip"], target)
-            shown.append({"filename": target.name, "subfolder": PREVIEW_FOLDER, "type": "temp"})
-    return shown, lines
+        if len(strips) < MAX_STRIPS and meta.get("strip"):
+            strips.append(ws.root / meta["strip"])
+    return _preview.show_files(strips), lines
 
 
 def _result(ws: Workspace, clips: Handle, header: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ...media import blur, dedup
+from ...media import blur, dedup, images
 from ...media.video import raw_to_array
 from ...media.video_types import RawFrame
 from .rules import ClipPlan
@@ -142,15 +142,6 @@ def to_rgb(yuv: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420)
 
 
-def _small(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    import cv2
-
-    height, width = rgb.shape[:2]
-    scale = long_side / max(height, width)
-    return cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                      interpolation=cv2.INTER_AREA)
-
-
 def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any,
              index_of: Callable[[float], int]) -> CutClip | None:
     import cv2
@@ -169,7 +160,7 @@ def _cut_one(plan: ClipPlan, frames: _Peekable, convert: _Converter, writer: Any
             diffs.append(float(np.abs(grey.astype(np.int16) - previous).mean()))
         previous = grey.astype(np.int16)
         if k in strip_at:
-            strip.append(_small(to_rgb(yuv), STRIP_LONG_SIDE))
+            strip.append(images.resize_long_side(to_rgb(yuv), STRIP_LONG_SIDE))
         if k == plan.frames // 2:
             middle = to_rgb(yuv)
     if not used or middle is None:
