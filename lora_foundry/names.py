@@ -45,12 +45,14 @@ HOLE_IN = "hole_in"  # layer split on backgrounds (where the hole is stored: "al
 INPAINT_METHOD = "method"  # inpaint_stage on clean backgrounds → (kept for inspection)
 FILLED_AREA = "filled_area"  # inpaint_stage on clean backgrounds → (kept for inspection)
 DILATE_PX = "dilate_px"  # inpaint_stage on clean backgrounds → (kept for inspection)
+CLIP_STATS = "clip_stats"  # cut_stage on clips (motion, brightness, sharpness, phash) → clip filter stage
+CAMERA = "camera"  # clip caption stage (camera motion label and measures) → (kept for inspection)
 
 ANNOTATIONS = frozenset({
     TAGS, CLUSTER, CLUSTER_PROBABILITY, STYLE_KEPT, CAPTION, CAPTION_DROPPED, EMBEDDING_ROW, POSE_KEYPOINTS,
     POSE_TAGS, EXPRESSION, FACES, LIGHTING, LIGHTING_TAGS, MEASURE, DROPPED, BOX, INSTANCE, CROP_BOX, AREA,
     SCORE, FOUND_BY, TRACK, TEXT_MATCH, TEXT_SIMILARITY, HOLE_AREA, CHARACTERS, HOLE_IN, INPAINT_METHOD,
-    FILLED_AREA, DILATE_PX, WD14_TAGS,
+    FILLED_AREA, DILATE_PX, WD14_TAGS, CLIP_STATS, CAMERA,
 })
 
 # -- item kinds: Item.kind, set when a stage makes a new item ---------------------------------------
@@ -60,10 +62,11 @@ KIND_CUTOUT = "cutout"  # layer split/tracking (alpha = the character) → cutou
 KIND_BACKGROUND = "background"  # layer split (hole: alpha 0) → inpaint_stage, cutouts_and_backgrounds, layer_mask
 KIND_CLEAN_BACKGROUND = "clean_background"  # inpaint_stage → (no reader tests it)
 KIND_FACE = "face"  # face_stage crops (parent = the item) → (no reader tests it)
+KIND_CLIP = "clip"  # cut_stage (an H.264 MP4 clip inside one shot) → clip filter, captions, musubi dataset
 KIND_RENDER = "render"  # evaluate.cell_store (one rendered cell of a LoRA evaluation) → evaluate.cell_store
 
 KINDS = frozenset({KIND_FRAME, KIND_IMAGE, KIND_CUTOUT, KIND_BACKGROUND, KIND_CLEAN_BACKGROUND, KIND_FACE,
-                   KIND_RENDER})
+                   KIND_RENDER, KIND_CLIP})
 
 # -- stage-info keys: facts one stage records for later readers -------------------------------------
 INFO_PLAN = "plan"  # ingest_video (cuts, samples, mode) → IngestSummary: resume, CLI, LoadVideoFrames
@@ -88,13 +91,14 @@ INFO_CORE_TAGS = "core_tags"  # captions stage ({cluster: tags}) → nodes/capti
 INFO_TOKEN_WARNINGS = "token_warnings"  # captions stage → nodes/captions summary
 INFO_UNTAGGED = "untagged"  # captions stage (items with no tag) → nodes/captions summary
 INFO_TAG_FILE_WARNINGS = "tag_file_warnings"  # captions stage (guessed encodings) → nodes/captions summary
+INFO_CLIP_PLAN = "clip_plan"  # cut_stage (model, fps, size, clip count, short shots) → clip nodes' reports
 
 INFO_KEYS = frozenset({
     INFO_PLAN, INFO_VIDEO, INFO_MISSING_FRAMES, INFO_SKIPPED, INFO_REPORT, INFO_EMBEDDING_METHOD,
     INFO_EMBEDDING_MODEL, INFO_EMBEDDING_DIM, INFO_CLUSTER_MODE, INFO_CLUSTER_SIZES, INFO_CLUSTER_BACKEND,
     INFO_DROPPED, INFO_SELECTED_CLUSTERS, INFO_CAPTION_KEEP_TOKENS, INFO_CAPTION_SEPARATOR,
     INFO_CAPTION_LORA_TYPE, INFO_CAPTION_STYLE, INFO_CAPTION_TRIGGER, INFO_CORE_TAGS, INFO_TOKEN_WARNINGS,
-    INFO_UNTAGGED, INFO_TAG_FILE_WARNINGS,
+    INFO_UNTAGGED, INFO_TAG_FILE_WARNINGS, INFO_CLIP_PLAN,
 })
 
 # -- item meta keys another stage reads ----------------------------------------------------------------
@@ -104,4 +108,5 @@ META_ALPHA = "alpha"  # add_arrays (the batch came with a mask) → (kept for in
 META_FACE_BOX = "face_box"  # face_stage crops → (kept for inspection)
 META_CROP_BOX = "crop_box"  # face_stage crops, layer split cut-outs → (kept for inspection)
 
-META_KEYS = frozenset({META_NAME, META_TRACK, META_ALPHA, META_FACE_BOX, META_CROP_BOX})
+META_CLIP = "clip"  # cut_stage on clips (model, fps, frames, times, source frames, strip) → clip stages, musubi
+META_KEYS = frozenset({META_NAME, META_TRACK, META_ALPHA, META_FACE_BOX, META_CROP_BOX, META_CLIP})

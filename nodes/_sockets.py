@@ -17,6 +17,7 @@ from typing import Any
 
 from ..lora_foundry.kohya.dataset import Dataset, SubsetSource
 from ..lora_foundry.models.handle import ModelHandle
+from ..lora_foundry.musubi.dataset import VideoDataset
 from ..lora_foundry.workspace import Handle
 
 
@@ -74,12 +75,16 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "LF_FRAMES": lambda value: _is(value, Handle),
     "LF_DATASET": lambda value: _is(value, Dataset),
     "LF_SUBSETS": lambda value: isinstance(value, list) and all(_is(s, SubsetSource) for s in value),
+    "LF_CLIPS": lambda value: _is(value, Handle),
+    "LF_VIDEO_DATASET": lambda value: _is(value, VideoDataset),
     "LORA_STACK": _is_stack,
 }
 PRODUCERS = {
     "LF_FRAMES": "an LF_FRAMES output (LF Load Video Frames, LF Load Image Folder, ...)",
     "LF_DATASET": "the dataset output of LF Write Kohya Dataset",
     "LF_SUBSETS": "the subsets output of LF Dataset Subset",
+    "LF_CLIPS": "a clips output (LF Cut Clips, LF Filter Clips, LF Caption Clips)",
+    "LF_VIDEO_DATASET": "the video_dataset output of LF Write Video Dataset",
     "LORA_STACK": "a LORA_STACK output (a list of (lora_name, model_strength, clip_strength))",
     **{kind: f"a {kind} output (e.g. of ComfyUI's own loaders)" for kind in CORE_CHECKS},
 }

@@ -2,7 +2,7 @@
 
 One module per group of subcommands: ``commands`` (demo, ingest, the parser and ``main``),
 ``training`` (train / doctor / tokenizers), ``scale`` (many videos, local or on Ray), ``leco``
-(LECO through kohya). ``pyproject.toml``'s ``lora-foundry = "lora_foundry.cli:main"`` and
+(LECO through kohya), ``video`` (video-dataset / train-video: clips and musubi-tuner). ``pyproject.toml``'s ``lora-foundry = "lora_foundry.cli:main"`` and
 ``python -m lora_foundry.cli`` both land in ``commands.main``.
 """
 

@@ -24,6 +24,7 @@ from ..workspace.files import WorkspaceBusyError
 from . import leco as cli_leco
 from . import scale as cli_scale
 from . import training as cli_training
+from . import video as cli_video
 
 BUNDLED_VIDEO = EXAMPLE_VIDEO  # ships in the package (lora_foundry/data/), never read from beside the checkout
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_training.add_commands(commands)
     cli_scale.add_commands(commands, _add_sampling_args, _ingest_options)
     cli_leco.add_commands(commands)
+    cli_video.add_commands(commands)
     return parser
 
 

@@ -29,8 +29,9 @@ from ..progress import PrintProgress
 class _CtrlC:
     """Turns the first Ctrl-C into a cancel request the launcher polls; the second one aborts."""
 
-    def __init__(self) -> None:
+    def __init__(self, trainer: str = "sd-scripts") -> None:
         self.requested = False
+        self.trainer = trainer
         self._previous: Any = None
 
     def __enter__(self) -> _CtrlC:
@@ -44,7 +45,7 @@ class _CtrlC:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\ncancelling: stopping sd-scripts (Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
+        print(f"\ncancelling: stopping {self.trainer} (Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
 
 
 def _print_loss(event: object) -> None:

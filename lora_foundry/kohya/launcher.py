@@ -55,11 +55,12 @@ class LaunchSpec:
     argv: tuple[str, ...]
     cwd: Path
     env: Mapping[str, str]
-    output_file: Path
+    output_file: Path | None  # None: a step that writes no LoRA (musubi-tuner's caching); exit 0 is success
     log_path: Path
     loss_path: Path
     sample_dir: Path | None = None
     expected_metadata: Mapping[str, str] = field(default_factory=dict)
+    trainer: str = "sd-scripts"  # how failures name the program (musubi-tuner's launcher shares this core)
 
 
 @dataclass(frozen=True)
@@ -236,10 +237,12 @@ def read_lora_metadata(path: Path) -> dict[str, str]:
 def _check_output(spec: LaunchSpec, returncode: int, run: _Run) -> dict[str, str]:
     """Return the LoRA's metadata if the run really produced what we asked for, else raise."""
     if returncode != 0:
-        raise TrainingFailed(f"sd-scripts exited with code {returncode}", run.tail, returncode)
+        raise TrainingFailed(f"{spec.trainer} exited with code {returncode}", run.tail, returncode)
+    if spec.output_file is None:
+        return {}
     if not spec.output_file.is_file():
         raise TrainingFailed(
-            f"sd-scripts exited 0 but wrote no LoRA at {spec.output_file} "
+            f"{spec.trainer} exited 0 but wrote no LoRA at {spec.output_file} "
             "(it does this when the dataset has no usable images)",
             run.tail,
             returncode,
@@ -315,7 +318,8 @@ def run_training(
         run.samples.append(sample)
     write_loss_curve(spec.loss_path, run.loss_curve)
     elapsed = time.monotonic() - started
-    checkpoints = [p for p in run.checkpoints if p.is_file() and p.resolve() != spec.output_file.resolve()]
+    final = spec.output_file.resolve() if spec.output_file is not None else None
+    checkpoints = [p for p in run.checkpoints if p.is_file() and p.resolve() != final]
     result = TrainResult(
         status="cancelled" if cancel_cause is not None else "success",
         lora_path=None, steps_done=run.done, total_steps=run.total, elapsed_s=elapsed,

@@ -102,13 +102,18 @@ def _install_from_json(config_path: Path) -> TrainerInstall:
     )
 
 
+def check_folder_and_python(trainer: str, folder: Path, python: Path, where: str) -> None:
+    """A trainer's checkout and its interpreter exist (sd-scripts, musubi-tuner), else the fix."""
+    if not folder.is_dir():
+        raise TrainerNotConfigured(f"{trainer} folder {folder} does not exist {where}")
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        raise TrainerNotConfigured(f"{trainer} python {python} is not an executable file {where}")
+
+
 def check_install(install: TrainerInstall, architecture: str) -> None:
     """Fail before launch, with the fix, if the folder, python or script is missing."""
     where = f"(configured by {install.source})"
-    if not install.sd_scripts_dir.is_dir():
-        raise TrainerNotConfigured(f"sd-scripts folder {install.sd_scripts_dir} does not exist {where}")
-    if not (install.python.is_file() and os.access(install.python, os.X_OK)):
-        raise TrainerNotConfigured(f"sd-scripts python {install.python} is not an executable file {where}")
+    check_folder_and_python("sd-scripts", install.sd_scripts_dir, install.python, where)
     script = install.script(architecture)
     if not script.is_file():
         raise TrainerNotConfigured(f"{script.name} not found in {install.sd_scripts_dir}: is this sd-scripts v0.9+? {where}")

@@ -353,6 +353,18 @@ def iter_frames(
         yield DecodedFrame(raw.index, raw.time_s, raw_to_array(raw, size))
 
 
+def frame_times(path: Path) -> list[float]:
+    """Each frame's presentation time in seconds from the first frame, in display order, read by
+    demuxing alone (no pixel is decoded): what a clip cutter plans with, whatever the frame rate
+    claims (variable-rate phone footage, 29.97 fps)."""
+    path = _check_file(path)
+    if _uses_pillow(path):
+        raise MediaError(f"{path}: animated GIF/WebP has no video stream to cut clips from")
+    with _open_av(path) as container:
+        index = container.streams.video[0].index
+    return _presentation_times(str(path), index)
+
+
 def keyframe_times(path: Path, *, start_s: float = 0.0, end_s: float | None = None
                    ) -> list[tuple[int, float]]:
     """(index, time_s) of every keyframe in range, from a pass that skips non-key frames."""

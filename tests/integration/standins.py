@@ -236,5 +236,19 @@ def trainer_standin(root: Path, user_dir: Path) -> Path:
     return config
 
 
+def musubi_standin(root: Path, user_dir: Path) -> Path:
+    """A fake musubi-tuner under ``root`` (its caching and training scripts print musubi's lines and
+    write its cache files and a LoRA in seconds) and ``<user_dir>/lora_foundry/musubi.json`` naming it
+    and placeholder model files, as an operator would. Returns that json."""
+    install = _test_module("fixtures_fake_musubi").make_fake_musubi(Path(root))
+    config = Path(user_dir) / "lora_foundry" / "musubi.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({
+        "musubi_tuner": str(install.root), "python": str(install.python), "accelerate": False,
+        "models": {preset: {role: str(path) for role, path in roles.items()} for preset, roles in install.models.items()},
+    }), encoding="utf-8")
+    return config
+
+
 if __name__ == "__main__":  # python tests/integration/standins.py MODELS_DIR (with COMFYUI_DIR set)
     print(json.dumps(install_standins(Path(sys.argv[1]), log=print), indent=1))

@@ -75,9 +75,10 @@ def server(tmp_path_factory, media_dir):
     comfy.dirs["input"].mkdir(parents=True, exist_ok=True)
     _link_media(comfy.dirs["input"], media_dir)
     if STANDINS:
-        from standins import trainer_standin
+        from standins import musubi_standin, trainer_standin
 
         trainer_standin(tmp_path_factory.mktemp("standin_trainer"), comfy.dirs["user"])
+        musubi_standin(tmp_path_factory.mktemp("standin_musubi"), comfy.dirs["user"])
     comfy.models_before = _files_under(comfy_dir / "models")
     with comfy:
         comfy.startup_log = comfy.log()
@@ -273,6 +274,24 @@ def test_video_loader_offers_upload_and_lists_an_uploaded_clip_in_the_browser(se
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["added"]["button"] and "uploaded_clip.mp4" in report["serverChoices"]
+
+
+@pytest.mark.skipif(not STANDINS, reason="the workflow needs its model stand-ins (LF_STANDINS=1)")
+def test_video_lora_workflow_writes_clips_that_play(server, object_info):
+    """The film-to-video-LoRA workflow runs (again: served from cache if it ran above), and every
+    clip of its dataset decodes to a Wan clip: 16 fps, N*4+1 frames, the frames it declares."""
+    import av
+
+    entry = _queue_whole_workflow(server, object_info, EXAMPLES / "video_lora_dataset_from_film.json")
+    assert _error_of(entry) is None, json.dumps(_error_of(entry), indent=1)[:4000]
+    clips = sorted((server.dirs["output"] / "lora_foundry" / "datasets").glob("video_lora_demo*/videos/*.mp4"))
+    assert clips
+    for clip in clips:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+            assert float(stream.average_rate) == 16.0 and frames == stream.frames and (frames - 1) % 4 == 0
+        assert clip.with_suffix(".txt").read_text(encoding="utf-8").startswith("ohwx person")
 
 
 def test_the_checkout_models_folder_was_not_written(server):

@@ -1,0 +1,166 @@
+"""Write clips (and, when asked, images) as a musubi-tuner dataset it reads as it is.
+
+Layout::
+
+    <name>/videos/shot0003_00.mp4 + shot0003_00.txt    the clips and their captions
+    <name>/images/00000.png + 00000.txt                 an image dataset mixed in (optional)
+    <name>/cache/videos  <name>/cache/images            one cache folder per dataset (musubi requires it)
+    <name>/dataset.toml                                 --dataset_config of every musubi script
+    <name>/diffusion_pipe_dataset.toml                  the same files for diffusion-pipe
+    <name>/lora_foundry_video_dataset.json              what was written, from what
+
+musubi-tuner reads a video frame by frame without resampling (``docs/dataset_config.md``), so the
+clips are already at the model's rate and lengths; ``frame_extraction = "full"`` with
+``max_frames`` at the longest clip gives exactly one training item per clip at its own N*4+1
+length (``head`` with several ``target_frames`` would repeat the longer clips). ``source_fps`` is
+the clips' own rate: nothing is skipped. diffusion-pipe reads the same folders (media + same-name
+``.txt``); only its TOML differs (its ``examples/dataset.toml``): ``[[directory]]`` entries, and
+``frame_buckets`` listing every clip length, since it puts a video in the longest bucket not longer
+than the video. Assembled in a staging folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .. import names
+from ..kohya.staging import make_staging, publish, remove_stale_staging
+from ..media import images
+from ..paths import caption_line, confined, safe_name
+from ..progress import Progress, ensure_progress
+from ..workspace import Handle, Item, Workspace
+
+REPORT_NAME = "lora_foundry_video_dataset.json"
+TOML_NAME = "dataset.toml"
+DIFFUSION_PIPE_TOML = "diffusion_pipe_dataset.toml"
+
+
+@dataclass(frozen=True)
+class VideoDatasetSpec:
+    """What to write; the trigger and class fill captions a clip lacks (``"trigger class"``)."""
+
+    name: str
+    trigger: str
+    class_word: str = ""
+    video_repeats: int = 1
+    image_repeats: int = 1
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class VideoDataset:
+    path: Path
+    toml_path: Path
+    clips: int
+    images: int
+    fps: float
+    frame_counts: tuple[int, ...]
+
+
+def _clip_items(ws: Workspace, clips: Handle) -> list[Item]:
+    items = [item for item in ws.items(clips) if item.kind == names.KIND_CLIP]
+    if not items:
+        raise ValueError(f"{clips} holds no clips: connect the output of LF Cut Clips")
+    rates = {item.meta[names.META_CLIP]["fps"] for item in items}
+    if len(rates) != 1:
+        raise ValueError(f"clips at several frame rates {sorted(rates)}: one dataset needs one model's rate")
+    return items
+
+
+def _caption(captions: dict[int, Any], item: Item, spec: VideoDatasetSpec) -> str:
+    text = captions.get(item.id) or " ".join(part for part in (spec.trigger, spec.class_word) if part)
+    return caption_line(str(text))
+
+
+def dataset_config(root: Path, clip_items: Sequence[Item], size: tuple[int, int], spec: VideoDatasetSpec,
+                   with_images: bool) -> dict[str, Any]:
+    """The TOML as a dict (paths absolute: musubi's scripts run from their own folder)."""
+    clip = clip_items[0].meta[names.META_CLIP]
+    counts = sorted({int(item.meta[names.META_CLIP]["frames"]) for item in clip_items})
+    config: dict[str, Any] = {
+        "general": {"resolution": list(size), "caption_extension": ".txt", "batch_size": spec.batch_size,
+                    "enable_bucket": True, "bucket_no_upscale": False},
+        "datasets": [{"video_directory": str(root / "videos"), "cache_directory": str(root / "cache" / "videos"),
+                      "target_frames": counts, "frame_extraction": "full", "max_frames": counts[-1],
+                      "source_fps": float(clip["fps"]), "num_repeats": spec.video_repeats}],
+    }
+    if with_images:
+        config["datasets"].append({"image_directory": str(root / "images"),
+                                   "cache_directory": str(root / "cache" / "images"),
+                                   "num_repeats": spec.image_repeats})
+    return config
+
+
+def diffusion_pipe_config(root: Path, config: dict[str, Any], spec: VideoDatasetSpec) -> dict[str, Any]:
+    """diffusion-pipe's dataset TOML for the same folders: the bucket as its one size, one frame
+    bucket per clip length (1 is images)."""
+    size = config["general"]["resolution"]
+    video = config["datasets"][0]
+    directories = [{"path": str(root / "videos"), "num_repeats": spec.video_repeats}]
+    if len(config["datasets"]) > 1:
+        directories.append({"path": str(root / "images"), "num_repeats": spec.image_repeats})
+    return {"resolutions": [size], "enable_ar_bucket": True, "ar_buckets": [size],
+            "frame_buckets": [1, *video["target_frames"]], "directory": directories}
+
+
+def _target(root: Path, name: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for version in range(1, 1000):
+        candidate = confined(root, name if version == 1 else f"{name}_v{version}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"too many versions of dataset {name} in {root}")
+
+
+def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, root: Path,
+                        image_frames: Handle | None = None, progress: Progress | None = None) -> VideoDataset:
+    """Write ``clips`` (and ``image_frames`` as a mixed-in image dataset) under ``root``; a new
+    version folder when the name is taken, never an overwrite."""
+    name = safe_name(spec.name, "dataset name")
+    clip_items = _clip_items(ws, clips)
+    image_items = ws.items(image_frames) if image_frames is not None else []
+    captions = ws.annotations(clips, names.CAPTION)
+    image_captions = ws.annotations(image_frames, names.CAPTION) if image_frames is not None else {}
+    target = _target(root, name)
+    remove_stale_staging(root)
+    staging = make_staging(root, target.name)
+    report = ensure_progress(progress)
+    total = len(clip_items) + len(image_items)
+    try:
+        for folder in ("videos", "images" if image_items else "", "cache/videos", "cache/images" if image_items else ""):
+            if folder:
+                (staging / folder).mkdir(parents=True, exist_ok=True)
+        for done, item in enumerate(clip_items, start=1):
+            stem = Path(item.relpath).stem
+            shutil.copyfile(item.path, staging / "videos" / f"{stem}.mp4")
+            (staging / "videos" / f"{stem}.txt").write_text(_caption(captions, item, spec) + "\n", encoding="utf-8")
+            report.update(done, total)
+        for position, item in enumerate(image_items):
+            images.save_image(images.load_rgb(item.path), staging / "images" / f"{position:05d}.png")
+            (staging / "images" / f"{position:05d}.txt").write_text(
+                _caption(image_captions, item, spec) + "\n", encoding="utf-8")
+            report.update(len(clip_items) + position + 1, total)
+        size = (clip_items[0].width, clip_items[0].height)
+        config = dataset_config(target, clip_items, size, spec, bool(image_items))
+        (staging / TOML_NAME).write_text(tomli_w.dumps(config), encoding="utf-8")
+        (staging / DIFFUSION_PIPE_TOML).write_text(tomli_w.dumps(diffusion_pipe_config(target, config, spec)),
+                                                   encoding="utf-8")
+        written = VideoDataset(target, target / TOML_NAME, len(clip_items), len(image_items),
+                               float(clip_items[0].meta[names.META_CLIP]["fps"]),
+                               tuple(config["datasets"][0]["target_frames"]))
+        record = {"spec": asdict(spec), "clips": [item.relpath for item in clip_items], "images": len(image_items),
+                  "fps": written.fps, "frame_counts": list(written.frame_counts), "workspace": str(ws.root)}
+        (staging / REPORT_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        if not publish(staging, target):
+            raise FileExistsError(f"{target} was written by another run at the same time; run again")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written

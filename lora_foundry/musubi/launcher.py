@@ -1,0 +1,164 @@
+"""Train a video LoRA with musubi-tuner: cache latents, cache text-encoder outputs, train.
+
+The three steps of musubi-tuner's docs, each a child process run by the sd-scripts launcher core
+(``kohya/launcher.run_training``: its own process group, live loss from the same tqdm ``steps`` bar
+musubi prints, cancel by SIGINT then SIGTERM then SIGKILL of the group, the log's end on failure).
+A step succeeds only when it did its job: the caching steps exit 0 AND leave one cache file per
+clip (musubi names them ``<clip>_<WxH>_<arch>.safetensors`` and ``<clip>_<arch>_te.safetensors``);
+training exits 0 AND writes a safetensors LoRA with the network module asked for. A failure names
+its step. Caches already complete are not recomputed (musubi's own ``--skip_existing`` does the same
+per file). The argument lists come from fixed presets and the operator's install; a workflow
+sets only numbers and names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..fileio import atomic_write_text
+from ..kohya.launcher import LaunchSpec, TrainingFailed, TrainResult, run_training
+from ..paths import safe_name
+from ..progress import Progress
+from ..stages.clips.rules import rule_for
+from .install import MusubiInstall, Preset, check_musubi
+
+STEPS = ("cache_latents", "cache_text", "train")
+
+
+@dataclass(frozen=True)
+class MusubiRequest:
+    """What a workflow may choose: preset, dataset, output name and plain numbers."""
+
+    preset: str
+    dataset_toml: Path
+    output_name: str
+    clips: int
+    network_dim: int = 32
+    learning_rate: float = 2e-4
+    max_train_epochs: int = 16
+    save_every_n_epochs: int = 1
+    seed: int = 42
+    mixed_precision: str = "bf16"
+
+
+@dataclass
+class MusubiOutcome:
+    steps: dict[str, str]  # step -> "done" | "skipped" | "cancelled"
+    result: TrainResult | None
+    lora_path: Path | None
+    run_dir: Path
+    report_path: Path
+
+
+def _step_argv(install: MusubiInstall, preset: Preset, step: str, request: MusubiRequest, out_dir: Path
+               ) -> tuple[str, ...]:
+    toml = ("--dataset_config", str(request.dataset_toml))
+    if step == "cache_latents":
+        models = [a for role in preset.latent_models for a in (f"--{role}", str(install.model(preset, role)))]
+        extra = ["--i2v"] if preset.i2v else []
+        extra += ["--vae_chunk_size", "32", "--vae_tiling"] if preset.architecture == "hv" else []
+        return (str(install.python), str(install.script(preset.cache_latents)), *toml, *models, *extra)
+    if step == "cache_text":
+        models = [a for role in preset.text_models for a in (f"--{role}", str(install.model(preset, role)))]
+        return (str(install.python), str(install.script(preset.cache_text)), *toml, *models, "--batch_size", "16")
+    task = ("--task", preset.task) if preset.task else ()
+    launch = (str(install.python), "-m", "accelerate.commands.launch", "--num_cpu_threads_per_process", "1",
+              "--mixed_precision", request.mixed_precision) if install.accelerate else (str(install.python),)
+    return (*launch, str(install.script(preset.train)), *task, "--dit", str(install.model(preset, "dit")), *toml,
+            "--sdpa", "--mixed_precision", request.mixed_precision, "--fp8_base", "--optimizer_type", "adamw8bit",
+            "--learning_rate", repr(float(request.learning_rate)), "--gradient_checkpointing",
+            "--max_data_loader_n_workers", "2", "--persistent_data_loader_workers",
+            "--network_module", preset.network_module, "--network_dim", str(int(request.network_dim)),
+            "--timestep_sampling", "shift", "--discrete_flow_shift", repr(preset.flow_shift),
+            "--max_train_epochs", str(int(request.max_train_epochs)),
+            "--save_every_n_epochs", str(int(request.save_every_n_epochs)), "--seed", str(int(request.seed)),
+            "--output_dir", str(out_dir), "--output_name", request.output_name)
+
+
+def cache_directories(dataset_toml: Path) -> list[Path]:
+    import tomllib
+
+    config = tomllib.loads(dataset_toml.read_text("utf-8"))
+    return [Path(d["cache_directory"]) for d in config.get("datasets", []) if d.get("video_directory")]
+
+
+def cached(dataset_toml: Path, preset: Preset, step: str) -> int:
+    """How many cache files of ``step`` the dataset's video cache folders hold (musubi's names:
+    latents end in ``_<arch>.safetensors``, text-encoder outputs in ``_<arch>_te.safetensors``)."""
+    ending = f"_{preset.architecture}_te.safetensors" if step == "cache_text" else f"_{preset.architecture}.safetensors"
+    return sum(1 for folder in cache_directories(dataset_toml) if folder.is_dir()
+               for path in folder.iterdir() if path.name.endswith(ending))
+
+
+def _spec(install: MusubiInstall, preset: Preset, step: str, request: MusubiRequest, run_dir: Path) -> LaunchSpec:
+    script = {"cache_latents": preset.cache_latents, "cache_text": preset.cache_text, "train": preset.train}[step]
+    output = run_dir / f"{request.output_name}.safetensors" if step == "train" else None
+    return LaunchSpec(argv=_step_argv(install, preset, step, request, run_dir), cwd=install.root,
+                      env={**os.environ, **install.env}, output_file=output, log_path=run_dir / f"{step}.log",
+                      loss_path=run_dir / f"{step}_loss", trainer=f"musubi-tuner {script}",
+                      expected_metadata={"ss_network_module": preset.network_module} if step == "train" else {})
+
+
+def _run_step(spec: LaunchSpec, step: str, progress: Progress | None, on_event: Callable[[Any], None] | None,
+              should_stop: Callable[[], bool] | None) -> TrainResult:
+    try:
+        return run_training(spec, progress=progress, on_event=on_event, should_stop=should_stop)
+    except TrainingFailed as failed:
+        raise TrainingFailed(f"step {step} failed: {failed.reason}", failed.log_tail, failed.returncode) from failed
+
+
+def check_clip_rate(preset: Preset, fps: float) -> None:
+    """musubi-tuner reads clips frame by frame: refuse clips cut for another model's rate."""
+    wanted = rule_for(preset.clip_model).fps
+    if fps != wanted:
+        raise ValueError(f"the clips are at {fps:g} fps but {preset.name} trains at {wanted:g} fps: cut them "
+                         f"for the {preset.clip_model} model")
+
+
+def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequest, run_root: Path,
+                     progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> MusubiOutcome:
+    """Run the three steps in order (caches already complete are skipped); see the module docstring."""
+    check_musubi(install, preset)
+    name = safe_name(request.output_name, "output name")
+    run_dir = run_root / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    steps: dict[str, str] = {}
+    outcome = MusubiOutcome(steps, None, None, run_dir, run_dir / "report.json")
+    try:
+        for step in STEPS:
+            if step != "train" and cached(request.dataset_toml, preset, step) >= request.clips:
+                steps[step] = "skipped"
+                continue
+            result = _run_step(_spec(install, preset, step, request, run_dir), step, progress, on_event, should_stop)
+            if result.status == "cancelled":
+                steps[step] = "cancelled"
+                outcome.result = result
+                return outcome
+            if step != "train" and cached(request.dataset_toml, preset, step) < request.clips:
+                raise TrainingFailed(f"step {step} failed: musubi-tuner exited 0 but cached "
+                                     f"{cached(request.dataset_toml, preset, step)} of {request.clips} clips",
+                                     [], 0)
+            steps[step] = "done"
+            outcome.result = result
+        outcome.lora_path = outcome.result.lora_path if outcome.result else None
+        return outcome
+    except TrainingFailed as failed:
+        steps[next(s for s in STEPS if s not in steps)] = f"failed: {failed.reason}"
+        raise
+    finally:
+        atomic_write_text(outcome.report_path, json.dumps(describe(outcome), indent=1) + "\n")
+
+
+def describe(outcome: MusubiOutcome) -> dict[str, Any]:
+    """What ran and how it ended, for the report file and the node's summary."""
+    result = outcome.result
+    return {"steps": outcome.steps, "lora": str(outcome.lora_path) if outcome.lora_path else None,
+            "status": result.status if result else None,
+            "steps_done": result.steps_done if result else 0, "total_steps": result.total_steps if result else 0,
+            "loss_curve": result.loss_curve if result else [], "logs": str(outcome.run_dir)}

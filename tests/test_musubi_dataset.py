@@ -1,0 +1,90 @@
+"""The musubi-tuner dataset: clips + captions + dataset.toml, read by musubi-tuner's own loader.
+
+The gated test runs musubi-tuner's ``dataset/config_utils.py`` and dataset code in its own venv:
+set ``MUSUBI_TUNER`` to a musubi-tuner checkout and ``MUSUBI_PYTHON`` to that venv's python (needs
+toml, voluptuous, torch CPU, av, pillow, opencv, safetensors, einops, tqdm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lora_foundry import names
+from lora_foundry.musubi.dataset import VideoDatasetSpec, write_video_dataset
+from lora_foundry.stages.clips.cut_stage import cut_clips_stage
+from lora_foundry.stages.clips.rules import ClipOptions
+from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
+from lora_foundry.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+MONTAGE = REPO / "lora_foundry" / "data" / "lf_example_montage.mp4"
+
+
+@pytest.fixture(scope="module")
+def montage(tmp_path_factory):
+    ws = Workspace.open(tmp_path_factory.mktemp("musubi") / "ws")
+    frames = ingest_video(ws, MONTAGE, VideoIngestOptions(mode="scene"))
+    return ws, frames
+
+
+def _write(ws, frames, model: str, root: Path, images=None):
+    clips = cut_clips_stage(ws, frames, ClipOptions(model=model, preset="ultrafast"))
+    spec = VideoDatasetSpec(name=f"{model}_set", trigger="ohwx", class_word="woman")
+    return clips, write_video_dataset(ws, clips, spec, root, image_frames=images)
+
+
+def test_dataset_pairs_every_clip_with_a_caption_and_a_toml_musubi_understands(montage, tmp_path):
+    ws, frames = montage
+    clips, dataset = _write(ws, frames, "wan", tmp_path, images=frames)
+    config = tomllib.loads(dataset.toml_path.read_text("utf-8"))
+    video, image = config["datasets"]
+    assert video["frame_extraction"] == "full" and video["source_fps"] == 16.0
+    assert all((count - 1) % 4 == 0 for count in video["target_frames"])
+    assert video["cache_directory"] != image["cache_directory"]
+    videos = sorted(Path(video["video_directory"]).glob("*.mp4"))
+    assert len(videos) == dataset.clips == len(ws.items(clips)) == 6
+    assert all(path.with_suffix(".txt").read_text("utf-8").strip() == "ohwx woman" for path in videos)
+    assert len(list(Path(image["image_directory"]).glob("*.png"))) == dataset.images == ws.count(frames)
+    pipe = tomllib.loads((dataset.path / "diffusion_pipe_dataset.toml").read_text("utf-8"))
+    assert [d["path"] for d in pipe["directory"]] == [video["video_directory"], image["image_directory"]]
+    assert pipe["frame_buckets"] == [1, *video["target_frames"]] and pipe["ar_buckets"] == [config["general"]["resolution"]]
+    again = write_video_dataset(ws, clips, VideoDatasetSpec(name="wan_set", trigger="ohwx"), tmp_path)
+    assert again.path.name == "wan_set_v2" and dataset.path.is_dir(), "a second write never overwrites"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_clips_without_a_shot_are_refused_with_a_clear_error(montage, tmp_path):
+    ws, frames = montage
+    with pytest.raises(ValueError, match="holds no clips"):
+        write_video_dataset(ws, frames, VideoDatasetSpec(name="x", trigger="ohwx"), tmp_path)
+
+
+MUSUBI = os.environ.get("MUSUBI_TUNER")
+MUSUBI_PYTHON = os.environ.get("MUSUBI_PYTHON")
+
+
+@pytest.mark.skipif(not (MUSUBI and MUSUBI_PYTHON), reason="set MUSUBI_TUNER and MUSUBI_PYTHON")
+@pytest.mark.parametrize(("model", "architecture", "fps"), [("wan", "wan", 16.0), ("hunyuan_video", "hv", 24.0)])
+def test_musubi_tuners_own_loader_accepts_the_toml_and_enumerates_one_item_per_clip(
+        montage, tmp_path, model, architecture, fps):
+    ws, frames = montage
+    clips, dataset = _write(ws, frames, model, tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(MUSUBI) / "src")}
+    run = subprocess.run([MUSUBI_PYTHON, str(REPO / "tests" / "musubi_enumerate.py"), str(dataset.toml_path),
+                          architecture], env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"musubi-tuner ({architecture}): {found['datasets']} dataset(s), {len(found['items'])} items:",
+          *(f"{item['key']} {item['frames']} frames {item['size']} {item['caption']!r}" for item in found["items"]),
+          sep="\n  ")
+    expected = {Path(item.relpath).stem: item.meta[names.META_CLIP]["frames"] for item in ws.items(clips)}
+    got = {Path(item["key"]).stem.rsplit("_", 1)[0]: item["frames"] for item in found["items"]}
+    assert got == expected and len(found["items"]) == len(expected), "one training item per clip, at its length"
+    assert dataset.fps == fps
+    assert all(item["caption"] == "ohwx woman" for item in found["items"])

@@ -1,0 +1,111 @@
+"""The musubi-tuner launcher on the sd-scripts launcher core, against a stand-in that prints
+musubi-tuner's own lines (tests/fixtures_fake_musubi.py): the two caching steps run and are
+checked, live loss per step, cancel, honest success, failures named by step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fixtures_fake_musubi import make_fake_musubi
+
+from lora_foundry.kohya.launcher import TrainingFailed
+from lora_foundry.kohya.log_parse import LossPoint
+from lora_foundry.kohya.operator_config import TrainerNotConfigured
+from lora_foundry.musubi.install import load_musubi_install, preset_for
+from lora_foundry.musubi.launcher import MusubiRequest, cached, train_video_lora
+from lora_foundry.progress import CallbackProgress
+
+CLIPS = 3
+
+
+def _dataset(root):
+    videos = root / "set" / "videos"
+    videos.mkdir(parents=True)
+    for i in range(CLIPS):
+        (videos / f"shot{i:04d}_00.mp4").write_bytes(b"not decoded by the stand-in")
+        (videos / f"shot{i:04d}_00.txt").write_text("ohwx woman, walking\n")
+    toml = root / "set" / "dataset.toml"
+    toml.write_text(f'[general]\nresolution = [640, 352]\ncaption_extension = ".txt"\n\n[[datasets]]\n'
+                    f'video_directory = "{videos}"\ncache_directory = "{root / "set" / "cache"}"\n'
+                    'frame_extraction = "full"\nmax_frames = 61\nsource_fps = 16.0\n')
+    return toml
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    monkeypatch.delenv("FAKE_MUSUBI_MODE", raising=False)
+    return make_fake_musubi(tmp_path / "ext"), _dataset(tmp_path), tmp_path / "runs"
+
+
+def _request(toml, epochs=2):
+    return MusubiRequest("wan21_t2v_1.3B", toml, "hero_wan", CLIPS, max_train_epochs=epochs)
+
+
+def test_caches_then_trains_with_live_loss_and_an_honest_lora(setup):
+    install, toml, runs = setup
+    events = []
+    outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs, on_event=events.append)
+    assert outcome.steps == {"cache_latents": "done", "cache_text": "done", "train": "done"}
+    assert cached(toml, preset_for("wan21_t2v_1.3B"), "cache_latents") == CLIPS
+    assert cached(toml, preset_for("wan21_t2v_1.3B"), "cache_text") == CLIPS
+    losses = [(e.step, e.loss) for e in events if isinstance(e, LossPoint)]
+    assert losses == [(step, float(f"{1.0 / step:.3g}")) for step in range(1, 2 * CLIPS + 1)]
+    assert outcome.lora_path == runs / "hero_wan" / "hero_wan.safetensors" and outcome.lora_path.is_file()
+    report = json.loads(outcome.report_path.read_text())
+    assert report["status"] == "success" and report["steps_done"] == 2 * CLIPS
+    log = (runs / "hero_wan" / "train.log").read_text()
+    assert "--network_module networks.lora_wan" in log and "--task t2v-1.3B" in log
+    again = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
+    assert again.steps == {"cache_latents": "skipped", "cache_text": "skipped", "train": "done"}
+
+
+def test_a_failed_latent_cache_is_reported_by_name_and_nothing_trains(setup, monkeypatch):
+    install, toml, runs = setup
+    monkeypatch.setenv("FAKE_MUSUBI_MODE", "latents_crash")
+    with pytest.raises(TrainingFailed, match=r"step cache_latents failed: musubi-tuner wan_cache_latents.py "
+                                             r"exited with code 1") as failed:
+        train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
+    assert "CUDA out of memory" in str(failed.value)
+    assert not (runs / "hero_wan" / "train.log").exists()
+    report = json.loads((runs / "hero_wan" / "report.json").read_text())
+    assert report["steps"]["cache_latents"].startswith("failed")
+
+
+def test_a_text_cache_step_that_exits_0_without_caches_is_a_failure(setup, monkeypatch):
+    install, toml, runs = setup
+    monkeypatch.setenv("FAKE_MUSUBI_MODE", "text_nocache")
+    with pytest.raises(TrainingFailed, match=r"step cache_text failed: .*cached 0 of 3 clips"):
+        train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
+
+
+def test_cancel_during_training_stops_the_run_and_publishes_nothing(setup, monkeypatch):
+    install, toml, runs = setup
+    monkeypatch.setenv("FAKE_MUSUBI_MODE", "slow")  # training holds before step 3 until stopped
+    seen = []
+    progress = CallbackProgress(lambda done, total: seen.append(done), should_stop=lambda: bool(seen) and seen[-1] >= 2)
+    outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs, progress=progress)
+    assert outcome.steps["train"] == "cancelled" and outcome.lora_path is None
+    assert outcome.result.status == "cancelled" and outcome.result.steps_done == 2
+    assert not (runs / "hero_wan" / "hero_wan.safetensors").exists()
+
+
+def test_hunyuan_preset_passes_its_two_text_encoders_and_vae_options(setup):
+    install, toml, runs = setup
+    train_video_lora(install, preset_for("hunyuan_video"), MusubiRequest("hunyuan_video", toml, "hero_hv", CLIPS,
+                                                                         max_train_epochs=1), runs)
+    assert "--text_encoder1" in (runs / "hero_hv" / "cache_text.log").read_text()
+    assert "--vae_tiling" in (runs / "hero_hv" / "cache_latents.log").read_text()
+    assert "--network_module networks.lora " in (runs / "hero_hv" / "train.log").read_text()
+
+
+def test_the_install_comes_from_the_operator_and_names_what_is_missing(tmp_path):
+    with pytest.raises(TrainerNotConfigured, match="musubi-tuner is not configured"):
+        load_musubi_install(tmp_path, environ={})
+    (tmp_path / "lora_foundry").mkdir()
+    (tmp_path / "lora_foundry" / "musubi.json").write_text(json.dumps(
+        {"musubi_tuner": str(tmp_path), "models": {"wan21_t2v_1.3B": {"dit": "/nowhere/dit.safetensors"}}}))
+    install = load_musubi_install(tmp_path, environ={"MUSUBI_PYTHON": "/usr/bin/python3"})
+    assert install.model(preset_for("wan21_t2v_1.3B"), "dit").name == "dit.safetensors"
+    with pytest.raises(TrainerNotConfigured, match="no t5 model for wan21_t2v_1.3B"):
+        install.model(preset_for("wan21_t2v_1.3B"), "t5")
