@@ -17,6 +17,7 @@ import pytest
 import torch
 from leco_standin import make_run
 from safetensors import safe_open
+from test_leco_train import _one_thread  # noqa: F401 - autouse: one torch thread on a shared CPU
 
 from lora_foundry.leco import train
 from lora_foundry.leco.prompts import PromptFileError, load_prompt_file, read_prompt_set
@@ -109,15 +110,6 @@ def upstream_load(path: Path) -> list[tuple]:
         slider_item(item, defaults, own)
     return out
 # ---- end of the port ------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """A shared CPU: more torch threads only spin (as in tests/test_leco_train.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def ours(path: Path) -> list[tuple]:
