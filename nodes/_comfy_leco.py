@@ -12,8 +12,10 @@ The training itself is the engine's (lora_foundry/leco/: the loop in ``train``, 
 - the backend: each step runs inside ``comfy.samplers.CFGGuider.sample`` with a ``Sampler`` whose
   ``sample`` is the step, as ComfyUI's trainer does, so the model is loaded and patched by
   ComfyUI and the prompts' conditioning is processed by ``process_conds`` (SDXL size conds
-  included); predictions go through ``calc_cond_batch``, the partial denoise is k-diffusion's
-  ``sample_euler`` on ``sampling_function`` (ComfyUI's CFG), sigmas come from ``calculate_sigmas``.
+  included); predictions go through ``calc_cond_batch``, the partial denoise is Euler steps
+  (``leco.train.euler_denoise``, what k-diffusion's ``sample_euler`` does, but not under its
+  ``torch.no_grad``: with ``denoise_gradients`` the loss backpropagates through it) on
+  ``sampling_function`` (ComfyUI's CFG), sigmas come from ``calculate_sigmas``.
 - gradient checkpointing: ComfyUI's trainer helpers (``comfy_extras.nodes_train``), handed to the
   engine's ``weight_network.gradient_checkpointing``.
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import comfy.k_diffusion.sampling
 import comfy.lora
 import comfy.model_base
 import comfy.model_management
@@ -35,6 +36,7 @@ import comfy.weight_adapter.lora
 import torch
 
 from ..lora_foundry.leco.memory import MemoryModel
+from ..lora_foundry.leco.train import euler_denoise
 from ..lora_foundry.leco.weight_network import CheckpointHelpers, WeightLoraNetwork, select_kohya_names
 
 _BASE_VERSIONS = {"SD15": "sd_v1", "SD20": "sd_v2", "SDXL": "sdxl_base_v1-0"}
@@ -114,11 +116,14 @@ class _Predictor:
     def denoise(self, latents: torch.Tensor, sigmas: Any, prompt: str, negative: str, guidance: float) -> torch.Tensor:
         cond, uncond = self.conds[self.keys[prompt]], self.conds[self.keys[negative]]
 
-        def model(x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
-            return comfy.samplers.sampling_function(self.model, x, sigma, uncond, cond, guidance, self.model_options)
+        def eps(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            self.interrupt()
+            batch = self._sigma(sigma, x.shape[0])
+            denoised = comfy.samplers.sampling_function(self.model, x, batch, uncond, cond, guidance,
+                                                        self.model_options)
+            return (x - denoised) / batch.reshape(-1, 1, 1, 1)
 
-        return comfy.k_diffusion.sampling.sample_euler(model, latents, sigmas.to(self.device),
-                                                       callback=lambda _: self.interrupt(), disable=True)
+        return euler_denoise(eps, latents, sigmas.to(self.device))
 
 
 class ComfyBackend:

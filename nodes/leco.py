@@ -13,7 +13,7 @@ from typing import Any
 
 from ..lora_foundry.fileio import atomic_write_text
 from ..lora_foundry.leco import checkpoints, memory, presets, prompt_set, train, weight_network
-from ..lora_foundry.leco.prompts import PromptSetting, parse_prompt_text
+from ..lora_foundry.leco.prompts import PromptSetting, read_prompt_set
 from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.progress import StepClock, format_duration
 from . import _comfy
@@ -99,18 +99,28 @@ def summarize(settings: list[PromptSetting]) -> str:
                            f"quick: {presets.QUICK_STEPS} steps at {presets.QUICK_SIZE} px, saved as "
                            f"<name>{presets.QUICK_SUFFIX}: see the whole loop work in about a minute on a CPU, "
                            "then switch to full.", presets.FULL),
+          "denoise_gradients": boolean("Off: the partial denoise runs without gradients, as in the original LECO "
+                                       "(less memory). On: the loss also backpropagates through it, as sd-scripts' "
+                                       "train_leco.py does (more memory, slower).", False),
+          "min_snr_gamma": number("Min-SNR-gamma loss weighting (0 = off).", 0.0, 0.0, 20.0, 0.5),
+          "noise_offset": number("Noise offset added per channel to the starting noise (0 = off).",
+                                 0.0, 0.0, 1.0, 0.01),
       })
 class TrainLECO:
     def train(self, model: Any, clip: Any, prompts_toml: str, name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, max_denoising_steps: int, denoise_guidance: float, seed: int,
               save_every: int, resume: bool, overwrite: bool, dtype: str, gradient_checkpointing: bool = True,
-              preset: str = presets.FULL, unique_id: str | None = None) -> dict[str, Any]:
+              preset: str = presets.FULL, denoise_gradients: bool = False, min_snr_gamma: float = 0.0,
+              noise_offset: float = 0.0, unique_id: str | None = None) -> dict[str, Any]:
         from . import _comfy_leco
 
-        settings = parse_prompt_text(prompts_toml, "prompts_toml")
+        prompt_set = read_prompt_set(prompts_toml, "prompts_toml", None, _comfy.read_roots())
+        settings = supported_here(prompt_set.settings)
         name, steps, settings = presets.apply_preset(preset, name, steps, settings)
         config = train.LecoConfig(steps=steps, learning_rate=learning_rate, max_denoising_steps=max_denoising_steps,
-                                  denoise_guidance=denoise_guidance, seed=seed, save_every=save_every, resume=resume)
+                                  denoise_guidance=denoise_guidance, seed=seed, save_every=save_every, resume=resume,
+                                  denoise_gradients=denoise_gradients, min_snr_gamma=min_snr_gamma,
+                                  noise_offset=noise_offset)
         with weight_network.training_mode():
             network = _comfy_leco.lora_network(model, rank, alpha, seed)
             need = _check_memory(_comfy_leco, model, network, settings)
@@ -128,10 +138,22 @@ class TrainLECO:
                                           _comfy.ComfyProgress(unique_id), _LossEvents(unique_id, steps))
         path = files.save_final(network, result.steps_done)
         lora_name = f"{path.parent.name}/{path.name}"
-        report = _report(result, path, len(settings), need) + f"\ngradient checkpointing: {checkpointing}"
+        report = "\n".join([_report(result, path, len(settings), need), f"gradient checkpointing: {checkpointing}",
+                            f"partial denoise: {'with' if denoise_gradients else 'without'} gradients",
+                            *(f"WARNING: {w}" for w in prompt_set.warnings)])
         kind = "slider" if any(s.multiplier < 0 for s in settings) else "leco"
         stack = [StackEntry(lora_name, 1.0, 0.0, kind)]
         return {"ui": {"text": [report]}, "result": (stack, lora_name, report)}
+
+
+def supported_here(settings: list[PromptSetting]) -> list[PromptSetting]:
+    """Refuse what this trainer does not do rather than ignore it: ``dynamic_crops`` randomises SDXL's
+    crop conditioning per step in sdxl_train_leco.py; here the conditioning is encoded once."""
+    if any(s.dynamic_crops for s in settings):
+        raise ValueError("dynamic_crops = true is not supported by LF Train LECO (it encodes the SDXL size "
+                         "conditioning once, without random crops): remove it, or train this prompt set with LF "
+                         "Kohya Train LECO (sdxl_train_leco.py)")
+    return settings
 
 
 def _check_memory(bridge: Any, model: Any, network: Any, settings: list[PromptSetting]) -> int:

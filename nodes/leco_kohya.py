@@ -12,11 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..lora_foundry.kohya.leco_route import LECO_SCRIPTS, LecoRequest, describe_leco, launch_leco, plan_leco
+from ..lora_foundry.kohya.leco_route import (
+    ATTENTION,
+    LECO_RUNS,
+    LECO_SCRIPTS,
+    PRECISIONS,
+    PROMPTS_FILE,
+    LecoRequest,
+    describe_leco,
+    launch_leco,
+    plan_leco,
+)
 from ..lora_foundry.kohya.operator_config import load_trainer_install
 from ..lora_foundry.kohya.train_config import PreflightError, resolve_model_file
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR
-from ..lora_foundry.leco.prompts import parse_prompt_text
+from ..lora_foundry.leco.prompts import load_prompt_file
 from ..lora_foundry.leco.train import LecoConfig
 from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.paths import confined
@@ -24,8 +34,6 @@ from . import _comfy
 from ._changed import files_state
 from ._declare import boolean, choice, integer, mappings, node, number, socket, text
 from .training import BASE_FOLDERS, EventForwarder, base_models, interrupted, loras_dir, show_cancel_report
-
-LECO_RUNS = "leco_training"
 
 
 @node("LF_KohyaTrainLECO", "LF Kohya Train LECO", category="training", function="train", output_node=True,
@@ -61,6 +69,15 @@ LECO_RUNS = "leco_training"
                                          40, 2, 200),
           "denoise_guidance": number("CFG of the partial denoise (sd-scripts' leco_denoise_guidance_scale).",
                                      3.0, 1.0, 20.0, 0.1),
+          "mixed_precision": choice(list(PRECISIONS), "sd-scripts' mixed_precision: bf16 or fp16 on a GPU that has "
+                                    "them; 'no' trains in fp32 (a CPU).", "bf16"),
+          "attention": choice(list(ATTENTION), "Attention implementation (sd-scripts' --sdpa / --xformers / "
+                              "--mem_eff_attn; default = none of them).", "sdpa"),
+          "gradient_checkpointing": boolean("sd-scripts' --gradient_checkpointing: less memory, slower steps "
+                                            "(upstream's docs recommend it for LECO).", True),
+          "min_snr_gamma": number("sd-scripts' --min_snr_gamma (0 = off).", 0.0, 0.0, 20.0, 0.5),
+          "noise_offset": number("sd-scripts' --noise_offset (0 = off).", 0.0, 0.0, 1.0, 0.01),
+          "zero_terminal_snr": boolean("sd-scripts' --zero_terminal_snr.", False),
       })
 class KohyaTrainLECO:
     @classmethod
@@ -71,15 +88,20 @@ class KohyaTrainLECO:
     def train(self, architecture: str, base_model: str, output_name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, seed: int, save_every: int, dry_run: bool, prompts_toml: str = "",
               prompts_file: str = "", max_denoising_steps: int = 40, denoise_guidance: float = 3.0,
+              mixed_precision: str = "bf16", attention: str = "sdpa", gradient_checkpointing: bool = True,
+              min_snr_gamma: float = 0.0, noise_offset: float = 0.0, zero_terminal_snr: bool = False,
               unique_id: str | None = None) -> dict[str, Any]:
-        toml_text = read_prompts(prompts_toml, prompts_file)
+        toml_text, folder = read_prompts(prompts_toml, prompts_file)
         base_dirs = [d for folder in BASE_FOLDERS for d in _comfy.model_folder_paths(folder)]
         training = LecoConfig(steps=steps, learning_rate=learning_rate, seed=seed, save_every=save_every,
-                              max_denoising_steps=max_denoising_steps, denoise_guidance=denoise_guidance)
+                              max_denoising_steps=max_denoising_steps, denoise_guidance=denoise_guidance,
+                              min_snr_gamma=min_snr_gamma, noise_offset=noise_offset)
         request = LecoRequest(architecture=architecture, base_model=resolve_model_file(base_model, base_dirs,
                                                                                        "base model"),
                               prompts_toml=toml_text, output_name=output_name, rank=rank, alpha=alpha,
-                              training=training)
+                              training=training, mixed_precision=mixed_precision, attention=attention,
+                              gradient_checkpointing=gradient_checkpointing, zero_terminal_snr=zero_terminal_snr,
+                              prompts_dir=folder, read_roots=_comfy.read_roots())
         install = load_trainer_install(_comfy.user_root())
         run_root = _comfy.output_root().joinpath(*TRAINING_DIR[:-1], LECO_RUNS)
         spec, final = plan_leco(request, install, run_root, loras_dir())
@@ -93,20 +115,22 @@ class KohyaTrainLECO:
             show_cancel_report(unique_id, report)
             raise result.cancel_cause or RuntimeError(report)
         lora_name = f"{LORAS_SUBDIR}/{final.name}"
-        stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(toml_text))]
+        stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(spec))]
         return {"ui": {"text": [report]}, "result": (stack, lora_name, str(result.lora_path), report)}
 
 
-def read_prompts(prompts_toml: str, prompts_file: str) -> str:
+def read_prompts(prompts_toml: str, prompts_file: str) -> tuple[str, Path | None]:
     """The prompt TOML from the link, or from a ``.toml`` file confined to ComfyUI's input folder
-    (a workflow never names a file elsewhere on the server)."""
+    (a workflow never names a file elsewhere on the server), and the folder its neutral prompt files
+    are read from (the file's; None for a link: then they are looked up in the read roots)."""
     if prompts_toml.strip() and prompts_file.strip():
         raise PreflightError("connect prompts_toml OR give prompts_file, not both")
     if prompts_toml.strip():
-        return prompts_toml
+        return prompts_toml, None
     if not prompts_file.strip():
         raise PreflightError("connect a prompt set (LF LECO Prompts) or give prompts_file (a .toml in the input folder)")
-    return prompts_path(prompts_file).read_text(encoding="utf-8")
+    path = prompts_path(prompts_file)
+    return path.read_text(encoding="utf-8"), path.parent
 
 
 def prompts_path(prompts_file: str) -> Path:
@@ -120,9 +144,10 @@ def prompts_path(prompts_file: str) -> Path:
     return path
 
 
-def stack_kind(toml_text: str) -> str:
-    """``slider`` when the set trains at negative strength too (the stack then sweeps −1 … +1)."""
-    settings = parse_prompt_text(toml_text, "prompts_toml")
+def stack_kind(spec: Any) -> str:
+    """``slider`` when the set trains at negative strength too (the stack then sweeps −1 … +1): read
+    from the run's own copy of the prompt file (its neutral files sit beside it)."""
+    settings = load_prompt_file(spec.log_path.parent / PROMPTS_FILE).settings
     return "slider" if any(s.multiplier < 0 for s in settings) else "leco"
 
 

@@ -151,12 +151,112 @@ def make_base_model(folder: Path, name: str = "base.safetensors") -> Path:
     return folder / name
 
 
-# The stand-in as kohya's train_leco.py: it also writes the metadata train_leco.py writes
-# (ss_leco_prompts_file = the prompt TOML's file name).
-FAKE_LECO = FAKE_TRAINER.replace(
-    '"ss_learning_rate": str(cfg["learning_rate"])}',
-    '"ss_learning_rate": str(cfg["learning_rate"]), '
-    '"ss_leco_prompts_file": os.path.basename(cfg["prompts_file"]), "ss_leco_prompt_count": "4"}')
+# The stand-in as kohya's train_leco.py / sdxl_train_leco.py (063ef100): it prints what their loop
+# prints, as tests/data/sd_scripts_leco_output.json captured it from upstream's own calls rendered by
+# tqdm and rich: the bar's postfix is ``loss=0.1234`` (set_postfix after update(1), which tqdm redraws
+# only 0.1 s after the last redraw), and every LoRA file is a Rich log record, ``saved model to:``,
+# 80 columns wide with the path folded onto further lines, written straight after the bar (tqdm ends
+# its redraws with \r only). Like upstream's loader it reads neutral prompt files beside the prompt
+# TOML, and like its tokenizer load offline it fails when ``tokenizer_cache_dir`` is missing.
+FAKE_LECO = r"""
+import json, os, sys, time, tomllib
+import numpy as np
+from safetensors.numpy import save_file
+
+mode = os.environ.get("FAKE_MODE", "ok")
+args = sys.argv[1:]
+if "--prompts_file" not in args:  # upstream: parser.add_argument("--prompts_file", ..., required=True)
+    sys.stderr.write("train_leco.py: error: the following arguments are required: --prompts_file\n")
+    sys.exit(2)
+config_path = args[args.index("--config_file") + 1]
+cfg = {}
+for section in tomllib.load(open(config_path, "rb")).values():
+    cfg.update(section if isinstance(section, dict) else {})
+cfg["prompts_file"] = args[args.index("--prompts_file") + 1]  # the command line wins, as in sd-scripts
+out_dir, name = cfg["output_dir"], cfg["output_name"]
+total, every = int(cfg["max_train_steps"]), int(cfg.get("save_every_n_steps", 0))
+step_s = float(os.environ.get("FAKE_STEP_S", "0.5" if mode == "slow" else "0.01"))
+with open(os.path.join(out_dir, "trainer.pid"), "w") as f:
+    f.write(str(os.getpid()))
+last_stamp = [None]
+
+def record(message, source):
+    # rich.logging.RichHandler on a pipe: time (19) + level (8) + message + source, 80 columns.
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    shown, last_stamp[0] = (" " * 19 if stamp == last_stamp[0] else stamp), stamp
+    width = 80 - 29 - len(source) - 1
+    rows, row = [], ""
+    for word in message.split(" "):
+        if row and len(row) + 1 + len(word) <= width:
+            row += " " + word
+            continue
+        if row:
+            rows.append(row)
+        while len(word) > width:
+            rows.append(word[:width])
+            word = word[width:]
+        row = word
+    rows.append(row)
+    lines = [f"{shown} INFO     {rows[0]:<{width}} {source}"]
+    lines += [" " * 29 + f"{r:<{width}}" + " " * (len(source) + 1) for r in rows[1:]]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+prompts_path = cfg["prompts_file"]
+prompts = tomllib.load(open(prompts_path, "rb"))
+tables = [prompts.get("slider", prompts)] + list(prompts.get("slider", prompts).get("targets", []))
+for table in tables:
+    for key in ("neutral_prompt_file", "prompt_file"):
+        if key in table:
+            open(os.path.join(os.path.dirname(prompts_path), table[key]), encoding="utf-8").read()
+count = max(1, len(prompts.get("prompts", [])) + 4 * len(prompts.get("targets", [])))
+record(f"loaded {count} LECO prompt settings from {prompts_path}", "train_leco.py:117")
+cache = cfg.get("tokenizer_cache_dir")
+if not cache or not os.path.isdir(cache):
+    sys.stderr.write("OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't "
+                     "find them in the cached files.\n")
+    sys.exit(1)
+if mode == "nofile":
+    sys.exit(0)
+
+def bar(step, elapsed, postfix):
+    rate = step / elapsed if elapsed else 0.0
+    blocks = " " + "".join(map(chr, range(0x258F, 0x2587, -1)))  # tqdm's unicode bar: 1/8 steps
+    full, part = divmod(int(step / total * 10 * 8), 8)
+    filled = blocks[-1] * full + (blocks[part] if full < 10 else "")
+    timing = f"00:{int(elapsed) % 60:02d}<00:00, {rate:5.2f}it/s" if step else "00:00<?, ?it/s"
+    sys.stderr.write(f"\rsteps: {100 * step / total:3.0f}%|{filled:<10}| {step}/{total} [{timing}{postfix}]")
+    sys.stderr.flush()
+
+def save(path):
+    metadata = {"ss_network_module": cfg["network_module"], "ss_network_dim": str(cfg["network_dim"]),
+                "ss_network_alpha": str(cfg["network_alpha"]), "ss_leco_prompt_count": str(count),
+                "ss_leco_prompts_file": os.path.basename(prompts_path), "ss_leco_preview": "[]"}
+    if mode == "badmeta":
+        metadata.pop("ss_leco_prompts_file")
+    tensors = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": np.zeros((4, 8), np.float32)}
+    save_file(tensors, path, metadata=metadata)
+    record(f"saved model to: {path}", "leco_train_util.py:91")
+
+start = last_draw = time.monotonic()
+postfix = ""
+bar(0, 0.0, "")
+for step in range(1, total + 1):
+    time.sleep(step_s)
+    if mode == "crash" and step == total // 2:
+        raise RuntimeError("CUDA out of memory (fake)")
+    now = time.monotonic()
+    if now - last_draw >= 0.1:  # progress_bar.update(1): redrawn with the previous step's loss
+        bar(step, now - start, postfix)
+    postfix = f", loss={0.5 / step:.4f}"
+    bar(step, now - start, postfix)  # progress_bar.set_postfix(loss=f"{loss:.4f}")
+    last_draw = time.monotonic()
+    if every and step % every == 0 and step < total:
+        save(os.path.join(out_dir, f"{name}-step{step:08d}.safetensors"))
+save(os.path.join(out_dir, name + ".safetensors"))
+bar(total, time.monotonic() - start, postfix)
+sys.stderr.write("\n")
+"""
 
 
 def add_leco_scripts(install: TrainerInstall) -> TrainerInstall:

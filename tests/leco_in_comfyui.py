@@ -5,7 +5,9 @@ with ComfyUI's own LoraLoader on the saved files. Prints one JSON line of measur
 argv: COMFYUI_DIR, the pack's folder, the tiny checkpoint, a work folder, and optionally ``sdxl``: then
 only a short erase run on the tiny SDXL-detected checkpoint (its loss, LoraLoader's missing keys, the
 saved key names); or ``memory on|off [resolution]``: the peak RSS growth of 3 training steps with
-gradient checkpointing on or off (one setting per process, so one run's freed memory never hides the other's).
+gradient checkpointing on or off (one setting per process, so one run's freed memory never hides the other's);
+or ``parity``: upstream's docs TOML with ``neutral_prompt_file`` (the file in ComfyUI's input folder)
+through LF Train LECO with ``denoise_gradients`` off and on, and the ``dynamic_crops`` refusal.
 """
 
 from __future__ import annotations
@@ -167,6 +169,33 @@ def sdxl_checks() -> dict:
             "detected": type(MODEL.model.model_config).__name__}
 
 
+def parity_checks() -> dict:
+    """sd-scripts docs/train_leco.md 2.3's neutral-file slider (at 64 px) through the node, both gradient
+    settings: settings count, losses, LoraLoader's missing keys; and a dynamic_crops set refused."""
+    folder_paths.set_input_directory(str(WORK / "input"))
+    (WORK / "input").mkdir(exist_ok=True)
+    (WORK / "input" / "neutrals.txt").write_text("a photo\nstudio portrait\n", encoding="utf-8")
+    toml = ('neutral_prompt_file = "neutrals.txt"\nresolution = 64\n\n[[targets]]\ntarget_class = ""\n'
+            'positive = "high detail"\nnegative = "low detail"\n')
+    out = {}
+    for gradients in (False, True):
+        with torch.inference_mode():
+            result = leco.TrainLECO().train(MODEL, CLIP, toml, f"docs_slider_{gradients}", 3, save_every=0,
+                                            resume=False, gradient_checkpointing=True, unique_id="7",
+                                            denoise_gradients=gradients, **COMMON)
+        lora_name, report = result["result"][1], result["result"][2]
+        _, missing = with_lora(lora_name, 1.0)
+        out[str(gradients)] = {"report": report, "key_not_loaded": missing}
+    try:
+        with torch.inference_mode():
+            leco.TrainLECO().train(MODEL, CLIP, toml.replace("resolution = 64", "resolution = 64\ndynamic_crops = true"),
+                                   "crops", 1, save_every=0, resume=False, unique_id="7", **COMMON)
+        out["dynamic_crops"] = "trained"
+    except ValueError as exc:
+        out["dynamic_crops"] = str(exc)
+    return out
+
+
 def _rss() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
@@ -199,6 +228,8 @@ def memory_checks(checkpointing: bool, resolution: int) -> dict:
 
 if MODE == "memory":
     print(json.dumps({"memory": memory_checks(sys.argv[6] == "on", int(sys.argv[7]) if len(sys.argv) > 7 else 64)}))
+elif MODE == "parity":
+    print(json.dumps({"parity": parity_checks()}))
 elif MODE == "sdxl":
     print(json.dumps({"sdxl": sdxl_checks()}))
 else:

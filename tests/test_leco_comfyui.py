@@ -195,3 +195,13 @@ def test_example_workflow_queues_and_succeeds(server, name):
     assert (base / "models" / "loras" / "lora_foundry" / f"{name}_test.safetensors").is_file()
     saved = [i for out in entry["outputs"].values() for i in out.get("images", []) if i["type"] == "output"]
     assert saved, "the composition grid was saved"
+
+
+def test_upstream_docs_neutral_file_slider_trains_in_comfyui_with_both_gradient_settings(tiny_checkpoint, tmp_path):
+    result = _in_comfyui(tiny_checkpoint, tmp_path, "parity")["parity"]
+    for gradients in ("False", "True"):
+        run = result[gradients]
+        print(f"\nreal ComfyUI, upstream docs slider, denoise_gradients={gradients}: {run['report']}")
+        assert "trained 3 steps on 8 settings" in run["report"] and run["key_not_loaded"] == 0
+        assert f"partial denoise: {'with' if gradients == 'True' else 'without'} gradients" in run["report"]
+    assert "dynamic_crops = true is not supported by LF Train LECO" in result["dynamic_crops"]

@@ -36,7 +36,8 @@ def comfy(tmp_path, output_root, monkeypatch, pack):
     user_dir = output_root / ".user" / "lora_foundry"
     user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "trainer.json").write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir),
-                                                      "python": sys.executable}))
+                                                      "python": sys.executable,
+                                                      "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
     monkeypatch.delenv(operator_config.SD_SCRIPTS_ENV, raising=False)
     monkeypatch.delenv("FAKE_MODE", raising=False)
     models = tmp_path / "models"
@@ -89,7 +90,7 @@ def test_prompts_file_is_read_from_the_input_folder_only(comfy, tmp_path):
 def test_sd_scripts_without_train_leco_gets_the_clear_message(comfy):
     module, install, models, _ = comfy
     (install.sd_scripts_dir / "train_leco.py").unlink()
-    with pytest.raises(ValueError, match=r"has no train_leco\.py.*update sd-scripts") as refused:
+    with pytest.raises(ValueError, match=r"has no train_leco\.py.*checkout 063ef100") as refused:
         module.KohyaTrainLECO().train(**node_kwargs())
     assert type(refused.value).__name__ == "LecoUnsupported"
     assert not (models / "loras" / "lora_foundry" / "age_slider.safetensors").exists()
@@ -114,9 +115,11 @@ def test_cancel_stops_the_trainer_and_keeps_its_checkpoints(comfy, monkeypatch):
 
 @pytest.fixture()
 def operator(tmp_path, monkeypatch):
-    install = add_leco_scripts(make_fake_install(tmp_path / "kohya"))
+    tokenizers = ("openai_clip-vit-large-patch14", "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k")  # SDXL reads both
+    install = add_leco_scripts(make_fake_install(tmp_path / "kohya", tokenizers=tokenizers))
     monkeypatch.setenv("KOHYA_SD_SCRIPTS", str(install.sd_scripts_dir))
     monkeypatch.setenv("KOHYA_PYTHON", sys.executable)
+    monkeypatch.setenv("KOHYA_TOKENIZER_CACHE", str(install.tokenizer_cache_dir))
     monkeypatch.delenv("FAKE_MODE", raising=False)
     prompts = tmp_path / "slider.toml"
     prompts.write_text(SLIDER, encoding="utf-8")
@@ -130,8 +133,8 @@ def test_cli_dry_run_prints_the_command_and_launches_nothing(operator, tmp_path,
     printed = capsys.readouterr().out
     command = printed.split("command: ")[1].splitlines()[0].split()
     assert command[0] == sys.executable and command[1] == str(install.sd_scripts_dir / "sdxl_train_leco.py")
-    run_toml = tmp_path / "out" / "leco_training" / "slider" / "run.toml"
-    assert command[2:] == ["--config_file", str(run_toml)]
+    run_toml = tmp_path / "out" / "lora_foundry" / "leco_training" / "slider" / "run.toml"
+    assert command[2:] == ["--config_file", str(run_toml), "--prompts_file", str(run_toml.parent / "prompts.toml")]
     assert tomllib.loads(run_toml.read_text())["training"]["max_train_steps"] == 5
     assert not (tmp_path / "out" / "loras").exists()
 

@@ -44,7 +44,7 @@ def test_runs_train_leco_with_the_prompt_toml_and_publishes_the_lora(tmp_path, i
 
 def test_sd_scripts_without_leco_gets_a_clear_message(tmp_path):
     old = make_fake_install(tmp_path)  # train_network.py etc., no train_leco.py
-    with pytest.raises(LecoUnsupported, match="has no train_leco.py.*update sd-scripts.*LF Train LECO"):
+    with pytest.raises(LecoUnsupported, match="has no train_leco.py.*after 48d368f.*checkout 063ef100.*LF Train LECO"):
         plan_leco(_request(tmp_path), old, tmp_path / "runs", tmp_path / "loras")
     with pytest.raises(LecoUnsupported, match="sdxl_train_leco.py"):
         plan_leco(LecoRequest("sdxl", tmp_path / "x", SLIDER, "n"), old, tmp_path / "runs", tmp_path / "loras")

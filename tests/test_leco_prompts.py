@@ -55,7 +55,7 @@ def test_slider_table_layout_with_neutral_file_and_resolutions(tmp_path):
     path.write_text('[slider]\nneutral_prompt_file = "neutrals.txt"\nguidance_scale = 4.0\n'
                     '[[slider.targets]]\ntarget_class = "face"\npositive = "smiling"\nnegative = "frowning"\n'
                     'resolutions = [[512, 512], [768, 512]]\n')
-    settings = load_prompt_file(path)
+    settings = load_prompt_file(path).settings
     assert len(settings) == 2 * 2 * 4  # neutrals × resolutions × 4
     assert {s.neutral for s in settings} == {"a photo", "a painting"}
     assert {s.resolution for s in settings} == {(512, 512), (768, 512)}

@@ -24,6 +24,7 @@ from ..kohya.operator_config import TrainerNotConfigured, load_trainer_install, 
 from ..kohya.tokenizer_cache import build_clip_l, cache_status, missing_tokenizer_command
 from ..kohya.training import TRAINING_DIR, describe, train_lora
 from ..progress import PrintProgress
+from . import locations
 
 
 class _CtrlC:
@@ -48,9 +49,10 @@ class _CtrlC:
         print(f"\ncancelling: stopping {self.trainer} (Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
 
 
-def _print_loss(event: object) -> None:
+def _print_loss(event: object, name: str = "avr_loss") -> None:
+    """One line per step with its final loss (``avr_loss`` from train_network.py, ``loss`` from train_leco.py)."""
     if isinstance(event, LossPoint):
-        print(f"step {event.step}/{event.total} avr_loss {event.loss:.4g}", flush=True)
+        print(f"step {event.step}/{event.total} {name} {event.loss:.4g}", flush=True)
 
 
 def _request(args: argparse.Namespace) -> train_config.TrainRequest:
@@ -86,10 +88,11 @@ def _reported(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
 @_reported
 def run_train(args: argparse.Namespace) -> int:
-    install = load_trainer_install(args.user_dir)
-    out = args.out.resolve()
+    install = load_trainer_install(locations.user_dir(args.user_dir))
+    where = locations.outputs(args.out, args.loras_dir)
+    print(where.note(), file=sys.stderr, flush=True)
     with _CtrlC() as ctrl_c:
-        outcome = train_lora(_request(args), install, out.joinpath(*TRAINING_DIR), out / "loras",
+        outcome = train_lora(_request(args), install, where.root.joinpath(*TRAINING_DIR), where.loras,
                              dry_run=args.dry_run, progress=PrintProgress("train"), on_event=_print_loss,
                              should_stop=lambda: ctrl_c.requested)
     print(describe(outcome), flush=True)
@@ -98,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 @_reported
 def run_doctor(args: argparse.Namespace) -> int:
-    findings = diagnose(load_trainer_install(args.user_dir))
+    findings = diagnose(load_trainer_install(locations.user_dir(args.user_dir)))
     for finding in findings:
         print(finding.line())
     return 1 if any(f.status == FIX for f in findings) else 0
@@ -135,8 +138,7 @@ def _add_train(commands: Any) -> None:
         train.add_argument(f"--{key.replace('_', '-')}", dest=key, help=f"{key} model file (Flux/SD3)")
     train.add_argument("--option", action="append", default=[], help="allow-listed sd-scripts option, 'key = value'")
     train.add_argument("--dry-run", action="store_true", help="write the TOMLs and the command, launch nothing")
-    train.add_argument("--out", type=Path, default=Path("out"), help="output root (runs and loras/, default ./out)")
-    train.add_argument("--user-dir", type=Path, help="ComfyUI user dir holding lora_foundry/trainer.json")
+    locations.add_output_arguments(train)
     train.set_defaults(run=run_train)
 
 

@@ -1,9 +1,11 @@
 """What an operator needs to know about the configured sd-scripts, each line OK or what to do.
 
-Asks the install itself: the checkout's commit (read from ``.git`` without running git), its
-Python's version and packages (one fixed ``python -c`` in sd-scripts' own venv: the packages live
-there, not here), which training scripts exist, and whether the offline tokenizer cache holds the
-files sd-scripts reads. Nothing is changed.
+Asks the install itself: the checkout's commit (read from ``.git`` without running git, and looked
+up among the repository's objects: a HEAD naming a commit the repository does not hold is not a
+checkout of it), whether it is one of the two commits the docs pin (48d368f for LoRA training,
+063ef100 for LECO), its Python's version, packages and device (one fixed ``python -c`` in sd-scripts'
+own venv: the packages live there, not here), which training scripts exist, and whether the offline
+tokenizer cache holds the files sd-scripts reads. Nothing is changed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from .operator_config import SCRIPTS, TrainerInstall
 from .preflight import LYCORIS_PIN, lycoris_breaks_sd1, lycoris_install_command
 from .tokenizer_cache import CLIP_L_ID, cache_status, missing_tokenizer_command
 
-OK, FIX, OPTIONAL = "OK", "FIX", "--"
+OK, FIX, OPTIONAL, WARN = "OK", "FIX", "--", "WARN"
+LORA_PIN = "48d368fa557731ad0488c07304dfeba8c07910eb"  # docs/training.md: LoRA/LyCORIS training, no LECO
+LECO_PIN = "063ef100648c016b6b4d804a6de6f5afab7ebd58"  # docs/leco.md: the first pin with train_leco.py
+PINS = {LORA_PIN: "the pin for LoRA training (no LECO scripts)", LECO_PIN: "the pin for LECO (and LoRA) training"}
 REQUIRED_PACKAGES = ("torch", "torchvision", "accelerate", "transformers", "diffusers", "safetensors")
 LECO_SCRIPTS = ("train_leco.py", "sdxl_train_leco.py")
 IMPORTED = ("torch", "torchvision")  # installed is not enough: a torchvision built for another torch fails here
@@ -26,7 +31,11 @@ PROBE = ("import importlib, json, sys\nfrom importlib import metadata\nfound, br
          "    except metadata.PackageNotFoundError:\n        found[name] = None\n"
          f"for name in {IMPORTED!r}:\n    try:\n        importlib.import_module(name)\n"
          "    except Exception as exc:\n        broken[name] = f'{type(exc).__name__}: {exc}'[:300]\n"
-         "print(json.dumps({'python': sys.version.split()[0], 'packages': found, 'broken': broken}))\n")
+         "device = None\ntry:\n    import torch\n    if torch.cuda.is_available():\n"
+         "        device = 'cuda: ' + torch.cuda.get_device_name(0)\n"
+         "    elif getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():\n        device = 'mps'\n"
+         "except Exception:\n    pass\n"
+         "print(json.dumps({'python': sys.version.split()[0], 'packages': found, 'broken': broken, 'device': device}))\n")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,59 @@ def git_commit(folder: Path) -> str | None:
         if line.endswith(" " + ref):
             return line.split()[0]
     return None
+
+
+def _objects_dir(git: Path) -> Path:
+    common = git / "commondir"  # a worktree's objects live in the main repository
+    return (git / common.read_text(encoding="utf-8").strip()).resolve() / "objects" if common.is_file() else git / "objects"
+
+
+def _packed(index: Path, sha: bytes) -> bool:
+    """Whether a pack index (version 2) lists ``sha``: fan-out table, then sorted 20-byte names."""
+    data = index.read_bytes()
+    if data[:4] != b"\xfftOc" or int.from_bytes(data[4:8], "big") != 2:
+        return False
+    fanout = [int.from_bytes(data[8 + 4 * i: 12 + 4 * i], "big") for i in range(256)]
+    low = fanout[sha[0] - 1] if sha[0] else 0
+    names = data[8 + 1024:]
+    return any(names[20 * i: 20 * i + 20] == sha for i in range(low, fanout[sha[0]]))
+
+
+def commit_exists(folder: Path, commit: str) -> bool:
+    """Whether the repository in ``folder`` holds object ``commit`` (loose or in a pack)."""
+    git = folder / ".git"
+    if git.is_file():
+        git = Path(git.read_text(encoding="utf-8").split(":", 1)[1].strip())
+    try:
+        sha = bytes.fromhex(commit)
+    except ValueError:
+        return False
+    objects = _objects_dir(git)
+    if len(sha) != 20:
+        return False
+    if (objects / commit[:2] / commit[2:]).is_file():
+        return True
+    return any(_packed(index, sha) for index in (objects / "pack").glob("*.idx"))
+
+
+def _commit_finding(folder: Path) -> Finding:
+    commit = git_commit(folder)
+    if commit is None:
+        return Finding(OPTIONAL, "sd-scripts commit", "not a git checkout: cannot tell which version it is")
+    if not commit_exists(folder, commit):
+        return Finding(FIX, "sd-scripts commit", f"HEAD names {commit}, which is not a commit of this repository "
+                       f"(a hand-edited .git?): git -C {folder} checkout {LECO_PIN[:8]}")
+    if commit in PINS:
+        return Finding(OK, "sd-scripts commit", f"{commit} ({PINS[commit]})")
+    return Finding(WARN, "sd-scripts commit", f"{commit} is not a commit these docs were checked with ({LORA_PIN[:8]} "
+                   f"for LoRA, {LECO_PIN[:8]} for LECO): it may work; if a run fails, check out one of them")
+
+
+def _device_finding(device: object) -> Finding:
+    if device:
+        return Finding(OK, "device", str(device))
+    return Finding(WARN, "device", "no GPU visible to sd-scripts' torch: training will run on the CPU (hours for a real "
+                   "model); check the NVIDIA driver and that torch is a CUDA build (docs/training.md)")
 
 
 def probe_python(install: TrainerInstall, timeout_s: float = 120.0) -> dict[str, object]:
@@ -105,7 +167,8 @@ def _script_findings(install: TrainerInstall) -> list[Finding]:
     for script in LECO_SCRIPTS:
         present = (install.sd_scripts_dir / script).is_file()
         findings.append(Finding(OK if present else OPTIONAL, script, "present" if present else
-                                "missing (LECO/slider training needs a newer sd-scripts: git pull)"))
+                                f"missing (LECO/slider training needs sd-scripts {LECO_PIN[:8]} or newer: "
+                                f"git -C {install.sd_scripts_dir} checkout {LECO_PIN[:8]})"))
     return findings
 
 
@@ -139,8 +202,7 @@ def diagnose(install: TrainerInstall) -> list[Finding]:
     findings = [Finding(OK, "configured by", install.source or "(unknown)")]
     if not install.sd_scripts_dir.is_dir():
         return findings + [Finding(FIX, "sd-scripts", f"{install.sd_scripts_dir} does not exist: git clone it there")]
-    commit = git_commit(install.sd_scripts_dir)
-    findings.append(Finding(OK if commit else OPTIONAL, "sd-scripts commit", commit or "not a git checkout"))
+    findings.append(_commit_finding(install.sd_scripts_dir))
     try:
         probe = probe_python(install)
     except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
@@ -148,4 +210,5 @@ def diagnose(install: TrainerInstall) -> list[Finding]:
     else:
         findings.append(Finding(OK, "python", f"{install.python} ({probe['python']})"))
         findings += _package_findings(install, dict(probe["packages"]), dict(probe.get("broken", {})))  # type: ignore[arg-type]
+        findings.append(_device_finding(probe.get("device")))
     return findings + _script_findings(install) + _tokenizer_findings(install)

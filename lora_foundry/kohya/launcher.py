@@ -30,7 +30,7 @@ from typing import Any
 from ..fileio import atomic_write_text
 from ..media.images import is_image_name
 from ..progress import Progress, ensure_progress
-from .log_parse import CheckpointEvent, Event, LineSplitter, LossPoint, ModelSavedEvent, StepEvent, parse_line
+from .log_parse import CheckpointEvent, Event, LineSplitter, LossPoint, ModelSavedEvent, StepEvent, parse_events
 
 LOG_TAIL_LINES = 40
 GROUP_GONE_DEADLINE_S = 10.0
@@ -61,6 +61,7 @@ class LaunchSpec:
     sample_dir: Path | None = None
     expected_metadata: Mapping[str, str] = field(default_factory=dict)
     trainer: str = "sd-scripts"  # how failures name the program (musubi-tuner's launcher shares this core)
+    checkpoint_glob: str = ""  # intermediate LoRAs in output_file's folder, found even if no log line named them
 
 
 @dataclass(frozen=True)
@@ -277,18 +278,14 @@ def _new_samples(sample_dir: Path | None, seen: set[Path]) -> list[Path]:
     return fresh
 
 
-def run_training(
-    spec: LaunchSpec,
-    progress: Progress | None = None,
-    on_event: Callable[[Any], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    grace_s: float = 4.0,
-    poll_s: float = 0.25,
-) -> TrainResult:
+def run_training(spec: LaunchSpec, progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, grace_s: float = 4.0,
+                 poll_s: float = 0.25) -> TrainResult:
     """Run ``spec`` to the end, or until ``progress.update`` raises / ``should_stop()`` is true.
 
     Cancelling returns a result with status ``"cancelled"`` (the exception that asked for it in
-    ``cancel_cause``); failures raise ``TrainingFailed``.
+    ``cancel_cause``; a ``KeyboardInterrupt`` stops the trainer at once and also returns, so the
+    caller can still write its report); failures raise ``TrainingFailed``.
     """
     progress = ensure_progress(progress)
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -305,9 +302,9 @@ def run_training(
     cancel_cause: BaseException | None = None
     try:
         _pump(proc, lines, run, spec, progress, on_event, should_stop, seen, poll_s)
-    except Exception as exc:  # noqa: BLE001 - any exception from progress means "stop" (Progress contract)
-        cancel_cause = exc
-        stop_process_group(proc, grace_s)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - any exception from progress means "stop"
+        cancel_cause = exc  # a second Ctrl-C (KeyboardInterrupt) is a cancel too, without the grace period
+        stop_process_group(proc, 0.0 if isinstance(exc, KeyboardInterrupt) else grace_s)
     finally:
         if proc.poll() is None or _group_alive(proc.pid):
             stop_process_group(proc, grace_s)
@@ -318,8 +315,7 @@ def run_training(
         run.samples.append(sample)
     write_loss_curve(spec.loss_path, run.loss_curve)
     elapsed = time.monotonic() - started
-    final = spec.output_file.resolve() if spec.output_file is not None else None
-    checkpoints = [p for p in run.checkpoints if p.is_file() and p.resolve() != final]
+    checkpoints = kept_checkpoints(spec, run.checkpoints)
     result = TrainResult(
         status="cancelled" if cancel_cause is not None else "success",
         lora_path=None, steps_done=run.done, total_steps=run.total, elapsed_s=elapsed,
@@ -331,6 +327,17 @@ def run_training(
         result.metadata = _check_output(spec, proc.returncode, run)
         result.lora_path = spec.output_file
     return result
+
+
+def kept_checkpoints(spec: LaunchSpec, announced: Sequence[Path] = ()) -> list[Path]:
+    """Intermediate LoRAs on disk, oldest first: those the log announced plus those matching
+    ``checkpoint_glob`` (a log line can be wrapped or reworded; the file name pattern is sd-scripts')."""
+    if spec.output_file is None:  # a step that writes no LoRA (musubi-tuner's caching steps)
+        return [p for p in announced if p.is_file()]
+    on_disk = sorted(spec.output_file.parent.glob(spec.checkpoint_glob)) if spec.checkpoint_glob else []
+    kept = {p.resolve(): p for p in [*announced, *on_disk] if p.is_file()}
+    kept.pop(spec.output_file.resolve(), None)
+    return list(kept.values())
 
 
 def _drain(lines: queue.Queue[str | None], run: _Run, on_event: Callable[[Any], None] | None) -> None:
@@ -345,8 +352,7 @@ def _drain(lines: queue.Queue[str | None], run: _Run, on_event: Callable[[Any], 
 
 def _handle_line(line: str, run: _Run, on_event: Callable[[Any], None] | None) -> None:
     run.tail.append(line)
-    event = parse_line(line)
-    if event is not None:
+    for event in parse_events(line):
         final = run.apply(event)
         _emit(event, on_event)
         _emit(final, on_event)
@@ -357,17 +363,9 @@ def _emit(event: Any, on_event: Callable[[Any], None] | None) -> None:
         on_event(event)
 
 
-def _pump(
-    proc: subprocess.Popen[bytes],
-    lines: queue.Queue[str | None],
-    run: _Run,
-    spec: LaunchSpec,
-    progress: Progress,
-    on_event: Callable[[Any], None] | None,
-    should_stop: Callable[[], bool] | None,
-    seen: set[Path],
-    poll_s: float,
-) -> None:
+def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[str | None], run: _Run, spec: LaunchSpec,
+          progress: Progress, on_event: Callable[[Any], None] | None, should_stop: Callable[[], bool] | None,
+          seen: set[Path], poll_s: float) -> None:
     """Forward output to ``progress``/``on_event`` until the child's output ends.
 
     Returns at end of output, or shortly after the leader exits if a leftover child still holds

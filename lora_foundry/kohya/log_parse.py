@@ -2,8 +2,12 @@
 
 sd-scripts reports through tqdm on stderr, redrawing one line with ``\\r``
 (``steps:  50%|█████     | 2/4 [00:30<00:30, 15.15s/it, avr_loss=1.12]``), and through log lines
-(``saving checkpoint: <path>``, ``model saved.``). The launcher feeds raw bytes in; this module turns
-them into whole lines (``\\r`` and ``\\n`` both end a line) and lines into events.
+(``saving checkpoint: <path>``, ``model saved.``). Its LECO scripts (``train_leco.py``,
+``sdxl_train_leco.py``) differ: the bar's postfix is ``loss=0.1234`` (``set_postfix(loss=...)``) and
+each LoRA file is announced by a log record, ``saved model to: <path>``, which sd-scripts' Rich
+handler renders as ``[time] INFO     saved model to: <path>   leco_train_util.py:91``. The exact
+upstream formats live in tests/data/sd_scripts_leco_output.txt. The launcher feeds raw bytes in; this
+module turns them into whole lines (``\\r`` and ``\\n`` both end a line) and lines into events.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ _STEP_RE = re.compile(
     r"\[(?P<elapsed>[\d:]+)<(?P<remaining>[\d:?]+),\s*(?P<rate>[\d.?]+)\s*(?P<unit>s/it|it/s)"
     r"(?:,\s*(?P<postfix>[^\]]*))?\]"
 )
-_CHECKPOINT_RE = re.compile(r"saving checkpoint:\s*(?P<path>.+?)\s*$")
+_CHECKPOINT_RE = re.compile(r"(?:saving checkpoint|saved model to):\s*(?P<path>.+?)\s*$")
+_RICH_SOURCE_RE = re.compile(r"\s{2,}[\w.-]+\.py:\d+$")  # Rich's right-aligned "file.py:NN" column
+LOSS_KEYS = ("avr_loss", "loss")  # train_network.py's running mean; train_leco.py's step loss
 _MODEL_SAVED_RE = re.compile(r"\bmodel saved\.")
 
 
@@ -88,27 +94,41 @@ def _float_or_none(text: str | None) -> float | None:
         return None
 
 
-def parse_line(line: str) -> Event | None:
-    """The event a line of sd-scripts output carries, or None for ordinary log lines."""
+def _postfix_loss(values: dict[str, str]) -> float | None:
+    """The loss a bar carries: ``avr_loss`` (LoRA scripts) or ``loss`` (LECO scripts)."""
+    return next((_float_or_none(values[k]) for k in LOSS_KEYS if k in values), None)
+
+
+def parse_events(line: str) -> list[Event]:
+    """Every event a line of sd-scripts output carries (a Rich log record can follow a tqdm bar
+    on the same line: tqdm ends its redraws with ``\\r`` only)."""
+    events: list[Event] = []
     step = _STEP_RE.search(line)
     if step:
         rate = _float_or_none(step["rate"])
         if rate is not None and step["unit"] == "s/it":
             rate = 1.0 / rate if rate > 0 else None
-        return StepEvent(
+        events.append(StepEvent(
             done=int(step["done"]),
             total=int(step["total"]),
             elapsed_s=_seconds(step["elapsed"]) or 0.0,
             remaining_s=_seconds(step["remaining"]),
             steps_per_s=rate,
-            loss=_float_or_none(_postfix_values(step["postfix"]).get("avr_loss")),
-        )
-    checkpoint = _CHECKPOINT_RE.search(line)
+            loss=_postfix_loss(_postfix_values(step["postfix"])),
+        ))
+        line = line[step.end():]
+    checkpoint = _CHECKPOINT_RE.search(_RICH_SOURCE_RE.sub("", line.rstrip()))
     if checkpoint:
-        return CheckpointEvent(path=checkpoint["path"])
-    if _MODEL_SAVED_RE.search(line):
-        return ModelSavedEvent()
-    return None
+        events.append(CheckpointEvent(path=checkpoint["path"]))
+    elif _MODEL_SAVED_RE.search(line):
+        events.append(ModelSavedEvent())
+    return events
+
+
+def parse_line(line: str) -> Event | None:
+    """The first event a line of sd-scripts output carries, or None for ordinary log lines."""
+    events = parse_events(line)
+    return events[0] if events else None
 
 
 class LineSplitter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -197,6 +198,31 @@ ALLOWED_OPTIONS: Mapping[str, Validator] = {
 }
 
 
+# Options that say where things are written or read: LoRA Foundry sets them itself.
+PATH_OPTIONS = ("output_dir", "output_name", "logging_dir", "dataset_config", "config_file", "sample_prompts",
+                "resume", "save_model_as", "train_data_dir", "reg_data_dir", "pretrained_model_name_or_path",
+                "tokenizer_cache_dir", "network_weights", "prompts_file")
+_FLAG_LINE = re.compile(r"^\s*--?(?P<name>[A-Za-z_][\w-]*)")
+
+
+def _refuse_path_option(key: str) -> None:
+    if key in PATH_OPTIONS:
+        raise OptionRefused(f"{key} is chosen by LoRA Foundry, not by extra options: runs go to "
+                            "<output>/lora_foundry/training/<name>/ and LoRAs to models/loras/lora_foundry/ (on the "
+                            "command line, --out chooses the output folder)")
+
+
+def _refuse_flags(text: str) -> None:
+    """``--output_dir /etc`` is a command-line flag, not an option line: say which, and what to write."""
+    for line in text.splitlines():
+        flag = _FLAG_LINE.match(line)
+        if flag:
+            key = flag["name"].replace("-", "_")
+            _refuse_path_option(key)
+            raise OptionRefused(f"extra options are TOML 'key = value' lines, not command-line flags: write "
+                                f"{line.strip()!r} as '{key} = <value>'")
+
+
 def validate_extra_options(text: str) -> dict[str, Any]:
     """Parse a workflow's extra options (TOML ``key = value`` lines) against the allow-list.
 
@@ -205,11 +231,13 @@ def validate_extra_options(text: str) -> dict[str, Any]:
     """
     if not text or not text.strip():
         return {}
+    _refuse_flags(text)
     try:
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OptionRefused(f"extra options are not valid TOML 'key = value' lines: {exc}") from exc
     for key, problem in table_problems(parsed, ALLOWED_OPTIONS):
+        _refuse_path_option(key)
         if problem is None:
             raise OptionRefused(
                 f"training option {key!r} is not allowed from a workflow (only numbers, flags and fixed "

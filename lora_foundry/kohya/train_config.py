@@ -308,6 +308,7 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
         argv=argv, cwd=install.sd_scripts_dir, env={**_child_env(install), RUN_DIR_ENV: str(run_dir.resolve())},
         output_file=run_dir / f"{name}.safetensors",
         log_path=run_dir / f"{name}.log", loss_path=run_dir / f"{name}.loss", sample_dir=run_dir / "sample",
+        checkpoint_glob=f"{name}-*.safetensors",  # sd-scripts' step and epoch files: <name>-step00000050, <name>-000001
         expected_metadata={"ss_network_module": module, "ss_network_dim": str(request.preset.network_dim),
                            "ss_output_name": name},
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..fileio import atomic_copy, atomic_write_text
 from ..progress import Progress
-from .launcher import TrainResult, run_training
+from .launcher import TrainResult, kept_checkpoints, run_training
 from .operator_config import TrainerInstall
 from .train_config import RunPlan, TrainRequest, plan_run
 
@@ -57,25 +57,42 @@ def train_lora(
     raises ``TrainingFailed`` from the launcher.
     """
     plan = plan_run(request, install, run_root, loras_dir, dry_run=dry_run)
+    report = plan.run_dir / REPORT_NAME
     if dry_run:
+        atomic_write_text(report, describe(TrainOutcome(plan, None)) + "\n")
         return TrainOutcome(plan, None)
-    result = run_training(plan.spec, progress=progress, on_event=on_event, should_stop=should_stop)
-    if result.status == "success" and result.lora_path is not None:
-        result.lora_path = publish_lora(result.lora_path, plan.final_lora, replace_existing=request.resume)
+    try:
+        result = run_training(plan.spec, progress=progress, on_event=on_event, should_stop=should_stop)
+        if result.status == "success" and result.lora_path is not None:
+            result.lora_path = publish_lora(result.lora_path, plan.final_lora, replace_existing=request.resume)
+    except BaseException as exc:  # a failure (or an abort) still leaves its report beside the log
+        atomic_write_text(report, describe(TrainOutcome(plan, None), failure=failure_reason(exc)) + "\n")
+        raise
     outcome = TrainOutcome(plan, result)
-    atomic_write_text(plan.run_dir / REPORT_NAME, describe(outcome) + "\n")  # kept for a cancelled run too
+    atomic_write_text(report, describe(outcome) + "\n")  # kept for a cancelled run too
     return outcome
 
 
-def describe(outcome: TrainOutcome) -> str:
+def failure_reason(exc: BaseException) -> str:
+    """One line for a run that raised: TrainingFailed's reason, an abort, or the exception."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "aborted (Ctrl-C): the trainer was stopped"
+    return getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+
+
+def describe(outcome: TrainOutcome, failure: str = "") -> str:
     """A short human report: what ran, how it ended, where things are (a cancelled run's
-    checkpoints included, so the user can pick one up)."""
+    checkpoints and the sample images included, so the user can pick them up); ``failure`` is
+    the reason of a run that raised."""
     plan, result = outcome.plan, outcome.result
     lines = [f"command: {plan.command_txt.read_text(encoding='utf-8').strip()}",
              f"config: {plan.config_toml}", f"dataset: {plan.dataset_toml} ({plan.image_count} images)"]
     lines += [f"WARNING: {warning}" for warning in plan.warnings]
     if result is None:
-        lines.insert(0, "dry run: nothing was launched")
+        lines.insert(0, f"failed: {failure}" if failure else "dry run: nothing was launched")
+        kept = kept_checkpoints(plan.spec) if failure else []
+        lines += [f"checkpoints on disk ({len(kept)}): " + ", ".join(map(str, kept))] if kept else []
+        lines += [f"log: {plan.spec.log_path}", f"report: {plan.run_dir / REPORT_NAME}"] if failure else []
         return "\n".join(lines)
     speed = f"{result.steps_per_s:.3f} steps/s" if result.steps_per_s else "speed unknown"
     head = f"{result.status}: {result.steps_done}/{result.total_steps} steps in {result.elapsed_s:.1f} s ({speed})"
@@ -85,7 +102,9 @@ def describe(outcome: TrainOutcome) -> str:
     if result.last_checkpoint:
         lines.append(f"last checkpoint: {result.last_checkpoint}")
     if result.status == "cancelled":
-        lines.append(_kept_checkpoints(result))
+        lines.append(_kept_checkpoints(result, int(plan.config.get("training", {}).get("save_every_n_steps", 0))))
+    if result.samples:
+        lines.append(f"sample images ({len(result.samples)}): " + ", ".join(str(p) for p in result.samples))
     if result.loss_curve:
         lines.append(f"final avr_loss: {result.loss_curve[-1][1]:.4f} (step {result.loss_curve[-1][0]})")
     lines += [f"log: {result.log_path}", f"loss curve: {result.loss_path}.csv / .json",
@@ -93,7 +112,9 @@ def describe(outcome: TrainOutcome) -> str:
     return "\n".join(lines)
 
 
-def _kept_checkpoints(result: TrainResult) -> str:
+def _kept_checkpoints(result: TrainResult, save_every: int) -> str:
+    if not result.checkpoints and save_every:
+        return f"no checkpoint was saved before the cancel (the first was due at step {save_every})"
     if not result.checkpoints:
         return "no checkpoint was saved before the cancel (set save_every_n_steps to keep intermediate LoRAs)"
     return f"kept checkpoints ({len(result.checkpoints)}): " + ", ".join(str(p) for p in result.checkpoints)

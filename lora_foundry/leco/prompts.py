@@ -13,9 +13,14 @@ defaults and slider expansion follow upstream's ``library/leco_train_util.load_p
 - A slider with positive and negative expands into 4 settings, with one side into 2 (see
   ``expand_slider``); each further neutral prompt and resolution repeats the expansion.
 
-Upstream passes unknown keys to a dataclass (a TypeError) or ignores them; we refuse them with the
-key and its line, since a misspelt ``guidance_scale`` silently training at 1.0 costs an hour.
-tomllib gives no positions, so lines are found in the source text (``_KeyLines``).
+Unknown keys behave as upstream's loader treats them, but never silently: where upstream ignores
+them (the top level, slider targets) they are accepted and listed in ``PromptSet.warnings`` (a
+misspelt ``guidance_scale`` silently training at 1.0 costs an hour); in a ``[[prompts]]`` item,
+where upstream's ``PromptSettings(**item)`` stops with a TypeError, they are refused with the key and
+its line. A target's neutrals come from the first of ``neutrals``, ``neutral_prompt_file``,
+``prompt_file``, ``neutral`` it has, else from the top level, where all three lists add up (upstream's
+order). Neutral files are read beside the TOML, only inside the folders a workflow may read
+(``ReadRoots``). tomllib gives no positions, so lines are found in the source text (``_KeyLines``).
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ import functools
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..kohya.toml_schema import table_problems
-from ..paths import UnsafeNameError, confined
+from ..paths import UnsafeNameError
+from ..read_roots import ReadRoots
 
 ACTIONS = ("erase", "enhance")
 PROMPT_KEYS = ("target", "positive", "unconditional", "neutral", "action", "guidance_scale", "resolution",
@@ -43,6 +49,9 @@ _TEXT_KEYS = {"target", "positive", "unconditional", "neutral", "action", "targe
 _NUMBER_KEYS = {"guidance_scale", "multiplier", "weight"}
 _BOOL_KEYS = {"dynamic_resolution", "dynamic_crops"}
 MIN_RESOLUTION, MAX_RESOLUTION = 64, 4096
+# train_leco.py command-line options people put in the prompt file by mistake: named in the warning.
+RUN_OPTIONS = ("min_snr_gamma", "noise_offset", "zero_terminal_snr", "max_denoising_steps",
+               "leco_denoise_guidance_scale", "learning_rate", "max_train_steps", "network_dim", "network_alpha")
 
 
 class PromptFileError(ValueError):
@@ -75,6 +84,15 @@ class PromptSetting:
         return {k: v for k, v in asdict(self).items() if k in keys}
 
 
+@dataclass
+class PromptSet:
+    """What a prompt TOML describes: the settings, what was accepted with a warning, the files read."""
+
+    settings: list[PromptSetting]
+    warnings: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # name as written in the TOML -> file read
+
+
 class _KeyLines:
     """1-based line of a key inside the n-th ``[[array]]`` table (or the top level) of a TOML text."""
 
@@ -101,9 +119,19 @@ class _KeyLines:
 class _Checker:
     """Type and range checks that raise ``PromptFileError`` with the key's line."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, base_dir: Path | None = None, roots: ReadRoots | None = None) -> None:
         self.lines = _KeyLines(text)
         self.source = source
+        self.base_dir = base_dir
+        self.roots = roots if roots is not None else ReadRoots.of([base_dir])
+        self.warnings: list[str] = []
+        self.files: dict[str, Path] = {}
+
+    def ignore(self, key: str, array: str | None = None, index: int = 0) -> None:
+        """Record an unknown key upstream ignores too (accepted, listed in the warnings)."""
+        hint = (" it is a train_leco.py option, not a prompt-file key: set it on the node or the command line"
+                if key in RUN_OPTIONS else " sd-scripts ignores it too")
+        self.warnings.append(str(self.fail(f"is not a LECO key and was ignored;{hint}", key, array, index)))
 
     def fail(self, message: str, key: str, array: str | None = None, index: int = 0) -> PromptFileError:
         line = self.lines.find(key, array, index)
@@ -112,13 +140,21 @@ class _Checker:
         return PromptFileError(f"{where}: key {key!r}{item}: {message}")
 
     def check_item(self, item: Any, allowed: Sequence[str], array: str | None, index: int,
-                   unknown: str = "") -> dict[str, Any]:
-        """``item`` when every key is allowed and every value right; else the first problem, with its line."""
+                   strict: bool = False) -> dict[str, Any]:
+        """Check ``item``'s values (``toml_schema.table_problems``); unknown keys are refused
+        (``strict``: upstream stops on them) or ignored with a warning. Returns the item without them."""
         if not isinstance(item, dict):
             raise self.fail("each entry must be a table", array or "prompts", None, index)
+        ignored = set()
         for key, problem in table_problems(item, {key: functools.partial(_check_value, key) for key in allowed}):
-            raise self.fail(problem or unknown or f"is not a LECO key; allowed: {', '.join(allowed)}", key, array, index)
-        return item
+            if problem is not None:
+                raise self.fail(problem, key, array, index)
+            if strict:
+                raise self.fail(f"is not a LECO key (sd-scripts' train_leco.py stops on it too); allowed: "
+                                f"{', '.join(allowed)}", key, array, index)
+            self.ignore(key, array, index)
+            ignored.add(key)
+        return {k: v for k, v in item.items() if k not in ignored}
 
 
 def _check_value(key: str, value: Any) -> None:
@@ -139,13 +175,18 @@ def _check_value(key: str, value: Any) -> None:
         raise ValueError("must be a list of prompts")
 
 
+def _whole(value: Any) -> bool:
+    """A whole number: ``512`` or ``512.0`` (upstream ``int()``s either; ``512.5`` is refused here)."""
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+
+
 def _one_resolution(value: Any) -> tuple[int, int]:
     if isinstance(value, list | tuple):
-        if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if len(value) != 2 or not all(_whole(v) for v in value):
             raise ValueError(f"a resolution list must be [height, width] of whole numbers, got {value!r}")
         size = (int(value[0]), int(value[1]))
-    elif isinstance(value, int) and not isinstance(value, bool):
-        size = (value, value)
+    elif _whole(value):
+        size = (int(value), int(value))
     else:
         raise ValueError(f"must be a whole number or [height, width], got {value!r}")
     if not all(MIN_RESOLUTION <= s <= MAX_RESOLUTION and s % 8 == 0 for s in size):
@@ -187,57 +228,78 @@ def expand_slider(item: dict[str, Any], neutral: str) -> list[PromptSetting]:
             for pos, uncond, action, mult in pairs]
 
 
-def _prompt_setting(item: dict[str, Any]) -> PromptSetting:
+def _prompt_setting(item: dict[str, Any], check: _Checker, array: str, index: int) -> PromptSetting:
     unconditional = item.get("unconditional", "")
     neutral = item.get("neutral")
+    sizes = resolution_list(item["resolution"])
+    if len(sizes) > 1:  # upstream's normalize_resolution raises on a list of sizes here too
+        raise check.fail("takes one size in a target item; list several sizes with a slider's 'resolutions', or "
+                         "repeat the item once per size", "resolution", array, index)
     return PromptSetting(
         target=item["target"], positive=item["target"] if item.get("positive") is None else item["positive"],
         unconditional=unconditional,
         neutral=unconditional if neutral is None else neutral, action=item.get("action", "erase"),
-        guidance_scale=float(item["guidance_scale"]), resolution=resolution_list(item["resolution"])[0],
+        guidance_scale=float(item["guidance_scale"]), resolution=sizes[0],
         dynamic_resolution=bool(item["dynamic_resolution"]), batch_size=int(item["batch_size"]),
         dynamic_crops=bool(item["dynamic_crops"]), multiplier=float(item["multiplier"]),
         weight=float(item["weight"]))
 
 
-def _neutral_lines(name: Any, base_dir: Path | None, check: _Checker, key: str) -> list[str]:
-    """A neutral prompt file's non-empty lines; only beside the TOML (a workflow is untrusted)."""
-    if base_dir is None:
-        raise check.fail("needs the prompt TOML saved as a file (the list is read beside it)", key)
+def _neutral_lines(name: Any, check: _Checker, key: str, array: str | None = None, index: int = 0) -> list[str]:
+    """A neutral prompt file's non-empty lines (upstream's ``_read_non_empty_lines``), read beside the
+    TOML and only inside the read roots: a workflow is untrusted, so it cannot name /etc/passwd."""
+    if not isinstance(name, str) or not name.strip():
+        raise check.fail(f"must be a file name, got {name!r}", key, array, index)
+    if check.base_dir is None and not check.roots.roots:
+        raise check.fail("needs the prompt TOML saved as a file (the list is read beside it)", key, array, index)
+    wanted = check.base_dir / name if check.base_dir is not None else Path(name)
     try:
-        path = confined(base_dir, *Path(str(name)).parts)
-        return [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
-    except (UnsafeNameError, OSError) as exc:
-        raise check.fail(f"cannot read {name!r} beside the TOML: {exc}", key) from None
+        path = check.roots.resolve(str(wanted), key, "file")
+        lines = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
+    except (UnsafeNameError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise check.fail(f"cannot read {name!r}: {exc}", key, array, index) from None
+    check.files[name] = path
+    return lines
 
 
-def _table_neutrals(table: dict[str, Any], base_dir: Path | None, check: _Checker) -> list[str]:
+def _top_neutrals(table: dict[str, Any], check: _Checker) -> list[str]:
+    """The top level's neutrals: ``neutrals`` + both files' lines, added up (upstream)."""
     found = [str(v) for v in table.get("neutrals", [])]
     for key in ("neutral_prompt_file", "prompt_file"):
         if key in table:
-            found += _neutral_lines(table[key], base_dir, check, key)
+            found += _neutral_lines(table[key], check, key)
     return found
+
+
+def _target_neutrals(target: dict[str, Any], check: _Checker, index: int) -> list[str]:
+    """A target's own neutrals: the first of ``neutrals``, the two files, ``neutral`` (upstream's
+    elif chain: a target with ``neutrals`` and a file trains on ``neutrals`` only)."""
+    if "neutrals" in target:
+        return [str(v) for v in target["neutrals"]]
+    for key in ("neutral_prompt_file", "prompt_file"):
+        if key in target:
+            return _neutral_lines(target[key], check, key, "targets", index)
+    return [str(target["neutral"] or "")] if "neutral" in target else []
 
 
 def _from_prompts_array(data: dict[str, Any], check: _Checker) -> list[PromptSetting]:
     items = data["prompts"]
     if not isinstance(items, list):
         raise check.fail("must be an array of tables ([[prompts]])", "prompts")
-    check.check_item({k: v for k, v in data.items() if k != "prompts"}, PROMPT_KEYS, None, 0,
-                     f"is not a LECO key; allowed at the top: prompts, {', '.join(PROMPT_KEYS)}")
+    check.check_item({k: v for k, v in data.items() if k != "prompts"}, PROMPT_KEYS, None, 0)
     defaults = {**DEFAULTS, **{k: v for k, v in data.items() if k in PROMPT_KEYS}}
     settings: list[PromptSetting] = []
     for index, item in enumerate(items):
         if isinstance(item, dict) and "target_class" in item:
-            check.check_item(item, SLIDER_KEYS, "prompts", index)
-            merged = {**{k: v for k, v in defaults.items() if k in SLIDER_KEYS}, **item}
+            kept = check.check_item(item, SLIDER_KEYS, "prompts", index)
+            merged = {**{k: v for k, v in defaults.items() if k in SLIDER_KEYS}, **kept}
             settings += _expand_checked(merged, [str(item.get("neutral", "") or "")], check, "prompts", index)
         else:
-            check.check_item(item, PROMPT_KEYS, "prompts", index)
+            check.check_item(item, PROMPT_KEYS, "prompts", index, strict=True)
             if "target" not in item:
                 raise check.fail("is required in every [[prompts]] item (or target_class for a slider)",
                                  "target", "prompts", index)
-            settings.append(_prompt_setting({**defaults, **item}))
+            settings.append(_prompt_setting({**defaults, **item}, check, "prompts", index))
     return settings
 
 
@@ -249,7 +311,7 @@ def _expand_checked(item: dict[str, Any], neutrals: list[str], check: _Checker, 
         raise check.fail(str(exc), "target_class", array, index) from None
 
 
-def _from_slider_table(data: dict[str, Any], base_dir: Path | None, check: _Checker) -> list[PromptSetting]:
+def _from_slider_table(data: dict[str, Any], check: _Checker) -> list[PromptSetting]:
     table = data.get("slider", data)
     targets = table.get("targets")
     if targets is None:
@@ -258,40 +320,54 @@ def _from_slider_table(data: dict[str, Any], base_dir: Path | None, check: _Chec
         targets = [table]
     if not isinstance(targets, list) or not targets:
         raise check.fail("must be a non-empty array of tables", "targets")
+    _check_top_level(table, data, check)
     if isinstance(targets[0], dict) and "target" in targets[0]:
         defaults = {**DEFAULTS, **{k: v for k, v in table.items() if k in PROMPT_KEYS}}
-        return [_prompt_setting({**defaults, **check.check_item(t, PROMPT_KEYS, "targets", i)})
-                for i, t in enumerate(targets)]
+        return [_prompt_setting({**defaults, **check.check_item(t, PROMPT_KEYS, "targets", i, strict=True)},
+                                check, "targets", i) for i, t in enumerate(targets)]
     defaults = {**DEFAULTS, **{k: v for k, v in table.items() if k in SLIDER_KEYS}}
-    neutrals = _table_neutrals(table, base_dir, check) or [str(table.get("neutral", "") or "")]
+    neutrals = _top_neutrals(table, check) or [str(table.get("neutral", "") or "")]
     settings: list[PromptSetting] = []
     for index, target in enumerate(targets):
-        check.check_item(target, SLIDER_KEYS + NEUTRAL_LIST_KEYS, "targets", index)
-        own = _table_neutrals(target, base_dir, check)
-        if not own and "neutral" in target:
-            own = [str(target["neutral"] or "")]
-        merged = {**{k: v for k, v in defaults.items() if k in SLIDER_KEYS}, **target}
-        settings += _expand_checked(merged, own or neutrals, check, "targets", index)
+        kept = check.check_item(target, SLIDER_KEYS + NEUTRAL_LIST_KEYS, "targets", index)
+        merged = {**{k: v for k, v in defaults.items() if k in SLIDER_KEYS}, **kept}
+        settings += _expand_checked(merged, _target_neutrals(kept, check, index) or neutrals, check, "targets", index)
     return settings
 
 
-def parse_prompt_text(text: str, source: str = "prompt TOML", base_dir: Path | None = None) -> list[PromptSetting]:
-    """Every training setting a prompt TOML describes, in upstream's order; ``PromptFileError`` names
-    the key and line of the first problem."""
+def _check_top_level(table: dict[str, Any], data: dict[str, Any], check: _Checker) -> None:
+    """Values of the slider layout's top-level keys checked; unknown ones listed as ignored."""
+    known = [*dict.fromkeys([*SLIDER_KEYS, *PROMPT_KEYS, *NEUTRAL_LIST_KEYS])]
+    check.check_item({k: v for k, v in table.items() if k != "targets"}, known, None, 0)
+    if table is not data:
+        check.check_item({k: v for k, v in data.items() if k != "slider"}, [], None, 0)
+
+
+def read_prompt_set(text: str, source: str = "prompt TOML", base_dir: Path | None = None,
+                    roots: ReadRoots | None = None) -> PromptSet:
+    """Every training setting a prompt TOML describes, in upstream's order, with the warnings and
+    the neutral files read (relative to ``base_dir``, inside ``roots``: default ``base_dir`` alone);
+    ``PromptFileError`` names the key and line of the first problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PromptFileError(f"{source}: not valid TOML: {exc}") from None
     if not data:
         raise PromptFileError(f"{source}: the prompt file is empty")
-    check = _Checker(text, source)
-    settings = _from_prompts_array(data, check) if "prompts" in data else _from_slider_table(data, base_dir, check)
+    check = _Checker(text, source, base_dir, roots)
+    settings = _from_prompts_array(data, check) if "prompts" in data else _from_slider_table(data, check)
     if not settings:
         raise PromptFileError(f"{source}: no prompt settings found")
-    return settings
+    return PromptSet(settings, check.warnings, check.files)
 
 
-def load_prompt_file(path: Path) -> list[PromptSetting]:
-    """``parse_prompt_text`` of a file; neutral prompt lists are read beside it."""
+def parse_prompt_text(text: str, source: str = "prompt TOML", base_dir: Path | None = None,
+                      roots: ReadRoots | None = None) -> list[PromptSetting]:
+    """The settings of ``read_prompt_set`` (callers that show no warnings)."""
+    return read_prompt_set(text, source, base_dir, roots).settings
+
+
+def load_prompt_file(path: Path, roots: ReadRoots | None = None) -> PromptSet:
+    """``read_prompt_set`` of a file; neutral prompt lists are read beside it."""
     path = Path(path)
-    return parse_prompt_text(path.read_text("utf-8"), path.name, path.parent)
+    return read_prompt_set(path.read_text("utf-8"), path.name, path.parent, roots)

@@ -2,11 +2,19 @@
 
 One step (sd-scripts' ``train_leco.py``, in k-diffusion's sigma terms so ComfyUI's samplers fit):
 pick a setting; denoise fresh noise for ``k ~ U[1, max_denoising_steps)`` of ``max_denoising_steps``
-steps with the LoRA at the setting's multiplier and CFG ``denoise_guidance`` on ``target`` (no
-gradients: only the last prediction needs a graph, which keeps memory to one model pass); at that
+steps with the LoRA at the setting's multiplier and CFG ``denoise_guidance`` on ``target``; at that
 sigma predict ``positive``, ``neutral`` and ``unconditional`` with the LoRA off; the target is
 ``neutral ∓ g·(positive − unconditional)`` (erase / enhance); the loss is ``weight`` × the MSE
-between it and the LoRA-on prediction for ``target``.
+between it and the LoRA-on prediction for ``target`` (× the min-SNR weight when ``min_snr_gamma``).
+
+The partial denoise is where the two LECOs differ, so it is a choice (``denoise_gradients``): off,
+as in the original LECO (p1atdev/LECO), it runs without gradients and only the last prediction
+keeps a graph (memory of one model pass); on, as in sd-scripts' ``train_leco.py`` (063ef100), the
+loss also backpropagates through every denoising step the LoRA took part in (more memory, slower,
+a slightly different gradient). ``noise_offset`` adds ``offset × N(0,1)`` per latent channel to the
+starting noise, as sd-scripts does. ``min_snr_gamma`` weights the loss by ``min(SNR, γ)/SNR`` of
+the sigma the loss is taken at (SNR = 1/σ²); sd-scripts 063ef100 passes the index ``k·1000/N`` to
+its SNR table instead of the timestep ``999 − k·1000/N`` it predicts at, so its weights differ.
 
 Everything random in step ``n`` comes from a generator seeded with ``(seed, n)``, so a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have (checked by a test).
@@ -40,7 +48,8 @@ class Predictor(Protocol):
         """The model's noise (epsilon) prediction for ``prompt`` at ``sigma``."""
 
     def denoise(self, latents: Any, sigmas: Any, prompt: str, negative: str, guidance: float) -> Any:
-        """``latents`` sampled along ``sigmas`` with CFG ``guidance`` (called without gradients)."""
+        """``latents`` sampled along ``sigmas`` with CFG ``guidance`` (with gradients only when
+        ``denoise_gradients`` is on: then it must not switch them off itself)."""
 
 
 class Backend(Protocol):
@@ -78,6 +87,14 @@ class LecoConfig:
     save_every: int = 0
     max_grad_norm: float = 1.0
     resume: bool = True
+    denoise_gradients: bool = False  # False: the original LECO; True: sd-scripts' train_leco.py
+    min_snr_gamma: float = 0.0  # 0 = off
+    noise_offset: float = 0.0  # 0 = off
+
+
+# Options added after checkpoints existed: left out of the fingerprint at their defaults, so a run
+# saved before they existed still resumes.
+_LATER_OPTIONS = {"denoise_gradients": False, "min_snr_gamma": 0.0, "noise_offset": 0.0}
 
 
 @dataclass
@@ -118,8 +135,9 @@ def euler_denoise(predict: Callable[[Any, Any], Any], latents: Any, sigmas: Any)
 
 def fingerprint(settings: Sequence[PromptSetting], config: LecoConfig, network: LoraNetwork) -> str:
     """What must match for a checkpoint to be resumed (not ``steps``: a run can be extended)."""
-    data = {"settings": [asdict(s) for s in settings], "rank": network.rank, "alpha": network.alpha,
-            **{k: v for k, v in asdict(config).items() if k not in ("steps", "save_every", "resume")}}
+    options = {k: v for k, v in asdict(config).items()
+               if k not in ("steps", "save_every", "resume") and not (k in _LATER_OPTIONS and _LATER_OPTIONS[k] == v)}
+    data = {"settings": [asdict(s) for s in settings], "rank": network.rank, "alpha": network.alpha, **options}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -137,16 +155,23 @@ def _step_draws(settings: Sequence[PromptSetting], config: LecoConfig, step: int
     return setting, depth, (height, width), generator
 
 
+def snr_weight(sigma: Any, gamma: float) -> float:
+    """Min-SNR-γ weight of an epsilon loss at ``sigma``: ``min(SNR, γ) / SNR`` with SNR = 1/σ²."""
+    snr = 1.0 / max(float(sigma), 1e-12) ** 2
+    return min(snr, gamma) / snr if gamma > 0 else 1.0
+
+
 def leco_step(predictor: Predictor, network: LoraNetwork, setting: PromptSetting, sigmas: Any, depth: int,
-              noise: Any, denoise_guidance: float) -> float:
+              noise: Any, denoise_guidance: float, denoise_gradients: bool = False, min_snr_gamma: float = 0.0) -> float:
     """One LECO step: partial denoise, the three LoRA-off predictions, the loss, backward."""
     import torch
 
-    with torch.no_grad():
+    with torch.set_grad_enabled(denoise_gradients):
         network.set_multiplier(setting.multiplier)
         latents = predictor.initial_latents(noise, sigmas[0])
         latents = predictor.denoise(latents, sigmas[: depth + 1], setting.target, setting.unconditional,
                                     denoise_guidance)
+    with torch.no_grad():
         network.set_multiplier(0.0)
         sigma = sigmas[depth]
         positive = predictor.predict_noise(latents, sigma, setting.positive)
@@ -155,8 +180,9 @@ def leco_step(predictor: Predictor, network: LoraNetwork, setting: PromptSetting
         target = build_target(setting, positive, neutral, unconditional)
     network.set_multiplier(setting.multiplier)
     try:
-        prediction = predictor.predict_noise(latents.detach(), sigma, setting.target)
+        prediction = predictor.predict_noise(latents if denoise_gradients else latents.detach(), sigma, setting.target)
         loss = torch.nn.functional.mse_loss(prediction.float(), target.float()) * setting.weight
+        loss = loss * snr_weight(sigma, min_snr_gamma)
         loss.backward()
     finally:
         network.set_multiplier(0.0)
@@ -189,9 +215,12 @@ def train_leco(backend: Backend, network: LoraNetwork, settings: Sequence[Prompt
         setting, depth, (height, width), generator = _step_draws(settings, config, step)
         shape = (setting.batch_size, backend.latent_channels, height // backend.downscale, width // backend.downscale)
         noise = torch.randn(shape, generator=generator)
+        if config.noise_offset:
+            noise = noise + config.noise_offset * torch.randn((*shape[:2], 1, 1), generator=generator)
         optimizer.zero_grad(set_to_none=True)
         work = functools.partial(_step_work, network=network, setting=setting, sigmas=sigmas, depth=depth,
-                                 noise=noise, denoise_guidance=config.denoise_guidance)
+                                 noise=noise, denoise_guidance=config.denoise_guidance,
+                                 denoise_gradients=config.denoise_gradients, min_snr_gamma=config.min_snr_gamma)
         loss = backend.run(shape, work)
         if not math.isfinite(loss):
             raise FloatingPointError(f"LECO loss became {loss} at step {step + 1}; lower the learning rate")

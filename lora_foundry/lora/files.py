@@ -21,6 +21,7 @@ from ..cache import BoundedCache, file_key
 from ..fileio import atomic_write_bytes
 from ..models.weights_file import load_safetensors
 from ..paths import UnsafeNameError, confined, inside_by_name, safe_name
+from .sshs import sshs_hashes
 
 T = TypeVar("T")
 SAVE_DTYPES = ("fp16", "fp32", "bf16")
@@ -121,7 +122,8 @@ def lora_bytes(state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp
         raise ValueError(f"dtype {dtype!r} is not one of {SAVE_DTYPES}")
     torch_dtype = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     tensors = {k: (v.to(torch_dtype) if k.endswith(".weight") else v.float()).contiguous() for k, v in state.items()}
-    return save(tensors, metadata=dict(metadata))
+    hashes = sshs_hashes(save(tensors, metadata={k: v for k, v in metadata.items() if k.startswith("ss_")}))
+    return save(tensors, metadata={**metadata, **hashes})  # the sshs_* keys sd-scripts adds (lora/sshs.py)
 
 
 def write_lora(path: Path, state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp16",
