@@ -29,6 +29,40 @@ def test_planted_clusters_in_10k_512d_vectors_are_recovered():
     assert sizes[0] == np.bincount(truth).max()
 
 
+def with_junk(n: int, junk_share: float = 0.05, spread: float = 1.5, clusters: int = 12, dim: int = 128, seed: int = 3):
+    """Planted clusters plus random unit vectors (truth -1): frames that resemble nothing."""
+    junk = round(n * junk_share)
+    vectors, truth = planted(n - junk, dim=dim, clusters=clusters, spread=spread, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    vectors = np.vstack([vectors, C.l2_normalise(rng.normal(size=(junk, vectors.shape[1])))])
+    return vectors, np.concatenate([truth, np.full(junk, -1)])
+
+
+def test_random_junk_among_planted_clusters_is_noise_not_one_more_cluster():
+    from sklearn.metrics import adjusted_rand_score
+
+    vectors, truth = with_junk(2_400, spread=1.0, dim=512)  # without the cosine check: recall 0, 13 clusters
+    found = C.cluster_vectors(vectors, min_cluster_size=24)
+    inliers = truth >= 0
+    assert (found.labels[~inliers] == C.NOISE).mean() >= 0.9
+    assert adjusted_rand_score(truth[inliers], found.labels[inliers]) >= 0.95
+    assert len(set(found.labels.tolist()) - {C.NOISE}) == 12
+    assert (found.labels[inliers] != C.NOISE).mean() >= 0.99
+
+
+def test_a_set_over_the_sample_size_is_clustered_row_by_row_from_a_sample():
+    from sklearn.metrics import adjusted_rand_score
+
+    vectors, truth = with_junk(3_000)
+    found = C.cluster_vectors(vectors, min_cluster_size=30, sample=600)
+    inliers = truth >= 0
+    assert (found.labels[~inliers] == C.NOISE).mean() >= 0.9
+    assert adjusted_rand_score(truth[inliers], found.labels[inliers]) >= 0.95
+    assert (found.labels[inliers] != C.NOISE).mean() >= 0.99  # rows HDBSCAN never saw joined their cluster
+    again = C.cluster_vectors(vectors, min_cluster_size=30, sample=600)
+    assert (again.labels == found.labels).all()  # the sample is seeded
+
+
 def test_far_outliers_land_in_the_noise_bucket():
     vectors, _ = planted(600, dim=64, clusters=3)
     rng = np.random.default_rng(5)
