@@ -140,3 +140,15 @@ def test_auto_backend_follows_the_benchmark():
     assert C.pick_backend("auto", 50_000) == "hdbscan"
     with pytest.raises(ValueError):
         C.pick_backend("faiss")
+
+
+def test_noise_is_never_offered_as_a_character_by_size_text_or_reference():
+    from lora_foundry.stages.clusters import select
+
+    labels = np.array([C.NOISE] * 50 + [0] * 10 + [1] * 5)
+    rng = np.random.default_rng(4)
+    vectors = C.l2_normalise(rng.normal(size=(65, 16)))
+    query = vectors[:50].mean(axis=0)  # a text or reference image that looks like the junk
+    assert select.by_size_rank(labels, 10) == [0, 1]  # the noise bucket is the largest, and not offered
+    assert C.NOISE not in select.nearest_clusters(vectors, labels, query, 10)
+    assert select.parse_ids("noise, 1") == [C.NOISE, 1]  # only asking for it by name picks it
