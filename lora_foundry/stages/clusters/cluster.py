@@ -10,7 +10,7 @@ installed) from there on. Noise (-1) is its own bucket, never forced into a clus
 Why the check in cosine space and the sample (``cosine_noise``, issue 27): after the PCA, junk
 frames gather near the centre as densely as a real group and became one more cluster (50,000
 vectors with 5 % random ones: noise recall 0, 25 s); HDBSCAN on a 10,000-row sample plus the
-cosine rule gives recall 1.0, ARI 1.0 on the planted groups, ~5 s CPU (bench/cluster.py --hard).
+cosine rule gives recall 1.0, ARI 1.0 on the planted groups, 6-8.5 s CPU (bench/cluster.py --hard).
 
 Modes (array level; workspace wrappers live in ``cluster_stage``):
 - characters: embeddings of cut-outs -> clusters;
