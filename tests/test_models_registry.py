@@ -169,3 +169,25 @@ def test_no_backend_is_imported_to_report_a_missing_file(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                             cwd=tmp_path, timeout=HANG_GUARD_S, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_link_in_a_model_folder_to_a_file_outside_it_is_answered_as_missing(tmp_path, monkeypatch):
+    """A name resolves only inside the model folders after links are followed (issue 23): a link to a
+    file elsewhere gets the answer a missing file gets; a model folder that is itself a link works."""
+    monkeypatch.delenv("LAMA_MODEL", raising=False)
+    monkeypatch.delenv("LORA_FOUNDRY_MODELS", raising=False)
+    store, outside = tmp_path / "store", tmp_path / "private"
+    store.mkdir()
+    outside.mkdir()
+    (store / "big-lama.pt").write_bytes(b"PK\x03\x04" + bytes(60))
+    (outside / "secret.pt").write_bytes(b"PK\x03\x04" + bytes(60))
+    linked_folder = tmp_path / "lama"
+    linked_folder.symlink_to(store, target_is_directory=True)
+    assert resolve(LAMA_SPEC, "big-lama.pt", extra_dirs=[linked_folder]).name == "big-lama.pt"
+    (store / "other.pt").symlink_to(outside / "secret.pt")
+    answers = []
+    for name in ("other.pt", "missing.pt"):
+        with pytest.raises(ModelMissingError) as refused:
+            resolve(LAMA_SPEC, name, extra_dirs=[linked_folder])
+        answers.append(str(refused.value).replace(name, "X"))
+    assert answers[0] == answers[1] and "private" not in answers[0]

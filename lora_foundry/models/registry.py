@@ -113,11 +113,19 @@ def resolve(
         raise ModelNameError(not_installed_message(spec, wanted))
     for folder in search_dirs(spec, extra_dirs):
         path = Path(os.path.abspath(folder)).joinpath(*parts)
-        if path.is_file():
+        if path.is_file() and _stays_inside(path, folder):
             return _checked_format(spec, path)
     if wanted in spec.files:
         raise ModelMissingError(missing_message(spec, wanted, extra_dirs))
     raise ModelNameError(not_installed_message(spec, wanted))
+
+
+def _stays_inside(path: Path, folder: Path) -> bool:
+    """``path`` still lies in ``folder`` once links are followed: a link placed in a model folder
+    that points elsewhere is not a model file (a folder that is itself a link, e.g. models/ on
+    another disk, is followed on both sides and so still counts)."""
+    real_folder = os.path.realpath(folder)
+    return os.path.commonpath([os.path.realpath(path), real_folder]) == real_folder
 
 
 def name_parts(name: object) -> tuple[str, ...] | None:
