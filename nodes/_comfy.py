@@ -220,7 +220,18 @@ def _known_folders() -> dict[str, str]:
             known |= {str(Path(path).resolve()): f"models/{name}" for path in paths}
     elif os.environ.get(INPUT_ROOT_ENV):
         known[str(Path(os.environ[INPUT_ROOT_ENV]).resolve())] = "input"
+    for number, root in enumerate(_operator_roots_or_none(), 1):  # the operator knows which is which
+        known.setdefault(str(Path(root).resolve()), f"<read root {number}>")
     return {folder: label for folder, label in known.items() if len(folder) > 1}
+
+
+def _operator_roots_or_none() -> list[Path]:
+    """The operator's extra read roots; none when their file is malformed (that error is reported
+    where the roots are read, not while another error is being shown)."""
+    try:
+        return operator_roots(user_root())
+    except ValueError:
+        return []
 
 
 def send_event(event: str, data: dict[str, Any]) -> None:

@@ -128,6 +128,17 @@ def test_operator_roots_come_from_the_user_folder_only(server):
         load_folder(server, str(server.private))
 
 
+def test_a_refusal_shows_the_operators_read_roots_by_number_not_by_path(server):
+    """The refusal lists the folders a workflow may read; the operator's own read roots (from
+    read_roots.json) appear as ``<read root N>``, never as absolute server paths (issue 23)."""
+    config = server.output / ".user" / "lora_foundry" / "read_roots.json"
+    config.write_text(json.dumps({"read_roots": [str(server.private / "photos")]}))
+    with pytest.raises(ValueError, match=OUTSIDE) as refused:
+        load_folder(server, "../private")
+    assert "<read root 1>" in str(refused.value)
+    assert str(server.private) not in str(refused.value) and str(server.tmp) not in str(refused.value)
+
+
 def test_a_folder_inside_input_still_loads(server):
     server.picture(server.input / "ok" / "a.png")
     os.symlink(server.input / "ok" / "a.png", server.input / "ok" / "b.png")  # a link that stays inside
