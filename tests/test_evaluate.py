@@ -210,6 +210,30 @@ def test_held_out_contexts_the_captions_show_are_replaced_or_refused(setup, fram
             captions=captions)
 
 
+class _Named:
+    """A stand-in MODEL or CLIP: the socket checks want ComfyUI's methods, the test wants a name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def clone(self):
+        return self
+
+    def tokenize(self, text: str) -> list:
+        return []
+
+    def __eq__(self, other: object) -> bool:
+        return other == self.name if isinstance(other, str) else other is self
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+    __repr__ = __str__
+
+
 def test_evaluate_node_tests_the_lora_on_an_extra_checkpoint(pack, output_root, frames, monkeypatch, tmp_path):
     """An extra MODEL (with the base CLIP) is rendered with its own identity and reported apart."""
     node_module, loras = node_with_a_lora(pack, output_root, frames, monkeypatch, tmp_path)
@@ -225,9 +249,9 @@ def test_evaluate_node_tests_the_lora_on_an_extra_checkpoint(pack, output_root, 
     monkeypatch.setattr(node_module, "make_embedder", lambda clip_model, clip_vision: StandInClip())
     monkeypatch.setattr(node_module, "fingerprint", lambda *objects: f"standin-{objects[0]}")
     node = pack.NODE_CLASS_MAPPINGS["LF_EvaluateLoRA"]()
-    out = node.evaluate("base", "clip", None, "character", "", "eval_ws", 64, 64, 4, 5.0, "euler", "normal",
-                        lora="hero.safetensors", matrix_json='{"strengths": [0, 1], "seeds": [1]}',
-                        dataset_path="hero", model_2="other")
+    out = node.evaluate(_Named("base"), _Named("clip"), None, "character", "", "eval_ws", 64, 64, 4, 5.0, "euler",
+                        "normal", lora="hero.safetensors", matrix_json='{"strengths": [0, 1], "seeds": [1]}',
+                        dataset_path="hero", model_2=_Named("other"))
     report = json.loads(out["result"][0])
     assert made == [("base", "clip", "standin-base"), ("other", "clip", "standin-other")]
     assert set(report["checkpoints"]) == {"base", "checkpoint_2"}

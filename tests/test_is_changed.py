@@ -18,7 +18,8 @@ from conftest import import_pack
 FILE_WIDGET = re.compile(r"^(video|folder|model_name|preset|lora|lora_\d+)$|_(path|file|folder|images)$")
 """Widget names that name files or folders the node reads. ``base_model`` is left out: the training
 nodes pass the checkpoint's path to the trainer, and the prompt nodes use the name for a model family."""
-NOT_FILES = {("LF_TrainLECO", "preset"): "quick or full: a fixed choice, not a preset file"}
+NOT_FILES = {("LF_TrainLECO", "preset"): "quick or full: a fixed choice, not a preset file",
+             ("LF_MusubiTrain", "preset"): "a model/task built into musubi/install.py, not a preset file"}
 
 
 def _widgets(cls) -> list[str]:

@@ -252,12 +252,17 @@ def combine_checkpoints(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, A
                     why=f"{worst}: {reports[worst][criterion]['why']}")
         combined[criterion] = part
     weights = dict(first["overall"]["weights"])
-    combined["checkpoints"] = {name: {**{k: {"verdict": r[k]["verdict"], "score": r[k]["score"], "why": r[k]["why"]}
-                                         for k in CRITERIA}, "objective": r["overall"]["score"]}
-                               for name, r in reports.items()}
+    combined["checkpoints"] = {name: _checkpoint_summary(r) for name, r in reports.items()}
     combined["overall"] = {"score": round(objective(combined, weights), 4), "weights": weights,
                            "verdict": overall_verdict(combined)}
     return combined
+
+
+def _checkpoint_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint's criteria (verdict, score, why) and objective, as the combined report lists them."""
+    summary: dict[str, Any] = {k: {key: report[k][key] for key in ("verdict", "score", "why")} for k in CRITERIA}
+    summary["objective"] = report["overall"]["score"]
+    return summary
 
 
 def overall_verdict(report: Mapping[str, Any]) -> str:
