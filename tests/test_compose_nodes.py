@@ -139,6 +139,20 @@ def test_merge_and_info_nodes(compose, tmp_path):
         compose.MergeLoRAStack().merge(stack, "alice_pose", "svd", 8, "fp16", False)
 
 
+class _Model:
+    """A stand-in MODEL: the socket check wants ComfyUI's ``clone``."""
+
+    def clone(self):
+        return self
+
+
+class _Clip(_Model):
+    """A stand-in CLIP: ``clone`` and ``tokenize``."""
+
+    def tokenize(self, text: str) -> list:
+        return []
+
+
 def test_applied_lora_tensors_go_when_comfyui_drops_the_node(compose, monkeypatch):
     """ComfyUI's "free memory" drops the node objects it keeps (``PromptExecutor.reset``): the LoRA
     tensors an Apply node read must go with them. They were once held by a module global (up to
@@ -159,7 +173,7 @@ def test_applied_lora_tensors_go_when_comfyui_drops_the_node(compose, monkeypatc
                         or (model, clip))
     node = compose.ApplyLoRAStack()
     for _ in range(2):
-        _, _, report = node.apply(object(), [("alice.safetensors", 1.0, 1.0)], object())
+        _, _, report = node.apply(_Model(), [("alice.safetensors", 1.0, 1.0)], _Clip())
     assert len(reads) == 1 and "alice.safetensors" in report
     tensor = weakref.ref(next(iter(applied[0].values())))
     applied.clear()
