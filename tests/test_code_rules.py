@@ -395,7 +395,7 @@ def test_tests_and_benches_read_nothing_beside_the_checkout(path):
 # Files that read the operator's settings (CLI arguments, environment variables, operator JSON):
 # the only places a "~" may be expanded. A workflow's value never reaches them.
 OPERATOR_SETTINGS = ("lora_foundry/cli", "lora_foundry/kohya/operator_config.py", "lora_foundry/read_roots.py",
-                     "lora_foundry/models/registry.py")
+                     "lora_foundry/models/registry.py", "lora_foundry/musubi/install.py")
 # The one resolver of model names (registry.resolve) and the two functions allowed to call it.
 MODEL_RESOLVER_CALLERS = ("nodes/_models.py", "lora_foundry/models/clip_model.py")
 
