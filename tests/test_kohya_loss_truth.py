@@ -125,7 +125,7 @@ def test_loss_csv_of_a_captured_real_run_equals_the_last_printed_values(tmp_path
     total = int(re.search(rb"(?:^|[\r\n])steps: +\d+%\|[^|\r\n]*\| \d+/(\d+) \[", raw)[1])
     assert [step for step, _ in curve] == list(range(1, total + 1))
     printed: dict[int, set[str]] = {}
-    for step, _, loss in re.findall(r"(\d+)/(\d+) \[[^\]]*?avr_loss=([0-9.e+-]+)\]", raw.decode("utf-8")):
+    for step, _, loss in re.findall(r"(\d+)/(\d+) \[[^\]]*?(?:avr_)?loss=([0-9.e+-]+)\]", raw.decode("utf-8")):
         printed.setdefault(int(step), set()).add(loss)
     assert any(len(values) > 1 for values in printed.values())  # the log shows stale first redraws
 

@@ -27,7 +27,7 @@ from lora_foundry.kohya.training import train_lora
 
 pytestmark = pytest.mark.skipif(not os.environ.get("KOHYA_SD_SCRIPTS"), reason="real sd-scripts: set KOHYA_SD_SCRIPTS")
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
-BAR = re.compile(r"(\d+)/(\d+) \[[^\]]*?avr_loss=([0-9.e+-]+)\]")
+BAR = re.compile(r"(\d+)/(\d+) \[[^\]]*?(?:avr_)?loss=([0-9.e+-]+)\]")  # LECO prints loss=
 
 LOAD_IN_COMFYUI = r'''
 import io, json, logging, os, sys

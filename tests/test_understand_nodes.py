@@ -46,7 +46,6 @@ def test_missing_weights_give_the_registry_error_and_no_download(pack, models_ro
     cases = [
         (lambda: loaders.CLIPLoader().load("ViT-B-32__laion2b_s34b_b79k.safetensors", "auto", "cpu"),
          "put ViT-B-32__laion2b_s34b_b79k.safetensors in"),
-        (lambda: loaders.CLIPLoader().load("laion-snapshot/", "auto", "cpu"), "put laion-snapshot/open_clip_config"),
         (lambda: loaders.PoseLoader().load("dw-ll_ucoco_384.onnx", "cpu"), "put dw-ll_ucoco_384.onnx in"),
         (lambda: loaders.FaceLoader().load("detection_Resnet50_Final.pth", "cpu"), "put detection_Resnet50_Final.pth in"),
     ]
@@ -54,6 +53,10 @@ def test_missing_weights_give_the_registry_error_and_no_download(pack, models_ro
         with pytest.raises(ModelMissingError, match=message) as error:
             load()
         assert "from http" in str(error.value) and "licence" in str(error.value)
+    # a folder name nobody publishes gets the one answer every outside or missing name gets (issue 23)
+    with pytest.raises(ModelMissingError, match="model_name 'laion-snapshot/' is not one of the files in "
+                                                 "models/open_clip"):
+        loaders.CLIPLoader().load("laion-snapshot/", "auto", "cpu")
     assert loaders.CLIPLoader.IS_CHANGED("nothing.safetensors") == "missing"
 
 
