@@ -59,9 +59,11 @@ def test_a_killed_ray_worker_still_ends_with_every_unit_committed_once(facts):
     assert len(kill["killed"]) == 1, "no Ray worker was running a unit to kill"
     assert kill["ray"] == kill["local"]
     units = [tuple(unit) for unit in kill["ray"]["units"]]
-    assert len(units) == len(set(units)) == 18 + 9  # one per stored frame, one per batch of 2
     frames = [(item[10], item[4]) for item in kill["ray"]["items"]]  # (stage, frame index)
-    assert len(frames) == len(set(frames)) == 18
+    batches = [name for name in kill["local"]["files"] if name.endswith(".npy")]  # embedding batches of 2
+    # one unit per stored frame plus one per embedding batch, each committed once
+    assert len(frames) == len(set(frames)) >= 6 and len(batches) >= 3
+    assert len(units) == len(set(units)) == len(frames) + len(batches)
 
 
 def test_a_node_that_cannot_see_the_workspace_refuses_before_any_work(facts):
