@@ -332,11 +332,9 @@ def run_training(spec: LaunchSpec, progress: Progress | None = None, on_event: C
 def kept_checkpoints(spec: LaunchSpec, announced: Sequence[Path] = ()) -> list[Path]:
     """Intermediate LoRAs on disk, oldest first: those the log announced plus those matching
     ``checkpoint_glob`` (a log line can be wrapped or reworded; the file name pattern is sd-scripts')."""
-    if spec.output_file is None:  # a step that writes no LoRA (musubi-tuner's caching steps)
-        return [p for p in announced if p.is_file()]
-    on_disk = sorted(spec.output_file.parent.glob(spec.checkpoint_glob)) if spec.checkpoint_glob else []
-    kept = {p.resolve(): p for p in [*announced, *on_disk] if p.is_file()}
-    kept.pop(spec.output_file.resolve(), None)
+    final = spec.output_file.resolve() if spec.output_file is not None else None  # None: a step with no LoRA
+    on_disk = sorted(spec.output_file.parent.glob(spec.checkpoint_glob)) if final and spec.checkpoint_glob else []
+    kept = {p.resolve(): p for p in [*announced, *on_disk] if p.is_file() and p.resolve() != final}
     return list(kept.values())
 
 
