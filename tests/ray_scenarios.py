@@ -201,14 +201,14 @@ class _CancelAfterFirstVideo:
             raise InterruptedError("cancelled by the user")
 
 
-def _gated(gate: str, work, payload, send):
+def _gated(gate: str, work, payload, send, kept):
     """In a Ray worker: wait until the test opens ``gate`` (a file), then do the unit's work.
 
     The cancel scenario holds every video but the first here, so the cancel always arrives while
     units are running, however quiet or loaded the machine is (no timing decides it)."""
     while not os.path.exists(gate):
         time.sleep(0.05)
-    return work(payload, send)
+    return work(payload, send, kept)
 
 
 class _GatedRunner:

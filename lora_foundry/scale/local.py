@@ -1,5 +1,8 @@
-"""Units on every core of this machine: worker processes, messages back through one queue.
+"""Units on this machine: in this process one after another (``InlineRunner``), or on every core
+in worker processes with messages back through one queue (``LocalRunner``).
 
+Every stage runs its units through one of these or the Ray runner (``runner_for``): there is one
+implementation of each unit's work, wherever it runs (tests/test_code_rules.py holds it).
 Processes, not threads: decoding, cut detection and JPEG encoding hold the GIL often enough that
 threads would share one core. Workers are started with "spawn" (no fork of a process that may
 hold threads or a GPU context). The driver's thread alone reads the queue and commits, so the
@@ -14,13 +17,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .units import Deliver, Send, Unit
+from .units import Deliver, Runner, Send, Unit, new_kept
+
+
+def runner_for(runner: Runner | None, workers: int, units: int) -> Runner:
+    """``runner`` (a Ray cluster) when given; else worker processes when more than one worker and
+    unit; else this process."""
+    if runner is not None:
+        return runner
+    if workers > 1 and units > 1:
+        return LocalRunner(workers)
+    return InlineRunner()
+
+
+class InlineRunner:
+    """Units one after another in this process; payloads are used as they are (not pickled), so
+    a unit may carry a model this process already holds."""
+
+    def check_shared(self, root: Path) -> None:
+        """This process sees its own files: nothing to check."""
+
+    def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
+        """Each unit's messages are delivered as it sends them (a cancel raised there stops it);
+        ``idle`` is called once before the first unit (the bar shows where a resumed run starts)."""
+        kept = new_kept()
+        if idle is not None and units:
+            idle()
+        for number, unit in enumerate(units):
+            result = unit.work(unit.payload, lambda message, n=number: deliver(n, message), kept)
+            deliver(number, ("end", result))
 
 
 def _call(number: int, unit: Unit, channel: Any) -> None:
     """Run in a worker: do the unit, pass on its messages, end with its result."""
     send: Send = lambda message: channel.put((number, message))  # noqa: E731
-    result = unit.work(unit.payload, send)
+    result = unit.work(unit.payload, send, new_kept())
     channel.put((number, ("end", result)))
 
 
