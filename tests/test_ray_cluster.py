@@ -54,6 +54,13 @@ def test_ingest_and_embedding_on_ray_give_the_local_manifest_and_bytes(facts):
     assert ray == local
 
 
+def test_clip_batches_on_ray_open_the_model_once_per_slot_not_per_batch(facts):
+    clip = facts["same"]["clip"]
+    assert clip["batches"] >= 4
+    assert 1 <= clip["opened"] <= 2  # two CPU slots: one actor each, the model kept open between batches
+    assert clip["ray"] == clip["local"]
+
+
 def test_a_killed_ray_worker_still_ends_with_every_unit_committed_once(facts):
     kill = facts["kill"]
     assert len(kill["killed"]) == 1, "no Ray worker was running a unit to kill"
