@@ -156,7 +156,7 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         videos = [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv", MEDIA / "big_buck_bunny_clip.mp4"]
         _pipeline(temp / "local", videos, options)
         _pipeline(temp / "ray", videos, options, runner)
-        clip = _clip_on_actors(temp, videos[0], options, runner)
+        clip = _clip_on_actors(temp, MEDIA / "montage_6_shots.mp4", options, runner)
         return {"local": dump(temp / "local"), "ray": dump(temp / "ray"), "clip": clip}
     if scenario == "kill":
         videos = [MEDIA / "montage_6_shots.mp4", MEDIA / "city_street_cc0.mpg", MEDIA / "big_buck_bunny_clip.mp4"]
