@@ -49,14 +49,26 @@ def embedding_prompt(spine: dict) -> dict:
 
 
 def tree(root: Path) -> dict:
-    """Every file under ``root`` by relative path: sha256, or for a workspace manifest its rows."""
+    """Every file under ``root`` by relative path: sha256, or for a workspace manifest its rows.
+    The dataset's TOML and JSON name their own folder by its absolute path: ``root`` is replaced
+    by ``<output>`` there before hashing (the two servers have different output folders), and the
+    dataset record's ``written_at`` and per-image ``key`` (a hash of that path) are left out."""
     facts = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         name = path.relative_to(root).as_posix()
         if path.name == "manifest.sqlite":
             facts[name] = manifest_rows(path)
         elif not path.name.startswith("manifest.sqlite"):
-            facts[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            data = path.read_bytes()
+            if path.suffix in (".toml", ".json"):
+                data = data.replace(str(root).encode(), b"<output>")
+            if path.name == "lora_foundry_dataset.json":  # the writer's record, but for when it was written
+                record = json.loads(data)  # and each image's key (a hash of its source's absolute path)
+                record.pop("written_at", None)
+                for image in record.get("images", []):
+                    image.pop("key", None)
+                data = json.dumps(record, sort_keys=True).encode()
+            facts[name] = hashlib.sha256(data).hexdigest()
     return facts
 
 
@@ -110,7 +122,8 @@ def run_comfyui(comfy_dir: Path, python: Path, work: Path, inputs: Path, ray_add
     statuses = [entry["status"]["status_str"] for entry in entries]
     if statuses != ["success", "success"]:
         raise RuntimeError(f"workflows ended {statuses}:\n{json.dumps(entries)[-3000:]}\n{log[-3000:]}")
-    reports = [[output.get("text") for output in entry["outputs"].values()] for entry in entries]
+    reports = json.loads(json.dumps([[output.get("text") for output in entry["outputs"].values()]
+                                     for entry in entries]).replace(str(server.dirs["output"]), "<output>"))
     return {"tree": tree(server.dirs["output"]), "reports": reports, "listening": sockets}
 
 
