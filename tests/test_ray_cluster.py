@@ -40,7 +40,7 @@ def facts(tmp_path_factory, media_dir) -> dict:
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             env={**os.environ, "LF_TEST_MEDIA": str(media_dir)})
     try:
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=1200)  # a guard against a hang, not a speed check
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the session this fixture started: the nodes too
         raise
