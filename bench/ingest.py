@@ -1,221 +1,133 @@
-"""Our decode-and-sample speed against the ffmpeg command line doing the same sampling.
+"""Our one-pass sampler against the ffmpeg command line doing the same work, in interleaved pairs.
 
-ffmpeg: ``ffmpeg -i VIDEO -vf fps=1/INTERVAL -q:v 2 out_%05d.jpg`` (decode everything, keep one
-frame per interval, write JPEGs). Ours, timed in the same run on the same file:
+The clip is made by the bench (``synthetic_video.make_clip``: 64 s of 1080p H.264, hard cuts every
+8 s) unless ``--video`` names one, so start-up is amortised and nothing outside the repo is read.
+Each round times two pairs, the order inside a pair alternating between rounds:
 
-- extract: ``iter_frames`` (sequential decode, only the wanted frames converted) + ``save_image``
-  JPEG-95 of the frames the interval plan picked: the like-for-like comparison (goal ratio >= 0.9);
-- plan + extract: the same plus a separate cut-detection pass that gives every frame its shot id
-  (a second decode of the file, which ffmpeg's command does not do);
-- one pass: ``sampling.iter_samples``: shots detected while the same frames are extracted;
-- full ingest (when the workspace exists): ``stages.ingest.ingest_video`` into a fresh workspace,
-  plan, extraction, manifest rows and all.
+- **same frames written**: ours = ``sampling.iter_samples`` (decode, cut detection, ``per_shot``
+  frames per shot, or one frame per ``--interval`` s) + ``save_image`` JPEG-95 of the picks;
+  ffmpeg = ``-vf select='eq(n,A)+eq(n,B)+...' -vsync vfr -q:v 2``: the same frame numbers decoded
+  and written as JPEG. Equal outputs; ffmpeg does not even have to find the cuts.
+- **nothing written**: ours = the same sampler, picks converted to RGB and dropped; ffmpeg =
+  ``select='gt(scene,0.3)'`` to the null muxer (its own scene detection, nothing written).
 
-Scene mode (``--mode scene``): ffmpeg ``-vf "select='gt(scene,0.3)'" -vsync vfr -q:v 2``
-against our one-pass scene sampling (``iter_samples(mode="scene")`` + JPEG-95), the old two
-passes (``plan_samples`` + ``iter_frames``), and the full one-pass ingest into a workspace; the
-one-pass and two-pass JPEGs are compared byte for byte.
+Ratio = ffmpeg's time / ours (>= 1: we are at least as fast; goal >= 0.9), per pair, for wall and
+CPU time (user + system of every thread; ffmpeg's from its process). Printed: the median ratio and
+its spread (min..max) over the rounds, and the load average before and after (on a shared
+machine the CPU ratio is the steadier one).
 
-Speeds are source frames per second (frames of the video gone through / wall time).
-
-    python bench/ingest.py [--video PATH] [--mode interval|scene] [--interval 1.0]
-                           [--per-shot 3] [--rounds 3]
+    python bench/ingest.py [--video PATH] [--mode scene|interval] [--per-shot 3] [--interval 1.0]
+                           [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import resource
 import shutil
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from lora_foundry.media.images import save_image
-from lora_foundry.media.sampling import iter_samples, plan_samples
-from lora_foundry.media.video import iter_frames, probe_video
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO / "lora_foundry" / "data" / "lf_example_montage.mp4"  # the bundled clip: six shots, 525 frames
+from synthetic_video import make_clip  # noqa: E402
 
-
-def time_ffmpeg(video: Path, interval_s: float, out: Path) -> tuple[float, int]:
-    out.mkdir()
-    command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vf", f"fps=1/{interval_s}",
-               "-q:v", "2", str(out / "out_%05d.jpg")]
-    started = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - started, len(list(out.glob("*.jpg")))
+from lora_foundry.media.images import save_image  # noqa: E402
+from lora_foundry.media.sampling import iter_samples  # noqa: E402
+from lora_foundry.media.video import probe_video  # noqa: E402
 
 
-def time_plan(video: Path, interval_s: float):
-    started = time.perf_counter()
-    plan = plan_samples(video, mode="interval", interval_s=interval_s)
-    return time.perf_counter() - started, plan
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
-def time_extract(video: Path, wanted: frozenset[int], out: Path) -> tuple[float, int]:
-    out.mkdir()
-    started = time.perf_counter()
-    written = 0
-    for frame in iter_frames(video, wanted=wanted.__contains__):
-        save_image(frame.rgb, out / f"{frame.index:08d}.jpg", quality=95)
-        written += 1
-    return time.perf_counter() - started, written
+def timed(run: Callable[[], object], child: bool) -> tuple[float, float, object]:
+    """(wall s, CPU s, result): CPU of this process, or of the child processes ``run`` waited for."""
+    who = resource.RUSAGE_CHILDREN if child else resource.RUSAGE_SELF
+    cpu, wall = _cpu(who), time.perf_counter()
+    result = run()
+    return time.perf_counter() - wall, _cpu(who) - cpu, result
 
 
-def time_one_pass(video: Path, interval_s: float, out: Path) -> tuple[float, int]:
-    out.mkdir()
-    started = time.perf_counter()
-    written = 0
-    for sample, frame in iter_samples(video, mode="interval", interval_s=interval_s):
-        save_image(frame.rgb, out / f"{sample.frame_index:08d}.jpg", quality=95)
-        written += 1
-    return time.perf_counter() - started, written
+def ours(video: Path, args: argparse.Namespace, out: Path | None) -> list[int]:
+    """Frame numbers our sampler picks; with ``out``, each written there as JPEG-95."""
+    picked = []
+    for sample, frame in iter_samples(video, mode=args.mode, per_shot=args.per_shot, interval_s=args.interval):
+        if out is not None:
+            save_image(frame.rgb, out / f"{sample.frame_index:08d}.jpg", quality=95)
+        picked.append(sample.frame_index)
+    return picked
 
 
-def time_full_ingest(video: Path, interval_s: float, root: Path) -> tuple[float, int] | None:
-    """Seconds and frame count of the lead's ingest stage, or None when it is not there yet."""
-    try:
-        from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
-        from lora_foundry.workspace import Workspace
-    except ImportError:
-        return None
-    workspace = Workspace.open(root / "workspace")
-    started = time.perf_counter()
-    handle = ingest_video(workspace, video, VideoIngestOptions(mode="interval", interval_s=interval_s))
-    seconds = time.perf_counter() - started
-    return seconds, len(workspace.items(handle))
+def ffmpeg(video: Path, select: str, out: Path | None) -> None:
+    target = ["-vsync", "vfr", "-q:v", "2", str(out / "out_%05d.jpg")] if out is not None else ["-f", "null", "-"]
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vf", f"select='{select}'", *target],
+                   check=True)
 
 
-def time_ffmpeg_scene(video: Path, out: Path) -> tuple[float, int]:
-    out.mkdir()
-    command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vf", "select='gt(scene,0.3)'",
-               "-vsync", "vfr", "-q:v", "2", str(out / "out_%04d.jpg")]
-    started = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - started, len(list(out.glob("*.jpg")))
-
-
-def time_scene_one_pass(video: Path, per_shot: int, out: Path) -> tuple[float, int]:
-    out.mkdir()
-    started = time.perf_counter()
-    written = 0
-    for sample, frame in iter_samples(video, mode="scene", per_shot=per_shot):
-        save_image(frame.rgb, out / f"{sample.frame_index:08d}.jpg", quality=95)
-        written += 1
-    return time.perf_counter() - started, written
-
-
-def time_scene_two_pass(video: Path, per_shot: int, out: Path) -> tuple[float, int]:
-    started = time.perf_counter()
-    plan = plan_samples(video, mode="scene", per_shot=per_shot)
-    _, written = time_extract(video, plan.wanted, out)
-    return time.perf_counter() - started, written
-
-
-def time_scene_ingest(video: Path, per_shot: int, root: Path) -> tuple[float, int]:
-    from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
-    from lora_foundry.workspace import Workspace
-
-    workspace = Workspace.open(root / "workspace")
-    started = time.perf_counter()
-    handle = ingest_video(workspace, video, VideoIngestOptions(mode="scene", per_shot=per_shot))
-    seconds = time.perf_counter() - started
-    return seconds, len(workspace.items(handle))
-
-
-def same_bytes(first: Path, second: Path) -> str:
-    """'identical (N files)' or which files differ between two folders of JPEGs."""
-    names = sorted(path.name for path in first.glob("*.jpg"))
-    if names != sorted(path.name for path in second.glob("*.jpg")):
-        return "DIFFERENT frame sets"
-    differ = [name for name in names if (first / name).read_bytes() != (second / name).read_bytes()]
-    return f"identical ({len(names)} files)" if not differ else f"DIFFERENT bytes: {differ}"
-
-
-def _scene_round(video: Path, per_shot: int, root: Path) -> dict[str, tuple[float, float, int]]:
-    root.mkdir()
-    results: dict[str, tuple[float, float, int]] = {}
-    _measured(results, "ffmpeg CLI", lambda: time_ffmpeg_scene(video, root / "ffmpeg"))
-    _measured(results, "ours: one pass", lambda: time_scene_one_pass(video, per_shot, root / "one"))
-    _measured(results, "ours: two passes", lambda: time_scene_two_pass(video, per_shot, root / "two"))
-    _measured(results, "ours: full ingest", lambda: time_scene_ingest(video, per_shot, root))
-    return results
-
-
-def _cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its finished children, all threads."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _measured(results: dict, name: str, run) -> object:
-    """Run ``run()`` -> (seconds, count[, extra]); store (wall s, cpu s, count) under ``name``."""
-    cpu_before = _cpu_seconds()
-    outcome = run()
-    if outcome is None:
-        return None
-    results[name] = (outcome[0], _cpu_seconds() - cpu_before, outcome[1])
-    return outcome
-
-
-def _one_round(video: Path, interval_s: float, root: Path) -> dict[str, tuple[float, float, int]]:
-    root.mkdir()
-    results: dict[str, tuple[float, float, int]] = {}
-    _measured(results, "ffmpeg CLI", lambda: time_ffmpeg(video, interval_s, root / "ffmpeg"))
-    plan_s, plan = _measured(results, "ours: plan (cuts)", lambda: (*time_plan(video, interval_s),))
-    results["ours: plan (cuts)"] = (*results["ours: plan (cuts)"][:2], len(plan.cuts))
-    _measured(results, "ours: extract", lambda: time_extract(video, plan.wanted, root / "ours"))
-    wall, cpu, count = results["ours: extract"]
-    results["ours: plan + extract"] = (wall + plan_s, cpu + results["ours: plan (cuts)"][1], count)
-    _measured(results, "ours: one pass", lambda: time_one_pass(video, interval_s, root / "one_pass"))
-    _measured(results, "ours: full ingest", lambda: time_full_ingest(video, interval_s, root))
-    return results
+def pairs(video: Path, args: argparse.Namespace, picked: list[int], temp: Path, number: int
+          ) -> dict[str, tuple[float, float]]:
+    """One round: (wall ratio, CPU ratio) of each pair, ffmpeg / ours."""
+    same = "+".join(f"eq(n\\,{index})" for index in picked)
+    contenders = {
+        "same frames written": (lambda out: ffmpeg(video, same, out), lambda out: ours(video, args, out), True),
+        "nothing written": (lambda out: ffmpeg(video, "gt(scene\\,0.3)", None),
+                            lambda out: ours(video, args, None), False),
+    }
+    ratios = {}
+    for name, (theirs, mine, writes) in contenders.items():
+        folders = {side: temp / f"r{number}_{name[:4]}_{side}" for side in ("ffmpeg", "ours")}
+        for folder in folders.values():
+            folder.mkdir()
+        order = ("ffmpeg", "ours") if number % 2 == 0 else ("ours", "ffmpeg")
+        times = {}
+        for side in order:
+            out = folders[side] if writes else None
+            run = functools.partial(theirs if side == "ffmpeg" else mine, out)
+            times[side] = timed(run, child=side == "ffmpeg")[:2]
+        if writes:
+            counts = [len(list(folder.glob("*.jpg"))) for folder in folders.values()]
+            if counts[0] != counts[1]:
+                raise RuntimeError(f"unequal work: ffmpeg wrote {counts[0]} frames, ours {counts[1]}")
+        ratios[name] = (times["ffmpeg"][0] / times["ours"][0], times["ffmpeg"][1] / times["ours"][1])
+        print(f"  round {number + 1} {name:<20} ffmpeg {times['ffmpeg'][0]:6.2f} s wall {times['ffmpeg'][1]:6.2f} s "
+              f"CPU | ours {times['ours'][0]:6.2f} s wall {times['ours'][1]:6.2f} s CPU", flush=True)
+    return ratios
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--mode", choices=["interval", "scene"], default="interval")
-    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--video", type=Path, help="default: a 64 s 1080p clip made by the bench")
+    parser.add_argument("--mode", choices=["scene", "interval"], default="scene")
     parser.add_argument("--per-shot", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds; the best time of each contender is kept, so a "
-                             "burst of load on a shared machine does not pick the winner")
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         raise SystemExit("the ffmpeg command line is needed for this comparison")
-    info = probe_video(args.video)
-    frames = info.frame_count
-    sampling = (f"{args.per_shot} frames per shot" if args.mode == "scene"
-                else f"one frame every {args.interval:g} s")
-    print(f"{args.video.name}: {info.width}x{info.height} {info.codec}, {frames} frames, "
-          f"{info.fps:g} fps; {sampling}, JPEG; best of {args.rounds}")
-    best: dict[str, tuple[float, float, int]] = {}
-    with tempfile.TemporaryDirectory(prefix="lf_bench_ingest_") as temp:
-        for round_number in range(args.rounds):
-            root = Path(temp) / f"r{round_number}"
-            measured_round = (_scene_round(args.video, args.per_shot, root) if args.mode == "scene"
-                              else _one_round(args.video, args.interval, root))
-            for name, measured in measured_round.items():
-                if name not in best:
-                    best[name] = measured
-                best[name] = (min(best[name][0], measured[0]), min(best[name][1], measured[1]),
-                              measured[2])
-        if args.mode == "scene":
-            print(f"  one pass vs two passes: {same_bytes(Path(temp) / 'r0' / 'one', Path(temp) / 'r0' / 'two')}")
-    wall_ref, cpu_ref, _ = best["ffmpeg CLI"]
-    print(f"  {'':<22} {'wall':>7} {'frames/s':>9} {'ratio':>6}   {'cpu':>7} {'ratio':>6}   written/cuts")
-    for name, (wall, cpu, count) in best.items():
-        print(f"  {name:<22} {wall:6.2f}s {frames / wall:9.1f} {wall_ref / wall:6.2f}   "
-              f"{cpu:6.2f}s {cpu_ref / cpu:6.2f}   {count}")
-    print("  ratio = ffmpeg time / our time (>= 1: we are at least as fast); cpu = user+sys of all "
-          "threads, steadier than wall time on a loaded machine")
-    if "ours: full ingest" not in best:
-        print("  full ingest: lora_foundry.stages.ingest.ingest_video not available")
+    with tempfile.TemporaryDirectory(prefix="lf_bench_ingest_") as folder:
+        temp = Path(folder)
+        video = args.video or make_clip(temp / "clip_1080p.mp4")
+        info = probe_video(video)
+        picked = ours(video, args, None)
+        print(f"{video.name}: {info.width}x{info.height} {info.codec}, {info.frame_count} frames, {info.fps:g} fps; "
+              f"{args.mode} mode, {len(picked)} frames picked; load average {os.getloadavg()[0]:.1f}", flush=True)
+        rounds = [pairs(video, args, picked, temp, number) for number in range(args.rounds)]
+    print(f"ratio = ffmpeg time / ours (goal >= 0.9), median [min..max] of {args.rounds} interleaved pairs; "
+          f"load average now {os.getloadavg()[0]:.1f}")
+    for name in rounds[0]:
+        for column, label in ((0, "wall"), (1, "CPU")):
+            values = [r[name][column] for r in rounds]
+            print(f"  {name:<20} {label:<4} {statistics.median(values):5.2f}  [{min(values):.2f}..{max(values):.2f}]")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ class ClipVisionEmbedder:
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
       description="Group frames with HDBSCAN (PCA to 50 dims first): characters on cut-outs, scenes on "
       "backgrounds or whole frames (similar clusters merged), a style filter that keeps the dominant look, or "
-      "actions on pose keypoints. Noise is its own bucket (-1). Shows one contact sheet per cluster.",
+      "actions on pose keypoints. Frames that resemble no group (title cards, crowd shots) are noise (-1): their "
+      "own 'noise' contact sheet, never offered as a character by LF Select Clusters. Large sets are clustered "
+      "from a 10,000-frame sample. Shows one contact sheet per cluster.",
       inputs={
           "frames": socket("LF_FRAMES", "Embedded frames (LF Embed Frames), or posed frames (LF Tag Pose) for "
                            "mode 'actions'."),

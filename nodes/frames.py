@@ -79,12 +79,9 @@ class LoadVideoFrames:
         options = ingest.VideoIngestOptions(mode=mode, interval_s=interval_s, per_shot=per_shot, start_s=start_s,
                                             end_s=end_s, max_frames=max_frames, long_side=long_side,
                                             frame_format=frame_format)
-        runner = _comfy.ray_runner()
-        with open_workspace(workspace) as ws:
-            if runner is None:
-                handle = ingest.ingest_video(ws, path, options, _comfy.ComfyProgress(unique_id))
-            else:  # the operator's Ray cluster: the video is one unit there (docs/scaling.md)
-                handle = ingest_videos(ws, [path], options, progress=_comfy.ComfyProgress(unique_id), runner=runner)[0]
+        with open_workspace(workspace) as ws:  # one unit: here, or on the operator's Ray cluster (docs/scaling.md)
+            handle = ingest_videos(ws, [path], options, workers=1, progress=_comfy.ComfyProgress(unique_id),
+                                   runner=_comfy.ray_runner())[0]
             summary = ingest.ingest_summary(ws, handle)
             report = {"frames": ws.count(handle), "shots": summary.shots, "cuts_at_frames": list(summary.cuts),
                       "missing_frames": list(summary.missing_frames)}

@@ -91,7 +91,7 @@ def _pipeline(root: Path, videos: list[Path], options, runner=None) -> None:
     ws.close()
 
 
-def _held_after_first_message(gate: str, work, payload, send):
+def _held_after_first_message(gate: str, work, payload, send, kept):
     """In a Ray worker: do the unit's work, but after its first message (a frame is written) say so
     (``<gate>.held-<pid>``) and wait until the test opens ``gate``: the kill scenario then kills a
     worker that is, by construction, in the middle of a unit."""
@@ -102,7 +102,7 @@ def _held_after_first_message(gate: str, work, payload, send):
             while not os.path.exists(gate):
                 time.sleep(0.05)
 
-    return work(payload, held_send)
+    return work(payload, held_send, kept)
 
 
 def _kill_a_held_worker(gate: Path, stop: threading.Event, killed: list[int]) -> None:
@@ -156,7 +156,8 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         videos = [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv", MEDIA / "big_buck_bunny_clip.mp4"]
         _pipeline(temp / "local", videos, options)
         _pipeline(temp / "ray", videos, options, runner)
-        return {"local": dump(temp / "local"), "ray": dump(temp / "ray")}
+        clip = _clip_on_actors(temp, MEDIA / "montage_6_shots.mp4", options, runner)
+        return {"local": dump(temp / "local"), "ray": dump(temp / "ray"), "clip": clip}
     if scenario == "kill":
         videos = [MEDIA / "montage_6_shots.mp4", MEDIA / "city_street_cc0.mpg", MEDIA / "big_buck_bunny_clip.mp4"]
         stop, killed, gate = threading.Event(), [], temp / "gate"
@@ -192,6 +193,26 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
     raise ValueError(scenario)
 
 
+def _clip_on_actors(temp: Path, video: Path, options, runner) -> dict:
+    """CLIP (a tiny random-weight open_clip) over one video's frames, one frame per batch, here and
+    on the cluster: both workspaces, how many batches, and how many times the workers opened the
+    model (one actor per CPU slot keeps it open)."""
+    from ray_comfy_scenario import save_tiny_clip
+
+    from lora_foundry.models.clip_model import load_clip
+
+    clip = load_clip(save_tiny_clip(temp / "models" / "tiny-clip"), "auto", "cpu")
+    batches = 0
+    for name, where in (("clip_local", None), ("clip_ray", runner)):
+        ws = Workspace.open(temp / name)
+        (frames,) = ingest_videos(ws, [video], options, workers=1)
+        embed_stage(ws, frames, method="clip", clip=clip, batch_size=1, runner=where)
+        batches = ws.count(frames)
+        ws.close()
+    return {"local": dump(temp / "clip_local"), "ray": dump(temp / "clip_ray"), "batches": batches,
+            "opened": runner.loads}
+
+
 class _CancelAfterFirstVideo:
     """A progress bar whose user presses cancel once the first video's frames are committed:
     the update that shows any progress raises, as ComfyUI's bar does on interrupt."""
@@ -201,14 +222,14 @@ class _CancelAfterFirstVideo:
             raise InterruptedError("cancelled by the user")
 
 
-def _gated(gate: str, work, payload, send):
+def _gated(gate: str, work, payload, send, kept):
     """In a Ray worker: wait until the test opens ``gate`` (a file), then do the unit's work.
 
     The cancel scenario holds every video but the first here, so the cancel always arrives while
     units are running, however quiet or loaded the machine is (no timing decides it)."""
     while not os.path.exists(gate):
         time.sleep(0.05)
-    return work(payload, send)
+    return work(payload, send, kept)
 
 
 class _GatedRunner:

@@ -424,3 +424,28 @@ def test_model_files_are_resolved_only_by_the_registry():
                     loose.append(f"{rel}:{node.lineno}")
     assert not importers, f"registry.resolve imported outside its callers: {importers}"
     assert not loose, f"a loader's locate() bypasses the registry: {loose}"
+
+
+UNIT_WORK_CALLS = {"emit", "emit_all", "write_array", "write_image", "ingest_video", "sample_video"}
+"""What a stage's units do (store and record items): in a module that has units, only inside them."""
+
+
+def _unit_work_functions(tree: ast.AST) -> set[str]:
+    """Names of the functions a module hands to ``Unit(name, work, ...)``."""
+    return {call.args[1].id for call in _calls(tree)
+            if _name(call.func) == "Unit" and len(call.args) > 1 and isinstance(call.args[1], ast.Name)}
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if "Unit(" in p.read_text("utf-8")],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_a_stage_with_units_does_its_work_only_in_them(path):
+    """One implementation of each unit's work, wherever it runs: this process, worker processes or
+    a Ray cluster all run the same unit function (``scale.local.runner_for``). A second path that
+    stores items itself (the old in-process loops of ingest and embedding) fails here."""
+    tree = ast.parse(path.read_text("utf-8"))
+    units = _unit_work_functions(tree)
+    problems = []
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name not in units):
+        problems += [f"{function.name} line {call.lineno}: {_name(call.func)}" for call in _calls(function)
+                     if _name(call.func).rsplit(".", 1)[-1] in UNIT_WORK_CALLS]
+    assert units and not problems, f"{path.name}: work done outside its units {sorted(units)}: {problems}"

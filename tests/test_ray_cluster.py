@@ -40,7 +40,7 @@ def facts(tmp_path_factory, media_dir) -> dict:
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             env={**os.environ, "LF_TEST_MEDIA": str(media_dir)})
     try:
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=1200)  # a guard against a hang, not a speed check
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the session this fixture started: the nodes too
         raise
@@ -52,6 +52,13 @@ def test_ingest_and_embedding_on_ray_give_the_local_manifest_and_bytes(facts):
     local, ray = facts["same"]["local"], facts["same"]["ray"]
     assert len(local["stages"]) == 6 and len(local["files"]) == 9  # 3 videos x (2 frames + 1 batch)
     assert ray == local
+
+
+def test_clip_batches_on_ray_open_the_model_once_per_slot_not_per_batch(facts):
+    clip = facts["same"]["clip"]
+    assert clip["batches"] >= 4
+    assert 1 <= clip["opened"] <= 2  # two CPU slots: one actor each, the model kept open between batches
+    assert clip["ray"] == clip["local"]
 
 
 def test_a_killed_ray_worker_still_ends_with_every_unit_committed_once(facts):

@@ -1,5 +1,8 @@
-"""Units on every core of this machine: worker processes, messages back through one queue.
+"""Units on this machine: in this process one after another (``InlineRunner``), or on every core
+in worker processes with messages back through one queue (``LocalRunner``).
 
+Every stage runs its units through one of these or the Ray runner (``runner_for``): there is one
+implementation of each unit's work, wherever it runs (tests/test_code_rules.py holds it).
 Processes, not threads: decoding, cut detection and JPEG encoding hold the GIL often enough that
 threads would share one core. Workers are started with "spawn" (no fork of a process that may
 hold threads or a GPU context). The driver's thread alone reads the queue and commits, so the
@@ -14,18 +17,59 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .units import Deliver, Send, Unit
+from .units import Deliver, Runner, Send, Unit, new_kept
 
 
-def _call(number: int, unit: Unit, channel: Any) -> None:
-    """Run in a worker: do the unit, pass on its messages, end with its result."""
-    send: Send = lambda message: channel.put((number, message))  # noqa: E731
-    result = unit.work(unit.payload, send)
-    channel.put((number, ("end", result)))
+def runner_for(runner: Runner | None, workers: int, units: int) -> Runner:
+    """``runner`` (a Ray cluster) when given; else worker processes when more than one worker and
+    unit; else this process."""
+    if runner is not None:
+        return runner
+    if workers > 1 and units > 1:
+        return LocalRunner(workers)
+    return InlineRunner()
+
+
+class InlineRunner:
+    """Units one after another in this process; payloads are used as they are (not pickled), so
+    a unit may carry a model this process already holds."""
+
+    def check_shared(self, root: Path) -> None:
+        """This process sees its own files: nothing to check."""
+
+    def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
+        """Each unit's messages are delivered as it sends them (a cancel raised there stops it);
+        ``idle`` is called once before the first unit (the bar shows where a resumed run starts)."""
+        kept = new_kept()
+        if idle is not None and units:
+            idle()
+        for number, unit in enumerate(units):
+            result = unit.work(unit.payload, lambda message, n=number: deliver(n, message), kept)
+            deliver(number, ("end", result))
+
+
+def _serve(tasks: Any, channel: Any) -> None:
+    """A worker process for the run: take units until told to stop; pass on each unit's messages,
+    end it with its result or with the error it raised. One store of kept things for its life."""
+    kept = new_kept()
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        number, unit = task
+        send: Send = lambda message, n=number: channel.put((n, message))  # noqa: E731
+        try:
+            result = unit.work(unit.payload, send, kept)
+        except Exception as error:  # reported to the driver, which raises naming the unit
+            channel.put((number, ("failed", f"{type(error).__name__}: {error}")))
+            continue
+        channel.put((number, ("end", result)))
 
 
 class LocalRunner:
-    """``workers`` processes; units are handed out in order, one at a time per worker."""
+    """``workers`` processes started once per run (each imports the engine once, whatever the
+    number of units), fed units in order through one queue, at most ``2 * workers`` in flight;
+    their messages come back through another. No manager process: plain pipes."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -40,61 +84,45 @@ class LocalRunner:
         if not units:
             return
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager:
-            channel = manager.Queue()
-            pool = context.Pool(min(self.workers, len(units)))
-            try:
-                _drain(channel, _Submitter(pool, channel, units, 2 * self.workers), deliver, idle)
-                pool.close()
-            finally:
-                pool.terminate()  # on cancel or error: stop the other workers now
-                pool.join()
+        tasks, channel = context.Queue(), context.Queue()
+        workers = [context.Process(target=_serve, args=(tasks, channel), daemon=True)
+                   for _ in range(min(self.workers, len(units)))]
+        for worker in workers:
+            worker.start()
+        try:
+            _drain(units, tasks, channel, workers, deliver, idle)
+            for _ in workers:
+                tasks.put(None)
+            for worker in workers:
+                worker.join()
+        finally:
+            for worker in workers:  # on cancel or error: stop the other workers now
+                if worker.is_alive():
+                    worker.terminate()
+                    worker.join()
+            tasks.cancel_join_thread()  # units never handed out are dropped, not waited for
 
 
-class _Submitter:
-    """Hands units to the pool a few at a time (``in_flight``), so the driver holds a bounded
-    number of queued tasks and results however many units there are."""
-
-    def __init__(self, pool: Any, channel: Any, units: list[Unit], in_flight: int) -> None:
-        self.pool, self.channel, self.units, self.in_flight = pool, channel, units, in_flight
-        self.running: dict[int, Any] = {}
-        self.next = 0
-        self.ended = 0
-
-    def top_up(self) -> None:
-        while self.next < len(self.units) and len(self.running) < self.in_flight:
-            self.running[self.next] = self.pool.apply_async(_call, (self.next, self.units[self.next], self.channel))
-            self.next += 1
-
-    def end(self, number: int) -> None:
-        self.running.pop(number, None)
-        self.ended += 1
-        self.top_up()
-
-    @property
-    def finished(self) -> bool:
-        return self.ended == len(self.units)
-
-    def raise_failures(self) -> None:
-        for number, result in self.running.items():
-            if result.ready() and not result.successful():
-                try:
-                    result.get()
-                except Exception as error:
-                    raise RuntimeError(f"{self.units[number].name} failed in a worker: {error}") from error
-
-
-def _drain(channel: Any, submitter: _Submitter, deliver: Deliver, idle: Callable[[], None] | None) -> None:
-    """Deliver messages until every unit has ended; a failed unit raises, naming it."""
-    submitter.top_up()
-    while not submitter.finished:
+def _drain(units: list[Unit], tasks: Any, channel: Any, workers: list[Any], deliver: Deliver,
+           idle: Callable[[], None] | None) -> None:
+    """Hand out units (a bounded number in flight) and deliver messages until every unit ended;
+    a failed unit, or a worker that died, raises naming the unit."""
+    in_flight, handed, ended = 2 * len(workers), 0, 0
+    while ended < len(units):
+        while handed < len(units) and handed - ended < in_flight:
+            tasks.put((handed, units[handed]))
+            handed += 1
         try:
             number, message = channel.get(timeout=0.1)
         except queue_module.Empty:
-            submitter.raise_failures()
+            dead = [worker.exitcode for worker in workers if not worker.is_alive()]
+            if dead:
+                raise RuntimeError(f"a worker process died (exit code {dead[0]}) while running "
+                                   f"{', '.join(unit.name for unit in units[ended:handed])}") from None
             if idle is not None:
                 idle()
             continue
+        if message[0] == "failed":
+            raise RuntimeError(f"{units[number].name} failed in a worker: {message[1]}")
         deliver(number, message)
-        if message[0] == "end":
-            submitter.end(number)
+        ended += message[0] == "end"

@@ -7,6 +7,9 @@ shared workspace and *returns* its messages; the driver commits them when the ta
 A task whose worker died is retried by Ray (``max_retries``) and rewrites the same files with the
 same bytes; only the attempt that returned is committed, so every unit is committed exactly once.
 
+Units that open a model (``Unit.keeps``: CLIP batches) run on actors instead, one per slot the
+cluster has for them, each keeping the model open between batches.
+
 Before any unit runs, ``check_shared`` writes a probe file into the workspace and has a task on
 every node read it back: a node that cannot see the workspace makes the run refuse at once.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine_name
-from .units import Deliver, Unit
+from .units import Deliver, Kept, Unit, new_kept
 
 MAX_RETRIES = 3
 """Attempts Ray makes after a worker or node dies under a unit."""
@@ -45,11 +48,28 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_unit(unit: Unit) -> tuple[list[tuple[Any, ...]], Any]:
-    """In a Ray worker: do the unit, keep its messages; they travel back with the result."""
+def _run_unit(unit: Unit) -> tuple[list[tuple[Any, ...]], Any, int]:
+    """In a Ray worker: do the unit, keep its messages; they travel back with the result (and how
+    many models the unit opened)."""
+    return _work(unit, new_kept())
+
+
+def _work(unit: Unit, kept: Kept) -> tuple[list[tuple[Any, ...]], Any, int]:
     messages: list[tuple[Any, ...]] = []
-    result = unit.work(unit.payload, messages.append)
-    return [m for m in messages if m[0] != "progress"], result
+    loads = kept.loads
+    result = unit.work(unit.payload, messages.append, kept)
+    return [m for m in messages if m[0] != "progress"], result, kept.loads - loads
+
+
+class UnitActor:
+    """A Ray actor for units that open a model (``Unit.keeps``): it runs them one at a time and
+    keeps what they opened for its whole life, so each slot opens the model once per run."""
+
+    def __init__(self) -> None:
+        self.kept = new_kept()
+
+    def run(self, unit: Unit) -> tuple[list[tuple[Any, ...]], Any, int]:
+        return _work(unit, self.kept)
 
 
 def _read_probe(path: str) -> str:
@@ -65,6 +85,8 @@ class RayRunner:
 
     def __init__(self, address: str) -> None:
         self.address = address
+        self.loads = 0
+        """Models the units of the last ``run`` opened, summed over workers (one per actor when kept)."""
         self._ray = _import_ray()
         if not self._ray.is_initialized():
             # Workers import the engine that this driver runs, shipped with the job (docs/scaling.md).
@@ -95,19 +117,20 @@ class RayRunner:
                 "the workspace on shared storage at the same path (docs/scaling.md); nothing was run.")
 
     def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
-        """Run every unit as a task, at most ``IN_FLIGHT`` queued at once (the driver's memory
-        stays flat in the number of units); deliver each finished unit's messages, then its end.
+        """Run every unit, at most ``IN_FLIGHT`` queued at once (the driver's memory stays flat in
+        the number of units); deliver each finished unit's messages, then its end. Units that
+        keep a model run on one actor per slot (``_Actors``), the others as tasks (``_Tasks``).
 
         ``idle`` is called while waiting: when it raises (the user cancelled), the units still
         queued or running are cancelled and nothing more is committed."""
-        task = self._ray.remote(engine_name.top_level("scale.ray_runner", "_run_unit"))
+        where = _Actors(self._ray, units) if any(unit.keeps for unit in units) else _Tasks(self._ray)
         refs: dict[Any, int] = {}
         pending = iter(enumerate(units))
+        self.loads = 0
         try:
             while True:
-                for number, unit in itertools.islice(pending, max(0, IN_FLIGHT - len(refs))):
-                    options = {"max_retries": MAX_RETRIES, "retry_exceptions": False, **unit.resources}
-                    refs[task.options(**options).remote(engine_name.to_workers(unit))] = number
+                for number, unit in itertools.islice(pending, where.room(len(refs))):
+                    refs[where.send(unit)] = number
                 if not refs:
                     return
                 done, _ = self._ray.wait(list(refs), num_returns=1, timeout=POLL_S)
@@ -116,16 +139,80 @@ class RayRunner:
                         idle()
                     continue
                 number = refs.pop(done[0])
-                messages, result = engine_name.from_workers(self._get(done[0], units[number]))
+                where.returned(done[0])
+                messages, result, loads = engine_name.from_workers(self._get(done[0], units[number]))
+                self.loads += loads
                 for message in messages:
                     deliver(number, message)
                 deliver(number, ("end", result))
         finally:
-            for ref in refs:  # cancelled or failed: stop what is still queued
-                self._ray.cancel(ref, force=True)
+            where.stop(list(refs))  # cancelled or failed: stop what is still queued or running
 
     def _get(self, ref: Any, unit: Unit) -> Any:
         try:
             return self._ray.get(ref)
         except self._ray.exceptions.RayError as error:
             raise RuntimeError(f"{unit.name} failed on the Ray cluster: {error}") from error
+
+
+class _Tasks:
+    """Each unit one Ray task with the resources it asks for; Ray retries a task whose worker died."""
+
+    def __init__(self, ray: Any) -> None:
+        self._ray = ray
+        self._task = ray.remote(engine_name.top_level("scale.ray_runner", "_run_unit"))
+
+    def room(self, in_flight: int) -> int:
+        return max(0, IN_FLIGHT - in_flight)
+
+    def send(self, unit: Unit) -> Any:
+        options = {"max_retries": MAX_RETRIES, "retry_exceptions": False, **unit.resources}
+        return self._task.options(**options).remote(engine_name.to_workers(unit))
+
+    def returned(self, ref: Any) -> None:
+        """A task needs nothing back."""
+
+    def stop(self, refs: list[Any]) -> None:
+        for ref in refs:
+            self._ray.cancel(ref, force=True)
+
+
+class _Actors:
+    """One ``UnitActor`` per slot the cluster has for the units' resources (a GPU each for a GPU
+    model), at most one unit in flight per actor; Ray restarts an actor whose process died and
+    retries its unit. The actors end with the run, and the models they held with them."""
+
+    def __init__(self, ray: Any, units: list[Unit]) -> None:
+        self._ray = ray
+        need = units[0].resources if units else {"num_cpus": 1}
+        actor = ray.remote(engine_name.top_level("scale.ray_runner", "UnitActor")).options(
+            max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES, **need)
+        self.actors = [actor.remote() for _ in range(max(1, min(len(units), _slots(ray, need))))]
+        self._idle = list(self.actors)
+        self._busy: dict[Any, Any] = {}
+
+    def room(self, in_flight: int) -> int:
+        return len(self._idle)
+
+    def send(self, unit: Unit) -> Any:
+        actor = self._idle.pop()
+        ref = actor.run.remote(engine_name.to_workers(unit))
+        self._busy[ref] = actor
+        return ref
+
+    def returned(self, ref: Any) -> None:
+        self._idle.append(self._busy.pop(ref))
+
+    def stop(self, refs: list[Any]) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)
+
+
+def _slots(ray: Any, need: dict[str, float]) -> int:
+    """How many units asking ``need`` the cluster can run at once."""
+    total = ray.cluster_resources()
+    fits = [int(total.get(_RESOURCE_NAMES.get(key, key), 0) // amount) for key, amount in need.items() if amount > 0]
+    return max(1, min(fits)) if fits else 1
+
+
+_RESOURCE_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}

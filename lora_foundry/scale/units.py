@@ -9,21 +9,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..cache import BoundedCache
+
 Deliver = Callable[[int, tuple[Any, ...]], None]
 """The driver's handler: ``deliver(unit_number, message)``; a unit ends with ("end", result)."""
 
 Send = Callable[[tuple[Any, ...]], None]
 
+Kept = BoundedCache
+"""What one worker keeps open between its units (a model): ``kept.get(key, open)``. Each runner
+gives a unit the store of the worker it runs on: one per Ray actor for the actor's life (so a
+model opens once per slot, not per batch), one per run in this process."""
+
 
 @dataclass(frozen=True)
 class Unit:
-    """``work(payload, send)`` runs in a worker; ``resources`` is what it asks a Ray cluster for
-    (``{"num_cpus": 1}`` for decoding, ``{"num_gpus": 1}`` for a model stage)."""
+    """``work(payload, send, kept)`` runs in a worker; ``resources`` is what it asks a Ray cluster
+    for (``{"num_cpus": 1}`` for decoding, ``{"num_gpus": 1}`` for a model stage). ``keeps``: the
+    unit opens something worth keeping (a model), so a Ray cluster runs it on an actor per slot."""
 
     name: str
-    work: Callable[[Any, Send], Any]
+    work: Callable[[Any, Send, Kept], Any]
     payload: Any
     resources: dict[str, float] = field(default_factory=lambda: {"num_cpus": 1})
+    keeps: bool = False
 
 
 class Runner(Protocol):
@@ -33,6 +42,11 @@ class Runner(Protocol):
     def run(self, units: list[Unit], deliver: Deliver, idle: Callable[[], None] | None = None) -> None:
         """Run every unit; deliver each message on the calling thread; raise if a unit failed;
         call ``idle`` now and then while waiting (a cancel check may raise there)."""
+
+
+def new_kept() -> Kept:
+    """A worker's store: the last opened model only (a second one replaces it)."""
+    return BoundedCache(1)
 
 
 def default_workers() -> int:
@@ -72,6 +86,10 @@ class CombinedProgress:
 
     def finish(self, number: int) -> None:
         self.report(number, 1, 1)
+
+    def done_before(self, number: int) -> None:
+        """Unit ``number`` was done by an earlier run: counted as done, shown with the next update."""
+        self._done[number] = self._totals[number]
 
     def refresh(self) -> None:
         """Show the bar again as it is: a ComfyUI bar checks for cancel here."""

@@ -15,10 +15,11 @@ import numpy as np
 
 from ... import names
 from ...media import images
-from ...models.clip_model import ClipEmbedder, Embedder
+from ...models.clip_model import ClipEmbedder, ClipSource, Embedder
 from ...models.handle import all_on_device
 from ...progress import Progress
-from ...scale.units import CombinedProgress, Runner, Send, Unit
+from ...scale.local import runner_for
+from ...scale.units import CombinedProgress, Kept, Runner, Send, Unit
 from ...workspace import Handle, Workspace, remote
 from .embedders import PixelEmbedder, make_embedder
 
@@ -29,11 +30,12 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
                 runner: Runner | None = None) -> Handle:
     """Embed every item of ``handle`` (batched, resumable); returns the same items, annotated.
 
-    ``embedder`` replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which
-    ComfyUI moves itself). The CLIP model visits its compute device for the run, only when there is work.
-    ``runner`` (a Ray cluster) embeds the batches as tasks: "pixels" asking for a CPU each, "clip"
-    opening the same weights on the worker (same path on every node) and asking for a GPU when the
-    model's device is one. ComfyUI's CLIP_VISION (``embedder``) stays in this process.
+    ``embedder`` replaces the built-in ones, e.g. ComfyUI's CLIP_VISION (which ComfyUI moves
+    itself). Each batch is one unit (``embed_batch_unit``), run in this process or, with
+    ``runner`` (a Ray cluster), as tasks: "pixels" asking for a CPU each, "clip" on one actor per
+    slot that opens the same weights (same path on every node) once and keeps them, asking for a
+    GPU when the model's device is one. ComfyUI's CLIP_VISION (``embedder``) stays in this
+    process. In this process the CLIP model visits its compute device once for the run.
     """
     chosen = embedder if embedder is not None else make_embedder(method, clip)
     identity = chosen.identity
@@ -41,20 +43,14 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
     batch_size = max(1, int(batch_size))
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
     units = [f"batch-{b:06d}" for b in range(len(batches))]
+    remote_run = runner is not None and embedder is None
     with ws.stage("embed", 1, {"method": method, "batch_size": batch_size}, [handle], identity,
                   label=f"{handle.label or 'frames'} · embedded") as st:
-        if not st.complete and runner is not None and embedder is None:
-            _embed_batches_on(runner, st, batches, units, _clip_source(clip) if method == "clip" else None, progress)
-        elif not st.complete:
-            with all_on_device(clip if embedder is None and method == "clip" else None):
-                for position, unit in st.pending_units(units, progress):
-                    batch = batches[position]
-                    rows = np.asarray(chosen.images([images.to_pil(images.load_rgb(item.path)) for item in batch]),
-                                      np.float32)
-                    rel = st.write_array(rows, f"{unit}.npy")
-                    st.emit(unit, position, [item.id for item in batch],
-                            {item.id: {names.EMBEDDING_ROW: {"file": rel, "row": r}} for r, item in enumerate(batch)})
         if not st.complete:
+            model = (_clip_source(clip) if method == "clip" else None) if remote_run else chosen
+            with all_on_device(clip if not remote_run and embedder is None and method == "clip" else None):
+                _embed_batches(runner_for(runner if remote_run else None, 1, len(units)), st, batches, units,
+                               model, progress)
             first = st.path_for(f"{units[0]}.npy") if units else None
             dim = int(np.load(first, mmap_mode="r", allow_pickle=False).shape[1]) if first else 0
             st.set_info(**{names.INFO_EMBEDDING_METHOD: method, names.INFO_EMBEDDING_MODEL: identity,
@@ -64,14 +60,15 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
 
 @dataclass(frozen=True)
 class EmbedBatch:
-    """One batch as a unit: where its stage writes, and its items' ids and files."""
+    """One batch as a unit: where its stage writes, its items' ids and files, and the model:
+    None for pixel features, a ``clip_model.ClipSource`` to open in the worker (kept there between
+    batches), or an ``Embedder`` this process holds (only for a run in this process)."""
 
     stage: remote.StageJob
     unit: str
     position: int
     items: tuple[tuple[int, str], ...]
-    clip: Any = None
-    """A ``clip_model.ClipSource`` for the "clip" method; None for pixel features."""
+    model: Any = None
 
 
 def _clip_source(clip: Any) -> Any:
@@ -82,39 +79,45 @@ def _clip_source(clip: Any) -> Any:
     return source
 
 
-def embed_batch_unit(job: EmbedBatch, send: Send) -> None:
-    """In a worker: embed one batch (pixel features, or the CLIP the job names, opened here),
-    write its rows, send the record."""
+def embed_batch_unit(job: EmbedBatch, send: Send, kept: Kept) -> None:
+    """In a worker (or this process): embed one batch, write its rows, send the record."""
     st = remote.RemoteStage(job.stage, send)
     pictures = [images.to_pil(images.load_rgb(st.root / relpath)) for _, relpath in job.items]
-    if job.clip is None:
+    if job.model is None:
         rows = PixelEmbedder().images(pictures)
-    else:
+    elif isinstance(job.model, ClipSource):
         from ...models.clip_model import open_source
 
-        rows = ClipEmbedder(open_source(job.clip)).images(pictures)
+        rows = ClipEmbedder(kept.get(job.model, lambda: open_source(job.model))).images(pictures)
+    else:
+        rows = job.model.images(pictures)
     rel = st.write_array(np.asarray(rows, np.float32), f"{job.unit}.npy")
     st.emit(job.unit, job.position, [item_id for item_id, _ in job.items],
             {item_id: {names.EMBEDDING_ROW: {"file": rel, "row": row}} for row, (item_id, _) in enumerate(job.items)})
 
 
-def _embed_batches_on(runner: Runner, st: Any, batches: list[list[Any]], units: list[str], clip: Any,
-                      progress: Progress | None) -> None:
+def _embed_batches(runner: Runner, st: Any, batches: list[list[Any]], units: list[str], model: Any,
+                   progress: Progress | None) -> None:
     """Every unfinished batch as a unit on ``runner``; the records are committed here, once each,
-    and the one bar moves as batches end."""
+    and the one bar moves as batches end (batches an earlier run did count as done)."""
     runner.check_shared(st.ws.root)
     where = remote.job_for(st)
     stage = remote.StageJob(where.root, where.stage_dir)
-    resources = clip.resources if clip is not None else {"num_cpus": 1}
-    work = [Unit(f"embedding {unit}", embed_batch_unit,
-                 EmbedBatch(stage, unit, position, tuple((item.id, item.relpath) for item in batches[position]), clip),
-                 resources)
-            for position, unit in enumerate(units) if not st.is_done(unit)]
-    bar = CombinedProgress(progress, [1] * len(work))
+    opens = isinstance(model, ClipSource)
+    resources = model.resources if opens else {"num_cpus": 1}
+    todo = [position for position, unit in enumerate(units) if not st.is_done(unit)]
+    work = [Unit(f"embedding {units[position]}", embed_batch_unit,
+                 EmbedBatch(stage, units[position], position,
+                            tuple((item.id, item.relpath) for item in batches[position]), model),
+                 resources, keeps=opens)
+            for position in todo]
+    bar = CombinedProgress(progress, [1] * len(units))
+    for position in set(range(len(units))) - set(todo):
+        bar.done_before(position)
 
     def deliver(number: int, message: tuple[Any, ...]) -> None:
         if message[0] == "end":
-            bar.finish(number)
+            bar.finish(todo[number])
         elif message[0] != "progress":
             remote.apply(st, message)
 

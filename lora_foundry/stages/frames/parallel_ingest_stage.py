@@ -17,7 +17,8 @@ from typing import Any
 
 from ...media import video
 from ...progress import Progress
-from ...scale.units import CombinedProgress, Runner, Send, SentProgress, Unit, default_workers
+from ...scale.local import runner_for
+from ...scale.units import CombinedProgress, Kept, Runner, Send, SentProgress, Unit, default_workers
 from ...workspace import Handle, Workspace, remote
 from . import ingest_stage as ingest
 
@@ -37,20 +38,15 @@ def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIng
                   ) -> list[Handle]:
     """Ingest every video of ``paths`` (in parallel); one handle per video, in order.
 
-    ``workers`` (0 = one per core) worker processes, or ``runner`` (a Ray cluster). With one
-    worker and no runner the videos are done one after another in this process.
+    Each video is one unit (``ingest_unit``) run by ``runner`` (a Ray cluster), else by
+    ``workers`` (0 = one per core) worker processes, else (one worker or one video) in this
+    process: the same work and commits wherever it runs.
     """
     options.validate()
     paths = [Path(path) for path in paths]
     if not paths:
         raise ValueError("no videos to ingest")
-    workers = workers or default_workers()
-    if runner is None and (workers == 1 or len(paths) == 1):
-        return _one_by_one(ws, paths, options, progress)
-    if runner is None:
-        from ...scale.local import LocalRunner
-
-        runner = LocalRunner(workers)
+    runner = runner_for(runner, workers or default_workers(), len(paths))
     runner.check_shared(ws.root)
     with ws.writing(), contextlib.ExitStack() as stages:
         runs = [(stages.enter_context(ws.stage(*ingest.stage_args(path, options))), video.probe_video(path))
@@ -63,7 +59,7 @@ def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIng
     return [st.handle for st, _ in runs]
 
 
-def ingest_unit(job: VideoJob, send: Send) -> list[int] | None:
+def ingest_unit(job: VideoJob, send: Send, kept: Kept) -> list[int] | None:
     """In a worker: decode one video into its stage folder; returns the cuts of a one-pass run."""
     st = remote.RemoteStage(job.stage, send)
     return ingest.sample_video(st, job.info, job.options, SentProgress(send))
@@ -87,24 +83,3 @@ class _Committer:
             self.bar.finish(number)
         else:
             remote.apply(st, message)
-
-
-def _one_by_one(ws: Workspace, paths: list[Path], options: ingest.VideoIngestOptions,
-                progress: Progress | None) -> list[Handle]:
-    infos = [video.probe_video(path) for path in paths]
-    bar = CombinedProgress(progress, [max(1, info.frame_count) for info in infos])
-    handles = []
-    for number, (path, info) in enumerate(zip(paths, infos, strict=True)):
-        handles.append(ingest.ingest_video(ws, path, options, _UnitProgress(bar, number), info=info))
-        bar.finish(number)
-    return handles
-
-
-class _UnitProgress:
-    """One video's ``Progress`` inside the combined bar."""
-
-    def __init__(self, bar: CombinedProgress, number: int) -> None:
-        self.bar, self.number = bar, number
-
-    def update(self, done: int, total: int, preview: Any = None) -> None:
-        self.bar.report(self.number, done, total)
