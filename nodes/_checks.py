@@ -137,7 +137,11 @@ def _fixed_choice_problem(cls: type, name: str, value: Any) -> str | None:
 
 class InputRefused(ValueError):
     """A refusal of a ``VALIDATE_INPUTS`` given several inputs (see the module docstring): ComfyUI lists
-    it once, as "Exception when validating node", with this message, which names the node and input."""
+    it once, as "Exception when validating node", with this message, which names the node and input.
+    ComfyUI sends clients the class's module as the exception type; under ComfyUI a custom node's module
+    name is its folder's path, so the class says only the pack's name."""
+
+    __module__ = "lora_foundry"
 
 
 def refusal(validate: Callable[..., Any], **values: Any) -> str | None:
