@@ -14,6 +14,12 @@ socket input is passed through for most types; text inputs have no size limit. S
   a linked input is absent at validation and checked again when the node runs;
 then calls the node's own ``VALIDATE_INPUTS``, if it has one. A refusal names the node and the input.
 
+One bad value, one message: ComfyUI (``execution.validate_inputs``, 0.3.64 and 0.8.0) attaches a
+*returned* refusal to every input the function was given, so a node given three inputs would list the
+same refusal three times (LaMa's missing file once for ``model_name``, once for ``if_missing``). A
+*raised* exception is caught by the caller and listed once. So a refusal is returned when ComfyUI
+gave one input (its entry then names that input) and raised as ``InputRefused`` when it gave more.
+
 ComfyUI skips its min/max and combo checks for an input that ``VALIDATE_INPUTS`` takes, so this one
 takes only the FLOAT, STRING and socket inputs (plus the node's own), and checks FLOAT ranges itself.
 INT and combo inputs keep ComfyUI's checks (an INT is converted with ``int()``, which refuses NaN).
@@ -117,6 +123,36 @@ def checked_inputs(cls: type) -> dict[str, tuple[Any, dict[str, Any]]]:
     return found
 
 
+def _fixed_choice_problem(cls: type, name: str, value: Any) -> str | None:
+    """ComfyUI skips the combo check of an input ``VALIDATE_INPUTS`` takes: a node's own function
+    taking a fixed combo (LaMa's ``if_missing``) would let any value through. A combo listed from a
+    folder is left to the node's own check, which says where the missing file goes."""
+    declared = getattr(cls, "INPUTS", None)
+    sections = declared.sections().values() if declared is not None else ()
+    spec = next((section[name] for section in sections if name in section), None)
+    if spec is None or spec.kind != "COMBO" or callable(spec.choices) or value is None:
+        return None
+    return None if value in spec.choices else f"must be one of {list(spec.choices)}, got {str(value)[:60]!r}"
+
+
+class InputRefused(ValueError):
+    """A refusal of a ``VALIDATE_INPUTS`` given several inputs (see the module docstring): ComfyUI lists
+    it once, as "Exception when validating node", with this message, which names the node and input.
+    ComfyUI sends clients the class's module as the exception type; under ComfyUI a custom node's module
+    name is its folder's path, so the class says only the pack's name."""
+
+    __module__ = "lora_foundry"
+
+
+def refusal(validate: Callable[..., Any], **values: Any) -> str | None:
+    """What ``validate`` (a ``VALIDATE_INPUTS``) refuses for ``values``, returned or raised, or None."""
+    try:
+        answer = validate(**values)
+    except InputRefused as error:
+        return str(error)
+    return None if answer is True else str(answer)
+
+
 class Validation:
     """The ``VALIDATE_INPUTS`` ``@node`` puts on a class: the declared checks, then the node's own
     function (``own``). A descriptor, so the inputs it takes are read from ``INPUT_TYPES`` when ComfyUI
@@ -146,7 +182,16 @@ class _BoundValidation:
                                   for name in names])
 
     def __call__(self, **values: Any) -> bool | str:
-        shown = getattr(self.cls, "DISPLAY_NAME", self.cls.__name__)
+        answer = self._answer(values)
+        if answer is True or len(values) <= 1:
+            return answer
+        raise InputRefused(answer if isinstance(answer, str) else f"{self._shown()}: refused")
+
+    def _shown(self) -> str:
+        return getattr(self.cls, "DISPLAY_NAME", self.cls.__name__)
+
+    def _answer(self, values: dict[str, Any]) -> bool | str:
+        shown = self._shown()
         for name, (kind, options) in checked_inputs(self.cls).items():
             problem = input_problem(kind, options, values.get(name))
             if problem is not None:
@@ -154,6 +199,10 @@ class _BoundValidation:
         if self.own is None:
             return True
         own_names = self._own_names()
+        for name in own_names:
+            problem = _fixed_choice_problem(self.cls, name, values.get(name))
+            if problem is not None:
+                return f"{shown}: input '{name}' {problem}"
         with _comfy.shown_to_clients():
             answer = self.own(self.cls, **{k: v for k, v in values.items() if k in own_names})
         return _comfy.shown_paths(answer) if isinstance(answer, str) else answer

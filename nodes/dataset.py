@@ -12,6 +12,7 @@ from ..lora_foundry.kohya.subsets import MASK_MODES
 from ..lora_foundry.workspace import Handle, Workspace
 from . import _comfy
 from ._declare import boolean, choice, integer, mappings, node, socket, text
+from .training import trainer_problem
 
 
 @node("LF_DatasetSubset", "LF Dataset Subset", category="dataset", function="add",
@@ -75,13 +76,24 @@ class DatasetSubset:
                               "folder = mask images in masks/ (conditioning_data_dir); none = flatten; auto = "
                               "alpha for png/webp cut-outs, folder for jpg.", "auto"),
           "subsets": socket("LF_SUBSETS", "More concepts or regularisation images (LF Dataset Subset)."),
+          "check_trainer": boolean("For a graph that trains on this dataset at once: refuse the queue, before "
+                                   "anything is written, when LF Kohya Train LoRA cannot train here (sd-scripts "
+                                   "not set up, no base model).", False),
       })
 class WriteKohyaDataset:
+    @classmethod
+    def VALIDATE_INPUTS(cls, check_trainer: bool = False) -> bool | str:
+        """ComfyUI runs every output node that validates, so without this a graph whose trainer is
+        refused would still write its dataset (and a 'no trainer' refusal would come after the work)."""
+        problem = trainer_problem() if check_trainer else None
+        return True if problem is None else f"this dataset is for training, which cannot run: {problem}"
+
     def write(self, frames: Handle, dataset_name: str, trigger: str, class_word: str, repeats: int,
               image_format: str, resolution: int, if_exists: str,
               caption_template: str = "{trigger}, {class_word}", lora_type: str = "character",
               bucket: bool = True, bucket_no_upscale: bool = True, mask_mode: str = "auto",
-              subsets: list[dataset.SubsetSource] | None = None, unique_id: str | None = None) -> dict[str, Any]:
+              subsets: list[dataset.SubsetSource] | None = None, check_trainer: bool = False,
+              unique_id: str | None = None) -> dict[str, Any]:
         spec = dataset.DatasetSpec(name=dataset_name, trigger=trigger, class_word=class_word.strip(),
                                    repeats=repeats, caption_template=caption_template, image_format=image_format,
                                    resolution=resolution, if_exists=if_exists, lora_type=lora_type,

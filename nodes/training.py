@@ -14,7 +14,12 @@ from typing import Any
 
 from ..lora_foundry.kohya import presets, train_config
 from ..lora_foundry.kohya.log_parse import LossPoint, StepEvent
-from ..lora_foundry.kohya.operator_config import load_trainer_install, validate_extra_options
+from ..lora_foundry.kohya.operator_config import (
+    TrainerNotConfigured,
+    check_folder_and_python,
+    load_trainer_install,
+    validate_extra_options,
+)
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR, describe, train_lora
 from ..lora_foundry.media import images
 from ..lora_foundry.models.registry import ModelMissingError
@@ -36,6 +41,21 @@ def base_models() -> list[str]:
     for folder in BASE_FOLDERS:
         names += [n for n in _comfy.list_models(folder) if n.endswith(".safetensors") and n not in names]
     return names
+
+
+def trainer_problem() -> str | None:
+    """What keeps LF Kohya Train LoRA from training here (sd-scripts not set up, no base model), or
+    None. Read at validation by a node that writes a dataset to train on at once, so a queue that
+    cannot train writes nothing (ComfyUI runs every valid output node, even when the trainer's fails)."""
+    try:
+        install = load_trainer_install(_comfy.user_root())
+        check_folder_and_python("sd-scripts", install.sd_scripts_dir, install.python,
+                                f"(configured by {install.source})")
+    except TrainerNotConfigured as error:
+        return str(error)
+    if not base_models():
+        return "no base model: put a .safetensors checkpoint in models/checkpoints or models/diffusion_models"
+    return None
 
 
 def _optional_model(folder: str, tooltip: str) -> Input:

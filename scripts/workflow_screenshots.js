@@ -77,6 +77,11 @@ async function caption(page, card) {
     band.children[0].textContent = card.title;
     band.children[1].textContent = card.description;
     document.body.append(band);
+    // A long title wraps and would push the description over the graph: shrink both until they fit.
+    for (let scale = 1; band.scrollHeight > bandHeight && scale > 0.5; scale -= 0.05) {
+      band.children[0].style.fontSize = `${Math.round(54 * scale)}px`;
+      band.children[1].style.fontSize = `${Math.round(30 * scale)}px`;
+    }
   }, [card, CARD_BAND]);
 }
 

@@ -239,13 +239,18 @@ def comfy_validation(cls: type, inputs: list[Input], values: dict[str, Any]) -> 
 
 
 def custom_validation(cls: type, values: dict[str, Any]) -> str | None:
-    """The node's ``VALIDATE_INPUTS`` called as ComfyUI calls it (only the inputs it names)."""
+    """The node's ``VALIDATE_INPUTS`` called as ComfyUI calls it (only the inputs it names); an exception
+    it raises is a refusal at validation too, as ComfyUI's ``validate_prompt`` treats it."""
     validate = getattr(cls, "VALIDATE_INPUTS", None)
     if validate is None:
         return None
     spec = inspect.getfullargspec(validate)
     given = {k: v for k, v in values.items() if spec.varkw or k in spec.args}
-    answer = validate(**given)
+    try:
+        answer = validate(**given)
+    except Exception as error:  # noqa: BLE001 - ComfyUI lists any exception here as the node's refusal
+        named = type(error).__name__ == "InputRefused"
+        return str(error) if named else f"{type(error).__module__}.{type(error).__name__}: {error}"
     return None if answer is True else str(answer)
 
 

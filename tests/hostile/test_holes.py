@@ -60,7 +60,7 @@ def test_hole_1_an_uploaded_torchscript_named_by_tilde_user_is_never_loaded(serv
     name = _tilde(uploaded)
     loader = server.nodes.loaders.LaMaLoader
     with oracle.recording() as touches:
-        answer = loader.VALIDATE_INPUTS(model_name=name, if_missing="error")
+        answer = server.nodes._checks.refusal(loader.VALIDATE_INPUTS, model_name=name, if_missing="error")
         with pytest.raises(OSError, match=r"model_name .* is not one of the files in models/lama$"):
             loader().load(name, "error", "cpu")
     assert answer == f"model_name {name[:120]!r} is not one of the files in models/lama"
@@ -73,7 +73,8 @@ def test_hole_2_no_loader_tells_an_existing_file_from_a_missing_one(server, mode
     module, name, extra = LOADERS[folder]
     loader = getattr(getattr(server.nodes, module), name)
     existing, missing = server.private / "secret.png", server.private / "absent.png"
-    answers = [loader.VALIDATE_INPUTS(model_name=_tilde(target), **extra) for target in (existing, missing)]
+    answers = [server.nodes._checks.refusal(loader.VALIDATE_INPUTS, model_name=_tilde(target), **extra)
+               for target in (existing, missing)]
     assert answers[0].replace("secret", "absent") == answers[1]
     assert answers[0].startswith("model_name '~") and answers[0].endswith(f"is not one of the files in models/{folder}")
 

@@ -145,6 +145,10 @@ def _other_workflows() -> list[Path]:
     return sorted(p for p in EXAMPLES.glob("*.json") if p.name != SPINE_WORKFLOW)
 
 
+# A loader's refusal: returned when ComfyUI gave it one input, raised (listed once) when more (_checks.py).
+OUR_REFUSALS = ("custom_validation_failed", "exception_during_validation", "exception_during_inner_validation")
+# "put FILE in FOLDER" (a loader); "which cannot run:" (a dataset writer whose trainer is not set up).
+SETUP_MISSING = ("put ", "which cannot run:")
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".onnx", ".bin", ".gguf")
 
 
@@ -154,7 +158,7 @@ def missing_model_files(rejection: PromptRejected) -> list[str]:
     for node in (rejection.body.get("node_errors") or {}).values():
         for error in node.get("errors", []):
             value = str(error.get("extra_info", {}).get("received_value", ""))
-            ours = error.get("type") == "custom_validation_failed" and "put " in str(error.get("details"))
+            ours = error.get("type") in OUR_REFUSALS and any(m in str(error.get("details")) for m in SETUP_MISSING)
             if not ours and (error.get("message") != "Value not in list" or not value.lower().endswith(MODEL_SUFFIXES)):
                 return []  # loaders' VALIDATE_INPUTS say "put FILE in FOLDER"; anything else is a real failure
             details.append(f"{node.get('class_type')}: {error.get('details')}")

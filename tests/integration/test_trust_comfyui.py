@@ -101,7 +101,7 @@ def test_hole_1_an_uploaded_model_named_by_tilde_user_is_refused_at_validation(s
                                     "inputs": {"model_name": name, "if_missing": "error", "device": "cpu"}},
                               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
     details = [e["details"] for e in rejected.value.body["node_errors"]["1"]["errors"]]
-    assert f"model_name - model_name {name!r} is not one of the files in models/lama" in details
+    assert details == [f"model_name {name!r} is not one of the files in models/lama"]  # once, not per input
     _still_answers(server)
 
 
@@ -155,7 +155,7 @@ def test_a_nan_float_is_refused_at_validation_and_the_history_stays_json(server)
     with pytest.raises(PromptRejected) as rejected:
         server.client.submit(graph)
     details = [e["details"] for e in rejected.value.body["node_errors"]["1"]["errors"]]
-    assert "interval_s - LF Load Video Frames: input 'interval_s' must be a finite number, got nan" in details
+    assert details == ["LF Load Video Frames: input 'interval_s' must be a finite number, got nan"]  # once
     with urllib.request.urlopen(server.client.base_url + "/api/history", timeout=60) as response:
         raw = response.read()
 

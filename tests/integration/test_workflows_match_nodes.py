@@ -54,7 +54,7 @@ def self_validated(cls: type) -> set[str]:
     return set(inspect.signature(check).parameters) if check is not None else set()
 
 
-def workflow_problems(workflow: dict, classes: dict[str, type]) -> list[str]:
+def workflow_problems(workflow: dict, classes: dict[str, type], strict: bool = True) -> list[str]:
     problems = []
     for node in workflow.get("nodes", []):
         kind = node.get("type", "")
@@ -66,7 +66,7 @@ def workflow_problems(workflow: dict, classes: dict[str, type]) -> list[str]:
         definition = node_definition(classes[kind])
         declared = {**definition["input"].get("required", {}), **definition["input"].get("optional", {})}
         try:
-            values = widget_inputs(node, definition)
+            values = widget_inputs(node, definition, strict)
         except ConversionError as error:
             problems.append(str(error))
             continue

@@ -59,8 +59,9 @@ def widget_layout(node_def: dict) -> tuple[list[tuple[str, int]], int]:
     return layout, trailing
 
 
-def widget_inputs(node: dict, node_def: dict) -> dict[str, Any]:
-    """Map a node's ``widgets_values`` to input names."""
+def widget_inputs(node: dict, node_def: dict, strict: bool = True) -> dict[str, Any]:
+    """Map a node's ``widgets_values`` to input names; ``strict=False`` for a workflow saved by an
+    older version, which may lack the values of optional widgets added since (see below)."""
     values = node.get("widgets_values") or []
     layout, trailing = widget_layout(node_def)
     if isinstance(values, dict):  # some packs save widgets by name
@@ -68,15 +69,34 @@ def widget_inputs(node: dict, node_def: dict) -> dict[str, Any]:
     expected = sum(1 + extra for _, extra in layout) + trailing
     # A workflow saved before an input gained its upload button lacks the button's trailing value;
     # the front end fills widgets in order, so the values before it still land where they did.
-    if len(values) != expected and not (trailing and len(values) == expected - trailing):
+    # Likewise a workflow saved before a node gained optional widgets at the end: the front end fills
+    # the saved values in order and the new widgets keep their defaults (left out here, as a prompt
+    # may leave out an optional input).
+    kept = None if strict else _saved_widgets(layout, len(values), _optional_names(node_def))
+    if len(values) != expected and not (trailing and len(values) == expected - trailing) and kept is None:
         raise ConversionError(
             f"node {node['id']} ({node['type']}): {len(values)} widget values, expected {expected} "
             f"for widgets {[name for name, _ in layout]}")
     result, position = {}, 0
-    for name, extra in layout:
+    for name, extra in layout[:kept]:
         result[name] = values[position]
         position += 1 + extra
     return result
+
+
+def _optional_names(node_def: dict) -> set[str]:
+    order = node_def.get("input_order") or {k: list(v) for k, v in node_def.get("input", {}).items()}
+    return set(order.get("optional", []))
+
+
+def _saved_widgets(layout: list[tuple[str, int]], count: int, optional: set[str]) -> int | None:
+    """How many widgets ``count`` saved values fill when they stop before optional widgets only."""
+    position = 0
+    for index, (_name, extra) in enumerate(layout):
+        if position == count:
+            return index if all(n in optional for n, _ in layout[index:]) else None
+        position += 1 + extra
+    return None
 
 
 class _Graph:
