@@ -191,3 +191,16 @@ def test_a_link_in_a_model_folder_to_a_file_outside_it_is_answered_as_missing(tm
             resolve(LAMA_SPEC, name, extra_dirs=[linked_folder])
         answers.append(str(refused.value).replace(name, "X"))
     assert answers[0] == answers[1] and "private" not in answers[0]
+
+
+def test_a_folder_reached_two_ways_is_searched_and_named_once(tmp_path, monkeypatch):
+    """ComfyUI's folder for LaMa and the working folder's ``models/lama`` were the same place spelled
+    two ways, and the missing-file message listed it twice ("Searched: models/lama, models/lama")."""
+    folder = tmp_path / "models" / "lama"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    spelled_again = tmp_path / "models" / ".." / "models" / "lama"
+    with pytest.raises(ModelMissingError) as refused:
+        resolve(LAMA_SPEC, "big-lama.pt", [spelled_again])
+    searched = str(refused.value).split("Searched: ", 1)[1]
+    assert searched.count("lama") == 1, searched

@@ -63,17 +63,17 @@ class ModelSpec:
 
 
 def search_dirs(spec: ModelSpec, extra_dirs: Sequence[Path] = ()) -> list[Path]:
-    """The folders searched for ``spec``, in order, without duplicates."""
+    """The folders searched for ``spec``, in order, without duplicates: two spellings of one folder
+    (a link, ``..``) count once, or a missing-file message would list it twice."""
     dirs: list[Path] = [Path(d) for d in extra_dirs]
     env_root = os.environ.get(MODELS_ENV)
     if env_root:
         dirs.append(Path(env_root) / spec.folder)
     dirs.append(Path.cwd() / "models" / spec.folder)
-    unique: list[Path] = []
+    unique: dict[str, Path] = {}
     for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
+        unique.setdefault(os.path.realpath(d), d)
+    return list(unique.values())
 
 
 def installed_files(spec: ModelSpec, extra_dirs: Sequence[Path] = ()) -> list[str]:
