@@ -45,7 +45,8 @@ sd_install=""
 if [[ -n "${KOHYA_SD_SCRIPTS:-}" ]]; then
   sd_install="cp -a \"$KOHYA_SD_SCRIPTS\" \"\$LF_WORK/sd-scripts\""
   if [[ -n "${KOHYA_PYTHON:-}" ]]; then
-    sd_install+=$'\n'"mkdir -p \"\$LF_WORK/sd-scripts/venv/bin\" && ln -sf \"$KOHYA_PYTHON\" \"\$LF_WORK/sd-scripts/venv/bin/python\""
+    # a wrapper, not a symlink: a linked python finds no pyvenv.cfg beside the link and runs without the venv
+    sd_install+=$'\n'"mkdir -p \"\$LF_WORK/sd-scripts/venv/bin\" && printf '#!/bin/sh\\nexec %s \"\$@\"\\n' \"$KOHYA_PYTHON\" > \"\$LF_WORK/sd-scripts/venv/bin/python\" && chmod +x \"\$LF_WORK/sd-scripts/venv/bin/python\""
   fi
 fi
 leco_install="${LF_LECO_INSTALL:-}"
@@ -92,7 +93,8 @@ if [[ -n "${LF_BASE_MODEL:-}" ]]; then
   cp "$LF_BASE_MODEL" "$comfy/models/checkpoints/"
   export BASE_MODEL="$comfy/models/checkpoints/$(basename "$LF_BASE_MODEL")"
 fi
-(cd "$work" && bash "$script")
+# as an operator pastes them: only what the blocks export (KOHYA_PYTHON is this script's input, not theirs)
+(cd "$work" && env -u KOHYA_SD_SCRIPTS -u KOHYA_PYTHON -u KOHYA_TOKENIZER_CACHE bash "$script")
 if [[ -n "${LF_BASE_MODEL:-}" && -z "${LF_LECO_RUN:-}" ]]; then
   lora="$comfy/models/loras/lora_foundry/detail_slider.safetensors"
   test -f "$lora" || { echo "FAILED: the LECO walkthrough published no $lora"; exit 1; }

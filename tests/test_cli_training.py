@@ -92,7 +92,7 @@ def test_doctor_reports_commit_python_packages_scripts_and_tokenizers(operator, 
     git.mkdir()
     (git / "HEAD").write_text("ref: refs/heads/main\n")
     (git / "packed-refs").write_text("# pack-refs\n48d368fa0123456789abcdef0123456789abcdef refs/heads/main\n")
-    code = cli.main(["doctor"])
+    code = cli.main(["doctor", "--probe-timeout", "0"])  # the real probe, however long a busy machine takes
     lines = capsys.readouterr().out.splitlines()
     commit = next(line for line in lines if "sd-scripts commit" in line)  # HEAD names no object of the repo
     assert commit.startswith("FIX") and "48d368fa0123456789abcdef0123456789abcdef" in commit
@@ -110,7 +110,7 @@ def test_doctor_reports_commit_python_packages_scripts_and_tokenizers(operator, 
 def test_doctor_names_a_lycoris_that_breaks_sd15(operator, capsys, monkeypatch):
     from lora_foundry.kohya import doctor
 
-    monkeypatch.setattr(doctor, "probe_python", lambda install: {"python": "3.10.12", "packages": {
+    monkeypatch.setattr(doctor, "probe_python", lambda install, timeout_s: {"python": "3.10.12", "packages": {
         "torch": "2.4.1", "torchvision": "0.19.1", "accelerate": "1.6.0", "transformers": "4.54.1",
         "diffusers": "0.32.1", "safetensors": "0.4.5", "lycoris-lora": "4.1.3"}})
     assert cli.main(["doctor"]) == 1
@@ -122,7 +122,7 @@ def test_doctor_flags_a_torchvision_that_does_not_import(operator, capsys, monke
     """Seen here: PyPI's CUDA torchvision next to a CPU torch is 'installed' but fails to import."""
     from lora_foundry.kohya import doctor
 
-    monkeypatch.setattr(doctor, "probe_python", lambda install: {"python": "3.11.7", "packages": {
+    monkeypatch.setattr(doctor, "probe_python", lambda install, timeout_s: {"python": "3.11.7", "packages": {
         "torch": "2.13.0+cpu", "torchvision": "0.28.0", "accelerate": "1.6.0", "transformers": "4.54.1",
         "diffusers": "0.32.1", "safetensors": "0.4.5", "lycoris-lora": "3.4.0"},
         "broken": {"torchvision": "RuntimeError: operator torchvision::nms does not exist"}})

@@ -1,11 +1,16 @@
 """doctor's commit and device lines: a HEAD naming a commit the repository lacks is FIX (a fake
-commit no longer passes), the pins are named, another real commit is a warning, no GPU is said."""
+commit no longer passes), the pins are named, another real commit is a warning, no GPU is said; a
+probe that hangs is a FIX line and is stopped. The real probe runs with no time limit, so a busy
+machine only makes it slower; the hang is a fake interpreter held forever on a FIFO nobody opens."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from fixtures_fake_trainer import make_fake_install
@@ -70,7 +75,7 @@ def test_the_pins_are_named(repo, monkeypatch):
 
 def test_no_gpu_is_said(repo):
     install, _ = repo
-    lines = [f.line() for f in doctor.diagnose(install)]  # this Python's torch, as sd-scripts' venv runs it
+    lines = [f.line() for f in doctor.diagnose(install, probe_timeout_s=None)]  # this Python's torch, as sd-scripts' venv runs it
     line = next(x for x in lines if " device: " in x)
     import torch
 
@@ -78,4 +83,21 @@ def test_no_gpu_is_said(repo):
         assert line.startswith("OK   device: cuda")
     else:
         assert line.startswith("WARN device: no GPU") and "CPU" in line
-    assert install.python == __import__("pathlib").Path(sys.executable)
+    assert install.python == Path(sys.executable)
+
+
+def test_a_probe_that_hangs_is_a_fix_line_and_is_stopped(repo, tmp_path):
+    """The interpreter blocks opening a FIFO no one writes: it can never answer, however fast the
+    machine, so any limit is reached; the doctor says so, stops it and goes on with the other checks."""
+    install, _ = repo
+    gate, pid_file = tmp_path / "gate", tmp_path / "pid"
+    os.mkfifo(gate)
+    hanging = tmp_path / "python"
+    hanging.write_text(f'#!/bin/sh\necho $$ > "{pid_file}"\nexec cat "{gate}"\n', encoding="utf-8")
+    hanging.chmod(0o755)
+    lines = [f.line() for f in doctor.diagnose(replace(install, python=hanging), probe_timeout_s=0.5)]
+    line = next(x for x in lines if x.startswith("FIX  python: "))
+    assert f"{hanging} started but gave no answer in 0.5 s (it was stopped)" in line and "--probe-timeout 0" in line
+    pid = pid_file.read_text().strip() if pid_file.exists() else ""  # empty: stopped before it wrote it
+    assert not pid or not Path(f"/proc/{pid}").exists()  # killed and reaped, not left blocked on the FIFO
+    assert any(x.startswith("OK   train_network.py") for x in lines) and any("tokenizer" in x for x in lines)

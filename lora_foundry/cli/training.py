@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kohya import presets, train_config
-from ..kohya.doctor import FIX, diagnose
+from ..kohya.doctor import FIX, PROBE_TIMEOUT_S, diagnose
 from ..kohya.launcher import TrainingFailed
 from ..kohya.log_parse import LossPoint
 from ..kohya.operator_config import TrainerNotConfigured, load_trainer_install, validate_extra_options
@@ -101,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 @_reported
 def run_doctor(args: argparse.Namespace) -> int:
-    findings = diagnose(load_trainer_install(locations.user_dir(args.user_dir)))
+    findings = diagnose(load_trainer_install(locations.user_dir(args.user_dir)), args.probe_timeout or None)
     for finding in findings:
         print(finding.line())
     return 1 if any(f.status == FIX for f in findings) else 0
@@ -147,6 +147,9 @@ def add_commands(commands: Any) -> None:
     _add_train(commands)
     doctor = commands.add_parser("doctor", help="check the configured sd-scripts install, line by line")
     doctor.add_argument("--user-dir", type=Path, help="ComfyUI user dir holding lora_foundry/trainer.json")
+    doctor.add_argument("--probe-timeout", type=float, default=PROBE_TIMEOUT_S, metavar="SECONDS",
+                        help="how long sd-scripts' Python may take to import torch before it counts as hung "
+                        "(0 = wait as long as it takes)")
     doctor.set_defaults(run=run_doctor)
     tokenizers = commands.add_parser("tokenizers", help="build the offline CLIP-L tokenizer cache, check the others")
     tokenizers.add_argument("--cache", type=Path, required=True, help="the tokenizer cache folder")

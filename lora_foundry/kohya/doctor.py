@@ -6,6 +6,10 @@ checkout of it), whether it is one of the two commits the docs pin (48d368f for 
 063ef100 for LECO), its Python's version, packages and device (one fixed ``python -c`` in sd-scripts'
 own venv: the packages live there, not here), which training scripts exist, and whether the offline
 tokenizer cache holds the files sd-scripts reads. Nothing is changed.
+
+The probe gets ``PROBE_TIMEOUT_S`` by default so a hanging import (a broken driver, a network drive)
+becomes a FIX line instead of a doctor that never ends; ``lf doctor --probe-timeout 0`` (and the
+tests of the real probe) wait as long as it takes, so a slow machine never turns into a verdict.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ LECO_PIN = "063ef100648c016b6b4d804a6de6f5afab7ebd58"  # docs/leco.md: the first
 PINS = {LORA_PIN: "the pin for LoRA training (no LECO scripts)", LECO_PIN: "the pin for LECO (and LoRA) training"}
 REQUIRED_PACKAGES = ("torch", "torchvision", "accelerate", "transformers", "diffusers", "safetensors")
 LECO_SCRIPTS = ("train_leco.py", "sdxl_train_leco.py")
+PROBE_TIMEOUT_S = 120.0
 IMPORTED = ("torch", "torchvision")  # installed is not enough: a torchvision built for another torch fails here
 PROBE = ("import importlib, json, sys\nfrom importlib import metadata\nfound, broken = {}, {}\n"
          "for name in sys.argv[1:]:\n    try:\n        found[name] = metadata.version(name)\n"
@@ -124,8 +129,9 @@ def _device_finding(device: object) -> Finding:
                    "model); check the NVIDIA driver and that torch is a CUDA build (docs/training.md)")
 
 
-def probe_python(install: TrainerInstall, timeout_s: float = 120.0) -> dict[str, object]:
-    """Python version and package versions as sd-scripts' interpreter sees them."""
+def probe_python(install: TrainerInstall, timeout_s: float | None = PROBE_TIMEOUT_S) -> dict[str, object]:
+    """Python version and package versions as sd-scripts' interpreter sees them; ``timeout_s`` None
+    waits as long as it takes (a probe still running at the limit is killed: subprocess.TimeoutExpired)."""
     names = [*REQUIRED_PACKAGES, "lycoris-lora"]
     completed = subprocess.run(  # noqa: S603 - the operator's interpreter, fixed arguments
         [str(install.python), "-c", PROBE, *names], capture_output=True, text=True, timeout=timeout_s,
@@ -197,15 +203,23 @@ def _users(model_id: str) -> str:
     return "/".join(arch for arch, ids in TOKENIZERS.items() if model_id in ids)
 
 
-def diagnose(install: TrainerInstall) -> list[Finding]:
-    """Every check, in the order an operator fixes them."""
+def _hung_finding(install: TrainerInstall, timeout_s: float) -> Finding:
+    return Finding(FIX, "python", f"{install.python} started but gave no answer in {timeout_s:g} s (it was stopped): "
+                   f"run {install.python} -c 'import torch, torchvision' to see where it hangs, or, on a slow "
+                   "machine, lf doctor --probe-timeout 0 to wait as long as it takes")
+
+
+def diagnose(install: TrainerInstall, probe_timeout_s: float | None = PROBE_TIMEOUT_S) -> list[Finding]:
+    """Every check, in the order an operator fixes them; ``probe_timeout_s`` as in ``probe_python``."""
     findings = [Finding(OK, "configured by", install.source or "(unknown)")]
     if not install.sd_scripts_dir.is_dir():
         return findings + [Finding(FIX, "sd-scripts", f"{install.sd_scripts_dir} does not exist: git clone it there")]
     findings.append(_commit_finding(install.sd_scripts_dir))
     try:
-        probe = probe_python(install)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        probe = probe_python(install, probe_timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        findings.append(_hung_finding(install, exc.timeout))
+    except (OSError, RuntimeError, ValueError) as exc:
         findings.append(Finding(FIX, "python", f"{install.python} does not run ({exc}): create sd-scripts' venv"))
     else:
         findings.append(Finding(OK, "python", f"{install.python} ({probe['python']})"))
