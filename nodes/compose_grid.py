@@ -15,8 +15,6 @@ from ._tensors import images_to_tensor, tensor_to_images
 
 @node("LF_CompositionGrid", "LF Composition Grid", category="compose", function="grid", output_node=True,
       outputs=[("IMAGE", "grid")],
-      description="Lays out the images of a weight sweep in a grid with the weights on the axes (or each image's "
-      "label under it), and previews it.",
       inputs={
           "images": socket("IMAGE", "The sweep's images, one per stack, in sweep order."),
           "labels": socket("STRING", "Labels from LoRA Weight Sweep.", forceInput=True),
@@ -27,6 +25,8 @@ from ._tensors import images_to_tensor, tensor_to_images
           "columns": integer("Columns when there are no axes; 0 = square-ish.", 0, 0, 64),
       })
 class CompositionGrid:
+    """Lays out the images of a weight sweep in a grid with the weights on the axes (or each image's
+    label under it), and previews it."""
     INPUT_IS_LIST = True
 
     def grid(self, images: list, labels: list, axes: list | None = None, columns: list | None = None,
