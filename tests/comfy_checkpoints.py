@@ -12,6 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+from comfy_api import comfy_python  # noqa: E402  (re-exported: the gated tests import it from here)
+
 CKPT_NAME = "lf_tiny_sd15.safetensors"
 _SETUP = r'''
 import os, sys
@@ -65,12 +68,6 @@ vae = comfy.taesd.taesd.TAESD(latent_channels=4)
 sd.update({"first_stage_model." + k: v for k, v in randomized(vae.state_dict(), torch.float32).items()})
 safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[1])
 '''
-
-
-def comfy_python(comfy_dir: str | Path | None) -> str:
-    """ComfyUI's Python: ``$COMFYUI_PYTHON``, else ``<ComfyUI>/venv/bin/python``, else this one."""
-    venv = Path(comfy_dir or ".") / "venv" / "bin" / "python"
-    return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
 
 
 def build(script: str, path: Path, comfy_dir: str | Path, timeout: float = 900) -> Path:

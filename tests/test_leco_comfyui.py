@@ -105,14 +105,11 @@ def server(tiny_checkpoint, tmp_path_factory):
     sys.path.insert(0, str(REPO / "tests" / "integration"))
     from comfy_api import ComfyServer
 
-    work = tmp_path_factory.mktemp("leco_server")
-    base = work / "base"
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO)
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / CKPT_NAME).symlink_to(tiny_checkpoint)
-    with ComfyServer(Path(COMFYUI_DIR), Path(comfy_python(COMFYUI_DIR)), work, extra_args=("--base-directory", base)) as running:
-        yield running, base
+    server = ComfyServer.for_pack(Path(COMFYUI_DIR), tmp_path_factory.mktemp("leco_server"), REPO)
+    (server.base / "models" / "checkpoints").mkdir(parents=True)
+    (server.base / "models" / "checkpoints" / CKPT_NAME).symlink_to(tiny_checkpoint)
+    with server as running:
+        yield running, server.base
 
 
 def _shrunk(graph: dict, name: str) -> dict:

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -146,11 +147,12 @@ class ComfyServer:
             self.process.wait(timeout=30)
 
     @classmethod
-    def for_pack(cls, comfy_dir: Path, work: Path, repo: Path) -> "ComfyServer":
+    def for_pack(cls, comfy_dir: Path, work: Path, repo: Path, *extra_args: str) -> "ComfyServer":
         """A server of ComfyUI's own Python whose ``--base-directory`` (``pack_base``, kept as ``base``)
         holds ``repo`` as its one custom node pack, with all it writes under ``work``."""
         base = pack_base(work, repo)
-        server = cls(comfy_dir, comfy_python(comfy_dir), work / "comfyui", extra_args=("--base-directory", str(base)))
+        server = cls(comfy_dir, comfy_python(comfy_dir), work / "comfyui",
+                     extra_args=("--base-directory", str(base), *extra_args))
         server.base = base
         return server
 
@@ -170,6 +172,8 @@ def pack_base(work: Path, repo: Path) -> Path:
     return base
 
 
-def comfy_python(comfy_dir: Path) -> Path:
-    """The Python that runs ComfyUI: ``$COMFYUI_PYTHON``, else the checkout's ``venv``."""
-    return Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
+def comfy_python(comfy_dir: str | Path) -> Path:
+    """The Python that runs ComfyUI: ``$COMFYUI_PYTHON``, else the checkout's ``venv``, else this one
+    (a test run from ComfyUI's own environment)."""
+    venv = Path(comfy_dir) / "venv" / "bin" / "python"
+    return Path(os.environ.get("COMFYUI_PYTHON") or (venv if venv.exists() else sys.executable))
