@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import names
+from ...choices import one_of
 from ...media import images, sampling, video
 from ...progress import Progress
 from ...read_roots import ReadRoots
@@ -51,8 +52,7 @@ class VideoIngestOptions:
 
     def validate(self) -> None:
         self.sample_spec()
-        if self.frame_format not in FRAME_FORMATS:
-            raise ValueError(f"frame format {self.frame_format!r} is not one of {', '.join(FRAME_FORMATS)}")
+        one_of(self.frame_format, FRAME_FORMATS, "frame format")
 
 
 def file_identity(path: Path) -> dict[str, Any]:
