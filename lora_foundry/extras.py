@@ -1,19 +1,21 @@
 """Optional extras (``pyproject.toml`` ``[project.optional-dependencies]``): imported only where they
-are used, and only through ``require_extra``, so a missing one always says the same thing, which
-extra installs it, into which Python."""
+are used, inside ``optional_extra``, so a missing one always says the same thing: what needs it,
+which extra installs it, and into which Python. The import itself stays a plain ``import`` at the
+call site (the code rules read imports statically)."""
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
-def require_extra(module: str, extra: str, needed_for: str, package: str | None = None) -> ModuleType:
-    """``module``, imported; or a RuntimeError saying that ``needed_for`` needs the ``extra`` and how
-    to install it (``package``: its PyPI name when that differs from the module's)."""
+@contextmanager
+def optional_extra(package: str, extra: str, needed_for: str) -> Iterator[None]:
+    """Turns an ImportError inside the block into a RuntimeError saying that ``needed_for`` needs
+    ``package`` (its PyPI name) and how to install the ``extra``."""
     try:
-        return importlib.import_module(module)
+        yield
     except ImportError as error:
-        raise RuntimeError(f"{needed_for} needs {package or module}, which is an optional extra: run "
-                           f"`pip install 'lora-foundry[{extra}]'` (or `pip install {package or module}`) "
+        raise RuntimeError(f"{needed_for} needs {package}, which is an optional extra: run "
+                           f"`pip install 'lora-foundry[{extra}]'` (or `pip install {package}`) "
                            "in ComfyUI's Python") from error

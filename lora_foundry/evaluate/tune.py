@@ -8,7 +8,7 @@ was running is marked failed and its settings are queued again, and the study go
 has the number of finished (complete or pruned) trials asked for.
 
 ``optuna`` is the ``tune`` extra (``pip install 'lora-foundry[tune]'``), imported only here
-(``extras.require_extra``).
+(inside ``extras.optional_extra``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..extras import require_extra
+from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
 STORAGE_NAME = "study.sqlite3"
@@ -44,7 +44,9 @@ SEARCH_SPACES["pose"] = SEARCH_SPACES["character"]
 
 def require_optuna() -> Any:
     """The optuna module, or an error that says how to install it."""
-    return require_extra("optuna", "tune", "tuning")
+    with optional_extra("optuna", "tune", "tuning"):
+        import optuna
+    return optuna
 
 
 def search_space(lora_type: str, overrides: str | Mapping[str, Any] | None = None) -> dict[str, tuple[Any, ...]]:
