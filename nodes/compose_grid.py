@@ -54,12 +54,13 @@ RENDER_SETTINGS = {QUICK: (8, 256, 256), "full: 20 steps, 512 px (a GPU)": (20, 
 
 @node("LF_RenderSettings", "LF Render Settings", category="compose", function="settings",
       outputs=[("INT", "steps"), ("INT", "width"), ("INT", "height")],
-      description="The steps and image size a rendering example uses, in one choice: quick (8 steps at 256 px, "
-      "minutes on a CPU) or full (20 steps at 512 px). Its outputs feed KSampler's steps and Empty Latent "
-      "Image's width and height (or LF Evaluate LoRA's); unplug a link to set that widget by hand.",
       inputs={"setting": choice(list(RENDER_SETTINGS), "quick for a first run on a CPU; full for the real "
                                 "thing.", QUICK)})
 class RenderSettings:
+    """The steps and image size a rendering example uses, in one choice: quick (8 steps at 256 px,
+    minutes on a CPU) or full (20 steps at 512 px). Its outputs feed KSampler's steps and Empty Latent
+    Image's width and height (or LF Evaluate LoRA's); unplug a link to set that widget by hand."""
+
     def settings(self, setting: str, unique_id: str | None = None) -> tuple[int, int, int]:
         return RENDER_SETTINGS[setting]
 
