@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_video import make_clip  # noqa: E402
 
 from lora_foundry.media.images import save_image  # noqa: E402
-from lora_foundry.media.sampling import iter_samples  # noqa: E402
+from lora_foundry.media.sampling import SampleSpec, iter_samples  # noqa: E402
 from lora_foundry.media.video import probe_video  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def timed(run: Callable[[], object], child: bool) -> tuple[float, float, object]
 def ours(video: Path, args: argparse.Namespace, out: Path | None) -> list[int]:
     """Frame numbers our sampler picks; with ``out``, each written there as JPEG-95."""
     picked = []
-    for sample, frame in iter_samples(video, mode=args.mode, per_shot=args.per_shot, interval_s=args.interval):
+    for sample, frame in iter_samples(video, SampleSpec(args.mode, args.interval, args.per_shot)):
         if out is not None:
             save_image(frame.rgb, out / f"{sample.frame_index:08d}.jpg", quality=95)
         picked.append(sample.frame_index)

@@ -85,31 +85,29 @@ def check_interrupt() -> None:
         mm.throw_exception_if_processing_interrupted()
 
 
+def _comfy_folder(kind: str) -> Path | None:
+    """ComfyUI's ``kind`` directory (output, temp, input, user: ``folder_paths.get_<kind>_directory``),
+    resolved; None outside ComfyUI. Each root below says what stands in for it there."""
+    folder_paths = _comfy_module("folder_paths")
+    return None if folder_paths is None else Path(getattr(folder_paths, f"get_{kind}_directory")()).resolve()
+
+
 def output_root() -> Path:
     """Root for everything we write: the operator's ``$LORA_FOUNDRY_OUTPUT``, else ComfyUI's
     output directory, else ``./out``."""
     if os.environ.get(OUTPUT_ROOT_ENV):
         return default_output_root()
-    folder_paths = _comfy_module("folder_paths")
-    if folder_paths is not None:
-        return Path(folder_paths.get_output_directory()).resolve()
-    return default_output_root()
+    return _comfy_folder("output") or default_output_root()
 
 
 def temp_root() -> Path:
     """ComfyUI's temp directory (previews), else ``<output root>/.previews``."""
-    folder_paths = _comfy_module("folder_paths")
-    if folder_paths is not None:
-        return Path(folder_paths.get_temp_directory()).resolve()
-    return output_root() / ".previews"
+    return _comfy_folder("temp") or output_root() / ".previews"
 
 
 def input_root() -> Path | None:
     """ComfyUI's input directory, where users upload media; None outside ComfyUI."""
-    folder_paths = _comfy_module("folder_paths")
-    if folder_paths is None:
-        return None
-    return Path(folder_paths.get_input_directory()).resolve()
+    return _comfy_folder("input")
 
 
 def read_roots() -> ReadRoots:
@@ -117,18 +115,13 @@ def read_roots() -> ReadRoots:
     ``$LORA_FOUNDRY_INPUT``, else the current folder), the output folders (what ComfyUI already
     serves through /view, and where the pack's own outputs are), and the operator's extra roots
     from ``<user dir>/lora_foundry/read_roots.json``. Never anything a workflow names."""
-    folder_paths = _comfy_module("folder_paths")
     inputs = input_root() or Path(os.environ.get(INPUT_ROOT_ENV) or Path.cwd())
-    comfy_output = folder_paths.get_output_directory() if folder_paths is not None else None
-    return ReadRoots.of([inputs, output_root(), comfy_output, *operator_roots(user_root())])
+    return ReadRoots.of([inputs, output_root(), _comfy_folder("output"), *operator_roots(user_root())])
 
 
 def user_root() -> Path:
     """ComfyUI's user directory (presets, operator config), else ``<output root>/.user``."""
-    folder_paths = _comfy_module("folder_paths")
-    if folder_paths is not None:
-        return Path(folder_paths.get_user_directory()).resolve()
-    return output_root() / ".user"
+    return _comfy_folder("user") or output_root() / ".user"
 
 
 def ray_runner() -> Any | None:

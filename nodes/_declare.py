@@ -7,7 +7,7 @@ repeated its id twice, its hidden input in two shapes, a tooltip was easy to for
 file carried an ``INPUT_TYPES`` method of plumbing. Now a node file holds its work.
 
 - ``@node(id, display name, ..., inputs={...}, optional={...})`` is the one registration of a node:
-  it sets ``CATEGORY``, ``DESCRIPTION``, ``FUNCTION``, ``RETURN_TYPES``/``RETURN_NAMES``,
+  it sets ``CATEGORY``, ``DESCRIPTION`` (the class docstring), ``FUNCTION``, ``RETURN_TYPES``/``RETURN_NAMES``,
   ``OUTPUT_NODE``, the id and name that ``mappings`` turns into ``NODE_CLASS_MAPPINGS``/
   ``NODE_DISPLAY_NAME_MAPPINGS``, keeps the declaration as ``cls.INPUTS`` and generates
   ``INPUT_TYPES`` from it, with the hidden ``unique_id`` every node receives (ComfyUI's progress
@@ -24,9 +24,11 @@ file carried an ``INPUT_TYPES`` method of plumbing. Now a node file holds its wo
 Example::
 
     @node("LF_DatasetSubset", "LF Dataset Subset", category="dataset", function="add",
-          outputs=[("LF_SUBSETS", "subsets")], description="Adds another concept ...",
+          outputs=[("LF_SUBSETS", "subsets")],
           inputs={"repeats": integer("num_repeats; 0 = balance", 0, 0, 1000)})
     class DatasetSubset:
+        '''Adds another concept ... (the node's help, shown as DESCRIPTION)'''
+
         def add(self, repeats: int, unique_id: str | None = None) -> tuple: ...
 
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(DatasetSubset)
@@ -119,20 +121,26 @@ def _one_line_per_run(display_name: str, method: Callable[..., Any]) -> Callable
     return run
 
 
-def node(node_id: str, display_name: str, *, category: str, function: str, description: str,
+def node(node_id: str, display_name: str, *, category: str, function: str,
          outputs: Sequence[tuple[str, str]] = (), output_node: bool = False,
          inputs: Mapping[str, Input] | None = None,
-         optional: Mapping[str, Input] | None = None) -> Callable[[NodeClass], NodeClass]:
+         optional: Mapping[str, Input] | None = None,
+         description: str | None = None) -> Callable[[NodeClass], NodeClass]:
     """Register a node class: its id and display name (written once), category under "LoRA Foundry/",
-    the method ComfyUI calls, a description for the node's help, its ``(type, name)`` outputs, and
-    its ``inputs`` (required) and ``optional`` inputs, from which ``INPUT_TYPES`` is generated."""
+    the method ComfyUI calls, its ``(type, name)`` outputs, and its ``inputs`` (required) and
+    ``optional`` inputs, from which ``INPUT_TYPES`` is generated.
+
+    The node's help (``DESCRIPTION``) is the class docstring folded to one line, so the text a user
+    reads is the text a reader of the code reads. ``description=`` is only for help built from data
+    (LF Build Captions lists its templates from the strategy table)."""
     if not node_id.startswith("LF_"):
         raise ValueError(f"node ids start with LF_: {node_id!r}")
-    if not description.strip():
-        raise ValueError(f"{node_id} needs a description")
     declared = None if inputs is None else _declared(node_id, inputs, optional or {})
 
     def register(cls: NodeClass) -> NodeClass:
+        help_text = description if description is not None else _docstring(cls)
+        if not help_text.strip():
+            raise ValueError(f"{node_id} needs a description: give the class a docstring")
         cls.NODE_ID = node_id
         cls.DISPLAY_NAME = display_name
         cls.CATEGORY = f"{_comfy.CATEGORY}/{category}"
@@ -149,7 +157,7 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
             setattr(wrapped, RAW_METHOD, original)
             setattr(cls, function, wrapped)
         cls.VALIDATE_INPUTS = Validation(_own_validation(cls))
-        cls.DESCRIPTION = description
+        cls.DESCRIPTION = help_text
         cls.RETURN_TYPES = tuple(kind for kind, _ in outputs)
         cls.RETURN_NAMES = tuple(name for _, name in outputs)
         if output_node:
@@ -157,6 +165,11 @@ def node(node_id: str, display_name: str, *, category: str, function: str, descr
         return cls
 
     return register
+
+
+def _docstring(cls: type) -> str:
+    """The class's own docstring (never a parent node's) as one line, the way ComfyUI shows it."""
+    return " ".join(inspect.cleandoc(cls.__dict__.get("__doc__") or "").split())
 
 
 def _declared(node_id: str, required: Mapping[str, Input], optional: Mapping[str, Input]) -> Declared:

@@ -113,12 +113,6 @@ def _summary(ws: Workspace, handle: Any) -> str:
 
 @node("LF_PromptSet", "LF Prompt Set", category="captions", function="build",
       outputs=[("STRING", "prompts"), ("STRING", "captions"), ("STRING", "preview")],
-      description="N training prompts for a synthetic dataset: a fixed appearance anchor (the look, the style, "
-      "the object, the concept, the scene) plus varied angle, expression, outfit, background and light; mostly "
-      "front and three-quarter close-ups, some profiles, upper and full body, a new outfit in most images. Each "
-      "prompt comes with the caption to train on, which leaves the anchor out so it binds to the trigger. Same "
-      "seed, same set. 'prompts' is a list: the sampler downstream runs once per prompt; batch the images "
-      "(RebatchImages) and give them with 'captions' (one line per prompt, same order) to LF Images To Frames.",
       inputs={
           "subject_type": choice(SUBJECT_TYPES, "What the anchor describes: a character, style, object, concept "
                                  "(pose/action) or scene.", "character"),
@@ -134,6 +128,13 @@ def _summary(ws: Workspace, handle: Any) -> str:
           "prompt_suffix": text("Words appended to every generation prompt only (quality words); never captioned."),
       })
 class PromptSet:
+    """N training prompts for a synthetic dataset: a fixed appearance anchor (the look, the style, the
+    object, the concept, the scene) plus varied angle, expression, outfit, background and light; mostly
+    front and three-quarter close-ups, some profiles, upper and full body, a new outfit in most images.
+    Each prompt comes with the caption to train on, which leaves the anchor out so it binds to the
+    trigger. Same seed, same set. 'prompts' is a list: the sampler downstream runs once per prompt;
+    batch the images (RebatchImages) and give them with 'captions' (one line per prompt, same order) to
+    LF Images To Frames."""
     OUTPUT_IS_LIST = (True, False, False)
 
     def build(self, subject_type: str, anchor: str, count: int, seed: int, trigger: str, class_word: str,
@@ -146,11 +147,6 @@ class PromptSet:
 
 @node("LF_DatasetReport", "LF Dataset Report", category="captions", function="report", output_node=True,
       outputs=[("STRING", "report")],
-      description="Judges a written dataset: images per subset against the recommended range for the LoRA type "
-      "(character 15-50, style 30-200, object 15-40, concept 20-100, scene 20-80), caption length, the most "
-      "frequent tags, and warnings: too few images, identity tags leaking into captions, duplicate captions, "
-      "unbalanced concepts, captions past the CLIP token limit. Saves a contact sheet (contact_sheet.jpg in the "
-      "dataset folder) and previews it. Reads the captions on disk, so hand edits count.",
       inputs={
           "dataset": socket("LF_DATASET", "A dataset from LF Write Kohya Dataset."),
           "lora_type": choice(["from dataset", *LORA_TYPES], "The LoRA type the ranges and leak checks use; 'from "
@@ -161,6 +157,13 @@ class PromptSet:
                                  75, 75, 225, 75),
       })
 class DatasetReport:
+    """Judges a written dataset: images per subset against the recommended range for the LoRA type
+    (character 15-50, style 30-200, object 15-40, concept 20-100, scene 20-80), caption length, the most
+    frequent tags, and warnings: too few images, identity tags leaking into captions, duplicate
+    captions, unbalanced concepts, captions past the CLIP token limit. Saves a contact sheet
+    (contact_sheet.jpg in the dataset folder) and previews it. Reads the captions on disk, so hand edits
+    count."""
+
     def report(self, dataset: Any, lora_type: str, count_tokens: bool, token_limit: int,
                unique_id: str | None = None) -> dict[str, Any]:
         chosen = None if lora_type == "from dataset" else lora_type

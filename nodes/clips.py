@@ -37,12 +37,6 @@ def _result(ws: Workspace, clips: Handle, header: str) -> dict[str, Any]:
 
 @node("LF_CutClips", "LF Cut Clips", category="clips", function="cut", output_node=True,
       outputs=[("LF_CLIPS", "clips"), ("STRING", "report")],
-      description="Cuts the shots of a video (the cuts LF Load Video Frames found) into training clips that never "
-      "cross a cut: the target model's frame count (N*4+1 for Wan, HunyuanVideo and CogVideoX), its frame rate "
-      "(16 / 24 / 8 fps, resampled by the source's timestamps), an aspect bucket near its training size, a "
-      "duration window (2-5 s by default). Long shots give several clips, shots too short give none. Given a "
-      "selection of frames (a character's cluster), only the clips those frames belong to are cut. H.264 MP4 "
-      "files, written atomically and resumable; a contact strip per clip is shown.",
       inputs={
           "frames": socket("LF_FRAMES", "Frames of a video ingest, or a selection of them (e.g. one cluster)."),
           "model": choice(sorted(MODEL_RULES), "The video model the clips are for: sets frame count rule, "
@@ -62,6 +56,13 @@ def _result(ws: Workspace, clips: Handle, header: str) -> dict[str, Any]:
                                 "quality.", "medium"),
       })
 class CutClips:
+    """Cuts the shots of a video (the cuts LF Load Video Frames found) into training clips that never
+    cross a cut: the target model's frame count (N*4+1 for Wan, HunyuanVideo and CogVideoX), its frame
+    rate (16 / 24 / 8 fps, resampled by the source's timestamps), an aspect bucket near its training
+    size, a duration window (2-5 s by default). Long shots give several clips, shots too short give
+    none. Given a selection of frames (a character's cluster), only the clips those frames belong to are
+    cut. H.264 MP4 files, written atomically and resumable; a contact strip per clip is shown."""
+
     def cut(self, frames: Handle, model: str, min_seconds: float, max_seconds: float, split_long_shots: bool,
             max_per_shot: int, resolution: int = 0, crf: int = 18, x264_preset: str = "medium",
             unique_id: str | None = None) -> dict[str, Any]:
@@ -77,8 +78,6 @@ class CutClips:
 
 @node("LF_FilterClips", "LF Filter Clips", category="clips", function="filter", output_node=True,
       outputs=[("LF_CLIPS", "clips"), ("STRING", "report")],
-      description="Drops clips a video LoRA should not learn from, saying why: static (nothing moves), too dark, "
-      "blurred (much less sharp than the other clips) and near-duplicates of an earlier clip.",
       inputs={
           "clips": socket("LF_CLIPS", "Clips from LF Cut Clips."),
           "min_motion": number("Mean grey-level change per frame (0-255) below which a clip is static.", 0.4,
@@ -88,6 +87,9 @@ class CutClips:
           "drop_duplicates": boolean("Drop near-duplicates of an earlier clip (perceptual hash).", True),
       })
 class FilterClips:
+    """Drops clips a video LoRA should not learn from, saying why: static (nothing moves), too dark,
+    blurred (much less sharp than the other clips) and near-duplicates of an earlier clip."""
+
     def filter(self, clips: Handle, min_motion: float, drop_dark: bool, drop_blurred: bool, drop_duplicates: bool,
                unique_id: str | None = None) -> dict[str, Any]:
         options = filter_stage.ClipFilterOptions(min_motion=min_motion, dark=drop_dark, blur=drop_blurred,
@@ -101,10 +103,6 @@ class FilterClips:
 
 @node("LF_CaptionClips", "LF Caption Clips", category="clips", function="caption", output_node=True,
       outputs=[("LF_CLIPS", "clips"), ("STRING", "report")],
-      description="Writes a natural-language caption per clip in the video guide's style: trigger and class "
-      "first (the LoRA type's binding rule), then the action and a turn towards or away from the camera (from "
-      "the pose tags of the frames inside the clip, when tagged frames are connected), setting tags (the tag "
-      "union of those frames) and the camera motion measured from the clip (static, pan, tilt, zoom, handheld).",
       inputs={
           "clips": socket("LF_CLIPS", "Clips to caption."),
           "trigger": text("Trigger word: first in every caption.", "ohwx"),
@@ -119,6 +117,12 @@ class FilterClips:
                                   "LF Tag Frames): their tags describe the clips they fall in."),
       })
 class CaptionClips:
+    """Writes a natural-language caption per clip in the video guide's style: trigger and class first
+    (the LoRA type's binding rule), then the action and a turn towards or away from the camera (from the
+    pose tags of the frames inside the clip, when tagged frames are connected), setting tags (the tag
+    union of those frames) and the camera motion measured from the clip (static, pan, tilt, zoom,
+    handheld)."""
+
     def caption(self, clips: Handle, trigger: str, class_word: str, lora_type: str, template: str,
                 tagged_frames: Handle | None = None, unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(clips) as ws:

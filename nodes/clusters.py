@@ -27,9 +27,6 @@ FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Vide
 
 @node("LF_EmbedFrames", "LF Embed Frames", category="understand", function="embed",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Embed every frame (batched) with open_clip, or with weights-free pixel features (colour "
-      "histogram + mirror-invariant layout). Embeddings are stored in the workspace and reused by later runs; a "
-      "cancelled run resumes at the next batch.",
       inputs={
           "frames": FRAMES,
           "method": choice(embedders.METHODS, "clip: open_clip image embeddings (needs clip_model); pixels: "
@@ -38,6 +35,10 @@ FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Vide
       },
       optional={"clip_model": socket("LF_CLIP_MODEL", "From LF CLIP Loader; needed for method 'clip'.")})
 class EmbedFrames:
+    """Embed every frame (batched) with open_clip, or with weights-free pixel features (colour histogram
+    + mirror-invariant layout). Embeddings are stored in the workspace and reused by later runs; a
+    cancelled run resumes at the next batch."""
+
     def embed(self, frames: Any, method: str, batch_size: int, clip_model: Any = None,
               unique_id: str | None = None) -> tuple[Any, str]:
         with Workspace.from_handle(frames) as ws:
@@ -51,14 +52,15 @@ class EmbedFrames:
 
 @node("LF_EmbedWithClipVision", "LF Embed Frames (CLIP Vision)", category="understand", function="embed",
       outputs=[("LF_FRAMES", "frames")],
-      description="Embed every frame with ComfyUI's own CLIP_VISION model (Load CLIP Vision), as an alternative "
-      "to open_clip. Select-by-text is not available with it (no text tower).",
       inputs={
           "frames": FRAMES,
           "clip_vision": socket("CLIP_VISION", "From ComfyUI's Load CLIP Vision node."),
           "batch_size": integer("Images per model call.", 16, 1, 512),
       })
 class EmbedWithClipVision:
+    """Embed every frame with ComfyUI's own CLIP_VISION model (Load CLIP Vision), as an alternative to
+    open_clip. Select-by-text is not available with it (no text tower)."""
+
     def embed(self, frames: Any, clip_vision: Any, batch_size: int, unique_id: str | None = None) -> tuple[Any]:
         embedder = ClipVisionEmbedder(clip_vision)
         with Workspace.from_handle(frames) as ws:
@@ -98,11 +100,6 @@ class ClipVisionEmbedder:
 
 @node("LF_ClusterFrames", "LF Cluster Frames", category="understand", function="cluster", output_node=True,
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Group frames with HDBSCAN (PCA to 50 dims first): characters on cut-outs, scenes on "
-      "backgrounds or whole frames (similar clusters merged), a style filter that keeps the dominant look, or "
-      "actions on pose keypoints. Frames that resemble no group (title cards, crowd shots) are noise (-1): their "
-      "own 'noise' contact sheet, never offered as a character by LF Select Clusters. Large sets are clustered "
-      "from a 10,000-frame sample. Shows one contact sheet per cluster.",
       inputs={
           "frames": socket("LF_FRAMES", "Embedded frames (LF Embed Frames), or posed frames (LF Tag Pose) for "
                            "mode 'actions'."),
@@ -120,6 +117,12 @@ class ClipVisionEmbedder:
                             "bench/cluster.py.", "auto"),
       })
 class ClusterFrames:
+    """Group frames with HDBSCAN (PCA to 50 dims first): characters on cut-outs, scenes on backgrounds
+    or whole frames (similar clusters merged), a style filter that keeps the dominant look, or actions
+    on pose keypoints. Frames that resemble no group (title cards, crowd shots) are noise (-1): their
+    own 'noise' contact sheet, never offered as a character by LF Select Clusters. Large sets are
+    clustered from a 10,000-frame sample. Shows one contact sheet per cluster."""
+
     def cluster(self, frames: Any, mode: str, min_cluster_size: int, scene_similarity: float,
                 style_min_share: float, style_min_probability: float, backend: str,
                 unique_id: str | None = None) -> dict[str, Any]:
@@ -135,9 +138,6 @@ class ClusterFrames:
 
 @node("LF_SelectClusters", "LF Select Clusters", category="understand", function="select", output_node=True,
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Keep the frames of chosen clusters: by id ('0, 2'), the N largest, by text ('boy with brown "
-      "hair', nearest cluster through CLIP text) or by reference images. Shows the chosen clusters' contact "
-      "sheets.",
       inputs={
           "frames": socket("LF_FRAMES", "Clustered frames (LF Cluster Frames)."),
           "by": choice(select.BY, "id / size_rank / text / reference.", "size_rank"),
@@ -150,6 +150,10 @@ class ClusterFrames:
       },
       optional={"clip_model": socket("LF_CLIP_MODEL", "The CLIP model used by LF Embed Frames (text/reference).")})
 class SelectClusters:
+    """Keep the frames of chosen clusters: by id ('0, 2'), the N largest, by text ('boy with brown
+    hair', nearest cluster through CLIP text) or by reference images. Shows the chosen clusters' contact
+    sheets."""
+
     @classmethod
     def IS_CHANGED(cls, by: str = "", reference_images: str = "", **_: Any) -> str:
         """The reference images on disk, when selecting by reference: a replaced picture re-runs the node."""

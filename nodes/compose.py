@@ -79,12 +79,13 @@ def _stack_rows() -> dict[str, Input]:
 
 @node("LF_LoRAStack", "LF LoRA Stack", category="compose", function="stack",
       outputs=[("LORA_STACK", "lora_stack"), ("STRING", "triggers"), ("STRING", "warnings")],
-      description="Up to 6 typed LoRAs (character, background, pose, expression, style, lighting) as a "
-      "LORA_STACK, with their trigger words and warnings about LoRAs that fight over the body, face or palette. "
-      "Choosing a type fills its recommended strength; a strength of -1 means 'recommended for the type'. Chain "
-      "stacks through lora_stack.",
       inputs=_stack_rows(), optional={"lora_stack": STACK_INPUT})
 class LoRAStack:
+    """Up to 6 typed LoRAs (character, background, pose, expression, style, lighting) as a LORA_STACK,
+    with their trigger words and warnings about LoRAs that fight over the body, face or palette.
+    Choosing a type fills its recommended strength; a strength of -1 means 'recommended for the type'.
+    Chain stacks through lora_stack."""
+
     @classmethod
     def IS_CHANGED(cls, **kwargs: Any) -> str:
         names = [kwargs.get(f"lora_{i}") for i in range(1, ROWS + 1)]
@@ -111,14 +112,15 @@ def _model_hint(model: Any) -> str:
 
 @node("LF_ApplyLoRAStack", "LF Apply LoRA Stack", category="compose", function="apply",
       outputs=[("MODEL", "model"), ("CLIP", "clip"), ("STRING", "report")],
-      description="Applies a LORA_STACK to MODEL and CLIP through ComfyUI's own LoRA loader, and reports, per "
-      "LoRA, how many of its modules matched the model. A LoRA that matches nothing (an SDXL LoRA on SD1.5) "
-      "stops with an error instead of silently doing nothing; a partial match is a warning in the report. Files "
-      "are read once and cached.",
       inputs={"model": socket("MODEL", "The diffusion model to patch."), "lora_stack": STACK_INPUT},
       optional={"clip": socket("CLIP", "The text encoder to patch (leave empty for model-only LoRA "
                                "application).")})
 class ApplyLoRAStack:
+    """Applies a LORA_STACK to MODEL and CLIP through ComfyUI's own LoRA loader, and reports, per LoRA,
+    how many of its modules matched the model. A LoRA that matches nothing (an SDXL LoRA on SD1.5) stops
+    with an error instead of silently doing nothing; a partial match is a warning in the report. Files
+    are read once and cached."""
+
     def __init__(self) -> None:
         # On the node, as ComfyUI's own LoraLoader keeps its loaded LoRA: ComfyUI keeps node objects
         # in its executor cache and drops them on "free memory" (``PromptExecutor.reset``), so these
@@ -151,11 +153,12 @@ class ApplyLoRAStack:
 
 @node("LF_LoRAPreset", "LF LoRA Preset", category="compose", function="load",
       outputs=[("LORA_STACK", "lora_stack"), ("STRING", "triggers"), ("STRING", "warnings")],
-      description="Loads a named LoRA stack saved with Save LoRA Preset (JSON in ComfyUI's user folder, "
-      "lora_foundry/presets/), so an API caller picks a whole stack with one field.",
       inputs={"preset": choice(preset_choices, "Preset name (a file in <user>/lora_foundry/presets/).")},
       optional={"lora_stack": STACK_INPUT})
 class LoRAPreset:
+    """Loads a named LoRA stack saved with Save LoRA Preset (JSON in ComfyUI's user folder,
+    lora_foundry/presets/), so an API caller picks a whole stack with one field."""
+
     @classmethod
     def IS_CHANGED(cls, preset: str, **_: Any) -> str:
         try:
@@ -171,7 +174,6 @@ class LoRAPreset:
 
 @node("LF_SaveLoRAPreset", "LF Save LoRA Preset", category="compose", function="save", output_node=True,
       outputs=[("STRING", "path")],
-      description="Saves a LoRA stack (with each LoRA's type) as a named preset for LoRA Preset.",
       inputs={
           "lora_stack": STACK_INPUT,
           "name": text("Preset name: a plain name, no slashes.", "my_stack"),
@@ -179,6 +181,8 @@ class LoRAPreset:
           "description": text("What the preset is for (optional)."),
       })
 class SaveLoRAPreset:
+    """Saves a LoRA stack (with each LoRA's type) as a named preset for LoRA Preset."""
+
     def save(self, lora_stack: Any, name: str, overwrite: bool, description: str,
              unique_id: str | None = None) -> dict[str, Any]:
         stack = summarize(normalize_stack(lora_stack), lora_dirs(), CACHES).stack
@@ -189,13 +193,14 @@ class SaveLoRAPreset:
 
 @node("LF_ComposePrompt", "LF Compose Prompt", category="compose", function="compose",
       outputs=[("STRING", "prompt"), ("STRING", "warnings"), ("STRING", "tokens")],
-      description="Joins the stack's trigger words and your scene into one prompt, and warns about "
-      "contradictions (two actions, expressions, views or framings) and chunks over 75 CLIP tokens.",
       inputs={"scene": text("The scene: everything but the trigger words.", "standing in a park, smiling",
                             True)},
       optional={"lora_stack": socket("LORA_STACK", "Read trigger words from these LoRAs' metadata."),
                 "triggers": text("Extra trigger words, comma separated (e.g. the LoRA Stack's triggers).")})
 class ComposePrompt:
+    """Joins the stack's trigger words and your scene into one prompt, and warns about contradictions
+    (two actions, expressions, views or framings) and chunks over 75 CLIP tokens."""
+
     def compose(self, scene: str, lora_stack: Any = None, triggers: str = "",
                 unique_id: str | None = None) -> tuple[str, str, str]:
         words = [t.strip() for t in triggers.split(",") if t.strip()]
@@ -208,9 +213,6 @@ class ComposePrompt:
 
 @node("LF_LoRAWeightSweep", "LF LoRA Weight Sweep", category="compose", function="sweep",
       outputs=[("LORA_STACK", "lora_stacks"), ("STRING", "labels"), ("STRING", "axes")],
-      description="Makes a list of stacks from one: weight ranges per row (one line each, e.g. 'pose: "
-      "0.5:0.9:0.2' or '1: 0.6, 0.8, 1.0') or an on/off ablation. Downstream nodes run once per stack; feed the "
-      "images and labels to Composition Grid.",
       inputs={
           "lora_stack": STACK_INPUT,
           "mode": choice(["weights", "ablation"], "weights: the product of the ranges below; ablation: all on, "
@@ -222,6 +224,9 @@ class ComposePrompt:
                                 "strength).", True),
       })
 class LoRAWeightSweep:
+    """Makes a list of stacks from one: weight ranges per row (one line each, e.g. 'pose: 0.5:0.9:0.2'
+    or '1: 0.6, 0.8, 1.0') or an on/off ablation. Downstream nodes run once per stack; feed the images
+    and labels to Composition Grid."""
     OUTPUT_IS_LIST = (True, True, False)
 
     def sweep(self, lora_stack: Any, mode: str, spec: str, max_stacks: int, sweep_clip: bool,
@@ -240,9 +245,6 @@ class LoRAWeightSweep:
 
 @node("LF_MergeLoRAStack", "LF Merge LoRA Stack", category="compose", function="merge", output_node=True,
       outputs=[("STRING", "lora_name"), ("STRING", "report")],
-      description="Merges a stack into one kohya-format LoRA in models/loras/lora_foundry/: exactly (ranks "
-      "concatenated) or re-factored by SVD to a target rank, with the error reported. Metadata names the parts "
-      "and their strengths. Apply the result at strength 1.0.",
       inputs={
           "lora_stack": STACK_INPUT,
           "name": text("File name (plain name, no slashes).", "merged_stack"),
@@ -253,6 +255,10 @@ class LoRAWeightSweep:
           "overwrite": boolean("Replace a file with the same name.", False),
       })
 class MergeLoRAStack:
+    """Merges a stack into one kohya-format LoRA in models/loras/lora_foundry/: exactly (ranks
+    concatenated) or re-factored by SVD to a target rank, with the error reported. Metadata names the
+    parts and their strengths. Apply the result at strength 1.0."""
+
     def merge(self, lora_stack: Any, name: str, mode: str, rank: int, dtype: str, overwrite: bool,
               unique_id: str | None = None) -> dict[str, Any]:
         stack = normalize_stack(lora_stack)
@@ -271,10 +277,11 @@ class MergeLoRAStack:
 
 @node("LF_LoRAInfo", "LF LoRA Info", category="compose", function="info", output_node=True,
       outputs=[("STRING", "info"), ("STRING", "triggers"), ("STRING", "base_model")],
-      description="Shows what a LoRA file says about itself: base model, rank, alpha, trigger words and tag "
-      "frequencies (read from the header only).",
       inputs={"lora": choice(lora_files, "A LoRA from models/loras.")})
 class LoRAInfo:
+    """Shows what a LoRA file says about itself: base model, rank, alpha, trigger words and tag
+    frequencies (read from the header only)."""
+
     @classmethod
     def IS_CHANGED(cls, lora: str, **_: Any) -> str:
         return _file_signature(lora)

@@ -15,8 +15,6 @@ from ._tensors import images_to_tensor, tensor_to_images
 
 @node("LF_CompositionGrid", "LF Composition Grid", category="compose", function="grid", output_node=True,
       outputs=[("IMAGE", "grid")],
-      description="Lays out the images of a weight sweep in a grid with the weights on the axes (or each image's "
-      "label under it), and previews it.",
       inputs={
           "images": socket("IMAGE", "The sweep's images, one per stack, in sweep order."),
           "labels": socket("STRING", "Labels from LoRA Weight Sweep.", forceInput=True),
@@ -27,6 +25,8 @@ from ._tensors import images_to_tensor, tensor_to_images
           "columns": integer("Columns when there are no axes; 0 = square-ish.", 0, 0, 64),
       })
 class CompositionGrid:
+    """Lays out the images of a weight sweep in a grid with the weights on the axes (or each image's
+    label under it), and previews it."""
     INPUT_IS_LIST = True
 
     def grid(self, images: list, labels: list, axes: list | None = None, columns: list | None = None,
@@ -54,12 +54,13 @@ RENDER_SETTINGS = {QUICK: (8, 256, 256), "full: 20 steps, 512 px (a GPU)": (20, 
 
 @node("LF_RenderSettings", "LF Render Settings", category="compose", function="settings",
       outputs=[("INT", "steps"), ("INT", "width"), ("INT", "height")],
-      description="The steps and image size a rendering example uses, in one choice: quick (8 steps at 256 px, "
-      "minutes on a CPU) or full (20 steps at 512 px). Its outputs feed KSampler's steps and Empty Latent "
-      "Image's width and height (or LF Evaluate LoRA's); unplug a link to set that widget by hand.",
       inputs={"setting": choice(list(RENDER_SETTINGS), "quick for a first run on a CPU; full for the real "
                                 "thing.", QUICK)})
 class RenderSettings:
+    """The steps and image size a rendering example uses, in one choice: quick (8 steps at 256 px,
+    minutes on a CPU) or full (20 steps at 512 px). Its outputs feed KSampler's steps and Empty Latent
+    Image's width and height (or LF Evaluate LoRA's); unplug a link to set that widget by hand."""
+
     def settings(self, setting: str, unique_id: str | None = None) -> tuple[int, int, int]:
         return RENDER_SETTINGS[setting]
 

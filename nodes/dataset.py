@@ -17,10 +17,6 @@ from .training import trainer_problem
 
 @node("LF_DatasetSubset", "LF Dataset Subset", category="dataset", function="add",
       outputs=[("LF_SUBSETS", "subsets")],
-      description="Adds another concept (its own trigger and folder) or regularisation (class) images to a "
-      "dataset: connect to the writer's 'subsets' input; chain several. Repeats 0 balances this concept against "
-      "the main one by image count (images x repeats about equal per epoch). Regularisation images go to "
-      "reg/N_class with is_reg = true.",
       inputs={
           "frames": socket("LF_FRAMES", "The images of this concept (or the regularisation images)."),
           "trigger": text("This concept's trigger word; empty = the writer's trigger. Ignored for "
@@ -32,6 +28,11 @@ from .training import trainer_problem
       },
       optional={"subsets": socket("LF_SUBSETS", "More subsets to chain with this one.")})
 class DatasetSubset:
+    """Adds another concept (its own trigger and folder) or regularisation (class) images to a dataset:
+    connect to the writer's 'subsets' input; chain several. Repeats 0 balances this concept against the
+    main one by image count (images x repeats about equal per epoch). Regularisation images go to
+    reg/N_class with is_reg = true."""
+
     def add(self, frames: Handle, trigger: str, class_word: str, repeats: int, is_reg: bool,
             subsets: list[dataset.SubsetSource] | None = None, unique_id: str | None = None
             ) -> tuple[list[dataset.SubsetSource]]:
@@ -41,12 +42,6 @@ class DatasetSubset:
 
 @node("LF_WriteKohyaDataset", "LF Write Kohya Dataset", category="dataset", function="write", output_node=True,
       outputs=[("LF_DATASET", "dataset"), ("STRING", "dataset_toml"), ("STRING", "report")],
-      description="Writes the frames as a kohya dataset under <output>/lora_foundry/datasets/<name>/ in the "
-      "kohya_ss layout: img/N_trigger class/ (one image + one .txt caption per frame), reg/ for regularisation "
-      "images, masks/ for mask images, dataset.toml for sd-scripts (--dataset_config), a JSON record and a "
-      "report with a contact sheet. Images are resized to their aspect bucket. Captions come from LF Build "
-      "Captions when present, else the template. Point OneTrainer / ai-toolkit at a subset folder, ComfyUI's "
-      "LoadImageTextSetFromFolder at img/. An existing dataset is never overwritten.",
       inputs={
           "frames": socket("LF_FRAMES", "The frames to write."),
           "dataset_name": text("Folder name under <output>/lora_foundry/datasets/ (plain name, no slashes).",
@@ -81,6 +76,13 @@ class DatasetSubset:
                                    "not set up, no base model).", False),
       })
 class WriteKohyaDataset:
+    """Writes the frames as a kohya dataset under <output>/lora_foundry/datasets/<name>/ in the kohya_ss
+    layout: img/N_trigger class/ (one image + one .txt caption per frame), reg/ for regularisation
+    images, masks/ for mask images, dataset.toml for sd-scripts (--dataset_config), a JSON record and a
+    report with a contact sheet. Images are resized to their aspect bucket. Captions come from LF Build
+    Captions when present, else the template. Point OneTrainer / ai-toolkit at a subset folder,
+    ComfyUI's LoadImageTextSetFromFolder at img/. An existing dataset is never overwritten."""
+
     @classmethod
     def VALIDATE_INPUTS(cls, check_trainer: bool = False) -> bool | str:
         """ComfyUI runs every output node that validates, so without this a graph whose trainer is

@@ -39,9 +39,6 @@ def resolve_media_path(text: str, what: str, kind: str = "any") -> Path:
 
 @node("LF_LoadVideoFrames", "LF Load Video Frames", category="frames", function="load",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Samples frames from a video (anything FFmpeg decodes, GIF and animated WebP too) into a "
-      "workspace on disk. Scene mode finds the cuts and takes N frames per shot; every frame keeps its source, "
-      "timestamp and shot id. Resumes where a cancelled run stopped.",
       inputs={
           "video": choice(video_choices, "Video: one in ComfyUI's input folder (sub-folders too; the button "
                           "uploads one there), or the bundled example clip. Saved workflows may also hold a path, "
@@ -63,6 +60,10 @@ def resolve_media_path(text: str, what: str, kind: str = "any") -> Path:
                                  "fast), png (lossless).", "jpg"),
       })
 class LoadVideoFrames:
+    """Samples frames from a video (anything FFmpeg decodes, GIF and animated WebP too) into a workspace
+    on disk. Scene mode finds the cuts and takes N frames per shot; every frame keeps its source,
+    timestamp and shot id. Resumes where a cancelled run stopped."""
+
     @classmethod
     def VALIDATE_INPUTS(cls, video: str) -> bool | str:
         """Takes any value that names a video, listed or typed (ComfyUI then skips its list check)."""
@@ -90,8 +91,6 @@ class LoadVideoFrames:
 
 @node("LF_LoadImageFolder", "LF Load Image Folder", category="frames", function="load",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Copies every readable image of a folder (png, jpg, webp, ...; EXIF rotation, CMYK, 16-bit and "
-      "palette images handled) into a workspace. Broken files are skipped and listed.",
       inputs={
           "folder": text("Image folder, relative to ComfyUI's input folder (absolute paths only inside the input "
                          "or output folders, or a folder the server operator allowed; see docs/trust.md)."),
@@ -100,6 +99,9 @@ class LoadVideoFrames:
           "recursive": boolean("Also read images in sub-folders.", False),
       })
 class LoadImageFolder:
+    """Copies every readable image of a folder (png, jpg, webp, ...; EXIF rotation, CMYK, 16-bit and
+    palette images handled) into a workspace. Broken files are skipped and listed."""
+
     @classmethod
     def IS_CHANGED(cls, folder: str, recursive: bool = False, **kwargs: Any) -> str:
         """The images the load would read (sub-folders too when recursive), with their sizes and mtimes."""
@@ -120,8 +122,6 @@ class LoadImageFolder:
 
 @node("LF_FilterFrames", "LF Filter Frames (duplicates, blur)", category="frames", function="filter",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Drops near-duplicates over the whole set (perceptual hash) and blurry or too dark frames "
-      "(variance of the Laplacian, judged per shot), and reports each dropped frame and why.",
       inputs={
           "frames": socket("LF_FRAMES", "Frames to filter."),
           "dedup": boolean("Drop near-duplicate frames (keeps the first).", True),
@@ -132,6 +132,9 @@ class LoadImageFolder:
                                   "median.", 0.35, 0.0, 1.0, 0.01),
       })
 class FilterFrames:
+    """Drops near-duplicates over the whole set (perceptual hash) and blurry or too dark frames
+    (variance of the Laplacian, judged per shot), and reports each dropped frame and why."""
+
     def filter(self, frames: Handle, dedup: bool, hash_threshold: int, blur: bool, blur_relative: float,
                unique_id: str | None = None) -> tuple:
         options = filters.FilterOptions(dedup=dedup, hash_threshold=hash_threshold, blur=blur,
@@ -144,8 +147,6 @@ class FilterFrames:
 
 @node("LF_FramesToImages", "LF Frames to IMAGE", category="frames", function="convert",
       outputs=[("IMAGE", "images"), ("MASK", "masks"), ("STRING", "captions")],
-      description="Turns frames into a ComfyUI IMAGE batch (a chosen slice, resized to one size) or one contact "
-      "sheet, for previews and other node packs. Use start/count to walk a big set in chunks.",
       inputs={
           "frames": socket("LF_FRAMES", "Frames to convert."),
           "output": choice(["batch", "contact_sheet"], "batch: one IMAGE per frame; contact_sheet: one IMAGE with "
@@ -156,6 +157,9 @@ class FilterFrames:
                                768, 64, 8192, 8),
       })
 class FramesToImages:
+    """Turns frames into a ComfyUI IMAGE batch (a chosen slice, resized to one size) or one contact
+    sheet, for previews and other node packs. Use start/count to walk a big set in chunks."""
+
     def convert(self, frames: Handle, output: str, start: int, count: int, long_side: int,
                 unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
@@ -165,8 +169,6 @@ class FramesToImages:
 
 @node("LF_ImagesToFrames", "LF IMAGE to Frames", category="frames", function="convert",
       outputs=[("LF_FRAMES", "frames")],
-      description="Adds images made by other nodes (e.g. generated ones) to a workspace as frames, with optional "
-      "captions (one line per image) and masks.",
       inputs={
           "images": socket("IMAGE", "Images to add."),
           "workspace": WORKSPACE_INPUT,
@@ -177,6 +179,9 @@ class FramesToImages:
           "masks": socket("MASK", "Optional masks, stored as the frames' alpha channel."),
       })
 class ImagesToFrames:
+    """Adds images made by other nodes (e.g. generated ones) to a workspace as frames, with optional
+    captions (one line per image) and masks."""
+
     def convert(self, images: Any, workspace: str, captions: str = "", masks: Any = None,
                 unique_id: str | None = None) -> tuple:
         rgb = np.stack(tensors.tensor_to_images(images))
@@ -188,12 +193,13 @@ class ImagesToFrames:
 
 
 @node("LF_PreviewFrames", "LF Preview Frames", category="frames", function="preview", output_node=True,
-      description="Shows thumbnails of the frames in the node, with how many were kept and dropped.",
       inputs={
           "frames": socket("LF_FRAMES", "Frames to preview."),
           "max_thumbnails": integer("How many thumbnails to show, spread over the set.", 24, 1, 256),
       })
 class PreviewFrames:
+    """Shows thumbnails of the frames in the node, with how many were kept and dropped."""
+
     def preview(self, frames: Handle, max_thumbnails: int, unique_id: str | None = None) -> dict[str, Any]:
         with Workspace.from_handle(frames) as ws:
             thumbnails, summary = interop.preview_thumbnails(ws, frames, max_thumbnails)

@@ -24,14 +24,6 @@ FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Vide
 
 @node("LF_SAM2LayerSplit", "LF SAM2 Layer Split", category="layers", function="split",
       outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds"), ("IMAGE", "preview")],
-      description="Split each frame into characters and background with SAM 2: one mask per instance (never one "
-      "merged mask). Characters are the prompted objects, or in automatic mode the instances that pass the area "
-      "and border rules. With a CLIP model and a text prompt (\"a rabbit, a person\") and no boxes/points, the "
-      "automatic instances that pass those rules are scored by CLIP against each phrase: an instance is kept for "
-      "a phrase when its similarity is at least text_min_similarity and within text_margin of the frame's best "
-      "instance for that phrase; its phrase and similarity are recorded on the cut-out and added to its tags. "
-      "Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and backgrounds whose transparent pixels are the "
-      "hole to inpaint. Resumes per frame.",
       inputs={
           "frames": FRAMES,
           "sam2_model": socket("LF_SAM2_MODEL", "From LF SAM2 Loader."),
@@ -69,6 +61,15 @@ FRAMES = socket("LF_FRAMES", "Frames in a LoRA Foundry workspace (from Load Vide
                                         0.15, -1.0, 1.0, 0.01),
       })
 class SAM2LayerSplit:
+    """Split each frame into characters and background with SAM 2: one mask per instance (never one
+    merged mask). Characters are the prompted objects, or in automatic mode the instances that pass the
+    area and border rules. With a CLIP model and a text prompt ("a rabbit, a person") and no
+    boxes/points, the automatic instances that pass those rules are scored by CLIP against each phrase:
+    an instance is kept for a phrase when its similarity is at least text_min_similarity and within
+    text_margin of the frame's best instance for that phrase; its phrase and similarity are recorded on
+    the cut-out and added to its tags. Gives RGBA cut-outs (alpha = mask, for kohya alpha_mask) and
+    backgrounds whose transparent pixels are the hole to inpaint. Resumes per frame."""
+
     def split(self, frames: Any, sam2_model: Any, mode: str, prompts: str, points_per_side: int,
               min_area: float, max_area: float, max_border_sides: int, max_characters: int, margin: int,
               plain_color: str, clip_model: Any | None = None, text_prompt: str = "", text_margin: float = 0.02,
@@ -92,13 +93,6 @@ class SAM2LayerSplit:
 
 @node("LF_SAM2TrackShots", "LF SAM2 Track Through Shots", category="layers", function="split",
       outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds"), ("IMAGE", "preview")],
-      description="Like LF SAM2 Layer Split, but each character is found once, on the first frame of its shot (by "
-      "your boxes/points, the automatic rules or a text prompt, with the same settings), and SAM 2's video "
-      "tracking follows it through the rest of the shot. Every cut-out carries 'track', the same number for the "
-      "same character throughout the shot, and a character the per-frame rules would miss in some frame is "
-      "still cut out. Frames are read as tracking reaches them, never the whole shot at once. Prompts apply to "
-      "each shot's first frame; with redetect_every, characters entering later are found and tracked too. "
-      "Resumes per shot: a cancelled run keeps finished shots.",
       inputs=SAM2LayerSplit.INPUTS.required,
       optional={
           **SAM2LayerSplit.INPUTS.optional,
@@ -108,6 +102,13 @@ class SAM2LayerSplit:
               "max_characters per shot (each tracked character costs time on every frame).", 0, 0, 10_000),
       })
 class SAM2TrackShots(SAM2LayerSplit):
+    """Like LF SAM2 Layer Split, but each character is found once, on the first frame of its shot (by
+    your boxes/points, the automatic rules or a text prompt, with the same settings), and SAM 2's video
+    tracking follows it through the rest of the shot. Every cut-out carries 'track', the same number for
+    the same character throughout the shot, and a character the per-frame rules would miss in some frame
+    is still cut out. Frames are read as tracking reaches them, never the whole shot at once. Prompts
+    apply to each shot's first frame; with redetect_every, characters entering later are found and
+    tracked too. Resumes per shot: a cancelled run keeps finished shots."""
 
     def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any,
              redetect_every: int = 0) -> Any:
@@ -125,9 +126,6 @@ def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
 
 @node("LF_InpaintBackgrounds", "LF Inpaint Backgrounds", category="layers", function="inpaint",
       outputs=[("LF_FRAMES", "clean_backgrounds")],
-      description="Fill the holes of background layers (their transparent pixels) with LaMa, working on a window "
-      "around each hole at full resolution; pixels outside the dilated hole stay exactly as they were. Resumes "
-      "per frame.",
       inputs={
           "backgrounds": socket("LF_FRAMES", "Background layers from LF SAM2 Layer Split or LF Masks To Layers "
                                 "(other kinds are passed over)."),
@@ -139,6 +137,10 @@ def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:
                               "pasted back.", 1024, 64, 8192),
       })
 class InpaintBackgrounds:
+    """Fill the holes of background layers (their transparent pixels) with LaMa, working on a window
+    around each hole at full resolution; pixels outside the dilated hole stay exactly as they were.
+    Resumes per frame."""
+
     def inpaint(self, backgrounds: Any, inpaint_model: Any, dilate_px: int, context: float, max_side: int,
                 unique_id: str | None = None) -> tuple[Any]:
         settings = InpaintSettings(dilate_px=dilate_px, context=context, max_side=max_side)
@@ -154,15 +156,16 @@ class InpaintBackgrounds:
 
 @node("LF_LayersToMasks", "LF Layers To IMAGE/MASK", category="layers", function="export",
       outputs=[("IMAGE", "images"), ("MASK", "masks"), ("INT", "total")],
-      description="Take layers out as IMAGE + MASK for other packs: a cut-out's mask is its character (alpha), a "
-      "background's mask is its hole (1 = fill here, ComfyUI's inpaint convention). Loads a slice (start, count) "
-      "so long runs never fill RAM; all are resized to the first one's size.",
       inputs={
           "layers": socket("LF_FRAMES", "Cut-outs, backgrounds, or any frames (frames give empty masks)."),
           "start": integer("First item of the slice.", 0, 0, 1_000_000),
           "count": integer("How many items (at most).", 16, 1, 4096),
       })
 class LayersToMasks:
+    """Take layers out as IMAGE + MASK for other packs: a cut-out's mask is its character (alpha), a
+    background's mask is its hole (1 = fill here, ComfyUI's inpaint convention). Loads a slice (start,
+    count) so long runs never fill RAM; all are resized to the first one's size."""
+
     def export(self, layers: Any, start: int, count: int, unique_id: str | None = None) -> tuple[Any, Any, int]:
         with Workspace.from_handle(layers) as ws:
             items = ws.items(layers)
@@ -182,9 +185,6 @@ class LayersToMasks:
 
 @node("LF_MasksToLayers", "LF Masks To Layers", category="layers", function="convert",
       outputs=[("LF_FRAMES", "cutouts"), ("LF_FRAMES", "backgrounds")],
-      description="Bring masks from other packs in: one MASK per frame (or one for all frames), resized to each "
-      "frame, becomes cut-outs and backgrounds exactly like LF SAM2 Layer Split's, ready for inpainting and "
-      "datasets.",
       inputs={
           "frames": FRAMES,
           "masks": socket("MASK", "A MASK batch in frame order (1 = character), or a single mask."),
@@ -194,6 +194,10 @@ class LayersToMasks:
           "plain_color": text("Colour under cut-outs' transparent pixels: #RRGGBB or r,g,b.", "#FFFFFF"),
       })
 class MasksToLayers:
+    """Bring masks from other packs in: one MASK per frame (or one for all frames), resized to each
+    frame, becomes cut-outs and backgrounds exactly like LF SAM2 Layer Split's, ready for inpainting and
+    datasets."""
+
     def convert(self, frames: Any, masks: Any, separate_regions: bool, margin: int, plain_color: str,
                 unique_id: str | None = None) -> tuple[Any, Any]:
         arrays = tensor_to_masks(masks)

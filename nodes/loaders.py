@@ -36,8 +36,6 @@ OPENCV_FALLBACK = "opencv fallback"
 
 @node("LF_SAM2Loader", "LF SAM2 Loader", category="layers", function="load",
       outputs=[("LF_SAM2_MODEL", "sam2_model")],
-      description="Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2. Nothing is downloaded: "
-      "a missing file fails at once with the file to get and the folder to put it in.",
       inputs={
           "model_name": model_input(SAM2_SPEC, "Checkpoint in models/sam2 (Meta's file names, e.g. "
                                     "sam2.1_hiera_tiny.pt; tiny is the fastest on CPU)."),
@@ -46,6 +44,8 @@ OPENCV_FALLBACK = "opencv fallback"
           "device": torch_device_input(),
       })
 class SAM2Loader(ModelLoader):
+    """Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2. Nothing is downloaded: a
+    missing file fails at once with the file to get and the folder to put it in."""
     SPEC = SAM2_SPEC
 
     @classmethod
@@ -77,9 +77,6 @@ def _config(settings: dict[str, Any]) -> str | None:
 
 @node("LF_LaMaLoader", "LF LaMa Loader", category="layers", function="load",
       outputs=[("LF_LAMA_MODEL", "inpaint_model")],
-      description="Load LaMa (big-lama.pt, TorchScript) from models/lama or $LAMA_MODEL. Nothing is downloaded. "
-      "'opencv fallback' uses OpenCV's Telea inpainting when the file is missing (smooth fill, fine for small "
-      "holes; recorded as such on every result).",
       inputs={
           "model_name": model_input(LAMA_SPEC, "big-lama.pt in models/lama ($LAMA_MODEL, when set, names the file "
                                     "instead)."),
@@ -88,6 +85,9 @@ def _config(settings: dict[str, Any]) -> str | None:
           "device": torch_device_input(),
       })
 class LaMaLoader(ModelLoader):
+    """Load LaMa (big-lama.pt, TorchScript) from models/lama or $LAMA_MODEL. Nothing is downloaded.
+    'opencv fallback' uses OpenCV's Telea inpainting when the file is missing (smooth fill, fine for
+    small holes; recorded as such on every result)."""
     SPEC = LAMA_SPEC
 
     @classmethod
@@ -116,9 +116,6 @@ class LaMaLoader(ModelLoader):
 
 @node("LF_CLIPLoader", "LF CLIP Loader (open_clip)", category="understand", function="load",
       outputs=[("LF_CLIP_MODEL", "clip_model")],
-      description="Load an open_clip image/text model from models/open_clip: a weights file named "
-      "<architecture>__<tag>.safetensors (or pick the architecture), or a folder with open_clip_config.json "
-      "(a Hugging Face snapshot). Never downloads.",
       inputs={
           "model_name": model_input(clip_model.CLIP_SPEC, "Weights file, or a folder ending in '/' holding "
                                     "open_clip_config.json, in models/open_clip.", _clip_names),
@@ -128,6 +125,9 @@ class LaMaLoader(ModelLoader):
           "device": torch_device_input(),
       })
 class CLIPLoader(ModelLoader):
+    """Load an open_clip image/text model from models/open_clip: a weights file named
+    <architecture>__<tag>.safetensors (or pick the architecture), or a folder with open_clip_config.json
+    (a Hugging Face snapshot). Never downloads."""
     SPEC = clip_model.CLIP_SPEC
 
     @classmethod
@@ -149,14 +149,14 @@ class CLIPLoader(ModelLoader):
 
 @node("LF_PoseLoader", "LF Pose Loader (RTMPose/DWPose/RTMO)", category="understand", function="load",
       outputs=[("LF_POSE_MODEL", "pose_model")],
-      description="Load an RTMPose / DWPose (top-down, runs on the character boxes we already have) or RTMO ONNX "
-      "file from models/rtmpose, on onnxruntime (CPU or CUDA). Never downloads.",
       inputs={
           "model_name": model_input(pose_model.POSE_SPEC, "ONNX file in models/rtmpose (from mmpose's onnx_sdk "
                                     "zips, renamed; or DWPose's dw-ll_ucoco_384.onnx)."),
           "device": onnx_device_input(),
       })
 class PoseLoader(ModelLoader):
+    """Load an RTMPose / DWPose (top-down, runs on the character boxes we already have) or RTMO ONNX
+    file from models/rtmpose, on onnxruntime (CPU or CUDA). Never downloads."""
     SPEC = pose_model.POSE_SPEC
     ONNX = True
 
@@ -166,14 +166,14 @@ class PoseLoader(ModelLoader):
 
 @node("LF_FaceLoader", "LF Face Loader (RetinaFace)", category="understand", function="load",
       outputs=[("LF_FACE_MODEL", "face_model")],
-      description="Load facexlib's RetinaFace (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth) "
-      "from models/facedetection, safely (weights only). Never downloads.",
       inputs={
           "model_name": model_input(face_model.FACE_SPEC, "RetinaFace weights in models/facedetection (the same "
                                     "folder face-restore packs use)."),
           "device": torch_device_input(),
       })
 class FaceLoader(ModelLoader):
+    """Load facexlib's RetinaFace (detection_Resnet50_Final.pth or detection_mobilenet0.25_Final.pth)
+    from models/facedetection, safely (weights only). Never downloads."""
     SPEC = face_model.FACE_SPEC
 
     def open(self, path: Path, device: str, settings: dict[str, Any]) -> ModelHandle:
@@ -182,9 +182,6 @@ class FaceLoader(ModelLoader):
 
 @node("LF_ExpressionClassifierLoader", "LF Expression Classifier Loader (ONNX)", category="understand",
       function="load", outputs=[("LF_EXPRESSION_MODEL", "expression_model")],
-      description="Load your own facial-expression classifier: an ONNX image classifier from models/expression, "
-      "labels in NAME.txt beside it (one per line) or its 'labels' metadata; input size from the model, "
-      "mean/std from its metadata (ImageNet by default). onnxruntime, CPU or CUDA. Never downloads.",
       inputs={
           "model_name": model_input(expression_model.EXPRESSION_SPEC, "ONNX classifier in models/expression (e.g. "
                                     "FER+ emotion-ferplus-8.onnx, or your own); labels in the same-name .txt.",
@@ -192,6 +189,9 @@ class FaceLoader(ModelLoader):
           "device": onnx_device_input(),
       })
 class ExpressionClassifierLoader(ModelLoader):
+    """Load your own facial-expression classifier: an ONNX image classifier from models/expression,
+    labels in NAME.txt beside it (one per line) or its 'labels' metadata; input size from the model,
+    mean/std from its metadata (ImageNet by default). onnxruntime, CPU or CUDA. Never downloads."""
     SPEC = expression_model.EXPRESSION_SPEC
     ONNX = True
 

@@ -23,15 +23,16 @@ CLIP_OPTIONAL = socket("LF_CLIP_MODEL", "Optional open_clip model (LF CLIP Loade
 
 @node("LF_TagPose", "LF Tag Pose", category="understand", function="tag",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Keypoints per item (on the cut-out's own box) and tags: action (standing, walking, running, "
-      "jumping, sitting, lying; motion across a shot when frames have timestamps), view (front, three-quarter, "
-      "side, back) and framing (close-up, upper body, full body).",
       inputs={
           "frames": FRAMES,
           "pose_model": socket("LF_POSE_MODEL", "From LF Pose Loader."),
           "min_score": number("A keypoint counts as seen at or above this confidence.", 0.3, 0.0, 1.0, 0.05),
       })
 class TagPose:
+    """Keypoints per item (on the cut-out's own box) and tags: action (standing, walking, running,
+    jumping, sitting, lying; motion across a shot when frames have timestamps), view (front,
+    three-quarter, side, back) and framing (close-up, upper body, full body)."""
+
     def tag(self, frames: Any, pose_model: Any, min_score: float, unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:
             out = pose_stage.pose_stage(ws, frames, pose_model, min_score, _comfy.ComfyProgress(unique_id))
@@ -52,10 +53,6 @@ def _tag_counts(values: dict[int, Any], total: int) -> str:
 
 @node("LF_DetectFaces", "LF Detect Faces", category="understand", function="detect", output_node=True,
       outputs=[("LF_FRAMES", "faces"), ("STRING", "report")],
-      description="Find faces (boxes + 5 landmarks), save square crops with a margin as new items, and tag each "
-      "crop's expression with your classifier (LF Expression Classifier Loader) when connected, else by CLIP "
-      "zero-shot over a vocabulary when a CLIP model is connected. Reports faces found per cluster and warns "
-      "when a cluster has none (anime/3D faces are often missed).",
       inputs={
           "frames": FRAMES,
           "face_model": socket("LF_FACE_MODEL", "From LF Face Loader."),
@@ -73,6 +70,11 @@ def _tag_counts(values: dict[int, Any], total: int) -> str:
                                      "replace the vocabulary."),
       })
 class DetectFaces:
+    """Find faces (boxes + 5 landmarks), save square crops with a margin as new items, and tag each
+    crop's expression with your classifier (LF Expression Classifier Loader) when connected, else by
+    CLIP zero-shot over a vocabulary when a CLIP model is connected. Reports faces found per cluster and
+    warns when a cluster has none (anime/3D faces are often missed)."""
+
     def detect(self, frames: Any, face_model: Any, threshold: float, margin: float, min_size: int,
                max_faces: int, expressions: str, clip_model: Any = None, expression_model: Any = None,
                unique_id: str | None = None) -> dict[str, Any]:
@@ -89,9 +91,6 @@ class DetectFaces:
 
 @node("LF_TagLighting", "LF Tag Lighting", category="understand", function="tag",
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="Lighting from pixels, no weights: key (high/low), contrast, colour temperature, light "
-      "direction, and tags (sunset, golden hour, midday, night, indoor, dramatic, soft, rim light); setting and "
-      "time of day by CLIP zero-shot too when a CLIP model is connected.",
       inputs={
           "frames": FRAMES,
           "clip_min_probability": number("CLIP setting/time tag only when its zero-shot probability reaches "
@@ -99,6 +98,10 @@ class DetectFaces:
       },
       optional={"clip_model": CLIP_OPTIONAL})
 class TagLighting:
+    """Lighting from pixels, no weights: key (high/low), contrast, colour temperature, light direction,
+    and tags (sunset, golden hour, midday, night, indoor, dramatic, soft, rim light); setting and time
+    of day by CLIP zero-shot too when a CLIP model is connected."""
+
     def tag(self, frames: Any, clip_min_probability: float, clip_model: Any = None,
             unique_id: str | None = None) -> tuple:
         with Workspace.from_handle(frames) as ws:

@@ -127,10 +127,6 @@ def _models(base_model: str, choices: dict[str, str]) -> tuple[Path, dict[str, P
 
 @node("LF_KohyaTrainLoRA", "LF Kohya Train LoRA", category="training", function="train", output_node=True,
       outputs=[("STRING", "lora_name"), ("STRING", "lora_path"), ("STRING", "report")],
-      description="Trains a LoRA with kohya sd-scripts (installed by the server operator in its own venv; see "
-      "docs/training.md). Presets per architecture and LoRA type, every value overridable (0 = preset). Success "
-      "only when sd-scripts exits 0 AND the LoRA file exists with the expected metadata; the LoRA lands in "
-      "models/loras/lora_foundry/. Cancel stops the whole trainer; checkpoints are kept.",
       inputs={
           "architecture": choice(presets.ARCHITECTURES, "Model family: picks the sd-scripts script and network "
                                  "module (sd15/sd2 train_network, sdxl, flux with clip_l/t5xxl/ae, sd3).", "sd15"),
@@ -174,6 +170,11 @@ def _models(base_model: str, choices: dict[str, str]) -> tuple[Path, dict[str, P
                                 "Paths and programs are refused.", "", True),
       })
 class KohyaTrainLoRA:
+    """Trains a LoRA with kohya sd-scripts (installed by the server operator in its own venv; see
+    docs/training.md). Presets per architecture and LoRA type, every value overridable (0 = preset).
+    Success only when sd-scripts exits 0 AND the LoRA file exists with the expected metadata; the LoRA
+    lands in models/loras/lora_foundry/. Cancel stops the whole trainer; checkpoints are kept."""
+
     @classmethod
     def IS_CHANGED(cls, dataset_path: str = "", **_: Any) -> str:
         return dataset_state(dataset_path)
@@ -253,8 +254,6 @@ class EventForwarder:
 
 @node("LF_LoadTrainedLoRA", "LF Load Trained LoRA", category="training", function="load",
       outputs=[("MODEL", "model"), ("CLIP", "clip")],
-      description="Applies a LoRA by name (e.g. the lora_name output of LF Kohya Train LoRA) to a model and CLIP "
-      "with ComfyUI's own LoraLoader; use it when the name comes from a link rather than a list.",
       inputs={
           "model": socket("MODEL", "The diffusion model to patch."),
           "clip": socket("CLIP", "The text encoder to patch."),
@@ -263,6 +262,9 @@ class EventForwarder:
           "strength_clip": number("How strongly the LoRA changes the text encoder.", 1.0, -10.0, 10.0, 0.01),
       })
 class LoadTrainedLoRA:
+    """Applies a LoRA by name (e.g. the lora_name output of LF Kohya Train LoRA) to a model and CLIP
+    with ComfyUI's own LoraLoader; use it when the name comes from a link rather than a list."""
+
     def load(self, model: Any, clip: Any, lora_name: str, strength_model: float, strength_clip: float,
              unique_id: str | None = None) -> tuple[Any, Any]:
         if not lora_name:

@@ -18,11 +18,6 @@ from .training import LORAS_SUBDIR, EventForwarder, interrupted, loras_dir, show
 
 @node("LF_WriteVideoDataset", "LF Write Video Dataset", category="dataset", function="write", output_node=True,
       outputs=[("LF_VIDEO_DATASET", "video_dataset"), ("STRING", "dataset_toml"), ("STRING", "report")],
-      description="Writes clips and their captions as a musubi-tuner dataset under "
-      "<output>/lora_foundry/datasets/<name>/: videos/ (MP4 + .txt per clip), images/ when frames are connected "
-      "(an image dataset mixed in), one cache folder per dataset and dataset.toml for every musubi-tuner script "
-      "(--dataset_config; frame_extraction full: one training item per clip at its own length). Clips without "
-      "a caption get 'trigger class'. An existing dataset is never overwritten (a _v2 is written).",
       inputs={
           "clips": socket("LF_CLIPS", "Clips (captioned by LF Caption Clips, or not)."),
           "dataset_name": text("Folder name under <output>/lora_foundry/datasets/ (plain name).", "my_video_lora"),
@@ -35,6 +30,13 @@ from .training import LORAS_SUBDIR, EventForwarder, interrupted, loras_dir, show
           "image_repeats": integer("musubi num_repeats of the images.", 1, 1, 100),
       })
 class WriteVideoDataset:
+    """Writes clips and their captions as a musubi-tuner dataset under
+    <output>/lora_foundry/datasets/<name>/: videos/ (MP4 + .txt per clip), images/ when frames are
+    connected (an image dataset mixed in), one cache folder per dataset and dataset.toml for every
+    musubi-tuner script (--dataset_config; frame_extraction full: one training item per clip at its own
+    length). Clips without a caption get 'trigger class'. An existing dataset is never overwritten (a
+    _v2 is written)."""
+
     def write(self, clips: Handle, dataset_name: str, trigger: str, class_word: str, video_repeats: int,
               images: Handle | None = None, image_repeats: int = 1, unique_id: str | None = None) -> dict[str, Any]:
         spec = video_dataset.VideoDatasetSpec(name=dataset_name, trigger=trigger.strip(),
@@ -51,11 +53,6 @@ class WriteVideoDataset:
 
 @node("LF_MusubiTrain", "LF Musubi Train", category="training", function="train", output_node=True,
       outputs=[("STRING", "lora_name"), ("STRING", "lora_path"), ("STRING", "report")],
-      description="Trains a video LoRA with musubi-tuner (installed by the server operator: MUSUBI_TUNER / "
-      "MUSUBI_PYTHON or <user>/lora_foundry/musubi.json, which also names the model files of each preset). Runs "
-      "musubi's three steps, each checked: cache latents, cache text-encoder outputs (one cache file per clip, "
-      "or the step fails by name), then training (exit 0 and a LoRA with the right network module). Live loss "
-      "in the node; cancel stops the whole process group. The LoRA is copied to models/loras/lora_foundry/.",
       inputs={
           "video_dataset": socket("LF_VIDEO_DATASET", "The dataset from LF Write Video Dataset."),
           "preset": choice(list(PRESETS), "Model and task: Wan 2.1/2.2 text- or image-to-video, HunyuanVideo. "
@@ -67,6 +64,13 @@ class WriteVideoDataset:
           "train_seed": integer("Training seed.", 42, 0, 2**31 - 1),
       })
 class MusubiTrain:
+    """Trains a video LoRA with musubi-tuner (installed by the server operator: MUSUBI_TUNER /
+    MUSUBI_PYTHON or <user>/lora_foundry/musubi.json, which also names the model files of each preset).
+    Runs musubi's three steps, each checked: cache latents, cache text-encoder outputs (one cache file
+    per clip, or the step fails by name), then training (exit 0 and a LoRA with the right network
+    module). Live loss in the node; cancel stops the whole process group. The LoRA is copied to
+    models/loras/lora_foundry/."""
+
     def train(self, video_dataset: video_dataset.VideoDataset, preset: str, output_name: str, network_dim: int,
               learning_rate: float, epochs: int, train_seed: int, unique_id: str | None = None) -> dict[str, Any]:
         chosen = preset_for(preset)

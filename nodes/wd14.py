@@ -37,10 +37,6 @@ def _tagger_names() -> list[str]:
 
 @node("LF_TaggerLoader", "LF Tagger Loader (WD14)", category="understand", function="load",
       outputs=[("LF_TAGGER_MODEL", "tagger")],
-      description="Load a WD14-style ONNX tagger (SmilingWolf's wd-v1-4 / wd-v3: ViT, SwinV2, ConvNeXt, EVA02, "
-      "MOAT) from models/wd14: a folder per model holding model.onnx and selected_tags.csv, as Hugging Face "
-      "publishes them, or <name>.onnx beside <name>.csv. Input size and layout come from the model; an unknown "
-      "layout is refused. onnxruntime, CPU or CUDA. Never downloads.",
       inputs={
           "model_name": model_input(wd14_model.WD14_SPEC, "ONNX tagger in models/wd14, e.g. "
                                     "wd-vit-tagger-v3/model.onnx with its selected_tags.csv in the same folder "
@@ -48,6 +44,10 @@ def _tagger_names() -> list[str]:
           "device": onnx_device_input(),
       })
 class TaggerLoader(ModelLoader):
+    """Load a WD14-style ONNX tagger (SmilingWolf's wd-v1-4 / wd-v3: ViT, SwinV2, ConvNeXt, EVA02, MOAT)
+    from models/wd14: a folder per model holding model.onnx and selected_tags.csv, as Hugging Face
+    publishes them, or <name>.onnx beside <name>.csv. Input size and layout come from the model; an
+    unknown layout is refused. onnxruntime, CPU or CUDA. Never downloads."""
     SPEC = wd14_model.WD14_SPEC
     ONNX = True
 
@@ -61,10 +61,6 @@ class TaggerLoader(ModelLoader):
 
 @node("LF_TagFrames", "LF Tag Frames (WD14)", category="understand", function="tag", output_node=True,
       outputs=[("LF_FRAMES", "frames"), ("STRING", "report")],
-      description="General tags (hair, eyes, clothing, objects, setting) and character tags for every frame, "
-      "cut-out or face crop, with a WD14 tagger (LF Tagger Loader). Batched, resumable, cached. Tags are spelled "
-      "like the caption builder's vocabulary and join the frames' 'tags', so LF Build Captions can drop what a "
-      "cluster always shows (it binds to the trigger) and keep what varies. Shows the top tags of a few frames.",
       inputs={
           "frames": socket("LF_FRAMES", "Frames, cut-outs or face crops in a LoRA Foundry workspace."),
           "tagger": socket("LF_TAGGER_MODEL", "From LF Tagger Loader (WD14)."),
@@ -83,6 +79,12 @@ class TaggerLoader(ModelLoader):
           "batch_size": integer("Images per onnxruntime call.", wd14_stage.DEFAULT_BATCH, 1, 64),
       })
 class TagFrames:
+    """General tags (hair, eyes, clothing, objects, setting) and character tags for every frame, cut-out
+    or face crop, with a WD14 tagger (LF Tagger Loader). Batched, resumable, cached. Tags are spelled
+    like the caption builder's vocabulary and join the frames' 'tags', so LF Build Captions can drop
+    what a cluster always shows (it binds to the trigger) and keep what varies. Shows the top tags of a
+    few frames."""
+
     def tag(self, frames: Any, tagger: Any, general_threshold: float, general_mcut: bool,
             character_threshold: float, character_mcut: bool, rating: str, exclude: str, batch_size: int,
             unique_id: str | None = None) -> dict[str, Any]:

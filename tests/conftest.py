@@ -64,6 +64,16 @@ def output_root(tmp_path, monkeypatch, media_dir) -> Path:
 
 
 @pytest.fixture()
+def models_root(tmp_path, monkeypatch) -> Path:
+    """An empty models folder (``LORA_FOUNDRY_MODELS``) for tests that plant their stand-in weights,
+    with the working directory moved into ``tmp_path`` so nothing lands in the repo."""
+    root = tmp_path / "models"
+    monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(root))
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+@pytest.fixture()
 def without_open_clip(monkeypatch):
     """Imports of open_clip fail, as on an install without the models extra."""
     import builtins

@@ -11,6 +11,9 @@ metadata we asked for); ``slow`` (like ok, but slower steps, for cancel tests).
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,6 +113,37 @@ def make_fake_install(root: Path, tokenizers: tuple[str, ...] = ("openai_clip-vi
         write_tokenizer_files(cache / folder)
     return TrainerInstall(sd_scripts_dir=sd_scripts, python=Path(sys.executable), tokenizer_cache_dir=cache,
                           source="test")
+
+
+def configure_operator(install: TrainerInstall, user_root: Path) -> None:
+    """The operator's ``trainer.json`` naming ``install``, where ``operator_config`` reads it:
+    ``<ComfyUI user folder>/lora_foundry/`` (without ComfyUI, ``<output root>/.user``)."""
+    user_dir = user_root / "lora_foundry"
+    user_dir.mkdir(parents=True, exist_ok=True)
+    (user_dir / "trainer.json").write_text(json.dumps({
+        "sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
+        "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+
+
+def training_setup(tmp_path: Path, output_root: Path) -> tuple[TrainerInstall, Path, Path, Path, Path]:
+    """A fake install, a 4-image dataset in the writer's layout, a base model, and the run and LoRA
+    output folders: what a launcher test trains with."""
+    install = make_fake_install(tmp_path / "kohya")
+    dataset = make_dataset(tmp_path / "dataset")
+    base = make_base_model(tmp_path / "models" / "checkpoints")
+    return install, dataset, base, output_root / "training", output_root / "loras"
+
+
+def ctrl_c_at(proc: subprocess.Popen, prefix: str) -> str:
+    """Everything a CLI process prints (stdout with stderr merged), pressing Ctrl+C (SIGINT) when a
+    line starts with ``prefix``; waits for the process to end."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(prefix):
+            proc.send_signal(signal.SIGINT)
+            break
+    return "".join(lines) + proc.communicate(timeout=60)[0]
 
 
 def write_tokenizer_files(folder: Path) -> None:

@@ -17,15 +17,13 @@ import sys
 import types
 from pathlib import Path
 
+from clip_standin import save_tiny_local_dir
+
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ["LF_TEST_MEDIA"])  # the clips tests/media_clips.py made for this run
 PACK = str(REPO).replace(".", "_x_")
 """The name ComfyUI 0.3's ``load_custom_node`` gives a pack folder: its path, dots replaced."""
-TINY_CLIP = {  # the stand-in of tests/test_clip_standin.py
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
+
 
 
 def import_pack() -> types.ModuleType:
@@ -35,20 +33,6 @@ def import_pack() -> types.ModuleType:
     sys.modules[PACK] = module
     spec.loader.exec_module(module)
     return module
-
-
-def save_tiny_clip(folder: Path) -> Path:
-    """A random-weight open_clip model saved as a Hugging Face snapshot (config + safetensors)."""
-    import torch
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    model = CLIP(**TINY_CLIP)
-    folder.mkdir(parents=True)
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": {}}))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    return folder
 
 
 def run_nodes(pack: types.ModuleType, out: Path, clip_dir: Path) -> dict:
@@ -68,7 +52,8 @@ def main(address: str, temp: Path) -> dict:
     os.environ["LORA_FOUNDRY_INPUT"] = str(MEDIA)
     os.environ.pop("LF_RAY_ADDRESS", None)
     pack = import_pack()
-    clip_dir = save_tiny_clip(temp / "models" / "tiny-clip")
+    clip_dir = temp / "models" / "tiny-clip"
+    save_tiny_local_dir(clip_dir)
     local = run_nodes(pack, temp / "local", clip_dir)
     top_before = "lora_foundry" in sys.modules
     os.environ["LF_RAY_ADDRESS"] = address

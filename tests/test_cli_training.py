@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import pytest
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from fixtures_fake_trainer import ctrl_c_at, make_base_model, make_dataset, make_fake_install
 
 from lora_foundry import cli
 from lora_foundry.kohya.tokenizer_cache import build_clip_l
@@ -66,13 +65,7 @@ def test_train_dry_run_writes_the_command_and_launches_nothing(operator, tmp_pat
 def test_ctrl_c_cancels_and_lists_the_kept_checkpoints(operator, tmp_path):
     _, env = operator
     proc = cli_process(train_args(tmp_path, "--steps", "40", "--save-every", "1"), env, tmp_path, FAKE_STEP_S="0.2")
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("step 2/40"):
-            proc.send_signal(signal.SIGINT)
-            break
-    output = "".join(lines) + proc.communicate(timeout=60)[0]
+    output = ctrl_c_at(proc, "step 2/40")
     assert proc.returncode == 130, output
     assert "cancelled: " in output and "kept checkpoints (" in output
     kept = output.split("kept checkpoints (")[1].split(": ", 1)[1].splitlines()[0].split(", ")

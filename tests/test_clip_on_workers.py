@@ -12,7 +12,8 @@ from lora_foundry.models import clip_model as CM
 from lora_foundry.models.registry import ModelMissingError
 
 pytest.importorskip("open_clip")
-from test_clip_standin import images, save_tiny_local_dir  # noqa: E402
+from clip_standin import save_tiny_local_dir  # noqa: E402
+from test_clip_standin import images  # noqa: E402
 
 
 def test_a_gpu_model_asks_for_a_gpu_and_a_cpu_model_for_a_cpu():

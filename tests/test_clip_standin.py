@@ -6,30 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from clip_standin import TINY_CFG, save_tiny_local_dir
 from PIL import Image
 
 from lora_foundry.models import clip_model as CM
 from lora_foundry.models.registry import ModelMissingError
-
-TINY_CFG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
-
-
-def save_tiny_local_dir(folder):
-    """A Hugging Face-style snapshot: open_clip_config.json + open_clip_model.safetensors."""
-    import torch
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
-
-    torch.manual_seed(0)
-    model = CLIP(**TINY_CFG)
-    folder.mkdir(parents=True)
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CFG, "preprocess_cfg": {}}))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    return model
 
 
 @pytest.fixture(scope="module")

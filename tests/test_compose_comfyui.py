@@ -24,40 +24,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from comfy_checkpoints import CKPT_NAME, SD15_SCRIPT, build, comfy_python
 
 from lora_foundry.lora.synthetic import SD15_MODULES, SD15_TE_MODULES, SDXL_MODULES, write_kohya_lora
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to run against a real ComfyUI")
 REPO = Path(__file__).resolve().parents[1]
-CKPT_NAME = "lf_tiny_sd15.safetensors"
-BUILD_CHECKPOINT = r'''
-import os, sys
-sys.path.insert(0, os.environ["COMFYUI_DIR"]); os.chdir(os.environ["COMFYUI_DIR"])
-from comfy.cli_args import args; args.cpu = True
-import torch, safetensors.torch
-import comfy.ops, comfy.sd1_clip, comfy.taesd.taesd
-import comfy.ldm.modules.diffusionmodules.openaimodel as oam
-torch.manual_seed(0)
-def randomized(state, dtype):
-    out = {}
-    for k, v in state.items():
-        if not v.dtype.is_floating_point: out[k] = v
-        elif ("norm" in k or "ln_" in k) and k.endswith("weight"): out[k] = torch.ones(v.shape, dtype=dtype)
-        elif k.endswith("bias"): out[k] = torch.zeros(v.shape, dtype=dtype)
-        else: out[k] = (torch.randn(v.shape) * 0.02).to(dtype)
-    return out
-unet = oam.UNetModel(image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1],
-    dropout=0, channel_mult=(1,), num_heads=8, num_head_channels=-1, use_spatial_transformer=True,
-    transformer_depth=[1], transformer_depth_middle=1, transformer_depth_output=[1, 1], context_dim=768,
-    use_linear_in_transformer=False, adm_in_channels=None, dims=2, operations=comfy.ops.disable_weight_init)
-sd = {"model.diffusion_model." + k: v for k, v in randomized(unet.state_dict(), torch.float32).items()}
-clip = comfy.sd1_clip.SDClipModel(device="cpu", dtype=torch.float32)
-sd.update({"cond_stage_model." + k: v for k, v in randomized(clip.state_dict(), torch.float16).items()})
-vae = comfy.taesd.taesd.TAESD(latent_channels=4)
-sd.update({"first_stage_model." + k: v for k, v in randomized(vae.state_dict(), torch.float32).items()})
-safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[1])
-'''
 
 
 WEIGHTS_AFTER_LORAS = r'''
@@ -82,11 +55,6 @@ print(json.dumps({"changed": sum(not torch.equal(base[k], stacked[k]) for k in b
                   "diff": max(float((stacked[k] - merged[k]).abs().max()) for k in base),
                   "effect": max(float((stacked[k] - base[k]).abs().max()) for k in base)}))
 '''
-
-
-def comfy_python() -> str:
-    venv = Path(COMFYUI_DIR or ".") / "venv" / "bin" / "python"
-    return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
@@ -116,8 +84,7 @@ def models(tmp_path_factory) -> Path:
     if given:
         (ckpts / CKPT_NAME).symlink_to(Path(given).resolve())
     else:
-        subprocess.run([comfy_python(), "-c", BUILD_CHECKPOINT, str(ckpts / CKPT_NAME)], check=True,
-                       env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)}, timeout=900)
+        build(SD15_SCRIPT, ckpts / CKPT_NAME, COMFYUI_DIR)
     return root
 
 
@@ -137,7 +104,7 @@ def server(models, tmp_path_factory):
     port = free_port()
     log = open(work / "server.log", "wb")
     process = subprocess.Popen(
-        [comfy_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        [comfy_python(COMFYUI_DIR), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
          "--output-directory", str(work / "output"), "--temp-directory", str(work / "temp"),
          "--user-directory", str(work / "user"), "--extra-model-paths-config", str(config)],
         cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -250,7 +217,7 @@ def test_merged_lora_patches_comfyui_weights_like_the_stack(models, tmp_path):
     merged = merge.save_lora(state, merge.merged_metadata(report, [read_lora_info(p.path) for p in parts], "m"),
                              tmp_path, "merged", dtype="fp32")
     plan = [[], [[parts[0].path, 1.0], [parts[1].path, 0.6]], [[str(merged), 1.0]]]
-    done = subprocess.run([comfy_python(), "-c", WEIGHTS_AFTER_LORAS, str(models / "checkpoints" / CKPT_NAME),
+    done = subprocess.run([comfy_python(COMFYUI_DIR), "-c", WEIGHTS_AFTER_LORAS, str(models / "checkpoints" / CKPT_NAME),
                            json.dumps(plan)], env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)},
                           capture_output=True, text=True, timeout=900, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])

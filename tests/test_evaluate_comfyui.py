@@ -1,7 +1,7 @@
 """LF Evaluate LoRA's renderer through ComfyUI's real sampler, with the tiny SD1.5-detected model.
 Skipped unless ``COMFYUI_DIR`` names a ComfyUI checkout (its Python: ``$COMFYUI_PYTHON`` or
-``COMFYUI_DIR/venv/bin/python``); the checkpoint is ``$LF_TINY_SD15_CKPT`` or built like
-test_compose_comfyui builds it.
+``COMFYUI_DIR/venv/bin/python``); the checkpoint is ``$LF_TINY_SD15_CKPT`` or built by
+tests/comfy_checkpoints.py.
 
 The script runs in ComfyUI's Python, imports this checkout as a package the way ComfyUI does, and
 evaluates a random kohya LoRA on a real clip's frames: strength-0 cells must equal the base model's
@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from comfy_checkpoints import CKPT_NAME, SD15_SCRIPT, build, comfy_python
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to run against a real ComfyUI")
@@ -77,26 +78,16 @@ print(json.dumps({"cells": len(first.cells), "rendered_first": first.rendered, "
 '''
 
 
-def comfy_python() -> str:
-    venv = Path(COMFYUI_DIR or ".") / "venv" / "bin" / "python"
-    return os.environ.get("COMFYUI_PYTHON") or str(venv)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     given = os.environ.get("LF_TINY_SD15_CKPT")
     if given:
         return Path(given)
-    from test_compose_comfyui import BUILD_CHECKPOINT
-
-    path = tmp_path_factory.mktemp("ckpt") / "lf_tiny_sd15.safetensors"
-    subprocess.run([comfy_python(), "-c", BUILD_CHECKPOINT, str(path)], check=True, timeout=900,
-                   env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)})
-    return path
+    return build(SD15_SCRIPT, tmp_path_factory.mktemp("ckpt") / CKPT_NAME, COMFYUI_DIR)
 
 
 def test_real_sampler_strength_zero_is_the_base_and_reruns_render_only_new_cells(checkpoint, tmp_path, media_dir):
-    done = subprocess.run([comfy_python(), "-c", SCRIPT, str(REPO), str(checkpoint), str(tmp_path), str(media_dir)],
+    done = subprocess.run([comfy_python(COMFYUI_DIR), "-c", SCRIPT, str(REPO), str(checkpoint), str(tmp_path), str(media_dir)],
                           env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)}, capture_output=True, text=True,
                           timeout=1800)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -118,14 +118,6 @@ def test_files_without_matching_labels_are_refused(tmp_path):
         EM.load_expression(path)
 
 
-@pytest.fixture()
-def models_root(tmp_path, monkeypatch):
-    root = tmp_path / "models"
-    monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(root))
-    monkeypatch.chdir(tmp_path)
-    return root
-
-
 def test_missing_classifier_gives_the_registry_error(pack, models_root):
     loader = pack.nodes.loaders.ExpressionClassifierLoader
     missing = pack.lora_foundry.models.registry.ModelMissingError

@@ -3,12 +3,10 @@ node shows the report (event to its chart area, server log) and the run folder k
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from fixtures_fake_trainer import configure_operator, make_base_model, make_dataset, make_fake_install
 
 from lora_foundry.kohya import operator_config
 
@@ -20,11 +18,7 @@ class Stop(Exception):
 @pytest.fixture()
 def node(tmp_path, output_root, monkeypatch, pack):
     install = make_fake_install(tmp_path / "kohya")
-    user_dir = output_root / ".user" / "lora_foundry"
-    user_dir.mkdir(parents=True, exist_ok=True)
-    (user_dir / "trainer.json").write_text(json.dumps({
-        "sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
-        "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+    configure_operator(install, output_root / ".user")
     monkeypatch.delenv(operator_config.SD_SCRIPTS_ENV, raising=False)
     monkeypatch.delenv("FAKE_MODE", raising=False)
     monkeypatch.setenv("FAKE_STEP_S", "0.15")

@@ -3,13 +3,12 @@ say what each architecture and network variant needs; presets exist and can be o
 
 from __future__ import annotations
 
-import json
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from fixtures_fake_trainer import configure_operator, make_base_model, make_dataset, make_fake_install
 
 from lora_foundry.kohya import operator_config, presets, train_config
 from lora_foundry.kohya.operator_config import OptionRefused, TrainerNotConfigured, validate_extra_options
@@ -22,11 +21,7 @@ def server(tmp_path, output_root, monkeypatch, pack):
     """A server whose operator configured a (fake) sd-scripts in trainer.json, with one base model,
     one dataset, and an 'evil' program that writes a marker if it ever runs."""
     install = make_fake_install(tmp_path / "kohya")
-    user_dir = output_root / ".user" / "lora_foundry"
-    user_dir.mkdir(parents=True, exist_ok=True)
-    (user_dir / "trainer.json").write_text(json.dumps({
-        "sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
-        "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+    configure_operator(install, output_root / ".user")
     monkeypatch.delenv(operator_config.SD_SCRIPTS_ENV, raising=False)
     checkpoints = tmp_path / "models" / "checkpoints"
     make_base_model(checkpoints)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from fixtures_fake_trainer import make_dataset, training_setup
 
 from lora_foundry.kohya import log_parse, train_config
 from lora_foundry.kohya.launcher import TrainingFailed, _group_alive
@@ -21,10 +21,7 @@ from lora_foundry.progress import CallbackProgress
 def setup(tmp_path, output_root, monkeypatch):
     """A fake install, a 4-image dataset in the writer's layout, a base model, output folders."""
     monkeypatch.delenv("FAKE_MODE", raising=False)
-    install = make_fake_install(tmp_path / "kohya")
-    dataset = make_dataset(tmp_path / "dataset")
-    base = make_base_model(tmp_path / "models" / "checkpoints")
-    return install, dataset, base, output_root / "training", output_root / "loras"
+    return training_setup(tmp_path, output_root)
 
 
 def request_for(dataset: Path, base: Path, steps: int = 6, **kwargs) -> train_config.TrainRequest:

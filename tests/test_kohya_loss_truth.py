@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install
+from fixtures_fake_trainer import training_setup
 
 from lora_foundry.kohya import log_parse, train_config
 from lora_foundry.kohya.launcher import LaunchSpec, run_training
@@ -73,10 +73,7 @@ def test_loss_csv_of_an_sd_scripts_log_equals_the_last_avr_loss_printed_per_step
 @pytest.fixture()
 def setup(tmp_path, output_root, monkeypatch):
     monkeypatch.delenv("FAKE_MODE", raising=False)
-    install = make_fake_install(tmp_path / "kohya")
-    dataset = make_dataset(tmp_path / "dataset")
-    base = make_base_model(tmp_path / "models" / "checkpoints")
-    return install, dataset, base, output_root / "training", output_root / "loras"
+    return training_setup(tmp_path, output_root)
 
 
 def request_for(dataset: Path, base: Path, steps: int, **kwargs) -> train_config.TrainRequest:

@@ -6,7 +6,7 @@ memory. Skipped unless ``COMFYUI_DIR`` names a ComfyUI checkout (its Python: ``$
 
 The server gets its own ``--base-directory`` (custom_nodes/lora_foundry → this checkout, the tiny
 checkpoint in models/checkpoints), so the checkout is never written to. The tiny checkpoint is
-``$LF_TINY_SD15_CKPT`` or built with tests/test_compose_comfyui.py's builder. CPU-bound and slow
+``$LF_TINY_SD15_CKPT`` or built by tests/comfy_checkpoints.py. CPU-bound and slow
 (minutes): the model is tiny, but SD1.5's width and a full-size CLIP-L are not.
 """
 
@@ -20,54 +20,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from comfy_checkpoints import CKPT_NAME, SD15_SCRIPT, SDXL_SCRIPT, build, comfy_python
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to run against a real ComfyUI")
 REPO = Path(__file__).resolve().parents[1]
-CKPT_NAME = "lf_tiny_sd15.safetensors"
-
-# A tiny checkpoint ComfyUI detects as SDXL, built with ComfyUI's own classes. Detection
-# (comfy/supported_models.SDXL.unet_config) matches model_channels 320, linear transformers,
-# transformer_depth [0, 0, 2, 2, 10, 10], context_dim 2048 and adm_in_channels 2816; channel_mult is
-# not matched, so every level stays 320 wide (~0.5 GB of UNet instead of 10 GB) and the middle block
-# has one transformer block. CLIP-L and CLIP-G are full size (ComfyUI builds them from fixed configs),
-# which makes the file ~2.1 GB; the VAE is a TAESD.
-BUILD_SDXL_CHECKPOINT = r'''
-import os, sys
-sys.path.insert(0, os.environ["COMFYUI_DIR"]); os.chdir(os.environ["COMFYUI_DIR"])
-from comfy.cli_args import args; args.cpu = True
-import torch, safetensors.torch
-import comfy.ops, comfy.sdxl_clip, comfy.supported_models, comfy.taesd.taesd
-import comfy.ldm.modules.diffusionmodules.openaimodel as oam
-torch.manual_seed(0)
-def randomized(state, dtype):
-    out = {}
-    for k, v in state.items():
-        if not v.dtype.is_floating_point: out[k] = v
-        elif ("norm" in k or "ln_" in k) and k.endswith("weight"): out[k] = torch.ones(v.shape, dtype=dtype)
-        elif k.endswith("bias"): out[k] = torch.zeros(v.shape, dtype=dtype)
-        else: out[k] = (torch.randn(v.shape) * 0.02).to(dtype)
-    return out
-unet = oam.UNetModel(image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[2, 2, 2],
-    dropout=0, channel_mult=(1, 1, 1), num_heads=-1, num_head_channels=64, use_spatial_transformer=True,
-    transformer_depth=[0, 0, 2, 2, 10, 10], transformer_depth_middle=1,
-    transformer_depth_output=[0, 0, 0, 2, 2, 2, 10, 10, 10], context_dim=2048, use_linear_in_transformer=True,
-    adm_in_channels=2816, num_classes="sequential", dims=2, operations=comfy.ops.disable_weight_init)
-sd = {"model.diffusion_model." + k: v for k, v in randomized(unet.state_dict(), torch.float16).items()}
-del unet
-clip = comfy.sdxl_clip.SDXLClipModel(device="cpu", dtype=torch.float16)
-saving = comfy.supported_models.SDXL({}).process_clip_state_dict_for_saving
-sd.update(saving(randomized(clip.state_dict(), torch.float16)))
-del clip
-vae = comfy.taesd.taesd.TAESD(latent_channels=4)
-sd.update({"first_stage_model." + k: v for k, v in randomized(vae.state_dict(), torch.float32).items()})
-safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[1])
-'''
-
-
-def _python() -> str:
-    venv = Path(COMFYUI_DIR or ".") / "venv" / "bin" / "python"
-    return os.environ.get("COMFYUI_PYTHON") or (str(venv) if venv.exists() else sys.executable)
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +32,11 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     given = os.environ.get("LF_TINY_SD15_CKPT")
     if given:
         return Path(given).resolve()
-    from test_compose_comfyui import BUILD_CHECKPOINT
-
-    path = tmp_path_factory.mktemp("ckpt") / CKPT_NAME
-    subprocess.run([_python(), "-c", BUILD_CHECKPOINT, str(path)], check=True, timeout=900,
-                   env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)})
-    return path
+    return build(SD15_SCRIPT, tmp_path_factory.mktemp("ckpt") / CKPT_NAME, COMFYUI_DIR)
 
 
 def test_glue_trains_and_comfyui_loads_the_result(tiny_checkpoint, tmp_path):
-    done = subprocess.run([_python(), str(REPO / "tests" / "leco_in_comfyui.py"), str(COMFYUI_DIR), str(REPO),
+    done = subprocess.run([comfy_python(COMFYUI_DIR), str(REPO / "tests" / "leco_in_comfyui.py"), str(COMFYUI_DIR), str(REPO),
                            str(tiny_checkpoint), str(tmp_path)], capture_output=True, text=True, timeout=5400)
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -109,14 +61,12 @@ def tiny_sdxl_checkpoint(tmp_path_factory) -> Path:
     given = os.environ.get("LF_TINY_SDXL_CKPT")
     if given:
         return Path(given).resolve()
-    path = tmp_path_factory.mktemp("ckpt") / "lf_tiny_sdxl.safetensors"
-    subprocess.run([_python(), "-c", BUILD_SDXL_CHECKPOINT, str(path)], check=True, timeout=1800,
-                   env={**os.environ, "COMFYUI_DIR": str(COMFYUI_DIR)})
-    return path
+    return build(SDXL_SCRIPT, tmp_path_factory.mktemp("ckpt") / "lf_tiny_sdxl.safetensors", COMFYUI_DIR,
+                 timeout=1800)
 
 
 def _in_comfyui(checkpoint: Path, work: Path, *mode: str) -> dict:
-    done = subprocess.run([_python(), str(REPO / "tests" / "leco_in_comfyui.py"), str(COMFYUI_DIR), str(REPO),
+    done = subprocess.run([comfy_python(COMFYUI_DIR), str(REPO / "tests" / "leco_in_comfyui.py"), str(COMFYUI_DIR), str(REPO),
                            str(checkpoint), str(work), *mode], capture_output=True, text=True, timeout=5400)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -155,14 +105,11 @@ def server(tiny_checkpoint, tmp_path_factory):
     sys.path.insert(0, str(REPO / "tests" / "integration"))
     from comfy_api import ComfyServer
 
-    work = tmp_path_factory.mktemp("leco_server")
-    base = work / "base"
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO)
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    (base / "models" / "checkpoints" / CKPT_NAME).symlink_to(tiny_checkpoint)
-    with ComfyServer(Path(COMFYUI_DIR), Path(_python()), work, extra_args=("--base-directory", base)) as running:
-        yield running, base
+    server = ComfyServer.for_pack(Path(COMFYUI_DIR), tmp_path_factory.mktemp("leco_server"), REPO)
+    (server.base / "models" / "checkpoints").mkdir(parents=True)
+    (server.base / "models" / "checkpoints" / CKPT_NAME).symlink_to(tiny_checkpoint)
+    with server as running:
+        yield running, server.base
 
 
 def _shrunk(graph: dict, name: str) -> dict:

@@ -4,16 +4,14 @@ honest-success rules, and a clear message when sd-scripts has no LECO script."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from fixtures_fake_trainer import add_leco_scripts, make_base_model, make_fake_install
+from fixtures_fake_trainer import add_leco_scripts, configure_operator, ctrl_c_at, make_base_model, make_fake_install
 from safetensors import safe_open
 
 from lora_foundry import cli
@@ -33,11 +31,7 @@ def comfy(tmp_path, output_root, monkeypatch, pack):
     """The node module with ComfyUI's folders pointed at tmp: models/checkpoints, models/loras, input,
     and the operator's trainer.json (a fake sd-scripts with train_leco.py) in the user folder."""
     install = add_leco_scripts(make_fake_install(tmp_path / "kohya"))
-    user_dir = output_root / ".user" / "lora_foundry"
-    user_dir.mkdir(parents=True, exist_ok=True)
-    (user_dir / "trainer.json").write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir),
-                                                      "python": sys.executable,
-                                                      "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+    configure_operator(install, output_root / ".user")
     monkeypatch.delenv(operator_config.SD_SCRIPTS_ENV, raising=False)
     monkeypatch.delenv("FAKE_MODE", raising=False)
     models = tmp_path / "models"
@@ -161,13 +155,7 @@ def test_cli_ctrl_c_cancels_and_keeps_the_checkpoints(operator, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_STEP_S": "0.2"}
     proc = subprocess.Popen([sys.executable, "-m", "lora_foundry.cli", *args, "--save-every", "1"], cwd=tmp_path,
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("step 2/40"):
-            proc.send_signal(signal.SIGINT)
-            break
-    output = "".join(lines) + proc.communicate(timeout=60)[0]
+    output = ctrl_c_at(proc, "step 2/40")
     assert proc.returncode == 130, output
     kept = output.split("kept checkpoints (")[1].split(": ", 1)[1].splitlines()[0].split(", ")
     assert kept and all(Path(p).is_file() for p in kept)

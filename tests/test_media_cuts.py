@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lora_foundry.media.cuts import detect_cuts, shot_of
-from lora_foundry.media.sampling import iter_samples, plan_samples
+from lora_foundry.media.sampling import SampleSpec, iter_samples, plan_samples
 from lora_foundry.media.video import iter_frames
 from lora_foundry.progress import CallbackProgress, Cancelled
 
@@ -41,7 +41,7 @@ def test_finds_the_five_cuts_of_the_montage(montage, montage_cuts):
 
 def test_scene_sampling_keeps_frames_from_all_six_shots(montage, montage_cuts):
     path, truth = montage
-    plan = plan_samples(path, mode="scene", per_shot=3, cut_result=montage_cuts)
+    plan = plan_samples(path, SampleSpec(mode="scene", per_shot=3), cut_result=montage_cuts)
     assert len(plan.cuts) == 5
     assert all(abs(a - b) <= 1 for a, b in zip(plan.cuts, _truth_cut_frames(truth), strict=True))
     shots = [s.shot for s in plan.samples]
@@ -66,14 +66,14 @@ def test_shot_of():
 
 
 def test_interval_sampling_one_frame_per_second(montage, montage_cuts):
-    plan = plan_samples(montage[0], mode="interval", interval_s=1.0, cut_result=montage_cuts)
+    plan = plan_samples(montage[0], SampleSpec(mode="interval", interval_s=1.0), cut_result=montage_cuts)
     assert [s.frame_index for s in plan.samples] == list(range(0, 525, 25))
     assert [s.shot for s in plan.samples][:6] == [0, 0, 0, 0, 1, 1]
     assert plan.samples[4].time_s == pytest.approx(4.0)
 
 
 def test_max_frames_spreads_over_the_whole_video(montage, montage_cuts):
-    plan = plan_samples(montage[0], mode="all", max_frames=10, cut_result=montage_cuts)
+    plan = plan_samples(montage[0], SampleSpec(mode="all"), max_frames=10, cut_result=montage_cuts)
     indices = [s.frame_index for s in plan.samples]
     assert len(indices) == 10
     assert indices[0] == 0 and indices[-1] == 524
@@ -81,7 +81,7 @@ def test_max_frames_spreads_over_the_whole_video(montage, montage_cuts):
 
 
 def test_keyframes_mode(montage, montage_cuts):
-    plan = plan_samples(montage[0], mode="keyframes", cut_result=montage_cuts)
+    plan = plan_samples(montage[0], SampleSpec(mode="keyframes"), cut_result=montage_cuts)
     assert [s.frame_index for s in plan.samples] == montage[1]["keyframes"]
     cuts = _truth_cut_frames(montage[1])
     assert [s.shot for s in plan.samples] == [sum(s.frame_index >= cut for cut in cuts) for s in plan.samples]
@@ -89,7 +89,7 @@ def test_keyframes_mode(montage, montage_cuts):
 
 
 def test_time_range_indices_count_from_file_start(montage):
-    plan = plan_samples(montage[0], mode="scene", per_shot=1, start_s=5.0, end_s=16.0)
+    plan = plan_samples(montage[0], SampleSpec(mode="scene", per_shot=1, start_s=5.0, end_s=16.0))
     assert len(plan.cuts) == 3
     assert all(abs(a - b) <= 1 for a, b in zip(plan.cuts, [200, 300, 375], strict=True))
     assert all(125 <= s.frame_index < 400 for s in plan.samples)
@@ -98,7 +98,7 @@ def test_time_range_indices_count_from_file_start(montage):
 
 def test_bad_mode_is_refused(montage):
     with pytest.raises(ValueError, match="unknown sampling mode"):
-        plan_samples(montage[0], mode="every other")
+        plan_samples(montage[0], SampleSpec(mode="every other"))
 
 
 def test_progress_reports_and_cancel_stops(media_dir):
@@ -144,9 +144,9 @@ def test_a_flash_frame_and_a_too_short_shot_are_not_cuts(tmp_path):
 
 def test_one_pass_sampling_equals_the_two_pass_plan(montage, montage_cuts):
     path = montage[0]
-    plan = plan_samples(path, mode="interval", interval_s=1.0, cut_result=montage_cuts)
+    plan = plan_samples(path, SampleSpec(mode="interval", interval_s=1.0), cut_result=montage_cuts)
     stored = {0, 25, 150}  # frames an interrupted run already wrote
-    one_pass = list(iter_samples(path, mode="interval", interval_s=1.0, long_side=160,
+    one_pass = list(iter_samples(path, SampleSpec(mode="interval", interval_s=1.0), long_side=160,
                                  skip=stored.__contains__))
     expected = [s for s in plan.samples if s.frame_index not in stored]
     assert [sample for sample, _ in one_pass] == expected
@@ -157,4 +157,4 @@ def test_one_pass_sampling_equals_the_two_pass_plan(montage, montage_cuts):
         reference = next(iter_frames(path, start_s=start, end_s=start + 0.02, long_side=160))
         assert reference.index == index and np.array_equal(frames[index], reference.rgb)
     with pytest.raises(ValueError, match="plan_samples"):
-        next(iter_samples(path, mode="keyframes"))
+        next(iter_samples(path, SampleSpec(mode="keyframes")))

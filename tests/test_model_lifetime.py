@@ -30,7 +30,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sam2")
 
-from test_clip_standin import save_tiny_local_dir  # noqa: E402
+from clip_standin import save_tiny_local_dir  # noqa: E402
 from test_expression_classifier import save_brightness_classifier  # noqa: E402
 from test_faces_standin import MOBILE, save_random_retinaface  # noqa: E402
 from test_lama_standin import save_lama_standin  # noqa: E402

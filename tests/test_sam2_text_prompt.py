@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sam2")
 pytest.importorskip("open_clip")
 
-from test_clip_standin import save_tiny_local_dir  # noqa: E402
+from clip_standin import save_tiny_local_dir  # noqa: E402
 from test_sam2_standin import SHRINK, save_standin  # noqa: E402
 
 from lora_foundry.stages.layers.segment import make_instance  # noqa: E402

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lora_foundry.media.cuts import detect_cuts
-from lora_foundry.media.sampling import iter_samples, plan_samples, shot_bounds
+from lora_foundry.media.sampling import SampleSpec, iter_samples, plan_samples, shot_bounds
 from lora_foundry.media.shot_picks import (
     ShotCandidates,
     candidate_capacity,
@@ -34,10 +34,10 @@ def test_one_pass_picks_the_frames_and_pixels_of_the_old_two_pass_plan(media_dir
     path = media_dir / "montage_6_shots.mp4"
     truth = json.loads((media_dir / "montage_6_shots.json").read_text())
     cuts = detect_cuts(path)
-    one_pass = list(iter_samples(path, mode="scene", per_shot=3, long_side=160))
+    one_pass = list(iter_samples(path, SampleSpec(mode="scene", per_shot=3), long_side=160))
     samples = [sample for sample, _ in one_pass]
     assert [s.frame_index for s in samples] == _slice_centres(cuts, 3)  # every shot <= 128 frames
-    assert samples == plan_samples(path, mode="scene", per_shot=3, cut_result=cuts).samples
+    assert samples == plan_samples(path, SampleSpec(mode="scene", per_shot=3), cut_result=cuts).samples
     assert [sum(1 for s in samples if s.shot == shot) for shot in range(6)] == [3] * 6
     for sample in samples:  # each pick lies inside its ground-truth shot
         starts = [0, *[round(t * truth["fps"]) for t in truth["cuts_s"]], truth["frames"]]
@@ -115,9 +115,9 @@ def test_long_shots_snap_to_the_candidate_grid_within_half_a_stride():
 
 def test_a_long_single_shot_keeps_its_picks_near_the_slice_centres(media_dir):
     path = media_dir / "people_walking.mp4"  # 1,390 frames
-    samples = list(iter_samples(path, mode="scene", per_shot=3, long_side=96, end_s=60.0))
+    samples = list(iter_samples(path, SampleSpec(mode="scene", per_shot=3, end_s=60.0), long_side=96))
     cuts = detect_cuts(path, end_s=60.0)
-    assert [s for s, _ in samples] == plan_samples(path, mode="scene", per_shot=3, end_s=60.0,
+    assert [s for s, _ in samples] == plan_samples(path, SampleSpec(mode="scene", per_shot=3, end_s=60.0),
                                                    cut_result=cuts).samples
     old = _slice_centres(cuts, 3)
     assert len(old) == len(samples)

@@ -4,17 +4,9 @@ faces and lighting with stand-in weights; and missing weights fail at once, neve
 from __future__ import annotations
 
 import pytest
-from test_clip_standin import save_tiny_local_dir
+from clip_standin import save_tiny_local_dir
 from test_faces_standin import MOBILE, save_random_retinaface
 from test_pose_standin import save_tiny_rtmpose
-
-
-@pytest.fixture()
-def models_root(tmp_path, monkeypatch):
-    root = tmp_path / "models"
-    monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(root))
-    monkeypatch.chdir(tmp_path)
-    return root
 
 
 @pytest.fixture()

@@ -16,14 +16,6 @@ AMBIGUOUS = 0.1  # frames whose expected score is this close to the threshold ar
 
 
 @pytest.fixture()
-def models_root(tmp_path, monkeypatch):
-    root = tmp_path / "models"
-    monkeypatch.setenv("LORA_FOUNDRY_MODELS", str(root))
-    monkeypatch.chdir(tmp_path)
-    return root
-
-
-@pytest.fixture()
 def tagger(pack, models_root):
     save_wd14_standin(models_root / "wd14" / V3)
     (handle,) = pack.nodes.wd14.TaggerLoader().load(V3, "cpu")

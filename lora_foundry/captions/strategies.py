@@ -55,61 +55,42 @@ _CHARACTER = Strategy(
         "images (a tattoo, cat ears) are the character's own and are dropped too."
     ),
 )
-_STYLE = Strategy(
-    lora_type="style",
-    prefix="style",
-    dropped=frozenset({"style", "quality"}),
-    protected=_all_except("style", "quality"),
-    template=(
-        "style: '<trigger> style, <subject>, <content...>'. Captions the content of every image "
-        "(who, what, where, light) and never the style words (watercolor, anime, sketch), so "
-        "the look binds to the trigger and the content stays free."
-    ),
-)
-_SCENE = Strategy(
-    lora_type="scene",
-    prefix="scene",
-    dropped=frozenset({"background", "quality"}),
-    protected=_all_except("background", "quality", "other"),
-    template=(
-        "scene/background: '<trigger> scene, <foreground subjects, their clothing, pose>, "
-        "<lighting>'. Captions the subjects in front of the place, never the scene's own "
-        "features (background tags, and other tags found in >= threshold of the images)."
-    ),
-)
-_CONCEPT = Strategy(
-    lora_type="concept",
-    prefix="",
-    dropped=frozenset({"quality"}),
-    protected=_all_except("pose", "quality", "other"),
-    template=(
-        "pose/concept: '<trigger>, <subject>, <identity>, <clothing>, <background>, "
-        "<lighting>'. Captions everything except the concept: pose or other tags found in >= "
-        "threshold of the images are the concept itself and bind to the trigger."
-    ),
-)
-_EXPRESSION = Strategy(
-    lora_type="expression",
-    prefix="expression",
-    dropped=frozenset({"expression", "quality"}),
-    protected=_all_except("expression", "quality", "other"),
-    template=(
-        "expression: '<trigger> expression, <subject>, <view>, <framing>, <clothing>, "
-        "<background>, <lighting>'. Captions everything except the expression (expression "
-        "tags, and other tags found in >= threshold of the images)."
-    ),
-)
-_LIGHTING = Strategy(
-    lora_type="lighting",
-    prefix="lighting",
-    dropped=frozenset({"lighting", "quality"}),
-    protected=_all_except("lighting", "quality", "other"),
-    template=(
-        "lighting: '<trigger> lighting, <subject>, <view>, <pose>, <clothing>, <background>'. "
-        "Captions everything except the light (lighting tags, and other tags found in >= "
-        "threshold of the images)."
-    ),
-)
+def _learns(lora_type: str, prefix: str, category: str, template: str, *, drops_category: bool = True,
+            other_binds: bool = True) -> Strategy:
+    """A type that learns one tag category: its tags are never captioned (or, ``drops_category=False``,
+    only when frequent enough to be core), every other category is captioned except quality and,
+    when the subject's own look lives there (``other_binds``), frequent 'other' tags."""
+    dropped = frozenset({category, "quality"} if drops_category else {"quality"})
+    unprotected = (category, "quality", "other") if other_binds else (category, "quality")
+    return Strategy(lora_type=lora_type, prefix=prefix, dropped=dropped, protected=_all_except(*unprotected),
+                    template=template)
+
+
+_STYLE = _learns("style", "style", "style", other_binds=False, template=(
+    "style: '<trigger> style, <subject>, <content...>'. Captions the content of every image "
+    "(who, what, where, light) and never the style words (watercolor, anime, sketch), so "
+    "the look binds to the trigger and the content stays free."
+))
+_SCENE = _learns("scene", "scene", "background", template=(
+    "scene/background: '<trigger> scene, <foreground subjects, their clothing, pose>, "
+    "<lighting>'. Captions the subjects in front of the place, never the scene's own "
+    "features (background tags, and other tags found in >= threshold of the images)."
+))
+_CONCEPT = _learns("concept", "", "pose", drops_category=False, template=(
+    "pose/concept: '<trigger>, <subject>, <identity>, <clothing>, <background>, "
+    "<lighting>'. Captions everything except the concept: pose or other tags found in >= "
+    "threshold of the images are the concept itself and bind to the trigger."
+))
+_EXPRESSION = _learns("expression", "expression", "expression", template=(
+    "expression: '<trigger> expression, <subject>, <view>, <framing>, <clothing>, "
+    "<background>, <lighting>'. Captions everything except the expression (expression "
+    "tags, and other tags found in >= threshold of the images)."
+))
+_LIGHTING = _learns("lighting", "lighting", "lighting", template=(
+    "lighting: '<trigger> lighting, <subject>, <view>, <pose>, <clothing>, <background>'. "
+    "Captions everything except the light (lighting tags, and other tags found in >= "
+    "threshold of the images)."
+))
 _OBJECT = Strategy(
     lora_type="object",
     prefix="",

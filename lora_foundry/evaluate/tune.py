@@ -7,7 +7,8 @@ the workspace, so a study killed with -9 is reopened by name: finished trials st
 was running is marked failed and its settings are queued again, and the study goes on until it
 has the number of finished (complete or pruned) trials asked for.
 
-``optuna`` is the ``tune`` extra (``pip install 'lora-foundry[tune]'``), imported only here.
+``optuna`` is the ``tune`` extra (``pip install 'lora-foundry[tune]'``), imported only here
+(inside ``extras.optional_extra``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
 STORAGE_NAME = "study.sqlite3"
@@ -42,11 +44,8 @@ SEARCH_SPACES["pose"] = SEARCH_SPACES["character"]
 
 def require_optuna() -> Any:
     """The optuna module, or an error that says how to install it."""
-    try:
+    with optional_extra("optuna", "tune", "tuning"):
         import optuna
-    except ImportError as exc:
-        raise RuntimeError("tuning needs Optuna, which is an optional extra: run "
-                           "`pip install 'lora-foundry[tune]'` (or `pip install optuna`) in ComfyUI's Python") from exc
     return optuna
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from .. import names
 from ..captions.stage import caption_info
 from ..captions.template import check_caption_length, fill_template, template_fields
+from ..choices import one_of
 from ..media import images
 from ..paths import confined, safe_name, single_line
 from ..progress import Progress, ensure_progress
@@ -160,8 +161,7 @@ def _existing_after_race(root: Path, target: Path, identity: dict[str, Any], if_
 def _validate(spec: DatasetSpec) -> None:
     if spec.if_exists not in IF_EXISTS:
         raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {spec.if_exists!r}")
-    if spec.image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image format {spec.image_format!r} is not one of {', '.join(IMAGE_FORMATS)}")
+    one_of(spec.image_format, IMAGE_FORMATS, "image format")
     if not 1 <= spec.repeats <= 1000:
         raise ValueError(f"repeats must be between 1 and 1000, not {spec.repeats}")
     if spec.mask_mode not in MASK_MODES:

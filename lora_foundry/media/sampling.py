@@ -32,6 +32,27 @@ MODES = ("interval", "scene", "keyframes", "all")
 
 
 @dataclass(frozen=True)
+class SampleSpec:
+    """Which frames to take from a video: one frame every ``interval_s`` (interval), ``per_shot`` frames
+    per shot (scene), the keyframes, or all, between ``start_s`` and ``end_s`` (None = the end).
+
+    The one set of choices ``plan_samples`` and ``iter_samples`` share (the one-pass sampler gives
+    the planner's samples for the same spec), checked once, here, when it is made."""
+
+    mode: str = "interval"
+    interval_s: float = 1.0
+    per_shot: int = 3
+    start_s: float = 0.0
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown sampling mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"time range ends ({self.end_s} s) before it starts ({self.start_s} s)")
+
+
+@dataclass(frozen=True)
 class FrameSample:
     frame_index: int
     time_s: float
@@ -111,25 +132,20 @@ def _cap_evenly(indices: list[int], max_frames: int) -> list[int]:
     return [indices[p] for p in positions]
 
 
-def _select(path: Path, result: CutResult, mode: str, interval_s: float, per_shot: int,
-            start_s: float, end_s: float | None, capacity: int) -> list[int]:
-    if mode == "interval":
-        return _interval_indices(result, interval_s)
-    if mode == "scene":
-        return _per_shot_indices(result, per_shot, capacity)
-    if mode == "keyframes":
-        return [index for index, _ in keyframe_times(path, start_s=start_s, end_s=end_s)]
+def _select(path: Path, result: CutResult, spec: SampleSpec, capacity: int) -> list[int]:
+    if spec.mode == "interval":
+        return _interval_indices(result, spec.interval_s)
+    if spec.mode == "scene":
+        return _per_shot_indices(result, spec.per_shot, capacity)
+    if spec.mode == "keyframes":
+        return [index for index, _ in keyframe_times(path, start_s=spec.start_s, end_s=spec.end_s)]
     return list(range(result.start_frame, result.frame_count))
 
 
 def plan_samples(
     path: Path,
+    spec: SampleSpec = SampleSpec(),
     *,
-    mode: str = "interval",
-    interval_s: float = 1.0,
-    per_shot: int = 3,
-    start_s: float = 0.0,
-    end_s: float | None = None,
     max_frames: int = 0,
     progress: Progress | None = None,
     cut_threshold: float = 20.0,
@@ -142,30 +158,21 @@ def plan_samples(
     ``cut_result`` (from ``detect_cuts`` over the same range) to reuse a detection pass, and
     ``info`` (``probe_video(path)``) to reuse a probe.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown sampling mode {mode!r}; choose one of {', '.join(MODES)}")
-    if end_s is not None and end_s <= start_s:
-        raise ValueError(f"end_s ({end_s}) must be after start_s ({start_s})")
     path = Path(path)
     info = info or probe_video(path)
-    result = cut_result or detect_cuts(path, threshold=cut_threshold, start_s=start_s,
-                                       end_s=end_s, progress=progress, info=info)
+    result = cut_result or detect_cuts(path, threshold=cut_threshold, start_s=spec.start_s,
+                                       end_s=spec.end_s, progress=progress, info=info)
     capacity = candidate_capacity(info.width, info.height)
-    indices = _cap_evenly(_select(path, result, mode, interval_s, per_shot, start_s, end_s, capacity),
-                          max_frames)
+    indices = _cap_evenly(_select(path, result, spec, capacity), max_frames)
     samples = [FrameSample(i, round(_time_of(result, i), 6), shot_of(i, result.cuts))
                for i in indices]
-    return SamplePlan(info=info, cuts=list(result.cuts), samples=samples, mode=mode)
+    return SamplePlan(info=info, cuts=list(result.cuts), samples=samples, mode=spec.mode)
 
 
 def iter_samples(
     path: Path,
+    spec: SampleSpec = SampleSpec(),
     *,
-    mode: str = "interval",
-    interval_s: float = 1.0,
-    per_shot: int = 3,
-    start_s: float = 0.0,
-    end_s: float | None = None,
     long_side: int | None = None,
     skip: Callable[[int], bool] | None = None,
     cut_threshold: float = 20.0,
@@ -177,29 +184,29 @@ def iter_samples(
 
     The generator's return value (``StopIteration.value``) is the list of cuts (frame indices).
 
-    Gives the same samples (indices, times, shots) as ``plan_samples`` with the same arguments
+    Gives the same samples (indices, times, shots) as ``plan_samples`` with the same spec
     and no cap, in half the decoding: shots are decided by the same ``CutTracker``, and a sampled
     frame is held back (at most about a second) until its shot number is final. ``skip(index)``
     marks frames already stored by an interrupted run: they are neither converted nor yielded.
     ``info``: the caller's ``probe_video(path)``, probed here when not given.
     """
-    if mode not in ("interval", "scene", "all"):
-        raise ValueError(f"one-pass sampling works for 'interval', 'scene' and 'all', not {mode!r}; "
+    if spec.mode not in ("interval", "scene", "all"):
+        raise ValueError(f"one-pass sampling works for 'interval', 'scene' and 'all', not {spec.mode!r}; "
                          "use plan_samples for keyframe sampling")
     path = Path(path)
     info = info or probe_video(path)
     size = scaled_size(info.width, info.height, long_side)
     tracker = CutTracker(info.fps, threshold=cut_threshold, keep_scores=False)  # flat in video length
     progress = ensure_progress(progress)
-    total = max(1, round(((end_s or info.duration_s) - start_s) * info.fps))
-    if mode == "scene":
+    total = max(1, round(((spec.end_s or info.duration_s) - spec.start_s) * info.fps))
+    if spec.mode == "scene":
         return (yield from _scene_samples(
-            decode_raw(path, start_s=start_s, end_s=end_s), tracker, per_shot,
+            decode_raw(path, start_s=spec.start_s, end_s=spec.end_s), tracker, spec.per_shot,
             candidate_capacity(info.width, info.height), size, skip, _Reporter(progress, total, info.fps)))
-    picker = _IntervalPicker(interval_s) if mode == "interval" else None
+    picker = _IntervalPicker(spec.interval_s) if spec.mode == "interval" else None
     held: deque[tuple[int, DecodedFrame | None]] = deque()
     first_index: int | None = None
-    for position, raw in enumerate(decode_raw(path, start_s=start_s, end_s=end_s)):
+    for position, raw in enumerate(decode_raw(path, start_s=spec.start_s, end_s=spec.end_s)):
         first_index = raw.index if first_index is None else first_index
         tracker.push(gray_thumbnail(raw))
         if picker is None or picker.take(raw.time_s):

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..choices import pick
 from ..kohya.operator_config import TrainerNotConfigured, check_folder_and_python
 
 MUSUBI_ENV = "MUSUBI_TUNER"
@@ -64,10 +65,7 @@ PRESETS: Mapping[str, Preset] = {
 
 
 def preset_for(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(f"musubi-tuner preset {name!r} is not one of {', '.join(PRESETS)}") from None
+    return pick(PRESETS, name, "musubi-tuner preset")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -90,15 +91,16 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    """``python main.py --cpu`` from ``comfy_dir`` on 127.0.0.1, with every folder it writes under
-    ``work_dir`` (so the checkout is never written to), stopped on exit. ``extra_args`` are added
-    to the command line (e.g. ``--extra-model-paths-config FILE``)."""
+    """``python main.py --cpu`` from ``comfy_dir`` on 127.0.0.1 (port ``$COMFYUI_PORT``, else a free
+    one), with every folder it writes under ``work_dir`` (so the checkout is never written to),
+    stopped on exit. ``extra_args`` are added to the command line (e.g.
+    ``--extra-model-paths-config FILE``)."""
 
     def __init__(self, comfy_dir: Path, python: Path, work_dir: Path, port: int | None = None,
                  extra_args: tuple[str, ...] = ()) -> None:
         self.comfy_dir, self.python, self.work_dir = Path(comfy_dir), Path(python), Path(work_dir)
         self.extra_args = tuple(str(arg) for arg in extra_args)
-        self.port = port or free_port()
+        self.port = port or int(os.environ.get("COMFYUI_PORT") or 0) or free_port()
         self.dirs = {name: self.work_dir / name for name in ("output", "input", "temp", "user")}
         self.log_path = self.work_dir / "comfyui.log"
         self.process: subprocess.Popen | None = None
@@ -144,6 +146,16 @@ class ComfyServer:
             self.process.kill()
             self.process.wait(timeout=30)
 
+    @classmethod
+    def for_pack(cls, comfy_dir: Path, work: Path, repo: Path, *extra_args: str) -> "ComfyServer":
+        """A server of ComfyUI's own Python whose ``--base-directory`` (``pack_base``, kept as ``base``)
+        holds ``repo`` as its one custom node pack, with all it writes under ``work``."""
+        base = pack_base(work, repo)
+        server = cls(comfy_dir, comfy_python(comfy_dir), work / "comfyui",
+                     extra_args=("--base-directory", str(base), *extra_args))
+        server.base = base
+        return server
+
     def __enter__(self) -> "ComfyServer":
         return self.start()
 
@@ -160,6 +172,8 @@ def pack_base(work: Path, repo: Path) -> Path:
     return base
 
 
-def comfy_python(comfy_dir: Path) -> Path:
-    """The Python that runs ComfyUI: ``$COMFYUI_PYTHON``, else the checkout's ``venv``."""
-    return Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
+def comfy_python(comfy_dir: str | Path) -> Path:
+    """The Python that runs ComfyUI: ``$COMFYUI_PYTHON``, else the checkout's ``venv``, else this one
+    (a test run from ComfyUI's own environment)."""
+    venv = Path(comfy_dir) / "venv" / "bin" / "python"
+    return Path(os.environ.get("COMFYUI_PYTHON") or (venv if venv.exists() else sys.executable))

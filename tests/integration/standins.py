@@ -2,7 +2,7 @@
 
 Model weights are never downloaded by the tests, so each file an example workflow asks for is
 built here with random weights, under its published name and in its published shape, by the same
-builders the unit tests use (``tests/test_*_standin.py``, ``tests/test_compose_comfyui.py``).
+builders the unit tests use (``tests/test_*_standin.py``, ``tests/comfy_checkpoints.py``).
 The server then opens them with the pack's own loaders (and ComfyUI's, for checkpoints and LoRAs):
 
 - ``sam2/sam2.1_hiera_tiny.pt``: SAM 2.1 tiny built from sam2's own config
@@ -20,7 +20,7 @@ The server then opens them with the pack's own loaders (and ComfyUI's, for check
 - ``wd14/wd-vit-tagger-v3/model.onnx`` (+ ``selected_tags.csv``): the scripted WD14-layout tagger of
   ``tests/wd14_standin.py`` (v3 names and shapes: ``input`` [batch, 448, 448, 3], ``output``).
 - ``checkpoints/v1-5-pruned-emaonly.safetensors`` and ``checkpoints/lf_tiny_sd15.safetensors``: the
-  tiny SD1.5-shaped checkpoint of ``tests/test_compose_comfyui.py`` (tiny UNet, full-size random
+  tiny SD1.5-shaped checkpoint of ``tests/comfy_checkpoints.py`` (tiny UNet, full-size random
   CLIP-L, TAESD as VAE), built with ComfyUI's own classes by ComfyUI's Python; its UNet keeps
   attention only in the input block (``LIGHT_UNET``), to sample 512 px in reasonable time on a CPU.
 - ``loras/lf_character.safetensors``, ``lf_background``, ``lf_pose``: kohya-format SD1.5 LoRAs
@@ -161,9 +161,9 @@ LIGHT_UNET = "transformer_depth=[1], transformer_depth_middle=-2, transformer_de
 
 def checkpoint_script() -> str:
     """The compose test's checkpoint builder (tiny UNet, random CLIP-L, TAESD), lighter UNet."""
-    script = _test_module("test_compose_comfyui").BUILD_CHECKPOINT
+    script = _test_module("comfy_checkpoints").SD15_SCRIPT
     if COMPOSE_UNET not in script:
-        raise RuntimeError("tests/test_compose_comfyui.py BUILD_CHECKPOINT changed: update COMPOSE_UNET")
+        raise RuntimeError("tests/comfy_checkpoints.py SD15_SCRIPT changed: update COMPOSE_UNET")
     return script.replace(COMPOSE_UNET, LIGHT_UNET)
 
 

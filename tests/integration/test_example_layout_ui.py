@@ -39,13 +39,9 @@ pytestmark = pytest.mark.skipif(not (COMFYUI_DIR and NODE_MODULES) or shutil.whi
 def layout(tmp_path_factory):
     comfy_dir = Path(COMFYUI_DIR).resolve()
     work = tmp_path_factory.mktemp("layout_comfyui")
-    base = work / "base"  # --base-directory: its own custom_nodes, linking this checkout
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO)
     shots = Path(os.environ.get("LF_UI_SCREENSHOT") or work / "shots")
     shots.mkdir(parents=True, exist_ok=True)
-    comfy = ComfyServer(comfy_dir, Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python"),
-                        work / "server", extra_args=("--base-directory", str(base)))
+    comfy = ComfyServer.for_pack(comfy_dir, work, REPO)
     with comfy:
         done = subprocess.run(
             ["node", str(REPO / "scripts" / "workflow_screenshots.js"), "layout", "--url", comfy.client.base_url,

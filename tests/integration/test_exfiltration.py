@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_api import ComfyServer, comfy_python, pack_base, status_messages  # noqa: E402
+from comfy_api import ComfyServer, status_messages  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -39,16 +39,11 @@ def _picture(path: Path, colour: tuple[int, int, int]) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    comfy_dir = Path(COMFYUI_DIR).resolve()
-    python = comfy_python(comfy_dir)
     work = tmp_path_factory.mktemp("exfil")
-    base = pack_base(work, REPO)
     private = work / "private"
     _picture(private / "secret.png", SECRET)
     _picture(private / "deeper" / "secret2.png", SECRET)
-    comfy = ComfyServer(comfy_dir, python, work / "comfyui",
-                        port=int(os.environ["COMFYUI_PORT"]) if os.environ.get("COMFYUI_PORT") else None,
-                        extra_args=("--base-directory", str(base)))
+    comfy = ComfyServer.for_pack(Path(COMFYUI_DIR).resolve(), work, REPO)
     comfy.dirs["input"].mkdir(parents=True, exist_ok=True)
     _picture(comfy.dirs["input"] / "mine" / "a.png", (200, 200, 200))
     (comfy.dirs["input"] / "innocent").symlink_to(private, target_is_directory=True)

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comfy_api import ComfyServer  # noqa: E402
-from fixtures_fake_trainer import make_base_model, make_dataset, make_fake_install  # noqa: E402
+from fixtures_fake_trainer import configure_operator, make_base_model, make_dataset, make_fake_install  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -36,18 +36,10 @@ pytestmark = pytest.mark.skipif(not (COMFYUI_DIR and NODE_MODULES) or shutil.whi
 def server(tmp_path_factory, monkeypatch_module):
     comfy_dir = Path(COMFYUI_DIR).resolve()
     work = tmp_path_factory.mktemp("chart_comfyui")
-    base = work / "base"  # --base-directory: its own custom_nodes (linking this checkout) and models
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO)
-    make_base_model(base / "models" / "checkpoints", "tiny_base.safetensors")
+    comfy = ComfyServer.for_pack(comfy_dir, work, REPO)  # --base-directory: its own custom_nodes and models
+    make_base_model(comfy.base / "models" / "checkpoints", "tiny_base.safetensors")
     monkeypatch_module.setenv("FAKE_STEP_S", "0.3")  # the stand-in trainer's step time, so a curve builds up
-    comfy = ComfyServer(comfy_dir, Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python"),
-                        work / "server", extra_args=("--base-directory", str(base)))
-    install = make_fake_install(work / "trainer")
-    trainer_json = comfy.dirs["user"] / "lora_foundry" / "trainer.json"
-    trainer_json.parent.mkdir(parents=True)
-    trainer_json.write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir), "python": str(install.python),
-                                        "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+    configure_operator(make_fake_install(work / "trainer"), comfy.dirs["user"])
     make_dataset(comfy.dirs["output"] / "lora_foundry" / "datasets" / "hero")
     with comfy:
         yield comfy

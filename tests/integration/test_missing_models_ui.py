@@ -32,17 +32,12 @@ pytestmark = pytest.mark.skipif(not (COMFYUI_DIR and NODE_MODULES) or shutil.whi
 
 def test_the_dialog_names_each_missing_file_once_and_not_the_installed_ones(tmp_path):
     comfy_dir = Path(COMFYUI_DIR).resolve()
-    base = tmp_path / "base"
-    (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "lora_foundry").symlink_to(REPO)
     tagger = tmp_path / "models" / "wd14" / "wd-vit-tagger-v3"
     tagger.mkdir(parents=True)
     (tagger / "model.onnx").write_bytes(b"listed only: never loaded here")
     config = tmp_path / "extra_model_paths.yaml"
     config.write_text(f'lf_test:\n  base_path: "{tmp_path / "models"}"\n  wd14: wd14\n', encoding="utf-8")
-    comfy = ComfyServer(comfy_dir, Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python"),
-                        tmp_path / "server", extra_args=("--base-directory", str(base),
-                                                          "--extra-model-paths-config", str(config)))
+    comfy = ComfyServer.for_pack(comfy_dir, tmp_path, REPO, "--extra-model-paths-config", str(config))
     with comfy:
         done = subprocess.run(
             ["node", str(REPO / "scripts" / "workflow_screenshots.js"), "missing-models", "--url",

@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_api import ComfyServer, PromptRejected, status_messages  # noqa: E402
+from comfy_api import ComfyServer, PromptRejected, comfy_python, status_messages  # noqa: E402
 from ui_to_api import ui_to_api  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,10 +39,6 @@ COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 STANDINS = os.environ.get("LF_STANDINS", "") not in ("", "0")
 
 pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to a ComfyUI checkout to run")
-
-
-def _python(comfy_dir: Path) -> Path:
-    return Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / "venv" / "bin" / "python")
 
 
 def _link_media(input_dir: Path, media_dir: Path) -> None:
@@ -56,7 +52,7 @@ def _standin_args(comfy_dir: Path, tmp_path_factory) -> tuple[str, ...]:
     from standins import extra_model_paths_yaml, install_standins
 
     models = Path(os.environ.get("LF_STANDINS_DIR") or tmp_path_factory.mktemp("standin_models"))
-    install_standins(models, comfy_dir=comfy_dir, comfy_python=_python(comfy_dir), log=print)
+    install_standins(models, comfy_dir=comfy_dir, comfy_python=comfy_python(comfy_dir), log=print)
     config = extra_model_paths_yaml(models, tmp_path_factory.mktemp("standin_config") / "extra_model_paths.yaml",
                                     new_loras=tmp_path_factory.mktemp("trained_loras"))
     return ("--extra-model-paths-config", str(config))
@@ -68,8 +64,7 @@ def server(tmp_path_factory, media_dir):
     link = comfy_dir / "custom_nodes" / "lora_foundry"
     if not link.exists() or link.resolve() != REPO.resolve():
         pytest.fail(f"{link} must link to {REPO}: ln -s {REPO} {link}")
-    comfy = ComfyServer(comfy_dir, _python(comfy_dir), tmp_path_factory.mktemp("comfyui"),
-                        port=int(os.environ["COMFYUI_PORT"]) if os.environ.get("COMFYUI_PORT") else None,
+    comfy = ComfyServer(comfy_dir, comfy_python(comfy_dir), tmp_path_factory.mktemp("comfyui"),
                         extra_args=_standin_args(comfy_dir, tmp_path_factory) if STANDINS else ())
     comfy.standins = STANDINS
     comfy.dirs["input"].mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfy_api import ComfyServer, PromptRejected, comfy_python, pack_base, status_messages  # noqa: E402
-from fixtures_fake_trainer import make_base_model, make_fake_install  # noqa: E402
+from comfy_api import ComfyServer, PromptRejected, status_messages  # noqa: E402
+from fixtures_fake_trainer import configure_operator, make_base_model, make_fake_install  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -44,22 +44,13 @@ def _png(colour) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    comfy_dir = Path(COMFYUI_DIR).resolve()
-    python = comfy_python(comfy_dir)
     work = tmp_path_factory.mktemp("trust")
-    base = pack_base(work, REPO)
-    make_base_model(base / "models" / "checkpoints")
+    comfy = ComfyServer.for_pack(Path(COMFYUI_DIR).resolve(), work, REPO)
+    make_base_model(comfy.base / "models" / "checkpoints")
     private = work / "private"
     (private / "photos").mkdir(parents=True)
     (private / "photos" / "holiday.png").write_bytes(_png(SECRET))
-    comfy = ComfyServer(comfy_dir, python, work / "comfyui",
-                        port=int(os.environ["COMFYUI_PORT"]) if os.environ.get("COMFYUI_PORT") else None,
-                        extra_args=("--base-directory", str(base)))
-    install = make_fake_install(work / "kohya")
-    trainer = comfy.dirs["user"] / "lora_foundry" / "trainer.json"
-    trainer.parent.mkdir(parents=True, exist_ok=True)
-    trainer.write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
-                                   "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
+    configure_operator(make_fake_install(work / "kohya"), comfy.dirs["user"])
     comfy.private = private
     with comfy:
         yield comfy

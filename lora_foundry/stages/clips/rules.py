@@ -17,6 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...choices import one_of, pick
+
 
 @dataclass(frozen=True)
 class ModelClipRule:
@@ -51,10 +53,7 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 
 def rule_for(model: str) -> ModelClipRule:
-    try:
-        return MODEL_RULES[model]
-    except KeyError:
-        raise ValueError(f"video model {model!r} is not one of {', '.join(MODEL_RULES)}") from None
+    return pick(MODEL_RULES, model, "video model")
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,7 @@ class ClipOptions:
                              f"takes {rule.min_frames}-{rule.max_frames} frames ({rule.step}N+1)")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf {self.crf} is not in 0-51")
-        if self.preset not in X264_PRESETS:
-            raise ValueError(f"x264 preset {self.preset!r} is not one of {', '.join(X264_PRESETS)}")
+        one_of(self.preset, X264_PRESETS, "x264 preset")
         return rule
 
 

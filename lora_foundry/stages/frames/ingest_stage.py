@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import names
+from ...choices import one_of
 from ...media import images, sampling, video
 from ...progress import Progress
 from ...read_roots import ReadRoots
@@ -45,13 +46,13 @@ class VideoIngestOptions:
     frame_format: str = "jpg"
     jpeg_quality: int = 95
 
+    def sample_spec(self) -> sampling.SampleSpec:
+        """The frames to take, as the samplers read them (checked there; an ``end_s`` of 0 = the end)."""
+        return sampling.SampleSpec(self.mode, self.interval_s, self.per_shot, self.start_s, self.end_s or None)
+
     def validate(self) -> None:
-        if self.mode not in {"interval", "scene", "keyframes", "all"}:
-            raise ValueError(f"sampling mode {self.mode!r} is not one of interval, scene, keyframes, all")
-        if self.frame_format not in FRAME_FORMATS:
-            raise ValueError(f"frame format {self.frame_format!r} is not one of {', '.join(FRAME_FORMATS)}")
-        if self.end_s and self.end_s <= self.start_s:
-            raise ValueError(f"time range ends ({self.end_s} s) before it starts ({self.start_s} s)")
+        self.sample_spec()
+        one_of(self.frame_format, FRAME_FORMATS, "frame format")
 
 
 def file_identity(path: Path) -> dict[str, Any]:
@@ -132,9 +133,7 @@ def _sample_in_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOpti
     """Decode once, store each sampled frame as its shot becomes known; returns the cuts."""
     path = info.path
     samples = sampling.iter_samples(
-        path, info=info, mode=options.mode, interval_s=options.interval_s, per_shot=options.per_shot,
-        start_s=options.start_s,
-        end_s=options.end_s or None, long_side=options.long_side or None,
+        path, options.sample_spec(), info=info, long_side=options.long_side or None,
         skip=lambda index: st.is_done(f"f{index}"), progress=progress,
     )
     while True:
@@ -146,17 +145,8 @@ def _sample_in_one_pass(st: Any, info: video.VideoInfo, options: VideoIngestOpti
 
 
 def _plan(info: video.VideoInfo, options: VideoIngestOptions, progress: Progress | None) -> IngestSummary:
-    plan = sampling.plan_samples(
-        info.path,
-        info=info,
-        mode=options.mode,
-        interval_s=options.interval_s,
-        per_shot=options.per_shot,
-        start_s=options.start_s,
-        end_s=options.end_s or None,
-        max_frames=options.max_frames,
-        progress=progress,
-    )
+    plan = sampling.plan_samples(info.path, options.sample_spec(), info=info, max_frames=options.max_frames,
+                                 progress=progress)
     samples = tuple((s.frame_index, s.time_s, s.shot) for s in plan.samples)
     return IngestSummary(plan.mode, tuple(plan.cuts), samples, info)
 

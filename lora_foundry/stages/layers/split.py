@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ... import names
+from ...choices import one_of
 from ...media import images
 from ...models.handle import ModelHandle
 from .segment import (
@@ -78,8 +79,7 @@ class SplitOptions:
         if self.text_rule() is not None and clip is None:
             raise ValueError("text_prompt needs a CLIP model: connect LF CLIP Loader to clip_model "
                              "(or clear text_prompt)")
-        if self.mode not in MODES:
-            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        one_of(self.mode, MODES, "mode")
         objects, _ = parse_prompts(self.prompts)
         if self.mode == "prompts" and not objects:
             raise ValueError("mode 'prompts' needs at least one prompt (a box or points)")
