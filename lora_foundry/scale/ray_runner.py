@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..extras import optional_extra
 from . import engine_name
 from .units import Deliver, Kept, Unit, new_kept
 
@@ -40,11 +41,8 @@ class WorkspaceNotShared(RuntimeError):
 
 
 def _import_ray() -> Any:
-    try:
+    with optional_extra("ray", "ray", "a configured Ray cluster"):
         import ray
-    except ImportError as error:
-        raise RuntimeError("a Ray cluster is configured but Ray is not installed: "
-                           "pip install 'lora-foundry[ray]' (or pip install ray)") from error
     return ray
 
 
