@@ -157,7 +157,8 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         _pipeline(temp / "local", videos, options)
         _pipeline(temp / "ray", videos, options, runner)
         clip = _clip_on_actors(temp, MEDIA / "montage_6_shots.mp4", options, runner)
-        sam2 = _sam2_on_actors(temp, MEDIA / "montage_6_shots.mp4", replace(options, per_shot=3), runner)
+        # the montage's first three shots (cuts every 4 s), two frames each: three units for two slots
+        sam2 = _sam2_on_actors(temp, MEDIA / "montage_6_shots.mp4", replace(options, end_s=11.9), runner)
         return {"local": dump(temp / "local"), "ray": dump(temp / "ray"), "clip": clip, "sam2": sam2}
     if scenario == "kill":
         videos = [MEDIA / "montage_6_shots.mp4", MEDIA / "city_street_cc0.mpg", MEDIA / "big_buck_bunny_clip.mp4"]
