@@ -299,7 +299,9 @@ def _cancel(temp: Path, runner, options) -> dict:
     seconds = time.monotonic() - started
     units = ws.connection.execute("SELECT COUNT(*) FROM stage_units").fetchone()[0]
     ws.close()
-    deadline = time.monotonic() + 20  # the held tasks are still at the closed gate unless cancelled
+    # the held tasks stay at the closed gate unless cancelled: wait for them to go, bounded only
+    # against a hang (a force-cancel took over 20 s on a loaded 2-core machine; no timing decides)
+    deadline = time.monotonic() + NODE_START_S
     while _running_units() and time.monotonic() < deadline:
         time.sleep(0.2)
     left = _running_units()
