@@ -176,7 +176,6 @@ def _track_shots(runner: Runner, st: Any, shots: list[list[Item]], settings: Tra
     bar = CombinedProgress(progress, [len(shot) for shot in shots])
     for number in set(range(len(shots))) - set(todo):
         bar.done_before(number)
-    bar.refresh()
 
     def deliver(position: int, message: tuple[Any, ...]) -> None:
         if message[0] == "progress":
