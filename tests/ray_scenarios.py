@@ -199,11 +199,12 @@ def _clip_on_actors(temp: Path, video: Path, options, runner) -> dict:
     """CLIP (a tiny random-weight open_clip) over one video's frames, one frame per batch, here and
     on the cluster: both workspaces, how many batches, and how many times the workers opened the
     model (one actor per CPU slot keeps it open)."""
-    from ray_comfy_scenario import save_tiny_clip
+    from clip_standin import save_tiny_local_dir
 
     from lora_foundry.models.clip_model import load_clip
 
-    clip = load_clip(save_tiny_clip(temp / "models" / "tiny-clip"), "auto", "cpu")
+    save_tiny_local_dir(temp / "models" / "tiny-clip")
+    clip = load_clip(temp / "models" / "tiny-clip", "auto", "cpu")
     batches = 0
     for name, where in (("clip_local", None), ("clip_ray", runner)):
         ws = Workspace.open(temp / name)
