@@ -113,7 +113,7 @@ class SAM2TrackShots(SAM2LayerSplit):
     def _run(self, ws: Workspace, frames: Any, sam2_model: Any, options: Any, progress: Any, clip: Any,
              redetect_every: int = 0) -> Any:
         return track_stage.track_layers(ws, frames, sam2_model, options, progress, clip=clip,
-                                        redetect_every=redetect_every)
+                                        redetect_every=redetect_every, runner=_comfy.ray_runner())
 
 
 def _preview(items: list[Any], color: tuple[int, int, int]) -> Any:

@@ -157,7 +157,9 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
         _pipeline(temp / "local", videos, options)
         _pipeline(temp / "ray", videos, options, runner)
         clip = _clip_on_actors(temp, MEDIA / "montage_6_shots.mp4", options, runner)
-        return {"local": dump(temp / "local"), "ray": dump(temp / "ray"), "clip": clip}
+        # the montage's first three shots (cuts every 4 s), two frames each: three units for two slots
+        sam2 = _sam2_on_actors(temp, MEDIA / "montage_6_shots.mp4", replace(options, end_s=11.9), runner)
+        return {"local": dump(temp / "local"), "ray": dump(temp / "ray"), "clip": clip, "sam2": sam2}
     if scenario == "kill":
         videos = [MEDIA / "montage_6_shots.mp4", MEDIA / "city_street_cc0.mpg", MEDIA / "big_buck_bunny_clip.mp4"]
         stop, killed, gate = threading.Event(), [], temp / "gate"
@@ -197,11 +199,12 @@ def _clip_on_actors(temp: Path, video: Path, options, runner) -> dict:
     """CLIP (a tiny random-weight open_clip) over one video's frames, one frame per batch, here and
     on the cluster: both workspaces, how many batches, and how many times the workers opened the
     model (one actor per CPU slot keeps it open)."""
-    from ray_comfy_scenario import save_tiny_clip
+    from clip_standin import save_tiny_local_dir
 
     from lora_foundry.models.clip_model import load_clip
 
-    clip = load_clip(save_tiny_clip(temp / "models" / "tiny-clip"), "auto", "cpu")
+    save_tiny_local_dir(temp / "models" / "tiny-clip")
+    clip = load_clip(temp / "models" / "tiny-clip", "auto", "cpu")
     batches = 0
     for name, where in (("clip_local", None), ("clip_ray", runner)):
         ws = Workspace.open(temp / name)
@@ -210,6 +213,28 @@ def _clip_on_actors(temp: Path, video: Path, options, runner) -> dict:
         batches = ws.count(frames)
         ws.close()
     return {"local": dump(temp / "clip_local"), "ray": dump(temp / "clip_ray"), "batches": batches,
+            "opened": runner.loads}
+
+
+def _sam2_on_actors(temp: Path, video: Path, options, runner) -> dict:
+    """SAM 2 tracking (the tiny random-weight stand-in of test_sam2_tracking.py, two boxes on each
+    shot's first frame) through every shot of one video, here and on the cluster: both
+    workspaces, how many shots, and how many times the workers opened SAM 2 (one actor per slot)."""
+    from test_sam2_tracking import PROMPTS, SHORT_MEMORY, save_tracking_standin
+
+    from lora_foundry.models.sam2_model import open_sam2
+    from lora_foundry.stages.layers import split, track_stage
+
+    sam = open_sam2(save_tracking_standin(temp / "models" / "sam2"), "cpu", hydra_overrides=SHORT_MEMORY)
+    split_options = split.SplitOptions(prompts=PROMPTS, mode="prompts", margin=8, plain_color="#00FF00")
+    shots = 0
+    for name, where in (("sam2_local", None), ("sam2_ray", runner)):
+        ws = Workspace.open(temp / name)
+        (frames,) = ingest_videos(ws, [video], options, workers=1)
+        track_stage.track_layers(ws, frames, sam, split_options, runner=where)
+        shots = len(track_stage.shots_in_order(ws.items(frames)))
+        ws.close()
+    return {"local": dump(temp / "sam2_local"), "ray": dump(temp / "sam2_ray"), "shots": shots,
             "opened": runner.loads}
 
 
@@ -275,7 +300,9 @@ def _cancel(temp: Path, runner, options) -> dict:
     seconds = time.monotonic() - started
     units = ws.connection.execute("SELECT COUNT(*) FROM stage_units").fetchone()[0]
     ws.close()
-    deadline = time.monotonic() + 20  # the held tasks are still at the closed gate unless cancelled
+    # the held tasks stay at the closed gate unless cancelled: wait for them to go, bounded only
+    # against a hang (a force-cancel took over 20 s on a loaded 2-core machine; no timing decides)
+    deadline = time.monotonic() + NODE_START_S
     while _running_units() and time.monotonic() < deadline:
         time.sleep(0.2)
     left = _running_units()

@@ -61,6 +61,18 @@ def test_clip_batches_on_ray_open_the_model_once_per_slot_not_per_batch(facts):
     assert clip["ray"] == clip["local"]
 
 
+def test_sam2_tracking_units_per_shot_on_ray_give_the_local_bytes(facts):
+    """One unit per shot on one actor per slot (a GPU request where the model's device is a GPU),
+    running the same unit function as a run in this process."""
+    sam2 = facts["same"]["sam2"]
+    assert sam2["shots"] == 3
+    assert 1 <= sam2["opened"] <= 2  # two CPU slots: SAM 2 opened once per actor, not per shot
+    layers = [name for name in sam2["local"]["files"] if "layer_track" in name or "_cutout_" in name]
+    assert any("_cutout_" in name for name in layers) and any("_background" in name for name in layers)
+    assert len([unit for unit in sam2["local"]["units"] if unit[1].startswith("shot:")]) == sam2["shots"]
+    assert sam2["ray"] == sam2["local"]
+
+
 def test_a_killed_ray_worker_still_ends_with_every_unit_committed_once(facts):
     kill = facts["kill"]
     assert len(kill["killed"]) == 1, "no Ray worker was running a unit to kill"

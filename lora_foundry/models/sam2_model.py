@@ -9,6 +9,7 @@ checkpoint that does not match the chosen config fails with a message that says 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,46 @@ def open_sam2(path: Path | str, compute_device: str, config: str | None = None,
     path = Path(path)
     config_name = config or config_for_file(path)
     model = load_sam2(path, "cpu", config_name, hydra_overrides)
-    return ModelHandle(model, compute_device, sam2_identity(path, config_name), "sam2", name=path.name,
+    identity = sam2_identity(path, config_name)
+    source = Sam2Source(str(path.resolve()), config_name, tuple(hydra_overrides), str(compute_device), identity)
+    return ModelHandle(model, compute_device, identity, "sam2", name=path.name, details=source,
                        work_bytes=SAM2_WORK_BYTES)
+
+
+@dataclass(frozen=True)
+class Sam2Source:
+    """How to open the same SAM 2 somewhere else (a Ray worker): the resolved checkpoint path (it
+    must exist at that path there too), the config and overrides that build the network, the
+    device kind, and the identity the file there must have (the ``details`` of a SAM 2 handle)."""
+
+    path: str
+    config: str
+    overrides: tuple[str, ...]
+    device: str
+    identity: str
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """What a unit using this model asks a Ray cluster for: a GPU for a GPU model, else a CPU."""
+        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+
+
+def open_sam2_source(source: Sam2Source) -> ModelHandle:
+    """In a worker: the SAM 2 ``source`` names, on its device for the worker's life (it is kept
+    there between units), refused when the file is missing here or is not the driver's file."""
+    import socket
+
+    path = Path(source.path)
+    if not path.is_file():
+        raise ModelMissingError(f"on {socket.gethostname()}: SAM 2 checkpoint {path} does not exist; every Ray "
+                                "node needs the weights at the same path (docs/scaling.md)")
+    if sam2_identity(path, source.config) != source.identity:
+        raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file ({sam2_identity(path, source.config)})"
+                                f" than the driver's ({source.identity}); every node needs the same files at the same path")
+    device = "cuda" if source.device.startswith("cuda") else source.device
+    model = load_sam2(path, device, source.config, source.overrides)
+    return ModelHandle(model, device, source.identity, "sam2", name=path.name, offload_device=device,
+                       details=source, work_bytes=SAM2_WORK_BYTES)
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:

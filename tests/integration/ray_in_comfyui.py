@@ -122,7 +122,8 @@ def run_comfyui(comfy_dir: Path, python: Path, work: Path, inputs: Path, ray_add
     statuses = [entry["status"]["status_str"] for entry in entries]
     if statuses != ["success", "success"]:
         raise RuntimeError(f"workflows ended {statuses}:\n{json.dumps(entries)[-3000:]}\n{log[-3000:]}")
-    reports = json.loads(json.dumps([[output.get("text") for output in entry["outputs"].values()]
+    # by node id: ComfyUI 0.8 may run independent output nodes in another order from run to run
+    reports = json.loads(json.dumps([{node: output.get("text") for node, output in sorted(entry["outputs"].items())}
                                      for entry in entries]).replace(str(server.dirs["output"]), "<output>"))
     return {"tree": tree(server.dirs["output"]), "reports": reports, "listening": sockets}
 

@@ -50,7 +50,12 @@ def facts(tmp_path_factory) -> dict:
         raise
     assert proc.returncode == 0, err.decode()[-4000:]
     facts = json.loads(out.decode().strip().splitlines()[-1])
-    print(json.dumps({k: v for k, v in facts.items() if k not in ("local", "ray")}))
+    local, ray = facts["local"], facts["ray"]
+    print(json.dumps({**{k: v for k, v in facts.items() if k not in ("local", "ray")},
+                      "files": len(local["tree"]), "identical_files": sum(ray["tree"].get(name) == digest
+                                                                          for name, digest in local["tree"].items()),
+                      "reports_equal": ray["reports"] == local["reports"],
+                      "listening": {"local": local["listening"], "ray": ray["listening"]}}))
     return facts
 
 

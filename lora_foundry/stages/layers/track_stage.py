@@ -15,8 +15,9 @@ SAM 2 reaches them, never all at once (see ``video_tracking``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,10 @@ import numpy as np
 from ...media import images
 from ...media.masks import mask_box
 from ...models.handle import ModelHandle, all_on_device
-from ...progress import Progress, ensure_progress
-from ...workspace import Handle, Item, NewItem, Workspace
+from ...progress import Progress
+from ...scale.local import runner_for
+from ...scale.units import CombinedProgress, Kept, Runner, Send, Unit
+from ...workspace import Handle, Item, NewItem, Workspace, remote
 from .segment import Instance, parse_color
 from .split import SplitOptions, make_segmenter
 from .split_stage import split_frame_items
@@ -52,56 +55,142 @@ def shots_in_order(items: Sequence[Item]) -> list[list[Item]]:
     return shots
 
 
-class FrameCounter:
-    """Per-frame progress over all shots (a shot is the unit of resume, a frame the unit of report)."""
-
-    def __init__(self, progress: Progress | None, total: int, done: int) -> None:
-        self._report = ensure_progress(progress)
-        self.total = total
-        self.done = done
-        self._report.update(done, total)
-
-    def step(self) -> None:
-        self.done += 1
-        self._report.update(self.done, self.total)
-
-
 def track_layers(ws: Workspace, frames: Handle, sam: ModelHandle, options: SplitOptions,
-                 progress: Progress | None = None, clip: Any | None = None, redetect_every: int = 0) -> Handle:
+                 progress: Progress | None = None, clip: Any | None = None, redetect_every: int = 0,
+                 runner: Runner | None = None) -> Handle:
     """Layer split with tracking through each shot; returns the handle of all cut-outs and backgrounds.
 
     ``redetect_every`` > 0 also looks for characters on every n-th frame of a shot (the same way
     as on its first frame) and tracks those that overlap no tracked character from there on, up
     to ``options.rules.max_characters`` per shot: characters who enter mid-shot are kept too.
 
-    SAM 2 (and CLIP) visit the compute device once for the whole run, not once per shot: nothing
-    else runs between two shots of one node, and each visit costs two copies of the weights.
+    Each shot is one unit (``track_shot_unit``), run in this process or, with ``runner`` (a Ray
+    cluster), on one actor per slot that opens the same SAM 2 (and CLIP) files once and keeps
+    them, asking for a GPU when the model's device is one. In this process SAM 2 (and CLIP) visit
+    the compute device once for the whole run, not once per shot (each visit costs two copies of
+    the weights).
     """
     options.validate(clip)
     if redetect_every < 0:
         raise ValueError("redetect_every must be >= 0 (0 = find characters on each shot's first frame only)")
     check_tracker(sam.model)
-    color = parse_color(options.plain_color)
     items = ws.items(frames)
     shots = shots_in_order(items)
     params = {**options.key_params(clip), "redetect_every": redetect_every}
     with ws.stage("layer_track", TRACK_VERSION, params, inputs=[frames], model=sam.identity, label="layers") as st:
         if not st.complete:
             tags = ws.tags(frames) if options.text_rule() is not None else {}
-            units = [f"shot:{shot[0].id}" for shot in shots]
-            counter = FrameCounter(progress, len(items),
-                                   sum(len(shot) for shot, unit in zip(shots, units, strict=True) if st.is_done(unit)))
-            with all_on_device(sam, clip):
-                segment = make_segmenter(sam, options, clip)
-                order = 0
-                for shot, unit in zip(shots, units, strict=True):
-                    if not st.is_done(unit):
-                        finder = NewCharacters(segment, shot, redetect_every, options.rules.max_characters)
-                        outputs = track_one_shot(st, sam.model, shot, finder, color, options.margin, tags,
-                                                 counter.step)
-                        st.emit(unit=unit, order=order, outputs=outputs)
-                    order += len(shot)
+            models = _sources(sam, clip) if runner is not None else (sam, clip)
+            with all_on_device(*((sam, clip) if runner is None else ())):
+                _track_shots(runner_for(runner, 1, len(shots)), st, shots, TrackSettings(options, redetect_every, tags),
+                             models, progress)
         return st.handle
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """What every shot of a run is tracked with: the split options, how often to look for new
+    characters, and the frames' inherited tags (only when a text prompt adds its phrase)."""
+
+    options: SplitOptions
+    redetect_every: int
+    tags: dict[int, list[str]]
+
+
+@dataclass(frozen=True)
+class TrackShot:
+    """One shot as a unit: where its stage writes, its frames, its place in the output order, the
+    settings, and the models: ``ModelHandle``s this process holds (a run here), or the
+    ``Sam2Source`` (and ``ClipSource``) a worker opens and keeps between shots."""
+
+    stage: remote.StageJob
+    unit: str
+    order: int
+    shot: tuple[Item, ...]
+    settings: TrackSettings
+    models: tuple[Any, Any]
+
+
+def _sources(sam: ModelHandle, clip: Any | None) -> tuple[Any, Any]:
+    """The files a worker opens for ``sam`` (and ``clip``); refused for models not opened from a file."""
+    from ...models.sam2_model import Sam2Source
+
+    if not isinstance(sam.details, Sam2Source):
+        raise ValueError("this SAM 2 model cannot be opened on a Ray worker (it was not opened from a file by "
+                         "LF SAM2 Loader)")
+    clip_source = getattr(getattr(clip, "details", None), "source", None)
+    if clip is not None and clip_source is None:
+        raise ValueError("this CLIP model cannot be opened on a Ray worker (it was not opened from a file by "
+                         "LF CLIP Loader)")
+    return sam.details, clip_source
+
+
+def _opened(models: tuple[Any, Any], kept: Kept) -> tuple[ModelHandle, Any]:
+    """The unit's models: as given when this process holds them, else opened once per worker."""
+    from ...models.sam2_model import Sam2Source
+
+    sam, clip = models
+    if not isinstance(sam, Sam2Source):
+        return sam, clip
+
+    def open_both() -> tuple[ModelHandle, Any]:
+        from ...models.clip_model import open_source
+        from ...models.sam2_model import open_sam2_source
+
+        return open_sam2_source(sam), open_source(clip) if clip is not None else None
+
+    return kept.get(models, open_both)
+
+
+def track_shot_unit(job: TrackShot, send: Send, kept: Kept) -> None:
+    """In a worker (or this process): find the shot's characters, track them, write every frame's
+    layers, send one progress message per frame, then the shot's record."""
+    st = remote.RemoteStage(job.stage, send)
+    sam, clip = _opened(job.models, kept)
+    options = job.settings.options
+    with all_on_device(sam, clip):
+        check_tracker(sam.model)
+        finder = NewCharacters(make_segmenter(sam, options, clip), job.shot, job.settings.redetect_every,
+                               options.rules.max_characters)
+        done = iter(range(1, len(job.shot) + 1))
+        outputs = track_one_shot(st, sam.model, job.shot, finder, parse_color(options.plain_color), options.margin,
+                                 job.settings.tags, lambda: send(("progress", next(done), len(job.shot))))
+    st.emit(job.unit, job.order, outputs)
+
+
+def _track_shots(runner: Runner, st: Any, shots: list[list[Item]], settings: TrackSettings,
+                 models: tuple[Any, Any], progress: Progress | None) -> None:
+    """Every unfinished shot as a unit on ``runner``; records are committed here, once each, and
+    one bar counts frames over all shots (shots an earlier run did count as done)."""
+    runner.check_shared(st.ws.root)
+    where = remote.job_for(st)
+    stage = remote.StageJob(where.root, where.stage_dir)
+    resources = getattr(models[0], "resources", {"num_cpus": 1})  # a Sam2Source's; a run here asks nothing
+    units = [f"shot:{shot[0].id}" for shot in shots]
+    orders = list(itertools.accumulate((len(shot) for shot in shots), initial=0))
+    todo = [number for number, unit in enumerate(units) if not st.is_done(unit)]
+    work = [Unit(f"tracking {units[number]}", track_shot_unit,
+                 TrackShot(stage, units[number], orders[number], tuple(shots[number]),
+                           _for_shot(settings, shots[number]), models), resources, keeps=True)
+            for number in todo]
+    bar = CombinedProgress(progress, [len(shot) for shot in shots])
+    for number in set(range(len(shots))) - set(todo):
+        bar.done_before(number)
+
+    def deliver(position: int, message: tuple[Any, ...]) -> None:
+        if message[0] == "progress":
+            bar.report(todo[position], message[1], message[2])
+        elif message[0] == "end":
+            bar.finish(todo[position])
+        else:
+            remote.apply(st, message)
+
+    runner.run(work, deliver, bar.refresh)
+
+
+def _for_shot(settings: TrackSettings, shot: list[Item]) -> TrackSettings:
+    """The settings with only this shot's tags (a unit carries what it needs, not the whole run's)."""
+    return replace(settings, tags={item.id: settings.tags[item.id] for item in shot if item.id in settings.tags})
 
 
 class NewCharacters:
