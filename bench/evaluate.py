@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,12 +45,13 @@ def import_pack():
 
 
 def plain(comfy_nodes, sd, model, clip, vae, lora_state, cells, size: int, steps: int) -> None:
-    """Each cell as a KSampler graph would make it."""
+    """Each cell as a KSampler graph would make it, grouped by strength as the evaluation renders
+    them (switching patched models every cell would bill re-patching to the plain side only)."""
     import torch
 
     patched, conds = {}, {}
     with torch.inference_mode():
-        for cell in cells:
+        for cell in sorted(cells, key=lambda c: c.strength):
             if cell.strength not in patched:
                 patched[cell.strength] = (model, clip) if cell.strength == 0 else sd.load_lora_for_models(
                     model, clip, lora_state, cell.strength, cell.strength)
@@ -87,21 +89,32 @@ def main() -> None:
 
     comfy_args.cpu = True
     import comfy.sd
-    import comfy.utils
-    import numpy as np
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    import nodes as comfy_nodes
-
     import_pack()
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
+                                                             output_clip=True)[:3]
+    work = Path(tempfile.mkdtemp(prefix="lf_bench_eval_"))
+    try:
+        run_pairs(args, work, model, clip, vae)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_pairs(args, work: Path, model, clip, vae) -> None:
+    """The interleaved pairs on cells of a fresh workspace per evaluation, and the summary."""
+    import comfy.sd
+    import comfy.utils
+    import numpy as np
     from lf_pack.lora_foundry.evaluate import evaluation, matrix
     from lf_pack.lora_foundry.lora.synthetic import SD15_MODULES, SD15_TE_MODULES, write_kohya_lora
     from lf_pack.lora_foundry.stages.clusters.embedders import pixel_features
     from lf_pack.lora_foundry.workspace import Workspace
     from lf_pack.nodes import _comfy_sampling
+
+    import nodes as comfy_nodes
 
     class Pixels:
         identity = "pixels"
@@ -112,9 +125,6 @@ def main() -> None:
         def texts(self, texts):
             return np.stack([pixel_features(np.full((64, 64, 3), hash(t) % 255, np.uint8)) for t in texts])
 
-    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
-                                                             output_clip=True)[:3]
-    work = Path(tempfile.mkdtemp(prefix="lf_bench_eval_"))
     lora = write_kohya_lora(work / "lora.safetensors", {**SD15_MODULES, **SD15_TE_MODULES}, seed=1)
     state = comfy.utils.load_torch_file(str(lora), safe_load=True)
     preset = matrix.load_preset("character", {"strengths": [0, 0.5, 1], "seeds": list(range(1, args.seeds + 1)),
