@@ -10,13 +10,15 @@ metrics, contact sheet, plot). The embedder is the pack's weights-free pixel fea
 ratio measures our overhead, not a CLIP model's cost. Pairs are interleaved and alternate which
 side runs first; the answer is the median of per-pair ratios of CPU time (the cores are shared:
 wall time drifts with the neighbours' load, CPU time much less), with the spread printed (every
-pair's ratio, the interquartile range, min and max) so one reading can be judged. Two pairs could
-not resolve 10 % here (one run 1.40x, another 0.86x; per pair 0.60-2.04): the default is 9 pairs
-of 34 cells each.
+pair's ratio, the interquartile range, min and max) so one reading can be judged, and the load
+average before and after (other jobs on the machine). Two pairs could not resolve 10 % here (one
+run 1.40x, another 0.86x; per pair 0.60-2.04): the default is 9 pairs of 34 cells each. Torch runs
+one thread by default (``--threads``): with the cores shared, idle OpenMP workers spin and bill
+CPU time that is neither side's work.
 
 Runs in ComfyUI's Python with this checkout imported the way ComfyUI imports it:
   COMFYUI_DIR=/path/to/ComfyUI $COMFYUI_DIR/venv/bin/python bench/evaluate.py TINY_SD15.safetensors \
-      [--size 64] [--steps 4] [--pairs 9] [--seeds 2]
+      [--size 64] [--steps 4] [--pairs 9] [--seeds 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,12 +45,13 @@ def import_pack():
 
 
 def plain(comfy_nodes, sd, model, clip, vae, lora_state, cells, size: int, steps: int) -> None:
-    """Each cell as a KSampler graph would make it."""
+    """Each cell as a KSampler graph would make it, grouped by strength as the evaluation renders
+    them (switching patched models every cell would bill re-patching to the plain side only)."""
     import torch
 
     patched, conds = {}, {}
     with torch.inference_mode():
-        for cell in cells:
+        for cell in sorted(cells, key=lambda c: c.strength):
             if cell.strength not in patched:
                 patched[cell.strength] = (model, clip) if cell.strength == 0 else sd.load_lora_for_models(
                     model, clip, lora_state, cell.strength, cell.strength)
@@ -75,7 +79,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=9)
     parser.add_argument("--seeds", type=int, default=2, help="seeds per cell (more cells per run)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     args = parser.parse_args()
+    print(f"load average before: {load_average()}")
     comfy_dir = os.environ["COMFYUI_DIR"]
     sys.path.insert(0, comfy_dir)
     os.chdir(comfy_dir)
@@ -83,17 +89,32 @@ def main() -> None:
 
     comfy_args.cpu = True
     import comfy.sd
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import_pack()
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
+                                                             output_clip=True)[:3]
+    work = Path(tempfile.mkdtemp(prefix="lf_bench_eval_"))
+    try:
+        run_pairs(args, work, model, clip, vae)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_pairs(args, work: Path, model, clip, vae) -> None:
+    """The interleaved pairs on cells of a fresh workspace per evaluation, and the summary."""
+    import comfy.sd
     import comfy.utils
     import numpy as np
-
-    import nodes as comfy_nodes
-
-    import_pack()
     from lf_pack.lora_foundry.evaluate import evaluation, matrix
     from lf_pack.lora_foundry.lora.synthetic import SD15_MODULES, SD15_TE_MODULES, write_kohya_lora
     from lf_pack.lora_foundry.stages.clusters.embedders import pixel_features
     from lf_pack.lora_foundry.workspace import Workspace
     from lf_pack.nodes import _comfy_sampling
+
+    import nodes as comfy_nodes
 
     class Pixels:
         identity = "pixels"
@@ -104,9 +125,6 @@ def main() -> None:
         def texts(self, texts):
             return np.stack([pixel_features(np.full((64, 64, 3), hash(t) % 255, np.uint8)) for t in texts])
 
-    model, clip, vae = comfy.sd.load_checkpoint_guess_config(str(args.checkpoint), output_vae=True,
-                                                             output_clip=True)[:3]
-    work = Path(tempfile.mkdtemp(prefix="lf_bench_eval_"))
     lora = write_kohya_lora(work / "lora.safetensors", {**SD15_MODULES, **SD15_TE_MODULES}, seed=1)
     state = comfy.utils.load_torch_file(str(lora), safe_load=True)
     preset = matrix.load_preset("character", {"strengths": [0, 0.5, 1], "seeds": list(range(1, args.seeds + 1)),
@@ -135,6 +153,7 @@ def main() -> None:
         per_cell.append((times["plain"][0] / len(cells), times["evaluation"][0] / len(cells)))
         print(f"pair {pair}: plain {times['plain'][0]:.2f} s wall / {times['plain'][1]:.2f} s CPU, evaluation "
               f"{times['evaluation'][0]:.2f} s wall / {times['evaluation'][1]:.2f} s CPU ({len(cells)} cells)")
+    print(f"load average after: {load_average()}")
     plain_cell = statistics.median(p for p, _ in per_cell)
     eval_cell = statistics.median(e for _, e in per_cell)
     print(f"seconds per cell (wall): plain {plain_cell:.3f}, evaluation {eval_cell:.3f} "
@@ -143,6 +162,11 @@ def main() -> None:
     print(f"ratio evaluation/plain: CPU median {statistics.median(ratios_cpu):.3f} "
           f"(IQR {spread(ratios_cpu)}, min {min(ratios_cpu):.3f}, max {max(ratios_cpu):.3f}); "
           f"wall median {statistics.median(ratios_wall):.3f} (IQR {spread(ratios_wall)}) (goal <= 1.10)")
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (how busy the shared cores were)."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def spread(values: list[float]) -> str:

@@ -7,6 +7,11 @@ Modes (environment ``FAKE_MODE``): ``ok``; ``nofile`` (exit 0, no LoRA: sd-scrip
 dataset); ``crash`` (traceback and exit 1 half-way); ``hang`` (ignores SIGINT/SIGTERM and starts a
 child that does too: only SIGKILL of the whole group ends it); ``badmeta`` (a LoRA without the
 metadata we asked for); ``slow`` (like ok, but slower steps, for cancel tests).
+
+``FAKE_HOLD=<file>``: the run named in that file, half-way (after its mid checkpoint and one
+more step), writes ``held`` beside ``trainer.pid`` and then waits silently until it is signalled, as
+sd-scripts does while it loads models or caches latents (a trainer that prints would die of a broken
+pipe once its parent is gone; a silent one outlives it). A gate for kill tests: no timing involved.
 """
 
 from __future__ import annotations
@@ -92,6 +97,11 @@ for step in range(1, total + 1):
     sys.stderr.write(bar(step, time.monotonic() - start, postfix))
     sys.stderr.flush()
     if mode == "hang" and step == 2:
+        while True:
+            time.sleep(1)
+    hold = os.environ.get("FAKE_HOLD")
+    if hold and step == total // 2 + 1 and os.path.isfile(hold) and open(hold).read().strip() == name:
+        open(os.path.join(out_dir, "held"), "w").close()
         while True:
             time.sleep(1)
 sys.stderr.write("\n")

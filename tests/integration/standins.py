@@ -225,6 +225,23 @@ def extra_model_paths_yaml(models_dir: Path, path: Path, new_loras: Path | None 
     return path
 
 
+# With stand-ins on a CPU, the evaluation's prompt matrix (dozens of 512 px renders per LoRA) is
+# rendered small and short; the graph itself is unchanged (as test_compose_comfyui does for KSampler).
+SMALL_RENDERS = {"width": 64, "height": 64, "steps": 2, "matrix_json": '{"strengths": [0, 0.5, 1], "seeds": [1]}'}
+SMALL_STUDY = {"n_trials": 2, "checkpoints": 1, "search_space_json": '{"steps": [20, 40], "network_variant": "lora"}'}
+
+
+def shrink_for_standins(prompt: dict) -> dict:
+    """Render the evaluation and tuning nodes' cells small and short, and keep a study to two short
+    trials with one intermediate evaluation each (in place; returns ``prompt``)."""
+    for node in prompt.values():
+        if node["class_type"] in ("LF_EvaluateLoRA", "LF_TuneTraining"):
+            node["inputs"].update(SMALL_RENDERS)
+        if node["class_type"] == "LF_TuneTraining":
+            node["inputs"].update(SMALL_STUDY)
+    return prompt
+
+
 def trainer_standin(root: Path, user_dir: Path) -> Path:
     """A fake sd-scripts under ``root`` (it writes a LoRA file, like sd-scripts, in seconds) and
     ``<user_dir>/lora_foundry/trainer.json`` naming it, as an operator would. Returns that json."""

@@ -30,6 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_api import ComfyServer, PromptRejected, comfy_python, status_messages  # noqa: E402
+from standins import shrink_for_standins  # noqa: E402
 from ui_to_api import ui_to_api  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,26 +91,12 @@ def _run_workflow(server, object_info, workflow_path: Path) -> tuple[dict, dict]
     return prompt, server.client.run(prompt, timeout=900)
 
 
-# With stand-ins on a CPU, the evaluation's prompt matrix (dozens of 512 px renders per LoRA) is
-# rendered small and short; the graph itself is unchanged (as test_compose_comfyui does for KSampler).
-SMALL_RENDERS = {"width": 64, "height": 64, "steps": 2, "matrix_json": '{"strengths": [0, 0.5, 1], "seeds": [1]}'}
-SMALL_STUDY = {"n_trials": 2, "checkpoints": 1, "search_space_json": '{"steps": [20, 40], "network_variant": "lora"}'}
-
-
-def _shrink_for_standins(prompt: dict) -> None:
-    for node in prompt.values():
-        if node["class_type"] in ("LF_EvaluateLoRA", "LF_TuneTraining"):
-            node["inputs"].update(SMALL_RENDERS)
-        if node["class_type"] == "LF_TuneTraining":
-            node["inputs"].update(SMALL_STUDY)
-
-
 def _queue_whole_workflow(server, object_info, workflow_path: Path) -> dict:
     """Queue a workflow and wait for it. ComfyUI runs the outputs that validate and only lists the
     others in ``node_errors``; a workflow left partly out is refused here like a rejected one."""
     prompt = ui_to_api(json.loads(workflow_path.read_text(encoding="utf-8")), object_info)
     if server.standins:
-        _shrink_for_standins(prompt)
+        shrink_for_standins(prompt)
     answer = server.client.submit(prompt)
     if answer.get("node_errors"):
         raise PromptRejected(answer)
