@@ -154,11 +154,6 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
 
 @node("LF_EvaluateLoRA", "LF Evaluate LoRA", category="training", function="evaluate", output_node=True,
       outputs=EVAL_OUTPUTS,
-      description="Judges a LoRA on fidelity (CLIP similarity to the training set vs the base model), ease of "
-      "invocation (works at strength 1 with a short prompt) and generalisation (in held-out contexts the subject "
-      "appears and the context stays; no leak without the trigger), with a verdict per criterion (over-fit / "
-      "under-fit / balanced) on the base and any extra checkpoint. Renders a fixed-seed prompt matrix through "
-      "ComfyUI's sampler; cells are cached in a workspace.",
       inputs={**RENDER_INPUTS,
               "lora": choice(_lora_choices, "The LoRA to judge (or link lora_name, or connect a LORA_STACK).", NONE)},
       optional={
@@ -168,6 +163,12 @@ def outputs(result: evaluation.Evaluation) -> dict[str, Any]:
                                "scaled by the matrix strength)."),
           **JUDGE_INPUTS, **OTHER_CHECKPOINT_INPUTS})
 class EvaluateLoRA:
+    """Judges a LoRA on fidelity (CLIP similarity to the training set vs the base model), ease of
+    invocation (works at strength 1 with a short prompt) and generalisation (in held-out contexts the
+    subject appears and the context stays; no leak without the trigger), with a verdict per criterion
+    (over-fit / under-fit / balanced) on the base and any extra checkpoint. Renders a fixed-seed prompt
+    matrix through ComfyUI's sampler; cells are cached in a workspace."""
+
     @classmethod
     def IS_CHANGED(cls, lora: str = NONE, lora_name: str = "", dataset_path: str = "", **_: Any) -> str:
         """The LoRA file's identity and the training set's files: a LoRA retrained under the same name,

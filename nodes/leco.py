@@ -27,10 +27,6 @@ TOML_INPUT = socket("STRING", "LECO prompt set: sd-scripts' --prompts_file TOML 
 
 @node("LF_LECOPrompts", "LF LECO Prompts", category="training", function="build",
       outputs=[("STRING", "prompts_toml"), ("STRING", "summary")],
-      description="Builds a LECO prompt set (kohya sd-scripts' --prompts_file TOML, usable with train_leco.py too). "
-      "erase: the target prompt stops producing the concept; enhance: it produces more of it; slider: one LoRA that "
-      "moves target_class toward 'positive' at +strength and toward 'negative' at -strength. Chain builders to train "
-      "several settings into one LoRA.",
       inputs={
           "mode": choice(prompt_set.MODES, "erase / enhance a concept, or a slider between two."),
           "target": text("erase/enhance: the prompt whose meaning changes (e.g. 'van gogh'); slider: the class the "
@@ -49,6 +45,11 @@ TOML_INPUT = socket("STRING", "LECO prompt set: sd-scripts' --prompts_file TOML 
       },
       optional={"prompts_toml": socket("STRING", "A prompt set to append this setting to.", forceInput=True)})
 class LECOPrompts:
+    """Builds a LECO prompt set (kohya sd-scripts' --prompts_file TOML, usable with train_leco.py too).
+    erase: the target prompt stops producing the concept; enhance: it produces more of it; slider: one
+    LoRA that moves target_class toward 'positive' at +strength and toward 'negative' at -strength.
+    Chain builders to train several settings into one LoRA."""
+
     def build(self, mode: str, target: str, positive: str, negative: str, neutral: str, guidance_scale: float,
               resolution: int, batch_size: int, multiplier: float, weight: float, prompts_toml: str = "",
               unique_id: str | None = None) -> tuple[str, str]:
@@ -67,10 +68,6 @@ def summarize(settings: list[PromptSetting]) -> str:
 
 @node("LF_TrainLECO", "LF Train LECO", category="training", function="train", output_node=True,
       outputs=[("LORA_STACK", "lora_stack"), ("STRING", "lora_name"), ("STRING", "report")],
-      description="Trains a LECO or concept-slider LoRA from prompts alone, on this graph's MODEL and CLIP (no "
-      "dataset), with ComfyUI's own LoRA adapters and samplers. Saves a kohya-format LoRA with ss_leco_* metadata "
-      "in models/loras/lora_foundry/, checkpoints every N steps (cancel keeps the last; re-queue resumes it). "
-      "Refuses a batch/resolution that cannot fit in memory and says what would.",
       inputs={
           "model": socket("MODEL", "The diffusion model to train a LoRA for (SD1.x, SDXL, ...)."),
           "clip": socket("CLIP", "Its text encoder: encodes the prompts (it is not trained)."),
@@ -107,6 +104,11 @@ def summarize(settings: list[PromptSetting]) -> str:
                                  0.0, 0.0, 1.0, 0.01),
       })
 class TrainLECO:
+    """Trains a LECO or concept-slider LoRA from prompts alone, on this graph's MODEL and CLIP (no
+    dataset), with ComfyUI's own LoRA adapters and samplers. Saves a kohya-format LoRA with ss_leco_*
+    metadata in models/loras/lora_foundry/, checkpoints every N steps (cancel keeps the last; re-queue
+    resumes it). Refuses a batch/resolution that cannot fit in memory and says what would."""
+
     def train(self, model: Any, clip: Any, prompts_toml: str, name: str, steps: int, learning_rate: float,
               rank: int, alpha: float, max_denoising_steps: int, denoise_guidance: float, seed: int,
               save_every: int, resume: bool, overwrite: bool, dtype: str, gradient_checkpointing: bool = True,

@@ -39,11 +39,6 @@ from .training import BASE_FOLDERS, EventForwarder, base_models, interrupted, lo
 @node("LF_KohyaTrainLECO", "LF Kohya Train LECO", category="training", function="train", output_node=True,
       outputs=[("LORA_STACK", "lora_stack"), ("STRING", "lora_name"), ("STRING", "lora_path"),
                ("STRING", "report")],
-      description="Trains a LECO or concept-slider LoRA from a prompt set (LF LECO Prompts, or a TOML in ComfyUI's "
-      "input folder) with the server operator's kohya sd-scripts (train_leco.py / sdxl_train_leco.py; newer "
-      "sd-scripts only, an older checkout gets a clear message). Success only when sd-scripts exits 0 AND the LoRA "
-      "exists with ss_leco metadata; it lands in models/loras/lora_foundry/. Cancel stops the trainer and keeps its "
-      "checkpoints.",
       inputs={
           "architecture": choice(list(LECO_SCRIPTS), "Model family: sd15/sd2 run train_leco.py, sdxl runs "
                                  "sdxl_train_leco.py.", "sd15"),
@@ -80,6 +75,12 @@ from .training import BASE_FOLDERS, EventForwarder, base_models, interrupted, lo
           "zero_terminal_snr": boolean("sd-scripts' --zero_terminal_snr.", False),
       })
 class KohyaTrainLECO:
+    """Trains a LECO or concept-slider LoRA from a prompt set (LF LECO Prompts, or a TOML in ComfyUI's
+    input folder) with the server operator's kohya sd-scripts (train_leco.py / sdxl_train_leco.py; newer
+    sd-scripts only, an older checkout gets a clear message). Success only when sd-scripts exits 0 AND
+    the LoRA exists with ss_leco metadata; it lands in models/loras/lora_foundry/. Cancel stops the
+    trainer and keeps its checkpoints."""
+
     @classmethod
     def IS_CHANGED(cls, prompts_file: str = "", **_: Any) -> str:
         """The prompt TOML on disk: editing it re-runs the node (ComfyUI compares only widget values)."""

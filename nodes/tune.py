@@ -60,13 +60,6 @@ def publish(study: Any, output_name: str, study_dir: Path) -> Path:
 
 @node("LF_TuneTraining", "LF Tune Training (Optuna)", category="training", function="tune", output_node=True,
       outputs=[("STRING", "lora_name"), ("STRING", "report"), ("IMAGE", "history"), ("IMAGE", "importances")],
-      description="Searches training settings (rank, alpha, learning rate, steps, repeats, caption dropout, network "
-      "variant; bounded per LoRA type) with Optuna (TPE sampler, median pruner on evaluations at the same share "
-      "of each trial's steps). Each trial is a real kohya run; its checkpoints and final LoRA are judged by LF "
-      "Evaluate LoRA's criteria and the best is kept. A LoRA failing a criterion ranks below every LoRA passing "
-      "all three; the weights rank LoRAs that pass the same criteria. The study lives in the workspace and resumes "
-      "after a cancel, crash or kill (a trainer left running is stopped first); the best LoRA is published with "
-      "its settings in its metadata. Needs `pip install 'lora-foundry[tune]'`.",
       inputs={
           **RENDER_INPUTS,
           "architecture": choice(presets.ARCHITECTURES, "Model family of the base model (picks the sd-scripts "
@@ -89,6 +82,15 @@ def publish(study: Any, output_name: str, study_dir: Path) -> Path:
           **OTHER_CHECKPOINT_INPUTS,
       })
 class TuneTraining:
+    """Searches training settings (rank, alpha, learning rate, steps, repeats, caption dropout, network
+    variant; bounded per LoRA type) with Optuna (TPE sampler, median pruner on evaluations at the same
+    share of each trial's steps). Each trial is a real kohya run; its checkpoints and final LoRA are
+    judged by LF Evaluate LoRA's criteria and the best is kept. A LoRA failing a criterion ranks below
+    every LoRA passing all three; the weights rank LoRAs that pass the same criteria. The study lives in
+    the workspace and resumes after a cancel, crash or kill (a trainer left running is stopped first);
+    the best LoRA is published with its settings in its metadata. Needs `pip install
+    'lora-foundry[tune]'`."""
+
     @classmethod
     def IS_CHANGED(cls, dataset_path: str = "", **_: Any) -> str:
         return dataset_state(dataset_path)

@@ -1,8 +1,11 @@
-"""Code rule: one way to say that an optional extra (optuna, ray, ...) is missing.
+"""Code rules for two jobs with one owner each (more live in test_code_rules.py).
 
-``lora_foundry.extras.optional_extra`` wraps the plain import and says what needs the package and
-which extra installs it. A second hand-written ``except ImportError: raise ...`` in the engine is
-how the Ray runner and the tuner came to word the same refusal two ways."""
+- A missing optional extra (optuna, ray, ...): ``lora_foundry.extras.optional_extra`` wraps the plain
+  import and says what needs the package and which extra installs it. A hand-written
+  ``except ImportError: raise ...`` in the engine is how the Ray runner and the tuner came to word
+  the same refusal two ways.
+- A node's help: its class docstring (``nodes/_declare.node``). A literal ``description=`` beside it
+  is a second place for the same text, which is how help and code drifted apart."""
 
 from __future__ import annotations
 
@@ -59,3 +62,19 @@ def test_a_configured_cluster_without_ray_says_which_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(RuntimeError, match=r"a configured Ray cluster needs ray.*lora-foundry\[ray\]"):
         ray_runner._import_ray()
+
+
+def literal_descriptions(source: str) -> list[int]:
+    """Lines of ``@node(..., description=<a written-out string>)``: help that belongs in the docstring."""
+    return [keyword.value.lineno for call in ast.walk(ast.parse(source)) if isinstance(call, ast.Call)
+            and getattr(call.func, "id", None) == "node"
+            for keyword in call.keywords if keyword.arg == "description"
+            and isinstance(keyword.value, (ast.Constant, ast.JoinedStr))]
+
+
+def test_a_nodes_help_is_written_only_in_its_docstring():
+    found = {p.name: lines for p in sorted((REPO / "nodes").glob("*.py"))
+             if (lines := literal_descriptions(p.read_text("utf-8")))}
+    assert not found, f"help written in @node(description=...) instead of the class docstring: {found}"
+    planted = '@node("LF_X", "LF X", category="c", function="f", description="Does X.")\nclass X:\n    pass\n'
+    assert literal_descriptions(planted) == [1]
