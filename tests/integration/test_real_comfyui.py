@@ -86,9 +86,9 @@ def server(tmp_path_factory, media_dir, timing_lines):
     comfy.models_before = _files_under(comfy_dir / "models")
     with comfy:
         comfy.startup_log = comfy.log()
-        comfy.timings = WorkflowTimings(comfy.client, standins=STANDINS)
+        comfy.timings = WorkflowTimings(comfy.client, standins=STANDINS, path=os.environ.get("LF_TIMINGS"))
         yield comfy
-        comfy.timings.report(os.environ.get("LF_TIMINGS"), print_to=timing_lines)
+        comfy.timings.report(print_to=timing_lines)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,10 @@
 Each queued workflow is timed from ``POST /prompt`` to the moment ``/history`` reports it finished
 (``seconds``), and by the server's own status messages from ``execution_start`` to
 ``execution_success``/``execution_error`` (``server_seconds``: the run without the poll interval).
-At the end of the module the table is written to ``$LF_TIMINGS`` (JSON, plus a Markdown copy beside
-it) and printed in pytest's terminal summary, with the load average the run shared the machine with:
-the numbers in docs/real_comfyui.md come from there, never from a stopwatch.
+After every run the table is rewritten to ``$LF_TIMINGS`` (JSON, plus a Markdown copy beside it:
+a suite stopped half-way keeps what it measured), and at the end it is printed in pytest's terminal
+summary, with the load average the run shared the machine with: the numbers in
+docs/real_comfyui.md come from there, never from a stopwatch.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ class WorkflowTimings:
     """The runs of one server, in the order they were queued (a workflow queued twice is listed
     twice, the second time marked ``again``: usually served from ComfyUI's cache)."""
 
-    def __init__(self, client: ComfyClient, standins: bool) -> None:
+    def __init__(self, client: ComfyClient, standins: bool, path: str | None = None) -> None:
         self.client = client
         self.standins = standins
+        self.path = Path(path) if path else None
         self.runs: list[dict] = []
         self.load_samples = [_load_average()]
         self.started = time.monotonic()
@@ -58,6 +60,7 @@ class WorkflowTimings:
                           "server_seconds": server_seconds(entry),
                           "status": entry.get("status", {}).get("status_str")})
         self.load_samples.append(_load_average())
+        self.write()
         return entry
 
     def summary(self) -> dict:
@@ -77,12 +80,16 @@ class WorkflowTimings:
             "", "| workflow | seconds (queue → history) | seconds (server) | status |", "|---|---|---|---|",
             *rows])
 
-    def report(self, path: str | None, print_to) -> None:
-        """Write ``path`` (JSON) and ``path`` with ``.md`` (the table), and hand the table's lines
-        to ``print_to`` (the terminal summary)."""
+    def write(self) -> str:
+        """``$LF_TIMINGS`` (JSON) and the same name with ``.md`` (the table), if it was set; the table."""
         table = self.markdown()
-        if path:
-            Path(path).write_text(json.dumps(self.summary(), indent=1), encoding="utf-8")
-            Path(path).with_suffix(".md").write_text(table + "\n", encoding="utf-8")
-        for line in table.splitlines():
+        if self.path:
+            self.path.write_text(json.dumps(self.summary(), indent=1), encoding="utf-8")
+            self.path.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+        return table
+
+    def report(self, print_to) -> None:
+        """Write the files once more (the total now includes the last test) and hand the table's
+        lines to ``print_to`` (the terminal summary)."""
+        for line in self.write().splitlines():
             print_to(line)
