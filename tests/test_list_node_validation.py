@@ -31,9 +31,10 @@ def test_linked_inputs_and_widget_values_pass_as_comfyui_gives_them(pack):
 
 
 def test_a_bad_value_in_a_list_is_still_refused(pack):
-    grid = pack.NODE_CLASS_MAPPINGS["LF_CompositionGrid"]
-    answer = grid.VALIDATE_INPUTS(images=["typed text"], labels=(None,), axes=(None,))
-    assert "'images' must be connected" in str(answer)
-    too_long = grid.VALIDATE_INPUTS(images=(None,), labels=["x" * 100_000], axes=(None,))
-    assert "'labels'" in str(too_long)
+    from lora_foundry_pack.nodes._checks import refusal
 
+    grid = pack.NODE_CLASS_MAPPINGS["LF_CompositionGrid"].VALIDATE_INPUTS
+    typed = refusal(grid, images=["typed text"], labels=(None,), axes=(None,))
+    assert "'images' must be connected" in str(typed)
+    too_long = refusal(grid, images=(None,), labels=["x" * 100_000], axes=(None,))
+    assert "'labels'" in str(too_long)
