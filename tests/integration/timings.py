@@ -75,7 +75,7 @@ class WorkflowTimings:
         ones = [sample[0] for sample in self.load_samples]
         return "\n".join([
             f"ComfyUI {summary['comfyui_version']}, stand-ins {'on' if self.standins else 'off'}: "
-            f"{summary['total_seconds']} s from server start to the last run; "
+            f"{summary['total_seconds']} s from the server's first answer to the end of the last run; "
             f"1-min load average {min(ones)}-{max(ones)}",
             "", "| workflow | seconds (queue → history) | seconds (server) | status |", "|---|---|---|---|",
             *rows])
