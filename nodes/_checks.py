@@ -100,6 +100,15 @@ def input_problem(kind: Any, options: dict[str, Any], value: Any) -> str | None:
     return None
 
 
+def each_value(cls: type, value: Any) -> list[Any]:
+    """The values to check in one input. ComfyUI gives an ``INPUT_IS_LIST`` node's ``VALIDATE_INPUTS``
+    every input as a list (``execution.get_input_data``, 0.3.64 and 0.8.0: a widget's value as ``[v]``,
+    a linked input, not run yet, as ``(None,)``), as it gives them to the node's function."""
+    if getattr(cls, "INPUT_IS_LIST", False) and isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
 def _declared(cls: type) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, kind, options) per input: from the ``@node`` declaration (no folder is listed to find
     out), else from a hand-written ``INPUT_TYPES``."""
@@ -193,7 +202,8 @@ class _BoundValidation:
     def _answer(self, values: dict[str, Any]) -> bool | str:
         shown = self._shown()
         for name, (kind, options) in checked_inputs(self.cls).items():
-            problem = input_problem(kind, options, values.get(name))
+            problems = (input_problem(kind, options, one) for one in each_value(self.cls, values.get(name)))
+            problem = next(filter(None, problems), None)
             if problem is not None:
                 return f"{shown}: input '{name}' {problem}"
         if self.own is None:

@@ -31,6 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from comfy_api import ComfyServer, PromptRejected, comfy_python, status_messages  # noqa: E402
 from standins import shrink_for_standins  # noqa: E402
+from timings import TIMING_LINES, WorkflowTimings  # noqa: E402
 from ui_to_api import ui_to_api  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +61,14 @@ def _standin_args(comfy_dir: Path, tmp_path_factory) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, media_dir):
+def timing_lines(pytestconfig):
+    """Lines for pytest's terminal summary (tests/integration/conftest.py prints them)."""
+    lines = pytestconfig.stash.setdefault(TIMING_LINES, [])
+    return lines.append
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, media_dir, timing_lines):
     comfy_dir = Path(COMFYUI_DIR).resolve()
     link = comfy_dir / "custom_nodes" / "lora_foundry"
     if not link.exists() or link.resolve() != REPO.resolve():
@@ -78,7 +86,9 @@ def server(tmp_path_factory, media_dir):
     comfy.models_before = _files_under(comfy_dir / "models")
     with comfy:
         comfy.startup_log = comfy.log()
+        comfy.timings = WorkflowTimings(comfy.client, standins=STANDINS, path=os.environ.get("LF_TIMINGS"))
         yield comfy
+        comfy.timings.report(print_to=timing_lines)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +98,8 @@ def object_info(server):
 
 def _run_workflow(server, object_info, workflow_path: Path) -> tuple[dict, dict]:
     prompt = ui_to_api(json.loads(workflow_path.read_text(encoding="utf-8")), object_info)
-    return prompt, server.client.run(prompt, timeout=900)
+    prompt_id = server.client.queue(prompt)
+    return prompt, server.timings.wait(workflow_path.stem, prompt_id, timeout=900)
 
 
 def _queue_whole_workflow(server, object_info, workflow_path: Path) -> dict:
@@ -101,7 +112,7 @@ def _queue_whole_workflow(server, object_info, workflow_path: Path) -> dict:
     if answer.get("node_errors"):
         raise PromptRejected(answer)
     # with stand-ins the SAM 2 tracking and the weight sweep each take 10-20 min on 2 CPU cores
-    return server.client.wait(answer["prompt_id"], timeout=3600 if server.standins else 900)
+    return server.timings.wait(workflow_path.stem, answer["prompt_id"], timeout=3600 if server.standins else 900)
 
 
 def _error_of(entry: dict) -> dict | None:
@@ -193,7 +204,7 @@ def spine_runs(server, object_info):
     prompt, first = _run_workflow(server, object_info, path)
     assert _error_of(first) is None, json.dumps(_error_of(first), indent=1)[:4000]
     files = _spine_dataset_files(server, prompt)
-    second = server.client.run(prompt, timeout=900)
+    second = server.timings.wait(path.stem, server.client.queue(prompt), timeout=900)
     return prompt, first, files, second
 
 
