@@ -48,6 +48,13 @@ def test_film_to_trained_video_lora_through_the_nodes(pack, output_root, musubi,
     assert str(output_root) in lora_path
     assert [data["step"] for event, data in sent if event == "lora_foundry.loss"] == list(range(1, dataset.clips + 1))
 
+    # Queued again once ComfyUI has dropped its cache: refused by name before musubi runs a step,
+    # not after the training (the published LoRA is never overwritten).
+    sent.clear()
+    with pytest.raises(FileExistsError, match="film_lora.safetensors already exists; choose another output name"):
+        nodes.video_training.MusubiTrain().train(dataset, "wan21_t2v_1.3B", "film_lora", 16, 2e-4, 1, 42)
+    assert sent == []
+
 
 def test_clips_cut_for_wan_are_refused_by_the_hunyuan_preset(pack, output_root, musubi):
     nodes = pack.nodes

@@ -34,10 +34,17 @@ class TrainOutcome:
         return self.result is None
 
 
+def refuse_published(dst: Path) -> None:
+    """Refuse a LoRA name already published, before any training: found after hours of training,
+    the clash would leave the new LoRA only in its run folder."""
+    if dst.exists():
+        raise FileExistsError(f"{dst} already exists; choose another output name")
+
+
 def publish_lora(src: Path, dst: Path, replace_existing: bool) -> Path:
     """Copy the verified LoRA into the loras folder atomically (temp file + rename)."""
-    if dst.exists() and not replace_existing:
-        raise FileExistsError(f"{dst} already exists; choose another output name")
+    if not replace_existing:
+        refuse_published(dst)
     return atomic_copy(src, dst)
 
 

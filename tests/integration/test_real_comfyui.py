@@ -102,12 +102,17 @@ def _run_workflow(server, object_info, workflow_path: Path) -> tuple[dict, dict]
     return prompt, server.timings.wait(workflow_path.stem, prompt_id, timeout=900)
 
 
-def _queue_whole_workflow(server, object_info, workflow_path: Path) -> dict:
+def _queue_whole_workflow(server, object_info, workflow_path: Path, new_lora_names: str = "") -> dict:
     """Queue a workflow and wait for it. ComfyUI runs the outputs that validate and only lists the
-    others in ``node_errors``; a workflow left partly out is refused here like a rejected one."""
+    others in ``node_errors``; a workflow left partly out is refused here like a rejected one.
+    ``new_lora_names`` suffixes every ``output_name``: a training node refuses to publish over a LoRA
+    an earlier queue published, which a re-queue meets once ComfyUI has dropped its cache."""
     prompt = ui_to_api(json.loads(workflow_path.read_text(encoding="utf-8")), object_info)
     if server.standins:
         shrink_for_standins(prompt)
+    for node in prompt.values():
+        if new_lora_names and isinstance(node["inputs"].get("output_name"), str):
+            node["inputs"]["output_name"] += new_lora_names
     answer = server.client.submit(prompt)
     if answer.get("node_errors"):
         raise PromptRejected(answer)
@@ -275,11 +280,13 @@ def test_video_loader_offers_upload_and_lists_an_uploaded_clip_in_the_browser(se
 
 @pytest.mark.skipif(not STANDINS, reason="the workflow needs its model stand-ins (LF_STANDINS=1)")
 def test_video_lora_workflow_writes_clips_that_play(server, object_info):
-    """The film-to-video-LoRA workflow runs (again: served from cache if it ran above), and every
-    clip of its dataset decodes to a Wan clip: 16 fps, N*4+1 frames, the frames it declares."""
+    """The film-to-video-LoRA workflow runs (again, under a new LoRA name: the one it published above
+    is refused by name when ComfyUI has dropped its cache), and every clip of its dataset decodes to
+    a Wan clip: 16 fps, N*4+1 frames, the frames it declares."""
     import av
 
-    entry = _queue_whole_workflow(server, object_info, EXAMPLES / "video_lora_dataset_from_film.json")
+    entry = _queue_whole_workflow(server, object_info, EXAMPLES / "video_lora_dataset_from_film.json",
+                                  new_lora_names="_again")
     assert _error_of(entry) is None, json.dumps(_error_of(entry), indent=1)[:4000]
     clips = sorted((server.dirs["output"] / "lora_foundry" / "datasets").glob("video_lora_demo*/videos/*.mp4"))
     assert clips
