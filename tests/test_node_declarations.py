@@ -16,8 +16,6 @@ import numbers
 import pkgutil
 from typing import Any
 
-import pytest
-
 # Option keys, per input type. Sources:
 # - comfy/comfy_types/node_typing.py, ``InputTypeOptions`` (the V1 TypedDict);
 # - comfy_api/latest/_io.py, the ``as_dict`` of ``Input``/``WidgetInput``/``Boolean``/``Int``/
@@ -395,22 +393,3 @@ def test_a_node_that_subclasses_another_logs_each_run_once_under_its_own_name(pa
         assert Sub().go() == ("done",)
     lines = [r.getMessage() for r in caplog.records if "done in" in r.getMessage()]
     assert len(lines) == 1 and "LF Test Sub" in lines[0], lines
-
-
-def test_a_nodes_help_is_its_docstring_and_a_node_without_one_is_refused(pack):
-    """The help ComfyUI shows (DESCRIPTION) is the class docstring on one line; a subclass does not
-    silently show its parent's help, and a node with no docstring is refused when it registers."""
-    declare = importlib.import_module(f"{pack.nodes.__name__}._declare")
-
-    @declare.node("LF_TestDoc", "LF Test Doc", category="test", function="go", inputs={})
-    class Documented:
-        """Does one thing,
-        over two lines."""
-
-        def go(self):
-            return ("done",)
-
-    assert Documented.DESCRIPTION == "Does one thing, over two lines."
-    with pytest.raises(ValueError, match="LF_TestUndocumented needs a description"):
-        declare.node("LF_TestUndocumented", "LF Test Undocumented", category="test", function="go",
-                     inputs={})(type("Undocumented", (Documented,), {}))

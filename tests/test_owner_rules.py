@@ -1,4 +1,4 @@
-"""Code rules for two jobs with one owner each (more live in test_code_rules.py).
+"""Code rules for jobs with one owner each (more live in test_code_rules.py).
 
 - A missing optional extra (optuna, ray, ...): ``lora_foundry.extras.optional_extra`` wraps the plain
   import and says what needs the package and which extra installs it. A hand-written
@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from pathlib import Path
 
 import pytest
+from test_code_rules import SOURCES, _calls, _name
 
 REPO = Path(__file__).resolve().parents[1]
 OWNER = "lora_foundry/extras.py"
@@ -78,3 +80,81 @@ def test_a_nodes_help_is_written_only_in_its_docstring():
     assert not found, f"help written in @node(description=...) instead of the class docstring: {found}"
     planted = '@node("LF_X", "LF X", category="c", function="f", description="Does X.")\nclass X:\n    pass\n'
     assert literal_descriptions(planted) == [1]
+
+
+# Files that read the operator's settings (CLI arguments, environment variables, operator JSON):
+# the only places a "~" may be expanded. A workflow's value never reaches them.
+OPERATOR_SETTINGS = ("lora_foundry/cli", "lora_foundry/kohya/operator_config.py", "lora_foundry/read_roots.py",
+                     "lora_foundry/models/registry.py", "lora_foundry/musubi/install.py")
+# The one resolver of model names (registry.resolve) and the two functions allowed to call it.
+MODEL_RESOLVER_CALLERS = ("nodes/_models.py", "lora_foundry/models/clip_model.py")
+
+
+def test_only_operator_settings_expand_tilde():
+    """``~user`` in a workflow value once turned a model name into any absolute path (issue 23)."""
+    bad = [str(p.relative_to(REPO)) for p in SOURCES if "expanduser" in p.read_text("utf-8")
+           and not str(p.relative_to(REPO)).startswith(OPERATOR_SETTINGS)]
+    assert not bad, f"expanduser outside the operator's settings: {bad}"
+
+
+def test_model_files_are_resolved_only_by_the_registry():
+    """Every loader finds its file through ``registry.resolve`` (names only, one answer for outside and
+    missing names): nobody else imports it, and every loader's ``locate`` goes through its callers."""
+    importers, loose = [], []
+    for path in SOURCES:
+        rel = str(path.relative_to(REPO))
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.ImportFrom) and (node.module or "").endswith("registry")
+                    and any(alias.name == "resolve" for alias in node.names) and rel not in MODEL_RESOLVER_CALLERS):
+                importers.append(rel)
+            if isinstance(node, ast.FunctionDef) and node.name == "locate" and rel.startswith("nodes/"):
+                called = {_name(call.func).rsplit(".", 1)[-1] for call in _calls(node)}
+                if not called & {"installed_path", "resolve_clip"}:
+                    loose.append(f"{rel}:{node.lineno}")
+    assert not importers, f"registry.resolve imported outside its callers: {importers}"
+    assert not loose, f"a loader's locate() bypasses the registry: {loose}"
+
+
+UNIT_WORK_CALLS = {"emit", "emit_all", "write_array", "write_image", "ingest_video", "sample_video"}
+"""What a stage's units do (store and record items): in a module that has units, only inside them."""
+
+
+def _unit_work_functions(tree: ast.AST) -> set[str]:
+    """Names of the functions a module hands to ``Unit(name, work, ...)``."""
+    return {call.args[1].id for call in _calls(tree)
+            if _name(call.func) == "Unit" and len(call.args) > 1 and isinstance(call.args[1], ast.Name)}
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if "Unit(" in p.read_text("utf-8")],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_a_stage_with_units_does_its_work_only_in_them(path):
+    """One implementation of each unit's work, wherever it runs: this process, worker processes or
+    a Ray cluster all run the same unit function (``scale.local.runner_for``). A second path that
+    stores items itself (the old in-process loops of ingest and embedding) fails here."""
+    tree = ast.parse(path.read_text("utf-8"))
+    units = _unit_work_functions(tree)
+    problems = []
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name not in units):
+        problems += [f"{function.name} line {call.lineno}: {_name(call.func)}" for call in _calls(function)
+                     if _name(call.func).rsplit(".", 1)[-1] in UNIT_WORK_CALLS]
+    assert units and not problems, f"{path.name}: work done outside its units {sorted(units)}: {problems}"
+
+
+def test_a_nodes_help_is_its_docstring_and_a_node_without_one_is_refused(pack):
+    """The help ComfyUI shows (DESCRIPTION) is the class docstring on one line; a subclass does not
+    silently show its parent's help, and a node with no docstring is refused when it registers."""
+    declare = importlib.import_module(f"{pack.nodes.__name__}._declare")
+
+    @declare.node("LF_TestDoc", "LF Test Doc", category="test", function="go", inputs={})
+    class Documented:
+        """Does one thing,
+        over two lines."""
+
+        def go(self):
+            return ("done",)
+
+    assert Documented.DESCRIPTION == "Does one thing, over two lines."
+    with pytest.raises(ValueError, match="LF_TestUndocumented needs a description"):
+        declare.node("LF_TestUndocumented", "LF Test Undocumented", category="test", function="go",
+                     inputs={})(type("Undocumented", (Documented,), {}))
