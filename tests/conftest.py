@@ -86,3 +86,15 @@ def without_open_clip(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_open_clip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Prints the real-ComfyUI suite's per-workflow times (tests/integration/timings.py) when it ran.
+    The module is looked up, not imported: a second conftest.py in tests/integration would shadow
+    this one for every ``from conftest import ...``."""
+    timings = sys.modules.get("timings")
+    lines = config.stash.get(timings.TIMING_LINES, []) if timings is not None else []
+    if lines:
+        terminalreporter.section("example workflow run times")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -62,7 +62,7 @@ def _standin_args(comfy_dir: Path, tmp_path_factory) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def timing_lines(pytestconfig):
-    """Lines for pytest's terminal summary (tests/integration/conftest.py prints them)."""
+    """Lines for pytest's terminal summary (tests/conftest.py prints them)."""
     lines = pytestconfig.stash.setdefault(TIMING_LINES, [])
     return lines.append
 

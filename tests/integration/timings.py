@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from comfy_api import ComfyClient, status_messages
 
-TIMING_LINES = pytest.StashKey[list]()  # lines for the terminal summary (conftest.py prints them)
+TIMING_LINES = pytest.StashKey[list]()  # lines for the terminal summary (tests/conftest.py prints them)
 
 
 def server_seconds(entry: dict) -> float | None:
