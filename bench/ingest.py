@@ -8,6 +8,9 @@ Each round times two pairs, the order inside a pair alternating between rounds:
   frames per shot, or one frame per ``--interval`` s) + ``save_image`` JPEG-95 of the picks;
   ffmpeg = ``-vf select='eq(n,A)+eq(n,B)+...' -vsync vfr -q:v 2``: the same frame numbers decoded
   and written as JPEG. Equal outputs; ffmpeg does not even have to find the cuts.
+- **ingest stage writes the same frames**: ours = the product's path, ``ingest_video`` into a new
+  workspace (probe, the same picks as JPEG-95, each recorded in its manifest); ffmpeg as in the
+  first pair.
 - **nothing written**: ours = the same sampler, picks converted to RGB and dropped; ffmpeg =
   ``select='gt(scene,0.3)'`` to the null muxer (its own scene detection, nothing written).
 
@@ -43,6 +46,8 @@ from synthetic_video import make_clip  # noqa: E402
 from lora_foundry.media.images import save_image  # noqa: E402
 from lora_foundry.media.sampling import SampleSpec, iter_samples  # noqa: E402
 from lora_foundry.media.video import probe_video  # noqa: E402
+from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video  # noqa: E402
+from lora_foundry.workspace import Workspace  # noqa: E402
 
 
 def _cpu(who: int) -> float:
@@ -68,6 +73,12 @@ def ours(video: Path, args: argparse.Namespace, out: Path | None) -> list[int]:
     return picked
 
 
+def ours_stage(video: Path, args: argparse.Namespace, out: Path) -> None:
+    """The product's ingest: the same sampler, the picks written and recorded in a workspace."""
+    options = VideoIngestOptions(mode=args.mode, interval_s=args.interval, per_shot=args.per_shot)
+    ingest_video(Workspace.open(out / "ws"), video, options)
+
+
 def ffmpeg(video: Path, select: str, out: Path | None) -> None:
     target = ["-vsync", "vfr", "-q:v", "2", str(out / "out_%05d.jpg")] if out is not None else ["-f", "null", "-"]
     subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vf", f"select='{select}'", *target],
@@ -80,6 +91,8 @@ def pairs(video: Path, args: argparse.Namespace, picked: list[int], temp: Path, 
     same = "+".join(f"eq(n\\,{index})" for index in picked)
     contenders = {
         "same frames written": (lambda out: ffmpeg(video, same, out), lambda out: ours(video, args, out), True),
+        "ingest stage writes the same frames": (lambda out: ffmpeg(video, same, out),
+                                               lambda out: ours_stage(video, args, out), True),
         "nothing written": (lambda out: ffmpeg(video, "gt(scene\\,0.3)", None),
                             lambda out: ours(video, args, None), False),
     }
@@ -95,11 +108,11 @@ def pairs(video: Path, args: argparse.Namespace, picked: list[int], temp: Path, 
             run = functools.partial(theirs if side == "ffmpeg" else mine, out)
             times[side] = timed(run, child=side == "ffmpeg")[:2]
         if writes:
-            counts = [len(list(folder.glob("*.jpg"))) for folder in folders.values()]
+            counts = [len(list(folder.rglob("*.jpg"))) for folder in folders.values()]
             if counts[0] != counts[1]:
                 raise RuntimeError(f"unequal work: ffmpeg wrote {counts[0]} frames, ours {counts[1]}")
         ratios[name] = (times["ffmpeg"][0] / times["ours"][0], times["ffmpeg"][1] / times["ours"][1])
-        print(f"  round {number + 1} {name:<20} ffmpeg {times['ffmpeg'][0]:6.2f} s wall {times['ffmpeg'][1]:6.2f} s "
+        print(f"  round {number + 1} {name:<34} ffmpeg {times['ffmpeg'][0]:6.2f} s wall {times['ffmpeg'][1]:6.2f} s "
               f"CPU | ours {times['ours'][0]:6.2f} s wall {times['ours'][1]:6.2f} s CPU", flush=True)
     return ratios
 
@@ -127,7 +140,7 @@ def main() -> None:
     for name in rounds[0]:
         for column, label in ((0, "wall"), (1, "CPU")):
             values = [r[name][column] for r in rounds]
-            print(f"  {name:<20} {label:<4} {statistics.median(values):5.2f}  [{min(values):.2f}..{max(values):.2f}]")
+            print(f"  {name:<34} {label:<4} {statistics.median(values):5.2f}  [{min(values):.2f}..{max(values):.2f}]")
 
 
 if __name__ == "__main__":
