@@ -140,10 +140,10 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
                 steps[step] = "cancelled"
                 outcome.result = result
                 return outcome
-            if step != "train" and cached(request.dataset_toml, preset, step) < request.clips:
+            made = cached(request.dataset_toml, preset, step) if step != "train" else request.clips
+            if made < request.clips:
                 raise TrainingFailed(f"step {step} failed: musubi-tuner exited 0 but cached "
-                                     f"{cached(request.dataset_toml, preset, step)} of {request.clips} clips",
-                                     [], 0)
+                                     f"{made} of {request.clips} clips", [], 0)
             steps[step] = "done"
             outcome.result = result
         outcome.lora_path = outcome.result.lora_path if outcome.result else None
