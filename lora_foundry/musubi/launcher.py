@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +125,9 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
                      should_stop: Callable[[], bool] | None = None) -> MusubiOutcome:
     """Run the three steps in order (caches already complete are skipped); see the module docstring."""
     check_musubi(install, preset)
-    name = safe_name(request.output_name, "output name")
-    run_dir = run_root / name
+    # the one plain name for the run folder, musubi's --output_name and the LoRA file
+    request = replace(request, output_name=safe_name(request.output_name, "output name"))
+    run_dir = run_root / request.output_name
     run_dir.mkdir(parents=True, exist_ok=True)
     steps: dict[str, str] = {}
     outcome = MusubiOutcome(steps, None, None, run_dir, run_dir / "report.json")
