@@ -60,6 +60,12 @@ def test_caches_then_trains_with_live_loss_and_an_honest_lora(setup):
     assert again.steps == {"cache_latents": "skipped", "cache_text": "skipped", "train": "done"}
 
 
+def test_an_awkward_output_name_names_the_run_folder_and_the_lora_alike(setup):
+    install, toml, runs = setup
+    request = MusubiRequest("wan21_t2v_1.3B", toml, "hero wan?", CLIPS, max_train_epochs=1)
+    outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), request, runs)
+    assert outcome.lora_path == runs / "hero wan_" / "hero wan_.safetensors" and outcome.lora_path.is_file()
+
 def test_a_failed_latent_cache_is_reported_by_name_and_nothing_trains(setup, monkeypatch):
     install, toml, runs = setup
     monkeypatch.setenv("FAKE_MUSUBI_MODE", "latents_crash")

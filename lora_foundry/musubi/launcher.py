@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +125,9 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
                      should_stop: Callable[[], bool] | None = None) -> MusubiOutcome:
     """Run the three steps in order (caches already complete are skipped); see the module docstring."""
     check_musubi(install, preset)
-    name = safe_name(request.output_name, "output name")
-    run_dir = run_root / name
+    # the one plain name for the run folder, musubi's --output_name and the LoRA file
+    request = replace(request, output_name=safe_name(request.output_name, "output name"))
+    run_dir = run_root / request.output_name
     run_dir.mkdir(parents=True, exist_ok=True)
     steps: dict[str, str] = {}
     outcome = MusubiOutcome(steps, None, None, run_dir, run_dir / "report.json")
@@ -140,10 +141,10 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
                 steps[step] = "cancelled"
                 outcome.result = result
                 return outcome
-            if step != "train" and cached(request.dataset_toml, preset, step) < request.clips:
+            made = cached(request.dataset_toml, preset, step) if step != "train" else request.clips
+            if made < request.clips:
                 raise TrainingFailed(f"step {step} failed: musubi-tuner exited 0 but cached "
-                                     f"{cached(request.dataset_toml, preset, step)} of {request.clips} clips",
-                                     [], 0)
+                                     f"{made} of {request.clips} clips", [], 0)
             steps[step] = "done"
             outcome.result = result
         outcome.lora_path = outcome.result.lora_path if outcome.result else None

@@ -4,18 +4,19 @@ from the clip itself) and the setting (the tag union of those frames).
 
 The guide's video captions read ``ohwx woman, walking, turns to the camera, park, handheld camera``.
 A template picks the order with ``{head}``, ``{action}``, ``{tags}`` and ``{camera}`` only (parsed
-field by field, never ``str.format``); ``{head}`` is required, so the trigger is always first.
+field by field in ``captions/template.py``, never ``str.format``); ``{head}`` is required, so the
+trigger is always first.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from ... import names
 from ...captions.strategies import head_text, strategy_for
+from ...captions.template import fill_template, template_fields
 from ...media import video
 from ...paths import caption_line
 from ...progress import Progress
@@ -26,23 +27,17 @@ from .motion import camera_motion
 DEFAULT_TEMPLATE = "{head}, {action}, {tags}, {camera}"
 FIELDS = ("head", "action", "tags", "camera")
 MAX_TAGS = 6
-_FIELD_RE = re.compile(r"\{([^{}]*)\}")
 
 
 def check_template(template: str) -> str:
-    """The template if it uses only the known fields and has ``{head}``; ValueError otherwise."""
-    found = _FIELD_RE.findall(template)
-    unknown = [name for name in found if name not in FIELDS]
-    if unknown or "{" in _FIELD_RE.sub("", template) or "}" in _FIELD_RE.sub("", template):
-        raise ValueError(f"caption template {template!r}: only {', '.join('{' + f + '}' for f in FIELDS)} "
-                         "can be filled in")
-    if "head" not in found:
+    """The template if it uses only the known fields (``captions/template.py``) and has ``{head}``."""
+    if "head" not in template_fields(template, FIELDS, "caption template"):
         raise ValueError(f"caption template {template!r} has no {{head}}: the trigger must start every caption")
     return template
 
 
 def fill(template: str, values: dict[str, str]) -> str:
-    text = _FIELD_RE.sub(lambda match: values.get(match[1], ""), template)
+    text = fill_template(template, values, "caption template")
     return caption_line(", ".join(part.strip() for part in text.split(",") if part.strip()))
 
 

@@ -84,7 +84,6 @@ def cut_clips_stage(ws: Workspace, frames: Handle, options: ClipOptions,
 def _cut_pending(st: Any, info: video.VideoInfo, plans: list[ClipPlan], size: tuple[int, int],
                  options: ClipOptions, progress: Progress | None, times: list[float]) -> None:
     report = ensure_progress(progress)
-    units = [plan.name for plan in plans]
     todo = [(position, plan) for position, plan in enumerate(plans) if not st.is_done(plan.name)]
     done = len(plans) - len(todo)
     report.update(done, len(plans))
@@ -93,20 +92,19 @@ def _cut_pending(st: Any, info: video.VideoInfo, plans: list[ClipPlan], size: tu
     start_s = max(0.0, todo[0][1].start_s - SEEK_MARGIN_S)
     end_s = todo[-1][1].start_s + todo[-1][1].duration_s + SEEK_MARGIN_S
     raw = video.decode_raw(info.path, start_s=start_s, end_s=end_s)
-    by_plan = dict(zip(units, range(len(units)), strict=True))
 
     def open_writer(plan: ClipPlan) -> Mp4Writer:
         return Mp4Writer(st.path_for(f"{plan.name}.mp4"), *size, plan.fps, crf=options.crf, preset=options.preset)
 
     try:
-        for result, writer in cut_clips(raw, [plan for _, plan in todo], (info.width, info.height), size,
-                                        open_writer, times):
+        cut = cut_clips(raw, [plan for _, plan in todo], (info.width, info.height), size, open_writer, times)
+        for (position, _), (result, writer) in zip(todo, cut, strict=True):
             if result is None or result.frames < result.plan.frames:
                 writer.abort()
                 log.warning("%s: a clip ran out of frames (damaged file?); skipped", info.path)
                 continue
             writer.close()
-            _record(st, info, result, by_plan[result.plan.name], size)
+            _record(st, info, result, position, size)
             done += 1
             report.update(done, len(plans))
     finally:

@@ -89,8 +89,9 @@ def camera_motion(frames: Iterable[np.ndarray]) -> CameraMotion:
     width, height = size
     shift_x, shift_y = moves[:, 0].sum() / width, moves[:, 1].sum() / height
     log_scale = float(moves[:, 2].sum())
-    return CameraMotion(_label(shift_x, shift_y, log_scale, _jitter(moves[:, :2] / width)),
-                        float(shift_x), float(shift_y), log_scale, _jitter(moves[:, :2] / width), len(steps))
+    jitter = _jitter(moves[:, :2] / width)
+    return CameraMotion(_label(shift_x, shift_y, log_scale, jitter), float(shift_x), float(shift_y), log_scale,
+                        jitter, len(steps))
 
 
 def _jitter(steps: np.ndarray) -> float:
