@@ -34,6 +34,7 @@ from .registry import (
     name_parts,
     not_installed_message,
     resolve,
+    search_dirs,
 )
 
 CLIP_FOLDER = "open_clip"
@@ -177,8 +178,6 @@ def resolve_clip(name: str | None, extra_dirs: Sequence[Path] = ()) -> Path:
 
 def _installed_folder(parts: tuple[str, ...], extra_dirs: Sequence[Path]) -> bool:
     """True when ``parts`` name a folder inside one of the open_clip folders."""
-    from .registry import search_dirs
-
     return any(Path(os.path.abspath(folder)).joinpath(*parts).is_dir() for folder in search_dirs(CLIP_SPEC, extra_dirs))
 
 
