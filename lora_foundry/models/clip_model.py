@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..fileio import announce_read
+from .device import ray_resources
 from .handle import ModelHandle
 from .registry import (
     ModelMissingError,
@@ -106,7 +107,7 @@ class ClipSource:
     @property
     def resources(self) -> dict[str, float]:
         """What a unit using this model asks a Ray cluster for: a GPU for a GPU model, else a CPU."""
-        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+        return ray_resources(self.device)
 
 
 def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
