@@ -33,13 +33,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..lora_foundry.bounded import TextLimitError, check_text, parse_json, parse_toml
+from ..lora_foundry.read_roots import MAX_PART_BYTES
 from ..lora_foundry.stages.layers.segment import parse_color
 from . import _comfy
 from ._sockets import PRODUCERS, check_for
 
 MAX_LINE_CHARS = 4096
 MAX_TEXT_CHARS = 256 << 10
-MAX_NAME_BYTES = 255  # a file name on most file systems
+MAX_NAME_BYTES = MAX_PART_BYTES  # a file name on most file systems (NAME_MAX), as read_roots caps it
 CHECK_KEY = "lf_check"  # declaration option naming a text check (``text(..., check="json")``)
 # The check a text input gets when its declaration names none, by the pack's input-name conventions.
 CHECKS_BY_NAME = {"matrix_json": "json", "search_space_json": "json", "axes": "json", "prompts_toml": "toml",
@@ -75,8 +76,9 @@ def _text_problem(value: Any, options: dict[str, Any]) -> str | None:
             check_text(value, "the text", limit)
     except (TextLimitError, ValueError) as error:
         return str(error).replace("the text ", "", 1)
-    if check == "name" and len(value.encode("utf-8", "replace")) > MAX_NAME_BYTES:
-        return f"is {len(value.encode('utf-8', 'replace'))} bytes in UTF-8; a name may have {MAX_NAME_BYTES}"
+    size = len(value.encode("utf-8", "replace")) if check == "name" else 0
+    if size > MAX_NAME_BYTES:
+        return f"is {size} bytes in UTF-8; a name may have {MAX_NAME_BYTES}"
     if check == "colour":
         try:
             parse_color(value)

@@ -208,7 +208,7 @@ def _known_folders() -> dict[str, str]:
     if folder_paths is not None:
         base = str(Path(folder_paths.base_path).resolve())
         known |= {base: "", str(Path(folder_paths.models_dir).resolve()): "models",
-                  str(input_root()): "input", str(Path(folder_paths.get_output_directory()).resolve()): "output"}
+                  str(input_root()): "input", str(_comfy_folder("output")): "output"}
         for name, (paths, _) in getattr(folder_paths, "folder_names_and_paths", {}).items():
             known |= {str(Path(path).resolve()): f"models/{name}" for path in paths}
     elif os.environ.get(INPUT_ROOT_ENV):

@@ -25,20 +25,22 @@ Picture = Any | Callable[[], Any]
 
 def show_pictures(pictures: Iterable[tuple[str, Picture]]) -> list[dict[str, str]]:
     """Write each ``(name, picture)`` as ``<name>.png`` in the preview folder; their ``ui.images`` entries."""
-    folder = _comfy.temp_root() / PREVIEW_FOLDER
+    temp = _comfy.temp_root()
+    folder = temp / PREVIEW_FOLDER
     shown = []
     for name, picture in pictures:
         target = folder / f"{name}.png"
         if not target.exists():
             images.save_image(picture() if callable(picture) else picture, target, png_compress_level=1)
-        shown.append(_entry(target, _comfy.temp_root(), "temp"))
+        shown.append(_entry(target, temp, "temp"))
     return shown
 
 
 def show_files(paths: Sequence[Path]) -> list[dict[str, str]]:
     """Entries for files already under ComfyUI's output folder (others cannot be served: skipped)."""
     root = _comfy.output_root()
-    return [_entry(path.resolve(), root, "output") for path in paths if root in path.resolve().parents]
+    resolved = (path.resolve() for path in paths)
+    return [_entry(path, root, "output") for path in resolved if root in path.parents]
 
 
 def _entry(path: Path, root: Path, kind: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from ..stages.clips.filter_stage import ClipFilterOptions, filter_clips
 from ..stages.clips.rules import MODEL_RULES, X264_PRESETS, ClipOptions
 from ..stages.frames.ingest_stage import VideoIngestOptions, ingest_video
 from ..workspace import Workspace, workspace_path
+from . import locations
 from .training import _CtrlC, _print_loss, _reported
 
 
@@ -53,7 +54,7 @@ def run_train_video(args: argparse.Namespace) -> int:
     check_clip_rate(preset, float(config["datasets"][0]["source_fps"]))
     request = MusubiRequest(args.preset, folder / TOML_NAME, args.name, len(record["clips"]),
                             network_dim=args.rank, learning_rate=args.lr, max_train_epochs=args.epochs, seed=args.seed)
-    install = load_musubi_install(args.user_dir)
+    install = load_musubi_install(locations.user_dir(args.user_dir))
     with _CtrlC("musubi-tuner") as ctrl_c:
         outcome = train_video_lora(install, preset, request, args.out.resolve().joinpath(*TRAINING_DIR),
                                    PrintProgress("train-video"), _print_loss, lambda: ctrl_c.requested)
@@ -88,5 +89,6 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--epochs", type=int, default=16)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--out", type=Path, default=Path("out"), help="output root (runs, default ./out)")
-    train.add_argument("--user-dir", type=Path, help="ComfyUI user dir holding lora_foundry/musubi.json")
+    train.add_argument("--user-dir", type=Path, help="ComfyUI user dir holding lora_foundry/musubi.json "
+                       "(default: ComfyUI's user folder when the pack sits in a ComfyUI install)")
     train.set_defaults(run=run_train_video)

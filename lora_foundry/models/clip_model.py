@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..fileio import announce_read
+from .device import ray_resources
 from .handle import ModelHandle
 from .registry import (
     ModelMissingError,
@@ -34,6 +35,7 @@ from .registry import (
     name_parts,
     not_installed_message,
     resolve,
+    search_dirs,
 )
 
 CLIP_FOLDER = "open_clip"
@@ -105,7 +107,7 @@ class ClipSource:
     @property
     def resources(self) -> dict[str, float]:
         """What a unit using this model asks a Ray cluster for: a GPU for a GPU model, else a CPU."""
-        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+        return ray_resources(self.device)
 
 
 def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
@@ -177,8 +179,6 @@ def resolve_clip(name: str | None, extra_dirs: Sequence[Path] = ()) -> Path:
 
 def _installed_folder(parts: tuple[str, ...], extra_dirs: Sequence[Path]) -> bool:
     """True when ``parts`` name a folder inside one of the open_clip folders."""
-    from .registry import search_dirs
-
     return any(Path(os.path.abspath(folder)).joinpath(*parts).is_dir() for folder in search_dirs(CLIP_SPEC, extra_dirs))
 
 

@@ -40,3 +40,9 @@ def pick_onnx_device(preference: str = "auto") -> str:
 
         return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
     return "cpu"
+
+
+def ray_resources(device: str) -> dict[str, float]:
+    """What a unit using a model on ``device`` asks a Ray cluster for: a GPU for a CUDA model, else a
+    CPU (one rule for every model source a worker re-opens: CLIP, SAM 2)."""
+    return {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}

@@ -96,7 +96,7 @@ def resolve(
 
     ``name`` comes from a workflow, so it is a *name*: resolved only inside ``search_dirs``, never
     ``~``-expanded, never absolute, no ``..``, no control characters. An outside or a missing name
-    gets the same answer, so a workflow cannot probe the disk (``check_model_name``). Only the
+    gets the same answer, so a workflow cannot probe the disk (``not_installed_message``). Only the
     operator's ``spec.env_var`` (e.g. ``LAMA_MODEL``), read when no name is given, may be a path.
     """
     if spec.env_var and os.environ.get(spec.env_var) and not name:

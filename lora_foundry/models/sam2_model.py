@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .device import ray_resources
 from .handle import ModelHandle
 from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_identity
 from .weights_file import load_safetensors, torch_load_weights
@@ -113,7 +114,7 @@ class Sam2Source:
     @property
     def resources(self) -> dict[str, float]:
         """What a unit using this model asks a Ray cluster for: a GPU for a GPU model, else a CPU."""
-        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+        return ray_resources(self.device)
 
 
 def open_sam2_source(source: Sam2Source) -> ModelHandle:
@@ -125,8 +126,9 @@ def open_sam2_source(source: Sam2Source) -> ModelHandle:
     if not path.is_file():
         raise ModelMissingError(f"on {socket.gethostname()}: SAM 2 checkpoint {path} does not exist; every Ray "
                                 "node needs the weights at the same path (docs/scaling.md)")
-    if sam2_identity(path, source.config) != source.identity:
-        raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file ({sam2_identity(path, source.config)})"
+    found = sam2_identity(path, source.config)
+    if found != source.identity:
+        raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file ({found})"
                                 f" than the driver's ({source.identity}); every node needs the same files at the same path")
     device = "cuda" if source.device.startswith("cuda") else source.device
     model = load_sam2(path, device, source.config, source.overrides)
