@@ -115,3 +115,12 @@ def test_the_install_comes_from_the_operator_and_names_what_is_missing(tmp_path)
     assert install.model(preset_for("wan21_t2v_1.3B"), "dit").name == "dit.safetensors"
     with pytest.raises(TrainerNotConfigured, match="no t5 model for wan21_t2v_1.3B"):
         install.model(preset_for("wan21_t2v_1.3B"), "t5")
+
+
+def test_an_operator_file_that_is_not_an_object_is_named_not_crashed_on(tmp_path):
+    """A ``musubi.json`` holding a list raised AttributeError (``.get`` on a list); it is the operator's
+    mistake to fix, named like any other (one reader for trainer.json and musubi.json)."""
+    (tmp_path / "lora_foundry").mkdir()
+    (tmp_path / "lora_foundry" / "musubi.json").write_text("[1, 2]")
+    with pytest.raises(TrainerNotConfigured, match="musubi.json is not valid: it must hold one JSON object"):
+        load_musubi_install(tmp_path, environ={})

@@ -85,11 +85,23 @@ def load_trainer_install(user_dir: Path | None, environ: Mapping[str, str] | Non
     return _install_from_json(config_path)
 
 
-def _install_from_json(config_path: Path) -> TrainerInstall:
+def read_operator_json(config_path: Path) -> dict[str, Any]:
+    """An operator's trainer settings file (``trainer.json``, ``musubi.json``) as a JSON object, or
+    the refusal that names it: a list or a number there is a mistake to fix, not a crash."""
     try:
         data = json.loads(config_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise TrainerNotConfigured(f"{config_path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TrainerNotConfigured(f"{config_path} is not valid: it must hold one JSON object {{...}}")
+    return data
+
+
+def _install_from_json(config_path: Path) -> TrainerInstall:
+    data = read_operator_json(config_path)
+    try:
         root = Path(data["sd_scripts"]).expanduser()
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise TrainerNotConfigured(f"{config_path} is not valid: {exc}") from exc
     python = Path(data.get("python") or root / "venv" / "bin" / "python").expanduser()
     cache = data.get("tokenizer_cache_dir")

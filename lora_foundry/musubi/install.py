@@ -16,14 +16,13 @@ and the models each step needs.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..choices import pick
-from ..kohya.operator_config import TrainerNotConfigured, check_folder_and_python
+from ..kohya.operator_config import TrainerNotConfigured, check_folder_and_python, read_operator_json
 
 MUSUBI_ENV = "MUSUBI_TUNER"
 PYTHON_ENV = "MUSUBI_PYTHON"
@@ -96,10 +95,7 @@ def load_musubi_install(user_dir: Path | None, environ: Mapping[str, str] | None
     config_path = Path(user_dir, *CONFIG_RELPATH) if user_dir is not None else None
     data: dict = {}
     if config_path is not None and config_path.is_file():
-        try:
-            data = json.loads(config_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise TrainerNotConfigured(f"{config_path} is not valid JSON: {exc}") from exc
+        data = read_operator_json(config_path)
     root = environ.get(MUSUBI_ENV) or data.get("musubi_tuner")
     if not root:
         raise TrainerNotConfigured(
