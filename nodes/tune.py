@@ -131,6 +131,7 @@ class TuneTraining:
             matrix=asdict(preset), render=asdict(settings), model=model_id, trigger=trigger, seed=seed,
             checkpoints=checkpoints, others=[fingerprint(m, c or clip, vae) for m, c in pairs if m is not None])
         progress = _comfy.ComfyProgress(unique_id)
+        captions = evaluation.training_captions(paths)  # read once, not per judged LoRA
         with Workspace.open(workspace_path(_comfy.output_root(), workspace)) as ws:
 
             def evaluate_lora(path: Path, label: str) -> dict[str, Any]:
@@ -140,7 +141,7 @@ class TuneTraining:
                 return evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, [part]), preset,
                                            progress=CallbackProgress(lambda *_: _comfy.check_interrupt()),
                                            name=safe_name(label, "trial name"),
-                                           captions=evaluation.training_captions(paths),
+                                           captions=captions,
                                            others=other_renderers(pairs, vae, [part], settings, lora_id, clip)).report
 
             setup = TrainingSetup(request, load_trainer_install(_comfy.user_root()),
