@@ -83,16 +83,22 @@ OTHER_CHECKPOINT_INPUTS = {
                                                   ("clip", "its text encoder; empty = the base CLIP"))}
 
 
-def other_renderers(pairs: Sequence[tuple[Any, Any]], vae: Any, parts: Any, settings: matrix.RenderSettings,
-                    lora_id: str, base_clip: Any) -> dict[str, Any]:
-    """A renderer per connected extra MODEL (with its CLIP, else the base one), keyed by pair name."""
-    found = {}
+def other_checkpoints(pairs: Sequence[tuple[Any, Any]], vae: Any, base_clip: Any) -> list[tuple[str, Any, Any, str]]:
+    """Each connected extra MODEL with its CLIP (else the base one) and its fingerprint, by pair name:
+    fingerprinted once, however many LoRAs are judged on it."""
+    found = []
     for n, (model, clip) in zip(EXTRA_CHECKPOINTS, pairs, strict=True):
         clip = clip if clip is not None else base_clip
         if model is not None:
-            found[f"checkpoint_{n}"] = _comfy_sampling.ComfyRenderer(model, clip, vae, parts, settings,
-                                                                     fingerprint(model, clip, vae), lora_id)
+            found.append((f"checkpoint_{n}", model, clip, fingerprint(model, clip, vae)))
     return found
+
+
+def other_renderers(others: Sequence[tuple[str, Any, Any, str]], vae: Any, parts: Any,
+                    settings: matrix.RenderSettings, lora_id: str) -> dict[str, Any]:
+    """A renderer per extra checkpoint of ``other_checkpoints``, keyed by pair name."""
+    return {name: _comfy_sampling.ComfyRenderer(model, clip, vae, parts, settings, identity, lora_id)
+            for name, model, clip, identity in others}
 
 
 def training_paths(dataset: Any, dataset_path: str, frames: Any) -> list[Path]:
@@ -191,10 +197,11 @@ class EvaluateLoRA:
         paths = training_paths(dataset, dataset_path, frames)
         train = evaluation.embed_training_set(embedder, paths)
         settings = settings_of(width, height, steps, cfg, sampler_name, scheduler, negative)
+        lora_id = lora_identity(parts)
         renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, parts, settings, fingerprint(model, clip, vae),
-                                                 lora_identity(parts))
-        others = other_renderers([(model_2, clip_2), (model_3, clip_3)], vae, parts, settings, lora_identity(parts),
-                                 clip)
+                                                 lora_id)
+        others = other_renderers(other_checkpoints([(model_2, clip_2), (model_3, clip_3)], vae, clip), vae, parts,
+                                 settings, lora_id)
         name = safe_name(parts[0].path.stem, "report name")
         with Workspace.open(workspace_path(_comfy.output_root(), workspace)) as ws:
             result = evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, parts), preset,

@@ -33,6 +33,7 @@ from .evaluate import (
     OTHER_CHECKPOINT_INPUTS,
     RENDER_INPUTS,
     make_embedder,
+    other_checkpoints,
     other_renderers,
     settings_of,
     training_paths,
@@ -124,13 +125,14 @@ class TuneTraining:
         train = evaluation.embed_training_set(embedder, paths)
         settings = settings_of(width, height, steps, cfg, sampler_name, scheduler, negative)
         model_id = fingerprint(model, clip, vae)
-        pairs = [(model_2, clip_2), (model_3, clip_3)]
+        others = other_checkpoints([(model_2, clip_2), (model_3, clip_3)], vae, clip)
         identity = tune.study_identity(
             dataset=dataset_identity(dataset_toml), base_model=model_identity(request.base_model),
             architecture=architecture, lora_type=lora_type, search_space=space, weights=weights,
             matrix=asdict(preset), render=asdict(settings), model=model_id, trigger=trigger, seed=seed,
-            checkpoints=checkpoints, others=[fingerprint(m, c or clip, vae) for m, c in pairs if m is not None])
+            checkpoints=checkpoints, others=[fp for *_, fp in others])
         progress = _comfy.ComfyProgress(unique_id)
+        captions = evaluation.training_captions(paths)  # read once, not per judged LoRA
         with Workspace.open(workspace_path(_comfy.output_root(), workspace)) as ws:
 
             def evaluate_lora(path: Path, label: str) -> dict[str, Any]:
@@ -140,8 +142,8 @@ class TuneTraining:
                 return evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, [part]), preset,
                                            progress=CallbackProgress(lambda *_: _comfy.check_interrupt()),
                                            name=safe_name(label, "trial name"),
-                                           captions=evaluation.training_captions(paths),
-                                           others=other_renderers(pairs, vae, [part], settings, lora_id, clip)).report
+                                           captions=captions,
+                                           others=other_renderers(others, vae, [part], settings, lora_id)).report
 
             setup = TrainingSetup(request, load_trainer_install(_comfy.user_root()),
                                   confined(ws.root, "tuning", request.output_name), checkpoints)

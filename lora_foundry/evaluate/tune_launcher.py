@@ -82,8 +82,7 @@ def dataset_identity(source: Path) -> dict[str, Any]:
     data = read_dataset_toml(source, None)  # image folders made absolute; only names, sizes and times are read
     files = []
     for subset in (s for d in data.get("datasets", []) for s in d.get("subsets", [])):
-        folder = Path(subset.get("image_dir", ""))
-        folder = folder if folder.is_absolute() else source.parent / folder
+        folder = Path(subset.get("image_dir", source.parent))  # absolute: read_dataset_toml made it so
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
                 stat = path.stat()
