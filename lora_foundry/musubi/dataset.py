@@ -3,7 +3,7 @@
 Layout::
 
     <name>/videos/shot0003_00.mp4 + shot0003_00.txt    the clips and their captions
-    <name>/images/00000.png + 00000.txt                 an image dataset mixed in (optional)
+    <name>/images/00000.jpg + 00000.txt                 images mixed in (optional; see _write_image)
     <name>/cache/videos  <name>/cache/images            one cache folder per dataset (musubi requires it)
     <name>/dataset.toml                                 --dataset_config of every musubi script
     <name>/diffusion_pipe_dataset.toml                  the same files for diffusion-pipe
@@ -110,6 +110,18 @@ def diffusion_pipe_config(root: Path, config: dict[str, Any], spec: VideoDataset
             "frame_buckets": [1, *video["target_frames"]], "directory": directories}
 
 
+def _write_image(source: Path, stem: Path) -> Path:
+    """A mixed-in image as musubi-tuner will read it, the same picture the kohya dataset writer
+    trains on: a file musubi decodes as it is is copied byte for byte (no re-encoding); one with
+    transparency is flattened on white as the kohya writer does (musubi's ``convert("RGB")`` would
+    drop the alpha and show whatever colour hides under it); anything else is written as PNG."""
+    suffix = source.suffix.lower()
+    if suffix in images.MUSUBI_IMAGE_SUFFIXES and images.decodes_plainly(source):
+        shutil.copyfile(source, stem.with_suffix(suffix))
+        return stem.with_suffix(suffix)
+    return images.save_image(images.flatten(images.load_image(source)), stem.with_suffix(".png"))
+
+
 def _target(root: Path, name: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for version in range(1, 1000):
@@ -143,7 +155,7 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
             (staging / "videos" / f"{stem}.txt").write_text(_caption(captions, item, spec) + "\n", encoding="utf-8")
             report.update(done, total)
         for position, item in enumerate(image_items):
-            images.save_image(images.load_rgb(item.path), staging / "images" / f"{position:05d}.png")
+            _write_image(item.path, staging / "images" / f"{position:05d}")
             (staging / "images" / f"{position:05d}.txt").write_text(
                 _caption(image_captions, item, spec) + "\n", encoding="utf-8")
             report.update(len(clip_items) + position + 1, total)
