@@ -7,7 +7,7 @@ Layout::
     <name>/cache/videos  <name>/cache/images            one cache folder per dataset (musubi requires it)
     <name>/dataset.toml                                 --dataset_config of every musubi script
     <name>/diffusion_pipe_dataset.toml                  the same files for diffusion-pipe
-    <name>/lora_foundry_video_dataset.json              what was written, from what
+    <name>/lora_foundry_video_dataset.json              what was written, from what (``read_video_dataset``)
 
 musubi-tuner reads a video frame by frame without resampling (``docs/dataset_config.md``), so the
 clips are already at the model's rate and lengths; ``frame_extraction = "full"`` with
@@ -30,7 +30,7 @@ from typing import Any
 
 import tomli_w
 
-from .. import names
+from .. import bounded, names
 from ..kohya.staging import make_staging, publish, remove_stale_staging
 from ..media import images
 from ..paths import caption_line, confined, safe_name
@@ -176,3 +176,25 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return written
+
+
+def read_video_dataset(folder: Path) -> VideoDataset:
+    """A folder ``write_video_dataset`` wrote, read back (``train-video``). It lies in the output
+    folder, which clients can write to, so both files go through the bounded readers and a refusal
+    names the dataset and the file, never a server path."""
+    where = f"video dataset {folder.name}"
+    record = bounded.parse_json_file(folder / REPORT_NAME, f"{where}/{REPORT_NAME}")
+    config = bounded.parse_toml_file(folder / TOML_NAME, f"{where}/{TOML_NAME}")
+    again = "; write the dataset again (video-dataset or LF Write Video Dataset)"
+    clips = record.get("clips") if isinstance(record, dict) else None
+    if not isinstance(clips, list) or not clips:
+        raise ValueError(f"{where}/{REPORT_NAME} lists no clips{again}")
+    datasets = config.get("datasets")
+    video = datasets[0] if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict) else {}
+    fps, counts = video.get("source_fps"), video.get("target_frames")
+    if (not isinstance(fps, int | float) or not fps > 0 or not isinstance(counts, list)
+            or not all(isinstance(count, int) for count in counts)):
+        raise ValueError(f"{where}/{TOML_NAME} has no clip dataset with source_fps and target_frames{again}")
+    images = record.get("images", 0)
+    return VideoDataset(folder, folder / TOML_NAME, len(clips), images if isinstance(images, int) else 0,
+                        float(fps), tuple(counts))

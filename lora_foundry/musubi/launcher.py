@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..bounded import parse_toml_file
 from ..fileio import atomic_write_text
 from ..kohya.launcher import LaunchSpec, TrainingFailed, TrainResult, run_training
 from ..paths import safe_name
@@ -88,10 +89,11 @@ def _step_argv(install: MusubiInstall, preset: Preset, step: str, request: Musub
 
 
 def cache_directories(dataset_toml: Path) -> list[Path]:
-    import tomllib
-
-    config = tomllib.loads(dataset_toml.read_text("utf-8"))
-    return [Path(d["cache_directory"]) for d in config.get("datasets", []) if d.get("video_directory")]
+    """The clip datasets' cache folders (the TOML lies in the output folder: read bounded)."""
+    config = parse_toml_file(dataset_toml, f"video dataset {dataset_toml.parent.name}/{dataset_toml.name}")
+    datasets = config.get("datasets")
+    return [Path(d["cache_directory"]) for d in (datasets if isinstance(datasets, list) else [])
+            if isinstance(d, dict) and d.get("video_directory") and isinstance(d.get("cache_directory"), str)]
 
 
 def cached(dataset_toml: Path, preset: Preset, step: str) -> int:
