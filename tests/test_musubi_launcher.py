@@ -121,6 +121,16 @@ def test_the_presets_training_models_reach_the_training_command_line(setup):
     assert "--dit" not in (runs / "hero_22" / "cache_latents.log").read_text().splitlines()[0]
 
 
+def test_a_hostile_dataset_toml_is_refused_by_name_before_any_step(setup):
+    """The TOML lies in the output folder, where clients can upload: nested to blow tomllib's stack,
+    it is refused naming the dataset's file (no server path), and nothing runs."""
+    install, toml, runs = setup
+    toml.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ValueError, match="video dataset set/dataset.toml is nested more than") as refused:
+        train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
+    assert str(toml.parent) not in str(refused.value) and not (runs / "hero_wan" / "cache_latents.log").exists()
+
+
 def test_the_install_comes_from_the_operator_and_names_what_is_missing(tmp_path):
     with pytest.raises(TrainerNotConfigured, match="musubi-tuner is not configured"):
         load_musubi_install(tmp_path, environ={})
