@@ -179,22 +179,17 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
 
 
 def read_video_dataset(folder: Path) -> VideoDataset:
-    """A folder ``write_video_dataset`` wrote, read back (``train-video``). It lies in the output
-    folder, which clients can write to, so both files go through the bounded readers and a refusal
+    """A folder ``write_video_dataset`` wrote, as the writer returned it, from its record
+    (``train-video``; musubi-tuner and the launcher read ``dataset.toml`` themselves). The folder lies
+    in the output folder, which clients can write to, so the record is read bounded and a refusal
     names the dataset and the file, never a server path."""
-    where = f"video dataset {folder.name}"
-    record = bounded.parse_json_file(folder / REPORT_NAME, f"{where}/{REPORT_NAME}")
-    config = bounded.parse_toml_file(folder / TOML_NAME, f"{where}/{TOML_NAME}")
-    again = "; write the dataset again (video-dataset or LF Write Video Dataset)"
-    clips = record.get("clips") if isinstance(record, dict) else None
+    where = f"video dataset {folder.name}/{REPORT_NAME}"
+    record = bounded.parse_json_file(folder / REPORT_NAME, where)
+    record = record if isinstance(record, dict) else {}
+    clips, fps, counts, images = (record.get(key) for key in ("clips", "fps", "frame_counts", "images"))
     if not isinstance(clips, list) or not clips:
-        raise ValueError(f"{where}/{REPORT_NAME} lists no clips{again}")
-    datasets = config.get("datasets")
-    video = datasets[0] if isinstance(datasets, list) and datasets and isinstance(datasets[0], dict) else {}
-    fps, counts = video.get("source_fps"), video.get("target_frames")
+        raise ValueError(f"{where} lists no clips; write the dataset again (video-dataset or LF Write Video Dataset)")
     if (not isinstance(fps, int | float) or not fps > 0 or not isinstance(counts, list)
-            or not all(isinstance(count, int) for count in counts)):
-        raise ValueError(f"{where}/{TOML_NAME} has no clip dataset with source_fps and target_frames{again}")
-    images = record.get("images", 0)
-    return VideoDataset(folder, folder / TOML_NAME, len(clips), images if isinstance(images, int) else 0,
-                        float(fps), tuple(counts))
+            or not all(isinstance(count, int) for count in counts) or not isinstance(images, int)):
+        raise ValueError(f"{where} lacks the clips' fps, frame counts or image count; write the dataset again")
+    return VideoDataset(folder, folder / TOML_NAME, len(clips), images, float(fps), tuple(counts))
