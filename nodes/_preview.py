@@ -4,8 +4,8 @@ ComfyUI shows ``{"filename", "subfolder", "type"}`` entries under a node, servin
 temp folder ("temp") or its output folder ("output") only. Pictures made for a preview (contact
 sheets, thumbnails, grids) are written here, atomically (``images.save_image``) into
 ``<temp>/lora_foundry_previews``; a picture whose file is already there (same name: the names carry
-the stage key, or the pixels' digest, ``content_name``) is not made again. Files a run wrote anyway (kohya's samples, a dataset's images)
-are shown where they are when ComfyUI can serve them.
+the stage key, or the pixels' digest, ``content_name``) is not made again. Files a run wrote anyway
+(kohya's samples, a dataset's images) are shown where they are when ComfyUI can serve them.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from ..read_roots import ReadRoots
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 """The one list of image file suffixes (code-rule test: no other module spells one out)."""
 MUSUBI_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
-"""The formats of ours musubi-tuner reads as they are (``dataset/media_utils.py`` IMAGE_EXTENSIONS,
-lower or upper case, no other spelling)."""
+"""Those of our formats musubi-tuner's image datasets read as files are (its ``dataset/media_utils.py``
+IMAGE_EXTENSIONS, lower or upper case only: write the suffix lower case)."""
 DEFAULT_MAX_PIXELS = 100_000_000
 WHITE = (255, 255, 255)
 GREY = (128, 128, 128)  # neutral: a cut-out's old background does not count for CLIP or colour features
