@@ -4,13 +4,17 @@ Python's ``json`` and ``tomllib`` recurse once per nesting level, so ``[[[[...]]
 levels deep ends in ``RecursionError`` (and a huge text takes the memory it describes). Workflow
 text inputs (``matrix_json``, ``prompts_toml``, ``axes``), manifests, presets and LoRA metadata all
 go through ``parse_json``/``parse_toml`` here, which refuse such text before parsing with an error
-naming ``where``. Nothing the pack writes comes near the limits.
+naming ``where``. Files a client may have written (anything under ComfyUI's output folder: uploads
+with ``type=output`` land there) are read with ``parse_json_file``/``parse_toml_file``, which stop
+reading at the limit, so a huge file is refused before it takes memory, and whose errors name
+``where`` (a dataset and file name), never the server path. Nothing the pack writes comes near the limits.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
+from pathlib import Path
 from typing import Any
 
 MAX_DEPTH = 64
@@ -61,3 +65,28 @@ def parse_toml(text: object, where: str, max_chars: int = MAX_TEXT_CHARS) -> dic
         return tomllib.loads(checked)
     except (ValueError, RecursionError) as error:
         raise ValueError(f"{where} is not valid TOML ({str(error)[:200]})") from None
+
+
+def read_text_file(path: Path, where: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """The UTF-8 text of ``path``, read no further than the limit (``TextLimitError`` past it); a
+    missing or unreadable file is an ``OSError`` naming ``where`` only."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(max_chars + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where} does not exist") from None
+    except OSError as error:
+        raise OSError(f"{where} cannot be read ({error.strerror or type(error).__name__})") from None
+    if len(text) > max_chars:
+        raise TextLimitError(f"{where} is longer than {max_chars} characters; LoRA Foundry never writes one so large")
+    return text
+
+
+def parse_json_file(path: Path, where: str, max_chars: int = MAX_TEXT_CHARS) -> Any:
+    """``parse_json`` of a file a client may have written (see ``read_text_file``)."""
+    return parse_json(read_text_file(path, where, max_chars), where, max_chars)
+
+
+def parse_toml_file(path: Path, where: str, max_chars: int = MAX_TEXT_CHARS) -> dict[str, Any]:
+    """``parse_toml`` of a file a client may have written (see ``read_text_file``)."""
+    return parse_toml(read_text_file(path, where, max_chars), where, max_chars)

@@ -3,13 +3,12 @@ settings the rendering examples start from (quick on a CPU, full one choice away
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
+from ..lora_foundry.bounded import parse_json
 from ..lora_foundry.lora import grid
 from ._declare import choice, integer, mappings, node, socket
-from ._preview import show_pictures
+from ._preview import content_name, show_pictures
 from ._tensors import images_to_tensor, tensor_to_images
 
 
@@ -34,14 +33,14 @@ class CompositionGrid:
 
         flat = [picture for batch in images for picture in tensor_to_images(batch)]
         names = list(labels)
-        axes_dict = json.loads(axes[0]) if axes and axes[0] else None
+        axes_dict = parse_json(axes[0], "axes") if axes and axes[0] else None
         if len(flat) != len(names):
             per = max(1, len(flat) // max(1, len(names)))
             names = [f"{names[i // per]} #{i % per + 1}" if i // per < len(names) else str(i + 1)
                      for i in range(len(flat))]
             axes_dict = None
         picture = grid.make_grid(flat, names, axes_dict, int(columns[0]) if columns else 0)
-        shown = show_pictures([(f"lf_composition_grid_{time.time_ns()}", picture)])
+        shown = show_pictures([(content_name("lf_composition_grid", picture), picture)])
         result = images_to_tensor([picture])
         return {"ui": {"images": shown}, "result": (result,)}
 

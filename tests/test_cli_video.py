@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
+import pytest
 from fixtures_fake_musubi import make_fake_musubi
 
 from lora_foundry.cli import main
@@ -33,7 +35,34 @@ def test_video_dataset_then_train_video_from_the_command_line(tmp_path, capsys, 
     assert main(["train-video", written["dataset"], "--preset", "hunyuan_video", "--name", "film_hv", "--epochs", "1",
                  "--out", str(out), "--user-dir", str(user)]) == 0
     printed = capsys.readouterr().out
-    assert "step 1/" in printed and json.loads(printed[printed.index("{"):])["status"] == "success"
+    summary = json.loads(printed[printed.index("{"):])
+    assert "step 1/" in printed and summary["status"] == "success"
+    assert written["dataset"].startswith(str(out / "lora_foundry" / "datasets")), "where LF Write Video Dataset writes"
+    assert summary["published"] == str(out / "loras" / "film_hv.safetensors") and Path(summary["published"]).is_file()
+
+
+HOSTILE = {
+    "deep": ("[" * 5000 + "]" * 5000, "nested more than 64 levels deep"),
+    "huge": ('{"clips": ["' + "x" * (2 << 20) + '"]}', "longer than"),
+    "not_json": ("{clips: 1", "not valid JSON"),
+    "clips_a_number": ('{"clips": 5}', "lists no clips"),
+    "no_fps": ('{"clips": ["videos/a.mp4"], "fps": "16", "frame_counts": [33], "images": 0}', "lacks the clips' fps"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_train_video_refuses_a_hostile_dataset_record_by_name(tmp_path, capsys, case):
+    """The dataset folder lies in the output folder, where any client can upload files: a record
+    nested to blow the parser's stack, too big to read, or of the wrong shape is refused naming the
+    file, with no server path in the message and no traceback."""
+    text, expected = HOSTILE[case]
+    folder = tmp_path / "output" / "lora_foundry" / "datasets" / "evil"
+    folder.mkdir(parents=True)
+    (folder / "lora_foundry_video_dataset.json").write_text(text)
+    code = main(["train-video", str(folder), "--name", "x", "--out", str(tmp_path / "output")])
+    err = capsys.readouterr().err
+    assert code == 1 and "video dataset evil/lora_foundry_video_dataset.json" in err and expected in err
+    assert str(tmp_path) not in err and "Traceback" not in err
 
 
 def _last_json(capsys) -> str:

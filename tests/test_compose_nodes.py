@@ -125,6 +125,21 @@ def test_grid_node_lays_out_cells_with_axes(compose, pack):
     assert plain.shape[2] > 3 * 48 and plain.shape[1] < 2 * 32 + 60
 
 
+def test_running_the_same_grid_again_rewrites_its_one_preview(compose, pack, tmp_path):
+    """ComfyUI's temp folder is only emptied at start-up: a preview per run would pile up."""
+    grid_nodes = pack.nodes.compose_grid
+    images = [torch.full((1, 32, 48, 3), v / 4) for v in range(4)]
+    labels = [f"w={v}" for v in range(4)]
+    first = grid_nodes.CompositionGrid().grid(images, labels, None, [2])["ui"]["images"]
+    again = grid_nodes.CompositionGrid().grid(images, labels, None, [2])["ui"]["images"]
+    previews = tmp_path / "temp" / "lora_foundry_previews"
+    assert first == again and [p.name for p in previews.iterdir()] == [first[0]["filename"]]
+    other = grid_nodes.CompositionGrid().grid(images[::-1], labels, None, [2])["ui"]["images"]
+    assert other != first and len(list(previews.iterdir())) == 2, "a different grid is a different preview"
+    with pytest.raises(ValueError, match="axes is nested more than"):  # not a RecursionError
+        grid_nodes.CompositionGrid().grid(images, labels, ["[" * 5000 + "]" * 5000], [2])
+
+
 def test_merge_and_info_nodes(compose, tmp_path):
     stack = [("alice.safetensors", 1.0, 1.0), ("chars/pose.safetensors", 0.6, 0.6)]
     out = compose.MergeLoRAStack().merge(stack, "alice_pose", "svd", 8, "fp16", False)

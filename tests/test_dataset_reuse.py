@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lora_foundry.kohya import dataset
+from lora_foundry.kohya.report import dataset_report
 from lora_foundry.stages.frames import ingest_stage as ingest
 from lora_foundry.workspace import Workspace
 
@@ -55,3 +58,23 @@ def test_other_encoding_settings_or_a_changed_source_are_encoded_again(tmp_path,
     inodes = {p.stat().st_ino for p in _images(first)}
     assert _images(again)[0].stat().st_ino not in inodes
     assert all(p.stat().st_ino in inodes for p in _images(again)[1:])
+
+
+def test_a_rewritten_record_in_an_earlier_version_links_nothing_from_elsewhere(tmp_path, media_dir):
+    """Datasets lie in the output folder, where any client can upload files: an earlier version's
+    record is only a hint, never a way to pull a server file into a new dataset or to crash it."""
+    ws, handle = _frames(tmp_path, media_dir)
+    first = _write(ws, handle, tmp_path / "datasets")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(_images(first)[0].read_bytes())
+    record = json.loads(first.report_path.read_text())
+    record["images"][0]["file"] = str(secret)  # the right key, a file outside the dataset
+    first.report_path.write_text(json.dumps(record))
+    second = _write(ws, handle, tmp_path / "datasets", caption_template="{trigger}, again")
+    assert secret.stat().st_nlink == 1 and _images(second)[0].stat().st_ino != secret.stat().st_ino
+    first.report_path.write_text("[" * 5000 + "]" * 5000)
+    third = _write(ws, handle, tmp_path / "datasets", caption_template="{trigger}, third")
+    assert third.path.name == "signer_v3" and len(_images(third)) == len(_images(first))
+    with pytest.raises(ValueError, match="dataset signer/lora_foundry_dataset.json is nested") as refused:
+        dataset_report(first.path)
+    assert str(tmp_path) not in str(refused.value)

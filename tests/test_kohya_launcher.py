@@ -114,11 +114,12 @@ def test_dry_run_writes_tomls_and_command_but_runs_nothing(setup):
 
 def test_tqdm_redraws_and_log_lines_become_events():
     line = "steps:  50%|█████     | 2/4 [00:30<00:30, 15.15s/it, avr_loss=1.12]"
-    event = log_parse.parse_line(line)
-    assert event == log_parse.StepEvent(2, 4, 30.0, 30.0, pytest.approx(1 / 15.15), 1.12)
-    assert log_parse.parse_line("steps:   0%|          | 0/4 [00:00<?, ?it/s]").remaining_s is None
-    assert log_parse.parse_line("saving checkpoint: /x/a b.safetensors") == log_parse.CheckpointEvent("/x/a b.safetensors")
-    assert isinstance(log_parse.parse_line("INFO     model saved.   train_network.py:1729"), log_parse.ModelSavedEvent)
+    assert log_parse.parse_events(line) == [log_parse.StepEvent(2, 4, 30.0, 30.0, pytest.approx(1 / 15.15), 1.12)]
+    [first_bar] = log_parse.parse_events("steps:   0%|          | 0/4 [00:00<?, ?it/s]")
+    assert first_bar.remaining_s is None and first_bar.steps_per_s is None and first_bar.loss is None
+    assert log_parse.parse_events("saving checkpoint: /x/a b.safetensors") == [log_parse.CheckpointEvent("/x/a b.safetensors")]
+    assert log_parse.parse_events("INFO     model saved.   train_network.py:1729") == [log_parse.ModelSavedEvent()]
+    assert log_parse.parse_events("INFO     prepare optimizer, data loader etc.   train_network.py:412") == []
     splitter = log_parse.LineSplitter()
     raw = "steps: 25%|█".encode() + b"| 1/4 [00:01<00:03, 1.00it/s]\rsteps: 50%|"
     first, rest = raw[:12], raw[12:]  # cut inside the UTF-8 block character

@@ -14,6 +14,7 @@ from PIL import Image
 from lora_foundry import fileio
 from lora_foundry.media.images import (
     ImageError,
+    decodes_plainly,
     list_image_files,
     load_image,
     resize_long_side,
@@ -79,6 +80,10 @@ def test_exif_orientation_is_applied(tmp_path):
     upright = load_image(tmp_path / "phone.jpg")
     assert upright.shape == (40, 20, 3)
     assert upright[:10].mean() > 200 and upright[-10:].mean() < 50  # left band is now on top
+    Image.fromarray(picture).save(tmp_path / "plain.jpg", quality=95)
+    assert decodes_plainly(tmp_path / "plain.jpg"), "a plain decoder sees what load_image sees"
+    plain = np.asarray(Image.open(tmp_path / "phone.jpg").convert("RGB"))
+    assert not decodes_plainly(tmp_path / "phone.jpg") and plain.shape != upright.shape, "a plain decoder sees it sideways"
 
 
 def test_list_image_files_natural_order_case_and_recursion(tmp_path):

@@ -13,13 +13,17 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from lora_foundry import names
+from lora_foundry.kohya.dataset import DatasetSpec, write_kohya_dataset
+from lora_foundry.media import images
 from lora_foundry.musubi.dataset import VideoDatasetSpec, write_video_dataset
 from lora_foundry.stages.clips.cut_stage import cut_clips_stage
 from lora_foundry.stages.clips.rules import ClipOptions
-from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_video
+from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_folder, ingest_video
 from lora_foundry.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,13 +54,50 @@ def test_dataset_pairs_every_clip_with_a_caption_and_a_toml_musubi_understands(m
     videos = sorted(Path(video["video_directory"]).glob("*.mp4"))
     assert len(videos) == dataset.clips == len(ws.items(clips)) == 6
     assert all(path.with_suffix(".txt").read_text("utf-8").strip() == "ohwx woman" for path in videos)
-    assert len(list(Path(image["image_directory"]).glob("*.png"))) == dataset.images == ws.count(frames)
+    pictures = [p for p in Path(image["image_directory"]).iterdir() if p.suffix != ".txt"]
+    assert len(pictures) == dataset.images == ws.count(frames)
     pipe = tomllib.loads((dataset.path / "diffusion_pipe_dataset.toml").read_text("utf-8"))
     assert [d["path"] for d in pipe["directory"]] == [video["video_directory"], image["image_directory"]]
     assert pipe["frame_buckets"] == [1, *video["target_frames"]] and pipe["ar_buckets"] == [config["general"]["resolution"]]
     again = write_video_dataset(ws, clips, VideoDatasetSpec(name="wan_set", trigger="ohwx"), tmp_path)
     assert again.path.name == "wan_set_v2" and dataset.path.is_dir(), "a second write never overwrites"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def _as_musubi_reads(path: Path) -> np.ndarray:
+    """musubi-tuner's image read (dataset/datasources.py): Pillow, RGB kept, RGBA kept, else RGB."""
+    with Image.open(path) as picture:
+        return np.asarray(picture if picture.mode in ("RGB", "RGBA") else picture.convert("RGB"))
+
+
+def _kohya_pictures(ws, handle, root: Path) -> list[np.ndarray]:
+    """What the kohya dataset writer trains on for the same frames (no masked loss, no bucketing)."""
+    spec = DatasetSpec(name="kohya_set", trigger="ohwx", bucket=False, mask_mode="none")
+    written = write_kohya_dataset(ws, handle, spec, root)
+    return [_as_musubi_reads(p) for p in sorted(written.subset_dir.glob("*.png"))]
+
+
+def test_mixed_in_images_are_the_pictures_the_kohya_writer_trains_on(montage, tmp_path):
+    ws, frames = montage
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[..., 0] = 255  # pure red hidden under full transparency
+    rgba[8:40, 16:48] = (20, 90, 200, 255)
+    rgba[8:40, :16] = (0, 200, 0, 128)  # half transparent green
+    (tmp_path / "cutout").mkdir()
+    images.save_image(rgba, tmp_path / "cutout" / "cutout.png")
+    cutout = ingest_folder(ws, tmp_path / "cutout")
+    _, dataset = _write(ws, frames, "wan", tmp_path / "musubi", images=cutout)
+    [written] = [p for p in (dataset.path / "images").iterdir() if p.suffix != ".txt"]
+    [kohya] = _kohya_pictures(ws, cutout, tmp_path / "kohya")
+    assert np.array_equal(_as_musubi_reads(written), kohya), "transparency flattened as the kohya writer does"
+    assert tuple(_as_musubi_reads(written)[0, 40]) == (255, 255, 255), "no red, no grey under the transparency"
+
+    _, dataset = _write(ws, frames, "wan", tmp_path / "musubi_jpeg", images=frames)
+    sources = [item.path for item in ws.items(frames)]
+    copies = sorted(p for p in (dataset.path / "images").iterdir() if p.suffix != ".txt")
+    assert [p.suffix for p in copies] == [".jpg"] * len(sources)
+    assert all(copy.read_bytes() == source.read_bytes() for copy, source in zip(copies, sources, strict=True))
+    assert np.array_equal(_as_musubi_reads(copies[0]), _kohya_pictures(ws, frames, tmp_path / "kohya_jpeg")[0])
 
 
 def test_clips_without_a_shot_are_refused_with_a_clear_error(montage, tmp_path):

@@ -5,6 +5,7 @@ checked, live loss per step, cancel, honest success, failures named by step."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from fixtures_fake_musubi import make_fake_musubi
@@ -103,6 +104,31 @@ def test_hunyuan_preset_passes_its_two_text_encoders_and_vae_options(setup):
     assert "--text_encoder1" in (runs / "hero_hv" / "cache_text.log").read_text()
     assert "--vae_tiling" in (runs / "hero_hv" / "cache_latents.log").read_text()
     assert "--network_module networks.lora " in (runs / "hero_hv" / "train.log").read_text()
+
+
+def test_the_presets_training_models_reach_the_training_command_line(setup):
+    """Wan 2.2 trains its high-noise model too when the preset lists it (musubi-tuner's docs/wan.md:
+    ``--dit`` low noise, ``--dit_high_noise`` high noise): every model role goes to the command."""
+    install, toml, runs = setup
+    preset = replace(preset_for("wan22_t2v_A14B"), train_models=("dit", "dit_high_noise"))
+    high = install.models[preset.name]["dit"].with_name("wan22_high_noise.safetensors")
+    high.write_bytes(b"placeholder")
+    install = replace(install, models={**install.models, preset.name: {**install.models[preset.name],
+                                                                          "dit_high_noise": high}})
+    train_video_lora(install, preset, MusubiRequest(preset.name, toml, "hero_22", CLIPS, max_train_epochs=1), runs)
+    command = (runs / "hero_22" / "train.log").read_text().splitlines()[0]
+    assert f"--dit {install.models[preset.name]['dit']} " in command and f"--dit_high_noise {high} " in command
+    assert "--dit" not in (runs / "hero_22" / "cache_latents.log").read_text().splitlines()[0]
+
+
+def test_a_hostile_dataset_toml_is_refused_by_name_before_any_step(setup):
+    """The TOML lies in the output folder, where clients can upload: nested to blow tomllib's stack,
+    it is refused naming the dataset's file (no server path), and nothing runs."""
+    install, toml, runs = setup
+    toml.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ValueError, match="video dataset set/dataset.toml is nested more than") as refused:
+        train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
+    assert str(toml.parent) not in str(refused.value) and not (runs / "hero_wan" / "cache_latents.log").exists()
 
 
 def test_the_install_comes_from_the_operator_and_names_what_is_missing(tmp_path):

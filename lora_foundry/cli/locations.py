@@ -51,14 +51,19 @@ def user_dir(given: Path | None, pack_file: str | Path = __file__) -> Path | Non
     return given if given is not None or root is None else root / "user"
 
 
+def add_out_argument(parser: Any) -> None:
+    """``--out``, the output root (``outputs``), as every command that writes runs or datasets takes it."""
+    parser.add_argument("--out", type=Path, help="output root for the run and dataset folders (default: ComfyUI's "
+                        "output folder when the pack sits in a ComfyUI install; required otherwise)")
+
+
 def add_output_arguments(parser: Any) -> None:
     """``--out``, ``--loras-dir`` and ``--user-dir``, as every training command takes them."""
-    parser.add_argument("--out", type=Path, help="output root for the run folders (default: ComfyUI's output folder "
-                        "when the pack sits in a ComfyUI install; required otherwise)")
+    add_out_argument(parser)
     parser.add_argument("--loras-dir", type=Path, help="where the finished LoRA goes (default: ComfyUI's "
                         "models/loras/lora_foundry, or OUT/loras outside ComfyUI)")
     parser.add_argument("--user-dir", type=Path, help="ComfyUI user dir holding lora_foundry/trainer.json "
-                        "(default: ComfyUI's user folder)")
+                        "and musubi.json (default: ComfyUI's user folder)")
 
 
 def outputs(out: Path | None, loras: Path | None = None, pack_file: str | Path = __file__) -> Outputs:

@@ -1,23 +1,27 @@
 """``lora-foundry video-dataset`` and ``train-video``: video LoRAs from the command line.
 
 ``video-dataset`` runs the graph of ``video_lora_dataset_from_film.json`` without the clustering:
-the video's shots, clips for a model, the clip filters, motion captions, a musubi-tuner dataset.
-``train-video`` trains that dataset with the configured musubi-tuner (``MUSUBI_TUNER`` or
-``musubi.json``, as for the node): the three steps, one loss line per step, Ctrl-C cancels.
+the video's shots, clips for a model, the clip filters, motion captions, a musubi-tuner dataset
+under ``OUT/lora_foundry/datasets`` (where the node writes it). ``train-video`` trains that dataset
+with the configured musubi-tuner (``MUSUBI_TUNER`` or ``musubi.json``, as for the node): the three
+steps, one loss line per step, Ctrl-C cancels, and the LoRA goes where ``train`` puts LoRAs. Both
+take the output folders of the other commands (``locations``); the dataset's files are read bounded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any
 
-from ..kohya.training import TRAINING_DIR
-from ..musubi.dataset import REPORT_NAME, TOML_NAME, VideoDatasetSpec, write_video_dataset
+from ..kohya.dataset import datasets_root
+from ..kohya.training import TRAINING_DIR, publish_lora, refuse_published
+from ..musubi.dataset import VideoDatasetSpec, read_video_dataset, write_video_dataset
 from ..musubi.install import PRESETS, load_musubi_install, preset_for
 from ..musubi.launcher import MusubiRequest, check_clip_rate, describe, train_video_lora
+from ..paths import safe_name
 from ..progress import PrintProgress
 from ..stages.clips.caption_stage import caption_clips
 from ..stages.clips.cut_stage import cut_clips_stage
@@ -30,7 +34,7 @@ from .training import _CtrlC, _print_loss, _reported
 
 
 def run_video_dataset(args: argparse.Namespace) -> int:
-    out = args.out.resolve()
+    out = locations.outputs(args.out).root
     ws = Workspace.open(workspace_path(out, args.workspace))
     frames = ingest_video(ws, args.video, VideoIngestOptions(mode="scene"), PrintProgress("shots"))
     options = ClipOptions(model=args.model, min_s=args.min_s, max_s=args.max_s, split_long=not args.no_split,
@@ -39,7 +43,7 @@ def run_video_dataset(args: argparse.Namespace) -> int:
     clips = filter_clips(ws, clips, ClipFilterOptions(min_motion=args.min_motion))
     clips = caption_clips(ws, clips, args.trigger, args.class_word, progress=PrintProgress("captions"))
     spec = VideoDatasetSpec(name=args.name, trigger=args.trigger, class_word=args.class_word)
-    written = write_video_dataset(ws, clips, spec, out / "datasets", progress=PrintProgress("dataset"))
+    written = write_video_dataset(ws, clips, spec, datasets_root(out), progress=PrintProgress("dataset"))
     print(json.dumps({"dataset": str(written.path), "dataset_toml": str(written.toml_path), "clips": written.clips,
                       "fps": written.fps, "frame_counts": list(written.frame_counts)}, indent=1), flush=True)
     return 0
@@ -47,18 +51,23 @@ def run_video_dataset(args: argparse.Namespace) -> int:
 
 @_reported
 def run_train_video(args: argparse.Namespace) -> int:
-    folder = args.dataset.resolve()
-    record = json.loads((folder / REPORT_NAME).read_text(encoding="utf-8"))
-    config = tomllib.loads((folder / TOML_NAME).read_text(encoding="utf-8"))
+    dataset = read_video_dataset(args.dataset.expanduser().resolve())
     preset = preset_for(args.preset)
-    check_clip_rate(preset, float(config["datasets"][0]["source_fps"]))
-    request = MusubiRequest(args.preset, folder / TOML_NAME, args.name, len(record["clips"]),
+    check_clip_rate(preset, dataset.fps)
+    where = locations.outputs(args.out, args.loras_dir)
+    print(where.note(), file=sys.stderr, flush=True)
+    published = where.loras / f"{safe_name(args.name, 'output name')}.safetensors"
+    refuse_published(published)
+    request = MusubiRequest(args.preset, dataset.toml_path, args.name, dataset.clips,
                             network_dim=args.rank, learning_rate=args.lr, max_train_epochs=args.epochs, seed=args.seed)
     install = load_musubi_install(locations.user_dir(args.user_dir))
     with _CtrlC("musubi-tuner") as ctrl_c:
-        outcome = train_video_lora(install, preset, request, args.out.resolve().joinpath(*TRAINING_DIR),
+        outcome = train_video_lora(install, preset, request, where.root.joinpath(*TRAINING_DIR),
                                    PrintProgress("train-video"), _print_loss, lambda: ctrl_c.requested)
-    print(json.dumps(describe(outcome), indent=1), flush=True)
+    summary = describe(outcome)
+    if outcome.lora_path is not None:
+        summary["published"] = str(publish_lora(outcome.lora_path, published, replace_existing=False))
+    print(json.dumps(summary, indent=1), flush=True)
     return 130 if outcome.result is not None and outcome.result.status == "cancelled" else 0
 
 
@@ -77,7 +86,7 @@ def add_commands(commands: Any) -> None:
     build.add_argument("--x264-preset", default="medium", choices=X264_PRESETS, help="encoder speed")
     build.add_argument("--min-motion", type=float, default=0.4, help="static-clip threshold (0 keeps all)")
     build.add_argument("--workspace", default="video", help="workspace name under OUT/lora_foundry/workspaces")
-    build.add_argument("--out", type=Path, default=Path("out"), help="output root (default ./out)")
+    locations.add_out_argument(build)
     build.set_defaults(run=run_video_dataset)
     train = commands.add_parser("train-video", help="train a video LoRA with the configured musubi-tuner "
                                 "(cache latents, cache text outputs, train; Ctrl-C cancels)")
@@ -88,7 +97,5 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--lr", type=float, default=2e-4)
     train.add_argument("--epochs", type=int, default=16)
     train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--out", type=Path, default=Path("out"), help="output root (runs, default ./out)")
-    train.add_argument("--user-dir", type=Path, help="ComfyUI user dir holding lora_foundry/musubi.json "
-                       "(default: ComfyUI's user folder when the pack sits in a ComfyUI install)")
+    locations.add_output_arguments(train)
     train.set_defaults(run=run_train_video)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
+from ..bounded import parse_json_file
 from ..captions.stage import caption_info
 from ..captions.template import check_caption_length, fill_template, template_fields
 from ..choices import one_of
@@ -246,15 +247,25 @@ def _target_folder(root: Path, name: str, identity: dict[str, Any], if_exists: s
     raise DatasetExistsError(f"too many versions of dataset {name} in {root}")
 
 
+def read_record(folder: Path) -> dict[str, Any]:
+    """A dataset's record (``REPORT_NAME``). Datasets lie in the output folder, where clients can
+    write, so it is read bounded; a refusal names the dataset and the file, not the server path."""
+    where = f"dataset {folder.name}/{REPORT_NAME}"
+    record = parse_json_file(folder / REPORT_NAME, where)
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} is not a dataset record (a JSON object); write the dataset again")
+    return record
+
+
 def _identity_of(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / REPORT_NAME).read_text("utf-8")).get("identity")
+        return read_record(folder).get("identity")
     except (OSError, ValueError):
         return None
 
 
 def _load_existing(folder: Path) -> Dataset:
-    report = json.loads((folder / REPORT_NAME).read_text("utf-8"))
+    report = read_record(folder)
     subsets = tuple(s["path"] for s in report.get("subsets", []))
     return Dataset(path=folder, toml_path=folder / "dataset.toml", report_path=folder / REPORT_NAME,
                    subset_dir=folder / report["subset"], image_count=report["image_count"],
@@ -292,13 +303,21 @@ def _earlier_images(target: Path) -> dict[str, EarlierImage]:
         if folder.name != base and not re.fullmatch(rf"{re.escape(base)}_v\d+", folder.name):
             continue
         try:
-            report = json.loads((folder / REPORT_NAME).read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        for image in report.get("images", []):
-            if image.get("key") and (folder / image["file"]).is_file():
-                found[image["key"]] = EarlierImage(folder / image["file"], tuple(image["size"]), bool(image["alpha"]))
+            found.update(_images_listed(folder))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # not a record this writer made: nothing of that version is reused
     return found
+
+
+def _images_listed(folder: Path) -> dict[str, EarlierImage]:
+    """The images an earlier version's record lists, by key, each a file inside that version (a
+    record a client rewrote must not link files from elsewhere into the new dataset)."""
+    listed: dict[str, EarlierImage] = {}
+    for image in read_record(folder).get("images", []):
+        path = confined(folder, str(image["file"]))
+        if image.get("key") and path.is_file():
+            listed[str(image["key"])] = EarlierImage(path, tuple(image["size"]), bool(image["alpha"]))
+    return listed
 
 
 def _record(written: list[WrittenSubset], plans: list[SubsetPlan], spec: DatasetSpec,

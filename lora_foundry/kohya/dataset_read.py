@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..bounded import parse_toml
+from ..bounded import parse_toml_file
 from ..read_roots import ReadRoots
 from .preflight import PreflightError
 
 PATH_KEYS = ("image_dir", "conditioning_data_dir", "metadata_file")
-MAX_TOML_BYTES = 4 << 20  # a dataset TOML the writer makes is a few kB
+MAX_TOML_CHARS = 4 << 20  # a dataset TOML the writer makes is a few kB
 
 
 def read_dataset_toml(src: Path, roots: ReadRoots | None) -> dict[str, Any]:
@@ -26,13 +26,9 @@ def read_dataset_toml(src: Path, roots: ReadRoots | None) -> dict[str, Any]:
     checked inside ``roots`` (None: the operator's CLI, unchecked)."""
     if not src.is_file():
         raise PreflightError(f"dataset config {src.name} does not exist: write the dataset first")
-    if src.stat().st_size > MAX_TOML_BYTES:
-        raise PreflightError(f"dataset config {src.name} is larger than {MAX_TOML_BYTES >> 20} MB; "
-                             "LoRA Foundry never writes one that large")
     try:
-        data = parse_toml(src.read_text(encoding="utf-8", errors="replace"), f"dataset config {src.name}",
-                          MAX_TOML_BYTES)
-    except ValueError as error:
+        data = parse_toml_file(src, f"dataset config {src.name}", MAX_TOML_CHARS)
+    except (ValueError, OSError) as error:
         raise PreflightError(str(error)) from None
     datasets = data.get("datasets", [])
     if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):

@@ -55,7 +55,7 @@ class ModelSavedEvent:
 class LossPoint:
     """A step's final ``avr_loss`` (the last value sd-scripts printed for it): one per step.
 
-    Made by the launcher, not by ``parse_line``: a step's value is only known to be final when a
+    Made by the launcher, not by ``parse_events``: a step's value is only known to be final when a
     later step appears or the run ends (sd-scripts redraws the bar with the previous step's loss
     first, then with the new one).
     """
@@ -123,12 +123,6 @@ def parse_events(line: str) -> list[Event]:
     elif _MODEL_SAVED_RE.search(line):
         events.append(ModelSavedEvent())
     return events
-
-
-def parse_line(line: str) -> Event | None:
-    """The first event a line of sd-scripts output carries, or None for ordinary log lines."""
-    events = parse_events(line)
-    return events[0] if events else None
 
 
 class LineSplitter:

@@ -9,7 +9,6 @@ and warns about what ruins LoRAs in practice: too few images, identity tags leak
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -159,9 +158,9 @@ def _contact_sheet(root: Path, subsets: list[dict[str, Any]], limit: int = 36) -
 def dataset_report(root: Path, lora_type: str | None = None, count_tokens: bool = False,
                    token_limit: int = 75, make_contact_sheet: bool = True) -> DatasetReport:
     """Report on the dataset written at ``root`` (see the module docstring)."""
-    from .dataset import REPORT_NAME
+    from .dataset import read_record
 
-    record = json.loads((Path(root) / REPORT_NAME).read_text(encoding="utf-8"))
+    record = read_record(Path(root))
     lora_type = strategy_for(lora_type or record.get("lora_type") or "character").lora_type
     subsets = _read_subsets(Path(root), record)
     rows, warnings = _count_rows(subsets, lora_type)

@@ -23,6 +23,9 @@ from ..read_roots import ReadRoots
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 """The one list of image file suffixes (code-rule test: no other module spells one out)."""
+MUSUBI_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+"""Those of our formats musubi-tuner's image datasets read as files are (its ``dataset/media_utils.py``
+IMAGE_EXTENSIONS, lower or upper case only: write the suffix lower case)."""
 DEFAULT_MAX_PIXELS = 100_000_000
 WHITE = (255, 255, 255)
 GREY = (128, 128, 128)  # neutral: a cut-out's old background does not count for CLIP or colour features
@@ -221,6 +224,16 @@ def file_has_alpha(path: Path) -> bool:
         return False
     with open_checked(Path(path)) as image:
         return image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info
+
+
+def decodes_plainly(path: Path) -> bool:
+    """Whether a plain decoder (Pillow's ``open(...).convert("RGB")``, as musubi-tuner reads images)
+    gets the pixels ``load_image`` gets: 8-bit RGB, grey or palette, no transparency, no EXIF
+    rotation. Such a file can be handed to a trainer byte for byte; any other is decoded here and
+    written again (header only: nothing is decoded)."""
+    with open_checked(Path(path)) as image:
+        upright = image.getexif().get(0x0112, 1) == 1
+        return image.mode in ("RGB", "L", "P") and "transparency" not in image.info and upright
 
 
 def to_pil(pixels: np.ndarray):

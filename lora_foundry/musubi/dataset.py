@@ -3,11 +3,11 @@
 Layout::
 
     <name>/videos/shot0003_00.mp4 + shot0003_00.txt    the clips and their captions
-    <name>/images/00000.png + 00000.txt                 an image dataset mixed in (optional)
+    <name>/images/00000.jpg + 00000.txt                 images mixed in (optional; see _write_image)
     <name>/cache/videos  <name>/cache/images            one cache folder per dataset (musubi requires it)
     <name>/dataset.toml                                 --dataset_config of every musubi script
     <name>/diffusion_pipe_dataset.toml                  the same files for diffusion-pipe
-    <name>/lora_foundry_video_dataset.json              what was written, from what
+    <name>/lora_foundry_video_dataset.json              what was written, from what (``read_video_dataset``)
 
 musubi-tuner reads a video frame by frame without resampling (``docs/dataset_config.md``), so the
 clips are already at the model's rate and lengths; ``frame_extraction = "full"`` with
@@ -30,7 +30,7 @@ from typing import Any
 
 import tomli_w
 
-from .. import names
+from .. import bounded, names
 from ..kohya.staging import make_staging, publish, remove_stale_staging
 from ..media import images
 from ..paths import caption_line, confined, safe_name
@@ -110,6 +110,18 @@ def diffusion_pipe_config(root: Path, config: dict[str, Any], spec: VideoDataset
             "frame_buckets": [1, *video["target_frames"]], "directory": directories}
 
 
+def _write_image(source: Path, stem: Path) -> Path:
+    """A mixed-in image as musubi-tuner will read it, the same picture the kohya dataset writer
+    trains on: a file musubi decodes as it is is copied byte for byte (no re-encoding); one with
+    transparency is flattened on white as the kohya writer does (musubi's ``convert("RGB")`` would
+    drop the alpha and show whatever colour hides under it); anything else is written as PNG."""
+    suffix = source.suffix.lower()
+    if suffix in images.MUSUBI_IMAGE_SUFFIXES and images.decodes_plainly(source):
+        shutil.copyfile(source, stem.with_suffix(suffix))
+        return stem.with_suffix(suffix)
+    return images.save_image(images.flatten(images.load_image(source)), stem.with_suffix(".png"))
+
+
 def _target(root: Path, name: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for version in range(1, 1000):
@@ -143,7 +155,7 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
             (staging / "videos" / f"{stem}.txt").write_text(_caption(captions, item, spec) + "\n", encoding="utf-8")
             report.update(done, total)
         for position, item in enumerate(image_items):
-            images.save_image(images.load_rgb(item.path), staging / "images" / f"{position:05d}.png")
+            _write_image(item.path, staging / "images" / f"{position:05d}")
             (staging / "images" / f"{position:05d}.txt").write_text(
                 _caption(image_captions, item, spec) + "\n", encoding="utf-8")
             report.update(len(clip_items) + position + 1, total)
@@ -164,3 +176,20 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return written
+
+
+def read_video_dataset(folder: Path) -> VideoDataset:
+    """A folder ``write_video_dataset`` wrote, as the writer returned it, from its record
+    (``train-video``; musubi-tuner and the launcher read ``dataset.toml`` themselves). The folder lies
+    in the output folder, which clients can write to, so the record is read bounded and a refusal
+    names the dataset and the file, never a server path."""
+    where = f"video dataset {folder.name}/{REPORT_NAME}"
+    record = bounded.parse_json_file(folder / REPORT_NAME, where)
+    record = record if isinstance(record, dict) else {}
+    clips, fps, counts, images = (record.get(key) for key in ("clips", "fps", "frame_counts", "images"))
+    if not isinstance(clips, list) or not clips:
+        raise ValueError(f"{where} lists no clips; write the dataset again (video-dataset or LF Write Video Dataset)")
+    if (not isinstance(fps, int | float) or not fps > 0 or not isinstance(counts, list)
+            or not all(isinstance(count, int) for count in counts) or not isinstance(images, int)):
+        raise ValueError(f"{where} lacks the clips' fps, frame counts or image count; write the dataset again")
+    return VideoDataset(folder, folder / TOML_NAME, len(clips), images, float(fps), tuple(counts))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..bounded import parse_toml_file
 from ..fileio import atomic_write_text
 from ..kohya.launcher import LaunchSpec, TrainingFailed, TrainResult, run_training
 from ..paths import safe_name
@@ -55,21 +56,28 @@ class MusubiOutcome:
     report_path: Path
 
 
+def _model_args(install: MusubiInstall, preset: Preset, roles: tuple[str, ...]) -> list[str]:
+    """``--<role> <file>`` for each model a step needs, from the preset's roles and the operator's files
+    (the same roles ``check_musubi`` checks before anything runs)."""
+    return [arg for role in roles for arg in (f"--{role}", str(install.model(preset, role)))]
+
+
 def _step_argv(install: MusubiInstall, preset: Preset, step: str, request: MusubiRequest, out_dir: Path
                ) -> tuple[str, ...]:
     toml = ("--dataset_config", str(request.dataset_toml))
     if step == "cache_latents":
-        models = [a for role in preset.latent_models for a in (f"--{role}", str(install.model(preset, role)))]
         extra = ["--i2v"] if preset.i2v else []
         extra += ["--vae_chunk_size", "32", "--vae_tiling"] if preset.architecture == "hv" else []
-        return (str(install.python), str(install.script(preset.cache_latents)), *toml, *models, *extra)
+        return (str(install.python), str(install.script(preset.cache_latents)), *toml,
+                *_model_args(install, preset, preset.latent_models), *extra)
     if step == "cache_text":
-        models = [a for role in preset.text_models for a in (f"--{role}", str(install.model(preset, role)))]
-        return (str(install.python), str(install.script(preset.cache_text)), *toml, *models, "--batch_size", "16")
+        return (str(install.python), str(install.script(preset.cache_text)), *toml,
+                *_model_args(install, preset, preset.text_models), "--batch_size", "16")
     task = ("--task", preset.task) if preset.task else ()
     launch = (str(install.python), "-m", "accelerate.commands.launch", "--num_cpu_threads_per_process", "1",
               "--mixed_precision", request.mixed_precision) if install.accelerate else (str(install.python),)
-    return (*launch, str(install.script(preset.train)), *task, "--dit", str(install.model(preset, "dit")), *toml,
+    return (*launch, str(install.script(preset.train)), *task,
+            *_model_args(install, preset, preset.train_models), *toml,
             "--sdpa", "--mixed_precision", request.mixed_precision, "--fp8_base", "--optimizer_type", "adamw8bit",
             "--learning_rate", repr(float(request.learning_rate)), "--gradient_checkpointing",
             "--max_data_loader_n_workers", "2", "--persistent_data_loader_workers",
@@ -81,10 +89,11 @@ def _step_argv(install: MusubiInstall, preset: Preset, step: str, request: Musub
 
 
 def cache_directories(dataset_toml: Path) -> list[Path]:
-    import tomllib
-
-    config = tomllib.loads(dataset_toml.read_text("utf-8"))
-    return [Path(d["cache_directory"]) for d in config.get("datasets", []) if d.get("video_directory")]
+    """The clip datasets' cache folders (the TOML lies in the output folder: read bounded)."""
+    config = parse_toml_file(dataset_toml, f"video dataset {dataset_toml.parent.name}/{dataset_toml.name}")
+    datasets = config.get("datasets")
+    return [Path(d["cache_directory"]) for d in (datasets if isinstance(datasets, list) else [])
+            if isinstance(d, dict) and d.get("video_directory") and isinstance(d.get("cache_directory"), str)]
 
 
 def cached(dataset_toml: Path, preset: Preset, step: str) -> int:
