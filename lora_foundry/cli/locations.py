@@ -6,8 +6,9 @@ Run from ComfyUI's venv as ``python -m lora_foundry`` (or ``lora-foundry``), the
 nodes put them) and finished LoRAs to ``models/loras/lora_foundry/``, where every LoRA loader lists
 them. Outside a ComfyUI install there is no such place, so every command that writes (demo, ingest,
 datasets, training) asks for ``--out`` instead of writing ``./out`` into whatever folder the shell is
-in; ``--out`` is declared here alone (``add_out_argument``), so every command words it the same way. The pack's path is taken
-as imported (not symlink-resolved): a pack linked into ``custom_nodes`` belongs to that ComfyUI.
+in; ``--out`` is declared here alone (``add_out_argument``), so every command words it the same way.
+The pack's path is taken as imported (not symlink-resolved): a pack linked into ``custom_nodes``
+belongs to that ComfyUI.
 """
 
 from __future__ import annotations
