@@ -1,11 +1,13 @@
 """A mistyped closed choice (a musubi-tuner preset, a video model, an x264 preset, a frame format, a
-split mode) is refused before any work, naming what was asked and listing every valid choice, in
+split mode, a sampling mode) is refused before any work, naming what was asked and listing every valid choice, in
 one wording wherever it is typed (``lora_foundry/choices.py``)."""
 
 from __future__ import annotations
 
 import pytest
 
+from lora_foundry.media.sampling import MODES as SAMPLING_MODES
+from lora_foundry.media.sampling import ONE_PASS_MODES, SampleSpec, iter_samples
 from lora_foundry.musubi.install import PRESETS, preset_for
 from lora_foundry.stages.clips.rules import MODEL_RULES, X264_PRESETS, ClipOptions, rule_for
 from lora_foundry.stages.frames.ingest_stage import FRAME_FORMATS, VideoIngestOptions
@@ -17,6 +19,9 @@ REFUSALS = {
     "x264 preset": (lambda: ClipOptions(preset="fastest").validate(), "fastest", X264_PRESETS),
     "frame format": (lambda: VideoIngestOptions(frame_format="gif").validate(), "gif", FRAME_FORMATS),
     "mode": (lambda: SplitOptions(mode="everything").validate(), "everything", MODES),
+    "sampling mode": (lambda: VideoIngestOptions(mode="every other").validate(), "every other", SAMPLING_MODES),
+    "one-pass sampling mode (keyframes: use plan_samples)": (
+        lambda: next(iter_samples("never_opened.mp4", SampleSpec(mode="keyframes"))), "keyframes", ONE_PASS_MODES),
 }
 
 

@@ -1,11 +1,14 @@
 """The command line as docs/training.md and docs/leco.md use it, from ComfyUI's venv: ``python -m
 lora_foundry`` from any folder, outputs in ComfyUI's folders when the pack sits in a ComfyUI install
-(LoRAs where ComfyUI lists them), a clear refusal without one and without ``--out``, and report.txt
-after a double Ctrl-C."""
+(LoRAs where ComfyUI lists them), a clear refusal without one and without ``--out`` (by every command
+that writes, all with the one ``--out`` of ``cli/locations.py``), and report.txt after a double Ctrl-C."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +66,68 @@ def test_outputs_inside_and_outside_comfyui(comfyui, tmp_path):
         with pytest.raises(locations.NoOutputFolder, match="give --out"):
             locations.outputs(None, pack_file=outside)
     assert locations.outputs(tmp_path / "o", pack_file=outside).loras == (tmp_path / "o" / "loras").resolve()
+
+
+# The commands that write workspaces, datasets or runs; the others (doctor, tokenizers) write no output root.
+WRITERS = {"demo", "ingest", "ingest-many", "video-dataset", "train", "train-leco", "train-video"}
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _shared_out_help() -> str:
+    parser = argparse.ArgumentParser()
+    locations.add_out_argument(parser)
+    return _flat(parser.format_help()).rsplit("--out OUT", 1)[1].strip()
+
+
+def test_every_command_that_writes_shows_the_one_out_option(tmp_path):
+    listed = _cli(["--help"], tmp_path, REPO).communicate(timeout=120)[0]
+    commands = re.search(r"\{([a-z,-]+)\}", listed).group(1).split(",")
+    helps = {command: _flat(_cli([command, "--help"], tmp_path, REPO).communicate(timeout=120)[0])
+             for command in commands}
+    assert {command for command, text in helps.items() if "--out" in text} == WRITERS
+    wording = _shared_out_help()
+    assert "required otherwise" in wording
+    assert [command for command in WRITERS if f"--out OUT {wording}" not in helps[command]] == []
+    assert not list(tmp_path.iterdir())
+
+
+def _data_commands(video: Path) -> dict[str, list[str]]:
+    """A small real run of each command that writes no LoRA, on ``video``, with no ``--out``."""
+    sampling = ["--mode", "interval", "--interval", "0.5", "--long-side", "64"]
+    return {"demo": ["demo", str(video), *sampling],
+            "ingest": ["ingest", str(video), "--workspace", "one", *sampling],
+            "ingest-many": ["ingest-many", str(video), "--workspace", "many", "--workers", "1", *sampling],
+            "video-dataset": ["video-dataset", str(video), "--name", "clips", "--trigger", "ohwx", "--min-s", "0.5",
+                              "--max-s", "1.5", "--x264-preset", "ultrafast", "--min-motion", "0"]}
+
+
+def test_outside_comfyui_every_data_command_without_out_is_refused_and_writes_nothing(tmp_path, media_dir):
+    work = tmp_path / "shell"
+    work.mkdir()
+    for command, args in _data_commands(media_dir / "signer_help.mkv").items():
+        proc = _cli(args, work, REPO)
+        out = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 1 and "give --out DIR" in out, (command, out)
+    assert not list(work.iterdir())
+
+
+def test_inside_comfyui_every_data_command_writes_to_comfyuis_output_folder(comfyui, tmp_path, media_dir):
+    work = tmp_path / "shell"
+    work.mkdir()
+    printed = {}
+    for command, args in _data_commands(media_dir / "signer_help.mkv").items():
+        proc = _cli(args, work, comfyui / "custom_nodes" / "lora_foundry")
+        printed[command] = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, (command, printed[command])
+    ours = (comfyui / "output" / "lora_foundry").resolve()
+    assert sorted(p.name for p in (ours / "workspaces").iterdir()) == ["demo", "many", "one", "video"]
+    assert sorted(p.name for p in (ours / "datasets").iterdir()) == ["clips", "demo"]
+    assert json.loads(printed["demo"].splitlines()[-1])["dataset"] == str(ours / "datasets" / "demo")
+    assert (ours / "datasets" / "demo" / "dataset.toml").is_file() and (ours / "datasets" / "clips").is_dir()
+    assert not list(work.iterdir())
 
 
 def test_train_leco_inside_comfyui_publishes_where_comfyui_lists_loras(comfyui, operator_env, tmp_path):

@@ -25,9 +25,11 @@ def _script():
     return module
 
 
-def test_the_readme_first_command_is_the_demo_with_no_argument():
+def test_the_readme_first_command_is_the_demo_on_the_bundled_clip_into_out():
+    """No video named (the bundled clip) and ``--out out``: a clone is no ComfyUI install, and the CLI
+    writes nowhere it was not told to (``cli/locations.py``)."""
     command = _script().first_command((REPO / "README.md").read_text(encoding="utf-8"))
-    assert command.rstrip().endswith("lora-foundry demo"), command
+    assert command.rstrip().endswith("lora-foundry demo --out out"), command
     assert "shared" not in command
 
 

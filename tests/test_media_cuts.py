@@ -97,7 +97,7 @@ def test_time_range_indices_count_from_file_start(montage):
 
 
 def test_bad_mode_is_refused(montage):
-    with pytest.raises(ValueError, match="unknown sampling mode"):
+    with pytest.raises(ValueError, match="sampling mode 'every other' is not one of interval, scene, keyframes, all"):
         plan_samples(montage[0], SampleSpec(mode="every other"))
 
 

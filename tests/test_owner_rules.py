@@ -5,7 +5,10 @@
   ``except ImportError: raise ...`` in the engine is how the Ray runner and the tuner came to word
   the same refusal two ways.
 - A node's help: its class docstring (``nodes/_declare.node``). A literal ``description=`` beside it
-  is a second place for the same text, which is how help and code drifted apart."""
+  is a second place for the same text, which is how help and code drifted apart.
+- The command line's output folder: ``--out`` is declared in ``lora_foundry/cli/locations.py`` alone.
+  ``demo``, ``ingest`` and ``ingest-many`` once declared their own, defaulting to ``./out`` in
+  whatever folder the shell was in (``custom_nodes/`` when run from the pack)."""
 
 from __future__ import annotations
 
@@ -158,3 +161,26 @@ def test_a_nodes_help_is_its_docstring_and_a_node_without_one_is_refused(pack):
     with pytest.raises(ValueError, match="LF_TestUndocumented needs a description"):
         declare.node("LF_TestUndocumented", "LF Test Undocumented", category="test", function="go",
                      inputs={})(type("Undocumented", (Documented,), {}))
+
+
+OUT_OWNER = "lora_foundry/cli/locations.py"
+
+
+def out_arguments(source: str) -> list[int]:
+    """Lines of ``add_argument(..., "--out", ...)`` calls: an output folder option declared here."""
+    return [call.lineno for call in _calls(ast.parse(source)) if _name(call.func).endswith("add_argument")
+            and any(isinstance(arg, ast.Constant) and arg.value == "--out" for arg in call.args)]
+
+
+def test_only_locations_declares_the_cli_output_folder():
+    found = {str(p.relative_to(REPO)): lines for p in sorted((REPO / "lora_foundry").rglob("*.py"))
+             if str(p.relative_to(REPO)) != OUT_OWNER and (lines := out_arguments(p.read_text("utf-8")))}
+    assert not found, f"--out declared outside {OUT_OWNER} (use locations.add_out_argument): {found}"
+    assert out_arguments((REPO / OUT_OWNER).read_text("utf-8")), "the owner no longer declares --out"
+
+
+def test_the_out_rule_sees_a_planted_second_declaration():
+    planted = ("def _add(parser):\n    parser.add_argument('--workspace')\n"
+               "    parser.add_argument('-o', '--out', type=Path, default=Path('out'))\n")
+    assert out_arguments(planted) == [3]
+    assert out_arguments("parser.add_argument('--outline')\nparser.add_argument('--loras-dir')\n") == []

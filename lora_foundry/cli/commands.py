@@ -1,7 +1,8 @@
 """``lora-foundry demo`` and ``ingest``, and the parser every subcommand module adds to (``main``).
 
-``lora-foundry demo`` turns the bundled example clip (lora_foundry/data/) (or a video you name) into a kohya dataset in
-./out with only what needs no model weights, printing what each stage did.
+``lora-foundry demo`` turns the bundled example clip (lora_foundry/data/) (or a video you name) into a kohya dataset
+under the output root (``--out``, or ComfyUI's output folder: ``locations``) with only what needs no model
+weights, printing what each stage did.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..stages.frames import ingest_stage as ingest
 from ..workspace import Workspace, workspace_path
 from ..workspace.files import WorkspaceBusyError
 from . import leco as cli_leco
+from . import locations
 from . import scale as cli_scale
 from . import training as cli_training
 from . import video as cli_video
@@ -36,7 +38,7 @@ def _ingest_options(args: argparse.Namespace) -> ingest.VideoIngestOptions:
 
 
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output root (default ./out)")
+    locations.add_out_argument(parser)
     parser.add_argument("--workspace", default="demo", help="workspace name")
     parser.add_argument("--mode", default="scene", choices=["scene", "interval", "keyframes", "all"])
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames (interval mode)")
@@ -54,7 +56,7 @@ def _step(label: str, started: float, detail: str) -> None:
 
 def run_ingest(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    with Workspace.open(workspace_path(args.out.resolve(), args.workspace)) as ws:
+    with Workspace.open(workspace_path(locations.output_root(args.out), args.workspace)) as ws:
         handle = ingest.ingest_video(ws, args.video, _ingest_options(args), PrintProgress("extract frames"),
                                      PrintProgress("find cuts"))
         summary = ingest.ingest_summary(ws, handle)
@@ -68,7 +70,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if not video_path.is_file():
         print(f"no video at {video_path}: give one, e.g. lora-foundry demo my_clip.mp4", file=sys.stderr)
         return 2
-    out = args.out.resolve()
+    out = locations.output_root(args.out)
     with Workspace.open(workspace_path(out, args.workspace)) as ws:
         frames = ingest.ingest_video(ws, video_path, _ingest_options(args), PrintProgress("extract frames"),
                                      PrintProgress("find cuts"))

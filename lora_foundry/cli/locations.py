@@ -4,9 +4,11 @@ else the folder given with ``--out``.
 Run from ComfyUI's venv as ``python -m lora_foundry`` (or ``lora-foundry``), the pack is
 ``<ComfyUI>/custom_nodes/<pack>/``: runs then go to ComfyUI's ``output/lora_foundry/...`` (where the
 nodes put them) and finished LoRAs to ``models/loras/lora_foundry/``, where every LoRA loader lists
-them. Outside a ComfyUI install there is no such place, so the commands that train ask for
-``--out`` instead of writing ``./out`` into whatever folder the shell is in. The pack's path is taken
-as imported (not symlink-resolved): a pack linked into ``custom_nodes`` belongs to that ComfyUI.
+them. Outside a ComfyUI install there is no such place, so every command that writes (demo, ingest,
+datasets, training) asks for ``--out`` instead of writing ``./out`` into whatever folder the shell is
+in; ``--out`` is declared here alone (``add_out_argument``), so every command words it the same way.
+The pack's path is taken as imported (not symlink-resolved): a pack linked into ``custom_nodes``
+belongs to that ComfyUI.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def user_dir(given: Path | None, pack_file: str | Path = __file__) -> Path | Non
 
 
 def add_out_argument(parser: Any) -> None:
-    """``--out``, the output root (``outputs``), as every command that writes runs or datasets takes it."""
-    parser.add_argument("--out", type=Path, help="output root for the run and dataset folders (default: ComfyUI's "
-                        "output folder when the pack sits in a ComfyUI install; required otherwise)")
+    """``--out``, the output root (``output_root``), as every command that writes workspaces, datasets or
+    runs takes it."""
+    parser.add_argument("--out", type=Path, help="output root: workspaces, datasets and runs go under "
+                        "OUT/lora_foundry/ (default: ComfyUI's output folder when the pack sits in a ComfyUI "
+                        "install; required otherwise)")
 
 
 def add_output_arguments(parser: Any) -> None:
@@ -66,13 +70,22 @@ def add_output_arguments(parser: Any) -> None:
                         "and musubi.json (default: ComfyUI's user folder)")
 
 
-def outputs(out: Path | None, loras: Path | None = None, pack_file: str | Path = __file__) -> Outputs:
-    """``--out`` / ``--loras-dir`` when given, else ComfyUI's folders, else ``NoOutputFolder``."""
+def output_root(out: Path | None, pack_file: str | Path = __file__) -> Path:
+    """``--out`` when given, else ComfyUI's output folder, else ``NoOutputFolder`` (never ``./out``)."""
+    if out is not None:
+        return out.expanduser().resolve()
     root = comfyui_root(pack_file)
-    if out is None and root is None:
-        raise NoOutputFolder("not inside a ComfyUI install (<ComfyUI>/custom_nodes/<this pack>): give --out DIR "
-                             "for the run folders (LoRAs go to DIR/loras unless --loras-dir is given)")
-    base = out.expanduser().resolve() if out is not None else root / "output"
+    if root is None:
+        raise NoOutputFolder("not inside a ComfyUI install (<ComfyUI>/custom_nodes/<this pack>): give --out DIR: "
+                             "workspaces, datasets and runs go under DIR/lora_foundry/, trained LoRAs to "
+                             "DIR/loras unless --loras-dir is given")
+    return root / "output"
+
+
+def outputs(out: Path | None, loras: Path | None = None, pack_file: str | Path = __file__) -> Outputs:
+    """``output_root``, and ``--loras-dir`` when given, else ComfyUI's LoRA folder, else ``OUT/loras``."""
+    base = output_root(out, pack_file)
+    root = comfyui_root(pack_file)
     if loras is not None:
         return Outputs(base, loras.expanduser().resolve(), False)
     if root is not None:

@@ -16,6 +16,7 @@ from ..progress import PrintProgress
 from ..scale.config import ray_address, ray_runner
 from ..stages.frames.parallel_ingest_stage import ingest_videos
 from ..workspace import Workspace, workspace_path
+from . import locations
 
 
 def video_paths(sources: list[Path]) -> list[Path]:
@@ -48,7 +49,7 @@ def add_commands(commands: Any, add_sampling_args: Callable[[argparse.ArgumentPa
 def run_ingest_many(args: argparse.Namespace, options: Any) -> int:
     started = time.monotonic()
     videos = video_paths(args.videos)
-    with Workspace.open(workspace_path(args.out.resolve(), args.workspace)) as ws:
+    with Workspace.open(workspace_path(locations.output_root(args.out), args.workspace)) as ws:
         handles = ingest_videos(ws, videos, options, workers=args.workers, progress=PrintProgress("ingest"),
                                 runner=ray_runner(ray_address(args.ray)))
         for video, handle in zip(videos, handles, strict=True):

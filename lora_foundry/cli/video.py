@@ -34,7 +34,7 @@ from .training import _CtrlC, _print_loss, _reported
 
 
 def run_video_dataset(args: argparse.Namespace) -> int:
-    out = locations.outputs(args.out).root
+    out = locations.output_root(args.out)
     ws = Workspace.open(workspace_path(out, args.workspace))
     frames = ingest_video(ws, args.video, VideoIngestOptions(mode="scene"), PrintProgress("shots"))
     options = ClipOptions(model=args.model, min_s=args.min_s, max_s=args.max_s, split_long=not args.no_split,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import one_of
 from ..progress import Progress, ensure_progress
 from .cuts import CutResult, CutTracker, detect_cuts, gray_thumbnail, shot_of
 from .shot_picks import candidate_capacity, picks_in_one_pass, shot_picks
@@ -29,6 +30,7 @@ from .video import (
 )
 
 MODES = ("interval", "scene", "keyframes", "all")
+ONE_PASS_MODES = ("interval", "scene", "all")  # what iter_samples takes; keyframes need plan_samples
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,7 @@ class SampleSpec:
     end_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown sampling mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        one_of(self.mode, MODES, "sampling mode")
         if self.end_s is not None and self.end_s <= self.start_s:
             raise ValueError(f"time range ends ({self.end_s} s) before it starts ({self.start_s} s)")
 
@@ -190,9 +191,7 @@ def iter_samples(
     marks frames already stored by an interrupted run: they are neither converted nor yielded.
     ``info``: the caller's ``probe_video(path)``, probed here when not given.
     """
-    if spec.mode not in ("interval", "scene", "all"):
-        raise ValueError(f"one-pass sampling works for 'interval', 'scene' and 'all', not {spec.mode!r}; "
-                         "use plan_samples for keyframe sampling")
+    one_of(spec.mode, ONE_PASS_MODES, "one-pass sampling mode (keyframes: use plan_samples)")
     path = Path(path)
     info = info or probe_video(path)
     size = scaled_size(info.width, info.height, long_side)

@@ -117,7 +117,7 @@ def ingest_summary(ws: Workspace, handle: Handle) -> IngestSummary:
 
 def _single_pass(options: VideoIngestOptions, info: video.VideoInfo) -> bool:
     """Interval, scene and all-frames sampling need no plan unless a cap must thin them evenly."""
-    if options.mode not in {"interval", "scene", "all"}:
+    if options.mode not in sampling.ONE_PASS_MODES:
         return False
     if not options.max_frames:
         return True
