@@ -26,7 +26,7 @@ from lora_foundry.evaluate import evaluation, matrix, tune, tune_report  # noqa:
 from lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial  # noqa: E402
 from lora_foundry.kohya.launcher import read_lora_metadata  # noqa: E402
 from lora_foundry.kohya.presets import get_preset  # noqa: E402
-from lora_foundry.kohya.train_config import TrainRequest  # noqa: E402
+from lora_foundry.kohya.train_config import PreflightError, TrainRequest  # noqa: E402
 from lora_foundry.media.images import load_image, save_image  # noqa: E402
 from lora_foundry.workspace import Workspace  # noqa: E402
 
@@ -166,6 +166,8 @@ def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(
     toml = (setup.study_dir / "datasets" / "hero_t000.toml").read_text()
     assert f"num_repeats = {trials[0].params['repeats']}" in toml and "caption_dropout_rate" in toml
     published, best = tune_report.publish_best(study, tmp_path / "loras" / "hero_best.safetensors")
+    with pytest.raises(PreflightError, match="a LoRA named hero_best.safetensors already exists in"):
+        tune_report.publish_best(study, published)  # the same refusal as every trainer's
     meta = read_lora_metadata(published)
     tuned = json.loads(meta[tune_report.TUNE_METADATA_KEY])
     assert tuned["params"] == best.params and tuned["trial"] == best.number

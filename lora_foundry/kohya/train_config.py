@@ -28,6 +28,7 @@ from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
 from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
 from .presets import Preset
+from .publish import published_path, refuse_published
 from .toml_schema import table_problems
 
 __all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
@@ -287,9 +288,9 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     for key in REQUIRED_EXTRAS.get(request.architecture, ()):
         if key not in request.extra_models:
             raise PreflightError(f"{request.architecture} training needs a {key} model file; choose one")
-    final_lora = confined(loras_dir, f"{name}.safetensors")
-    if final_lora.exists() and not request.resume:
-        raise PreflightError(f"a LoRA named {final_lora.name} already exists in {loras_dir}; choose another output name")
+    final_lora = published_path(loras_dir, name)
+    if not request.resume:
+        refuse_published(final_lora)
     run_dir = confined(run_root, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset_toml = run_dir / "dataset.toml"
