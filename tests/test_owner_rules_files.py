@@ -2,7 +2,9 @@
 
 - Refusing a LoRA name already published: ``kohya/publish.refuse_published``. The kohya and LECO
   planners, musubi's node and the tuner's best-trial copy once each wrote the check, with two error
-  types (one the tuner caught, one it did not) and three wordings."""
+  types (one the tuner caught, one it did not) and three wordings.
+- Renaming a finished file into place: ``fileio`` (``AtomicFile``: temp beside the target, fsync,
+  rename, temp removed on error). ``Mp4Writer`` once repeated ``atomic_write``'s steps by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_code_rules import SOURCES
+from test_code_rules import SOURCES, _calls, _name
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISH_OWNER = "lora_foundry/kohya/publish.py"
@@ -44,3 +46,35 @@ def test_the_published_rule_sees_a_planted_second_owner():
     assert published_refusals('raise FileExistsError(f"{dst} already exists; choose another output name")') == [1]
     study_clash = 'raise ValueError("other settings differ: choose another output name, or restore them")'
     assert published_refusals(study_clash) == []
+
+
+RENAME_OWNER = "lora_foundry/fileio.py"
+RENAMERS_ALLOWED = {
+    # the ``.part`` file outlives the run so a download resumes; it is renamed once its sha256 is checked
+    "lora_foundry/models/download.py",
+    # a whole folder (a dataset version) is renamed, so it appears complete or not at all
+    "lora_foundry/kohya/staging.py",
+}
+
+
+def renames(source: str) -> list[int]:
+    """Lines calling ``os.replace``/``os.rename``/``os.renames``/``shutil.move`` or a one-argument
+    ``.replace(x)``/``.rename(x)`` (``Path``'s; ``str.replace`` takes two)."""
+    return [call.lineno for call in _calls(ast.parse(source))
+            if _name(call.func) in ("os.replace", "os.rename", "os.renames", "shutil.move")
+            or (isinstance(call.func, ast.Attribute) and call.func.attr in ("replace", "rename")
+                and len(call.args) == 1 and not call.keywords)]
+
+
+def test_only_fileio_renames_a_file_into_place():
+    found = {rel: lines for p in SOURCES if (rel := str(p.relative_to(REPO))) not in {RENAME_OWNER, *RENAMERS_ALLOWED}
+             and (lines := renames(p.read_text("utf-8")))}
+    assert not found, f"a file renamed into place outside {RENAME_OWNER} (use fileio.atomic_file): {found}"
+    assert all(renames((REPO / rel).read_text("utf-8")) for rel in RENAMERS_ALLOWED), "drop the stale allowance"
+
+
+def test_the_rename_rule_sees_a_planted_second_owner():
+    planted = "os.chmod(self._tmp, FILE_MODE)\nos.replace(self._tmp, self.path)\n"
+    assert renames(planted) == [2]
+    assert renames("temporary.replace(target)\nPath(a).rename(b)\n") == [1, 2]
+    assert renames("name.replace('-', '_')\ndataclasses.replace(plan, steps=3)\n") == []
