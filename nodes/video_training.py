@@ -35,8 +35,9 @@ class WriteVideoDataset:
     <output>/lora_foundry/datasets/<name>/: videos/ (MP4 + .txt per clip), images/ when frames are
     connected (an image dataset mixed in), one cache folder per dataset and dataset.toml for every
     musubi-tuner script (--dataset_config; frame_extraction full: one training item per clip at its own
-    length). Clips without a caption get 'trigger class'. An existing dataset is never overwritten (a
-    _v2 is written)."""
+    length). Clips without a caption get 'trigger class'. The same clips and settings again give the
+    dataset already written (and musubi's cached latents in it); other clips or settings under a taken
+    name are written as <name>_v2, _v3, ... (kohya's rule), never over an existing dataset."""
 
     def write(self, clips: Handle, dataset_name: str, trigger: str, class_word: str, video_repeats: int,
               images: Handle | None = None, image_repeats: int = 1, unique_id: str | None = None) -> dict[str, Any]:

@@ -4,7 +4,9 @@
   planners, musubi's node and the tuner's best-trial copy once each wrote the check, with two error
   types (one the tuner caught, one it did not) and three wordings.
 - Renaming a finished file into place: ``fileio`` (``AtomicFile``: temp beside the target, fsync,
-  rename, temp removed on error). ``Mp4Writer`` once repeated ``atomic_write``'s steps by hand."""
+  rename, temp removed on error). ``Mp4Writer`` once repeated ``atomic_write``'s steps by hand.
+- A dataset's version folders (``name``, ``name_v2``, ...): ``kohya/dataset_versions``. musubi's
+  writer once had its own copy that made a new version on every run."""
 
 from __future__ import annotations
 
@@ -78,3 +80,37 @@ def test_the_rename_rule_sees_a_planted_second_owner():
     assert renames(planted) == [2]
     assert renames("temporary.replace(target)\nPath(a).rename(b)\n") == [1, 2]
     assert renames("name.replace('-', '_')\ndataclasses.replace(plan, steps=3)\n") == []
+
+
+VERSIONS_OWNER = "lora_foundry/kohya/dataset_versions.py"
+VERSION_PATTERN = re.compile(r"_v\\d|_v\[0-9")
+
+
+def version_spellings(source: str) -> list[int]:
+    """Lines that build a ``<name>_v<N>`` folder name (an f-string with ``_v{...}``) or match one
+    (a regex with ``_v\\d``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.JoinedStr):
+            parts = node.values
+            lines += [node.lineno for before, after in zip(parts, parts[1:], strict=False)
+                      if isinstance(before, ast.Constant) and str(before.value).endswith("_v")
+                      and isinstance(after, ast.FormattedValue)]
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and VERSION_PATTERN.search(node.value):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_only_dataset_versions_names_a_datasets_versions():
+    found = {rel: lines for p in SOURCES if (rel := str(p.relative_to(REPO))) != VERSIONS_OWNER
+             and (lines := version_spellings(p.read_text("utf-8")))}
+    assert not found, f"dataset versions spelled outside {VERSIONS_OWNER} (use version_folder): {found}"
+    assert version_spellings((REPO / VERSIONS_OWNER).read_text("utf-8")), "the owner no longer spells them"
+
+
+def test_the_versions_rule_sees_a_planted_second_owner():
+    planted = ('for version in range(1, 1000):\n'
+               '    candidate = confined(root, name if version == 1 else f"{name}_v{version}")\n')
+    assert version_spellings(planted) == [2]
+    assert version_spellings('base = re.sub(r"_v\\d+$", "", target.name)') == [1]
+    assert version_spellings('label = f"{model}_video {count}"\nkey = "kv_v"\n') == []
