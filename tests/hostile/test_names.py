@@ -1,0 +1,100 @@
+"""One rule for a plain relative name, run through every entry point that takes one from outside.
+
+A name reaches the engine from a workflow (a model name, a LoRA name, a model file for training)
+or from a file a client could have rewritten (a workspace manifest's ``relpath``). Each entry point
+once had its own checker with its own rules; this table sends the same hostile names through all
+of them. A row says, per entry point, ``R`` (refused) or ``a`` (accepted: a name, looked up inside
+its folder, whatever is or is not there).
+
+Entry points, in column order:
+- ``registry``: ``models.registry.name_parts`` (every model loader's name)
+- ``manifest``: ``workspace.manifest.checked_relpath`` (a stored item path read back)
+- ``inside``: ``paths.inside_by_name`` (LoRA names, training model files)
+- ``read``: ``read_roots.ReadRoots.resolve`` (a path typed into a folder/video input: absolute and
+  ``..`` are allowed there when they resolve inside the roots, so only text rules apply)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lora_foundry.models.registry import name_parts
+from lora_foundry.paths import inside_by_name
+from lora_foundry.read_roots import ReadRoots
+from lora_foundry.workspace.manifest import checked_relpath
+
+LONG_PART = "x" * 256  # one name over NAME_MAX (255 bytes)
+LONG_PATH = "d/" * 130 + "x"  # 261 bytes of short parts
+# today's answers (before one owner): registry, manifest, inside, read
+TABLE = {
+    "/etc/passwd": "RRRR",
+    "C:\\Windows\\x": "RRaa",
+    "C:/x": "RRaa",
+    "C:x": "RRaa",
+    "\\\\srv\\share\\x": "RRaa",
+    "..": "RRRR",
+    "../x": "RRRR",
+    "a/../b": "RRaa",
+    "a/..": "RRRa",
+    "~user": "RRaa",
+    "~/x": "RRaa",
+    "a\\b": "aRaa",
+    "a\\..\\..\\x": "RRaa",
+    "a\x00b": "RRaR",
+    "a\x7fb": "Raaa",
+    "a\x85b": "aaaa",
+    "a\nb": "RRaR",
+    LONG_PART: "RaaR",
+    LONG_PATH: "Raaa",
+    "": "RRRR",
+    ".": "RaRa",
+    "./x": "Raaa",
+    "a/./b": "Raaa",
+    "a/": "aaaa",
+    "a//b": "Raaa",
+    "file:stream": "Raaa",
+    "\uff0e\uff0e/x": "aaaa",  # fullwidth dots: ".." once NFKC-normalized
+    "a\uff0fb": "aaaa",  # fullwidth solidus
+    "a\u2215b": "aaaa",  # division slash
+    "ok/name.bin": "aaaa",
+    " a ": "aaaa",
+}
+
+
+def _registry(root, name):
+    return name_parts(name) is not None
+
+
+def _manifest(root, name):
+    try:
+        checked_relpath(name, "items.relpath")
+    except ValueError:
+        return False
+    return True
+
+
+def _inside(root, name):
+    try:
+        inside_by_name(root, name)
+    except ValueError:
+        return False
+    return True
+
+
+def _read(root, name):
+    try:
+        ReadRoots.of([root]).resolve(name, "folder")
+    except FileNotFoundError:
+        return True
+    except ValueError:
+        return False
+    return True
+
+
+ENTRY_POINTS = (_registry, _manifest, _inside, _read)
+
+
+@pytest.mark.parametrize("name", list(TABLE), ids=[repr(n)[:30] for n in TABLE])
+def test_every_entry_point_answers_a_hostile_name_as_the_table_says(tmp_path, name):
+    got = "".join("a" if entry(tmp_path, name) else "R" for entry in ENTRY_POINTS)
+    assert got == TABLE[name]
