@@ -5,6 +5,10 @@
   types (one the tuner caught, one it did not) and three wordings.
 - Renaming a finished file into place: ``fileio`` (``AtomicFile``: temp beside the target, fsync,
   rename, temp removed on error). ``Mp4Writer`` once repeated ``atomic_write``'s steps by hand.
+- Whether a name or path from outside is acceptable: ``paths`` (``name_problem`` for a plain
+  relative name, ``text_problem`` for what every typed path shares). Four checkers (model names, a
+  manifest's paths, ``inside_by_name``, read roots) once answered the same hostile names four ways
+  (tests/hostile/test_names.py).
 - A dataset's version folders (``name``, ``name_v2``, ...): ``kohya/dataset_versions``. musubi's
   writer once had its own copy that made a new version on every run."""
 
@@ -114,3 +118,48 @@ def test_the_versions_rule_sees_a_planted_second_owner():
     assert version_spellings(planted) == [2]
     assert version_spellings('base = re.sub(r"_v\\d+$", "", target.name)') == [1]
     assert version_spellings('label = f"{model}_video {count}"\nkey = "kv_v"\n') == []
+
+
+NAMES_OWNER = "lora_foundry/paths.py"
+
+
+def _constants(node: ast.AST) -> list[object]:
+    elements = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return [e.value for e in elements if isinstance(e, ast.Constant)]
+
+
+def _is_ord(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ord"
+
+
+def name_checks(source: str) -> list[int]:
+    """Lines comparing text with ``".."`` or ``"~"``, looking for a NUL, or comparing ``ord(ch)``
+    with a number: the pieces every hand-written name checker was made of."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            values = [v for operand in operands for v in _constants(operand)]
+            if (any(v in ("..", "~") or (isinstance(v, str) and "\x00" in v) for v in values)
+                    or any(_is_ord(operand) for operand in operands)):
+                lines.append(node.lineno)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "startswith"
+                and any(v in ("~", "..") for arg in node.args for v in _constants(arg))):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_only_paths_decides_whether_a_name_is_plain():
+    found = {rel: lines for p in SOURCES if (rel := str(p.relative_to(REPO))) != NAMES_OWNER
+             and (lines := name_checks(p.read_text("utf-8")))}
+    assert not found, f"a name checked outside {NAMES_OWNER} (use paths.name_problem/text_problem): {found}"
+
+
+def test_the_names_rule_sees_a_planted_second_owner():
+    planted = ('if (not text or text.startswith(("/", "~")) or "\\\\" in text\n'
+               '        or any(ord(ch) < 32 for ch in text) or any(part in (".", "..") for part in parts)):\n'
+               '    raise ValueError(text)\n')
+    assert name_checks(planted) == [1, 2]
+    assert name_checks('if ".." in Path(name).parts:\n    pass\n') == [1]
+    assert name_checks('if "\\x00" in value:\n    pass\n') == [1]
+    assert name_checks('if suffix == ".png" and name.startswith("shot"):\n    pass\n') == []

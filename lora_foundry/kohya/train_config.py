@@ -21,7 +21,7 @@ import tomli_w
 from ..fileio import atomic_write_text
 from ..media.images import IMAGE_SUFFIXES
 from ..models.registry import ModelMissingError
-from ..paths import confined, inside_by_name, safe_name
+from ..paths import confined, inside_by_name, name_problem, safe_name
 from ..read_roots import ReadRoots
 from .dataset_read import read_dataset_toml
 from .launcher import LaunchSpec
@@ -213,13 +213,13 @@ def resolve_model_file(name: str, folders: Sequence[Path], what: str) -> Path:
     """
     if not name or name == "(none)":
         raise PreflightError(f"choose a {what}")
-    if Path(name).is_absolute() or ".." in Path(name).parts:
+    if name_problem(name) is not None:
         raise PreflightError(f"{what} {name!r} must be a file listed in ComfyUI's model folders")
     if Path(name).suffix.lower() != ".safetensors":
         raise PreflightError(f"{what} {name!r} is not a .safetensors file (pickle formats are refused)")
     for folder in folders:
         try:
-            candidate = inside_by_name(Path(folder), *Path(name).parts)  # a symlinked model is followed
+            candidate = inside_by_name(Path(folder), name)  # a symlinked model is followed
         except ValueError:
             continue
         if candidate.is_file():
