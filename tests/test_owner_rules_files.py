@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,21 @@ from test_code_rules import SOURCES, _calls, _name
 REPO = Path(__file__).resolve().parents[1]
 PUBLISH_OWNER = "lora_foundry/kohya/publish.py"
 PUBLISHED_REFUSAL = re.compile(r"already (exists|published).*another output name", re.DOTALL)
+
+
+def found_outside(owners: set[str], finder: Callable[[str], list[int]]) -> dict[str, list[int]]:
+    """The lines ``finder`` reports in each engine or node module other than ``owners``."""
+    return {rel: lines for path in SOURCES if (rel := str(path.relative_to(REPO))) not in owners
+            and (lines := finder(path.read_text("utf-8")))}
+
+
+def assert_one_owner(finder: Callable[[str], list[int]], owners: set[str], use: str) -> None:
+    """Nothing but ``owners`` does what ``finder`` looks for, and each owner still does it (else
+    the rule would pass by seeing nothing)."""
+    found = found_outside(owners, finder)
+    assert not found, f"{finder.__name__} outside {sorted(owners)} (use {use}): {found}"
+    quiet = [owner for owner in owners if not finder((REPO / owner).read_text("utf-8"))]
+    assert not quiet, f"{quiet} no longer do what the rule looks for: update the rule"
 
 
 def _text(node: ast.AST) -> str:
@@ -37,21 +53,8 @@ def published_refusals(source: str) -> list[int]:
             if isinstance(node, ast.Raise) and node.exc is not None and PUBLISHED_REFUSAL.search(_text(node.exc))]
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
-def test_only_publish_refuses_a_published_lora_name(path):
-    if str(path.relative_to(REPO)) == PUBLISH_OWNER:
-        assert published_refusals(path.read_text("utf-8")), "the owner no longer holds the refusal this rule looks for"
-        return
-    assert not published_refusals(path.read_text("utf-8")), "call kohya.publish.refuse_published instead"
-
-
-def test_the_published_rule_sees_a_planted_second_owner():
-    planted = ('if final.exists():\n    raise PreflightError(f"a LoRA named {final.name} already exists in "\n'
-               '                         f"{loras_dir}; choose another output name")\n')
-    assert published_refusals(planted) == [2]
-    assert published_refusals('raise FileExistsError(f"{dst} already exists; choose another output name")') == [1]
-    study_clash = 'raise ValueError("other settings differ: choose another output name, or restore them")'
-    assert published_refusals(study_clash) == []
+def test_only_publish_refuses_a_published_lora_name():
+    assert_one_owner(published_refusals, {PUBLISH_OWNER}, "kohya.publish.refuse_published")
 
 
 RENAME_OWNER = "lora_foundry/fileio.py"
@@ -73,17 +76,7 @@ def renames(source: str) -> list[int]:
 
 
 def test_only_fileio_renames_a_file_into_place():
-    found = {rel: lines for p in SOURCES if (rel := str(p.relative_to(REPO))) not in {RENAME_OWNER, *RENAMERS_ALLOWED}
-             and (lines := renames(p.read_text("utf-8")))}
-    assert not found, f"a file renamed into place outside {RENAME_OWNER} (use fileio.atomic_file): {found}"
-    assert all(renames((REPO / rel).read_text("utf-8")) for rel in RENAMERS_ALLOWED), "drop the stale allowance"
-
-
-def test_the_rename_rule_sees_a_planted_second_owner():
-    planted = "os.chmod(self._tmp, FILE_MODE)\nos.replace(self._tmp, self.path)\n"
-    assert renames(planted) == [2]
-    assert renames("temporary.replace(target)\nPath(a).rename(b)\n") == [1, 2]
-    assert renames("name.replace('-', '_')\ndataclasses.replace(plan, steps=3)\n") == []
+    assert_one_owner(renames, {RENAME_OWNER, *RENAMERS_ALLOWED}, "fileio.atomic_file")
 
 
 VERSIONS_OWNER = "lora_foundry/kohya/dataset_versions.py"
@@ -106,18 +99,7 @@ def version_spellings(source: str) -> list[int]:
 
 
 def test_only_dataset_versions_names_a_datasets_versions():
-    found = {rel: lines for p in SOURCES if (rel := str(p.relative_to(REPO))) != VERSIONS_OWNER
-             and (lines := version_spellings(p.read_text("utf-8")))}
-    assert not found, f"dataset versions spelled outside {VERSIONS_OWNER} (use version_folder): {found}"
-    assert version_spellings((REPO / VERSIONS_OWNER).read_text("utf-8")), "the owner no longer spells them"
-
-
-def test_the_versions_rule_sees_a_planted_second_owner():
-    planted = ('for version in range(1, 1000):\n'
-               '    candidate = confined(root, name if version == 1 else f"{name}_v{version}")\n')
-    assert version_spellings(planted) == [2]
-    assert version_spellings('base = re.sub(r"_v\\d+$", "", target.name)') == [1]
-    assert version_spellings('label = f"{model}_video {count}"\nkey = "kv_v"\n') == []
+    assert_one_owner(version_spellings, {VERSIONS_OWNER}, "kohya.dataset_versions.version_folder")
 
 
 NAMES_OWNER = "lora_foundry/paths.py"
@@ -150,16 +132,31 @@ def name_checks(source: str) -> list[int]:
 
 
 def test_only_paths_decides_whether_a_name_is_plain():
-    found = {rel: lines for p in SOURCES if (rel := str(p.relative_to(REPO))) != NAMES_OWNER
-             and (lines := name_checks(p.read_text("utf-8")))}
-    assert not found, f"a name checked outside {NAMES_OWNER} (use paths.name_problem/text_problem): {found}"
+    assert_one_owner(name_checks, {NAMES_OWNER}, "paths.name_problem or paths.text_problem")
 
 
-def test_the_names_rule_sees_a_planted_second_owner():
-    planted = ('if (not text or text.startswith(("/", "~")) or "\\\\" in text\n'
-               '        or any(ord(ch) < 32 for ch in text) or any(part in (".", "..") for part in parts)):\n'
-               '    raise ValueError(text)\n')
-    assert name_checks(planted) == [1, 2]
-    assert name_checks('if ".." in Path(name).parts:\n    pass\n') == [1]
-    assert name_checks('if "\\x00" in value:\n    pass\n') == [1]
-    assert name_checks('if suffix == ".png" and name.startswith("shot"):\n    pass\n') == []
+PLANTED = [  # (rule, source, the lines it must report): each rule fails on a planted second owner
+    (published_refusals, 'if final.exists():\n    raise PreflightError(f"a LoRA named {final.name} already exists in "\n'
+                         '                         f"{loras_dir}; choose another output name")\n', [2]),
+    (published_refusals, 'raise FileExistsError(f"{dst} already exists; choose another output name")', [1]),
+    (published_refusals, 'raise ValueError("other settings differ: choose another output name, or restore them")', []),
+    (renames, "os.chmod(self._tmp, FILE_MODE)\nos.replace(self._tmp, self.path)\n", [2]),
+    (renames, "temporary.replace(target)\nPath(a).rename(b)\n", [1, 2]),
+    (renames, "name.replace('-', '_')\ndataclasses.replace(plan, steps=3)\n", []),
+    (version_spellings, 'for version in range(1, 1000):\n'
+                        '    candidate = confined(root, name if version == 1 else f"{name}_v{version}")\n', [2]),
+    (version_spellings, 'base = re.sub(r"_v\\d+$", "", target.name)', [1]),
+    (version_spellings, 'label = f"{model}_video {count}"\nkey = "kv_v"\n', []),
+    (name_checks, 'if (not text or text.startswith(("/", "~")) or "\\\\" in text\n'
+                  '        or any(ord(ch) < 32 for ch in text) or any(part in (".", "..") for part in parts)):\n'
+                  '    raise ValueError(text)\n', [1, 2]),
+    (name_checks, 'if ".." in Path(name).parts:\n    pass\n', [1]),
+    (name_checks, 'if "\\x00" in value:\n    pass\n', [1]),
+    (name_checks, 'if suffix == ".png" and name.startswith("shot"):\n    pass\n', []),
+]
+
+
+@pytest.mark.parametrize(("rule", "source", "lines"), PLANTED,
+                         ids=[f"{rule.__name__}-{number}" for number, (rule, _, _) in enumerate(PLANTED)])
+def test_each_rule_sees_a_planted_second_owner(rule, source, lines):
+    assert rule(source) == lines
