@@ -1,7 +1,8 @@
 """Publishing a trained LoRA into the loras folder, and the one refusal of a name already published.
 
-Every trainer ends here: kohya (``train_config.plan_run``), LECO (``leco_route.plan_leco``), musubi
-(its node, before any step) and the tuner's best-trial copy (``tune_report.publish_best``). They
+Every trainer ends here: kohya (``train_config.plan_run``), LECO through sd-scripts
+(``leco_route.plan_leco``) and built in (``leco.checkpoints.RunFiles``), musubi (its node, before any
+step) and the tuner's best-trial copy (``tune_report.publish_best``). They
 once each wrote the check themselves, with two error types (a ``PreflightError`` the tuner turns
 into one failed trial, a ``FileExistsError`` it did not catch) and three wordings. The refusal is
 made only here (``tests/test_owner_rules_files.py`` holds it)."""
@@ -26,11 +27,13 @@ def published_path(loras_dir: Path, output_name: str) -> Path:
     return confined(loras_dir, f"{safe_name(output_name, 'output name')}.safetensors")
 
 
-def refuse_published(dst: Path) -> None:
+def refuse_published(dst: Path, replace_option: str = "") -> None:
     """Refuse a LoRA name already published, before any training: found after hours of training,
-    the clash would leave the new LoRA only in its run folder."""
+    the clash would leave the new LoRA only in its run folder. ``replace_option`` names the input
+    that would replace it, for a trainer that has one (the built-in LECO trainer's ``overwrite``)."""
     if dst.exists():
-        raise PublishedError(f"a LoRA named {dst.name} already exists in {dst.parent}; choose another output name")
+        also = f" or turn {replace_option} on" if replace_option else ""
+        raise PublishedError(f"a LoRA named {dst.name} already exists in {dst.parent}; choose another output name{also}")
 
 
 def publish_lora(src: Path, dst: Path, replace_existing: bool) -> Path:
