@@ -1,11 +1,11 @@
 """Publishing a trained LoRA into the loras folder, and the one refusal of a name already published.
 
 Every trainer ends here: kohya (``train_config.plan_run``), LECO through sd-scripts
-(``leco_route.plan_leco``) and built in (``leco.checkpoints.RunFiles``), musubi (its node, before any
-step) and the tuner's best-trial copy (``tune_report.publish_best``). They
-once each wrote the check themselves, with two error types (a ``PreflightError`` the tuner turns
-into one failed trial, a ``FileExistsError`` it did not catch) and three wordings. The refusal is
-made only here (``tests/test_owner_rules_files.py`` holds it)."""
+(``leco_route.plan_leco``) and built in (``leco.checkpoints.RunFiles``), musubi (its node and
+``train-video``, before any step) and the tuner's best-trial copy (``tune_report.publish_best``).
+They once each wrote the check themselves, with two error types (a ``PreflightError`` the tuner
+turns into one failed trial, a ``FileExistsError`` it did not catch) and four wordings. The refusal
+is made only here (``tests/test_owner_rules_files.py`` holds it)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Why PyAV and not the ffmpeg CLI: frames arrive one at a time from our own decode
 resampled by presentation time and cropped to its bucket), so nothing is held but the frame being
 encoded, and no shell or extra process is involved. x264 is deterministic unless told otherwise,
 so the same frames give the same bytes (a resumed run equals an uninterrupted one). The file is
-written under a ``.tmp-`` name beside its target (``fileio.AtomicFile``) and renamed on ``close``: a kill leaves no clip
-that looks finished.
+written under a ``.tmp-`` name beside its target and renamed on ``close`` (``fileio.AtomicFile``, the
+one owner of that): a kill leaves no clip that looks finished.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ class Mp4Writer:
         if width % 2 or height % 2:
             raise ValueError(f"H.264 (yuv420p) needs even sizes, got {width}x{height}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = AtomicFile(self.path)
         self._tmp = self._file.open()
         try:
