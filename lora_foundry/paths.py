@@ -131,7 +131,7 @@ def name_problem(name: object, folder_ok: bool = False) -> str | None:
     folded = unicodedata.normalize("NFKC", name)
     if (_separators(folded) != _separators(name) or _split(folded, folder_ok) is None
             or any(ch in SLASH_LOOKALIKES for ch in name)):
-        return "has characters that read as '/', '\\' or '.' once normalized (NFKC); type them plainly"
+        return "has characters that look like '/', '\\' or '.' (fullwidth or other lookalikes); type them plainly"
     return None
 
 

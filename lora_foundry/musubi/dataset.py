@@ -173,8 +173,9 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
         written = VideoDataset(target, target / TOML_NAME, len(clip_items), len(image_items),
                                float(clip_items[0].meta[names.META_CLIP]["fps"]),
                                tuple(config["datasets"][0]["target_frames"]))
-        record = {"identity": identity, "spec": asdict(spec), "clips": [item.relpath for item in clip_items], "images": len(image_items),
-                  "fps": written.fps, "frame_counts": list(written.frame_counts), "workspace": str(ws.root)}
+        record = {"identity": identity, "spec": asdict(spec), "clips": [item.relpath for item in clip_items],
+                  "images": len(image_items), "fps": written.fps, "frame_counts": list(written.frame_counts),
+                  "workspace": str(ws.root)}
         (staging / REPORT_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
         published = publish(staging, target)
     except BaseException:

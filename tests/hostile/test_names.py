@@ -10,6 +10,7 @@ Entry points, in column order:
 - ``registry``: ``models.registry.name_parts`` (every model loader's name)
 - ``manifest``: ``workspace.manifest.checked_relpath`` (a stored item path read back)
 - ``inside``: ``paths.inside_by_name`` (LoRA names, training model files)
+- ``train``: ``kohya.train_config.resolve_model_file`` (LF Kohya Train LoRA's base and extra models)
 - ``read``: ``read_roots.ReadRoots.resolve`` (a path typed into a folder/video input: absolute and
   ``..`` are allowed there when they resolve inside the roots, so only text rules apply)
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import pytest
 
+from lora_foundry.kohya.preflight import PreflightError
+from lora_foundry.kohya.train_config import resolve_model_file
 from lora_foundry.models.registry import name_parts
 from lora_foundry.paths import inside_by_name
 from lora_foundry.read_roots import ReadRoots
@@ -26,42 +29,43 @@ from lora_foundry.workspace.manifest import checked_relpath
 LONG_PART = "x" * 256  # one name over NAME_MAX (255 bytes)
 OVER_PATH_MAX = "d/" * 2100 + "x"  # 4201 bytes: over PATH_MAX (4096) in all
 LONG_PATH = "d/" * 130 + "x"  # 261 bytes of short parts (a model name was once capped at 255 in all)
-# registry, manifest, inside, read. The first three are the one rule (``paths.name_problem``); they
-# once disagreed on 20 of these 32 rows (commit e3ef592 recorded 31 of them): drives and UNC paths, ~,
-# backslashes, a/../b, DEL and C1 controls, line breaks, byte caps, '.', empty parts, ':' and lookalikes.
+# registry, manifest, inside, train, read. The first four are the one rule (``paths.name_problem``).
+# Registry, manifest and inside once disagreed on 20 of these 32 rows (commit e3ef592 recorded their
+# answers): drives and UNC paths, ~, backslashes, a/../b, DEL and C1 controls, line breaks, byte caps,
+# '.', empty parts, ':' and lookalikes.
 TABLE = {
-    "/etc/passwd": "RRRR",
-    "C:\\Windows\\x": "RRRa",
-    "C:/x": "RRRa",
-    "C:x": "RRRa",
-    "\\\\srv\\share\\x": "RRRa",
-    "..": "RRRR",
-    "../x": "RRRR",
-    "a/../b": "RRRa",
-    "a/..": "RRRa",
-    "~user": "RRRa",
-    "~/x": "RRRa",
-    "a\\b": "aaaa",  # a separator, as on Windows: the same name on every server
-    "a\\..\\..\\x": "RRRa",
-    "a\x00b": "RRRR",
-    "a\x7fb": "RRRR",
-    "a\x85b": "RRRR",
-    "a\nb": "RRRR",
-    LONG_PART: "RRRR",
-    LONG_PATH: "aaaa",
-    OVER_PATH_MAX: "RRRR",  # short parts: fine (4096 bytes in all)
-    "": "RRRR",
-    ".": "RRRa",
-    "./x": "RRRa",
-    "a/./b": "RRRa",
-    "a/": "aRRa",  # a folder: only a model name may be one (open_clip local-dir installs)
-    "a//b": "RRRa",
-    "file:stream": "RRRa",
-    "\uff0e\uff0e/x": "RRRa",  # fullwidth dots: ".." once NFKC-normalized
-    "a\uff0fb": "RRRa",  # fullwidth solidus
-    "a\u2215b": "RRRa",  # division slash
-    "ok/name.bin": "aaaa",
-    " a ": "aaaa",
+    "/etc/passwd": "RRRRR",
+    "C:\\Windows\\x": "RRRRa",
+    "C:/x": "RRRRa",
+    "C:x": "RRRRa",
+    "\\\\srv\\share\\x": "RRRRa",
+    "..": "RRRRR",
+    "../x": "RRRRR",
+    "a/../b": "RRRRa",
+    "a/..": "RRRRa",
+    "~user": "RRRRa",
+    "~/x": "RRRRa",
+    "a\\b": "aaaaa",  # a separator, as on Windows: the same name on every server
+    "a\\..\\..\\x": "RRRRa",
+    "a\x00b": "RRRRR",
+    "a\x7fb": "RRRRR",
+    "a\x85b": "RRRRR",
+    "a\nb": "RRRRR",
+    LONG_PART: "RRRRR",
+    LONG_PATH: "aaaaa",  # short parts: fine (4096 bytes in all)
+    OVER_PATH_MAX: "RRRRR",
+    "": "RRRRR",
+    ".": "RRRRa",
+    "./x": "RRRRa",
+    "a/./b": "RRRRa",
+    "a/": "aRRRa",  # a folder: only a model name may be one (open_clip local-dir installs)
+    "a//b": "RRRRa",
+    "file:stream": "RRRRa",
+    "\uff0e\uff0e/x": "RRRRa",  # fullwidth dots: ".." once NFKC-normalized
+    "a\uff0fb": "RRRRa",  # fullwidth solidus
+    "a\u2215b": "RRRRa",  # division slash
+    "ok/name.bin": "aaaaa",
+    " a ": "aaaaa",
 }
 
 
@@ -85,6 +89,16 @@ def _inside(root, name):
     return True
 
 
+def _train(root, name):
+    try:
+        resolve_model_file(name, [root], "base model")
+    except PreflightError as refused:
+        return "must be a file listed" not in str(refused) and "choose a" not in str(refused)
+    except FileNotFoundError:
+        return True
+    return True
+
+
 def _read(root, name):
     try:
         ReadRoots.of([root]).resolve(name, "folder")
@@ -95,7 +109,7 @@ def _read(root, name):
     return True
 
 
-ENTRY_POINTS = (_registry, _manifest, _inside, _read)
+ENTRY_POINTS = (_registry, _manifest, _inside, _train, _read)
 
 
 @pytest.mark.parametrize("name", list(TABLE), ids=[repr(n)[:30] for n in TABLE])
@@ -105,5 +119,5 @@ def test_every_entry_point_answers_a_hostile_name_as_the_table_says(tmp_path, na
 
 
 def test_the_name_entry_points_give_one_answer_except_for_a_folder():
-    differ = {name: answers[:3] for name, answers in TABLE.items() if len(set(answers[:3])) > 1}
-    assert differ == {"a/": "aRR"}
+    differ = {name: answers[:4] for name, answers in TABLE.items() if len(set(answers[:4])) > 1}
+    assert differ == {"a/": "aRRR"}
