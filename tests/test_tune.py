@@ -182,6 +182,32 @@ def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(
     ws.close()
 
 
+def test_a_name_published_while_a_trial_trains_fails_that_trial_not_the_study(tmp_path):
+    """Another run publishes the trial's LoRA name while it trains: the publish step refuses it
+    (the published file is kept) and the study goes on with the next trial. That refusal was a
+    FileExistsError the tuner did not catch, so it stopped the whole study."""
+    dataset = make_dataset(tmp_path / "ds")
+    request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=dataset / "dataset.toml",
+                           base_model=make_base_model(tmp_path / "models"), output_name="hero",
+                           preset=get_preset("sd15", "character"))
+    setup = TrainingSetup(request, make_fake_install(tmp_path / "kohya"), tmp_path / "study", checkpoints=1)
+    clash = setup.study_dir / "loras" / "hero_t000.safetensors"
+
+    def publish_meanwhile(path: Path, label: str) -> dict:
+        if label.startswith("hero_t000-") and not clash.exists():
+            clash.parent.mkdir(parents=True, exist_ok=True)
+            clash.write_bytes(b"published by another run")
+        return {"fidelity": {"verdict": "balanced", "score": 0.5}}
+
+    study = tune.open_study(setup.study_dir, "hero", seed=0)
+    space = tune.search_space("character", {"steps": 20, "network_variant": "lora"})
+    tune.run_study(study, space, launcher_trial(setup, publish_meanwhile, {"fidelity": 1.0}), 1)
+    first, second = study.get_trials()
+    assert first.state.name == "FAIL" and second.state.name == "COMPLETE"
+    assert "a LoRA named hero_t000.safetensors already exists in" in first.user_attrs["error"]
+    assert clash.read_bytes() == b"published by another run"
+
+
 LAUNCHER_STUDY_SCRIPT = r'''
 import os, sys
 from pathlib import Path
