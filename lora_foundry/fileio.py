@@ -22,23 +22,85 @@ TMP_PREFIX = ".tmp-"
 FILE_MODE = 0o644
 
 
+class AtomicFile:
+    """A temporary file beside ``path`` that becomes ``path`` only when finished: ``with
+    atomic_file(path) as temp`` for a file written in one block, or ``open()`` / ``commit()`` /
+    ``discard()`` for one written over a long time by a writer that outlives a block (an MP4 clip
+    open while its frames are decoded). The one place that fsyncs and renames a finished file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.temp: Path | None = None
+
+    def open(self) -> Path:
+        """Create the temporary file (empty, in ``path``'s folder, made if missing); returns its path."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
+        self.temp = Path(name)
+        return self.temp
+
+    def commit(self) -> Path:
+        """Flush the finished temporary file to disk, give it ``FILE_MODE`` and rename it over ``path``
+        (the temporary file is removed if any of that fails)."""
+        try:
+            with open(self._opened(), "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(self._opened(), FILE_MODE)
+            os.replace(self._opened(), self.path)
+        except BaseException:
+            self.discard()
+            raise
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (an error or a cancel while writing); ``path`` is untouched."""
+        if self.temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp)
+
+    def _opened(self) -> Path:
+        if self.temp is None:
+            raise RuntimeError(f"the temporary file for {self.path} was never opened")
+        return self.temp
+
+    def __enter__(self) -> Path:
+        return self.open()
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def atomic_file(path: Path) -> AtomicFile:
+    """``with atomic_file(path) as temp:`` write ``temp``; on success it is fsynced and renamed over
+    ``path``, on an error it is removed and ``path`` is left as it was."""
+    return AtomicFile(path)
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Create ``path`` atomically by calling ``write(handle)`` on a temporary file beside it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    with atomic_file(path) as temp, open(temp, "wb") as handle:
+        write(handle)
+    return Path(path)
+
+
+def atomic_link(source: Path, target: Path) -> Path:
+    """Hard-link ``source`` to ``target`` atomically (copied where a hard link cannot be made, e.g.
+    across file systems); raises ``OSError`` and leaves no temporary file when neither works."""
+    temporary = Path(target).with_name(f"{TMP_PREFIX}{Path(target).name}")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)
         raise
-    return path
+    return Path(target)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

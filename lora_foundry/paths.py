@@ -2,8 +2,10 @@
 
 Workflows are shared as JSON and queued through an HTTP API, so every name that reaches the engine
 (a workspace name, a trigger word, a dataset name, a preset name) may be hostile. Names are checked
-here, once: ``..``, absolute paths, separators and Windows reserved names are refused with an error
-that quotes the name, and every path the engine writes is confined to its root.
+here, once: ``safe_name`` for one plain component (``..``, absolute paths, separators and Windows
+reserved names refused with an error that quotes the name), ``name_problem`` for a relative name
+with folders, ``text_problem`` for what every typed path shares; every path the engine writes is
+confined to its root.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ _WINDOWS_RESERVED = {
 }
 _SAFE_CHARS = re.compile(r"[^\w\-. ]+", re.UNICODE)
 MAX_NAME_LENGTH = 120
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
+MAX_PART_BYTES = 255  # NAME_MAX: one folder or file name, in bytes (120 four-byte characters are 480)
+# slashes NFKC leaves alone (division, fraction, big and set-minus slashes): a name showing one
+# reads as a path in the workflow while it is a single file name on disk
+SLASH_LOOKALIKES = "\u2215\u2044\u29f8\u29f9\u2216"
 
 
 class UnsafeNameError(ValueError):
@@ -88,15 +95,77 @@ def caption_line(text: str) -> str:
     return " ".join(cleaned.split())
 
 
+def text_problem(text: object) -> str | None:
+    """Why ``text`` cannot be a path typed on purpose, or None: not text, a control character or
+    line break (NUL included), or longer than the file system takes (``MAX_PATH_BYTES`` in all,
+    ``MAX_PART_BYTES`` per folder or file name, in UTF-8). The rules every path and name share."""
+    if not isinstance(text, str):
+        return f"must be text, got {type(text).__name__}"
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text):
+        return "contains control characters"
+    if len(text.encode("utf-8", "replace")) > MAX_PATH_BYTES or any(
+            len(part.encode("utf-8", "replace")) > MAX_PART_BYTES for part in re.split(r"[/\\]", text)):
+        return (f"is too long: a path may have {MAX_PATH_BYTES} bytes, each folder or file name "
+                f"{MAX_PART_BYTES} (UTF-8)")
+    return None
+
+
+def name_problem(name: object, folder_ok: bool = False) -> str | None:
+    """Why ``name`` is not a plain relative name (``sub/model.onnx``), or None. The one rule for
+    names from outside (model names, LoRA names, a manifest's stored paths): ``text_problem``, and
+    no absolute path (POSIX, Windows drive, UNC), no ``:`` anywhere (drive-relative ``C:x``, NTFS
+    streams ``file:stream``), no leading ``~``, no ``.``/``..``/empty part, and no character that
+    reads as ``/``, ``\\`` or ``.`` (fullwidth dots and slashes, ``SLASH_LOOKALIKES``). Backslashes
+    are separators, as on Windows, so a name means the same on every server. A trailing ``/``
+    (a folder) only with ``folder_ok``."""
+    problem = text_problem(name)
+    if problem is not None or not isinstance(name, str):
+        return problem
+    if not name:
+        return "is empty"
+    if name.startswith(("/", "\\", "~")) or ":" in name:
+        return "is not a relative name (absolute, a drive, a stream or ~)"
+    parts = _split(name, folder_ok)
+    if parts is None:
+        return "has an empty, '.' or '..' part"
+    folded = unicodedata.normalize("NFKC", name)
+    if (_separators(folded) != _separators(name) or _split(folded, folder_ok) is None
+            or any(ch in SLASH_LOOKALIKES for ch in name)):
+        return "has characters that look like '/', '\\' or '.' (fullwidth or other lookalikes); type them plainly"
+    return None
+
+
+def relative_parts(name: str, what: str = "name", folder_ok: bool = False) -> tuple[str, ...]:
+    """The parts of a plain relative name (``name_problem`` says which), else ``UnsafeNameError``."""
+    problem = name_problem(name, folder_ok)
+    if problem is not None:
+        raise UnsafeNameError(f"{what} {str(name)[:120]!r} {problem}")
+    return _split(name, folder_ok) or ()  # never empty here: name_problem refused what _split does
+
+
+def _separators(text: str) -> int:
+    return text.count("/") + text.count("\\")
+
+
+def _split(name: str, folder_ok: bool) -> tuple[str, ...] | None:
+    """``name``'s parts (one trailing ``/`` dropped when ``folder_ok``), None for a bad part."""
+    parts = name.replace("\\", "/").split("/")
+    if folder_ok and len(parts) > 1 and parts[-1] == "":
+        parts = parts[:-1]
+    return None if any(part in ("", ".", "..") for part in parts) else tuple(parts)
+
+
 def inside_by_name(root: Path, *parts: str) -> Path:
-    """``root / parts`` checked by name only (``..`` and absolute parts refused), symlinks kept.
+    """``root / parts`` checked by name only (``relative_parts``: ``..``, absolute parts, drives and
+    the rest refused), symlinks kept.
 
     For files the operator placed in a model folder: a symlink there (a shared model store) is
     the operator's choice and is followed, while a workflow, which can only name a file, still
     cannot climb out with ``..`` or an absolute path.
     """
     root_path = Path(os.path.abspath(root))
-    candidate = Path(os.path.normpath(root_path.joinpath(*parts)))
+    checked = relative_parts("/".join(parts), "path")
+    candidate = Path(os.path.normpath(root_path.joinpath(*checked)))
     if candidate == root_path or root_path not in candidate.parents:
         raise UnsafeNameError(f"path {'/'.join(parts)!r} would leave {root_path}")
     return candidate

@@ -27,14 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import UnsafeNameError
+from .paths import UnsafeNameError, text_problem
 
 log = logging.getLogger(__name__)
 
 CONFIG_RELPATH = ("lora_foundry", "read_roots.json")
 CONFIG_KEY = "read_roots"
-MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
-MAX_PART_BYTES = 255  # NAME_MAX: one folder or file name, in bytes (120 four-byte characters are 480)
 
 
 class PathNotAllowedError(UnsafeNameError):
@@ -108,18 +106,16 @@ class ReadRoots:
 
 
 def _clean(value: object, what: str) -> str:
+    """``value`` without surrounding quotes and spaces, refused by ``paths.text_problem`` (control
+    characters, too long); absolute paths and ``..`` are judged later, by where they resolve."""
     if not isinstance(value, str):
         raise PathNotAllowedError(f"{what} must be text (a path), got {type(value).__name__}")
     text = value.strip().strip('"').strip()
     if not text:
         raise ValueError(f"no {what} given")
-    if "\x00" in text or any(ord(ch) < 32 for ch in text):
-        raise PathNotAllowedError(f"{what} {value[:120]!r} contains control characters")
-    encoded = len(text.encode("utf-8", "replace"))
-    if encoded > MAX_PATH_BYTES or any(len(part.encode("utf-8", "replace")) > MAX_PART_BYTES
-                                       for part in text.replace("\\", "/").split("/")):
-        raise PathNotAllowedError(f"{what} {value[:120]!r}... is too long: a path may have {MAX_PATH_BYTES} bytes, "
-                                  f"each folder or file name {MAX_PART_BYTES} (UTF-8)")
+    problem = text_problem(text)
+    if problem is not None:
+        raise PathNotAllowedError(f"{what} {value[:120]!r} {problem}")
     return text
 
 

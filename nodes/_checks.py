@@ -33,14 +33,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..lora_foundry.bounded import TextLimitError, check_text, parse_json, parse_toml
-from ..lora_foundry.read_roots import MAX_PART_BYTES
+from ..lora_foundry.paths import MAX_PART_BYTES
 from ..lora_foundry.stages.layers.segment import parse_color
 from . import _comfy
 from ._sockets import PRODUCERS, check_for
 
 MAX_LINE_CHARS = 4096
 MAX_TEXT_CHARS = 256 << 10
-MAX_NAME_BYTES = MAX_PART_BYTES  # a file name on most file systems (NAME_MAX), as read_roots caps it
+MAX_NAME_BYTES = MAX_PART_BYTES  # a file name on most file systems (NAME_MAX), as paths caps it
 CHECK_KEY = "lf_check"  # declaration option naming a text check (``text(..., check="json")``)
 # The check a text input gets when its declaration names none, by the pack's input-name conventions.
 CHECKS_BY_NAME = {"matrix_json": "json", "search_space_json": "json", "axes": "json", "prompts_toml": "toml",

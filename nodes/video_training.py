@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 from ..lora_foundry.kohya.dataset import datasets_root
-from ..lora_foundry.kohya.training import TRAINING_DIR, publish_lora, refuse_published
+from ..lora_foundry.kohya.publish import publish_lora, published_path, refuse_published
+from ..lora_foundry.kohya.training import TRAINING_DIR
 from ..lora_foundry.musubi import dataset as video_dataset
 from ..lora_foundry.musubi.install import PRESETS, load_musubi_install, preset_for
 from ..lora_foundry.musubi.launcher import MusubiRequest, check_clip_rate, describe, train_video_lora
-from ..lora_foundry.paths import safe_name
 from ..lora_foundry.workspace import Handle, Workspace
 from . import _comfy
 from ._declare import choice, integer, mappings, node, number, socket, text
@@ -35,8 +35,9 @@ class WriteVideoDataset:
     <output>/lora_foundry/datasets/<name>/: videos/ (MP4 + .txt per clip), images/ when frames are
     connected (an image dataset mixed in), one cache folder per dataset and dataset.toml for every
     musubi-tuner script (--dataset_config; frame_extraction full: one training item per clip at its own
-    length). Clips without a caption get 'trigger class'. An existing dataset is never overwritten (a
-    _v2 is written)."""
+    length). Clips without a caption get 'trigger class'. The same clips and settings again give the
+    dataset already written (and musubi's cached latents in it); other clips or settings under a taken
+    name are written as <name>_v2, _v3, ... (kohya's rule), never over an existing dataset."""
 
     def write(self, clips: Handle, dataset_name: str, trigger: str, class_word: str, video_repeats: int,
               images: Handle | None = None, image_repeats: int = 1, unique_id: str | None = None) -> dict[str, Any]:
@@ -76,7 +77,7 @@ class MusubiTrain:
               learning_rate: float, epochs: int, train_seed: int, unique_id: str | None = None) -> dict[str, Any]:
         chosen = preset_for(preset)
         check_clip_rate(chosen, video_dataset.fps)
-        refuse_published(loras_dir() / f"{safe_name(output_name, 'output name')}.safetensors")
+        refuse_published(published_path(loras_dir(), output_name))
         install = load_musubi_install(_comfy.user_root())
         request = MusubiRequest(preset, video_dataset.toml_path, output_name, video_dataset.clips,
                                 network_dim=network_dim, learning_rate=learning_rate, max_train_epochs=epochs,

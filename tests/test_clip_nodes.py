@@ -51,7 +51,8 @@ def test_film_to_trained_video_lora_through_the_nodes(pack, output_root, musubi,
     # Queued again once ComfyUI has dropped its cache: refused by name before musubi runs a step,
     # not after the training (the published LoRA is never overwritten).
     sent.clear()
-    with pytest.raises(FileExistsError, match="film_lora.safetensors already exists; choose another output name"):
+    with pytest.raises(pack.lora_foundry.kohya.preflight.PreflightError,
+                       match="a LoRA named film_lora.safetensors already exists in .*; choose another output name"):
         nodes.video_training.MusubiTrain().train(dataset, "wan21_t2v_1.3B", "film_lora", 16, 2e-4, 1, 42)
     assert sent == []
 

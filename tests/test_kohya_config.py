@@ -225,3 +225,19 @@ def test_load_trained_lora_goes_through_comfyui_own_lora_loader(pack, monkeypatc
     monkeypatch.setitem(sys.modules, "nodes", types.SimpleNamespace(LoraLoader=LoraLoader))
     assert node.load(model, clip, "lora_foundry/mine.safetensors", 0.8, 0.5) == ("patched model", "patched clip")
     assert calls == [(model, clip, "lora_foundry/mine.safetensors", 0.8, 0.5)]
+
+
+def test_a_name_already_published_is_refused_alike_by_every_trainer(server, pack):
+    """kohya's node refuses the clash the way musubi's node and the tuner do (tests/test_clip_nodes.py,
+    tests/test_tune.py): one error that is both a PreflightError (the tuner fails one trial) and a
+    FileExistsError, with one wording. It was a PreflightError here and a FileExistsError there."""
+    training, _, _ = server
+    published = training.loras_dir() / "hero.safetensors"
+    published.parent.mkdir(parents=True, exist_ok=True)
+    published.write_bytes(b"a published LoRA")
+    with pytest.raises(pack.lora_foundry.kohya.preflight.PreflightError) as refused:
+        training.KohyaTrainLoRA().train(**node_kwargs())
+    assert isinstance(refused.value, FileExistsError)
+    assert str(refused.value).startswith("a LoRA named hero.safetensors already exists in ")
+    assert str(refused.value).endswith("loras/lora_foundry; choose another output name")
+    assert published.read_bytes() == b"a published LoRA"

@@ -50,6 +50,18 @@ def test_sd_scripts_without_leco_gets_a_clear_message(tmp_path):
         plan_leco(LecoRequest("sdxl", tmp_path / "x", SLIDER, "n"), old, tmp_path / "runs", tmp_path / "loras")
 
 
+def test_a_published_name_is_refused_before_launch_like_every_trainer(tmp_path, install):
+    """The same refusal as kohya's and musubi's (one ``kohya.publish.PublishedError``): a
+    FileExistsError as well as a PreflightError, with one wording."""
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    (loras / "age_slider.safetensors").write_bytes(b"published")
+    with pytest.raises(FileExistsError, match=r"^a LoRA named age_slider.safetensors already exists in .*loras; "
+                                              r"choose another output name$"):
+        plan_leco(_request(tmp_path), install, tmp_path / "runs", loras)
+    assert not (tmp_path / "runs" / "age_slider").exists()
+
+
 def test_bad_prompts_are_refused_before_launch(tmp_path, install):
     request = LecoRequest("sd15", make_base_model(tmp_path / "c"), '[[prompts]]\ntarget = "x"\nweigth = 2\n', "n")
     with pytest.raises(PromptFileError, match="'weigth'.*line 3|line 3.*'weigth'"):

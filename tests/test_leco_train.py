@@ -19,6 +19,7 @@ import torch
 from leco_standin import ERASE_TOML, make_run
 from safetensors import safe_open
 
+from lora_foundry.kohya.preflight import PreflightError
 from lora_foundry.leco import train
 from lora_foundry.leco.prompts import parse_prompt_text
 from lora_foundry.lora.metadata import format_info, read_lora_info
@@ -112,6 +113,10 @@ def test_saved_file_is_a_kohya_lora_with_leco_metadata(tmp_path):
     assert files.checkpoint_path(2).is_file()
     with pytest.raises(FileExistsError):
         files.save_final(net, 4)
+    # queued again: refused before training, the way every trainer refuses a published name
+    with pytest.raises(PreflightError, match=rf"a LoRA named {path.name} already exists in .*; choose another "
+                                             "output name or turn overwrite on"):
+        files.check_can_start(resume=False)
 
 
 def test_cancel_stops_at_the_next_step_and_keeps_the_last_checkpoint(tmp_path):

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_dataset_writer import _frames
 
 from lora_foundry import names
 from lora_foundry.kohya.dataset import DatasetSpec, write_kohya_dataset
 from lora_foundry.media import images
-from lora_foundry.musubi.dataset import VideoDatasetSpec, write_video_dataset
+from lora_foundry.musubi.dataset import REPORT_NAME, VideoDatasetSpec, write_video_dataset
 from lora_foundry.stages.clips.cut_stage import cut_clips_stage
 from lora_foundry.stages.clips.rules import ClipOptions
 from lora_foundry.stages.frames.ingest_stage import VideoIngestOptions, ingest_folder, ingest_video
@@ -98,6 +99,44 @@ def test_mixed_in_images_are_the_pictures_the_kohya_writer_trains_on(montage, tm
     assert [p.suffix for p in copies] == [".jpg"] * len(sources)
     assert all(copy.read_bytes() == source.read_bytes() for copy, source in zip(copies, sources, strict=True))
     assert np.array_equal(_as_musubi_reads(copies[0]), _kohya_pictures(ws, frames, tmp_path / "kohya_jpeg")[0])
+
+
+def _kohya_writer(montage, root: Path):
+    ws = Workspace.open(root / "ws")
+    frames = _frames(ws)
+
+    def write(trigger: str) -> Path:
+        spec = DatasetSpec(name="hero", trigger=trigger, if_exists="new_version")
+        return write_kohya_dataset(ws, frames, spec, root / "datasets").report_path
+
+    return write
+
+
+def _musubi_writer(montage, root: Path):
+    ws, frames = montage
+    clips = cut_clips_stage(ws, frames, ClipOptions(model="wan", preset="ultrafast"))
+
+    def write(trigger: str) -> Path:
+        spec = VideoDatasetSpec(name="hero", trigger=trigger)
+        return write_video_dataset(ws, clips, spec, root / "datasets").path / REPORT_NAME
+
+    return write
+
+
+@pytest.mark.parametrize("make_writer", [_kohya_writer, _musubi_writer], ids=["kohya", "musubi"])
+def test_both_dataset_writers_version_a_taken_name_by_one_rule(montage, tmp_path, make_writer):
+    """kohya's rule for both (musubi's writer once made a new version on every run, so a re-queued
+    workflow copied every clip again and lost musubi's latent cache): the same sources and settings
+    are the dataset already written, untouched; others are the next _vN; nothing is overwritten."""
+    write = make_writer(montage, tmp_path)
+    first = write("ohwx")
+    stamp = first.stat().st_mtime_ns
+    assert write("ohwx") == first and first.stat().st_mtime_ns == stamp, "a re-queue wrote the dataset again"
+    second = write("sks")
+    assert second.parent.name == "hero_v2" and first.parent.name == "hero"
+    assert write("ohwx") == first and write("sks") == second
+    assert write("zzz").parent.name == "hero_v3"
+    assert first.stat().st_mtime_ns == stamp
 
 
 def test_clips_without_a_shot_are_refused_with_a_clear_error(montage, tmp_path):

@@ -26,7 +26,7 @@ from lora_foundry.evaluate import evaluation, matrix, tune, tune_report  # noqa:
 from lora_foundry.evaluate.tune_launcher import TrainingSetup, launcher_trial  # noqa: E402
 from lora_foundry.kohya.launcher import read_lora_metadata  # noqa: E402
 from lora_foundry.kohya.presets import get_preset  # noqa: E402
-from lora_foundry.kohya.train_config import TrainRequest  # noqa: E402
+from lora_foundry.kohya.train_config import PreflightError, TrainRequest  # noqa: E402
 from lora_foundry.media.images import load_image, save_image  # noqa: E402
 from lora_foundry.workspace import Workspace  # noqa: E402
 
@@ -166,6 +166,8 @@ def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(
     toml = (setup.study_dir / "datasets" / "hero_t000.toml").read_text()
     assert f"num_repeats = {trials[0].params['repeats']}" in toml and "caption_dropout_rate" in toml
     published, best = tune_report.publish_best(study, tmp_path / "loras" / "hero_best.safetensors")
+    with pytest.raises(PreflightError, match="a LoRA named hero_best.safetensors already exists in"):
+        tune_report.publish_best(study, published)  # the same refusal as every trainer's
     meta = read_lora_metadata(published)
     tuned = json.loads(meta[tune_report.TUNE_METADATA_KEY])
     assert tuned["params"] == best.params and tuned["trial"] == best.number
@@ -178,6 +180,32 @@ def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and load_image(path).std() > 5
         shutil.copy(path, KEEP / f"{name}.png")
     ws.close()
+
+
+def test_a_name_published_while_a_trial_trains_fails_that_trial_not_the_study(tmp_path):
+    """Another run publishes the trial's LoRA name while it trains: the publish step refuses it
+    (the published file is kept) and the study goes on with the next trial. That refusal was a
+    FileExistsError the tuner did not catch, so it stopped the whole study."""
+    dataset = make_dataset(tmp_path / "ds")
+    request = TrainRequest(architecture="sd15", dataset_dir=dataset, dataset_toml=dataset / "dataset.toml",
+                           base_model=make_base_model(tmp_path / "models"), output_name="hero",
+                           preset=get_preset("sd15", "character"))
+    setup = TrainingSetup(request, make_fake_install(tmp_path / "kohya"), tmp_path / "study", checkpoints=1)
+    clash = setup.study_dir / "loras" / "hero_t000.safetensors"
+
+    def publish_meanwhile(path: Path, label: str) -> dict:
+        if label.startswith("hero_t000-") and not clash.exists():
+            clash.parent.mkdir(parents=True, exist_ok=True)
+            clash.write_bytes(b"published by another run")
+        return {"fidelity": {"verdict": "balanced", "score": 0.5}}
+
+    study = tune.open_study(setup.study_dir, "hero", seed=0)
+    space = tune.search_space("character", {"steps": 20, "network_variant": "lora"})
+    tune.run_study(study, space, launcher_trial(setup, publish_meanwhile, {"fidelity": 1.0}), 1)
+    first, second = study.get_trials()
+    assert first.state.name == "FAIL" and second.state.name == "COMPLETE"
+    assert "a LoRA named hero_t000.safetensors already exists in" in first.user_attrs["error"]
+    assert clash.read_bytes() == b"published by another run"
 
 
 LAUNCHER_STUDY_SCRIPT = r'''

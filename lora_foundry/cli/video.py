@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..kohya.dataset import datasets_root
-from ..kohya.training import TRAINING_DIR, publish_lora, refuse_published
+from ..kohya.publish import publish_lora, published_path, refuse_published
+from ..kohya.training import TRAINING_DIR
 from ..musubi.dataset import VideoDatasetSpec, read_video_dataset, write_video_dataset
 from ..musubi.install import PRESETS, load_musubi_install, preset_for
 from ..musubi.launcher import MusubiRequest, check_clip_rate, describe, train_video_lora
-from ..paths import safe_name
 from ..progress import PrintProgress
 from ..stages.clips.caption_stage import caption_clips
 from ..stages.clips.cut_stage import cut_clips_stage
@@ -56,7 +56,7 @@ def run_train_video(args: argparse.Namespace) -> int:
     check_clip_rate(preset, dataset.fps)
     where = locations.outputs(args.out, args.loras_dir)
     print(where.note(), file=sys.stderr, flush=True)
-    published = where.loras / f"{safe_name(args.name, 'output name')}.safetensors"
+    published = published_path(where.loras, args.name)
     refuse_published(published)
     request = MusubiRequest(args.preset, dataset.toml_path, args.name, dataset.clips,
                             network_dim=args.rank, learning_rate=args.lr, max_train_epochs=args.epochs, seed=args.seed)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_write
+from ..kohya.publish import refuse_published
 from . import plots
 from .tune import finished_trials, require_optuna
 
@@ -72,8 +73,8 @@ def publish_best(study: Any, destination: Path, replace_existing: bool = False,
     trial = best_trial(study)
     if trial is None:
         raise RuntimeError(f"study {study.study_name!r} has no complete trial with a LoRA yet")
-    if destination.exists() and not replace_existing:
-        raise FileExistsError(f"{destination} already exists; choose another output name")
+    if not replace_existing:
+        refuse_published(destination)
     source = Path(str(trial.user_attrs["lora_path"]))
     if within is not None and not source.resolve().is_relative_to(Path(within).resolve()):
         raise ValueError(f"study {study.study_name!r}: trial {trial.number}'s user_attrs.lora_path is outside the "

@@ -20,9 +20,7 @@ is returned), anything else is an error unless the user asks for a new version.
 
 from __future__ import annotations
 
-import glob
 import json
-import re
 import shutil
 import time
 from collections import Counter
@@ -42,6 +40,8 @@ from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Workspace
 from .buckets import BucketSpec
 from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_text
+from .dataset_versions import IF_EXISTS, after_race, other_versions, version_folder
+from .dataset_versions import DatasetExistsError as DatasetExistsError  # raised by write_kohya_dataset
 from .staging import make_staging, publish, remove_stale_staging
 from .subsets import (
     MASK_MODES,
@@ -57,13 +57,8 @@ from .subsets import (
 
 DATASETS_DIR = ("lora_foundry", "datasets")
 REPORT_NAME = "lora_foundry_dataset.json"
-IF_EXISTS = ("error", "new_version", "reuse")
 IMAGE_FORMATS = ("png", "jpg", "webp")
 TEMPLATE_FIELDS = ("trigger", "class_word")  # the slots a caption_template may use
-
-
-class DatasetExistsError(FileExistsError):
-    """A dataset of that name exists and was made from something else."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +126,7 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
     sources = [SubsetSource(handle, spec.trigger, spec.class_word, spec.repeats), *extra]
     identity = {"subsets": [_source_identity(s) for s in sources], "spec": asdict(spec)}
     plans, keep_tokens, separator, style = _plan(ws, sources, spec)
-    target = _target_folder(root, name, identity, spec.if_exists)
+    target = version_folder(root, name, identity, spec.if_exists, REPORT_NAME)
     if target.is_dir():
         return _load_existing(target)
     remove_stale_staging(root)
@@ -144,19 +139,8 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
         raise
     if not published:  # another writer of the same name finished first: as if it had run before us
         shutil.rmtree(staging, ignore_errors=True)
-        return _existing_after_race(root, target, identity, spec.if_exists)
+        return _load_existing(after_race(root, target, identity, spec.if_exists, REPORT_NAME))
     return dataset
-
-
-def _existing_after_race(root: Path, target: Path, identity: dict[str, Any], if_exists: str) -> Dataset:
-    """The outcome a sequential run would have had, now that another writer published the name
-    (same sources: that dataset; else "dataset exists", as for a second run of if_exists=error)."""
-    if if_exists != "new_version":
-        return _load_existing(_target_folder(root, target.name, identity, if_exists))
-    if _identity_of(target) == identity:
-        return _load_existing(target)
-    raise DatasetExistsError(f"dataset folder {target} was written by another run at the same time; run "
-                             "again to write the next version")
 
 
 def _validate(spec: DatasetSpec) -> None:
@@ -229,24 +213,6 @@ def _plan(ws: Workspace, sources: Sequence[SubsetSource], spec: DatasetSpec
     return plans, keep_tokens, info.get(names.INFO_CAPTION_SEPARATOR), info.get(names.INFO_CAPTION_STYLE)
 
 
-def _target_folder(root: Path, name: str, identity: dict[str, Any], if_exists: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for version in range(1, 1000):
-        candidate = confined(root, name if version == 1 else f"{name}_v{version}")
-        if not candidate.exists():
-            return candidate
-        if _identity_of(candidate) == identity:
-            return candidate
-        if if_exists == "error":
-            raise DatasetExistsError(
-                f"dataset folder {candidate} already exists and was made from other frames or settings; "
-                "choose another name or set if_exists to new_version"
-            )
-        if if_exists == "reuse":
-            return candidate
-    raise DatasetExistsError(f"too many versions of dataset {name} in {root}")
-
-
 def read_record(folder: Path) -> dict[str, Any]:
     """A dataset's record (``REPORT_NAME``). Datasets lie in the output folder, where clients can
     write, so it is read bounded; a refusal names the dataset and the file, not the server path."""
@@ -255,13 +221,6 @@ def read_record(folder: Path) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError(f"{where} is not a dataset record (a JSON object); write the dataset again")
     return record
-
-
-def _identity_of(folder: Path) -> dict[str, Any] | None:
-    try:
-        return read_record(folder).get("identity")
-    except (OSError, ValueError):
-        return None
 
 
 def _load_existing(folder: Path) -> Dataset:
@@ -297,11 +256,8 @@ def _write_into(staging: Path, target: Path, plans: list[SubsetPlan], spec: Data
 
 def _earlier_images(target: Path) -> dict[str, EarlierImage]:
     """Images the other versions of this dataset (``name``, ``name_v2``, ...) wrote, by ``image_key``."""
-    base = re.sub(r"_v\d+$", "", target.name)
     found: dict[str, EarlierImage] = {}
-    for folder in sorted(target.parent.glob(f"{glob.escape(base)}*")):
-        if folder.name != base and not re.fullmatch(rf"{re.escape(base)}_v\d+", folder.name):
-            continue
+    for folder in other_versions(target):
         try:
             found.update(_images_listed(folder))
         except (OSError, ValueError, TypeError, KeyError):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounded import parse_toml_file
+from ..paths import text_problem
 from ..read_roots import ReadRoots
 from .preflight import PreflightError
 
@@ -50,7 +51,7 @@ def read_dataset_toml(src: Path, roots: ReadRoots | None) -> dict[str, Any]:
 
 def _checked(src: Path, field: str, value: Any, roots: ReadRoots | None) -> Path:
     """``value`` as an absolute path, refused unless it lies inside ``roots``."""
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+    if not isinstance(value, str) or not value.strip() or text_problem(value) is not None:
         raise PreflightError(f"dataset config {src.name}: {field} must be a folder path")
     given = Path(value)
     path = (given if given.is_absolute() else src.parent / given).resolve()

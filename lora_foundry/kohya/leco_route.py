@@ -29,8 +29,9 @@ from ..read_roots import ReadRoots
 from .doctor import LECO_PIN, LORA_PIN
 from .launcher import LaunchSpec, TrainResult, kept_checkpoints, run_training
 from .operator_config import TrainerInstall
+from .publish import publish_lora, published_path, refuse_published
 from .train_config import PreflightError, _child_env, _quote, check_tokenizers
-from .training import REPORT_NAME, failure_reason, publish_lora
+from .training import REPORT_NAME, failure_reason
 
 LECO_SCRIPTS = {"sd15": "train_leco.py", "sd2": "train_leco.py", "sdxl": "sdxl_train_leco.py"}
 PROMPTS_FILE = "prompts.toml"
@@ -127,9 +128,8 @@ def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, lor
     _options(request)
     if not request.base_model.is_file():
         raise PreflightError(f"base model {request.base_model} does not exist")
-    final = confined(loras_dir, f"{name}.safetensors")
-    if final.exists():
-        raise PreflightError(f"a LoRA named {final.name} already exists in {loras_dir}; choose another output name")
+    final = published_path(loras_dir, name)
+    refuse_published(final)
     run_dir = confined(run_root, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     _copy_neutral_files(prompt_set, run_dir)

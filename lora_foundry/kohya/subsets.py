@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..fileio import TMP_PREFIX, atomic_write_text
+from ..fileio import atomic_link, atomic_write_text
 from ..media import images
 from ..paths import caption_line
 from ..progress import Progress
@@ -131,15 +129,9 @@ def image_key(source: Path, options: WriteOptions) -> str:
 
 def _link_earlier(earlier: EarlierImage, target: Path) -> bool:
     """Hard-link (or, across file systems, copy) an earlier identical image into place, atomically."""
-    temporary = target.with_name(f"{TMP_PREFIX}{target.name}")
     try:
-        try:
-            os.link(earlier.path, temporary)
-        except OSError:
-            shutil.copyfile(earlier.path, temporary)
-        os.replace(temporary, target)
+        atomic_link(earlier.path, target)
     except OSError:
-        temporary.unlink(missing_ok=True)
         return False
     return True
 

@@ -21,13 +21,14 @@ import tomli_w
 from ..fileio import atomic_write_text
 from ..media.images import IMAGE_SUFFIXES
 from ..models.registry import ModelMissingError
-from ..paths import confined, inside_by_name, safe_name
+from ..paths import confined, inside_by_name, name_problem, safe_name
 from ..read_roots import ReadRoots
 from .dataset_read import read_dataset_toml
 from .launcher import LaunchSpec
 from .operator_config import SCRIPTS, OptionRefused, TrainerInstall, check_install
 from .preflight import PreflightError, check_buckets, check_lycoris, resolve_cached_text_conflicts, tokenizer_problems
 from .presets import Preset
+from .publish import published_path, refuse_published
 from .toml_schema import table_problems
 
 __all__ = ["PreflightError", "RunPlan", "TrainRequest", "plan_run"]
@@ -212,13 +213,13 @@ def resolve_model_file(name: str, folders: Sequence[Path], what: str) -> Path:
     """
     if not name or name == "(none)":
         raise PreflightError(f"choose a {what}")
-    if Path(name).is_absolute() or ".." in Path(name).parts:
+    if name_problem(name) is not None:
         raise PreflightError(f"{what} {name!r} must be a file listed in ComfyUI's model folders")
     if Path(name).suffix.lower() != ".safetensors":
         raise PreflightError(f"{what} {name!r} is not a .safetensors file (pickle formats are refused)")
     for folder in folders:
         try:
-            candidate = inside_by_name(Path(folder), *Path(name).parts)  # a symlinked model is followed
+            candidate = inside_by_name(Path(folder), name)  # a symlinked model is followed
         except ValueError:
             continue
         if candidate.is_file():
@@ -287,9 +288,9 @@ def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, lor
     for key in REQUIRED_EXTRAS.get(request.architecture, ()):
         if key not in request.extra_models:
             raise PreflightError(f"{request.architecture} training needs a {key} model file; choose one")
-    final_lora = confined(loras_dir, f"{name}.safetensors")
-    if final_lora.exists() and not request.resume:
-        raise PreflightError(f"a LoRA named {final_lora.name} already exists in {loras_dir}; choose another output name")
+    final_lora = published_path(loras_dir, name)
+    if not request.resume:
+        refuse_published(final_lora)
     run_dir = confined(run_root, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset_toml = run_dir / "dataset.toml"

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_copy, atomic_write_text
+from ..fileio import atomic_write_text
 from ..progress import Progress
 from .launcher import TrainResult, kept_checkpoints, run_training
 from .operator_config import TrainerInstall
+from .publish import publish_lora
 from .train_config import RunPlan, TrainRequest, plan_run
 
 TRAINING_DIR = ("lora_foundry", "training")
@@ -32,20 +33,6 @@ class TrainOutcome:
     @property
     def dry_run(self) -> bool:
         return self.result is None
-
-
-def refuse_published(dst: Path) -> None:
-    """Refuse a LoRA name already published, before any training: found after hours of training,
-    the clash would leave the new LoRA only in its run folder."""
-    if dst.exists():
-        raise FileExistsError(f"{dst} already exists; choose another output name")
-
-
-def publish_lora(src: Path, dst: Path, replace_existing: bool) -> Path:
-    """Copy the verified LoRA into the loras folder atomically (temp file + rename)."""
-    if not replace_existing:
-        refuse_published(dst)
-    return atomic_copy(src, dst)
 
 
 def train_lora(

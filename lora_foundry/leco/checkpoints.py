@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_bytes
+from ..kohya.publish import refuse_published
 from ..lora.files import lora_path, lora_stem, write_lora
 from ..lora.metadata import TYPE_KEY
 from ..paths import confined
@@ -75,8 +76,8 @@ class RunFiles:
 
     def check_can_start(self, resume: bool) -> None:
         """Refuse to replace a finished LoRA, or an earlier run's checkpoints without resuming."""
-        if self.final.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.final} exists; choose another name or set overwrite")
+        if not self.overwrite:
+            refuse_published(self.final, "overwrite")
         if not resume and self.state_path.exists() and not self.overwrite:
             raise FileExistsError(f"checkpoints of an earlier run are in {self.folder}; turn resume on to "
                                   "continue it, or choose another name")

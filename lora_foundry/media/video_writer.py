@@ -4,21 +4,19 @@ Why PyAV and not the ffmpeg CLI: frames arrive one at a time from our own decode
 resampled by presentation time and cropped to its bucket), so nothing is held but the frame being
 encoded, and no shell or extra process is involved. x264 is deterministic unless told otherwise,
 so the same frames give the same bytes (a resumed run equals an uninterrupted one). The file is
-written under a ``.tmp-`` name beside its target and renamed on ``close``: a kill leaves no clip
-that looks finished.
+written under a ``.tmp-`` name beside its target and renamed on ``close`` (``fileio.AtomicFile``, the
+one owner of that): a kill leaves no clip that looks finished.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import FILE_MODE, TMP_PREFIX
+from ..fileio import AtomicFile
 
 
 class Mp4Writer:
@@ -31,11 +29,13 @@ class Mp4Writer:
         if width % 2 or height % 2:
             raise ValueError(f"H.264 (yuv420p) needs even sizes, got {width}x{height}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".mp4", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp_name)
-        self._container = av.open(str(self._tmp), "w", format="mp4")
+        self._file = AtomicFile(self.path)
+        self._tmp = self._file.open()
+        try:
+            self._container = av.open(str(self._tmp), "w", format="mp4")
+        except BaseException:
+            self._file.discard()
+            raise
         rate = Fraction(fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -78,17 +78,13 @@ class Mp4Writer:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._container.close()
-            with open(self._tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.chmod(self._tmp, FILE_MODE)
-            os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise
-        return self.path
+        return self._file.commit()
 
     def abort(self) -> None:
         """Drop the unfinished file (a cancel or an error while writing)."""
         with contextlib.suppress(Exception):
             self._container.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.discard()

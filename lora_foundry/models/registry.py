@@ -24,8 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import name_problem, relative_parts
+
 MODELS_ENV = "LORA_FOUNDRY_MODELS"
-MAX_NAME_BYTES = 255  # one file name on most file systems; a model name is a short relative path
 MAX_SHOWN = 120  # characters of a refused name quoted back
 
 
@@ -130,19 +131,12 @@ def _stays_inside(path: Path, folder: Path) -> bool:
 
 def name_parts(name: object) -> tuple[str, ...] | None:
     """The folder parts of a model name (``sub/model.onnx`` -> ("sub", "model.onnx")), or None when
-    it is not a plain relative name: absolute (POSIX, Windows drive or UNC), ``~``, ``.``/``..``,
-    empty parts, control characters, or longer than ``MAX_NAME_BYTES``. Backslashes count as
-    separators (ComfyUI lists Windows sub-folders with them)."""
-    if not isinstance(name, str) or not name or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
+    it is not a plain relative name (``paths.name_problem``, the one rule). Backslashes count as
+    separators (ComfyUI lists Windows sub-folders with them); a trailing "/" names a folder
+    (open_clip local-dir installs)."""
+    if name_problem(name, folder_ok=True) is not None:
         return None
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or name.startswith("~"):
-        return None
-    parts = tuple(name.replace("\\", "/").split("/"))
-    if parts[-1] == "":
-        parts = parts[:-1]  # "folder/" names a folder (open_clip local-dir installs)
-    if not parts or any(part in ("", ".", "..") or ":" in part for part in parts):
-        return None
-    return parts
+    return relative_parts(str(name), folder_ok=True)
 
 
 def not_installed_message(spec: ModelSpec, name: object) -> str:

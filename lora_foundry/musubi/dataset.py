@@ -31,9 +31,10 @@ from typing import Any
 import tomli_w
 
 from .. import bounded, names
+from ..kohya.dataset_versions import after_race, version_folder
 from ..kohya.staging import make_staging, publish, remove_stale_staging
 from ..media import images
-from ..paths import caption_line, confined, safe_name
+from ..paths import caption_line, safe_name
 from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Item, Workspace
 
@@ -122,25 +123,30 @@ def _write_image(source: Path, stem: Path) -> Path:
     return images.save_image(images.flatten(images.load_image(source)), stem.with_suffix(".png"))
 
 
-def _target(root: Path, name: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for version in range(1, 1000):
-        candidate = confined(root, name if version == 1 else f"{name}_v{version}")
-        if not candidate.exists():
-            return candidate
-    raise FileExistsError(f"too many versions of dataset {name} in {root}")
+def _identity(clips: Handle, image_frames: Handle | None, spec: VideoDatasetSpec) -> dict[str, Any]:
+    """What makes two writes the same dataset: the clips and images (their stage keys follow every
+    setting that made them, captions included) and the spec."""
+    def source(handle: Handle | None) -> dict[str, str] | None:
+        return None if handle is None else {"workspace": handle.workspace, "stage_key": handle.stage_key}
+
+    return {"clips": source(clips), "images": source(image_frames), "spec": asdict(spec)}
 
 
 def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, root: Path,
                         image_frames: Handle | None = None, progress: Progress | None = None) -> VideoDataset:
-    """Write ``clips`` (and ``image_frames`` as a mixed-in image dataset) under ``root``; a new
-    version folder when the name is taken, never an overwrite."""
+    """Write ``clips`` (and ``image_frames`` as a mixed-in image dataset) under ``root``, versioned
+    as kohya's datasets are (``kohya.dataset_versions``, ``new_version``): the same clips and spec
+    again return the dataset already written (and the latents musubi cached in it), anything else
+    is written as the next ``_vN``, never over an existing one."""
     name = safe_name(spec.name, "dataset name")
     clip_items = _clip_items(ws, clips)
     image_items = ws.items(image_frames) if image_frames is not None else []
     captions = ws.annotations(clips, names.CAPTION)
     image_captions = ws.annotations(image_frames, names.CAPTION) if image_frames is not None else {}
-    target = _target(root, name)
+    identity = _identity(clips, image_frames, spec)
+    target = version_folder(root, name, identity, "new_version", REPORT_NAME)
+    if target.is_dir():
+        return read_video_dataset(target)
     remove_stale_staging(root)
     staging = make_staging(root, target.name)
     report = ensure_progress(progress)
@@ -167,14 +173,17 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
         written = VideoDataset(target, target / TOML_NAME, len(clip_items), len(image_items),
                                float(clip_items[0].meta[names.META_CLIP]["fps"]),
                                tuple(config["datasets"][0]["target_frames"]))
-        record = {"spec": asdict(spec), "clips": [item.relpath for item in clip_items], "images": len(image_items),
-                  "fps": written.fps, "frame_counts": list(written.frame_counts), "workspace": str(ws.root)}
+        record = {"identity": identity, "spec": asdict(spec), "clips": [item.relpath for item in clip_items],
+                  "images": len(image_items), "fps": written.fps, "frame_counts": list(written.frame_counts),
+                  "workspace": str(ws.root)}
         (staging / REPORT_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
-        if not publish(staging, target):
-            raise FileExistsError(f"{target} was written by another run at the same time; run again")
+        published = publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if not published:  # another writer of the same name finished first: as if it had run before us
+        shutil.rmtree(staging, ignore_errors=True)
+        return read_video_dataset(after_race(root, target, identity, "new_version", REPORT_NAME))
     return written
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..bounded import parse_json
+from ..paths import name_problem, relative_parts
 
 SCHEMA_VERSION = 1
 
@@ -102,16 +103,14 @@ def _refuse_code(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def checked_relpath(relpath: object, where: str) -> str:
-    """``relpath`` when it is a plain relative path (``stages/x/0001.png``) that stays inside the
-    workspace, by name: no absolute path, drive, ``~``, ``..``, backslash or control character.
-    The pack never writes symlinks into a workspace and a client cannot upload one."""
-    text = relpath if isinstance(relpath, str) else ""
-    parts = PurePosixPath(text).parts
-    if (not text or text.startswith(("/", "~")) or "\\" in text or text[1:2] == ":"
-            or any(ord(ch) < 32 for ch in text) or any(part in (".", "..") for part in parts)):
+    """``relpath`` (``stages/x/0001.png``, with ``/`` between its parts) when it is a plain relative
+    path that stays inside the workspace by name (``paths.name_problem``, the one rule: no absolute
+    path, drive, ``~``, ``..``, control character...). The pack never writes symlinks into a
+    workspace and a client cannot upload one."""
+    if name_problem(relpath) is not None:
         raise ForgedManifestError(f"{where}: {str(relpath)[:120]!r} is not a path inside the workspace; "
                                   "the workspace was altered, delete it and run again")
-    return text
+    return "/".join(relative_parts(str(relpath)))
 
 
 def stored_json(text: object, where: str) -> Any:

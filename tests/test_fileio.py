@@ -1,0 +1,81 @@
+"""Atomic files: a writer that fails midway leaves the file a user had (or none) and no temporary
+file, whether it writes in one block (``atomic_write``) or frame by frame (``Mp4Writer``)."""
+
+from __future__ import annotations
+
+import stat
+
+import numpy as np
+import pytest
+
+from lora_foundry.fileio import FILE_MODE, atomic_file, atomic_write, atomic_write_text
+from lora_foundry.media.video_writer import Mp4Writer
+
+
+class Broken(Exception):
+    pass
+
+
+def _fail_midway(handle):
+    handle.write(b"half of a file")
+    raise Broken("the disk filled up")
+
+
+def test_a_writer_that_raises_midway_leaves_no_temp_and_no_partial_file(tmp_path):
+    with pytest.raises(Broken):
+        atomic_write(tmp_path / "new.txt", _fail_midway)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_raises_midway_keeps_the_file_it_would_have_replaced(tmp_path):
+    kept = atomic_write_text(tmp_path / "kept.txt", "the old caption")
+    with pytest.raises(Broken):
+        atomic_write(kept, _fail_midway)
+    assert kept.read_text() == "the old caption" and list(tmp_path.iterdir()) == [kept]
+
+
+def test_atomic_file_renames_a_finished_file_readable_by_other_users(tmp_path):
+    target = tmp_path / "sub" / "clip.bin"
+    with atomic_file(target) as temp:
+        assert temp.parent == target.parent and temp.name.startswith(".tmp-") and not target.exists()
+        temp.write_bytes(b"done")
+    assert target.read_bytes() == b"done" and stat.S_IMODE(target.stat().st_mode) == FILE_MODE
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_atomic_file_removes_the_temp_when_the_block_raises(tmp_path):
+    with pytest.raises(Broken), atomic_file(tmp_path / "clip.bin") as temp:
+        temp.write_bytes(b"half")
+        raise Broken("cancelled")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _frames(writer: Mp4Writer, count: int) -> None:
+    for index in range(count):
+        writer.write(np.full((32, 48, 3), index * 20, np.uint8))
+
+
+def test_a_clip_whose_writing_fails_midway_leaves_no_temp_and_no_partial_clip(tmp_path):
+    writer = Mp4Writer(tmp_path / "clip.mp4", 48, 32, 8.0, preset="ultrafast")
+    _frames(writer, 3)
+    with pytest.raises(ValueError, match="frame is 10x10"):
+        writer.write(np.zeros((10, 10, 3), np.uint8))  # the decoder handed over a broken frame
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clip_that_cannot_be_moved_into_place_leaves_no_temp(tmp_path):
+    (tmp_path / "clip.mp4").mkdir()  # something else already holds the name
+    writer = Mp4Writer(tmp_path / "clip.mp4", 48, 32, 8.0, preset="ultrafast")
+    _frames(writer, 3)
+    with pytest.raises(OSError):
+        writer.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"] and (tmp_path / "clip.mp4").is_dir()
+
+
+def test_a_finished_clip_is_renamed_into_place(tmp_path):
+    writer = Mp4Writer(tmp_path / "clip.mp4", 48, 32, 8.0, preset="ultrafast")
+    _frames(writer, 4)
+    path = writer.close()
+    assert path == tmp_path / "clip.mp4" and path.stat().st_size > 0 and writer.frames == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
