@@ -19,6 +19,7 @@ printed per node.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,8 @@ def _server_paths(message: str, value, server) -> list[str]:
     message = _masked(message, value)
     found = []
     for root in (server.tmp, REPO, Path(REPO).parent):
-        if str(root) in message:
+        # the root as a whole path: "/work" shows a server path, "output/lora_foundry/workspaces" does not
+        if re.search(rf"(?<![\w.-]){re.escape(str(root))}(?![\w.-])", message):
             found.append(str(root))
     return found
 
@@ -134,3 +136,13 @@ def test_no_hostile_value_escapes(stage, node_id, capsys):
     with capsys.disabled():
         print(f"\noracle {node_id}: {len(inputs)} inputs, {runs} runs, {len(problems)} problems")
     assert not problems, "\n".join(problems[:40])
+
+
+def test_the_leak_check_finds_a_server_path_but_not_a_folder_that_starts_like_one(tmp_path):
+    """A repo checked out at /work made "output/lora_foundry/workspaces" read as the path "/work"."""
+    server = type("Server", (), {"tmp": tmp_path})()
+    root = Path(REPO).parent
+    assert _server_paths(f"cannot read {REPO / 'nodes' / 'x.py'}", "v", server) == [str(REPO), str(root)]
+    assert _server_paths(f"failed in {tmp_path}", "v", server) == [str(tmp_path)]
+    shaped = f"images @ output/lora_foundry{root}spaces/oracle_ws{root}.bak x{root}"
+    assert _server_paths(shaped, "v", server) == []
