@@ -105,18 +105,18 @@ class KohyaTrainLECO:
                               prompts_dir=folder, read_roots=_comfy.read_roots())
         install = load_trainer_install(_comfy.user_root())
         run_root = _comfy.output_root().joinpath(*TRAINING_DIR[:-1], LECO_RUNS)
-        spec, final = plan_leco(request, install, run_root, loras_dir())
+        plan = plan_leco(request, install, run_root, loras_dir())
         if dry_run:
-            report = describe_leco(None, spec)
+            report = describe_leco(None, plan)
             return {"ui": {"text": [report]}, "result": ([], "", "", report)}
         progress = _comfy.ComfyProgress(unique_id)
-        result = launch_leco(spec, final, progress, EventForwarder(unique_id, progress), interrupted)
-        report = describe_leco(result, spec)
+        result = launch_leco(plan, progress, EventForwarder(unique_id, progress), interrupted)
+        report = describe_leco(result, plan)
         if result.status == "cancelled":
             show_cancel_report(unique_id, report)
             raise result.cancel_cause or RuntimeError(report)
-        lora_name = f"{LORAS_SUBDIR}/{final.name}"
-        stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(spec))]
+        lora_name = f"{LORAS_SUBDIR}/{plan.final.name}"
+        stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(plan.spec))]
         return {"ui": {"text": [report]}, "result": (stack, lora_name, str(result.lora_path), report)}
 
 
