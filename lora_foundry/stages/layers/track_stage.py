@@ -137,19 +137,21 @@ def _opened(models: tuple[Any, Any], kept: Kept) -> tuple[ModelHandle, Any]:
         from ...models.clip_model import open_source
         from ...models.sam2_model import open_sam2_source
 
-        return open_sam2_source(sam), open_source(clip) if clip is not None else None
+        opened = open_sam2_source(sam)
+        check_tracker(opened.model)  # once per model a worker opens, like the driver's once per run
+        return opened, open_source(clip) if clip is not None else None
 
     return kept.get(models, open_both)
 
 
 def track_shot_unit(job: TrackShot, send: Send, kept: Kept) -> None:
     """In a worker (or this process): find the shot's characters, track them, write every frame's
-    layers, send one progress message per frame, then the shot's record."""
+    layers, send one progress message per frame, then the shot's record. The tracker was checked
+    once: by ``track_layers`` for a run here, when a worker opened it otherwise."""
     st = remote.RemoteStage(job.stage, send)
     sam, clip = _opened(job.models, kept)
     options = job.settings.options
     with all_on_device(sam, clip):
-        check_tracker(sam.model)
         finder = NewCharacters(make_segmenter(sam, options, clip), job.shot, job.settings.redetect_every,
                                options.rules.max_characters)
         done = iter(range(1, len(job.shot) + 1))
