@@ -67,13 +67,14 @@ class LecoRequest:
 
 @dataclass(frozen=True)
 class LecoPlan:
-    """A planned kohya LECO run: the launch, where the verified LoRA is published, and the checkpoint
-    interval it was planned with (the cancel report says when the first was due from this, not from
-    reading ``run.toml`` back)."""
+    """A planned kohya LECO run: the launch, where the verified LoRA is published, the checkpoint
+    interval and the prompt set it was planned with (the cancel report and the node's stack read
+    these, never ``run.toml`` or the prompt file back)."""
 
     spec: LaunchSpec
     final: Path
     save_every: int
+    prompt_set: PromptSet
 
 
 def leco_script(install: TrainerInstall, architecture: str) -> Path:
@@ -159,7 +160,7 @@ def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, lor
                       loss_path=run_dir / f"{name}.loss", checkpoint_glob=f"{name}-step*.safetensors",
                       expected_metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(request.rank),
                                          "ss_leco_prompts_file": PROMPTS_FILE})
-    return LecoPlan(spec, final, int(request.training.save_every))
+    return LecoPlan(spec, final, int(request.training.save_every), prompt_set)
 
 
 def _copy_neutral_files(prompt_set: PromptSet, run_dir: Path) -> None:
