@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 from fixtures_fake_trainer import FAKE_TRAINER, add_leco_scripts, make_base_model, make_fake_install
@@ -77,10 +78,11 @@ def test_a_trainer_that_writes_no_leco_metadata_is_not_a_success(tmp_path, insta
     assert not (tmp_path / "loras" / "age_slider.safetensors").exists()
 
 
-def test_a_plan_computes_its_options_once_and_its_report_reads_no_toml_back(tmp_path, install, monkeypatch):
+def test_a_plan_computes_its_options_once_and_its_report_reads_nothing_back(tmp_path, install, monkeypatch):
     """The options are checked and written from one computation (counted on the real ``_options``),
-    and a run cancelled before its first checkpoint says when that was due from the plan, parsing no
-    TOML (counted on the real ``tomllib.loads``; it used to read its own ``run.toml`` back)."""
+    and the report of a run cancelled before its first checkpoint says when that was due, and the
+    command, from the plan: no TOML parsed (counted on the real ``tomllib.loads``; it parsed its own
+    ``run.toml`` back) and no file of the run read (it read ``command.txt`` and ``warnings.txt``)."""
     computed, real_options = [], leco_route._options
     monkeypatch.setattr(leco_route, "_options", lambda request: computed.append(request) or real_options(request))
     plan = plan_leco(_request(tmp_path, attention="xformers"), install, tmp_path / "runs", tmp_path / "loras")
@@ -89,6 +91,11 @@ def test_a_plan_computes_its_options_once_and_its_report_reads_no_toml_back(tmp_
     assert written["training"]["xformers"] is True  # the one computation is what run.toml holds
     parsed, real_loads = [], tomllib.loads
     monkeypatch.setattr(tomllib, "loads", lambda text, **more: parsed.append(text) or real_loads(text, **more))
+    read, real_read_text = [], Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **more: read.append(path) or real_read_text(
+        path, *args, **more))
     cancelled = TrainResult("cancelled", None, 1, 6, 0.5, None, None, plan.spec.log_path, plan.spec.loss_path, [], [])
-    assert "no checkpoint was saved before the cancel (the first was due at step 2)" in describe_leco(cancelled, plan)
-    assert parsed == []
+    report = describe_leco(cancelled, plan)
+    assert "no checkpoint was saved before the cancel (the first was due at step 2)" in report
+    assert f"command: {(plan.spec.log_path.parent / 'command.txt').read_text().strip()}" in report
+    assert parsed == [] and read == [plan.spec.log_path.parent / "command.txt"]  # the assertion's own read only

@@ -67,14 +67,16 @@ class LecoRequest:
 
 @dataclass(frozen=True)
 class LecoPlan:
-    """A planned kohya LECO run: the launch, where the verified LoRA is published, the checkpoint
-    interval and the prompt set it was planned with (the cancel report and the node's stack read
-    these, never ``run.toml`` or the prompt file back)."""
+    """A planned kohya LECO run: the launch, where the verified LoRA is published, and what it was
+    planned with: the checkpoint interval, the prompt set, the command line and the warnings (the
+    reports and the node's stack use these; the files written beside the run are never read back)."""
 
     spec: LaunchSpec
     final: Path
     save_every: int
     prompt_set: PromptSet
+    command: str
+    warnings: tuple[str, ...]
 
 
 def leco_script(install: TrainerInstall, architecture: str) -> Path:
@@ -149,18 +151,20 @@ def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, lor
     prompts = atomic_write_text(run_dir / PROMPTS_FILE, request.prompts_toml)
     config_toml = atomic_write_text(run_dir / "run.toml",
                                     tomli_w.dumps(_config(request, name, run_dir, prompts, tokenizers, options)))
-    atomic_write_text(run_dir / "warnings.txt", "".join(f"{w}\n" for w in _warnings(request, prompt_set)))
+    warnings = tuple(_warnings(request, prompt_set))
+    atomic_write_text(run_dir / "warnings.txt", "".join(f"{w}\n" for w in warnings))
     # train_leco.py declares --prompts_file required=True and parses the command line before it reads
     # --config_file: without it on the command line argparse stops (exit 2) before the config is read.
     argv = (str(install.python), *install.python_args, str(script), "--config_file", str(config_toml),
             "--prompts_file", str(prompts))
-    atomic_write_text(run_dir / "command.txt", " ".join(_quote(a) for a in argv) + "\n")
+    command = " ".join(_quote(a) for a in argv)
+    atomic_write_text(run_dir / "command.txt", command + "\n")
     spec = LaunchSpec(argv=argv, cwd=install.sd_scripts_dir, env=_child_env(install),
                       output_file=run_dir / f"{name}.safetensors", log_path=run_dir / f"{name}.log",
                       loss_path=run_dir / f"{name}.loss", checkpoint_glob=f"{name}-step*.safetensors",
                       expected_metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(request.rank),
                                          "ss_leco_prompts_file": PROMPTS_FILE})
-    return LecoPlan(spec, final, int(request.training.save_every), prompt_set)
+    return LecoPlan(spec, final, int(request.training.save_every), prompt_set, command, warnings)
 
 
 def _copy_neutral_files(prompt_set: PromptSet, run_dir: Path) -> None:
@@ -217,10 +221,8 @@ def describe_leco(result: TrainResult | None, plan: LecoPlan, launched: bool = F
     the loss curve are, and what the prompt file had that was ignored."""
     spec = plan.spec
     run_dir = spec.log_path.parent
-    lines = [f"command: {(run_dir / 'command.txt').read_text(encoding='utf-8').strip()}",
-             f"config: {run_dir / 'run.toml'}", f"prompts: {run_dir / PROMPTS_FILE}"]
-    notes = run_dir / "warnings.txt"
-    lines += [f"WARNING: {w}" for w in (notes.read_text("utf-8").splitlines() if notes.is_file() else [])]
+    lines = [f"command: {plan.command}", f"config: {run_dir / 'run.toml'}", f"prompts: {run_dir / PROMPTS_FILE}"]
+    lines += [f"WARNING: {w}" for w in plan.warnings]
     if result is None:
         return "\n".join([*lines, f"log: {spec.log_path}"] if launched else ["dry run: nothing was launched", *lines])
     speed = f"{result.steps_per_s:.3f} steps/s" if result.steps_per_s else "speed unknown"
