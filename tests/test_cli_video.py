@@ -24,12 +24,7 @@ def test_video_dataset_then_train_video_from_the_command_line(tmp_path, capsys, 
                  "--model", "hunyuan_video", "--x264-preset", "ultrafast", "--out", str(out)]) == 0
     written = json.loads(_last_json(capsys))
     assert written["fps"] == 24.0 and written["clips"] >= 1 and all((n - 1) % 4 == 0 for n in written["frame_counts"])
-    fake = make_fake_musubi(tmp_path / "ext")
-    user = tmp_path / "user"
-    (user / "lora_foundry").mkdir(parents=True)
-    (user / "lora_foundry" / "musubi.json").write_text(json.dumps({
-        "musubi_tuner": str(fake.root), "python": sys.executable, "accelerate": False,
-        "models": {p: {r: str(f) for r, f in roles.items()} for p, roles in fake.models.items()}}))
+    user = _musubi_user(tmp_path)
     assert main(["train-video", written["dataset"], "--preset", "wan21_t2v_1.3B", "--name", "x", "--epochs", "1",
                  "--out", str(out), "--user-dir", str(user)]) == 1, "Wan refuses clips cut at 24 fps"
     assert "at 24 fps but wan21_t2v_1.3B trains at 16 fps" in capsys.readouterr().err
@@ -84,12 +79,7 @@ def test_train_video_parses_the_dataset_toml_once(tmp_path, capsys, monkeypatch)
     (folder / "lora_foundry_video_dataset.json").write_text(json.dumps(
         {"clips": ["videos/shot0000_00.mp4", "videos/shot0001_00.mp4"], "fps": 16.0, "frame_counts": [33, 33],
          "images": 0}))
-    fake = make_fake_musubi(tmp_path / "ext")
-    user = tmp_path / "user"
-    (user / "lora_foundry").mkdir(parents=True)
-    (user / "lora_foundry" / "musubi.json").write_text(json.dumps({
-        "musubi_tuner": str(fake.root), "python": sys.executable, "accelerate": False,
-        "models": {p: {r: str(f) for r, f in roles.items()} for p, roles in fake.models.items()}}))
+    user = _musubi_user(tmp_path)
     parsed, real_loads = [], tomllib.loads
     monkeypatch.setattr(tomllib, "loads", lambda source, **more: parsed.append(source) or real_loads(source, **more))
     assert main(["train-video", str(folder), "--preset", "wan21_t2v_1.3B", "--name", "once", "--epochs", "1",
@@ -98,6 +88,17 @@ def test_train_video_parses_the_dataset_toml_once(tmp_path, capsys, monkeypatch)
     assert json.loads(printed[printed.index("{"):])["steps"] == {"cache_latents": "done", "cache_text": "done",
                                                                  "train": "done"}
     assert parsed.count(toml) == 1
+
+
+def _musubi_user(tmp_path: Path) -> Path:
+    """A ComfyUI user folder whose musubi.json points at the musubi stand-in."""
+    fake = make_fake_musubi(tmp_path / "ext")
+    user = tmp_path / "user"
+    (user / "lora_foundry").mkdir(parents=True)
+    (user / "lora_foundry" / "musubi.json").write_text(json.dumps({
+        "musubi_tuner": str(fake.root), "python": sys.executable, "accelerate": False,
+        "models": {p: {r: str(f) for r, f in roles.items()} for p, roles in fake.models.items()}}))
+    return user
 
 
 def _last_json(capsys) -> str:
