@@ -27,6 +27,7 @@ INT and combo inputs keep ComfyUI's checks (an INT is converted with ``int()``, 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -165,30 +166,38 @@ def refusal(validate: Callable[..., Any], **values: Any) -> str | None:
 
 
 class Validation:
-    """The ``VALIDATE_INPUTS`` ``@node`` puts on a class: the declared checks, then the node's own
-    function (``own``). A descriptor, so the inputs it takes are read from ``INPUT_TYPES`` when ComfyUI
-    asks (at validation, never at import: listing model files is work)."""
+    """The ``VALIDATE_INPUTS`` ``@node`` puts on ``cls``: the declared checks, then the node's own
+    function (``own``). A descriptor, so the inputs it takes are read from the declaration when ComfyUI
+    first asks (at validation, never at import), and once: ComfyUI reads the signature and then calls
+    the function, each a fresh attribute lookup, and every validation of every prompt asks again, while
+    a node's declared inputs never change."""
 
-    def __init__(self, own: Callable[..., Any] | None) -> None:
-        self.own = own
+    def __init__(self, cls: type, own: Callable[..., Any] | None) -> None:
+        self.cls, self.own = cls, own
+
+    @functools.cached_property
+    def checked(self) -> dict[str, tuple[Any, dict[str, Any]]]:
+        return checked_inputs(self.cls)
 
     def __get__(self, instance: Any, owner: type) -> _BoundValidation:
-        return _BoundValidation(owner, self.own)
+        # a class inheriting this without registering itself may declare other inputs: listed afresh
+        return _BoundValidation(owner, self.own, self.checked if owner is self.cls else checked_inputs(owner))
 
 
 class _BoundValidation:
     """``VALIDATE_INPUTS`` of one class. ComfyUI reads the argument names with getfullargspec, which
     honours ``__signature__``, and passes exactly those inputs (leaving their min/max and choices to us)."""
 
-    def __init__(self, cls: type, own: Callable[..., Any] | None) -> None:
-        self.cls, self.own = cls, own
+    def __init__(self, cls: type, own: Callable[..., Any] | None,
+                 checked: dict[str, tuple[Any, dict[str, Any]]]) -> None:
+        self.cls, self.own, self.checked = cls, own, checked
 
     def _own_names(self) -> list[str]:
         return list(inspect.signature(self.own).parameters)[1:] if self.own is not None else []
 
     @property
     def __signature__(self) -> inspect.Signature:
-        names = list(dict.fromkeys([*checked_inputs(self.cls), *self._own_names()]))
+        names = list(dict.fromkeys([*self.checked, *self._own_names()]))
         return inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
                                   for name in names])
 
@@ -203,7 +212,7 @@ class _BoundValidation:
 
     def _answer(self, values: dict[str, Any]) -> bool | str:
         shown = self._shown()
-        for name, (kind, options) in checked_inputs(self.cls).items():
+        for name, (kind, options) in self.checked.items():
             problems = (input_problem(kind, options, one) for one in each_value(self.cls, values.get(name)))
             problem = next(filter(None, problems), None)
             if problem is not None:

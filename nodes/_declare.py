@@ -156,7 +156,7 @@ def node(node_id: str, display_name: str, *, category: str, function: str,
             wrapped = _checked(cls, _one_line_per_run(display_name, original))
             setattr(wrapped, RAW_METHOD, original)
             setattr(cls, function, wrapped)
-        cls.VALIDATE_INPUTS = Validation(_own_validation(cls))
+        cls.VALIDATE_INPUTS = Validation(cls, _own_validation(cls))
         cls.DESCRIPTION = help_text
         cls.RETURN_TYPES = tuple(kind for kind, _ in outputs)
         cls.RETURN_NAMES = tuple(name for _, name in outputs)

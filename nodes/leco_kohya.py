@@ -17,7 +17,6 @@ from ..lora_foundry.kohya.leco_route import (
     LECO_RUNS,
     LECO_SCRIPTS,
     PRECISIONS,
-    PROMPTS_FILE,
     LecoRequest,
     describe_leco,
     launch_leco,
@@ -26,7 +25,7 @@ from ..lora_foundry.kohya.leco_route import (
 from ..lora_foundry.kohya.operator_config import load_trainer_install
 from ..lora_foundry.kohya.train_config import PreflightError, resolve_model_file
 from ..lora_foundry.kohya.training import LORAS_SUBDIR, TRAINING_DIR
-from ..lora_foundry.leco.prompts import load_prompt_file
+from ..lora_foundry.leco.prompts import PromptSet
 from ..lora_foundry.leco.train import LecoConfig
 from ..lora_foundry.lora.stack import StackEntry
 from ..lora_foundry.paths import confined
@@ -105,18 +104,18 @@ class KohyaTrainLECO:
                               prompts_dir=folder, read_roots=_comfy.read_roots())
         install = load_trainer_install(_comfy.user_root())
         run_root = _comfy.output_root().joinpath(*TRAINING_DIR[:-1], LECO_RUNS)
-        spec, final = plan_leco(request, install, run_root, loras_dir())
+        plan = plan_leco(request, install, run_root, loras_dir())
         if dry_run:
-            report = describe_leco(None, spec)
+            report = describe_leco(None, plan)
             return {"ui": {"text": [report]}, "result": ([], "", "", report)}
         progress = _comfy.ComfyProgress(unique_id)
-        result = launch_leco(spec, final, progress, EventForwarder(unique_id, progress), interrupted)
-        report = describe_leco(result, spec)
+        result = launch_leco(plan, progress, EventForwarder(unique_id, progress), interrupted)
+        report = describe_leco(result, plan)
         if result.status == "cancelled":
             show_cancel_report(unique_id, report)
             raise result.cancel_cause or RuntimeError(report)
-        lora_name = f"{LORAS_SUBDIR}/{final.name}"
-        stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(spec))]
+        lora_name = f"{LORAS_SUBDIR}/{plan.final.name}"
+        stack = [StackEntry(lora_name, 1.0, 0.0, stack_kind(plan.prompt_set))]
         return {"ui": {"text": [report]}, "result": (stack, lora_name, str(result.lora_path), report)}
 
 
@@ -145,11 +144,10 @@ def prompts_path(prompts_file: str) -> Path:
     return path
 
 
-def stack_kind(spec: Any) -> str:
-    """``slider`` when the set trains at negative strength too (the stack then sweeps −1 … +1): read
-    from the run's own copy of the prompt file (its neutral files sit beside it)."""
-    settings = load_prompt_file(spec.log_path.parent / PROMPTS_FILE).settings
-    return "slider" if any(s.multiplier < 0 for s in settings) else "leco"
+def stack_kind(prompt_set: PromptSet) -> str:
+    """``slider`` when the set trains at negative strength too (the stack then sweeps −1 … +1): the
+    prompt set the run was planned with (``LecoPlan.prompt_set``)."""
+    return "slider" if any(s.multiplier < 0 for s in prompt_set.settings) else "leco"
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = mappings(KohyaTrainLECO)

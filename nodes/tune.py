@@ -10,7 +10,7 @@ Optuna is the ``tune`` extra; without it the node stops with the install command
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .evaluate import (
     JUDGE_INPUTS,
     OTHER_CHECKPOINT_INPUTS,
     RENDER_INPUTS,
+    lora_identity,
     make_embedder,
     other_checkpoints,
     other_renderers,
@@ -57,6 +58,34 @@ def publish(study: Any, output_name: str, study_dir: Path) -> Path:
         earlier = read_lora_metadata(destination).get(tune_report.TUNE_METADATA_KEY, "{}")
         ours = json.loads(earlier).get("study") == study.study_name
     return tune_report.publish_best(study, destination, replace_existing=ours, within=study_dir)[0]
+
+
+@dataclass(frozen=True)
+class TrialJudge:
+    """How a study judges each LoRA its trials make (``evaluate_lora`` of ``launcher_trial``): LF
+    Evaluate LoRA's criteria, renderers and LoRA identity (``evaluate.lora_identity``), so a LoRA file
+    the evaluate node judged in the same workspace reuses its cells, and the other way round."""
+
+    ws: Workspace
+    models: tuple[Any, Any, Any]  # MODEL, CLIP, VAE
+    settings: matrix.RenderSettings
+    model_id: str
+    embedder: Any
+    train: Any
+    trigger: str
+    preset: matrix.MatrixPreset
+    captions: tuple[str, ...]
+    others: tuple[tuple[str, Any, Any, str], ...]
+
+    def __call__(self, path: Path, label: str) -> dict[str, Any]:
+        parts = [_comfy_sampling.LoraPart(path)]
+        lora_id = lora_identity(parts)
+        model, clip, vae = self.models
+        renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, parts, self.settings, self.model_id, lora_id)
+        return evaluation.evaluate(self.ws, renderer, self.embedder, self.train, trigger_of(self.trigger, parts),
+                                   self.preset, progress=CallbackProgress(lambda *_: _comfy.check_interrupt()),
+                                   name=safe_name(label, "trial name"), captions=self.captions,
+                                   others=other_renderers(self.others, vae, parts, self.settings, lora_id)).report
 
 
 @node("LF_TuneTraining", "LF Tune Training (Optuna)", category="training", function="tune", output_node=True,
@@ -134,28 +163,20 @@ class TuneTraining:
         progress = _comfy.ComfyProgress(unique_id)
         captions = evaluation.training_captions(paths)  # read once, not per judged LoRA
         with Workspace.open(workspace_path(_comfy.output_root(), workspace)) as ws:
-
-            def evaluate_lora(path: Path, label: str) -> dict[str, Any]:
-                part = _comfy_sampling.LoraPart(path)
-                lora_id = json.dumps([str(path), path.stat().st_mtime_ns])
-                renderer = _comfy_sampling.ComfyRenderer(model, clip, vae, [part], settings, model_id, lora_id)
-                return evaluation.evaluate(ws, renderer, embedder, train, trigger_of(trigger, [part]), preset,
-                                           progress=CallbackProgress(lambda *_: _comfy.check_interrupt()),
-                                           name=safe_name(label, "trial name"),
-                                           captions=captions,
-                                           others=other_renderers(others, vae, [part], settings, lora_id)).report
-
+            judge = TrialJudge(ws, (model, clip, vae), settings, model_id, embedder, train, trigger, preset,
+                               tuple(captions), tuple(others))
             setup = TrainingSetup(request, load_trainer_install(_comfy.user_root()),
                                   confined(ws.root, "tuning", request.output_name), checkpoints)
             study = tune.open_study(setup.study_dir, request.output_name, seed=seed, identity=identity)
-            trial_fn = launcher_trial(setup, evaluate_lora, weights, should_stop=interrupted)
+            notes = [note] if (note := tune.note_cell_keys(study)) else []
+            trial_fn = launcher_trial(setup, judge, weights, should_stop=interrupted)
             tune.run_study(study, space, trial_fn, n_trials, progress)
             best = publish(study, request.output_name, setup.study_dir)
             report = {"best": tune_report.tune_metadata(study, tune_report.best_trial(study)),
-                      "trials": tune.trials_table(study), "study": str(setup.study_dir)}
+                      "trials": tune.trials_table(study), "study": str(setup.study_dir), "notes": notes}
             history, importances = tune_report.history_plot(study), tune_report.importance_plot(study)
         lora_name = f"{best.parent.name}/{best.name}"
-        return {"ui": {"text": [f"best: {lora_name} ({report['best']})"]},
+        return {"ui": {"text": [f"best: {lora_name} ({report['best']})", *notes]},
                 "result": (lora_name, json.dumps(report, indent=1, default=str), images_to_tensor([history]),
                            images_to_tensor([importances]))}
 

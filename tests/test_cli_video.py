@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,7 @@ def test_video_dataset_then_train_video_from_the_command_line(tmp_path, capsys, 
                  "--model", "hunyuan_video", "--x264-preset", "ultrafast", "--out", str(out)]) == 0
     written = json.loads(_last_json(capsys))
     assert written["fps"] == 24.0 and written["clips"] >= 1 and all((n - 1) % 4 == 0 for n in written["frame_counts"])
-    fake = make_fake_musubi(tmp_path / "ext")
-    user = tmp_path / "user"
-    (user / "lora_foundry").mkdir(parents=True)
-    (user / "lora_foundry" / "musubi.json").write_text(json.dumps({
-        "musubi_tuner": str(fake.root), "python": sys.executable, "accelerate": False,
-        "models": {p: {r: str(f) for r, f in roles.items()} for p, roles in fake.models.items()}}))
+    user = _musubi_user(tmp_path)
     assert main(["train-video", written["dataset"], "--preset", "wan21_t2v_1.3B", "--name", "x", "--epochs", "1",
                  "--out", str(out), "--user-dir", str(user)]) == 1, "Wan refuses clips cut at 24 fps"
     assert "at 24 fps but wan21_t2v_1.3B trains at 16 fps" in capsys.readouterr().err
@@ -63,6 +59,46 @@ def test_train_video_refuses_a_hostile_dataset_record_by_name(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert code == 1 and "video dataset evil/lora_foundry_video_dataset.json" in err and expected in err
     assert str(tmp_path) not in err and "Traceback" not in err
+
+
+def test_train_video_parses_the_dataset_toml_once(tmp_path, capsys, monkeypatch):
+    """One ``train-video`` run parses the dataset TOML once (counted on the real ``tomllib.loads``;
+    the launcher parsed it before and after each caching step); a dataset written by hand for the
+    musubi stand-in, its record as LF Write Video Dataset writes it."""
+    for name in ("MUSUBI_TUNER", "MUSUBI_PYTHON", "FAKE_MUSUBI_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "out" / "lora_foundry" / "datasets" / "set"
+    (folder / "videos").mkdir(parents=True)
+    for i in range(2):
+        (folder / "videos" / f"shot{i:04d}_00.mp4").write_bytes(b"not decoded by the stand-in")
+        (folder / "videos" / f"shot{i:04d}_00.txt").write_text("ohwx woman, walking\n")
+    toml = (f'[general]\nresolution = [640, 352]\ncaption_extension = ".txt"\n\n[[datasets]]\n'
+            f'video_directory = "{folder / "videos"}"\ncache_directory = "{folder / "cache"}"\n'
+            'frame_extraction = "full"\nmax_frames = 33\nsource_fps = 16.0\n')
+    (folder / "dataset.toml").write_text(toml)
+    (folder / "lora_foundry_video_dataset.json").write_text(json.dumps(
+        {"clips": ["videos/shot0000_00.mp4", "videos/shot0001_00.mp4"], "fps": 16.0, "frame_counts": [33, 33],
+         "images": 0}))
+    user = _musubi_user(tmp_path)
+    parsed, real_loads = [], tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda source, **more: parsed.append(source) or real_loads(source, **more))
+    assert main(["train-video", str(folder), "--preset", "wan21_t2v_1.3B", "--name", "once", "--epochs", "1",
+                 "--out", str(tmp_path / "out"), "--user-dir", str(user)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{"):])["steps"] == {"cache_latents": "done", "cache_text": "done",
+                                                                 "train": "done"}
+    assert parsed.count(toml) == 1
+
+
+def _musubi_user(tmp_path: Path) -> Path:
+    """A ComfyUI user folder whose musubi.json points at the musubi stand-in."""
+    fake = make_fake_musubi(tmp_path / "ext")
+    user = tmp_path / "user"
+    (user / "lora_foundry").mkdir(parents=True)
+    (user / "lora_foundry" / "musubi.json").write_text(json.dumps({
+        "musubi_tuner": str(fake.root), "python": sys.executable, "accelerate": False,
+        "models": {p: {r: str(f) for r, f in roles.items()} for p, roles in fake.models.items()}}))
+    return user
 
 
 def _last_json(capsys) -> str:

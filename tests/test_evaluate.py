@@ -190,6 +190,42 @@ def test_evaluate_node_judges_a_lora_file_against_a_dataset_folder(pack, output_
     assert (ws_dir / "evaluations" / "hero" / "report.json").is_file()
 
 
+def test_tuning_reuses_the_cells_the_evaluate_node_rendered_for_the_same_lora(pack, output_root, frames,
+                                                                               monkeypatch, tmp_path):
+    """LF Tune Training judges a LoRA as LF Evaluate LoRA does, under the same identity: after the node
+    judged ``hero``, the tuner's judge of that file renders nothing (it kept a second identity of its
+    own, the file's path and time, and rendered every LoRA cell again)."""
+    from lora_foundry.workspace import workspace_path
+
+    node_module, loras = node_with_a_lora(pack, output_root, frames, monkeypatch, tmp_path)
+    tune_module = sys.modules[f"{pack.__name__}.nodes.tune"]
+    renderers = []
+
+    def renderer(model, clip, vae, parts, settings, model_id, lora_id):
+        renderers.append(StandInRenderer(frames, "copy", name=lora_id))
+        return renderers[-1]
+
+    monkeypatch.setattr(node_module._comfy_sampling, "ComfyRenderer", renderer)
+    monkeypatch.setattr(node_module, "make_embedder", lambda clip_model, clip_vision: StandInClip())
+    monkeypatch.setattr(node_module, "fingerprint", lambda *objects: "standin-model")
+    grid = '{"strengths": [0, 1], "seeds": [1]}'
+    out = pack.NODE_CLASS_MAPPINGS["LF_EvaluateLoRA"]().evaluate(
+        None, None, None, "character", "", "eval_ws", 64, 64, 4, 5.0, "euler", "normal", lora="hero.safetensors",
+        matrix_json=grid, dataset_path="hero")
+    assert json.loads(out["result"][0])["matrix"]["rendered_now"] > 0
+    paths = node_module.training_paths(None, "hero", None)
+    embedder = StandInClip()
+    with Workspace.open(workspace_path(output_root, "eval_ws")) as ws:
+        judge = tune_module.TrialJudge(ws, (None, None, None), node_module.settings_of(64, 64, 4, 5.0, "euler",
+                                                                                       "normal", ""),
+                                       "standin-model", embedder, evaluation.embed_training_set(embedder, paths), "",
+                                       matrix.load_preset("character", grid),
+                                       tuple(evaluation.training_captions(paths)), ())
+        report = judge(loras / "hero.safetensors", "hero_t000")
+    assert report["matrix"]["rendered_now"] == 0 and renderers[-1].calls == 0
+    assert report["matrix"]["lora"] == renderers[0].lora_identity
+
+
 def test_held_out_contexts_the_captions_show_are_replaced_or_refused(setup, frames, tmp_path):
     """A context the training captions already show cannot test generalisation."""
     ws, clip, train = setup

@@ -53,9 +53,12 @@ def node_kwargs(**more):
     return {**values, **more}
 
 
-def test_node_trains_through_train_leco_and_the_lora_lands_in_models_loras(comfy):
+def test_node_trains_through_train_leco_and_the_lora_lands_in_models_loras(comfy, monkeypatch):
     module, _, models, sent = comfy
+    parsed, real_loads = [], tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda text, **more: parsed.append(text) or real_loads(text, **more))
     out = module.KohyaTrainLECO().train(**node_kwargs())
+    assert parsed.count(SLIDER) == 1  # the plan's one read gives the stack its kind: no re-read after the run
     stack, lora_name, lora_path, report = out["result"]
     lora = models / "loras" / "lora_foundry" / "age_slider.safetensors"
     assert lora_name == "lora_foundry/age_slider.safetensors" and lora_path == str(lora) and lora.is_file()

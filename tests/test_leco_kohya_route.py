@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 from fixtures_fake_trainer import FAKE_TRAINER, add_leco_scripts, make_base_model, make_fake_install
 
-from lora_foundry.kohya.launcher import TrainingFailed
-from lora_foundry.kohya.leco_route import LecoRequest, LecoUnsupported, plan_leco, run_leco
+from lora_foundry.kohya import leco_route
+from lora_foundry.kohya.launcher import TrainingFailed, TrainResult
+from lora_foundry.kohya.leco_route import LecoRequest, LecoUnsupported, describe_leco, plan_leco, run_leco
 from lora_foundry.leco.prompts import PromptFileError
 from lora_foundry.leco.train import LecoConfig
 from lora_foundry.progress import CallbackProgress
@@ -74,3 +76,26 @@ def test_a_trainer_that_writes_no_leco_metadata_is_not_a_success(tmp_path, insta
     with pytest.raises(TrainingFailed, match="ss_leco_prompts_file"):
         run_leco(_request(tmp_path), install, tmp_path / "runs", tmp_path / "loras")
     assert not (tmp_path / "loras" / "age_slider.safetensors").exists()
+
+
+def test_a_plan_computes_its_options_once_and_its_report_reads_nothing_back(tmp_path, install, monkeypatch):
+    """The options are checked and written from one computation (counted on the real ``_options``),
+    and the report of a run cancelled before its first checkpoint says when that was due, and the
+    command, from the plan: no TOML parsed (counted on the real ``tomllib.loads``; it parsed its own
+    ``run.toml`` back) and no file of the run read (it read ``command.txt`` and ``warnings.txt``)."""
+    computed, real_options = [], leco_route._options
+    monkeypatch.setattr(leco_route, "_options", lambda request: computed.append(request) or real_options(request))
+    plan = plan_leco(_request(tmp_path, attention="xformers"), install, tmp_path / "runs", tmp_path / "loras")
+    assert len(computed) == 1
+    written = tomllib.loads((plan.spec.log_path.parent / "run.toml").read_text())
+    assert written["training"]["xformers"] is True  # the one computation is what run.toml holds
+    parsed, real_loads = [], tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda text, **more: parsed.append(text) or real_loads(text, **more))
+    read, real_read_text = [], Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda path, *args, **more: read.append(path) or real_read_text(
+        path, *args, **more))
+    cancelled = TrainResult("cancelled", None, 1, 6, 0.5, None, None, plan.spec.log_path, plan.spec.loss_path, [], [])
+    report = describe_leco(cancelled, plan)
+    assert "no checkpoint was saved before the cancel (the first was due at step 2)" in report
+    assert f"command: {(plan.spec.log_path.parent / 'command.txt').read_text().strip()}" in report
+    assert parsed == [] and read == [plan.spec.log_path.parent / "command.txt"]  # the assertion's own read only

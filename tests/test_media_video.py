@@ -15,6 +15,7 @@ from PIL import Image
 
 from lora_foundry.media.video import (
     MediaError,
+    frame_times,
     iter_frames,
     keyframe_times,
     probe_video,
@@ -278,6 +279,22 @@ def test_avi_times_follow_the_container_when_its_first_timestamp_is_not_zero(tmp
     assert abs(int(np.argmax(frames[7].rgb.mean(axis=(0, 2)))) - 36) <= 3  # frame 7 is still frame 7
     later = list(iter_frames(path, start_s=float(11 / rate)))
     assert later[0].index == 10 and np.array_equal(later[0].rgb, frames[10].rgb)
+
+
+def test_frame_times_open_the_file_once(tmp_path, monkeypatch):
+    """A clip cutter's frame times come from one open of the file (its checks and the demux share
+    it), counted on PyAV's own ``av.open``, and are the times the frames were written at."""
+    path = _write_av(tmp_path / "timed.mp4", "libx264")
+    opened, real_open = [], av.open
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting_open)
+    times = frame_times(path)
+    assert opened == [str(path)]
+    assert times == pytest.approx([i / FPS for i in range(N)])
 
 
 def _ffprobe_frame_times(path) -> list[float]:

@@ -5,6 +5,7 @@ checked, live loss per step, cancel, honest success, failures named by step."""
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import replace
 
 import pytest
@@ -14,7 +15,7 @@ from lora_foundry.kohya.launcher import TrainingFailed
 from lora_foundry.kohya.log_parse import LossPoint
 from lora_foundry.kohya.operator_config import TrainerNotConfigured
 from lora_foundry.musubi.install import load_musubi_install, preset_for
-from lora_foundry.musubi.launcher import MusubiRequest, cached, train_video_lora
+from lora_foundry.musubi.launcher import MusubiRequest, cache_directories, cached, train_video_lora
 from lora_foundry.progress import CallbackProgress
 
 CLIPS = 3
@@ -48,8 +49,8 @@ def test_caches_then_trains_with_live_loss_and_an_honest_lora(setup):
     events = []
     outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs, on_event=events.append)
     assert outcome.steps == {"cache_latents": "done", "cache_text": "done", "train": "done"}
-    assert cached(toml, preset_for("wan21_t2v_1.3B"), "cache_latents") == CLIPS
-    assert cached(toml, preset_for("wan21_t2v_1.3B"), "cache_text") == CLIPS
+    assert cached(cache_directories(toml), preset_for("wan21_t2v_1.3B"), "cache_latents") == CLIPS
+    assert cached(cache_directories(toml), preset_for("wan21_t2v_1.3B"), "cache_text") == CLIPS
     losses = [(e.step, e.loss) for e in events if isinstance(e, LossPoint)]
     assert losses == [(step, float(f"{1.0 / step:.3g}")) for step in range(1, 2 * CLIPS + 1)]
     assert outcome.lora_path == runs / "hero_wan" / "hero_wan.safetensors" and outcome.lora_path.is_file()
@@ -59,6 +60,18 @@ def test_caches_then_trains_with_live_loss_and_an_honest_lora(setup):
     assert "--network_module networks.lora_wan" in log and "--task t2v-1.3B" in log
     again = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
     assert again.steps == {"cache_latents": "skipped", "cache_text": "skipped", "train": "done"}
+
+
+def test_the_dataset_toml_is_read_once_for_all_three_steps(setup, monkeypatch):
+    """The launcher parses the dataset TOML once for the cache checks before and after both caching
+    steps (it parsed it four times a run); counted on the real ``tomllib.loads`` (musubi's own
+    scripts read it in their own processes)."""
+    install, toml, runs = setup
+    text, parsed, real_loads = toml.read_text(), [], tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda source, **more: parsed.append(source) or real_loads(source, **more))
+    outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs)
+    assert outcome.steps == {"cache_latents": "done", "cache_text": "done", "train": "done"}
+    assert parsed.count(text) == 1
 
 
 def test_an_awkward_output_name_names_the_run_folder_and_the_lora_alike(setup):

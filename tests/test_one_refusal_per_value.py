@@ -100,3 +100,29 @@ def test_lama_s_missing_file_is_named_once(tmp_path, monkeypatch):
     cls = PACK.NODE_CLASS_MAPPINGS["LF_LaMaLoader"]
     entries = comfy_entries(cls, {**_fresh(cls), "if_missing": "error"})
     assert len(entries) == 1 and "put big-lama.pt in models/lama" in entries[0]
+
+
+def test_validation_lists_a_node_s_checked_inputs_once(monkeypatch):
+    """ComfyUI reads ``VALIDATE_INPUTS``'s signature and then calls it (two attribute lookups, as in
+    ``comfy_entries``), on every prompt; the declared inputs are listed once for all of them (counted on
+    the real ``_checks._declared``), and a bad value is still refused each time."""
+    import importlib
+
+    declare = importlib.import_module(f"{PACK.__name__}.nodes._declare")
+    checks = importlib.import_module(f"{PACK.__name__}.nodes._checks")
+
+    @declare.node("LF_TestListedOnce", "LF Test Listed Once", category="test", function="go",
+                  inputs={"scale": declare.number("A number.", 1.0, 0.0, 2.0, 0.1),
+                          "note": declare.text("A line.", "")})
+    class ListedOnce:
+        """Takes a number and a line."""
+
+        def go(self, scale: float, note: str) -> tuple:
+            return (scale, note)
+
+    listed, real_declared = [], checks._declared
+    monkeypatch.setattr(checks, "_declared", lambda cls: listed.append(cls) or real_declared(cls))
+    assert comfy_entries(ListedOnce, {"scale": 1.0, "note": "fine"}) == []
+    refused = comfy_entries(ListedOnce, {"scale": math.nan, "note": "fine"})
+    assert len(refused) == 1 and "input 'scale'" in refused[0]
+    assert listed == [ListedOnce]

@@ -144,6 +144,20 @@ def test_a_stage_with_units_does_its_work_only_in_them(path):
     assert units and not problems, f"{path.name}: work done outside its units {sorted(units)}: {problems}"
 
 
+UNITS_OWNER = "lora_foundry/stages/units_stage.py"
+
+
+def test_the_driver_side_of_a_stage_s_units_has_one_owner():
+    """Which units are left, the one bar over them and committing what they send
+    (``CombinedProgress``, ``remote.apply``) live in ``stages/units_stage``, for every stage with
+    units: ingest, tracking and embedding each set them up by hand once."""
+    loose = [f"{path.relative_to(REPO)}:{call.lineno}" for path in SOURCES
+             if str(path.relative_to(REPO)) != UNITS_OWNER
+             for call in _calls(ast.parse(path.read_text("utf-8")))
+             if _name(call.func).rsplit(".", 1)[-1] == "CombinedProgress" or _name(call.func).endswith("remote.apply")]
+    assert not loose, f"set up outside {UNITS_OWNER}: {loose}"
+
+
 def test_a_nodes_help_is_its_docstring_and_a_node_without_one_is_refused(pack):
     """The help ComfyUI shows (DESCRIPTION) is the class docstring on one line; a subclass does not
     silently show its parent's help, and a node with no docstring is refused when it registers."""

@@ -197,9 +197,22 @@ def test_tracked_layers_on_real_footage_resume_per_shot(tracker, two_shots, tmp_
 
         again_frames = ingest_video(fresh, Path(frame_items[0].source),
                                     VideoIngestOptions(mode="interval", interval_s=0.5, end_s=6.0))
+        checked = _count_tracker_checks(monkeypatch)
         uninterrupted = fresh.items(track_stage.track_layers(fresh, again_frames, tracker, options))
+    assert len(checked) == 1  # the tracker is checked once for the run, not once per shot (2 shots here)
     assert len(items) == len(uninterrupted)
     assert all(Path(a.path).read_bytes() == Path(b.path).read_bytes() for a, b in zip(items, uninterrupted, strict=True))
+
+
+def _count_tracker_checks(monkeypatch) -> list[str]:
+    """Every look-up of the installed sam2's version (what ``check_tracker`` checks), on the real
+    ``importlib.metadata.version``."""
+    import importlib.metadata
+
+    asked, real_version = [], importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: (asked.append(name) if name == "sam2" else None) or real_version(name))
+    return asked
 
 
 def test_shots_are_runs_of_one_source_and_shot():

@@ -346,3 +346,17 @@ def test_same_study_name_with_other_settings_is_refused_by_name(tmp_path):
     caption.write_text("ohwx, person, red scarf\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"\(dataset differ"):
         tune.open_study(tmp_path / "study", "hero", identity=identity())
+
+
+def test_a_study_an_earlier_version_started_says_once_why_its_lora_cells_are_not_reused(tmp_path, caplog):
+    """Cells now name a LoRA as LF Evaluate LoRA does; a study begun before that (trials, no record of
+    its cell keys) says so in the log and the node's report, once; a new study records it silently."""
+    fresh = tune.open_study(tmp_path / "new", "fresh")
+    assert tune.note_cell_keys(fresh) is None
+    assert tune.open_study(tmp_path / "new", "fresh").user_attrs["cell_keys"] == tune.CELL_KEYS
+    earlier = tune.open_study(tmp_path / "old", "hero")
+    earlier.enqueue_trial({"rank": 8})  # as an earlier version left it: trials, no cell_keys
+    with caplog.at_level("WARNING"):
+        note = tune.note_cell_keys(earlier)
+    assert note and "started by an earlier LoRA Foundry" in note and "not reused" in note and note in caplog.text
+    assert tune.note_cell_keys(tune.open_study(tmp_path / "old", "hero")) is None

@@ -51,14 +51,14 @@ def run_train_leco(args: argparse.Namespace) -> int:
     install = load_trainer_install(locations.user_dir(args.user_dir))
     where = locations.outputs(args.out, args.loras_dir)
     print(where.note(), file=sys.stderr, flush=True)
-    spec, final = plan_leco(_request(args), install, where.root.joinpath(*TRAINING_DIR[:-1], LECO_RUNS), where.loras)
+    plan = plan_leco(_request(args), install, where.root.joinpath(*TRAINING_DIR[:-1], LECO_RUNS), where.loras)
     if args.dry_run:
-        print(describe_leco(None, spec), flush=True)
+        print(describe_leco(None, plan), flush=True)
         return 0
     with _CtrlC() as ctrl_c:
-        result = launch_leco(spec, final, PrintProgress("train-leco"), lambda e: _print_loss(e, "loss"),
+        result = launch_leco(plan, PrintProgress("train-leco"), lambda e: _print_loss(e, "loss"),
                              lambda: ctrl_c.requested)
-    print(describe_leco(result, spec), flush=True)
+    print(describe_leco(result, plan), flush=True)
     return 130 if result.status == "cancelled" else 0
 
 

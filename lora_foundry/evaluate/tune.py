@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,14 @@ from typing import Any
 from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
+logger = logging.getLogger(__name__)
+
 STORAGE_NAME = "study.sqlite3"
 MAX_FAILURES_IN_A_ROW = 3
+CELL_KEYS = 2
+"""How the study's rendered cells name a LoRA (recorded in the study): 2 = LF Evaluate LoRA's
+``lora_identity`` (file name, size and time, and strengths); 1 (before 2026-12, not recorded) = the
+file's path and time in nanoseconds. Keys of the two never match, so cells are never mixed."""
 
 # Per LoRA type: (kind, low, high, log) for numbers, ("choice", options) for variants. The ranges
 # bracket the launcher's presets (kohya/presets.py) by about 4x either way.
@@ -123,6 +130,23 @@ def open_study(study_dir: Path, name: str, seed: int = 0, startup_trials: int = 
     check_identity(study, identity)
     requeue_interrupted(study)
     return study
+
+
+def note_cell_keys(study: Any) -> str | None:
+    """Record ``CELL_KEYS`` in the study; for a study an earlier version made (it has trials and no
+    record), say why its LoRAs' cells will not be reused, logged and returned for the report."""
+    known = study.user_attrs.get("cell_keys", 1 if study.trials else CELL_KEYS)
+    if known == CELL_KEYS:
+        if "cell_keys" not in study.user_attrs:
+            study.set_user_attr("cell_keys", CELL_KEYS)
+        return None
+    study.set_user_attr("cell_keys", CELL_KEYS)
+    note = (f"study {study.study_name!r} was started by an earlier LoRA Foundry, whose rendered cells named a LoRA "
+            "by its path and time; cells now name it as LF Evaluate LoRA does (file name, size, time), so the "
+            "earlier cells of a LoRA are not reused: a LoRA judged again renders them once (base-model cells, "
+            "at strength 0, are shared as before)")
+    logger.warning(note)
+    return note
 
 
 def requeue_interrupted(study: Any) -> list[int]:

@@ -12,7 +12,6 @@ bar shows is the step's own (``loss=``), its checkpoints are ``<name>-step000000
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +65,20 @@ class LecoRequest:
     read_roots: ReadRoots | None = None  # folders those files may come from (default: prompts_dir)
 
 
+@dataclass(frozen=True)
+class LecoPlan:
+    """A planned kohya LECO run: the launch, where the verified LoRA is published, and what it was
+    planned with: the checkpoint interval, the prompt set, the command line and the warnings (the
+    reports and the node's stack use these; the files written beside the run are never read back)."""
+
+    spec: LaunchSpec
+    final: Path
+    save_every: int
+    prompt_set: PromptSet
+    command: str
+    warnings: tuple[str, ...]
+
+
 def leco_script(install: TrainerInstall, architecture: str) -> Path:
     """The LECO script of ``architecture`` in the operator's sd-scripts, or ``LecoUnsupported``."""
     if architecture not in LECO_SCRIPTS:
@@ -100,8 +113,10 @@ def _options(request: LecoRequest) -> dict[str, Any]:
     return options
 
 
-def _config(request: LecoRequest, name: str, run_dir: Path, prompts: Path, tokenizers: Path) -> dict[str, Any]:
-    """``--config_file`` sections (sd-scripts flattens them) with train_leco.py's own option names."""
+def _config(request: LecoRequest, name: str, run_dir: Path, prompts: Path, tokenizers: Path,
+            options: dict[str, Any]) -> dict[str, Any]:
+    """``--config_file`` sections (sd-scripts flattens them) with train_leco.py's own option names;
+    ``options`` is ``_options(request)``, computed (and checked) once by ``plan_leco``."""
     training = request.training
     return {
         "model": {"pretrained_model_name_or_path": str(request.base_model), "tokenizer_cache_dir": str(tokenizers),
@@ -113,19 +128,19 @@ def _config(request: LecoRequest, name: str, run_dir: Path, prompts: Path, token
                      "max_denoising_steps": int(training.max_denoising_steps),
                      "leco_denoise_guidance_scale": float(training.denoise_guidance),
                      "save_every_n_steps": int(training.save_every), "save_model_as": "safetensors",
-                     **_options(request)},
+                     **options},
         "paths": {"output_dir": str(run_dir), "output_name": name},
     }
 
 
-def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, loras_dir: Path) -> tuple[LaunchSpec, Path]:
+def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, loras_dir: Path) -> LecoPlan:
     """Check the install and the prompts, write ``prompts.toml``, ``run.toml`` and ``command.txt``;
-    return the launch spec and where the finished LoRA will be published."""
+    return the launch spec, where the finished LoRA will be published and the checkpoint interval."""
     script = leco_script(install, request.architecture)
     prompt_set = read_prompt_set(request.prompts_toml, "prompts_toml", request.prompts_dir, request.read_roots)
     name = safe_name(request.output_name, "output name")
     tokenizers = check_tokenizers(install, request.architecture)
-    _options(request)
+    options = _options(request)  # checked before anything is written
     if not request.base_model.is_file():
         raise PreflightError(f"base model {request.base_model} does not exist")
     final = published_path(loras_dir, name)
@@ -135,19 +150,21 @@ def plan_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, lor
     _copy_neutral_files(prompt_set, run_dir)
     prompts = atomic_write_text(run_dir / PROMPTS_FILE, request.prompts_toml)
     config_toml = atomic_write_text(run_dir / "run.toml",
-                                    tomli_w.dumps(_config(request, name, run_dir, prompts, tokenizers)))
-    atomic_write_text(run_dir / "warnings.txt", "".join(f"{w}\n" for w in _warnings(request, prompt_set)))
+                                    tomli_w.dumps(_config(request, name, run_dir, prompts, tokenizers, options)))
+    warnings = tuple(_warnings(request, prompt_set))
+    atomic_write_text(run_dir / "warnings.txt", "".join(f"{w}\n" for w in warnings))
     # train_leco.py declares --prompts_file required=True and parses the command line before it reads
     # --config_file: without it on the command line argparse stops (exit 2) before the config is read.
     argv = (str(install.python), *install.python_args, str(script), "--config_file", str(config_toml),
             "--prompts_file", str(prompts))
-    atomic_write_text(run_dir / "command.txt", " ".join(_quote(a) for a in argv) + "\n")
+    command = " ".join(_quote(a) for a in argv)
+    atomic_write_text(run_dir / "command.txt", command + "\n")
     spec = LaunchSpec(argv=argv, cwd=install.sd_scripts_dir, env=_child_env(install),
                       output_file=run_dir / f"{name}.safetensors", log_path=run_dir / f"{name}.log",
                       loss_path=run_dir / f"{name}.loss", checkpoint_glob=f"{name}-step*.safetensors",
                       expected_metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(request.rank),
                                          "ss_leco_prompts_file": PROMPTS_FILE})
-    return spec, final
+    return LecoPlan(spec, final, int(request.training.save_every), prompt_set, command, warnings)
 
 
 def _copy_neutral_files(prompt_set: PromptSet, run_dir: Path) -> None:
@@ -176,38 +193,36 @@ def run_leco(request: LecoRequest, install: TrainerInstall, run_root: Path, lora
              progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
              should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Plan, launch through the launcher, and publish the verified LoRA into ``loras_dir``."""
-    spec, final = plan_leco(request, install, run_root, loras_dir)
-    return launch_leco(spec, final, progress, on_event, should_stop)
+    return launch_leco(plan_leco(request, install, run_root, loras_dir), progress, on_event, should_stop)
 
 
-def launch_leco(spec: LaunchSpec, final: Path, progress: Progress | None = None,
-                on_event: Callable[[Any], None] | None = None,
+def launch_leco(plan: LecoPlan, progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    """Run a planned LECO launch and publish the verified LoRA at ``final`` (callers that show the
-    plan first, or stop at a dry run, call ``plan_leco`` and then this)."""
+    """Run a planned LECO launch and publish the verified LoRA at ``plan.final`` (callers that show
+    the plan first, or stop at a dry run, call ``plan_leco`` and then this)."""
+    spec = plan.spec
     report = spec.log_path.parent / REPORT_NAME
     try:
         result = run_training(spec, progress=progress, on_event=on_event, should_stop=should_stop)
     except BaseException as exc:  # a failure or an abort (a second Ctrl-C) still leaves its report
         kept = kept_checkpoints(spec)
         listed = f"checkpoints on disk ({len(kept)}): {', '.join(map(str, kept))}\n" if kept else ""
-        atomic_write_text(report, f"failed: {failure_reason(exc)}\n{listed}{describe_leco(None, spec, launched=True)}\n")
+        atomic_write_text(report, f"failed: {failure_reason(exc)}\n{listed}{describe_leco(None, plan, launched=True)}\n")
         raise
     if result.status == "success" and result.lora_path is not None:
-        result.lora_path = publish_lora(result.lora_path, final, replace_existing=False)
-    atomic_write_text(report, describe_leco(result, spec) + "\n")
+        result.lora_path = publish_lora(result.lora_path, plan.final, replace_existing=False)
+    atomic_write_text(report, describe_leco(result, plan) + "\n")
     return result
 
 
-def describe_leco(result: TrainResult | None, spec: LaunchSpec, launched: bool = False) -> str:
+def describe_leco(result: TrainResult | None, plan: LecoPlan, launched: bool = False) -> str:
     """A short human report of a kohya LECO run (``None`` = a dry run, or a failed one when
     ``launched``): the exact command, how it ended, where the LoRA, the kept checkpoints, the log and
     the loss curve are, and what the prompt file had that was ignored."""
+    spec = plan.spec
     run_dir = spec.log_path.parent
-    lines = [f"command: {(run_dir / 'command.txt').read_text(encoding='utf-8').strip()}",
-             f"config: {run_dir / 'run.toml'}", f"prompts: {run_dir / PROMPTS_FILE}"]
-    notes = run_dir / "warnings.txt"
-    lines += [f"WARNING: {w}" for w in (notes.read_text("utf-8").splitlines() if notes.is_file() else [])]
+    lines = [f"command: {plan.command}", f"config: {run_dir / 'run.toml'}", f"prompts: {run_dir / PROMPTS_FILE}"]
+    lines += [f"WARNING: {w}" for w in plan.warnings]
     if result is None:
         return "\n".join([*lines, f"log: {spec.log_path}"] if launched else ["dry run: nothing was launched", *lines])
     speed = f"{result.steps_per_s:.3f} steps/s" if result.steps_per_s else "speed unknown"
@@ -216,19 +231,17 @@ def describe_leco(result: TrainResult | None, spec: LaunchSpec, launched: bool =
     if result.lora_path:
         lines.append(f"LoRA: {result.lora_path}")
     if result.status == "cancelled":
-        lines.append(_kept(result, spec))
+        lines.append(_kept(result, plan.save_every))
     if result.loss_curve:
         lines.append(f"last step's loss: {result.loss_curve[-1][1]:.4g} (step {result.loss_curve[-1][0]})")
     lines += [f"log: {result.log_path}", f"loss curve: {result.loss_path}.csv / .json"]
     return "\n".join(lines)
 
 
-def _kept(result: TrainResult, spec: LaunchSpec) -> str:
+def _kept(result: TrainResult, every: int) -> str:
     """The checkpoints a cancel kept, or why there are none (advice only when save_every was off)."""
     if result.checkpoints:
         return f"kept checkpoints ({len(result.checkpoints)}): " + ", ".join(str(p) for p in result.checkpoints)
-    config = (spec.log_path.parent / "run.toml").read_text("utf-8")
-    every = int(tomllib.loads(config).get("training", {}).get("save_every_n_steps", 0))
     if every:
         return f"no checkpoint was saved before the cancel (the first was due at step {every})"
     return "no checkpoint was saved before the cancel (set save_every to keep intermediate LoRAs)"

@@ -194,9 +194,13 @@ def _presentation_times(path: str, stream_index: int) -> list[float]:
 
     announce_read(path)
     with av.open(path) as container:
-        stream = container.streams.video[stream_index]
-        ticks = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
-        base = float(stream.time_base)
+        return _demuxed_times(container, container.streams.video[stream_index])
+
+
+def _demuxed_times(container, stream) -> list[float]:
+    """``_presentation_times`` of an open container (demuxing it to the end)."""
+    ticks = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+    base = float(stream.time_base)
     return [(tick - ticks[0]) * base for tick in ticks]
 
 
@@ -360,9 +364,8 @@ def frame_times(path: Path) -> list[float]:
     path = _check_file(path)
     if _uses_pillow(path):
         raise MediaError(f"{path}: animated GIF/WebP has no video stream to cut clips from")
-    with _open_av(path) as container:
-        index = container.streams.video[0].index
-    return _presentation_times(str(path), index)
+    with _open_av(path) as container:  # opened once: the checks and the demux share it
+        return _demuxed_times(container, container.streams.video[0])
 
 
 def keyframe_times(path: Path, *, start_s: float = 0.0, end_s: float | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,11 +96,12 @@ def cache_directories(dataset_toml: Path) -> list[Path]:
             if isinstance(d, dict) and d.get("video_directory") and isinstance(d.get("cache_directory"), str)]
 
 
-def cached(dataset_toml: Path, preset: Preset, step: str) -> int:
-    """How many cache files of ``step`` the dataset's video cache folders hold (musubi's names:
-    latents end in ``_<arch>.safetensors``, text-encoder outputs in ``_<arch>_te.safetensors``)."""
+def cached(folders: Sequence[Path], preset: Preset, step: str) -> int:
+    """How many cache files of ``step`` the video cache ``folders`` (``cache_directories``) hold
+    (musubi's names: latents end in ``_<arch>.safetensors``, text-encoder outputs in
+    ``_<arch>_te.safetensors``)."""
     ending = f"_{preset.architecture}_te.safetensors" if step == "cache_text" else f"_{preset.architecture}.safetensors"
-    return sum(1 for folder in cache_directories(dataset_toml) if folder.is_dir()
+    return sum(1 for folder in folders if folder.is_dir()
                for path in folder.iterdir() if path.name.endswith(ending))
 
 
@@ -132,8 +133,10 @@ def check_clip_rate(preset: Preset, fps: float) -> None:
 def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequest, run_root: Path,
                      progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
                      should_stop: Callable[[], bool] | None = None) -> MusubiOutcome:
-    """Run the three steps in order (caches already complete are skipped); see the module docstring."""
+    """Run the three steps in order (caches already complete are skipped); see the module docstring.
+    The dataset TOML is read once, here, for the cache checks before and after both caching steps."""
     check_musubi(install, preset)
+    folders = cache_directories(request.dataset_toml)
     # the one plain name for the run folder, musubi's --output_name and the LoRA file
     request = replace(request, output_name=safe_name(request.output_name, "output name"))
     run_dir = run_root / request.output_name
@@ -142,7 +145,7 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
     outcome = MusubiOutcome(steps, None, None, run_dir, run_dir / "report.json")
     try:
         for step in STEPS:
-            if step != "train" and cached(request.dataset_toml, preset, step) >= request.clips:
+            if step != "train" and cached(folders, preset, step) >= request.clips:
                 steps[step] = "skipped"
                 continue
             result = _run_step(_spec(install, preset, step, request, run_dir), step, progress, on_event, should_stop)
@@ -150,7 +153,7 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
                 steps[step] = "cancelled"
                 outcome.result = result
                 return outcome
-            made = cached(request.dataset_toml, preset, step) if step != "train" else request.clips
+            made = cached(folders, preset, step) if step != "train" else request.clips
             if made < request.clips:
                 raise TrainingFailed(f"step {step} failed: musubi-tuner exited 0 but cached "
                                      f"{made} of {request.clips} clips", [], 0)

@@ -19,8 +19,9 @@ from ...models.clip_model import ClipEmbedder, ClipSource, Embedder
 from ...models.handle import all_on_device
 from ...progress import Progress
 from ...scale.local import runner_for
-from ...scale.units import CombinedProgress, Kept, Runner, Send, Unit
+from ...scale.units import Kept, Runner, Send, Unit
 from ...workspace import Handle, Workspace, remote
+from ..units_stage import folder_job, run_planned, units_of
 from .embedders import PixelEmbedder, make_embedder
 
 
@@ -99,29 +100,19 @@ def embed_batch_unit(job: EmbedBatch, send: Send, kept: Kept) -> None:
 def _embed_batches(runner: Runner, st: Any, batches: list[list[Any]], units: list[str], model: Any,
                    progress: Progress | None) -> None:
     """Every unfinished batch as a unit on ``runner``; the records are committed here, once each,
-    and the one bar moves as batches end (batches an earlier run did count as done)."""
+    and the one bar moves as batches end (batches an earlier run did count as done): ``units_stage``."""
     runner.check_shared(st.ws.root)
-    where = remote.job_for(st)
-    stage = remote.StageJob(where.root, where.stage_dir)
+    stage = folder_job(st)
     opens = isinstance(model, ClipSource)
     resources = model.resources if opens else {"num_cpus": 1}
-    todo = [position for position, unit in enumerate(units) if not st.is_done(unit)]
-    work = [Unit(f"embedding {units[position]}", embed_batch_unit,
-                 EmbedBatch(stage, units[position], position,
-                            tuple((item.id, item.relpath) for item in batches[position]), model),
-                 resources, keeps=opens)
-            for position in todo]
-    bar = CombinedProgress(progress, [1] * len(units))
-    for position in set(range(len(units))) - set(todo):
-        bar.done_before(position)
 
-    def deliver(number: int, message: tuple[Any, ...]) -> None:
-        if message[0] == "end":
-            bar.finish(todo[number])
-        elif message[0] != "progress":
-            remote.apply(st, message)
+    def batch_unit(position: int) -> Unit:
+        return Unit(f"embedding {units[position]}", embed_batch_unit,
+                    EmbedBatch(stage, units[position], position,
+                               tuple((item.id, item.relpath) for item in batches[position]), model),
+                    resources, keeps=opens)
 
-    runner.run(work, deliver, bar.refresh)
+    run_planned(runner, units_of(st, units, [1] * len(units), batch_unit), progress)
 
 
 def embedding_info(ws: Workspace, handle: Handle) -> dict[str, Any]:

@@ -10,6 +10,7 @@ run, a sequential run and a resumed run of either give the same workspace, byte 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Any
 from ...media import video
 from ...progress import Progress
 from ...scale.local import runner_for
-from ...scale.units import CombinedProgress, Kept, Runner, Send, SentProgress, Unit, default_workers
+from ...scale.units import Kept, Runner, Send, SentProgress, Unit, default_workers
 from ...workspace import Handle, Workspace, remote
+from ..units_stage import Planned, run_planned
 from . import ingest_stage as ingest
 
 
@@ -51,11 +53,12 @@ def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIng
     with ws.writing(), contextlib.ExitStack() as stages:
         runs = [(stages.enter_context(ws.stage(*ingest.stage_args(path, options))), video.probe_video(path))
                 for path in paths]
-        todo = [(st, info) for st, info in runs if not st.complete]
-        units = [Unit(f"ingest of {info.path}", ingest_unit, VideoJob(info.path, info, options, remote.job_for(st)),
-                      {"num_cpus": 1}) for st, info in todo]
-        committer = _Committer(todo, options, progress)
-        runner.run(units, committer.deliver, committer.bar.refresh)
+        planned = [Planned(st, max(1, info.frame_count),
+                           Unit(f"ingest of {info.path}", ingest_unit,
+                                VideoJob(info.path, info, options, remote.job_for(st)), {"num_cpus": 1}),
+                           functools.partial(_finish, st, info, options))
+                   for st, info in runs if not st.complete]
+        run_planned(runner, planned, progress)
     return [st.handle for st, _ in runs]
 
 
@@ -65,21 +68,7 @@ def ingest_unit(job: VideoJob, send: Send, kept: Kept) -> list[int] | None:
     return ingest.sample_video(st, job.info, job.options, SentProgress(send))
 
 
-class _Committer:
-    """The driver's side: commit each message on its video's stage run, move the one bar."""
-
-    def __init__(self, runs: list[tuple[Any, video.VideoInfo]], options: ingest.VideoIngestOptions,
-                 progress: Progress | None) -> None:
-        self.runs, self.options = runs, options
-        self.bar = CombinedProgress(progress, [max(1, info.frame_count) for _, info in runs])
-
-    def deliver(self, number: int, message: tuple[Any, ...]) -> None:
-        st, info = self.runs[number]
-        if message[0] == "progress":
-            self.bar.report(number, message[1], message[2])
-        elif message[0] == "end":
-            if message[1] is not None:
-                ingest.finish_one_pass(st, info, self.options, message[1])
-            self.bar.finish(number)
-        else:
-            remote.apply(st, message)
+def _finish(st: Any, info: video.VideoInfo, options: ingest.VideoIngestOptions, cuts: list[int] | None) -> None:
+    """In the driver, when a video's unit ends: a one-pass run's cuts finish its stage."""
+    if cuts is not None:
+        ingest.finish_one_pass(st, info, options, cuts)

@@ -27,8 +27,9 @@ from ...media.masks import mask_box
 from ...models.handle import ModelHandle, all_on_device
 from ...progress import Progress
 from ...scale.local import runner_for
-from ...scale.units import CombinedProgress, Kept, Runner, Send, Unit
+from ...scale.units import Kept, Runner, Send, Unit
 from ...workspace import Handle, Item, NewItem, Workspace, remote
+from ..units_stage import folder_job, run_planned, units_of
 from .segment import Instance, parse_color
 from .split import SplitOptions, make_segmenter
 from .split_stage import split_frame_items
@@ -137,19 +138,21 @@ def _opened(models: tuple[Any, Any], kept: Kept) -> tuple[ModelHandle, Any]:
         from ...models.clip_model import open_source
         from ...models.sam2_model import open_sam2_source
 
-        return open_sam2_source(sam), open_source(clip) if clip is not None else None
+        opened = open_sam2_source(sam)
+        check_tracker(opened.model)  # once per model a worker opens, like the driver's once per run
+        return opened, open_source(clip) if clip is not None else None
 
     return kept.get(models, open_both)
 
 
 def track_shot_unit(job: TrackShot, send: Send, kept: Kept) -> None:
     """In a worker (or this process): find the shot's characters, track them, write every frame's
-    layers, send one progress message per frame, then the shot's record."""
+    layers, send one progress message per frame, then the shot's record. The tracker was checked
+    once: by ``track_layers`` for a run here, when a worker opened it otherwise."""
     st = remote.RemoteStage(job.stage, send)
     sam, clip = _opened(job.models, kept)
     options = job.settings.options
     with all_on_device(sam, clip):
-        check_tracker(sam.model)
         finder = NewCharacters(make_segmenter(sam, options, clip), job.shot, job.settings.redetect_every,
                                options.rules.max_characters)
         done = iter(range(1, len(job.shot) + 1))
@@ -161,31 +164,19 @@ def track_shot_unit(job: TrackShot, send: Send, kept: Kept) -> None:
 def _track_shots(runner: Runner, st: Any, shots: list[list[Item]], settings: TrackSettings,
                  models: tuple[Any, Any], progress: Progress | None) -> None:
     """Every unfinished shot as a unit on ``runner``; records are committed here, once each, and
-    one bar counts frames over all shots (shots an earlier run did count as done)."""
+    one bar counts frames over all shots (shots an earlier run did count as done): ``units_stage``."""
     runner.check_shared(st.ws.root)
-    where = remote.job_for(st)
-    stage = remote.StageJob(where.root, where.stage_dir)
+    stage = folder_job(st)
     resources = getattr(models[0], "resources", {"num_cpus": 1})  # a Sam2Source's; a run here asks nothing
     units = [f"shot:{shot[0].id}" for shot in shots]
     orders = list(itertools.accumulate((len(shot) for shot in shots), initial=0))
-    todo = [number for number, unit in enumerate(units) if not st.is_done(unit)]
-    work = [Unit(f"tracking {units[number]}", track_shot_unit,
-                 TrackShot(stage, units[number], orders[number], tuple(shots[number]),
-                           _for_shot(settings, shots[number]), models), resources, keeps=True)
-            for number in todo]
-    bar = CombinedProgress(progress, [len(shot) for shot in shots])
-    for number in set(range(len(shots))) - set(todo):
-        bar.done_before(number)
 
-    def deliver(position: int, message: tuple[Any, ...]) -> None:
-        if message[0] == "progress":
-            bar.report(todo[position], message[1], message[2])
-        elif message[0] == "end":
-            bar.finish(todo[position])
-        else:
-            remote.apply(st, message)
+    def shot_unit(number: int) -> Unit:
+        return Unit(f"tracking {units[number]}", track_shot_unit,
+                    TrackShot(stage, units[number], orders[number], tuple(shots[number]),
+                              _for_shot(settings, shots[number]), models), resources, keeps=True)
 
-    runner.run(work, deliver, bar.refresh)
+    run_planned(runner, units_of(st, units, [len(shot) for shot in shots], shot_unit), progress)
 
 
 def _for_shot(settings: TrackSettings, shot: list[Item]) -> TrackSettings:

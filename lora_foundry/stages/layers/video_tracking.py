@@ -183,9 +183,9 @@ def track_shot(predictor: Any, paths: Sequence[Path], keyframe_masks: Sequence[n
     Objects are the keyframe masks, plus, when ``find_new`` is given, what it returns on every
     ``every``-th frame: ``find_new(frame_idx, tracked_masks)`` gives the masks of characters not
     tracked yet; they join as new objects on that frame (their given mask is that frame's mask)
-    and are tracked from the next frame on, with the objects already there.
+    and are tracked from the next frame on, with the objects already there. ``predictor`` has passed
+    ``check_tracker`` (its callers check once per run, not once per shot).
     """
-    check_tracker(predictor)
     if len(paths) < 2:
         return
     state = new_state(predictor, ShotFrames(paths, predictor.image_size, keep_frames))
