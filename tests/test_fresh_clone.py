@@ -59,3 +59,12 @@ def test_the_check_fails_on_a_dataset_without_captions(tmp_path):
     problems = _script().dataset_problems(tmp_path, stdout)
     assert any("no caption" in p for p in problems) and any("dataset.toml" in p for p in problems)
     assert any("6 shots" in p for p in problems)
+
+
+def test_every_test_module_has_its_own_name():
+    """pytest imports test files by their base name (no packages under tests/): two files with one name
+    stop the whole run at collection ("import file mismatch"), though each passes run alone."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}

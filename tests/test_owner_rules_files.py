@@ -8,7 +8,7 @@
 - Whether a name or path from outside is acceptable: ``paths`` (``name_problem`` for a plain
   relative name, ``text_problem`` for what every typed path shares). Four checkers (model names, a
   manifest's paths, ``inside_by_name``, read roots) once answered the same hostile names four ways
-  (tests/hostile/test_names.py).
+  (tests/hostile/test_plain_names.py).
 - A dataset's version folders (``name``, ``name_v2``, ...): ``kohya/dataset_versions``. musubi's
   writer once had its own copy that made a new version on every run."""
 
