@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..choices import pick
 from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
@@ -59,9 +60,7 @@ def require_optuna() -> Any:
 def search_space(lora_type: str, overrides: str | Mapping[str, Any] | None = None) -> dict[str, tuple[Any, ...]]:
     """The bounds for ``lora_type``; ``overrides`` (JSON) replaces bounds, e.g. {"steps": [200, 800]},
     or fixes a setting with a single value, e.g. {"network_variant": "lora"}."""
-    if lora_type not in SEARCH_SPACES:
-        raise ValueError(f"no search space for {lora_type!r}; choose one of {sorted(SEARCH_SPACES)}")
-    space = dict(SEARCH_SPACES[lora_type])
+    space = dict(pick(dict(sorted(SEARCH_SPACES.items())), lora_type, "tuning LoRA type"))
     extra = json.loads(overrides) if isinstance(overrides, str) and overrides.strip() else overrides or {}
     for name, value in dict(extra).items():
         if name not in space:
