@@ -10,13 +10,26 @@ from typing import TypeVar
 
 Entry = TypeVar("Entry")
 Choice = TypeVar("Choice", str, int)
+MAX_SHOWN = 120  # characters of a refused value quoted back
+
+
+def choice_refusal(name: Choice, choices: Iterable[Choice], what: str) -> str | None:
+    """The one wording of a refused choice, or None when ``name`` is one of ``choices``: for checks
+    that collect problems (a node's validation, a TOML file's) instead of raising the first. A
+    pasted 300 KB value is quoted back cut to ``MAX_SHOWN`` characters."""
+    options = tuple(choices)
+    if name in options:
+        return None
+    shown = repr(name)
+    shown = shown if len(shown) <= MAX_SHOWN else f"{shown[:MAX_SHOWN]}..."
+    return f"{what} {shown} is not one of {', '.join(map(str, options))}"
 
 
 def one_of(name: Choice, choices: Iterable[Choice], what: str, error: type[ValueError] = ValueError) -> Choice:
     """``name`` when it is one of ``choices``, else ``error`` naming ``what`` and every choice."""
-    options = tuple(choices)
-    if name not in options:
-        raise error(f"{what} {name!r} is not one of {', '.join(map(str, options))}")
+    problem = choice_refusal(name, choices, what)
+    if problem is not None:
+        raise error(problem)
     return name
 
 

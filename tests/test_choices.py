@@ -1,15 +1,18 @@
 """A mistyped closed choice (a preset, a model, a format, a mode, a device, a LoRA type...) is refused
 before any work, naming what was asked and listing every valid choice, in one wording wherever it is
-typed (``lora_foundry/choices.py``), and as the error type its callers catch (a preflight, merge or
-option refusal stays one)."""
+typed (``lora_foundry/choices.py``): raised as the error type its callers catch (a preflight, merge or
+option refusal stays one), or listed among a node's or a dataset TOML's problems."""
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 from fixtures_fake_trainer import add_leco_scripts, make_base_model, make_fake_install
+from test_dataset_toml_schema import GOOD
 
 from lora_foundry.captions.prompt_set import SUBJECT_TYPES, build_prompt_set
 from lora_foundry.captions.render import BASE_MODELS, render_caption
@@ -21,6 +24,7 @@ from lora_foundry.kohya.leco_route import ATTENTION, PRECISIONS, LecoRequest, pl
 from lora_foundry.kohya.operator_config import SCRIPTS, OptionRefused, TrainerInstall, validate_extra_options
 from lora_foundry.kohya.preflight import PreflightError
 from lora_foundry.kohya.subsets import MASK_MODES, effective_mask_mode
+from lora_foundry.kohya.toml_schema import validate_dataset_config
 from lora_foundry.kohya.train_config import VARIANTS, TrainRequest, network_settings, plan_run
 from lora_foundry.leco import presets as leco_presets
 from lora_foundry.leco.prompt_set import MODES as LECO_MODES
@@ -137,3 +141,25 @@ def test_a_mistyped_choice_is_refused_with_every_valid_one_listed(case, tmp_path
 
 def test_a_valid_choice_is_given_back():
     assert rule_for("wan") is MODEL_RULES["wan"] and preset_for(next(iter(PRESETS))) is next(iter(PRESETS.values()))
+
+
+def test_a_node_lists_a_wrong_fixed_choice_in_the_same_wording(pack):
+    """LaMa's ``if_missing`` goes through its own VALIDATE_INPUTS (ComfyUI skips the combo check
+    then), so the pack checks the choice: the refusal names the node, the input and both choices."""
+    checks = importlib.import_module(f"{pack.__name__}.nodes._checks")
+    lama = pack.NODE_CLASS_MAPPINGS["LF_LaMaLoader"]
+    assert checks.refusal(lama.VALIDATE_INPUTS, model_name="big-lama.pt", if_missing="ignore") == (
+        "LF LaMa Loader: input 'if_missing' 'ignore' is not one of error, opencv fallback")
+
+
+def test_a_dataset_toml_lists_a_wrong_interpolation_in_the_same_wording():
+    config = json.loads(json.dumps(GOOD))
+    config["datasets"][0]["subsets"][0]["resize_interpolation"] = "fancy"
+    assert validate_dataset_config(config) == ["datasets[0].subsets[0]: resize_interpolation 'fancy' is not one of "
+                                               "area, bicubic, bilinear, box, cubic, lanczos, linear, nearest"]
+
+
+def test_a_pasted_huge_value_is_quoted_back_cut():
+    with pytest.raises(ValueError) as refused:
+        pick_device("cuda" * 100_000)
+    assert str(refused.value) == f"device {repr('cuda' * 100_000)[:120]}... is not one of auto, cpu, cuda, mps"

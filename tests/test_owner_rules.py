@@ -213,8 +213,11 @@ NOT_CLOSED_CHOICES = {
     ("lora_foundry/models/expression_model.py", "_numbers"): "a model file's 1 or 3 normalisation values",
     ("lora_foundry/models/expression_model.py", "_layout"): "a model file's 1 or 3 input channels",
     ("lora_foundry/stages/layers/split_stage.py", "layers_from_masks"): "one mask or one per image: a count",
+    ("lora_foundry/models/registry.py", "not_installed_message"): "a model file name, refused by its own owner "
+                                                                  "(the registry) without listing the folder",
 }
 _ONE_OF = re.compile(r"\bone of\b", re.IGNORECASE)
+_OWN_WORDING = re.compile(r"\b(must be|is not|choose) one of\b", re.IGNORECASE)  # a problem returned, not raised
 
 
 def _says_one_of(node: ast.Raise) -> bool:
@@ -230,15 +233,21 @@ def _not_in_literal_then_raise(node: ast.If) -> bool:
 
 
 def closed_choice_refusals(source: str) -> list[tuple[str, int]]:
-    """(function, line) of each ``raise`` whose message says "one of" and each ``if x not in (a
-    literal set, tuple or list): raise``: a closed choice checked in its own words."""
+    """(function, line) of each ``raise`` whose message says "one of", each ``if x not in (a literal
+    set, tuple or list): raise`` and each other text (not a docstring) saying "must be / is not /
+    choose one of": a closed choice checked in its own words."""
     found: list[tuple[str, int]] = []
 
     def visit(node: ast.AST, function: str) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             function = node.name
-        if (isinstance(node, ast.Raise) and _says_one_of(node)) or (
-                isinstance(node, ast.If) and _not_in_literal_then_raise(node)):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            return  # a docstring describes, it refuses nothing
+        if ((isinstance(node, ast.Raise) and _says_one_of(node))
+                or (isinstance(node, ast.Constant) and isinstance(node.value, str) and _OWN_WORDING.search(node.value))):
+            found.append((function, node.lineno))
+            return
+        if isinstance(node, ast.If) and _not_in_literal_then_raise(node):
             found.append((function, node.lineno))
         for child in ast.iter_child_nodes(node):
             visit(child, function)
@@ -265,7 +274,9 @@ def test_the_choice_rule_sees_a_planted_second_owner():
                "        raise ValueError(f'unknown base model {base_model!r}; choose one of {STYLES}')\n"
                "def tag(rating):\n    if rating not in ('omit', 'as tag'):\n        raise ValueError(rating)\n")
     assert closed_choice_refusals(planted) == [("style", 3), ("tag", 5)]
-    fine = ("def check(mode):\n    one_of(mode, MODES, 'mode')\n    if not shown:\n"
-            "        raise ValueError('none of the images has a face')\n"
+    returned = "def problem(value, choices):\n    return None if value in choices else f'must be one of {choices}'\n"
+    assert closed_choice_refusals(returned) == [("problem", 2)]
+    fine = ("def check(mode):\n    \"\"\"Refuses a mode that is not one of MODES.\"\"\"\n    one_of(mode, MODES, 'mode')\n"
+            "    if not shown:\n        raise ValueError('none of the images has a face')\n"
             "    if size not in SIZES:\n        return 'missing'\n")
     assert closed_choice_refusals(fine) == []
