@@ -86,6 +86,8 @@ REFUSALS = {
                                        "vehicle", SUBJECT_TYPES),
     "tuning LoRA type": Refusal("tuning LoRA type", lambda tmp: search_space("vehicle"), "vehicle",
                                 sorted(SEARCH_SPACES)),
+    "tuning setting": Refusal("search_space_json setting", lambda tmp: search_space("style", {"optimizer": "Lion"}),
+                              "optimizer", sorted(SEARCH_SPACES["style"])),
     "evaluation preset": Refusal("evaluation preset", lambda tmp: load_preset("vehicle"), "vehicle",
                                  sorted(preset_names())),
     "select by": Refusal("select by", lambda tmp: choose(None, None, "colour"), "colour", BY),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..choices import pick
+from ..choices import one_of, pick
 from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
@@ -63,9 +63,7 @@ def search_space(lora_type: str, overrides: str | Mapping[str, Any] | None = Non
     space = dict(pick(dict(sorted(SEARCH_SPACES.items())), lora_type, "tuning LoRA type"))
     extra = json.loads(overrides) if isinstance(overrides, str) and overrides.strip() else overrides or {}
     for name, value in dict(extra).items():
-        if name not in space:
-            raise ValueError(f"search_space_json names {name!r}; tunable settings: {sorted(space)}")
-        kind = space[name][0]
+        kind = space[one_of(name, sorted(space), "search_space_json setting")][0]
         if kind == "choice":
             space[name] = ("choice", tuple(value) if isinstance(value, list) else (value,))
         elif isinstance(value, list) and len(value) == 2 and value[0] <= value[1]:
