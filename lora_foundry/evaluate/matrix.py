@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..choices import pick
+from ..choices import one_of
 
 PRESETS_FILE = Path(__file__).with_name("presets.json")
 CURVE, HELD_OUT, TRIGGER_OFF = "curve", "held_out", "trigger_off"
@@ -94,7 +94,7 @@ def load_preset(lora_type: str, overrides: str | Mapping[str, Any] | None = None
     silently ignored setting.
     """
     presets = _load_presets()
-    values = dict(pick(dict(sorted(presets.items())), lora_type, "evaluation preset"))
+    values = dict(presets[one_of(lora_type, sorted(presets), "evaluation preset")])
     extra = json.loads(overrides) if isinstance(overrides, str) and overrides.strip() else overrides or {}
     if not isinstance(extra, Mapping):
         raise ValueError("matrix_json must be a JSON object, e.g. {\"strengths\": [0, 0.5, 1]}")

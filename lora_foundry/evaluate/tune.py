@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..choices import one_of, pick
+from ..choices import one_of
 from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
@@ -60,7 +60,7 @@ def require_optuna() -> Any:
 def search_space(lora_type: str, overrides: str | Mapping[str, Any] | None = None) -> dict[str, tuple[Any, ...]]:
     """The bounds for ``lora_type``; ``overrides`` (JSON) replaces bounds, e.g. {"steps": [200, 800]},
     or fixes a setting with a single value, e.g. {"network_variant": "lora"}."""
-    space = dict(pick(dict(sorted(SEARCH_SPACES.items())), lora_type, "tuning LoRA type"))
+    space = dict(SEARCH_SPACES[one_of(lora_type, sorted(SEARCH_SPACES), "tuning LoRA type")])
     extra = json.loads(overrides) if isinstance(overrides, str) and overrides.strip() else overrides or {}
     for name, value in dict(extra).items():
         kind = space[one_of(name, sorted(space), "search_space_json setting")][0]

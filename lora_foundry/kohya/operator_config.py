@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..choices import one_of, pick
+from ..choices import one_of
 from .toml_schema import table_problems
 
 SD_SCRIPTS_ENV = "KOHYA_SD_SCRIPTS"
@@ -58,7 +58,7 @@ class TrainerInstall:
 
     def script(self, architecture: str) -> Path:
         """The training script for ``architecture``, from the fixed table only."""
-        return self.sd_scripts_dir / pick(dict(sorted(SCRIPTS.items())), architecture, "architecture", OptionRefused)
+        return self.sd_scripts_dir / SCRIPTS[one_of(architecture, sorted(SCRIPTS), "architecture", OptionRefused)]
 
     def command(self, architecture: str, config_toml: Path) -> tuple[str, ...]:
         """The exact argument list: python, operator's wrapper args, script, ``--config_file``."""
