@@ -15,7 +15,7 @@ from fixtures_fake_trainer import add_leco_scripts, make_base_model, make_fake_i
 from test_dataset_toml_schema import GOOD
 
 from lora_foundry.captions.prompt_set import SUBJECT_TYPES, build_prompt_set
-from lora_foundry.captions.render import BASE_MODELS, render_caption
+from lora_foundry.captions.render import BASE_MODELS
 from lora_foundry.captions.strategies import LORA_TYPES, strategy_for
 from lora_foundry.evaluate.matrix import load_preset, preset_names
 from lora_foundry.evaluate.tune import SEARCH_SPACES, search_space
@@ -80,7 +80,8 @@ REFUSALS = {
     "one-pass sampling mode": Refusal(
         "one-pass sampling mode (keyframes: use plan_samples)",
         lambda tmp: next(iter_samples("never_opened.mp4", SampleSpec(mode="keyframes"))), "keyframes", ONE_PASS_MODES),
-    "caption base model": Refusal("base model", lambda tmp: render_caption("sks", [], "SD9"), "SD9", BASE_MODELS),
+    "caption base model": Refusal("base model", lambda tmp: build_prompt_set("character", "red hair", 1, 0, "sks",
+                                                                             base_model="SD9"), "SD9", BASE_MODELS),
     "caption LoRA type": Refusal("LoRA type", lambda tmp: strategy_for("vibes"), "vibes", LORA_TYPES),
     "prompt set subject type": Refusal("subject type", lambda tmp: build_prompt_set("vehicle", "red car", 4, 0, "sks"),
                                        "vehicle", SUBJECT_TYPES),

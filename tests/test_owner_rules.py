@@ -9,9 +9,10 @@
 - The command line's output folder: ``--out`` is declared in ``lora_foundry/cli/locations.py`` alone.
   ``demo``, ``ingest`` and ``ingest-many`` once declared their own, defaulting to ``./out`` in
   whatever folder the shell was in (``custom_nodes/`` when run from the pack).
-- "This value must be one of these choices": ``lora_foundry/choices.py`` (``one_of``, ``pick``). Five
-  places once spelled their own check and message, each in its own words (``choose one of [...]``,
-  ``must be one of (...), got``), so a mistyped preset read differently on every node."""
+- "This value must be one of these choices": ``lora_foundry/choices.py`` (``one_of``, ``pick``,
+  ``choice_refusal``). Some thirty checks once spelled their own test and message, each in its own
+  words (``choose one of [...]``, ``must be one of (...), got``), so a mistyped choice read
+  differently on every node."""
 
 from __future__ import annotations
 
