@@ -151,7 +151,8 @@ def _number(kind: type, low: float, high: float) -> Validator:
 
 def _choice(*allowed: str | int) -> Validator:
     def check(value: Any) -> Any:
-        return one_of(value, allowed, "value", OptionRefused)
+        typed = str(value).lower() if isinstance(value, bool) else value  # True == 1: a flag is no number
+        return one_of(typed, allowed, "value", OptionRefused)
 
     return check
 
