@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..lora_foundry.bounded import TextLimitError, check_text, parse_json, parse_toml
+from ..lora_foundry.choices import choice_refusal
 from ..lora_foundry.paths import MAX_PART_BYTES
 from ..lora_foundry.stages.layers.segment import parse_color
 from . import _comfy
@@ -144,7 +145,7 @@ def _fixed_choice_problem(cls: type, name: str, value: Any) -> str | None:
     spec = next((section[name] for section in sections if name in section), None)
     if spec is None or spec.kind != "COMBO" or callable(spec.choices) or value is None:
         return None
-    return None if value in spec.choices else f"must be one of {list(spec.choices)}, got {str(value)[:60]!r}"
+    return choice_refusal(value, spec.choices, f"input '{name}'")
 
 
 class InputRefused(ValueError):
@@ -223,7 +224,7 @@ class _BoundValidation:
         for name in own_names:
             problem = _fixed_choice_problem(self.cls, name, values.get(name))
             if problem is not None:
-                return f"{shown}: input '{name}' {problem}"
+                return f"{shown}: {problem}"
         with _comfy.shown_to_clients():
             answer = self.own(self.cls, **{k: v for k, v in values.items() if k in own_names})
         return _comfy.shown_paths(answer) if isinstance(answer, str) else answer

@@ -129,7 +129,7 @@ def test_templates_are_documented_for_every_type():
         assert lora_type in STRATEGIES[lora_type].template.split(":")[0]
         assert lora_type in text
     assert strategy_for("background") is STRATEGIES["scene"]
-    with pytest.raises(ValueError, match="unknown LoRA type"):
+    with pytest.raises(ValueError, match="^LoRA type 'vibes' is not one of character, style, scene, concept, expression, lighting, object$"):
         strategy_for("vibes")
 
 
@@ -146,7 +146,7 @@ def test_tag_and_natural_language_rendering():
                         "wearing red dress, in a forest, at golden hour.")
     assert render_caption("sks woman", tags, "SD3") == sentence
     assert set(CAPTION_ORDER) == set(CATEGORIES)
-    with pytest.raises(ValueError, match="unknown base model"):
+    with pytest.raises(ValueError, match=r"^base model 'SD9' is not one of SD1\.5, SDXL, Pony, Flux, SD3$"):
         render_caption("sks", tags, "SD9")
 
 

@@ -70,7 +70,8 @@ GOOD = {"general": {"caption_extension": ".txt", "keep_tokens": 1},
     (lambda c: c["datasets"][0]["subsets"][0].update(conditioning_data_dir="/m"), "cannot share a dataset"),
     (lambda c: c["datasets"][0]["subsets"].pop(0), "only is_reg subsets"),
     (lambda c: c["datasets"][0]["subsets"][0].update(num_repeats=0), "num_repeats must be at least 1"),
-    (lambda c: c["datasets"][0].update(resize_interpolation="fancy"), "resize_interpolation"),
+    (lambda c: c["datasets"][0].update(resize_interpolation="fancy"), "datasets[0]: resize_interpolation 'fancy' is "
+     "not one of area, bicubic, bilinear, box, cubic, lanczos, linear, nearest"),
 ])
 def test_schema_refuses_what_sd_scripts_refuses(change, message):
     config = json.loads(json.dumps(GOOD))

@@ -146,7 +146,7 @@ def test_preset_json_overrides_and_refuses_unknown_fields():
         matrix.load_preset("character", '{"strenghts": [0, 1]}')
     with pytest.raises(ValueError, match="include 0"):
         matrix.load_preset("character", {"strengths": [0.5, 1]})
-    with pytest.raises(ValueError, match="no evaluation preset"):
+    with pytest.raises(ValueError, match="^evaluation preset 'vehicle' is not one of background, character, pose, style$"):
         matrix.load_preset("vehicle")
 
 

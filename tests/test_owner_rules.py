@@ -8,12 +8,17 @@
   is a second place for the same text, which is how help and code drifted apart.
 - The command line's output folder: ``--out`` is declared in ``lora_foundry/cli/locations.py`` alone.
   ``demo``, ``ingest`` and ``ingest-many`` once declared their own, defaulting to ``./out`` in
-  whatever folder the shell was in (``custom_nodes/`` when run from the pack)."""
+  whatever folder the shell was in (``custom_nodes/`` when run from the pack).
+- "This value must be one of these choices": ``lora_foundry/choices.py`` (``one_of``, ``pick``,
+  ``choice_refusal``). Some thirty checks once spelled their own test and message, each in its own
+  words (``choose one of [...]``, ``must be one of (...), got``), so a mistyped choice read
+  differently on every node."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -198,3 +203,81 @@ def test_the_out_rule_sees_a_planted_second_declaration():
                "    parser.add_argument('-o', '--out', type=Path, default=Path('out'))\n")
     assert out_arguments(planted) == [3]
     assert out_arguments("parser.add_argument('--outline')\nparser.add_argument('--loras-dir')\n") == []
+
+
+CHOICES_OWNER = "lora_foundry/choices.py"
+# Refusals the closed-choice rule sees that check no closed choice: (file, function) -> why.
+NOT_CLOSED_CHOICES = {
+    ("lora_foundry/evaluate/matrix.py", "_checked"): "at least one of the weights positive: numbers, not a name",
+    ("lora_foundry/evaluate/metrics.py", "objective"): "at least one of the weights positive: numbers, not a name",
+    ("lora_foundry/models/sam2_model.py", "config_for_file"): "a config guessed from a file name, not a typed choice",
+    ("lora_foundry/models/expression_model.py", "_numbers"): "a model file's 1 or 3 normalisation values",
+    ("lora_foundry/models/expression_model.py", "_layout"): "a model file's 1 or 3 input channels",
+    ("lora_foundry/stages/layers/split_stage.py", "layers_from_masks"): "one mask or one per image: a count",
+    ("lora_foundry/models/registry.py", "not_installed_message"): "a model file name, refused by its own owner "
+                                                                  "(the registry) without listing the folder",
+}
+_ONE_OF = re.compile(r"\bone of\b", re.IGNORECASE)
+_OWN_WORDING = re.compile(r"\b(must be|is not|choose) one of\b", re.IGNORECASE)  # a problem returned, not raised
+
+
+def _says_one_of(node: ast.Raise) -> bool:
+    return any(isinstance(part, ast.Constant) and isinstance(part.value, str) and _ONE_OF.search(part.value)
+               for part in ast.walk(node.exc)) if node.exc is not None else False
+
+
+def _not_in_literal_then_raise(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.NotIn)
+            and isinstance(test.comparators[0], (ast.Set, ast.Tuple, ast.List))
+            and any(isinstance(inner, ast.Raise) for statement in node.body for inner in ast.walk(statement)))
+
+
+def closed_choice_refusals(source: str) -> list[tuple[str, int]]:
+    """(function, line) of each ``raise`` whose message says "one of", each ``if x not in (a literal
+    set, tuple or list): raise`` and each other text (not a docstring) saying "must be / is not /
+    choose one of": a closed choice checked in its own words."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            return  # a docstring describes, it refuses nothing
+        if ((isinstance(node, ast.Raise) and _says_one_of(node))
+                or (isinstance(node, ast.Constant) and isinstance(node.value, str) and _OWN_WORDING.search(node.value))):
+            found.append((function, node.lineno))
+            return
+        if isinstance(node, ast.If) and _not_in_literal_then_raise(node):
+            found.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_only_choices_checks_a_closed_choice():
+    found, allowed = {}, set()
+    for path in SOURCES:
+        rel = str(path.relative_to(REPO))
+        for function, line in closed_choice_refusals(path.read_text("utf-8")) if rel != CHOICES_OWNER else ():
+            if (rel, function) in NOT_CLOSED_CHOICES:
+                allowed.add((rel, function))
+            else:
+                found.setdefault(rel, []).append(f"{function} line {line}")
+    assert not found, f"a closed choice checked outside {CHOICES_OWNER} (use choices.one_of or pick): {found}"
+    assert allowed == set(NOT_CLOSED_CHOICES), f"allow-listed but gone: {set(NOT_CLOSED_CHOICES) - allowed}"
+
+
+def test_the_choice_rule_sees_a_planted_second_owner():
+    planted = ("def style(base_model):\n    if base_model not in STYLES:\n"
+               "        raise ValueError(f'unknown base model {base_model!r}; choose one of {STYLES}')\n"
+               "def tag(rating):\n    if rating not in ('omit', 'as tag'):\n        raise ValueError(rating)\n")
+    assert closed_choice_refusals(planted) == [("style", 3), ("tag", 5)]
+    returned = "def problem(value, choices):\n    return None if value in choices else f'must be one of {choices}'\n"
+    assert closed_choice_refusals(returned) == [("problem", 2)]
+    fine = ("def check(mode):\n    \"\"\"Refuses a mode that is not one of MODES.\"\"\"\n    one_of(mode, MODES, 'mode')\n"
+            "    if not shown:\n        raise ValueError('none of the images has a face')\n"
+            "    if size not in SIZES:\n        return 'missing'\n")
+    assert closed_choice_refusals(fine) == []

@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..choices import one_of
 from ..paths import single_line
 from .render import render_caption
 from .strategies import head_text, strategy_for
@@ -104,10 +105,8 @@ def _varied_tags(subject_type: str, n: int, rng: random.Random, class_word: str)
         people, outfits = _cycle(PEOPLE, n, rng), _cycle(OUTFITS, n, rng)
         views = allocate(VIEW_MIX, n, rng)
         return [[people[i], views[i], *outfits[i], backgrounds[i], lightings[i]] for i in range(n)]
-    if subject_type == "scene":
-        subjects, views = _cycle(SCENE_SUBJECTS, n, rng), allocate(SCENE_VIEW_MIX, n, rng)
-        return [[*_split(subjects[i]), views[i], lightings[i]] for i in range(n)]
-    raise ValueError(f"unknown subject type {subject_type!r}; choose one of {', '.join(SUBJECT_TYPES)}")
+    subjects, views = _cycle(SCENE_SUBJECTS, n, rng), allocate(SCENE_VIEW_MIX, n, rng)  # "scene"
+    return [[*_split(subjects[i]), views[i], lightings[i]] for i in range(n)]
 
 
 def build_prompt_set(
@@ -126,6 +125,7 @@ def build_prompt_set(
     style words; for an object its description; for a concept the pose or action; for a scene
     the place. The class word goes into both prompt and caption (``woman``).
     """
+    one_of(subject_type, SUBJECT_TYPES, "subject type")
     if count < 1:
         raise ValueError("a prompt set needs at least one prompt")
     if not anchor.strip():

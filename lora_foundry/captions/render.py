@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..choices import pick
 from .vocabulary import group_by_category
 
 BASE_MODEL_STYLES: dict[str, str] = {
@@ -33,9 +34,7 @@ _PLACES_WITH_ARTICLE = {
 
 def caption_style(base_model: str) -> str:
     """"tags" or "natural" for a base model name."""
-    if base_model not in BASE_MODEL_STYLES:
-        raise ValueError(f"unknown base model {base_model!r}; choose one of {', '.join(BASE_MODELS)}")
-    return BASE_MODEL_STYLES[base_model]
+    return pick(BASE_MODEL_STYLES, base_model, "base model")
 
 
 def order_tags(tags: Sequence[str]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..choices import pick
 from .vocabulary import CATEGORIES, IDENTITY_CATEGORIES
 
 
@@ -114,9 +115,7 @@ LORA_TYPES = tuple(STRATEGIES)
 def strategy_for(lora_type: str) -> Strategy:
     """The strategy for a LoRA type name ("background" = "scene", "pose" = "concept")."""
     key = ALIASES.get(lora_type.strip().lower(), lora_type.strip().lower())
-    if key not in STRATEGIES:
-        raise ValueError(f"unknown LoRA type {lora_type!r}; choose one of {', '.join(LORA_TYPES)}")
-    return STRATEGIES[key]
+    return pick(STRATEGIES, key, "LoRA type")
 
 
 def describe_templates() -> str:

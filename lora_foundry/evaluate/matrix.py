@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
+
 PRESETS_FILE = Path(__file__).with_name("presets.json")
 CURVE, HELD_OUT, TRIGGER_OFF = "curve", "held_out", "trigger_off"
 PROMPT_KINDS = ("trigger", "trigger_class", "full")
@@ -92,9 +94,7 @@ def load_preset(lora_type: str, overrides: str | Mapping[str, Any] | None = None
     silently ignored setting.
     """
     presets = _load_presets()
-    if lora_type not in presets:
-        raise ValueError(f"no evaluation preset {lora_type!r}; choose one of {sorted(presets)}")
-    values = dict(presets[lora_type])
+    values = dict(presets[one_of(lora_type, sorted(presets), "evaluation preset")])
     extra = json.loads(overrides) if isinstance(overrides, str) and overrides.strip() else overrides or {}
     if not isinstance(extra, Mapping):
         raise ValueError("matrix_json must be a JSON object, e.g. {\"strengths\": [0, 0.5, 1]}")

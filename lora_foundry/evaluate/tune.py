@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
 from ..extras import optional_extra
 from ..progress import Progress, ensure_progress
 
@@ -59,14 +60,10 @@ def require_optuna() -> Any:
 def search_space(lora_type: str, overrides: str | Mapping[str, Any] | None = None) -> dict[str, tuple[Any, ...]]:
     """The bounds for ``lora_type``; ``overrides`` (JSON) replaces bounds, e.g. {"steps": [200, 800]},
     or fixes a setting with a single value, e.g. {"network_variant": "lora"}."""
-    if lora_type not in SEARCH_SPACES:
-        raise ValueError(f"no search space for {lora_type!r}; choose one of {sorted(SEARCH_SPACES)}")
-    space = dict(SEARCH_SPACES[lora_type])
+    space = dict(SEARCH_SPACES[one_of(lora_type, sorted(SEARCH_SPACES), "tuning LoRA type")])
     extra = json.loads(overrides) if isinstance(overrides, str) and overrides.strip() else overrides or {}
     for name, value in dict(extra).items():
-        if name not in space:
-            raise ValueError(f"search_space_json names {name!r}; tunable settings: {sorted(space)}")
-        kind = space[name][0]
+        kind = space[one_of(name, sorted(space), "search_space_json setting")][0]
         if kind == "choice":
             space[name] = ("choice", tuple(value) if isinstance(value, list) else (value,))
         elif isinstance(value, list) and len(value) == 2 and value[0] <= value[1]:

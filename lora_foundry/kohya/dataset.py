@@ -144,13 +144,11 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
 
 
 def _validate(spec: DatasetSpec) -> None:
-    if spec.if_exists not in IF_EXISTS:
-        raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {spec.if_exists!r}")
+    one_of(spec.if_exists, IF_EXISTS, "if_exists")
     one_of(spec.image_format, IMAGE_FORMATS, "image format")
     if not 1 <= spec.repeats <= 1000:
         raise ValueError(f"repeats must be between 1 and 1000, not {spec.repeats}")
-    if spec.mask_mode not in MASK_MODES:
-        raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {spec.mask_mode!r}")
+    one_of(spec.mask_mode, MASK_MODES, "mask mode")
     single_line(spec.trigger, "trigger")
     if spec.class_word:
         safe_name(single_line(spec.class_word, "class_word"), "class word")

@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from ..choices import one_of
 from ..fileio import atomic_copy, atomic_write_text
 from ..leco.prompts import PromptSet, read_prompt_set
 from ..leco.train import LecoConfig
@@ -95,10 +96,8 @@ def leco_script(install: TrainerInstall, architecture: str) -> Path:
 
 def _options(request: LecoRequest) -> dict[str, Any]:
     """Precision, attention, checkpointing and the loss options, as train_leco.py names them."""
-    if request.mixed_precision not in PRECISIONS:
-        raise PreflightError(f"mixed_precision must be one of {', '.join(PRECISIONS)}, not {request.mixed_precision!r}")
-    if request.attention not in ATTENTION:
-        raise PreflightError(f"attention must be one of {', '.join(ATTENTION)}, not {request.attention!r}")
+    one_of(request.mixed_precision, PRECISIONS, "mixed_precision", PreflightError)
+    one_of(request.attention, ATTENTION, "attention", PreflightError)
     options: dict[str, Any] = {"mixed_precision": request.mixed_precision}
     if ATTENTION[request.attention]:
         options[ATTENTION[request.attention]] = True

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
 from .toml_schema import table_problems
 
 SD_SCRIPTS_ENV = "KOHYA_SD_SCRIPTS"
@@ -57,9 +58,7 @@ class TrainerInstall:
 
     def script(self, architecture: str) -> Path:
         """The training script for ``architecture``, from the fixed table only."""
-        if architecture not in SCRIPTS:
-            raise OptionRefused(f"unknown architecture {architecture!r}; choose one of {sorted(SCRIPTS)}")
-        return self.sd_scripts_dir / SCRIPTS[architecture]
+        return self.sd_scripts_dir / SCRIPTS[one_of(architecture, sorted(SCRIPTS), "architecture", OptionRefused)]
 
     def command(self, architecture: str, config_toml: Path) -> tuple[str, ...]:
         """The exact argument list: python, operator's wrapper args, script, ``--config_file``."""
@@ -152,9 +151,8 @@ def _number(kind: type, low: float, high: float) -> Validator:
 
 def _choice(*allowed: str | int) -> Validator:
     def check(value: Any) -> Any:
-        if isinstance(value, bool) or value not in allowed:
-            raise OptionRefused(f"{value!r} is not one of {list(allowed)}")
-        return value
+        typed = str(value).lower() if isinstance(value, bool) else value  # True == 1: a flag is no number
+        return one_of(typed, allowed, "value", OptionRefused)
 
     return check
 

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..choices import one_of
 from ..fileio import atomic_link, atomic_write_text
 from ..media import images
 from ..paths import caption_line
@@ -82,8 +83,7 @@ def balanced_repeats(counts: Sequence[int], repeats: Sequence[int]) -> list[int]
 
 def effective_mask_mode(mode: str, image_format: str, any_alpha: bool) -> str:
     """"alpha", "folder" or "none": auto keeps alpha in PNG/WebP and uses a mask folder for JPEG."""
-    if mode not in MASK_MODES:
-        raise ValueError(f"mask mode must be one of {', '.join(MASK_MODES)}, not {mode!r}")
+    one_of(mode, MASK_MODES, "mask mode")
     if mode == "auto":
         if not any_alpha:
             return "none"

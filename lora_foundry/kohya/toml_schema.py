@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..choices import choice_refusal
+
 Check = Callable[[Any], Any]
 """Raises ``ValueError`` (its message says what is wrong) for a value its key does not take."""
 
@@ -142,8 +144,9 @@ def _check_values(config: dict[str, Any]) -> list[str]:
     for where, table in tables:
         if table.get("num_repeats", 1) < 1:
             problems.append(f"{where}: num_repeats must be at least 1")
-        if "resize_interpolation" in table and table["resize_interpolation"] not in INTERPOLATIONS:
-            problems.append(f"{where}: resize_interpolation must be one of {sorted(INTERPOLATIONS)}")
+        if "resize_interpolation" in table:
+            problem = choice_refusal(table["resize_interpolation"], sorted(INTERPOLATIONS), "resize_interpolation")
+            problems += [f"{where}: {problem}"] if problem else []
         if table.get("bucket_reso_steps", 64) % 8:
             problems.append(f"{where}: bucket_reso_steps must be a multiple of 8")
     problems += [_check_bucket_range(config.get("general", {}), d, f"datasets[{i}]")

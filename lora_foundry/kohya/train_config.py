@@ -18,6 +18,7 @@ from typing import Any
 
 import tomli_w
 
+from ..choices import one_of
 from ..fileio import atomic_write_text
 from ..media.images import IMAGE_SUFFIXES
 from ..models.registry import ModelMissingError
@@ -113,8 +114,7 @@ def dataset_location(dataset: Any) -> tuple[Path, Path]:
 
 def network_settings(architecture: str, variant: str, dim: int, alpha: float) -> tuple[str, list[str]]:
     """(network_module, network_args) for a variant, refusing combinations nothing supports."""
-    if variant not in VARIANTS:
-        raise PreflightError(f"unknown network variant {variant!r}; choose one of {list(VARIANTS)}")
+    one_of(variant, VARIANTS, "network variant", PreflightError)
     if variant not in SUPPORTED_VARIANTS[architecture]:
         raise PreflightError(
             f"{variant} is not supported for {architecture} "
@@ -275,8 +275,7 @@ def _train_options(request: TrainRequest, name: str, module: str, net_args: list
 
 def plan_run(request: TrainRequest, install: TrainerInstall, run_root: Path, loras_dir: Path, dry_run: bool = False) -> RunPlan:
     """Check everything, write the run's TOMLs and command file, and return what to launch."""
-    if request.architecture not in SCRIPTS:
-        raise PreflightError(f"unknown architecture {request.architecture!r}; choose one of {sorted(SCRIPTS)}")
+    one_of(request.architecture, sorted(SCRIPTS), "architecture", PreflightError)
     name = safe_name(request.output_name, "output name")
     check_install(install, request.architecture)
     tokenizer_cache = check_tokenizers(install, request.architecture)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..choices import one_of
 from .prompts import PromptSetting
 
 QUICK_STEPS = 4
@@ -24,10 +25,8 @@ QUICK_SUFFIX = "_quick"
 def apply_preset(preset: str, name: str, steps: int,
                  settings: list[PromptSetting]) -> tuple[str, int, list[PromptSetting]]:
     """The LoRA name, steps and settings a run with ``preset`` uses."""
-    if preset == FULL:
+    if one_of(preset, PRESETS, "preset") == FULL:
         return name, steps, settings
-    if preset != QUICK:
-        raise ValueError(f"preset must be one of {list(PRESETS)}, not {preset!r}")
     small = [replace(s, resolution=(min(s.resolution[0], QUICK_SIZE), min(s.resolution[1], QUICK_SIZE)),
                      dynamic_resolution=False, batch_size=1) for s in settings]
     return f"{name}{QUICK_SUFFIX}", min(steps, QUICK_STEPS), small

@@ -13,6 +13,7 @@ from typing import Any
 
 import tomli_w
 
+from ..choices import one_of
 from .prompts import PromptFileError, PromptSetting, parse_prompt_text
 
 MODES = ("erase", "enhance", "slider")
@@ -35,8 +36,7 @@ class PromptItem:
 
     def to_table(self) -> dict[str, Any]:
         """The ``[[prompts]]`` table sd-scripts reads; empty optional prompts are left out."""
-        if self.mode not in MODES:
-            raise PromptFileError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        one_of(self.mode, MODES, "mode", PromptFileError)
         common = {"guidance_scale": float(self.guidance_scale), "resolution": int(self.resolution),
                   "batch_size": int(self.batch_size), "multiplier": float(self.multiplier),
                   "weight": float(self.weight)}

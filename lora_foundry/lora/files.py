@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ..cache import BoundedCache, file_key
+from ..choices import one_of
 from ..fileio import atomic_write_bytes
 from ..models.weights_file import load_safetensors
 from ..paths import UnsafeNameError, confined, inside_by_name, safe_name
@@ -118,8 +119,7 @@ def lora_bytes(state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp
     import torch
     from safetensors.torch import save
 
-    if dtype not in SAVE_DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {SAVE_DTYPES}")
+    one_of(dtype, SAVE_DTYPES, "dtype")
     torch_dtype = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     tensors = {k: (v.to(torch_dtype) if k.endswith(".weight") else v.float()).contiguous() for k, v in state.items()}
     hashes = sshs_hashes(save(tensors, metadata={k: v for k, v in metadata.items() if k.startswith("ss_")}))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
 from ..models.weights_file import load_safetensors
 from ..progress import Progress, ensure_progress
 from .files import SAVE_DTYPES, lora_path, write_lora
@@ -140,8 +141,7 @@ def merge_stack(parts: Sequence[MergePart], mode: str = "concat", rank: int = 32
     """The merged kohya state dict (float32) and a report; see the module docstring for the math."""
     import torch
 
-    if mode not in MERGE_MODES:
-        raise MergeError(f"merge mode {mode!r} is not one of {MERGE_MODES}")
+    one_of(mode, MERGE_MODES, "merge mode", MergeError)
     if not parts:
         raise MergeError("the stack is empty: nothing to merge")
     progress = ensure_progress(progress)
@@ -223,6 +223,5 @@ def merged_metadata(report: MergeReport, infos: Sequence[Any], name: str) -> dic
 def save_lora(state_dict: dict[str, Any], metadata: dict[str, str], dest_dir: Path, name: str,
               dtype: str = "fp16", overwrite: bool = False) -> Path:
     """Write ``<dest_dir>/<name>.safetensors`` atomically; never replace a file unless asked."""
-    if dtype not in SAVE_DTYPES:
-        raise MergeError(f"dtype {dtype!r} is not one of {SAVE_DTYPES}")
+    one_of(dtype, SAVE_DTYPES, "dtype", MergeError)
     return write_lora(lora_path(dest_dir, name), state_dict, metadata, dtype, overwrite)

@@ -6,6 +6,8 @@ it, so every opener takes the device explicitly and nodes pass what this module 
 
 from __future__ import annotations
 
+from ..choices import one_of
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -15,8 +17,7 @@ def pick_device(preference: str = "auto") -> str:
     "auto" means CUDA when torch sees a GPU, then MPS, else "cpu". An explicit device that is not
     available raises at once rather than failing deep inside a backend.
     """
-    if preference not in DEVICE_CHOICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {preference!r}")
+    one_of(preference, DEVICE_CHOICES, "device")
     import torch
 
     cuda_ok = torch.cuda.is_available()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
 from ..fileio import announce_read
 from .handle import ModelHandle, reopen_on
 from .registry import ModelSpec, model_identity
@@ -121,8 +122,7 @@ def load_expression(path: Path, device: str = "cpu") -> ModelHandle[ClassifierFa
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expression model {path} does not exist (resolve it first)")
-    if device not in PROVIDERS:
-        raise ValueError(f"expression model device must be one of {', '.join(PROVIDERS)}, got {device!r}")
+    one_of(device, PROVIDERS, "expression model device")
     session = _session(path, "cpu")
     metadata = dict(session.get_modelmeta().custom_metadata_map or {})
     first = session.get_inputs()[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
 from ..fileio import announce_read
 from .handle import ModelHandle, reopen_on
 from .registry import ModelSpec, model_identity
@@ -98,8 +99,7 @@ def load_pose(path: Path, device: str = "cpu") -> ModelHandle[PoseFacts]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pose model {path} does not exist (resolve it first; rtmlib would download)")
-    if device not in PROVIDERS:
-        raise ValueError(f"pose device must be one of {', '.join(PROVIDERS)}, got {device!r}")
+    one_of(device, PROVIDERS, "pose device")
     kind, size, keypoints = inspect_onnx(path)
 
     def open_for(target: str) -> Any:

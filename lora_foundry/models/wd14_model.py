@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..choices import one_of
 from ..fileio import announce_read
 from .handle import ModelHandle, reopen_on
 from .registry import ModelMissingError, ModelSpec, model_identity
@@ -143,8 +144,7 @@ def load_wd14(path: Path, device: str = "cpu") -> ModelHandle[TaggerFacts]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"wd14 model {path} does not exist (resolve it first)")
-    if device not in PROVIDERS:
-        raise ValueError(f"wd14 device must be one of {', '.join(PROVIDERS)}, got {device!r}")
+    one_of(device, PROVIDERS, "wd14 device")
     names, categories = read_tags(path)
     session = _session(path, "cpu")
     inputs, outputs = session.get_inputs(), session.get_outputs()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...choices import one_of
 from . import cosine_noise
 
 NOISE = -1
@@ -70,8 +71,7 @@ def reduce_dims(vectors: np.ndarray, dims: int = 50, seed: int = 0) -> np.ndarra
 def pick_backend(backend: str = "auto", rows: int = 0) -> str:
     """The explicit choice, else (auto) "sklearn" under ``LARGE_SET`` rows and "hdbscan" from
     there on when the package imports (bench/cluster.py)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    one_of(backend, BACKENDS, "cluster backend")
     if backend != "auto":
         return backend
     if rows < LARGE_SET:

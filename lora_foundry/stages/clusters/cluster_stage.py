@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ... import names
+from ...choices import one_of
 from ...progress import Progress, ensure_progress
 from ...workspace import Handle, Workspace
 from . import cluster
@@ -59,8 +60,7 @@ def cluster_stage(ws: Workspace, handle: Handle, mode: str = "characters", min_c
                   similarity: float = 0.9, min_share: float = 0.1, min_probability: float = 0.5,
                   backend: str = "auto", progress: Progress | None = None) -> Handle:
     """Cluster ``handle``'s items; returns a handle to the (kept) items annotated with clusters."""
-    if mode not in MODES:
-        raise ValueError(f"cluster mode must be one of {MODES}, got {mode!r}")
+    one_of(mode, MODES, "cluster mode")
     params = {"mode": mode, "min_cluster_size": int(min_cluster_size), "backend": backend}
     if mode == "scenes":
         params["similarity"] = float(similarity)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...choices import one_of
 from ...models.clip_model import ClipEmbedder, Embedder
 
 METHODS = ("clip", "pixels")
@@ -52,8 +53,7 @@ class PixelEmbedder:
 
 def make_embedder(method: str, clip: Any | None) -> Embedder:
     """The embedder of ``method``: "clip" (needs ``clip``, an open_clip ``ModelHandle``) or "pixels"."""
-    if method not in METHODS:
-        raise ValueError(f"embedding method must be one of {METHODS}, got {method!r}")
+    one_of(method, METHODS, "embedding method")
     if method == "clip":
         if clip is None:
             raise ValueError("method 'clip' needs a CLIP model (LF CLIP Loader); or choose 'pixels'")

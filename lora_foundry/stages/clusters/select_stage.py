@@ -16,6 +16,7 @@ import numpy as np
 
 from ... import names
 from ...cache import file_key
+from ...choices import one_of
 from ...media import images
 from ...media.contact_sheet import titled_sheet
 from ...workspace import Handle, Workspace
@@ -36,8 +37,7 @@ def cluster_labels(ws: Workspace, handle: Handle) -> tuple[list[Any], np.ndarray
 def choose(ws: Workspace, handle: Handle, by: str, ids: str = "", count: int = 1, text: str = "",
            clip: Any | None = None, references: Sequence[Path] = ()) -> tuple[list[Any], np.ndarray, list[int]]:
     """(items, labels, chosen cluster ids) for one way of choosing."""
-    if by not in BY:
-        raise ValueError(f"select by must be one of {BY}, got {by!r}")
+    one_of(by, BY, "select by")
     items, labels = cluster_labels(ws, handle)
     if by == "id":
         return items, labels, parse_ids(ids)

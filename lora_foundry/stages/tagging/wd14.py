@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...captions.vocabulary import normalise_tag, normalise_tags
+from ...choices import one_of
 from ...media.images import WHITE, flatten
 
 RATING_MODES = ("omit", "as tag")
@@ -41,8 +42,7 @@ class TagRules:
     exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.rating not in RATING_MODES:
-            raise ValueError(f"rating must be one of {', '.join(RATING_MODES)}, got {self.rating!r}")
+        one_of(self.rating, RATING_MODES, "rating")
         for name in ("general_threshold", "character_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in 0..1, got {getattr(self, name)}")
