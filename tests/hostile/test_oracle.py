@@ -67,18 +67,34 @@ def _sample(values: list[oracle.Value]) -> list[oracle.Value]:
     return list(families.values())
 
 
-def _shown(value) -> list[str]:
-    """The ways a value may appear in a message: as given or quoted by repr, whole or cut short."""
-    text = str(value)
-    forms = {text, repr(text)[1:-1]}
-    for length in (20, 40, 60, 80, 100, 120, 200):
-        forms |= {text[:length], repr(text[:length])[1:-1], repr(text)[1:-1][:length]}
-    return sorted((form for form in forms if len(form) >= 3), key=len, reverse=True)
+CUT_ENDS = ("...", "\u2026", "'", '"')
+
+
+def _cut_forms(form: str, message: str) -> set[str]:
+    """Starts of ``form`` that ``message`` quotes cut short: each followed there by an ellipsis or the
+    closing quote (only those: a start of a path the value shares with a leaked one is not the value)."""
+    found = set()
+    for ellipsis in CUT_ENDS:
+        end = message.find(ellipsis)
+        while end != -1:
+            for length in range(min(end, len(form)), 2, -1):
+                if message[end - length:end] == form[:length]:
+                    found.add(form[:length] + ellipsis)
+                    break
+            end = message.find(ellipsis, end + 1)
+    return found
 
 
 def _masked(message: str, value) -> str:
-    for shown in _shown(value):
-        message = message.replace(shown, "<value>")
+    """``message`` with the value the client gave taken out: whole or cut short (any length, ending in
+    an ellipsis or a quote), as given or as repr."""
+    text = str(value)
+    forms = {text, repr(text)[1:-1]}
+    for form in list(forms):
+        forms |= _cut_forms(form, message)
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= 3:
+            message = message.replace(form, "<value>")
     return message
 
 
@@ -146,3 +162,17 @@ def test_the_leak_check_finds_a_server_path_but_not_a_folder_that_starts_like_on
     assert _server_paths(f"failed in {tmp_path}", "v", server) == [str(tmp_path)]
     shaped = f"images @ output/lora_foundry{root}spaces/oracle_ws{root}.bak x{root}"
     assert _server_paths(shaped, "v", server) == []
+
+
+def test_a_value_quoted_back_cut_at_any_length_is_the_clients_own_text_but_a_leak_beside_it_is_not(tmp_path):
+    """Twins that differ only after the cut answer alike; a server path that merely starts like the
+    value (it shares the folder) still counts as shown."""
+    server = type("Server", (), {"tmp": tmp_path})()
+    existing, missing = f"../{tmp_path}/private/secret.txt", f"../{tmp_path}/private/absent.txt"
+    differ = len(f"../{tmp_path}/private/")  # where the twins part
+    for cut in (differ + 2, differ + 5):
+        for end in ("...", "'"):
+            said = [f"input 'x' '{value[:cut]}{end} is not one of a, b" for value in (existing, missing)]
+            assert _masked(said[0], existing) == _masked(said[1], missing)
+    leak = f"input 'x' {existing[:12]}... cannot be read: {tmp_path}/private/other.txt"
+    assert _server_paths(leak, existing, server) == [str(tmp_path)]
