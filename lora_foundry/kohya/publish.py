@@ -3,6 +3,7 @@
 Every trainer ends here: kohya (``train_config.plan_run``), LECO through sd-scripts
 (``leco_route.plan_leco``) and built in (``leco.checkpoints.RunFiles``), musubi (its node and
 ``train-video``, before any step) and the tuner's best-trial copy (``tune_report.publish_best``).
+A merged LoRA and the built-in trainer's final save (``lora.files.write_lora``) are refused here too.
 They once each wrote the check themselves, with two error types (a ``PreflightError`` the tuner
 turns into one failed trial, a ``FileExistsError`` it did not catch) and four wordings. The refusal
 is made only here (``tests/test_owner_rules_files.py`` holds it)."""
