@@ -79,3 +79,20 @@ def test_a_finished_clip_is_renamed_into_place(tmp_path):
     path = writer.close()
     assert path == tmp_path / "clip.mp4" and path.stat().st_size > 0 and writer.frames == 4
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+
+@pytest.mark.parametrize("fps", [0.0, float("nan"), -5.0])
+def test_a_clip_writer_refuses_a_frame_rate_no_clip_can_have_and_leaves_nothing(tmp_path, fps):
+    """It divided by zero (0), failed to convert (NaN) or wrote a clip (-5), leaving a ``.tmp-*.mp4``."""
+    with pytest.raises(ValueError, match="a clip needs a positive frame rate"):
+        Mp4Writer(tmp_path / "clip.mp4", 48, 32, fps, preset="ultrafast")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clip_writer_whose_set_up_fails_removes_its_temp(tmp_path):
+    """A failure after the temporary file was made (here x264's options) removes it and closes the
+    container: it once left a ``.tmp-*.mp4`` per failed clip beside the dataset."""
+    with pytest.raises(ValueError):
+        Mp4Writer(tmp_path / "clip.mp4", 48, 32, 8.0, crf="high", preset="ultrafast")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
