@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 
-from lora_foundry.fileio import FILE_MODE, atomic_file, atomic_write, atomic_write_text
+from lora_foundry.fileio import atomic_file, atomic_write, atomic_write_text
 from lora_foundry.media.video_writer import Mp4Writer
 
 
@@ -39,7 +39,9 @@ def test_atomic_file_renames_a_finished_file_readable_by_other_users(tmp_path):
     with atomic_file(target) as temp:
         assert temp.parent == target.parent and temp.name.startswith(".tmp-") and not target.exists()
         temp.write_bytes(b"done")
-    assert target.read_bytes() == b"done" and stat.S_IMODE(target.stat().st_mode) == FILE_MODE
+    # 0644 (docs/ARCHITECTURE.md): mkstemp's 0600 would hide it from a trainer or web server running as
+    # another user; checked against the documented mode, not the module's own constant
+    assert target.read_bytes() == b"done" and stat.S_IMODE(target.stat().st_mode) == 0o644
     assert list(target.parent.iterdir()) == [target]
 
 
@@ -78,6 +80,7 @@ def test_a_finished_clip_is_renamed_into_place(tmp_path):
     _frames(writer, 4)
     path = writer.close()
     assert path == tmp_path / "clip.mp4" and path.stat().st_size > 0 and writer.frames == 4
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "a clip musubi-tuner, run as another user, can read"
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
