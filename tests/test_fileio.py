@@ -99,3 +99,27 @@ def test_a_clip_writer_whose_set_up_fails_removes_its_temp(tmp_path):
     with pytest.raises(ValueError):
         Mp4Writer(tmp_path / "clip.mp4", 48, 32, 8.0, crf="high", preset="ultrafast")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_link_copied_across_file_systems_is_readable_by_other_users_too(tmp_path, monkeypatch):
+    """Where a hard link cannot be made (another file system) ``atomic_link`` copies: the copy gets
+    0644 like every finished file, whatever the server's umask (it kept the umask's 0600)."""
+    import errno
+    import os
+
+    from lora_foundry.fileio import atomic_link
+
+    source = atomic_write_text(tmp_path / "earlier.png", "pixels")
+
+    def cross_device(*_):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    (tmp_path / "new").mkdir()
+    before = os.umask(0o077)
+    try:
+        copied = atomic_link(source, tmp_path / "new" / "00001.png")
+    finally:
+        os.umask(before)
+    assert copied.read_text() == "pixels" and stat.S_IMODE(copied.stat().st_mode) == 0o644
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["00001.png"]
