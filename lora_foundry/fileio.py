@@ -88,16 +88,18 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
 
 
 def atomic_link(source: Path, target: Path) -> Path:
-    """Hard-link ``source`` to ``target`` atomically (copied where a hard link cannot be made, e.g.
-    across file systems); raises ``OSError`` and leaves no temporary file when neither works."""
+    """Hard-link ``source`` to ``target`` atomically (copied, with ``FILE_MODE`` like every finished
+    file, where a hard link cannot be made, e.g. across file systems); raises ``OSError`` and leaves
+    no temporary file when neither works, or on a cancel midway."""
     temporary = Path(target).with_name(f"{TMP_PREFIX}{Path(target).name}")
     try:
         try:
             os.link(source, temporary)
         except OSError:
             shutil.copyfile(source, temporary)
+            os.chmod(temporary, FILE_MODE)
         os.replace(temporary, target)
-    except OSError:
+    except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     return Path(target)

@@ -9,7 +9,8 @@ socket input is passed through for most types; text inputs have no size limit. S
 - FLOAT: a finite number within the declared min/max (NaN and inf refused);
 - STRING: at most ``MAX_LINE_CHARS`` (one line) or ``MAX_TEXT_CHARS`` (a text box) characters, and
   what its declaration asks (``check="json"``/``"toml"``: parses, nesting and size bounded;
-  ``"name"``: at most ``MAX_NAME_BYTES`` UTF-8 bytes; ``"colour"``: what ``parse_color`` reads);
+  ``"name"``: at most ``MAX_NAME_BYTES`` UTF-8 bytes; ``"path"``, a name with folders (``lora_name``):
+  ``paths.text_problem``, the engine's caps; ``"colour"``: what ``parse_color`` reads);
 - sockets (ours and ComfyUI's core types): the Python type their producers give (``_sockets.py``);
   a linked input is absent at validation and checked again when the node runs;
 then calls the node's own ``VALIDATE_INPUTS``, if it has one. A refusal names the node and the input.
@@ -35,7 +36,7 @@ from typing import Any
 
 from ..lora_foundry.bounded import TextLimitError, check_text, parse_json, parse_toml
 from ..lora_foundry.choices import choice_refusal
-from ..lora_foundry.paths import MAX_PART_BYTES
+from ..lora_foundry.paths import MAX_PART_BYTES, text_problem
 from ..lora_foundry.stages.layers.segment import parse_color
 from . import _comfy
 from ._sockets import PRODUCERS, check_for
@@ -48,7 +49,7 @@ CHECK_KEY = "lf_check"  # declaration option naming a text check (``text(..., ch
 CHECKS_BY_NAME = {"matrix_json": "json", "search_space_json": "json", "axes": "json", "prompts_toml": "toml",
                   "extra_options": "toml", "plain_color": "colour", "workspace": "name", "name": "name",
                   "output_name": "name", "dataset_name": "name", "dataset_path": "name", "trigger": "name",
-                  "class_word": "name", "lora_name": "name", "prompts_file": "name"}
+                  "class_word": "name", "lora_name": "path", "prompts_file": "name"}
 
 
 def _float_problem(value: Any, options: dict[str, Any]) -> str | None:
@@ -78,6 +79,8 @@ def _text_problem(value: Any, options: dict[str, Any]) -> str | None:
             check_text(value, "the text", limit)
     except (TextLimitError, ValueError) as error:
         return str(error).replace("the text ", "", 1)
+    if check == "path":  # a name with folders (a LoRA in a subfolder): the engine's byte caps, not one name's
+        return text_problem(value)
     size = len(value.encode("utf-8", "replace")) if check == "name" else 0
     if size > MAX_NAME_BYTES:
         return f"is {size} bytes in UTF-8; a name may have {MAX_NAME_BYTES}"

@@ -26,3 +26,14 @@ def test_demo_writes_a_dataset_and_reports_each_pass_once(tmp_path, media_dir):
     assert [done for done, total in extraction if done == total] == [str(truth["frames"])]  # its last frame, once
     cuts = ", ".join(str(cut) for cut in truth["cuts_s"])
     assert f"cuts at [{cuts}] s ({len(truth['cuts_s']) + 1} shots)" in done.stdout
+
+
+def test_demo_without_its_video_suggests_a_command_that_works_outside_comfyui(tmp_path, capsys):
+    """Outside ComfyUI every command that writes needs ``--out``: the suggested command has it (it
+    suggested ``lora-foundry demo my_clip.mp4``, which is refused for lacking ``--out``)."""
+    from lora_foundry.cli import main
+
+    assert main(["demo", str(tmp_path / "missing.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.mp4" in err and "lora-foundry demo my_clip.mp4 --out " in err
+    assert not list(tmp_path.iterdir())

@@ -150,8 +150,11 @@ def test_merge_and_info_nodes(compose, tmp_path):
     info, triggers, base = compose.LoRAInfo().info(name)["result"]
     assert triggers == "alice_lf, pose_lf, standing" and base == "SD1.x"
     assert "rank: 8" in info and "SD1.x" in info
-    with pytest.raises(FileExistsError):
+    # a merge publishes a LoRA: refused as every trainer refuses a taken name (kohya.publish)
+    with pytest.raises(FileExistsError, match=r"^a LoRA named alice_pose.safetensors already exists in .*loras/"
+                                              "lora_foundry; choose another output name or turn overwrite on$") as taken:
         compose.MergeLoRAStack().merge(stack, "alice_pose", "svd", 8, "fp16", False)
+    assert type(taken.value).__name__ == "PublishedError" and isinstance(taken.value, ValueError)
 
 
 class _Model:

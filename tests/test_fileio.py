@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 
-from lora_foundry.fileio import FILE_MODE, atomic_file, atomic_write, atomic_write_text
+from lora_foundry.fileio import atomic_file, atomic_write, atomic_write_text
 from lora_foundry.media.video_writer import Mp4Writer
 
 
@@ -39,7 +39,9 @@ def test_atomic_file_renames_a_finished_file_readable_by_other_users(tmp_path):
     with atomic_file(target) as temp:
         assert temp.parent == target.parent and temp.name.startswith(".tmp-") and not target.exists()
         temp.write_bytes(b"done")
-    assert target.read_bytes() == b"done" and stat.S_IMODE(target.stat().st_mode) == FILE_MODE
+    # 0644 (docs/ARCHITECTURE.md): mkstemp's 0600 would hide it from a trainer or web server running as
+    # another user; checked against the documented mode, not the module's own constant
+    assert target.read_bytes() == b"done" and stat.S_IMODE(target.stat().st_mode) == 0o644
     assert list(target.parent.iterdir()) == [target]
 
 
@@ -78,4 +80,46 @@ def test_a_finished_clip_is_renamed_into_place(tmp_path):
     _frames(writer, 4)
     path = writer.close()
     assert path == tmp_path / "clip.mp4" and path.stat().st_size > 0 and writer.frames == 4
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "a clip musubi-tuner, run as another user, can read"
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+
+@pytest.mark.parametrize("fps", [0.0, float("nan"), -5.0])
+def test_a_clip_writer_refuses_a_frame_rate_no_clip_can_have_and_leaves_nothing(tmp_path, fps):
+    """It divided by zero (0), failed to convert (NaN) or wrote a clip (-5), leaving a ``.tmp-*.mp4``."""
+    with pytest.raises(ValueError, match="a clip needs a positive frame rate"):
+        Mp4Writer(tmp_path / "clip.mp4", 48, 32, fps, preset="ultrafast")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clip_writer_whose_set_up_fails_removes_its_temp(tmp_path):
+    """A failure after the temporary file was made (here x264's options) removes it and closes the
+    container: it once left a ``.tmp-*.mp4`` per failed clip beside the dataset."""
+    with pytest.raises(ValueError):
+        Mp4Writer(tmp_path / "clip.mp4", 48, 32, 8.0, crf="high", preset="ultrafast")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_link_copied_across_file_systems_is_readable_by_other_users_too(tmp_path, monkeypatch):
+    """Where a hard link cannot be made (another file system) ``atomic_link`` copies: the copy gets
+    0644 like every finished file, whatever the server's umask (it kept the umask's 0600)."""
+    import errno
+    import os
+
+    from lora_foundry.fileio import atomic_link
+
+    source = atomic_write_text(tmp_path / "earlier.png", "pixels")
+
+    def cross_device(*_):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    (tmp_path / "new").mkdir()
+    before = os.umask(0o077)
+    try:
+        copied = atomic_link(source, tmp_path / "new" / "00001.png")
+    finally:
+        os.umask(before)
+    assert copied.read_text() == "pixels" and stat.S_IMODE(copied.stat().st_mode) == 0o644
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["00001.png"]

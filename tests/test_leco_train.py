@@ -111,8 +111,11 @@ def test_saved_file_is_a_kohya_lora_with_leco_metadata(tmp_path):
     text = format_info(read_lora_info(path))
     assert "LECO: 4 settings" in text and "slider" in text
     assert files.checkpoint_path(2).is_file()
-    with pytest.raises(FileExistsError):
+    # the name published while this run trained: the trained weights are kept, and the refusal says where
+    with pytest.raises(FileExistsError, match=r"this run's LoRA is kept at .*_checkpoints") as taken:
         files.save_final(net, 4)
+    kept = Path(str(taken.value).split("kept at ")[1].split(": copy it")[0])
+    assert kept.parent == files.folder and read_lora_info(kept).rank == 4
     # queued again: refused before training, the way every trainer refuses a published name
     with pytest.raises(PreflightError, match=rf"a LoRA named {path.name} already exists in .*; choose another "
                                              "output name or turn overwrite on"):

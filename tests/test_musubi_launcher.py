@@ -74,6 +74,28 @@ def test_the_dataset_toml_is_read_once_for_all_three_steps(setup, monkeypatch):
     assert parsed.count(text) == 1
 
 
+def test_caches_made_for_another_task_or_other_model_files_are_made_again(setup):
+    """A dataset is reused now (the same clips again are the dataset already written), and so are its
+    caches: only caches made by the same step with the same flags and model files are skipped. Wan's
+    image-to-video latents hold the first frame's latents too (musubi's ``--i2v``) under the same file
+    names as text-to-video ones, and a replaced VAE makes other latents: both are cached again."""
+    install, toml, runs = setup
+    outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml, epochs=1), runs)
+    assert outcome.steps["cache_latents"] == "done"
+    i2v = preset_for("wan21_i2v_14B")
+    request = MusubiRequest(i2v.name, toml, "hero_i2v", CLIPS, max_train_epochs=1)
+    again = train_video_lora(install, i2v, request, runs)
+    assert again.steps["cache_latents"] == "done", "t2v latents were taken for an i2v run"
+    assert "--i2v" in (runs / "hero_i2v" / "cache_latents.log").read_text().splitlines()[0]
+    assert train_video_lora(install, i2v, replace(request, output_name="hero_i2v_2"), runs).steps == {
+        "cache_latents": "skipped", "cache_text": "skipped", "train": "done"}
+    vae = install.models[i2v.name]["vae"]
+    vae.write_bytes(b"another VAE, same file name")
+    replaced = train_video_lora(install, i2v, replace(request, output_name="hero_i2v_3"), runs)
+    assert replaced.steps == {"cache_latents": "done", "cache_text": "skipped", "train": "done"}
+    assert str(vae.parent) not in (toml.parent / "cache" / "lora_foundry_cache_latents.json").read_text()
+
+
 def test_an_awkward_output_name_names_the_run_folder_and_the_lora_alike(setup):
     install, toml, runs = setup
     request = MusubiRequest("wan21_t2v_1.3B", toml, "hero wan?", CLIPS, max_train_epochs=1)

@@ -126,3 +126,15 @@ def test_validation_lists_a_node_s_checked_inputs_once(monkeypatch):
     refused = comfy_entries(ListedOnce, {"scale": math.nan, "note": "fine"})
     assert len(refused) == 1 and "input 'scale'" in refused[0]
     assert listed == [ListedOnce]
+
+
+def test_a_lora_name_in_subfolders_gets_the_one_name_rule_at_validation():
+    """docs/trust.md: a LoRA name may have 255 bytes per folder or file name and 4096 in all
+    (``paths.text_problem``, as the engine checks it). The nodes' own check capped the whole name at
+    255 bytes, refusing a LoRA in deep subfolders that the engine finds."""
+    deep = "characters/" * 25 + "hero.safetensors"  # 291 bytes of short parts
+    for node_id in ("LF_EvaluateLoRA", "LF_LoadTrainedLoRA"):
+        cls = PACK.NODE_CLASS_MAPPINGS[node_id]
+        assert comfy_entries(cls, {"lora_name": deep}) == [], node_id
+        [refused] = comfy_entries(cls, {"lora_name": "sub/" + "x" * 256 + ".safetensors"})
+        assert "input 'lora_name' is too long" in refused and "each folder or file name 255" in refused

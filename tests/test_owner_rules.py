@@ -152,15 +152,33 @@ def test_a_stage_with_units_does_its_work_only_in_them(path):
 UNITS_OWNER = "lora_foundry/stages/units_stage.py"
 
 
+def driver_side_calls(source: str) -> list[int]:
+    """Lines that make the one bar (``CombinedProgress``) or commit what a unit sent (``remote.apply``,
+    also when ``apply`` was imported from ``remote`` by name)."""
+    tree = ast.parse(source)
+    bare = any(isinstance(node, ast.ImportFrom) and (node.module or "").endswith("remote")
+               and any(alias.name == "apply" for alias in node.names) for node in ast.walk(tree))
+    return [call.lineno for call in _calls(tree)
+            if _name(call.func).rsplit(".", 1)[-1] == "CombinedProgress" or _name(call.func).endswith("remote.apply")
+            or (bare and _name(call.func) == "apply")]
+
+
 def test_the_driver_side_of_a_stage_s_units_has_one_owner():
     """Which units are left, the one bar over them and committing what they send
     (``CombinedProgress``, ``remote.apply``) live in ``stages/units_stage``, for every stage with
     units: ingest, tracking and embedding each set them up by hand once."""
-    loose = [f"{path.relative_to(REPO)}:{call.lineno}" for path in SOURCES
-             if str(path.relative_to(REPO)) != UNITS_OWNER
-             for call in _calls(ast.parse(path.read_text("utf-8")))
-             if _name(call.func).rsplit(".", 1)[-1] == "CombinedProgress" or _name(call.func).endswith("remote.apply")]
+    loose = [f"{path.relative_to(REPO)}:{line}" for path in SOURCES if str(path.relative_to(REPO)) != UNITS_OWNER
+             for line in driver_side_calls(path.read_text("utf-8"))]
     assert not loose, f"set up outside {UNITS_OWNER}: {loose}"
+    assert len(driver_side_calls((REPO / UNITS_OWNER).read_text("utf-8"))) == 2, "the owner no longer does it"
+
+
+def test_the_units_rule_sees_a_planted_driver_side():
+    planted = ("from ..workspace.remote import apply\nfrom ..scale import units\n"
+               "bar = units.CombinedProgress(None, [1])\napply(st, message)\n")
+    assert driver_side_calls(planted) == [3, 4]
+    assert driver_side_calls("from ..workspace import remote\nremote.apply(st, message)\n") == [2]
+    assert driver_side_calls("def apply(x):\n    pass\napply(1)\n") == []
 
 
 def test_a_nodes_help_is_its_docstring_and_a_node_without_one_is_refused(pack):

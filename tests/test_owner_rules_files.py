@@ -24,7 +24,12 @@ from test_code_rules import SOURCES, _calls, _name
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISH_OWNER = "lora_foundry/kohya/publish.py"
-PUBLISHED_REFUSAL = re.compile(r"already (exists|published).*another output name", re.DOTALL)
+# any refusal of an existing file that offers another name or the overwrite input: write_lora's own
+# "<path> exists; choose another name or set overwrite" (merges, the built-in LECO trainer's final
+# save) once slipped past a rule that knew only publish's wording
+PUBLISHED_REFUSAL = re.compile(r"\bexists\b.*(another (output )?name|overwrite)", re.DOTALL)
+# a dataset folder and a stack preset, not LoRAs (dataset versions have their own owner, below)
+NOT_A_LORA = {"lora_foundry/kohya/dataset_versions.py", "lora_foundry/lora/presets.py"}
 
 
 def found_outside(owners: set[str], finder: Callable[[str], list[int]]) -> dict[str, list[int]]:
@@ -54,7 +59,7 @@ def published_refusals(source: str) -> list[int]:
 
 
 def test_only_publish_refuses_a_published_lora_name():
-    assert_one_owner(published_refusals, {PUBLISH_OWNER}, "kohya.publish.refuse_published")
+    assert_one_owner(published_refusals, {PUBLISH_OWNER, *NOT_A_LORA}, "kohya.publish.refuse_published")
 
 
 RENAME_OWNER = "lora_foundry/fileio.py"

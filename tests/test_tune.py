@@ -207,6 +207,10 @@ def test_a_name_published_while_a_trial_trains_fails_that_trial_not_the_study(tm
     assert first.state.name == "FAIL" and second.state.name == "COMPLETE"
     assert "a LoRA named hero_t000.safetensors already exists in" in first.user_attrs["error"]
     assert clash.read_bytes() == b"published by another run"
+    # the trained LoRA is not lost: the refusal says where it is (it said to choose another name, as
+    # if nothing had been trained)
+    trained = setup.study_dir / "runs" / "hero_t000" / "hero_t000.safetensors"
+    assert f"this run's LoRA is kept at {trained}" in first.user_attrs["error"] and trained.is_file()
 
 
 LAUNCHER_STUDY_SCRIPT = r'''

@@ -68,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     video_path = args.video or BUNDLED_VIDEO
     if not video_path.is_file():
-        print(f"no video at {video_path}: give one, e.g. lora-foundry demo my_clip.mp4", file=sys.stderr)
+        print(f"no video at {video_path}: give one, e.g. lora-foundry demo my_clip.mp4 --out out", file=sys.stderr)
         return 2
     out = locations.output_root(args.out)
     with Workspace.open(workspace_path(out, args.workspace)) as ws:

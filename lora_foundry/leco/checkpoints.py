@@ -114,5 +114,10 @@ class RunFiles:
         return path
 
     def save_final(self, network: LoraNetwork, steps: int) -> Path:
-        meta = {**self.metadata, "ss_steps": str(steps)}
-        return write_lora(self.final, network.kohya_state(), meta, self.dtype_name, self.overwrite)
+        """The trained LoRA, published; when its name was published while it trained, it is kept
+        in the checkpoints folder and the refusal says where (the weights are in memory only)."""
+        meta, state = {**self.metadata, "ss_steps": str(steps)}, network.kohya_state()
+        if not self.overwrite and self.final.exists():
+            kept = write_lora(self.folder / f"{self.stem}-final.safetensors", state, meta, self.dtype_name, True)
+            refuse_published(self.final, "overwrite", kept=kept)
+        return write_lora(self.final, state, meta, self.dtype_name, self.overwrite)

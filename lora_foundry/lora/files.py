@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from ..cache import BoundedCache, file_key
 from ..choices import one_of
 from ..fileio import atomic_write_bytes
+from ..kohya.publish import refuse_published
 from ..models.weights_file import load_safetensors
 from ..paths import UnsafeNameError, confined, inside_by_name, safe_name
 from .sshs import sshs_hashes
@@ -128,10 +129,12 @@ def lora_bytes(state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp
 
 def write_lora(path: Path, state: dict[str, Any], metadata: dict[str, str], dtype: str = "fp16",
                overwrite: bool = False) -> Path:
-    """Write a LoRA file atomically (a reader never sees half of it); never replace one unless asked."""
+    """Write a LoRA file atomically (a reader never sees half of it); never replace one unless asked:
+    a taken name is refused as every trainer refuses one (``kohya.publish``: merges and the built-in
+    LECO trainer publish into the loras folder too)."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or set overwrite")
+    if not overwrite:
+        refuse_published(path, "overwrite")
     data = lora_bytes(state, metadata, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_bytes(path, data)

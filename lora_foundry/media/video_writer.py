@@ -11,6 +11,7 @@ one owner of that): a kill leaves no clip that looks finished.
 from __future__ import annotations
 
 import contextlib
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,22 +29,24 @@ class Mp4Writer:
 
         if width % 2 or height % 2:
             raise ValueError(f"H.264 (yuv420p) needs even sizes, got {width}x{height}")
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"a clip needs a positive frame rate, got {fps}")
         self.path = Path(path)
-        self._file = AtomicFile(self.path)
-        self._tmp = self._file.open()
-        try:
-            self._container = av.open(str(self._tmp), "w", format="mp4")
-        except BaseException:
-            self._file.discard()
-            raise
-        rate = Fraction(fps).limit_denominator(1001)
-        stream = self._container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        stream.options = {"crf": str(int(crf)), "preset": preset}
-        self._stream = stream
         self._count = 0
         self.size = (width, height)
+        self._file = AtomicFile(self.path)
+        self._tmp = self._file.open()
+        try:  # from here on a failure leaves no temporary file (nor an open container)
+            self._container = av.open(str(self._tmp), "w", format="mp4")
+            rate = Fraction(fps).limit_denominator(1001)
+            stream = self._container.add_stream("libx264", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.time_base = 1 / rate
+            stream.options = {"crf": str(int(crf)), "preset": preset}
+        except BaseException:
+            self.abort()
+            raise
+        self._stream = stream
 
     def write(self, rgb: np.ndarray) -> None:
         import av

@@ -7,12 +7,15 @@ A step succeeds only when it did its job: the caching steps exit 0 AND leave one
 clip (musubi names them ``<clip>_<WxH>_<arch>.safetensors`` and ``<clip>_<arch>_te.safetensors``);
 training exits 0 AND writes a safetensors LoRA with the network module asked for. A failure names
 its step. Caches already complete are not recomputed (musubi's own ``--skip_existing`` does the same
-per file). The argument lists come from fixed presets and the operator's install; a workflow
-sets only numbers and names.
+per file) when the same step made them with the same flags and model files (``cache_stamp``, kept in
+each cache folder): musubi names a text-to-video and an image-to-video latent cache alike, and a
+replaced VAE keeps its file name. The argument lists come from fixed presets and the operator's
+install; a workflow sets only numbers and names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -20,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..bounded import parse_toml_file
+from ..bounded import parse_json_file, parse_toml_file
 from ..fileio import atomic_write_text
 from ..kohya.launcher import LaunchSpec, TrainingFailed, TrainResult, run_training
 from ..paths import safe_name
@@ -29,6 +32,7 @@ from ..stages.clips.rules import rule_for
 from .install import MusubiInstall, Preset, check_musubi
 
 STEPS = ("cache_latents", "cache_text", "train")
+STAMP_NAME = "lora_foundry_{step}.json"  # in each cache folder: what made its caches (cache_stamp)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class MusubiOutcome:
     report_path: Path
 
 
+def _step_roles(preset: Preset, step: str) -> tuple[str, ...]:
+    """The model roles a step loads (the same for its command line and its cache stamp)."""
+    return {"cache_latents": preset.latent_models, "cache_text": preset.text_models}.get(step, preset.train_models)
+
+
 def _model_args(install: MusubiInstall, preset: Preset, roles: tuple[str, ...]) -> list[str]:
     """``--<role> <file>`` for each model a step needs, from the preset's roles and the operator's files
     (the same roles ``check_musubi`` checks before anything runs)."""
@@ -69,15 +78,15 @@ def _step_argv(install: MusubiInstall, preset: Preset, step: str, request: Musub
         extra = ["--i2v"] if preset.i2v else []
         extra += ["--vae_chunk_size", "32", "--vae_tiling"] if preset.architecture == "hv" else []
         return (str(install.python), str(install.script(preset.cache_latents)), *toml,
-                *_model_args(install, preset, preset.latent_models), *extra)
+                *_model_args(install, preset, _step_roles(preset, step)), *extra)
     if step == "cache_text":
         return (str(install.python), str(install.script(preset.cache_text)), *toml,
-                *_model_args(install, preset, preset.text_models), "--batch_size", "16")
+                *_model_args(install, preset, _step_roles(preset, step)), "--batch_size", "16")
     task = ("--task", preset.task) if preset.task else ()
     launch = (str(install.python), "-m", "accelerate.commands.launch", "--num_cpu_threads_per_process", "1",
               "--mixed_precision", request.mixed_precision) if install.accelerate else (str(install.python),)
     return (*launch, str(install.script(preset.train)), *task,
-            *_model_args(install, preset, preset.train_models), *toml,
+            *_model_args(install, preset, _step_roles(preset, step)), *toml,
             "--sdpa", "--mixed_precision", request.mixed_precision, "--fp8_base", "--optimizer_type", "adamw8bit",
             "--learning_rate", repr(float(request.learning_rate)), "--gradient_checkpointing",
             "--max_data_loader_n_workers", "2", "--persistent_data_loader_workers",
@@ -103,6 +112,30 @@ def cached(folders: Sequence[Path], preset: Preset, step: str) -> int:
     ending = f"_{preset.architecture}_te.safetensors" if step == "cache_text" else f"_{preset.architecture}.safetensors"
     return sum(1 for folder in folders if folder.is_dir()
                for path in folder.iterdir() if path.name.endswith(ending))
+
+
+def cache_stamp(install: MusubiInstall, preset: Preset, step: str, request: MusubiRequest) -> dict[str, str]:
+    """What a caching step's files depend on: its script and flags (``--i2v`` among them) and each
+    model file it loads, by path, size and time (a VAE replaced under the same name makes others);
+    kept as a digest, so the cache folder (in the output folder) shows no server path."""
+    argv = _step_argv(install, preset, step, request, Path())
+    flags = [arg for arg in argv[2:] if arg not in ("--dataset_config", str(request.dataset_toml))]
+    files = [install.model(preset, role) for role in _step_roles(preset, step)]
+    made_by = {"script": Path(argv[1]).name, "flags": flags,
+               "files": [[str(path), path.stat().st_size, path.stat().st_mtime_ns] for path in files]}
+    return {"made_by": hashlib.sha256(json.dumps(made_by, sort_keys=True).encode("utf-8")).hexdigest()}
+
+
+def _stamped(folders: Sequence[Path], step: str, stamp: dict[str, str]) -> bool:
+    """Every cache folder says ``stamp`` made its ``step`` caches (a folder an earlier version filled,
+    or a stamp a client rewrote, does not: the caches are made again)."""
+    for folder in folders:
+        try:
+            if parse_json_file(folder / STAMP_NAME.format(step=step), f"cache stamp {folder.name}") != stamp:
+                return False
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 def _spec(install: MusubiInstall, preset: Preset, step: str, request: MusubiRequest, run_dir: Path) -> LaunchSpec:
@@ -145,7 +178,8 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
     outcome = MusubiOutcome(steps, None, None, run_dir, run_dir / "report.json")
     try:
         for step in STEPS:
-            if step != "train" and cached(folders, preset, step) >= request.clips:
+            stamp = cache_stamp(install, preset, step, request) if step != "train" else {}  # no cache: no stamp
+            if stamp and cached(folders, preset, step) >= request.clips and _stamped(folders, step, stamp):
                 steps[step] = "skipped"
                 continue
             result = _run_step(_spec(install, preset, step, request, run_dir), step, progress, on_event, should_stop)
@@ -157,6 +191,8 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
             if made < request.clips:
                 raise TrainingFailed(f"step {step} failed: musubi-tuner exited 0 but cached "
                                      f"{made} of {request.clips} clips", [], 0)
+            for folder in folders if stamp else ():
+                atomic_write_text(folder / STAMP_NAME.format(step=step), json.dumps(stamp) + "\n")
             steps[step] = "done"
             outcome.result = result
         outcome.lora_path = outcome.result.lora_path if outcome.result else None
