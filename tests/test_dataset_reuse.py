@@ -78,3 +78,19 @@ def test_a_rewritten_record_in_an_earlier_version_links_nothing_from_elsewhere(t
     with pytest.raises(ValueError, match="dataset signer/lora_foundry_dataset.json is nested") as refused:
         dataset_report(first.path)
     assert str(tmp_path) not in str(refused.value)
+
+
+@pytest.mark.parametrize("forge", [lambda r: r.pop("trigger"), lambda r: r.update(subset="../../elsewhere"),
+                                   lambda r: r.update(image_count="many")], ids=["no trigger", "subset outside", "count"])
+def test_a_reused_dataset_whose_record_was_forged_is_refused_by_name(tmp_path, media_dir, forge):
+    """The same settings again return the dataset already written, from its record: a record a client
+    rewrote (a field gone, a subset folder outside the dataset) is refused naming the dataset, never
+    read halfway into a KeyError or a subset folder elsewhere on the server."""
+    ws, handle = _frames(tmp_path, media_dir)
+    first = _write(ws, handle, tmp_path / "datasets")
+    record = json.loads(first.report_path.read_text())
+    forge(record)
+    first.report_path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="dataset signer/lora_foundry_dataset.json is not a record") as refused:
+        _write(ws, handle, tmp_path / "datasets")
+    assert str(tmp_path) not in str(refused.value)

@@ -222,12 +222,18 @@ def read_record(folder: Path) -> dict[str, Any]:
 
 
 def _load_existing(folder: Path) -> Dataset:
+    """The dataset a record describes, reused as it is. The record lies where clients can write: one
+    that lacks a field or names a subset outside its folder is refused by name, never half read."""
     report = read_record(folder)
-    subsets = tuple(s["path"] for s in report.get("subsets", []))
-    return Dataset(path=folder, toml_path=folder / "dataset.toml", report_path=folder / REPORT_NAME,
-                   subset_dir=folder / report["subset"], image_count=report["image_count"],
-                   trigger=report["trigger"], subsets=subsets, lora_type=report.get("lora_type", "character"),
-                   image_root=folder / "img")
+    try:
+        subsets = tuple(str(s["path"]) for s in report.get("subsets", []))
+        subset_dir = confined(folder, str(report["subset"]))
+        return Dataset(path=folder, toml_path=folder / "dataset.toml", report_path=folder / REPORT_NAME,
+                       subset_dir=subset_dir, image_count=int(report["image_count"]), trigger=str(report["trigger"]),
+                       subsets=subsets, lora_type=str(report.get("lora_type", "character")), image_root=folder / "img")
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"dataset {folder.name}/{REPORT_NAME} is not a record this writer made; delete "
+                         "that folder and write the dataset again") from error
 
 
 def _write_into(staging: Path, target: Path, plans: list[SubsetPlan], spec: DatasetSpec,
