@@ -10,7 +10,10 @@
   manifest's paths, ``inside_by_name``, read roots) once answered the same hostile names four ways
   (tests/hostile/test_plain_names.py).
 - A dataset's version folders (``name``, ``name_v2``, ...): ``kohya/dataset_versions``. musubi's
-  writer once had its own copy that made a new version on every run."""
+  writer once had its own copy that made a new version on every run.
+- Assembling a dataset in a staging folder and renaming it into place: ``kohya/staging.write_staged``.
+  The kohya and musubi writers each spelled out the staging, the clean-up on error and the lost
+  race."""
 
 from __future__ import annotations
 
@@ -140,6 +143,25 @@ def test_only_paths_decides_whether_a_name_is_plain():
     assert_one_owner(name_checks, {NAMES_OWNER}, "paths.name_problem or paths.text_problem")
 
 
+STAGING_OWNER = "lora_foundry/kohya/staging.py"
+
+
+def staging_steps(source: str) -> list[int]:
+    """Lines making a dataset's staging folder (``make_staging``) or renaming one into place
+    (``publish``) by hand instead of through ``write_staged``."""
+    tree = ast.parse(source)
+    steps = {"make_staging", "staging.publish"} | {  # ``publish`` imported from the staging module
+        alias.asname or alias.name for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("staging")
+        for alias in node.names if alias.name == "publish"}
+    return [call.lineno for call in _calls(tree)
+            if _name(call.func) in steps or _name(call.func).endswith((".make_staging", ".staging.publish"))]
+
+
+def test_only_staging_assembles_a_dataset_folder():
+    assert_one_owner(staging_steps, {STAGING_OWNER}, "kohya.staging.write_staged")
+
+
 PLANTED = [  # (rule, source, the lines it must report): each rule fails on a planted second owner
     (published_refusals, 'if final.exists():\n    raise PreflightError(f"a LoRA named {final.name} already exists in "\n'
                          '                         f"{loras_dir}; choose another output name")\n', [2]),
@@ -158,6 +180,10 @@ PLANTED = [  # (rule, source, the lines it must report): each rule fails on a pl
     (name_checks, 'if ".." in Path(name).parts:\n    pass\n', [1]),
     (name_checks, 'if "\\x00" in value:\n    pass\n', [1]),
     (name_checks, 'if suffix == ".png" and name.startswith("shot"):\n    pass\n', []),
+    (staging_steps, "from ..kohya.staging import make_staging, publish\nstaging = make_staging(root, name)\n"
+                    "published = publish(staging, target)\n", [2, 3]),
+    (staging_steps, "ok = kohya.staging.publish(staging, target)\n", [1]),
+    (staging_steps, "best = publish(study, name, folder)\nwritten, ok = write_staged(root, target, write)\n", []),
 ]
 
 

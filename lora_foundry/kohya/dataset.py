@@ -21,7 +21,6 @@ is returned), anything else is an error unless the user asks for a new version.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from .buckets import BucketSpec
 from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_text
 from .dataset_versions import IF_EXISTS, after_race, other_versions, version_folder
 from .dataset_versions import DatasetExistsError as DatasetExistsError  # raised by write_kohya_dataset
-from .staging import make_staging, publish, remove_stale_staging
+from .staging import write_staged
 from .subsets import (
     MASK_MODES,
     EarlierImage,
@@ -129,16 +128,9 @@ def write_kohya_dataset(ws: Workspace, handle: Handle, spec: DatasetSpec, root: 
     target = version_folder(root, name, identity, spec.if_exists, REPORT_NAME)
     if target.is_dir():
         return _load_existing(target)
-    remove_stale_staging(root)
-    staging = make_staging(root, target.name)
-    try:
-        dataset = _write_into(staging, target, plans, spec, identity, (keep_tokens, separator, style), progress)
-        published = publish(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    dataset, published = write_staged(root, target, lambda staging: _write_into(
+        staging, target, plans, spec, identity, (keep_tokens, separator, style), progress))
     if not published:  # another writer of the same name finished first: as if it had run before us
-        shutil.rmtree(staging, ignore_errors=True)
         return _load_existing(after_race(root, target, identity, spec.if_exists, REPORT_NAME))
     return dataset
 

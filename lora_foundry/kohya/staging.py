@@ -18,9 +18,12 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+Written = TypeVar("Written")
 
 STAGING_PREFIX = ".tmp-"
 WRITER_FILE = ".lora_foundry_writer.json"
@@ -61,6 +64,24 @@ def publish(staging: Path, target: Path) -> bool:
         raise
     (target / WRITER_FILE).unlink(missing_ok=True)
     return True
+
+
+def write_staged(root: Path, target: Path, write: Callable[[Path], Written]) -> tuple[Written, bool]:
+    """``write(staging)`` in a fresh staging folder (dead writers' folders removed first), then the
+    folder renamed to ``target``: (what ``write`` returned, True), or False when another writer of
+    the same name published ``target`` first. The staging folder never outlives the call: a raise
+    (a cancel included) or a lost race removes it."""
+    remove_stale_staging(root)
+    staging = make_staging(root, target.name)
+    try:
+        written = write(staging)
+        published = publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not published:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written, published
 
 
 def _writer_is_dead(folder: Path) -> bool:

@@ -32,7 +32,7 @@ import tomli_w
 
 from .. import bounded, names
 from ..kohya.dataset_versions import after_race, version_folder
-from ..kohya.staging import make_staging, publish, remove_stale_staging
+from ..kohya.staging import write_staged
 from ..media import images
 from ..paths import caption_line, safe_name
 from ..progress import Progress, ensure_progress
@@ -147,44 +147,60 @@ def write_video_dataset(ws: Workspace, clips: Handle, spec: VideoDatasetSpec, ro
     target = version_folder(root, name, identity, "new_version", REPORT_NAME)
     if target.is_dir():
         return read_video_dataset(target)
-    remove_stale_staging(root)
-    staging = make_staging(root, target.name)
-    report = ensure_progress(progress)
-    total = len(clip_items) + len(image_items)
-    try:
-        for folder in ("videos", "images" if image_items else "", "cache/videos", "cache/images" if image_items else ""):
-            if folder:
-                (staging / folder).mkdir(parents=True, exist_ok=True)
-        for done, item in enumerate(clip_items, start=1):
-            stem = Path(item.relpath).stem
-            shutil.copyfile(item.path, staging / "videos" / f"{stem}.mp4")
-            (staging / "videos" / f"{stem}.txt").write_text(_caption(captions, item, spec) + "\n", encoding="utf-8")
-            report.update(done, total)
-        for position, item in enumerate(image_items):
-            _write_image(item.path, staging / "images" / f"{position:05d}")
-            (staging / "images" / f"{position:05d}.txt").write_text(
-                _caption(image_captions, item, spec) + "\n", encoding="utf-8")
-            report.update(len(clip_items) + position + 1, total)
+    files = _DatasetFiles(ws, spec, clip_items, image_items, captions, image_captions, identity)
+    written, published = write_staged(root, target, lambda staging: files.write(staging, target, progress))
+    if not published:  # another writer of the same name finished first: as if it had run before us
+        return read_video_dataset(after_race(root, target, identity, "new_version", REPORT_NAME))
+    return written
+
+
+@dataclass(frozen=True)
+class _DatasetFiles:
+    """What one video dataset holds, written into a staging folder that becomes ``target``."""
+
+    ws: Workspace
+    spec: VideoDatasetSpec
+    clip_items: list[Item]
+    image_items: list[Item]
+    captions: dict
+    image_captions: dict
+    identity: dict[str, Any]
+
+    def write(self, staging: Path, target: Path, progress: Progress | None) -> VideoDataset:
+        self._media(staging, ensure_progress(progress))
+        clip_items, spec = self.clip_items, self.spec
         size = (clip_items[0].width, clip_items[0].height)
-        config = dataset_config(target, clip_items, size, spec, bool(image_items))
+        config = dataset_config(target, clip_items, size, spec, bool(self.image_items))
         (staging / TOML_NAME).write_text(tomli_w.dumps(config), encoding="utf-8")
         (staging / DIFFUSION_PIPE_TOML).write_text(tomli_w.dumps(diffusion_pipe_config(target, config, spec)),
                                                    encoding="utf-8")
-        written = VideoDataset(target, target / TOML_NAME, len(clip_items), len(image_items),
+        written = VideoDataset(target, target / TOML_NAME, len(clip_items), len(self.image_items),
                                float(clip_items[0].meta[names.META_CLIP]["fps"]),
                                tuple(config["datasets"][0]["target_frames"]))
-        record = {"identity": identity, "spec": asdict(spec), "clips": [item.relpath for item in clip_items],
-                  "images": len(image_items), "fps": written.fps, "frame_counts": list(written.frame_counts),
-                  "workspace": str(ws.root)}
+        record = {"identity": self.identity, "spec": asdict(spec), "clips": [item.relpath for item in clip_items],
+                  "images": len(self.image_items), "fps": written.fps, "frame_counts": list(written.frame_counts),
+                  "workspace": str(self.ws.root)}
         (staging / REPORT_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
-        published = publish(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if not published:  # another writer of the same name finished first: as if it had run before us
-        shutil.rmtree(staging, ignore_errors=True)
-        return read_video_dataset(after_race(root, target, identity, "new_version", REPORT_NAME))
-    return written
+        return written
+
+    def _media(self, staging: Path, report: Progress) -> None:
+        """The clips and images with their captions, one progress step each."""
+        clips, pictures = self.clip_items, self.image_items
+        total = len(clips) + len(pictures)
+        for folder in ("videos", "images" if pictures else "", "cache/videos", "cache/images" if pictures else ""):
+            if folder:
+                (staging / folder).mkdir(parents=True, exist_ok=True)
+        for done, item in enumerate(clips, start=1):
+            stem = Path(item.relpath).stem
+            shutil.copyfile(item.path, staging / "videos" / f"{stem}.mp4")
+            (staging / "videos" / f"{stem}.txt").write_text(_caption(self.captions, item, self.spec) + "\n",
+                                                            encoding="utf-8")
+            report.update(done, total)
+        for position, item in enumerate(pictures):
+            _write_image(item.path, staging / "images" / f"{position:05d}")
+            (staging / "images" / f"{position:05d}.txt").write_text(
+                _caption(self.image_captions, item, self.spec) + "\n", encoding="utf-8")
+            report.update(len(clips) + position + 1, total)
 
 
 def read_video_dataset(folder: Path) -> VideoDataset:
