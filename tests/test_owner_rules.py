@@ -299,3 +299,80 @@ def test_the_choice_rule_sees_a_planted_second_owner():
             "    if not shown:\n        raise ValueError('none of the images has a face')\n"
             "    if size not in SIZES:\n        return 'missing'\n")
     assert closed_choice_refusals(fine) == []
+
+
+QUOTED_OWNER = "lora_foundry/choices.py"
+# Cuts the quoted-value rule sees that quote back no client's value: (file, function) -> why.
+NOT_A_QUOTED_VALUE: dict[tuple[str, str], str] = {}
+
+
+def _cut(node: ast.AST) -> bool:
+    """``x[:N]``: a start of something kept, the rest dropped."""
+    return (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice)
+            and node.slice.lower is None and node.slice.upper is not None)
+
+
+def _quotes_a_cut(node: ast.AST) -> bool:
+    """An f-string part ``{x[:N]!r}`` / ``{repr(x)[:N]}`` or a ``repr(...)`` call that cuts its value."""
+    if isinstance(node, ast.FormattedValue):
+        inner = list(ast.walk(node.value))
+        quotes = node.conversion == ord("r") or any(isinstance(n, ast.Call) and _name(n.func) == "repr" for n in inner)
+        return quotes and any(_cut(n) for n in inner)
+    if _cut(node) and isinstance(node.value, ast.Call) and _name(node.value.func) == "repr":
+        return True
+    return (isinstance(node, ast.Call) and _name(node.func) == "repr"
+            and any(_cut(n) for arg in node.args for n in ast.walk(arg)))
+
+
+def quoted_cuts(source: str) -> list[tuple[str, int]]:
+    """(function, line) of each ``raise`` or ``return`` that quotes a value cut short in its own way."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        if isinstance(node, (ast.Raise, ast.Return)) and any(_quotes_a_cut(n) for n in ast.walk(node)):
+            found.append((function, node.lineno))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_only_choices_cuts_a_value_quoted_back():
+    """A refusal quotes the client's value through ``choices.quoted`` (repr, cut to ``MAX_SHOWN``,
+    "..."): six modules once cut it their own way, before or after ``repr``, with or without a mark."""
+    found, allowed = {}, set()
+    for path in SOURCES:
+        rel = str(path.relative_to(REPO))
+        for function, line in quoted_cuts(path.read_text("utf-8")) if rel != QUOTED_OWNER else ():
+            if (rel, function) in NOT_A_QUOTED_VALUE:
+                allowed.add((rel, function))
+            else:
+                found.setdefault(rel, []).append(f"{function} line {line}")
+    assert not found, f"a value quoted back cut outside {QUOTED_OWNER} (use choices.quoted): {found}"
+    assert allowed == set(NOT_A_QUOTED_VALUE), f"allow-listed but gone: {set(NOT_A_QUOTED_VALUE) - allowed}"
+
+
+def test_the_quoted_rule_sees_a_planted_second_cut():
+    planted = ("def check(name, what):\n    raise ValueError(f'{what} {name[:120]!r} is bad')\n"
+               "def problem(value):\n    return f'value {repr(value)[:80]}... is bad'\n"
+               "def other(value):\n    raise ValueError('bad ' + repr(str(value)[:200]))\n")
+    assert quoted_cuts(planted) == [("check", 2), ("problem", 4), ("other", 6)]
+    fine = ("def check(name, error):\n    raise ValueError(f'{quoted(name)} is bad ({str(error)[:200]})')\n"
+            "def head(text):\n    return text[:40]\n")
+    assert quoted_cuts(fine) == []
+
+
+def test_a_long_value_is_quoted_back_cut_and_marked_a_short_one_whole():
+    from lora_foundry.choices import MAX_SHOWN, quoted
+    from lora_foundry.paths import UnsafeNameError, relative_parts
+
+    assert quoted("lora/../x") == "'lora/../x'"
+    pasted = "a/../" * 60_000
+    with pytest.raises(UnsafeNameError) as refused:
+        relative_parts(pasted, "dataset")
+    assert str(refused.value) == (f"dataset {repr(pasted)[:MAX_SHOWN]}... is too long: a path may have 4096 bytes, "
+                                  "each folder or file name 255 (UTF-8)")

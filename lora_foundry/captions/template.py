@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from ..choices import quoted
+
 MAX_CAPTION_CHARS = 4000
 MAX_TEMPLATE_CHARS = 500
 _SLOT = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
@@ -31,7 +33,7 @@ def template_fields(template: str, allowed: Sequence[str], what: str) -> list[st
             continue
         if name is None or name not in allowed:
             slots = " and ".join(f"{{{field}}}" for field in allowed)
-            raise ValueError(f"{what} {template[:120]!r}: only {slots} can be filled in (plain {{name}}: no format "
+            raise ValueError(f"{what} {quoted(template)}: only {slots} can be filled in (plain {{name}}: no format "
                              f"spec, conversion, attribute or index; write {{{{ and }}}} for braces); found "
                              f"{_near(template, match.start())!r}")
         used.append(name)
