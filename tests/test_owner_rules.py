@@ -275,17 +275,25 @@ def closed_choice_refusals(source: str) -> list[tuple[str, int]]:
     return found
 
 
-def test_only_choices_checks_a_closed_choice():
-    found, allowed = {}, set()
+def assert_only_owner(rule, owner: str, allowed_list: dict, fix: str) -> None:
+    """``rule`` finds nothing in any source but ``owner`` except its allow-listed (file, function)
+    pairs, and finds each of those still (an entry no longer found is stale)."""
+    found: dict[str, list[str]] = {}
+    allowed: set[tuple[str, str]] = set()
     for path in SOURCES:
         rel = str(path.relative_to(REPO))
-        for function, line in closed_choice_refusals(path.read_text("utf-8")) if rel != CHOICES_OWNER else ():
-            if (rel, function) in NOT_CLOSED_CHOICES:
+        for function, line in rule(path.read_text("utf-8")) if rel != owner else ():
+            if (rel, function) in allowed_list:
                 allowed.add((rel, function))
             else:
                 found.setdefault(rel, []).append(f"{function} line {line}")
-    assert not found, f"a closed choice checked outside {CHOICES_OWNER} (use choices.one_of or pick): {found}"
-    assert allowed == set(NOT_CLOSED_CHOICES), f"allow-listed but gone: {set(NOT_CLOSED_CHOICES) - allowed}"
+    assert not found, f"{fix}: {found}"
+    assert allowed == set(allowed_list), f"allow-listed but gone: {set(allowed_list) - allowed}"
+
+
+def test_only_choices_checks_a_closed_choice():
+    assert_only_owner(closed_choice_refusals, CHOICES_OWNER, NOT_CLOSED_CHOICES,
+                      f"a closed choice checked outside {CHOICES_OWNER} (use choices.one_of or pick)")
 
 
 def test_the_choice_rule_sees_a_planted_second_owner():
@@ -344,16 +352,8 @@ def quoted_cuts(source: str) -> list[tuple[str, int]]:
 def test_only_choices_cuts_a_value_quoted_back():
     """A refusal quotes the client's value through ``choices.quoted`` (repr, cut to ``MAX_SHOWN``,
     "..."): six modules once cut it their own way, before or after ``repr``, with or without a mark."""
-    found, allowed = {}, set()
-    for path in SOURCES:
-        rel = str(path.relative_to(REPO))
-        for function, line in quoted_cuts(path.read_text("utf-8")) if rel != QUOTED_OWNER else ():
-            if (rel, function) in NOT_A_QUOTED_VALUE:
-                allowed.add((rel, function))
-            else:
-                found.setdefault(rel, []).append(f"{function} line {line}")
-    assert not found, f"a value quoted back cut outside {QUOTED_OWNER} (use choices.quoted): {found}"
-    assert allowed == set(NOT_A_QUOTED_VALUE), f"allow-listed but gone: {set(NOT_A_QUOTED_VALUE) - allowed}"
+    assert_only_owner(quoted_cuts, QUOTED_OWNER, NOT_A_QUOTED_VALUE,
+                      f"a value quoted back cut outside {QUOTED_OWNER} (use choices.quoted)")
 
 
 def test_the_quoted_rule_sees_a_planted_second_cut():
