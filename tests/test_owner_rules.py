@@ -333,13 +333,14 @@ def _quotes_a_cut(node: ast.AST) -> bool:
 
 
 def quoted_cuts(source: str) -> list[tuple[str, int]]:
-    """(function, line) of each ``raise`` or ``return`` that quotes a value cut short in its own way."""
+    """(function, line) of each ``raise``, ``return`` or assignment (``shown = repr(x)[:80]``, raised
+    a line later) that quotes a value cut short in its own way."""
     found: list[tuple[str, int]] = []
 
     def visit(node: ast.AST, function: str) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             function = node.name
-        if isinstance(node, (ast.Raise, ast.Return)) and any(_quotes_a_cut(n) for n in ast.walk(node)):
+        if isinstance(node, (ast.Raise, ast.Return, ast.Assign)) and any(_quotes_a_cut(n) for n in ast.walk(node)):
             found.append((function, node.lineno))
             return
         for child in ast.iter_child_nodes(node):
@@ -359,8 +360,9 @@ def test_only_choices_cuts_a_value_quoted_back():
 def test_the_quoted_rule_sees_a_planted_second_cut():
     planted = ("def check(name, what):\n    raise ValueError(f'{what} {name[:120]!r} is bad')\n"
                "def problem(value):\n    return f'value {repr(value)[:80]}... is bad'\n"
-               "def other(value):\n    raise ValueError('bad ' + repr(str(value)[:200]))\n")
-    assert quoted_cuts(planted) == [("check", 2), ("problem", 4), ("other", 6)]
+               "def other(value):\n    raise ValueError('bad ' + repr(str(value)[:200]))\n"
+               "def later(one):\n    shown = repr(one)[:80]\n    raise TypeError(f'got {shown}')\n")
+    assert quoted_cuts(planted) == [("check", 2), ("problem", 4), ("other", 6), ("later", 8)]
     fine = ("def check(name, error):\n    raise ValueError(f'{quoted(name)} is bad ({str(error)[:200]})')\n"
             "def head(text):\n    return text[:40]\n")
     assert quoted_cuts(fine) == []
