@@ -13,6 +13,14 @@ Choice = TypeVar("Choice", str, int)
 MAX_SHOWN = 120  # characters of a refused value quoted back
 
 
+def quoted(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as a refusal quotes it back: its ``repr``, cut to ``limit`` characters and marked
+    "..." when longer. The one place that cuts, so a pasted 300 KB value reads the same in every
+    refusal (each module once cut its own way: before or after ``repr``, at 80, 120 or 200)."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}..."
+
+
 def choice_refusal(name: Choice, choices: Iterable[Choice], what: str) -> str | None:
     """The one wording of a refused choice, or None when ``name`` is one of ``choices``: for checks
     that collect problems (a node's validation, a TOML file's) instead of raising the first. A
@@ -20,9 +28,7 @@ def choice_refusal(name: Choice, choices: Iterable[Choice], what: str) -> str | 
     options = tuple(choices)
     if name in options:
         return None
-    shown = repr(name)
-    shown = shown if len(shown) <= MAX_SHOWN else f"{shown[:MAX_SHOWN]}..."
-    return f"{what} {shown} is not one of {', '.join(map(str, options))}"
+    return f"{what} {quoted(name)} is not one of {', '.join(map(str, options))}"
 
 
 def one_of(name: Choice, choices: Iterable[Choice], what: str, error: type[ValueError] = ValueError) -> Choice:

@@ -15,6 +15,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from .choices import quoted
+
 OUTPUT_ROOT_ENV = "LORA_FOUNDRY_OUTPUT"
 
 _WINDOWS_RESERVED = {
@@ -139,7 +141,7 @@ def relative_parts(name: str, what: str = "name", folder_ok: bool = False) -> tu
     """The parts of a plain relative name (``name_problem`` says which), else ``UnsafeNameError``."""
     problem = name_problem(name, folder_ok)
     if problem is not None:
-        raise UnsafeNameError(f"{what} {str(name)[:120]!r} {problem}")
+        raise UnsafeNameError(f"{what} {quoted(str(name))} {problem}")
     return _split(name, folder_ok) or ()  # never empty here: name_problem refused what _split does
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .choices import quoted
 from .paths import UnsafeNameError, text_problem
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def _clean(value: object, what: str) -> str:
         raise ValueError(f"no {what} given")
     problem = text_problem(text)
     if problem is not None:
-        raise PathNotAllowedError(f"{what} {value[:120]!r} {problem}")
+        raise PathNotAllowedError(f"{what} {quoted(value)} {problem}")
     return text
 
 

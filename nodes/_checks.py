@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..lora_foundry.bounded import TextLimitError, check_text, parse_json, parse_toml
-from ..lora_foundry.choices import choice_refusal
+from ..lora_foundry.choices import choice_refusal, quoted
 from ..lora_foundry.paths import MAX_PART_BYTES, text_problem
 from ..lora_foundry.stages.layers.segment import parse_color
 from . import _comfy
@@ -103,7 +103,7 @@ def input_problem(kind: Any, options: dict[str, Any], value: Any) -> str | None:
     check = check_for(kind) if isinstance(kind, str) else None
     if check is not None and not check(value):
         return (f"must be connected to {PRODUCERS.get(kind, f'an {kind} output')}; got {type(value).__name__} "
-                f"{repr(value)[:60]} (a value typed into the workflow is not accepted for this input)")
+                f"{quoted(value, 60)} (a value typed into the workflow is not accepted for this input)")
     return None
 
 

@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ..lora_foundry.choices import quoted
 from ..lora_foundry.kohya.dataset import Dataset, SubsetSource
 from ..lora_foundry.models.handle import ModelHandle
 from ..lora_foundry.musubi.dataset import VideoDataset
@@ -129,8 +130,7 @@ def check_sockets(cls: type, method: Callable[..., Any], args: tuple, kwargs: di
         check = check_for(kind)
         for one in values:
             if one is not None and not check(one):
-                shown = repr(one)[:80]
                 raise SocketTypeError(
                     f"{getattr(cls, 'DISPLAY_NAME', cls.__name__)}: input '{name}' must be connected to "
-                    f"{PRODUCERS.get(kind, f'an {kind} output')}; got {type(one).__name__} {shown} (a value "
+                    f"{PRODUCERS.get(kind, f'an {kind} output')}; got {type(one).__name__} {quoted(one, 80)} (a value "
                     "typed into the workflow is not accepted for this input)")

@@ -275,17 +275,25 @@ def closed_choice_refusals(source: str) -> list[tuple[str, int]]:
     return found
 
 
-def test_only_choices_checks_a_closed_choice():
-    found, allowed = {}, set()
+def assert_only_owner(rule, owner: str, allowed_list: dict, fix: str) -> None:
+    """``rule`` finds nothing in any source but ``owner`` except its allow-listed (file, function)
+    pairs, and finds each of those still (an entry no longer found is stale)."""
+    found: dict[str, list[str]] = {}
+    allowed: set[tuple[str, str]] = set()
     for path in SOURCES:
         rel = str(path.relative_to(REPO))
-        for function, line in closed_choice_refusals(path.read_text("utf-8")) if rel != CHOICES_OWNER else ():
-            if (rel, function) in NOT_CLOSED_CHOICES:
+        for function, line in rule(path.read_text("utf-8")) if rel != owner else ():
+            if (rel, function) in allowed_list:
                 allowed.add((rel, function))
             else:
                 found.setdefault(rel, []).append(f"{function} line {line}")
-    assert not found, f"a closed choice checked outside {CHOICES_OWNER} (use choices.one_of or pick): {found}"
-    assert allowed == set(NOT_CLOSED_CHOICES), f"allow-listed but gone: {set(NOT_CLOSED_CHOICES) - allowed}"
+    assert not found, f"{fix}: {found}"
+    assert allowed == set(allowed_list), f"allow-listed but gone: {set(allowed_list) - allowed}"
+
+
+def test_only_choices_checks_a_closed_choice():
+    assert_only_owner(closed_choice_refusals, CHOICES_OWNER, NOT_CLOSED_CHOICES,
+                      f"a closed choice checked outside {CHOICES_OWNER} (use choices.one_of or pick)")
 
 
 def test_the_choice_rule_sees_a_planted_second_owner():
@@ -299,3 +307,74 @@ def test_the_choice_rule_sees_a_planted_second_owner():
             "    if not shown:\n        raise ValueError('none of the images has a face')\n"
             "    if size not in SIZES:\n        return 'missing'\n")
     assert closed_choice_refusals(fine) == []
+
+
+QUOTED_OWNER = "lora_foundry/choices.py"
+# Cuts the quoted-value rule sees that quote back no client's value: (file, function) -> why.
+NOT_A_QUOTED_VALUE: dict[tuple[str, str], str] = {}
+
+
+def _cut(node: ast.AST) -> bool:
+    """``x[:N]``: a start of something kept, the rest dropped."""
+    return (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice)
+            and node.slice.lower is None and node.slice.upper is not None)
+
+
+def _quotes_a_cut(node: ast.AST) -> bool:
+    """An f-string part ``{x[:N]!r}`` / ``{repr(x)[:N]}`` or a ``repr(...)`` call that cuts its value."""
+    if isinstance(node, ast.FormattedValue):
+        inner = list(ast.walk(node.value))
+        quotes = node.conversion == ord("r") or any(isinstance(n, ast.Call) and _name(n.func) == "repr" for n in inner)
+        return quotes and any(_cut(n) for n in inner)
+    if _cut(node) and isinstance(node.value, ast.Call) and _name(node.value.func) == "repr":
+        return True
+    return (isinstance(node, ast.Call) and _name(node.func) == "repr"
+            and any(_cut(n) for arg in node.args for n in ast.walk(arg)))
+
+
+def quoted_cuts(source: str) -> list[tuple[str, int]]:
+    """(function, line) of each ``raise``, ``return`` or assignment (``shown = repr(x)[:80]``, raised
+    a line later) that quotes a value cut short in its own way."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        if isinstance(node, (ast.Raise, ast.Return, ast.Assign)) and any(_quotes_a_cut(n) for n in ast.walk(node)):
+            found.append((function, node.lineno))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_only_choices_cuts_a_value_quoted_back():
+    """A refusal quotes the client's value through ``choices.quoted`` (repr, cut to ``MAX_SHOWN``,
+    "..."): six modules once cut it their own way, before or after ``repr``, with or without a mark."""
+    assert_only_owner(quoted_cuts, QUOTED_OWNER, NOT_A_QUOTED_VALUE,
+                      f"a value quoted back cut outside {QUOTED_OWNER} (use choices.quoted)")
+
+
+def test_the_quoted_rule_sees_a_planted_second_cut():
+    planted = ("def check(name, what):\n    raise ValueError(f'{what} {name[:120]!r} is bad')\n"
+               "def problem(value):\n    return f'value {repr(value)[:80]}... is bad'\n"
+               "def other(value):\n    raise ValueError('bad ' + repr(str(value)[:200]))\n"
+               "def later(one):\n    shown = repr(one)[:80]\n    raise TypeError(f'got {shown}')\n")
+    assert quoted_cuts(planted) == [("check", 2), ("problem", 4), ("other", 6), ("later", 8)]
+    fine = ("def check(name, error):\n    raise ValueError(f'{quoted(name)} is bad ({str(error)[:200]})')\n"
+            "def head(text):\n    return text[:40]\n")
+    assert quoted_cuts(fine) == []
+
+
+def test_a_long_value_is_quoted_back_cut_and_marked_a_short_one_whole():
+    from lora_foundry.choices import MAX_SHOWN, quoted
+    from lora_foundry.paths import UnsafeNameError, relative_parts
+
+    assert quoted("lora/../x") == "'lora/../x'"
+    pasted = "a/../" * 60_000
+    with pytest.raises(UnsafeNameError) as refused:
+        relative_parts(pasted, "dataset")
+    assert str(refused.value) == (f"dataset {repr(pasted)[:MAX_SHOWN]}... is too long: a path may have 4096 bytes, "
+                                  "each folder or file name 255 (UTF-8)")

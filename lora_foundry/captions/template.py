@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from ..choices import quoted
+
 MAX_CAPTION_CHARS = 4000
 MAX_TEMPLATE_CHARS = 500
 _SLOT = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
@@ -31,9 +33,9 @@ def template_fields(template: str, allowed: Sequence[str], what: str) -> list[st
             continue
         if name is None or name not in allowed:
             slots = " and ".join(f"{{{field}}}" for field in allowed)
-            raise ValueError(f"{what} {template[:120]!r}: only {slots} can be filled in (plain {{name}}: no format "
+            raise ValueError(f"{what} {quoted(template)}: only {slots} can be filled in (plain {{name}}: no format "
                              f"spec, conversion, attribute or index; write {{{{ and }}}} for braces); found "
-                             f"{_near(template, match.start())!r}")
+                             f"{quoted(_near(template, match.start()), 40)}")
         used.append(name)
     return used
 
@@ -62,6 +64,7 @@ def check_caption_length(caption: str, where: str) -> str:
 
 
 def _near(template: str, index: int) -> str:
-    """The slot around ``index`` for the message: from the brace to the next closing one."""
+    """The slot around ``index`` for the message: from the brace to the next closing one (quoted
+    back cut to 40 characters by ``choices.quoted``)."""
     end = template.find("}", index)
-    return template[index:end + 1 if end >= 0 else index + 20][:40]
+    return template[index:end + 1 if end >= 0 else index + 20]

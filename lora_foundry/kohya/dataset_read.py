@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounded import parse_toml_file
+from ..choices import quoted
 from ..paths import text_problem
 from ..read_roots import ReadRoots
 from .preflight import PreflightError
@@ -56,7 +57,7 @@ def _checked(src: Path, field: str, value: Any, roots: ReadRoots | None) -> Path
     given = Path(value)
     path = (given if given.is_absolute() else src.parent / given).resolve()
     if roots is not None and not roots.contains(path):
-        raise PreflightError(f"dataset config {src.name}: {field} {value[:120]!r} is outside the folders "
+        raise PreflightError(f"dataset config {src.name}: {field} {quoted(value)} is outside the folders "
                              "workflows may read; the file was altered or written elsewhere, write the dataset "
                              "again with LF Write Kohya Dataset")
     return path

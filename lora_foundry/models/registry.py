@@ -24,10 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..choices import quoted
 from ..paths import name_problem, relative_parts
 
 MODELS_ENV = "LORA_FOUNDRY_MODELS"
-MAX_SHOWN = 120  # characters of a refused name quoted back
 
 
 class ModelMissingError(FileNotFoundError):
@@ -142,7 +142,7 @@ def name_parts(name: object) -> tuple[str, ...] | None:
 def not_installed_message(spec: ModelSpec, name: object) -> str:
     """The one answer for a name that is not an installed file, whatever is (or is not) there."""
     shown = name if isinstance(name, str) else type(name).__name__
-    return f"model_name {shown[:MAX_SHOWN]!r} is not one of the files in models/{spec.folder}"
+    return f"model_name {quoted(shown)} is not one of the files in models/{spec.folder}"
 
 
 def missing_message(spec: ModelSpec, wanted: str, extra_dirs: Sequence[Path] = ()) -> str:

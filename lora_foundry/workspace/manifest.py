@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bounded import parse_json
+from ..choices import quoted
 from ..paths import name_problem, relative_parts
 
 SCHEMA_VERSION = 1
@@ -108,7 +109,7 @@ def checked_relpath(relpath: object, where: str) -> str:
     path, drive, ``~``, ``..``, control character...). The pack never writes symlinks into a
     workspace and a client cannot upload one."""
     if name_problem(relpath) is not None:
-        raise ForgedManifestError(f"{where}: {str(relpath)[:120]!r} is not a path inside the workspace; "
+        raise ForgedManifestError(f"{where}: {quoted(str(relpath))} is not a path inside the workspace; "
                                   "the workspace was altered, delete it and run again")
     return "/".join(relative_parts(str(relpath)))
 

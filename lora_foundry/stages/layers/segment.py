@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ...choices import quoted
 from ...media.masks import mask_box
 
 
@@ -231,7 +232,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
     parts = [p.strip() for p in value.split(",")]
     if len(parts) == 3 and all(p.isdigit() and int(p) <= 255 for p in parts):
         return tuple(int(p) for p in parts)  # type: ignore[return-value]
-    raise ValueError(f"colour {text[:20]!r} must be '#RRGGBB' or 'r,g,b'")
+    raise ValueError(f"colour {quoted(text, 20)} must be '#RRGGBB' or 'r,g,b'")
 
 
 def make_predictor(model: Any) -> Any:
