@@ -107,7 +107,8 @@ class WriteKohyaDataset:
         report = dataset_report(written.path, lora_type, make_contact_sheet=False)
         summary = {"path": str(written.path), "images": written.image_count, "subset": written.subset_dir.name,
                    "subsets": list(written.subsets), "dataset_toml": str(written.toml_path)}
-        text = json.dumps(summary, indent=1) + "\n" + report_text(report)
+        # the report reaches every client (history): folders shown as ComfyUI names them, not server paths
+        text = _comfy.shown_paths(json.dumps(summary, indent=1) + "\n" + report_text(report))
         return {"ui": {"text": [text]}, "result": (written, str(written.toml_path), text)}
 
 

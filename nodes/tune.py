@@ -173,7 +173,7 @@ class TuneTraining:
             tune.run_study(study, space, trial_fn, n_trials, progress)
             best = publish(study, request.output_name, setup.study_dir)
             report = {"best": tune_report.tune_metadata(study, tune_report.best_trial(study)),
-                      "trials": tune.trials_table(study), "study": str(setup.study_dir), "notes": notes}
+                      "trials": tune.trials_table(study), "study": _comfy.shown_paths(str(setup.study_dir)), "notes": notes}
             history, importances = tune_report.history_plot(study), tune_report.importance_plot(study)
         lora_name = f"{best.parent.name}/{best.name}"
         return {"ui": {"text": [f"best: {lora_name} ({report['best']})", *notes]},

@@ -48,8 +48,9 @@ class WriteVideoDataset:
             written = video_dataset.write_video_dataset(ws, clips, spec, datasets_root(_comfy.output_root()),
                                                         image_frames=images,
                                                         progress=_comfy.ComfyProgress(unique_id))
-        report = json.dumps({"path": str(written.path), "clips": written.clips, "images": written.images,
-                             "fps": written.fps, "frame_counts": list(written.frame_counts)}, indent=1)
+        report = _comfy.shown_paths(json.dumps(  # every client reads it (history): no server paths
+            {"path": str(written.path), "clips": written.clips, "images": written.images, "fps": written.fps,
+             "frame_counts": list(written.frame_counts)}, indent=1))
         return {"ui": {"text": [report]}, "result": (written, str(written.toml_path), report)}
 
 

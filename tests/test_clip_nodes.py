@@ -40,8 +40,11 @@ def test_film_to_trained_video_lora_through_the_nodes(pack, output_root, musubi,
         kept, "ohwx", "woman", "character", "{head}, {action}, {tags}, {camera}")["result"]
     assert caption_report.count(": ohwx woman, ") >= 1
     written = nodes.video_training.WriteVideoDataset().write(captioned, "film_set", "ohwx", "woman", 1)
-    dataset, toml_path, _ = written["result"]
+    dataset, toml_path, dataset_report = written["result"]
     assert dataset.clips >= 1 and toml_path.endswith("dataset.toml")
+    # the report reaches every client of the server (history): the folder as ComfyUI names it
+    assert json.loads(dataset_report)["path"] == "output/lora_foundry/datasets/film_set"
+    assert str(output_root) not in dataset_report + written["ui"]["text"][0]
     result = nodes.video_training.MusubiTrain().train(dataset, "wan21_t2v_1.3B", "film_lora", 16, 2e-4, 1, 42)
     lora_name, lora_path, train_report = result["result"]
     assert lora_name == "lora_foundry/film_lora.safetensors" and json.loads(train_report)["status"] == "success"
@@ -71,3 +74,16 @@ def test_clips_cut_for_wan_are_refused_by_the_hunyuan_preset(pack, output_root, 
 def test_a_literal_in_a_clips_socket_is_refused(pack, output_root):
     with pytest.raises(TypeError, match="must be connected to a clips output"):
         pack.nodes.clips.FilterClips().filter("/etc", 0.4, True, True, True)
+
+
+def test_the_kohya_dataset_report_shows_its_folder_as_comfyui_names_it(pack, output_root):
+    """LF Write Kohya Dataset's report and panel reach every client of the server (history): the
+    dataset's folder is shown under ``output/``, never as the server's absolute path."""
+    nodes = pack.nodes
+    frames, _ = nodes.frames.LoadVideoFrames().load(
+        video="lf_example_montage.mp4", workspace="film", mode="interval", interval_s=4.0, per_shot=1, start_s=0.0,
+        end_s=8.0, max_frames=0, long_side=128, frame_format="jpg")
+    written = nodes.dataset.WriteKohyaDataset().write(frames, "hero", "ohwx", "woman", 1, "jpg", 512, "new_version")
+    text = written["result"][2]
+    assert json.loads(text.split("\n}\n")[0] + "}")["path"] == "output/lora_foundry/datasets/hero"
+    assert str(output_root) not in text + written["ui"]["text"][0]
