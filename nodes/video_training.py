@@ -78,7 +78,8 @@ class MusubiTrain:
               learning_rate: float, epochs: int, train_seed: int, unique_id: str | None = None) -> dict[str, Any]:
         chosen = preset_for(preset)
         check_clip_rate(chosen, video_dataset.fps)
-        refuse_published(published_path(loras_dir(), output_name))
+        published = published_path(loras_dir(), output_name)  # refused now, published there after training
+        refuse_published(published)
         install = load_musubi_install(_comfy.user_root())
         request = MusubiRequest(preset, video_dataset.toml_path, output_name, video_dataset.clips,
                                 network_dim=network_dim, learning_rate=learning_rate, max_train_epochs=epochs,
@@ -91,7 +92,7 @@ class MusubiTrain:
         if outcome.result is not None and outcome.result.status == "cancelled":
             show_cancel_report(unique_id, report)
             raise outcome.result.cancel_cause or RuntimeError(report)
-        published = publish_lora(outcome.lora_path, loras_dir() / outcome.lora_path.name, replace_existing=False)
+        published = publish_lora(outcome.lora_path, published, replace_existing=False)
         return {"ui": {"text": [report]}, "result": (f"{LORAS_SUBDIR}/{published.name}", str(published), report)}
 
 
