@@ -122,9 +122,9 @@ def cache_stamp(install: MusubiInstall, preset: Preset, step: str, request: Musu
     kept as a digest, so the cache folder (in the output folder) shows no server path."""
     argv = _step_argv(install, preset, step, request, Path())
     flags = [arg for arg in argv[2:] if arg not in ("--dataset_config", str(request.dataset_toml))]
-    files = [install.model(preset, role) for role in _step_roles(preset, step)]
+    files = [(path, path.stat()) for path in (install.model(preset, role) for role in _step_roles(preset, step))]
     made_by = {"script": Path(argv[1]).name, "flags": flags,
-               "files": [[str(path), path.stat().st_size, path.stat().st_mtime_ns] for path in files]}
+               "files": [[str(path), stat.st_size, stat.st_mtime_ns] for path, stat in files]}
     return {"made_by": hashlib.sha256(json.dumps(made_by, sort_keys=True).encode("utf-8")).hexdigest()}
 
 
