@@ -16,7 +16,7 @@ from ..lora_foundry.kohya import presets, train_config
 from ..lora_foundry.kohya.log_parse import LossPoint, StepEvent
 from ..lora_foundry.kohya.operator_config import (
     TrainerNotConfigured,
-    check_folder_and_python,
+    check_sd_scripts,
     load_trainer_install,
     validate_extra_options,
 )
@@ -49,8 +49,7 @@ def trainer_problem() -> str | None:
     cannot train writes nothing (ComfyUI runs every valid output node, even when the trainer's fails)."""
     try:
         install = load_trainer_install(_comfy.user_root())
-        check_folder_and_python("sd-scripts", install.sd_scripts_dir, install.python,
-                                f"(configured by {install.source})")
+        check_sd_scripts(install)
     except TrainerNotConfigured as error:
         return str(error)
     if not base_models():

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..lora_foundry.kohya.dataset import datasets_root
-from ..lora_foundry.kohya.publish import publish_lora, published_path, refuse_published
+from ..lora_foundry.kohya.publish import published_path
 from ..lora_foundry.kohya.training import TRAINING_DIR
 from ..lora_foundry.musubi import dataset as video_dataset
 from ..lora_foundry.musubi.install import PRESETS, load_musubi_install, preset_for
@@ -78,7 +78,6 @@ class MusubiTrain:
               learning_rate: float, epochs: int, train_seed: int, unique_id: str | None = None) -> dict[str, Any]:
         chosen = preset_for(preset)
         check_clip_rate(chosen, video_dataset.fps)
-        refuse_published(published_path(loras_dir(), output_name))
         install = load_musubi_install(_comfy.user_root())
         request = MusubiRequest(preset, video_dataset.toml_path, output_name, video_dataset.clips,
                                 network_dim=network_dim, learning_rate=learning_rate, max_train_epochs=epochs,
@@ -86,12 +85,12 @@ class MusubiTrain:
         progress = _comfy.ComfyProgress(unique_id)
         outcome = train_video_lora(install, chosen, request, _comfy.output_root().joinpath(*TRAINING_DIR),
                                    progress=progress, on_event=EventForwarder(unique_id, progress),
-                                   should_stop=interrupted)
+                                   should_stop=interrupted, published=published_path(loras_dir(), output_name))
         report = json.dumps(describe(outcome), indent=1)
         if outcome.result is not None and outcome.result.status == "cancelled":
             show_cancel_report(unique_id, report)
             raise outcome.result.cancel_cause or RuntimeError(report)
-        published = publish_lora(outcome.lora_path, loras_dir() / outcome.lora_path.name, replace_existing=False)
+        published = outcome.published
         return {"ui": {"text": [report]}, "result": (f"{LORAS_SUBDIR}/{published.name}", str(published), report)}
 
 

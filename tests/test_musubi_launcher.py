@@ -185,3 +185,19 @@ def test_an_operator_file_that_is_not_an_object_is_named_not_crashed_on(tmp_path
     (tmp_path / "lora_foundry" / "musubi.json").write_text("[1, 2]")
     with pytest.raises(TrainerNotConfigured, match="musubi.json is not valid: it must hold one JSON object"):
         load_musubi_install(tmp_path, environ={})
+
+
+def test_a_published_name_is_refused_before_any_step_and_the_lora_is_published_once(setup, tmp_path):
+    """The launch publishes the verified LoRA into the loras folder itself (as kohya's and LECO's do):
+    the same name again is refused before musubi caches anything, and the first copy is untouched."""
+    install, toml, runs = setup
+    loras = tmp_path / "loras"
+    published = loras / "hero_wan.safetensors"
+    outcome = train_video_lora(install, preset_for("wan21_t2v_1.3B"), _request(toml), runs, published=published)
+    assert outcome.published == published and published.read_bytes() == outcome.lora_path.read_bytes()
+    assert json.loads(outcome.report_path.read_text())["published"] == str(published)
+    before = published.stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="a LoRA named hero_wan.safetensors already exists"):
+        train_video_lora(install, preset_for("wan21_t2v_1.3B"), replace(_request(toml), output_name="hero_2"),
+                         runs, published=published)
+    assert not (runs / "hero_2").exists() and published.stat().st_mtime_ns == before

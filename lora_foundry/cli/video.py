@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..kohya.dataset import datasets_root
-from ..kohya.publish import publish_lora, published_path, refuse_published
+from ..kohya.publish import published_path
 from ..kohya.training import TRAINING_DIR
 from ..musubi.dataset import VideoDatasetSpec, read_video_dataset, write_video_dataset
 from ..musubi.install import PRESETS, load_musubi_install, preset_for
@@ -56,18 +56,14 @@ def run_train_video(args: argparse.Namespace) -> int:
     check_clip_rate(preset, dataset.fps)
     where = locations.outputs(args.out, args.loras_dir)
     print(where.note(), file=sys.stderr, flush=True)
-    published = published_path(where.loras, args.name)
-    refuse_published(published)
     request = MusubiRequest(args.preset, dataset.toml_path, args.name, dataset.clips,
                             network_dim=args.rank, learning_rate=args.lr, max_train_epochs=args.epochs, seed=args.seed)
     install = load_musubi_install(locations.user_dir(args.user_dir))
     with _CtrlC("musubi-tuner") as ctrl_c:
         outcome = train_video_lora(install, preset, request, where.root.joinpath(*TRAINING_DIR),
-                                   PrintProgress("train-video"), _print_loss, lambda: ctrl_c.requested)
-    summary = describe(outcome)
-    if outcome.lora_path is not None:
-        summary["published"] = str(publish_lora(outcome.lora_path, published, replace_existing=False))
-    print(json.dumps(summary, indent=1), flush=True)
+                                   PrintProgress("train-video"), _print_loss, lambda: ctrl_c.requested,
+                                   published_path(where.loras, args.name))
+    print(json.dumps(describe(outcome), indent=1), flush=True)
     return 130 if outcome.result is not None and outcome.result.status == "cancelled" else 0
 
 

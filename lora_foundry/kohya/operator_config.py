@@ -122,13 +122,19 @@ def check_folder_and_python(trainer: str, folder: Path, python: Path, where: str
         raise TrainerNotConfigured(f"{trainer} python {python} is not an executable file {where}")
 
 
+def check_sd_scripts(install: TrainerInstall) -> None:
+    """Fail, with the fix, if sd-scripts' folder or its python is missing (what every architecture
+    needs: ``check_install`` adds the script, a node that only validates stops here)."""
+    check_folder_and_python("sd-scripts", install.sd_scripts_dir, install.python, f"(configured by {install.source})")
+
+
 def check_install(install: TrainerInstall, architecture: str) -> None:
     """Fail before launch, with the fix, if the folder, python or script is missing."""
-    where = f"(configured by {install.source})"
-    check_folder_and_python("sd-scripts", install.sd_scripts_dir, install.python, where)
+    check_sd_scripts(install)
     script = install.script(architecture)
     if not script.is_file():
-        raise TrainerNotConfigured(f"{script.name} not found in {install.sd_scripts_dir}: is this sd-scripts v0.9+? {where}")
+        raise TrainerNotConfigured(f"{script.name} not found in {install.sd_scripts_dir}: is this sd-scripts v0.9+? "
+                                   f"(configured by {install.source})")
 
 
 # --- the allow-list of options a workflow may set --------------------------------------------

@@ -1,8 +1,8 @@
 """Publishing a trained LoRA into the loras folder, and the one refusal of a name already published.
 
 Every trainer ends here: kohya (``train_config.plan_run``), LECO through sd-scripts
-(``leco_route.plan_leco``) and built in (``leco.checkpoints.RunFiles``), musubi (its node and
-``train-video``, before any step) and the tuner's best-trial copy (``tune_report.publish_best``).
+(``leco_route.plan_leco``) and built in (``leco.checkpoints.RunFiles``), musubi
+(``musubi.launcher.train_video_lora``, before any step) and the tuner's best-trial copy (``tune_report.publish_best``).
 A merged LoRA and the built-in trainer's final save (``lora.files.write_lora``) are refused here too.
 They once each wrote the check themselves, with two error types (a ``PreflightError`` the tuner
 turns into one failed trial, a ``FileExistsError`` it did not catch) and four wordings. The refusal

@@ -211,10 +211,10 @@ def read_video_dataset(folder: Path) -> VideoDataset:
     where = f"video dataset {folder.name}/{REPORT_NAME}"
     record = bounded.parse_json_file(folder / REPORT_NAME, where)
     record = record if isinstance(record, dict) else {}
-    clips, fps, counts, images = (record.get(key) for key in ("clips", "fps", "frame_counts", "images"))
+    clips, fps, counts, image_count = (record.get(key) for key in ("clips", "fps", "frame_counts", "images"))
     if not isinstance(clips, list) or not clips:
         raise ValueError(f"{where} lists no clips; write the dataset again (video-dataset or LF Write Video Dataset)")
     if (not isinstance(fps, int | float) or not fps > 0 or not isinstance(counts, list)
-            or not all(isinstance(count, int) for count in counts) or not isinstance(images, int)):
+            or not all(isinstance(count, int) for count in counts) or not isinstance(image_count, int)):
         raise ValueError(f"{where} lacks the clips' fps, frame counts or image count; write the dataset again")
-    return VideoDataset(folder, folder / TOML_NAME, len(clips), images, float(fps), tuple(counts))
+    return VideoDataset(folder, folder / TOML_NAME, len(clips), image_count, float(fps), tuple(counts))

@@ -26,6 +26,7 @@ from typing import Any
 from ..bounded import parse_json_file, parse_toml_file
 from ..fileio import atomic_write_text
 from ..kohya.launcher import LaunchSpec, TrainingFailed, TrainResult, run_training
+from ..kohya.publish import publish_lora, refuse_published
 from ..paths import safe_name
 from ..progress import Progress
 from ..stages.clips.rules import rule_for
@@ -58,6 +59,7 @@ class MusubiOutcome:
     lora_path: Path | None
     run_dir: Path
     report_path: Path
+    published: Path | None = None  # the copy in the loras folder, when the caller asked for one
 
 
 def _step_roles(preset: Preset, step: str) -> tuple[str, ...]:
@@ -120,9 +122,9 @@ def cache_stamp(install: MusubiInstall, preset: Preset, step: str, request: Musu
     kept as a digest, so the cache folder (in the output folder) shows no server path."""
     argv = _step_argv(install, preset, step, request, Path())
     flags = [arg for arg in argv[2:] if arg not in ("--dataset_config", str(request.dataset_toml))]
-    files = [install.model(preset, role) for role in _step_roles(preset, step)]
+    files = [(path, path.stat()) for path in (install.model(preset, role) for role in _step_roles(preset, step))]
     made_by = {"script": Path(argv[1]).name, "flags": flags,
-               "files": [[str(path), path.stat().st_size, path.stat().st_mtime_ns] for path in files]}
+               "files": [[str(path), stat.st_size, stat.st_mtime_ns] for path, stat in files]}
     return {"made_by": hashlib.sha256(json.dumps(made_by, sort_keys=True).encode("utf-8")).hexdigest()}
 
 
@@ -165,10 +167,14 @@ def check_clip_rate(preset: Preset, fps: float) -> None:
 
 def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequest, run_root: Path,
                      progress: Progress | None = None, on_event: Callable[[Any], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> MusubiOutcome:
+                     should_stop: Callable[[], bool] | None = None, published: Path | None = None) -> MusubiOutcome:
     """Run the three steps in order (caches already complete are skipped); see the module docstring.
-    The dataset TOML is read once, here, for the cache checks before and after both caching steps."""
+    The dataset TOML is read once, here, for the cache checks before and after both caching steps.
+    ``published`` (``kohya.publish.published_path``) is refused when taken before any step runs, and
+    receives the verified LoRA, as kohya's and LECO's launches publish theirs."""
     check_musubi(install, preset)
+    if published is not None:
+        refuse_published(published)
     folders = cache_directories(request.dataset_toml)
     # the one plain name for the run folder, musubi's --output_name and the LoRA file
     request = replace(request, output_name=safe_name(request.output_name, "output name"))
@@ -196,6 +202,8 @@ def train_video_lora(install: MusubiInstall, preset: Preset, request: MusubiRequ
             steps[step] = "done"
             outcome.result = result
         outcome.lora_path = outcome.result.lora_path if outcome.result else None
+        if published is not None and outcome.lora_path is not None:
+            outcome.published = publish_lora(outcome.lora_path, published, replace_existing=False)
         return outcome
     except TrainingFailed as failed:
         steps[next(s for s in STEPS if s not in steps)] = f"failed: {failed.reason}"
@@ -208,6 +216,7 @@ def describe(outcome: MusubiOutcome) -> dict[str, Any]:
     """What ran and how it ended, for the report file and the node's summary."""
     result = outcome.result
     return {"steps": outcome.steps, "lora": str(outcome.lora_path) if outcome.lora_path else None,
+            "published": str(outcome.published) if outcome.published else None,
             "status": result.status if result else None,
             "steps_done": result.steps_done if result else 0, "total_steps": result.total_steps if result else 0,
             "loss_curve": result.loss_curve if result else [], "logs": str(outcome.run_dir)}
