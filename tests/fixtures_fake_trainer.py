@@ -131,7 +131,7 @@ def configure_operator(install: TrainerInstall, user_root: Path) -> None:
     user_dir = user_root / "lora_foundry"
     user_dir.mkdir(parents=True, exist_ok=True)
     (user_dir / "trainer.json").write_text(json.dumps({
-        "sd_scripts": str(install.sd_scripts_dir), "python": sys.executable,
+        "sd_scripts": str(install.sd_scripts_dir), "python": str(install.python),
         "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}))
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from test_code_rules import SOURCES, _calls, _name
+from test_owner_rules_files import assert_one_owner
 
 REPO = Path(__file__).resolve().parents[1]
 OWNER = "lora_foundry/extras.py"
@@ -167,9 +168,7 @@ def test_the_driver_side_of_a_stage_s_units_has_one_owner():
     """Which units are left, the one bar over them and committing what they send
     (``CombinedProgress``, ``remote.apply``) live in ``stages/units_stage``, for every stage with
     units: ingest, tracking and embedding each set them up by hand once."""
-    loose = [f"{path.relative_to(REPO)}:{line}" for path in SOURCES if str(path.relative_to(REPO)) != UNITS_OWNER
-             for line in driver_side_calls(path.read_text("utf-8"))]
-    assert not loose, f"set up outside {UNITS_OWNER}: {loose}"
+    assert_one_owner(driver_side_calls, {UNITS_OWNER}, "units_stage")
     assert len(driver_side_calls((REPO / UNITS_OWNER).read_text("utf-8"))) == 2, "the owner no longer does it"
 
 
@@ -210,10 +209,7 @@ def out_arguments(source: str) -> list[int]:
 
 
 def test_only_locations_declares_the_cli_output_folder():
-    found = {str(p.relative_to(REPO)): lines for p in sorted((REPO / "lora_foundry").rglob("*.py"))
-             if str(p.relative_to(REPO)) != OUT_OWNER and (lines := out_arguments(p.read_text("utf-8")))}
-    assert not found, f"--out declared outside {OUT_OWNER} (use locations.add_out_argument): {found}"
-    assert out_arguments((REPO / OUT_OWNER).read_text("utf-8")), "the owner no longer declares --out"
+    assert_one_owner(out_arguments, {OUT_OWNER}, "locations.add_out_argument")
 
 
 def test_the_out_rule_sees_a_planted_second_declaration():

@@ -65,12 +65,16 @@ class ComfyClient:
     def queue(self, prompt: dict, client_id: str = "lf-tests") -> str:
         return self.submit(prompt, client_id)["prompt_id"]
 
+    def ended(self, prompt_id: str) -> dict | None:
+        """The history entry of ``prompt_id`` if it has finished (success or error), else None."""
+        entry = self.get(f"/history/{prompt_id}").get(prompt_id)
+        return entry if entry and entry.get("status", {}).get("status_str") in ("success", "error") else None
+
     def wait(self, prompt_id: str, timeout: float = 600, poll: float = 0.5) -> dict:
         """The history entry of ``prompt_id`` once it finished (success or error)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
-            if entry and entry.get("status", {}).get("status_str") in ("success", "error"):
+            if entry := self.ended(prompt_id):
                 return entry
             time.sleep(poll)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s")

@@ -245,12 +245,9 @@ def shrink_for_standins(prompt: dict) -> dict:
 def trainer_standin(root: Path, user_dir: Path) -> Path:
     """A fake sd-scripts under ``root`` (it writes a LoRA file, like sd-scripts, in seconds) and
     ``<user_dir>/lora_foundry/trainer.json`` naming it, as an operator would. Returns that json."""
-    install = _test_module("fixtures_fake_trainer").make_fake_install(Path(root))
-    config = Path(user_dir) / "lora_foundry" / "trainer.json"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps({"sd_scripts": str(install.sd_scripts_dir), "python": str(install.python),
-                                  "tokenizer_cache_dir": str(install.tokenizer_cache_dir)}), encoding="utf-8")
-    return config
+    fake = _test_module("fixtures_fake_trainer")
+    fake.configure_operator(fake.make_fake_install(Path(root)), Path(user_dir))
+    return Path(user_dir) / "lora_foundry" / "trainer.json"
 
 
 def musubi_standin(root: Path, user_dir: Path) -> Path:

@@ -82,16 +82,11 @@ def study_records(db_path: Path) -> dict[int, dict]:
     return {row["number"]: row for row in rows.values()}
 
 
-def _ended(server: ComfyServer, prompt_id: str) -> dict | None:
-    entry = server.client.get(f"/history/{prompt_id}").get(prompt_id)
-    return entry if entry and entry.get("status", {}).get("status_str") in ("success", "error") else None
-
-
 def _wait_for(condition, server: ComfyServer, prompt_id: str, what: str, timeout: float = 3600) -> None:
     """Poll until ``condition()``; fail early with the node's error if the prompt ended."""
     deadline = time.monotonic() + timeout
     while not condition():
-        if entry := _ended(server, prompt_id):
+        if entry := server.client.ended(prompt_id):
             pytest.fail(f"the prompt ended before {what}: {json.dumps(status_messages(entry, 'execution_error'))[:3000]}")
         assert time.monotonic() < deadline, f"no {what} within {timeout} s"
         time.sleep(0.5)
@@ -172,7 +167,7 @@ def test_a_study_killed_with_minus_9_resumes_with_one_trainer_and_its_trials_int
     watch.start()
     try:
         resumed, deadline = server.client.queue(prompt), time.monotonic() + 3600
-        while watch.most <= 1 and not (second := _ended(server, resumed)):  # ends early on two trainers
+        while watch.most <= 1 and not (second := server.client.ended(resumed)):  # ends early on two trainers
             assert time.monotonic() < deadline, "the resumed run did not end within 3600 s"
             time.sleep(0.5)
     finally:
