@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import names
-from ..bounded import parse_json_file
 from ..captions.stage import caption_info
 from ..captions.template import check_caption_length, fill_template, template_fields
 from ..choices import one_of
@@ -37,6 +36,7 @@ from ..media import images
 from ..paths import confined, safe_name, single_line
 from ..progress import Progress, ensure_progress
 from ..workspace import Handle, Workspace
+from . import dataset_versions as versions
 from .buckets import BucketSpec
 from .dataset_toml import check_masks_with_reg, dataset_config, dataset_toml_text
 from .dataset_versions import IF_EXISTS, after_race, other_versions, version_folder
@@ -204,13 +204,8 @@ def _plan(ws: Workspace, sources: Sequence[SubsetSource], spec: DatasetSpec
 
 
 def read_record(folder: Path) -> dict[str, Any]:
-    """A dataset's record (``REPORT_NAME``). Datasets lie in the output folder, where clients can
-    write, so it is read bounded; a refusal names the dataset and the file, not the server path."""
-    where = f"dataset {folder.name}/{REPORT_NAME}"
-    record = parse_json_file(folder / REPORT_NAME, where)
-    if not isinstance(record, dict):
-        raise ValueError(f"{where} is not a dataset record (a JSON object); write the dataset again")
-    return record
+    """A kohya dataset's record (``REPORT_NAME``), read as every version's is (``dataset_versions``)."""
+    return versions.read_record(folder, REPORT_NAME)
 
 
 def _load_existing(folder: Path) -> Dataset:

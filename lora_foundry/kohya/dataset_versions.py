@@ -32,14 +32,23 @@ def version_name(name: str, version: int) -> str:
     return name if version == 1 else f"{name}_v{version}"
 
 
+def read_record(folder: Path, report_name: str) -> dict[str, Any]:
+    """A dataset's record. Datasets lie in the output folder, where clients can write, so it is read
+    bounded; a refusal names the dataset and the file, not the server path."""
+    where = f"dataset {folder.name}/{report_name}"
+    record = parse_json_file(folder / report_name, where)
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} is not a dataset record (a JSON object); write the dataset again")
+    return record
+
+
 def identity_of(folder: Path, report_name: str) -> dict[str, Any] | None:
     """The identity a writer recorded in ``folder``'s report, or None (no report, unreadable, or
-    not a record: the output folder is client-writable, so it is read bounded)."""
+    not a record)."""
     try:
-        record = parse_json_file(folder / report_name, f"dataset {folder.name}/{report_name}")
+        return read_record(folder, report_name).get("identity")
     except (OSError, ValueError):
         return None
-    return record.get("identity") if isinstance(record, dict) else None
 
 
 def version_folder(root: Path, name: str, identity: dict[str, Any], if_exists: str, report_name: str) -> Path:
