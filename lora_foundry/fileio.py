@@ -91,7 +91,8 @@ def atomic_link(source: Path, target: Path) -> Path:
     """Hard-link ``source`` to ``target`` atomically (copied, with ``FILE_MODE`` like every finished
     file, where a hard link cannot be made, e.g. across file systems); raises ``OSError`` and leaves
     no temporary file when neither works, or on a cancel midway."""
-    temporary = Path(target).with_name(f"{TMP_PREFIX}{Path(target).name}")
+    # a name of its own, as AtomicFile's: two links to one target at once never share a temp file
+    temporary = Path(target).with_name(f"{TMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{Path(target).name}")
     try:
         try:
             os.link(source, temporary)

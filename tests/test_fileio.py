@@ -123,3 +123,19 @@ def test_a_link_copied_across_file_systems_is_readable_by_other_users_too(tmp_pa
         os.umask(before)
     assert copied.read_text() == "pixels" and stat.S_IMODE(copied.stat().st_mode) == 0o644
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["00001.png"]
+
+
+def test_a_link_whose_temporary_name_another_writer_holds_still_links(tmp_path):
+    """Two writers linking one target at once: each uses a temporary name of its own (a fixed
+    ``.tmp-<name>`` made the second one copy over the first one's link, or fail)."""
+    import os
+
+    from lora_foundry.fileio import TMP_PREFIX, atomic_link
+
+    source = atomic_write_text(tmp_path / "earlier.png", "pixels")
+    (tmp_path / "new").mkdir()
+    held = tmp_path / "new" / f"{TMP_PREFIX}00001.png"
+    held.write_text("another writer's half")
+    linked = atomic_link(source, tmp_path / "new" / "00001.png")
+    assert linked.stat().st_ino == source.stat().st_ino and held.read_text() == "another writer's half"
+    assert os.path.samefile(linked, source)
