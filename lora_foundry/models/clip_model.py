@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..fileio import announce_read
-from .device import ray_resources
+from .device import ray_resources, worker_device
 from .handle import ModelHandle
 from .registry import (
     ModelMissingError,
@@ -121,7 +121,7 @@ def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
         raise ModelMissingError(f"on {socket.gethostname()}: "
                                 + missing_message(spec, path.name, [path.parent])
                                 + ". Every Ray node needs the weights at the same path (docs/scaling.md)")
-    clip = load_clip(path, source.arch, "cuda" if source.device.startswith("cuda") else source.device)
+    clip = load_clip(path, source.arch, worker_device(source.device))
     if clip.identity != source.identity:
         raise ModelMissingError(f"on {socket.gethostname()}: {path} holds other weights ({clip.identity}) than the "
                                 f"driver's ({source.identity}); every node needs the same files at the same path")

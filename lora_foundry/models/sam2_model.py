@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .device import ray_resources
+from .device import ray_resources, worker_device
 from .handle import ModelHandle
 from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_identity
 from .weights_file import load_safetensors, torch_load_weights
@@ -130,7 +130,7 @@ def open_sam2_source(source: Sam2Source) -> ModelHandle:
     if found != source.identity:
         raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file ({found})"
                                 f" than the driver's ({source.identity}); every node needs the same files at the same path")
-    device = "cuda" if source.device.startswith("cuda") else source.device
+    device = worker_device(source.device)
     model = load_sam2(path, device, source.config, source.overrides)
     return ModelHandle(model, device, source.identity, "sam2", name=path.name, offload_device=device,
                        details=source, work_bytes=SAM2_WORK_BYTES)
