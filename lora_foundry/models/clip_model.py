@@ -110,6 +110,16 @@ class ClipSource:
         return ray_resources(self.device)
 
 
+def source_of(clip: Any) -> ClipSource:
+    """The ``ClipSource`` a worker opens for the CLIP handle ``clip``; refused for a model not opened
+    from a file by LF CLIP Loader (nothing to open elsewhere)."""
+    source = getattr(getattr(clip, "details", None), "source", None)
+    if source is None:
+        raise ValueError("this CLIP model cannot be opened on a Ray worker (it was not opened from a file by "
+                         "LF CLIP Loader)")
+    return source
+
+
 def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
     """In a worker: the model ``source`` names, through the registry, refused when the weights are
     missing here (the registry's put-FILE-in-FOLDER message) or are not the driver's weights."""
