@@ -34,6 +34,7 @@ from .registry import (
     model_identity,
     name_parts,
     not_installed_message,
+    refuse_other_file,
     resolve,
     search_dirs,
 )
@@ -132,9 +133,7 @@ def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
                                 + missing_message(spec, path.name, [path.parent])
                                 + ". Every Ray node needs the weights at the same path (docs/scaling.md)")
     clip = load_clip(path, source.arch, worker_device(source.device))
-    if clip.identity != source.identity:
-        raise ModelMissingError(f"on {socket.gethostname()}: {path} holds other weights ({clip.identity}) than the "
-                                f"driver's ({source.identity}); every node needs the same files at the same path")
+    refuse_other_file(path, clip.identity, source.identity)
     return clip
 
 

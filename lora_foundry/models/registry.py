@@ -187,5 +187,15 @@ def model_identity(path: Path, *, arch: str = "", variant: str = "") -> str:
     return f"{arch + ':' if arch else ''}{identity}{'|' + variant if variant else ''}"
 
 
+def refuse_other_file(path: Path, found: str, expected: str) -> None:
+    """On a Ray worker: refuse the file at the driver's path when its identity (``model_identity``)
+    is not the driver's: a worker must compute with the very weights the stage run records."""
+    if found != expected:
+        import socket
+
+        raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file than the driver's (other weights: "
+                                f"{found}, not {expected}); every node needs the same files at the same path")
+
+
 def specs_by_folder(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:
     return {spec.folder: spec for spec in specs}
