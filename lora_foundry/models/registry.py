@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..choices import quoted
-from ..paths import name_problem, relative_parts
+from ..paths import UnsafeNameError, relative_parts
 
 MODELS_ENV = "LORA_FOUNDRY_MODELS"
 
@@ -134,9 +134,10 @@ def name_parts(name: object) -> tuple[str, ...] | None:
     it is not a plain relative name (``paths.name_problem``, the one rule). Backslashes count as
     separators (ComfyUI lists Windows sub-folders with them); a trailing "/" names a folder
     (open_clip local-dir installs)."""
-    if name_problem(name, folder_ok=True) is not None:
+    try:
+        return relative_parts(name, folder_ok=True)  # type: ignore[arg-type]  # not text: refused there
+    except UnsafeNameError:
         return None
-    return relative_parts(str(name), folder_ok=True)
 
 
 def not_installed_message(spec: ModelSpec, name: object) -> str:
