@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lora_foundry.models import clip_model as CM
+from lora_foundry.models.handle import ModelHandle
 from lora_foundry.models.registry import ModelMissingError
 
 pytest.importorskip("open_clip")
@@ -43,3 +44,13 @@ def test_a_worker_with_other_weights_at_that_path_refuses(tmp_path):
     source = CM.load_clip(tmp_path / "tiny-clip").details.source
     with pytest.raises(ModelMissingError, match="other weights"):
         CM.open_source(dataclasses.replace(source, identity="another model"))
+
+
+def test_a_clip_not_opened_from_a_file_cannot_go_to_a_cluster(tmp_path):
+    """Embedding and tracking ask the one ``source_of``: a loader's model gives its file, any other
+    CLIP (no file a worker could open) is refused with the loader to use."""
+    save_tiny_local_dir(tmp_path / "tiny-clip")
+    clip = CM.load_clip(tmp_path / "tiny-clip")
+    assert CM.source_of(clip) == clip.details.source
+    with pytest.raises(ValueError, match="LF CLIP Loader"):
+        CM.source_of(ModelHandle(object(), "cpu", "held-here", "clip"))

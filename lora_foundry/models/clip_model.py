@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..fileio import announce_read
-from .device import ray_resources
+from .device import ray_resources, worker_device
 from .handle import ModelHandle
 from .registry import (
     ModelMissingError,
@@ -34,6 +34,7 @@ from .registry import (
     model_identity,
     name_parts,
     not_installed_message,
+    refuse_other_file,
     resolve,
     search_dirs,
 )
@@ -110,6 +111,16 @@ class ClipSource:
         return ray_resources(self.device)
 
 
+def source_of(clip: Any) -> ClipSource:
+    """The ``ClipSource`` a worker opens for the CLIP handle ``clip``; refused for a model not opened
+    from a file by LF CLIP Loader (nothing to open elsewhere)."""
+    source = getattr(getattr(clip, "details", None), "source", None)
+    if source is None:
+        raise ValueError("this CLIP model cannot be opened on a Ray worker (it was not opened from a file by "
+                         "LF CLIP Loader)")
+    return source
+
+
 def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
     """In a worker: the model ``source`` names, through the registry, refused when the weights are
     missing here (the registry's put-FILE-in-FOLDER message) or are not the driver's weights."""
@@ -121,10 +132,8 @@ def open_source(source: ClipSource) -> ModelHandle[ClipParts]:
         raise ModelMissingError(f"on {socket.gethostname()}: "
                                 + missing_message(spec, path.name, [path.parent])
                                 + ". Every Ray node needs the weights at the same path (docs/scaling.md)")
-    clip = load_clip(path, source.arch, "cuda" if source.device.startswith("cuda") else source.device)
-    if clip.identity != source.identity:
-        raise ModelMissingError(f"on {socket.gethostname()}: {path} holds other weights ({clip.identity}) than the "
-                                f"driver's ({source.identity}); every node needs the same files at the same path")
+    clip = load_clip(path, source.arch, worker_device(source.device))
+    refuse_other_file(path, clip.identity, source.identity)
     return clip
 
 

@@ -47,3 +47,10 @@ def ray_resources(device: str) -> dict[str, float]:
     """What a unit using a model on ``device`` asks a Ray cluster for: a GPU for a CUDA model, else a
     CPU (one rule for every model source a worker re-opens: CLIP, SAM 2)."""
     return {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": 1}
+
+
+def worker_device(device: str) -> str:
+    """The device a worker opens a driver's model on: "cuda" for any CUDA device (Ray gives the
+    worker its own GPU, numbered from 0 there, so the driver's ``cuda:N`` would name the wrong one),
+    else the driver's device."""
+    return "cuda" if device.startswith("cuda") else device

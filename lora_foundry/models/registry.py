@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..choices import quoted
-from ..paths import name_problem, relative_parts
+from ..paths import UnsafeNameError, relative_parts
 
 MODELS_ENV = "LORA_FOUNDRY_MODELS"
 
@@ -134,9 +134,10 @@ def name_parts(name: object) -> tuple[str, ...] | None:
     it is not a plain relative name (``paths.name_problem``, the one rule). Backslashes count as
     separators (ComfyUI lists Windows sub-folders with them); a trailing "/" names a folder
     (open_clip local-dir installs)."""
-    if name_problem(name, folder_ok=True) is not None:
+    try:
+        return relative_parts(name, folder_ok=True)  # type: ignore[arg-type]  # not text: refused there
+    except UnsafeNameError:
         return None
-    return relative_parts(str(name), folder_ok=True)
 
 
 def not_installed_message(spec: ModelSpec, name: object) -> str:
@@ -185,6 +186,16 @@ def model_identity(path: Path, *, arch: str = "", variant: str = "") -> str:
     stat = Path(path).stat()
     identity = f"{Path(path).name}:{stat.st_size}:{int(stat.st_mtime)}"
     return f"{arch + ':' if arch else ''}{identity}{'|' + variant if variant else ''}"
+
+
+def refuse_other_file(path: Path, found: str, expected: str) -> None:
+    """On a Ray worker: refuse the file at the driver's path when its identity (``model_identity``)
+    is not the driver's: a worker must compute with the very weights the stage run records."""
+    if found != expected:
+        import socket
+
+        raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file than the driver's (other weights: "
+                                f"{found}, not {expected}); every node needs the same files at the same path")
 
 
 def specs_by_folder(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:

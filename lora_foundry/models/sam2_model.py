@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .device import ray_resources
+from .device import ray_resources, worker_device
 from .handle import ModelHandle
-from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_identity
+from .registry import ModelFormatError, ModelMissingError, ModelSpec, model_identity, refuse_other_file
 from .weights_file import load_safetensors, torch_load_weights
 
 _SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
@@ -126,11 +126,8 @@ def open_sam2_source(source: Sam2Source) -> ModelHandle:
     if not path.is_file():
         raise ModelMissingError(f"on {socket.gethostname()}: SAM 2 checkpoint {path} does not exist; every Ray "
                                 "node needs the weights at the same path (docs/scaling.md)")
-    found = sam2_identity(path, source.config)
-    if found != source.identity:
-        raise ModelMissingError(f"on {socket.gethostname()}: {path} is another file ({found})"
-                                f" than the driver's ({source.identity}); every node needs the same files at the same path")
-    device = "cuda" if source.device.startswith("cuda") else source.device
+    refuse_other_file(path, sam2_identity(path, source.config), source.identity)
+    device = worker_device(source.device)
     model = load_sam2(path, device, source.config, source.overrides)
     return ModelHandle(model, device, source.identity, "sam2", name=path.name, offload_device=device,
                        details=source, work_bytes=SAM2_WORK_BYTES)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import names
 from ...media import images
-from ...models.clip_model import ClipEmbedder, ClipSource, Embedder
+from ...models.clip_model import ClipEmbedder, ClipSource, Embedder, source_of
 from ...models.handle import all_on_device
 from ...progress import Progress
 from ...scale.local import runner_for
@@ -48,7 +48,7 @@ def embed_stage(ws: Workspace, handle: Handle, method: str = "clip", clip: Any |
     with ws.stage("embed", 1, {"method": method, "batch_size": batch_size}, [handle], identity,
                   label=f"{handle.label or 'frames'} · embedded") as st:
         if not st.complete:
-            model = (_clip_source(clip) if method == "clip" else None) if remote_run else chosen
+            model = (source_of(clip) if method == "clip" else None) if remote_run else chosen
             with all_on_device(clip if not remote_run and embedder is None and method == "clip" else None):
                 _embed_batches(runner_for(runner if remote_run else None, 1, len(units)), st, batches, units,
                                model, progress)
@@ -70,14 +70,6 @@ class EmbedBatch:
     position: int
     items: tuple[tuple[int, str], ...]
     model: Any = None
-
-
-def _clip_source(clip: Any) -> Any:
-    source = getattr(getattr(clip, "details", None), "source", None)
-    if source is None:
-        raise ValueError("this CLIP model cannot be opened on a Ray worker (it was not opened from a file by "
-                         "LF CLIP Loader)")
-    return source
 
 
 def embed_batch_unit(job: EmbedBatch, send: Send, kept: Kept) -> None:

@@ -27,9 +27,8 @@ from . import ingest_stage as ingest
 
 @dataclass(frozen=True)
 class VideoJob:
-    """One video's unit: what to decode and where its stage writes."""
+    """One video's unit: what to decode (``info.path``) and where its stage writes."""
 
-    path: Path
     info: video.VideoInfo
     options: ingest.VideoIngestOptions
     stage: remote.StageJob
@@ -55,7 +54,7 @@ def ingest_videos(ws: Workspace, paths: Sequence[Path], options: ingest.VideoIng
                 for path in paths]
         planned = [Planned(st, max(1, info.frame_count),
                            Unit(f"ingest of {info.path}", ingest_unit,
-                                VideoJob(info.path, info, options, remote.job_for(st)), {"num_cpus": 1}),
+                                VideoJob(info, options, remote.job_for(st)), {"num_cpus": 1}),
                            functools.partial(_finish, st, info, options))
                    for st, info in runs if not st.complete]
         run_planned(runner, planned, progress)

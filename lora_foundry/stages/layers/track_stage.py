@@ -119,11 +119,9 @@ def _sources(sam: ModelHandle, clip: Any | None) -> tuple[Any, Any]:
     if not isinstance(sam.details, Sam2Source):
         raise ValueError("this SAM 2 model cannot be opened on a Ray worker (it was not opened from a file by "
                          "LF SAM2 Loader)")
-    clip_source = getattr(getattr(clip, "details", None), "source", None)
-    if clip is not None and clip_source is None:
-        raise ValueError("this CLIP model cannot be opened on a Ray worker (it was not opened from a file by "
-                         "LF CLIP Loader)")
-    return sam.details, clip_source
+    from ...models.clip_model import source_of
+
+    return sam.details, source_of(clip) if clip is not None else None
 
 
 def _opened(models: tuple[Any, Any], kept: Kept) -> tuple[ModelHandle, Any]:
