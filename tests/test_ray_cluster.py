@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,29 @@ def _namespaces_work() -> bool:
         return subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True).returncode == 0
     except OSError:
         return False
+
+
+ROUNDING = 1e-6
+"""How far an embedding computed on a Ray worker may be from the local one. A worker runs torch with
+one thread per CPU slot, the driver with every core, and a sum taken in another order can differ in
+its last bit (a tiny CLIP's rows: 6e-8 on a 2-core AMD EPYC; equal on the machines before it). A
+row of another frame, or of another model, is off by far more."""
+
+
+def same_workspace(got: dict, want: dict) -> None:
+    """``got`` holds ``want``'s manifest rows and every file's bytes, except embedding rows (.npy),
+    which may differ by float rounding only."""
+    arrays = [name for name in want["files"] if name.endswith(".npy")]
+    assert sorted(got["files"]) == sorted(want["files"])
+    assert {**got, "files": _without(got["files"], arrays)} == {**want, "files": _without(want["files"], arrays)}
+    for name in arrays:
+        rows, expected = np.asarray(got["files"][name]), np.asarray(want["files"][name])
+        assert rows.shape == expected.shape, name
+        assert np.abs(rows - expected).max(initial=0.0) <= ROUNDING, name
+
+
+def _without(files: dict, names: list) -> dict:
+    return {name: digest for name, digest in files.items() if name not in names}
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +75,14 @@ def facts(tmp_path_factory, media_dir) -> dict:
 def test_ingest_and_embedding_on_ray_give_the_local_manifest_and_bytes(facts):
     local, ray = facts["same"]["local"], facts["same"]["ray"]
     assert len(local["stages"]) == 6 and len(local["files"]) == 9  # 3 videos x (2 frames + 1 batch)
-    assert ray == local
+    same_workspace(ray, local)
 
 
 def test_clip_batches_on_ray_open_the_model_once_per_slot_not_per_batch(facts):
     clip = facts["same"]["clip"]
     assert clip["batches"] >= 4
     assert 1 <= clip["opened"] <= 2  # two CPU slots: one actor each, the model kept open between batches
-    assert clip["ray"] == clip["local"]
+    same_workspace(clip["ray"], clip["local"])
 
 
 def test_sam2_tracking_units_per_shot_on_ray_give_the_local_bytes(facts):
@@ -70,13 +94,13 @@ def test_sam2_tracking_units_per_shot_on_ray_give_the_local_bytes(facts):
     layers = [name for name in sam2["local"]["files"] if "layer_track" in name or "_cutout_" in name]
     assert any("_cutout_" in name for name in layers) and any("_background" in name for name in layers)
     assert len([unit for unit in sam2["local"]["units"] if unit[1].startswith("shot:")]) == sam2["shots"]
-    assert sam2["ray"] == sam2["local"]
+    same_workspace(sam2["ray"], sam2["local"])
 
 
 def test_a_killed_ray_worker_still_ends_with_every_unit_committed_once(facts):
     kill = facts["kill"]
     assert len(kill["killed"]) == 1, "no Ray worker was running a unit to kill"
-    assert kill["ray"] == kill["local"]
+    same_workspace(kill["ray"], kill["local"])
     units = [tuple(unit) for unit in kill["ray"]["units"]]
     frames = [(item[10], item[4]) for item in kill["ray"]["items"]]  # (stage, frame index)
     batches = [name for name in kill["local"]["files"] if name.endswith(".npy")]  # embedding batches of 2
@@ -106,7 +130,7 @@ def test_nodes_imported_as_comfyui_imports_them_run_on_the_configured_cluster(fa
     assert ray["reports"] == local["reports"]
     embeds = [name for name in local["workspace"]["files"] if name.endswith(".npy")]
     assert len(embeds) >= 4  # pixel batches and CLIP batches
-    assert ray["workspace"] == local["workspace"]
+    same_workspace(ray["workspace"], local["workspace"])
 
 
 def test_cancel_stops_the_ray_tasks_and_a_rerun_resumes_to_the_local_result(facts):
@@ -115,4 +139,4 @@ def test_cancel_stops_the_ray_tasks_and_a_rerun_resumes_to_the_local_result(fact
     # the first video's two frames were committed; the other two videos were held at the gate
     assert cancel["units_at_cancel"] == 2
     assert cancel["running_after"] == 0  # no task left decoding on the cluster
-    assert cancel["resumed"] == facts["same"]["local"]
+    same_workspace(cancel["resumed"], facts["same"]["local"])
