@@ -88,6 +88,15 @@ def status_messages(entry: dict, kind: str) -> list[dict]:
     return [data for name, data in entry.get("status", {}).get("messages", []) if name == kind]
 
 
+def screenshot_folder(default: Path) -> Path:
+    """Where a browser check keeps its screenshots: the folder ``LF_UI_SCREENSHOT`` names, else
+    ``default``; made if missing. One folder for every check, each writing its own file names (a
+    file name in that variable made the other checks fail on a folder, or write over each other)."""
+    folder = Path(os.environ.get("LF_UI_SCREENSHOT") or default)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -120,6 +129,7 @@ class ComfyServer:
     def start(self, timeout: float = 300) -> "ComfyServer":
         for folder in self.dirs.values():
             folder.mkdir(parents=True, exist_ok=True)
+        self._returning_user()
         env = {k: v for k, v in os.environ.items() if k != "LORA_FOUNDRY_OUTPUT"}
         env["HF_HUB_OFFLINE"] = "1"
         with open(self.log_path, "wb") as log:
@@ -136,6 +146,15 @@ class ComfyServer:
                 time.sleep(1)
         self.stop()
         raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{self.log()[-4000:]}")
+
+    def _returning_user(self) -> None:
+        """Front-end settings of a user who has opened ComfyUI before: on a first visit both front
+        ends open the template browser over the graph, and 1.35.9 no longer closes it on Escape, so
+        every browser check's screenshot on ComfyUI 0.8.0 showed the dialog instead of the graph."""
+        settings = self.dirs["user"] / "default" / "comfy.settings.json"
+        if not settings.exists():
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}), encoding="utf-8")
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_api import ComfyServer  # noqa: E402
+from comfy_api import ComfyServer, screenshot_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -39,8 +39,7 @@ pytestmark = pytest.mark.skipif(not (COMFYUI_DIR and NODE_MODULES) or shutil.whi
 def layout(tmp_path_factory):
     comfy_dir = Path(COMFYUI_DIR).resolve()
     work = tmp_path_factory.mktemp("layout_comfyui")
-    shots = Path(os.environ.get("LF_UI_SCREENSHOT") or work / "shots")
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_folder(work / "shots")
     comfy = ComfyServer.for_pack(comfy_dir, work, REPO)
     with comfy:
         done = subprocess.run(

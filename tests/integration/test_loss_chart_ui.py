@@ -5,7 +5,7 @@ Skipped unless ``COMFYUI_DIR`` (a ComfyUI checkout, used read-only: the server g
 ``CHROMIUM_PATH``) are set. A server of its own gets a fake sd-scripts (tests/fixtures_fake_trainer)
 in its user folder, a stub base model in its models/checkpoints and a dataset in its output folder; ``scripts/loss_chart_ui.js`` loads the example training workflow and a fresh node,
 runs training from the UI and reads where the chart and the extra_options box are on screen and
-how many pixels of the curve were drawn. ``LF_UI_SCREENSHOT`` keeps the screenshot.
+how many pixels of the curve were drawn. ``LF_UI_SCREENSHOT`` (a folder) keeps the screenshot.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comfy_api import ComfyServer  # noqa: E402
+from comfy_api import ComfyServer, screenshot_folder  # noqa: E402
 from fixtures_fake_trainer import configure_operator, make_base_model, make_dataset, make_fake_install  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def monkeypatch_module():
 
 
 def test_loss_curve_has_its_own_area_and_is_drawn_after_a_run(server, tmp_path):
-    screenshot = Path(os.environ.get("LF_UI_SCREENSHOT") or tmp_path / "loss_chart.png")
+    screenshot = screenshot_folder(tmp_path) / "loss_chart.png"
     done = subprocess.run(
         ["node", str(REPO / "scripts" / "loss_chart_ui.js"), "--url", server.client.base_url,
          "--workflow", str(REPO / "example_workflows" / "train_character_lora.json"), "--dataset", "hero",

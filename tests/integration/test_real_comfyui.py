@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_api import ComfyServer, PromptRejected, comfy_python, status_messages  # noqa: E402
+from comfy_api import ComfyServer, PromptRejected, comfy_python, screenshot_folder, status_messages  # noqa: E402
 from standins import shrink_for_standins  # noqa: E402
 from timings import TIMING_LINES, WorkflowTimings  # noqa: E402
 from ui_to_api import ui_to_api  # noqa: E402
@@ -249,7 +249,7 @@ def test_spine_workflow_queued_again_is_served_from_cache(server, spine_runs):
 def test_spine_workflow_preview_shows_thumbnails_in_the_browser(server, spine_runs, tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
-    screenshot = Path(os.environ.get("LF_UI_SCREENSHOT") or tmp_path / "preview.png")
+    screenshot = screenshot_folder(tmp_path) / "preview.png"
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "check_workflow_ui.py"), str(EXAMPLES / SPINE_WORKFLOW),
          "--url", server.client.base_url, "--screenshot", str(screenshot), "--run"],
@@ -266,7 +266,7 @@ def test_video_loader_offers_upload_and_lists_an_uploaded_clip_in_the_browser(se
         pytest.skip("node is not installed")
     clip = tmp_path / "uploaded_clip.mp4"
     clip.write_bytes((REPO / "lora_foundry" / "data" / "lf_example_montage.mp4").read_bytes())
-    screenshot = Path(os.environ.get("LF_UI_SCREENSHOT") or tmp_path / "preview.png").with_name("video_loader.png")
+    screenshot = screenshot_folder(tmp_path) / "video_loader.png"
     env = {**os.environ, "NODE_PATH": os.environ["LF_NODE_MODULES"]}
     done = subprocess.run(
         ["node", str(REPO / "scripts" / "check_video_loader_ui.js"), "--url", server.client.base_url,
