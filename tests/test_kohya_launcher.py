@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fixtures_fake_trainer import make_dataset, training_setup
 
-from lora_foundry.kohya import log_parse, train_config
+from lora_foundry.kohya import launcher, log_parse, train_config
 from lora_foundry.kohya.launcher import TrainingFailed, _group_alive
 from lora_foundry.kohya.presets import get_preset
 from lora_foundry.kohya.training import train_lora
@@ -87,6 +87,33 @@ def test_cancel_ends_the_whole_group_and_keeps_the_last_checkpoint(setup, monkey
     assert result.last_checkpoint is not None and result.last_checkpoint.is_file()
     assert result.last_checkpoint.name.startswith("hero-step")
     assert result.lora_path is None and not (loras / "hero.safetensors").exists()
+
+
+def test_a_second_ctrl_c_while_the_trainer_stops_still_ends_as_a_cancel_with_its_report(setup, monkeypatch):
+    """The user's second Ctrl-C lands while the group is being stopped (here: the first wait of the
+    stop, the stand-in ignoring SIGINT/SIGTERM): the group is killed at once and the run still ends
+    as a cancel, report written, whichever moment the press lands (it escaped as an abort before)."""
+    install, dataset, base, run_root, loras = setup
+    monkeypatch.setenv("FAKE_MODE", "hang")
+    presses, reap = [], launcher._reap
+
+    def second_ctrl_c(proc, wait_s=0.0):
+        if not presses:
+            presses.append(proc)
+            raise KeyboardInterrupt
+        reap(proc, wait_s)
+
+    monkeypatch.setattr(launcher, "_reap", second_ctrl_c)
+    events: list[object] = []
+    try:
+        outcome = train_lora(request_for(dataset, base, steps=10, save_every_n_steps=1), install, run_root, loras,
+                             on_event=events.append, should_stop=lambda: any(
+                                 isinstance(e, log_parse.StepEvent) and e.done >= 2 for e in events))
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C escaped the stop: the run ended as an abort")
+    assert presses and outcome.result.status == "cancelled"
+    assert not _pid_alive(int((run_root / "hero" / "child.pid").read_text()))
+    assert (run_root / "hero" / "report.txt").read_text().startswith("cancelled")
 
 
 def test_cancel_through_progress_stops_a_cooperative_run(setup, monkeypatch):

@@ -195,22 +195,24 @@ def _group_alive(pgid: int) -> bool:
 
 
 def stop_process_group(proc: subprocess.Popen[bytes] | int, grace_s: float = 4.0) -> None:
-    """Stop the run's whole process group: SIGINT, then SIGTERM, then SIGKILL.
-
-    Returns when no live process of the group is left (SIGKILL makes that certain well within
-    ``GROUP_GONE_DEADLINE_S``); the leader is reaped so it leaves no zombie. ``proc`` may be a
-    bare group id (a trainer left by a killed process: not our child, nothing to reap)."""
+    """Stop the run's whole process group: SIGINT, then SIGTERM, then SIGKILL; return when none of it
+    is alive (SIGKILL makes that certain well within ``GROUP_GONE_DEADLINE_S``), the leader reaped (no
+    zombie). ``proc`` may be a bare group id (a trainer left by a killed process: nothing to reap). A
+    Ctrl-C while waiting (the user's second) kills at once: the run still ends as a cancel with its
+    report, instead of escaping half-way as an abort."""
     pgid = proc if isinstance(proc, int) else proc.pid
-    steps = ((signal.SIGINT, grace_s * 0.6), (signal.SIGTERM, grace_s * 0.4), (signal.SIGKILL, 2.0))
-    for sig, wait_s in steps:
+    for sig, wait_s in ((signal.SIGINT, grace_s * 0.6), (signal.SIGTERM, grace_s * 0.4), (signal.SIGKILL, 2.0)):
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _group_alive(pgid):
-            _reap(proc)
-            time.sleep(0.05)
+        try:
+            while time.monotonic() < deadline and _group_alive(pgid):
+                _reap(proc)
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            return stop_process_group(proc, 0.0)
         if not _group_alive(pgid):
             break
     _reap(proc, wait_s=2.0)
