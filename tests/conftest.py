@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -98,3 +100,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("example workflow run times")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture()
+def keep_for_review():
+    """``keep(path, name)`` copies a picture a person should look at (a contact sheet, a plot) into
+    the folder ``$LF_KEEP_PREVIEWS`` names; without it nothing is copied: a test writes only in its
+    own temp folder (these tests once wrote to a fixed /tmp/h15, shared by every run)."""
+    folder = os.environ.get("LF_KEEP_PREVIEWS")
+
+    def keep(path: Path, name: str) -> None:
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(folder) / name)
+
+    return keep

@@ -5,9 +5,7 @@ are real PNGs."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +15,6 @@ from lora_foundry.evaluate import evaluation, matrix
 from lora_foundry.media.images import load_image, load_rgb
 from lora_foundry.progress import CallbackProgress, Cancelled
 from lora_foundry.workspace import Workspace
-
-KEEP = Path("/tmp/h15")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +108,7 @@ def test_cancel_keeps_finished_cells(setup, frames):
     assert again.calls == len(matrix.build_matrix("ohwx", small_preset())) - done
 
 
-def test_contact_sheet_labels_each_cell_and_the_plot_is_a_png(setup, frames):
+def test_contact_sheet_labels_each_cell_and_the_plot_is_a_png(setup, frames, keep_for_review):
     ws, clip, train = setup
     result = run(ws, StandInRenderer(frames, "subject"), clip, train, small_preset(), name="subject")
     folder = result.report_path.parent
@@ -134,9 +130,8 @@ def test_contact_sheet_labels_each_cell_and_the_plot_is_a_png(setup, frames):
     assert plot.shape[0] >= 300 and plot.shape[1] >= 900 and plot.std() > 10
     report = json.loads(result.report_path.read_text())
     assert report["overall"]["verdict"] in ("over-fit", "under-fit", "balanced")
-    KEEP.mkdir(exist_ok=True)
-    shutil.copy(folder / "sheet.png", KEEP / "evaluate_sheet.png")
-    shutil.copy(folder / "plot.png", KEEP / "evaluate_plot.png")
+    keep_for_review(folder / "sheet.png", "evaluate_sheet.png")
+    keep_for_review(folder / "plot.png", "evaluate_plot.png")
 
 
 def test_preset_json_overrides_and_refuses_unknown_fields():

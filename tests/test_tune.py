@@ -8,7 +8,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from lora_foundry.media.images import load_image, save_image  # noqa: E402
 from lora_foundry.workspace import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-KEEP = Path("/tmp/h15")
 STATES = optuna.trial.TrialState
 
 STUDY_SCRIPT = r'''
@@ -135,7 +133,7 @@ def test_search_space_json_bounds_and_fixes_settings():
         tune.search_space("character", '{"optimizer": "Lion"}')
 
 
-def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(tmp_path, media_dir):
+def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(tmp_path, media_dir, keep_for_review):
     frames = training_frames(media_dir)
     ws = Workspace.open(tmp_path / "ws")
     clip = StandInClip()
@@ -174,12 +172,11 @@ def test_study_over_the_launcher_trains_evaluates_prunes_and_publishes_the_best(
     assert tuned["params"] == best.params and tuned["trial"] == best.number
     assert meta["ss_network_dim"] == str(best.params["rank"])  # the trainer's own metadata is kept
     assert best.value == max(t.value for t in trials if t.state == STATES.COMPLETE)
-    KEEP.mkdir(exist_ok=True)
     for name, image in (("tune_history", tune_report.history_plot(study)),
                         ("tune_importances", tune_report.importance_plot(study))):
         path = save_image(image, tmp_path / f"{name}.png")
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and load_image(path).std() > 5
-        shutil.copy(path, KEEP / f"{name}.png")
+        keep_for_review(path, f"{name}.png")
     ws.close()
 
 
