@@ -1,6 +1,6 @@
 """A 1080p clip with hard cuts, made by ffmpeg's own test sources, for the ingest benches.
 
-The benches must not read ``../shared`` (a fresh clone has nothing beside it) and must time work
+The benches must read nothing beside the checkout (a fresh clone has nothing there) and must time work
 that looks like a film: long-GOP H.264 at 1920x1080, 25 fps, shots of different content with
 hard cuts between them, and film grain (``noise``) so the decoder has texture to work on rather
 than flat test patterns. ``make_clip`` writes it once; the benches pass ``--video`` to reuse one.

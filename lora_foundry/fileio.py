@@ -24,7 +24,8 @@ FILE_MODE = 0o644
 
 class AtomicFile:
     """A temporary file beside ``path`` that becomes ``path`` only when finished: ``with
-    atomic_file(path) as temp`` for a file written in one block, or ``open()`` / ``commit()`` /
+    AtomicFile(path) as temp`` for a file written in one block (on an error it is removed and ``path``
+    is left as it was), or ``open()`` / ``commit()`` /
     ``discard()`` for one written over a long time by a writer that outlives a block (an MP4 clip
     open while its frames are decoded). The one place that fsyncs and renames a finished file."""
 
@@ -74,15 +75,9 @@ class AtomicFile:
             self.discard()
 
 
-def atomic_file(path: Path) -> AtomicFile:
-    """``with atomic_file(path) as temp:`` write ``temp``; on success it is fsynced and renamed over
-    ``path``, on an error it is removed and ``path`` is left as it was."""
-    return AtomicFile(path)
-
-
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Create ``path`` atomically by calling ``write(handle)`` on a temporary file beside it."""
-    with atomic_file(path) as temp, open(temp, "wb") as handle:
+    with AtomicFile(path) as temp, open(temp, "wb") as handle:
         write(handle)
     return Path(path)
 

@@ -188,12 +188,12 @@ def _scenario(scenario: str, temp: Path, runner, nodes: list, port: int, ray_tem
     if scenario == "comfy":
         return _comfy_nodes(temp, port)
     if scenario == "blind":
-        shared = temp / "shared"
-        shared.mkdir()
-        hide = ["unshare", "--mount", "--", "sh", "-c", f'mount -t tmpfs none "{shared}" && exec "$0" "$@"']
+        covered = temp / "covered"  # a tmpfs hides this folder from the second node
+        covered.mkdir()
+        hide = ["unshare", "--mount", "--", "sh", "-c", f'mount -t tmpfs none "{covered}" && exec "$0" "$@"']
         nodes.append(_start_node([f"--address=127.0.0.1:{port}", "--num-cpus=1"], ray_temp, hide))
         _wait_for_nodes(ray, 2)
-        root = shared / "ws"
+        root = covered / "ws"
         ws = Workspace.open(root)
         try:
             ingest_videos(ws, [MEDIA / "signer_book.mkv", MEDIA / "signer_help.mkv"], options, runner=runner)

@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 
-from lora_foundry.fileio import atomic_file, atomic_write, atomic_write_text
+from lora_foundry.fileio import AtomicFile, atomic_write, atomic_write_text
 from lora_foundry.media.video_writer import Mp4Writer
 
 
@@ -36,7 +36,7 @@ def test_a_writer_that_raises_midway_keeps_the_file_it_would_have_replaced(tmp_p
 
 def test_atomic_file_renames_a_finished_file_readable_by_other_users(tmp_path):
     target = tmp_path / "sub" / "clip.bin"
-    with atomic_file(target) as temp:
+    with AtomicFile(target) as temp:
         assert temp.parent == target.parent and temp.name.startswith(".tmp-") and not target.exists()
         temp.write_bytes(b"done")
     # 0644 (docs/ARCHITECTURE.md): mkstemp's 0600 would hide it from a trainer or web server running as
@@ -46,7 +46,7 @@ def test_atomic_file_renames_a_finished_file_readable_by_other_users(tmp_path):
 
 
 def test_atomic_file_removes_the_temp_when_the_block_raises(tmp_path):
-    with pytest.raises(Broken), atomic_file(tmp_path / "clip.bin") as temp:
+    with pytest.raises(Broken), AtomicFile(tmp_path / "clip.bin") as temp:
         temp.write_bytes(b"half")
         raise Broken("cancelled")
     assert list(tmp_path.iterdir()) == []

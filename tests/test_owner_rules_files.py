@@ -84,7 +84,7 @@ def renames(source: str) -> list[int]:
 
 
 def test_only_fileio_renames_a_file_into_place():
-    assert_one_owner(renames, {RENAME_OWNER, *RENAMERS_ALLOWED}, "fileio.atomic_file")
+    assert_one_owner(renames, {RENAME_OWNER, *RENAMERS_ALLOWED}, "fileio.AtomicFile")
 
 
 VERSIONS_OWNER = "lora_foundry/kohya/dataset_versions.py"

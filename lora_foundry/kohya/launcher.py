@@ -41,8 +41,7 @@ class TrainingFailed(RuntimeError):
     """The run did not produce a usable LoRA; the message carries the reason and the log's end."""
 
     def __init__(self, reason: str, log_tail: Sequence[str], returncode: int | None) -> None:
-        tail = "\n".join(log_tail)
-        super().__init__(f"{reason}\n--- last lines of the training log ---\n{tail}")
+        super().__init__(f"{reason}\n--- last lines of the training log ---\n" + "\n".join(log_tail))
         self.reason = reason
         self.log_tail = list(log_tail)
         self.returncode = returncode

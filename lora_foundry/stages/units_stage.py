@@ -45,10 +45,13 @@ def units_of(st: Any, names: Sequence[str], totals: Sequence[int], make: Callabl
 
 def run_planned(runner: Runner, planned: Sequence[Planned], progress: Progress | None) -> None:
     """Run every unit that has work on ``runner``, committing what each sends (see the module docstring)."""
-    todo = [number for number, each in enumerate(planned) if each.work is not None]
     bar = CombinedProgress(progress, [each.total for each in planned])
-    for number in set(range(len(planned))) - set(todo):
-        bar.done_before(number)
+    todo = []
+    for number, each in enumerate(planned):
+        if each.work is None:
+            bar.done_before(number)
+        else:
+            todo.append(number)
 
     def deliver(position: int, message: tuple[Any, ...]) -> None:
         number = todo[position]

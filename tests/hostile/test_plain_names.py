@@ -17,12 +17,15 @@ Entry points, in column order:
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 
 from lora_foundry.kohya.preflight import PreflightError
 from lora_foundry.kohya.train_config import resolve_model_file
 from lora_foundry.models.registry import name_parts
-from lora_foundry.paths import inside_by_name
+from lora_foundry.paths import CONTROL, inside_by_name
 from lora_foundry.read_roots import ReadRoots
 from lora_foundry.workspace.manifest import checked_relpath
 
@@ -121,3 +124,12 @@ def test_every_entry_point_answers_a_hostile_name_as_the_table_says(tmp_path, na
 def test_the_name_entry_points_give_one_answer_except_for_a_folder():
     differ = {name: answers[:4] for name, answers in TABLE.items() if len(set(answers[:4])) > 1}
     assert differ == {"a/": "aRRR"}
+
+
+def test_the_control_pattern_is_exactly_unicodes_control_and_separator_characters():
+    """Every name check refuses characters by ``paths.CONTROL``; it must be Unicode's Cc, Zl and Zp
+    categories, no more and no fewer, over every code point (a hand-written range can drift)."""
+    by_category = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Zl", "Zp")}
+    by_pattern = {c for c in range(sys.maxunicode + 1) if CONTROL.match(chr(c))}
+    assert by_pattern == by_category and len(by_category) == 67
+
